@@ -1,0 +1,308 @@
+//! Typed configuration: the YAML contract (see `config.example.yaml`), its defaults, environment
+//! overrides and validation. Every section is a plain serde struct; unknown keys are errors.
+//!
+//! Owned by the config module. Other modules read these structs; they never parse YAML themselves.
+
+pub mod policy;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+pub use policy::{LimitConfig, PolicyConfig, SafetyConfig};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the proxy listens on for PostgreSQL clients, `HOST:PORT`.
+    pub listen: String,
+    pub upstream: UpstreamConfig,
+    pub pool: PoolConfig,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
+    pub limits: LimitsConfig,
+    pub timeouts: TimeoutsConfig,
+    pub log: LogConfig,
+    pub admin: AdminConfig,
+    pub cache: CacheConfig,
+    pub safety: SafetyConfig,
+    pub limit: LimitConfig,
+    pub policies: Vec<PolicyConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:6432".into(),
+            upstream: UpstreamConfig::default(),
+            pool: PoolConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
+            timeouts: TimeoutsConfig::default(),
+            log: LogConfig::default(),
+            admin: AdminConfig::default(),
+            cache: CacheConfig::default(),
+            safety: SafetyConfig::default(),
+            limit: LimitConfig::default(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// Where the real PostgreSQL is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// libpq-style URL `postgres://[user[:password]@]host[:port][/db]`.
+    pub url: String,
+    pub tls: UpstreamTls,
+    /// CA bundle (PEM) used to verify the upstream's certificate (verify-full).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig { url: "postgres://127.0.0.1:5432".into(), tls: UpstreamTls::Prefer, ca_file: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTls {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    Transaction,
+    Session,
+}
+
+/// Upstream connection pools, one per (database, user).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    pub mode: PoolMode,
+    pub max_size: usize,
+    pub min_idle: usize,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// A connection idle longer than this is health-checked before it is handed out.
+    #[serde(with = "humantime_serde")]
+    pub health_check_after: Duration,
+    /// Per server connection: how many server-side prepared statements to keep (LRU).
+    pub max_prepared_statements: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            mode: PoolMode::Transaction,
+            max_size: 20,
+            min_idle: 0,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            health_check_after: Duration::from_secs(30),
+            max_prepared_statements: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    Trust,
+    Md5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+/// How clients authenticate to pgcached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub method: AuthMethod,
+    pub users: Vec<UserEntry>,
+    /// Optional query run on a control-plane connection to find a user's stored password:
+    /// `$1` is the user name, the single column returned is the password / verifier.
+    pub auth_query: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { method: AuthMethod::Trust, users: Vec::new(), auth_query: None }
+    }
+}
+
+/// One client user. `password` is plaintext, an md5 hash (`md5…`) or a SCRAM verifier
+/// (`SCRAM-SHA-256$…`), as stored by PostgreSQL in pg_authid.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserEntry {
+    // Passwords never appear in logs or debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserEntry").field("name", &self.name).field("password", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTlsMode {
+    Disable,
+    Allow,
+    Require,
+}
+
+/// TLS towards clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: ClientTlsMode,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { mode: ClientTlsMode::Disable, cert: None, key: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_clients: usize,
+    /// Largest client message accepted (a size like `64MiB`).
+    pub max_message_size: ByteSize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_clients: 1000, max_message_size: ByteSize::mib(64) }
+    }
+}
+
+/// `None` means "no timeout" (config: `0` or omitted).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    #[serde(with = "humantime_serde")]
+    pub login: Duration,
+    #[serde(with = "humantime_serde")]
+    pub query: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub idle_in_transaction: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub client_idle: Option<Duration>,
+    /// On SIGTERM/SIGINT: how long open transactions may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown: Duration,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            login: Duration::from_secs(15),
+            query: None,
+            idle_in_transaction: None,
+            client_idle: None,
+            shutdown: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Metrics / health HTTP endpoint and admin console.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `HOST:PORT` for `/metrics`, `/healthz`, `/readyz`; disabled when absent.
+    pub http_listen: Option<String>,
+}
+
+/// The result cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub max_memory: ByteSize,
+    pub max_entry_size: ByteSize,
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+    /// Cache reads of system catalogs too.
+    pub catalogs: bool,
+    pub invalidation: InvalidationMode,
+    pub rules: Vec<CacheRule>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_memory: ByteSize::mib(256),
+            max_entry_size: ByteSize::mib(8),
+            default_ttl: Duration::from_secs(60),
+            catalogs: false,
+            invalidation: InvalidationMode::Proxy,
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidationMode {
+    /// Only writes seen by this proxy invalidate; TTL bounds the rest.
+    Proxy,
+    /// Also LISTEN for trigger NOTIFYs from the database.
+    Notify,
+}
+
+/// `cache.rules`: the first rule that matches decides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    pub table: Option<String>,
+    pub fingerprint: Option<String>,
+    pub regex: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+    pub cache: Option<bool>,
+}
