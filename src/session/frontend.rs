@@ -98,6 +98,11 @@ impl Session {
             self.pending_sets.push(effect);
             return;
         }
+        if contains_ignore_case(text, "set") {
+            // A SET the proxy cannot follow (multi-statement string, set_config(), …): make
+            // sure it cannot leak to the next client of this server connection.
+            self.reset_on_release = true;
+        }
         let head = text.trim_start().get(..7).unwrap_or("").to_ascii_uppercase();
         if self.mode == PoolMode::Transaction && head.starts_with("LISTEN") && !self.pinned {
             debug!(pool = %self.key, "LISTEN pins the client to its server connection");
@@ -144,4 +149,8 @@ impl Session {
         }
         Flow::Continue
     }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }

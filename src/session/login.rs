@@ -108,6 +108,7 @@ pub async fn login(
         wanted,
         pending_sets: Vec::new(),
         rolled_back: false,
+        reset_on_release: false,
         last_client_activity: Instant::now(),
         cancel_sent: false,
         draining: false,

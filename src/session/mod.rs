@@ -110,6 +110,9 @@ pub struct Session {
     pending_sets: Vec<SetEffect>,
     /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).
     rolled_back: bool,
+    /// A statement may have changed settings the proxy could not follow: reset the server's
+    /// settings before another client gets it.
+    reset_on_release: bool,
     last_client_activity: Instant,
     cancel_sent: bool,
     draining: bool,
@@ -250,6 +253,12 @@ impl Session {
             obj.broken = true;
         }
         obj.io = Some(io);
+        if std::mem::take(&mut self.reset_on_release) && !obj.broken {
+            if obj.run_hidden("SET SESSION AUTHORIZATION DEFAULT; RESET ALL").await.is_err() {
+                obj.broken = true;
+            }
+            obj.dirty.clear();
+        }
         if ending && self.mode == PoolMode::Session && !obj.broken {
             // Leave no session state behind for the next client.
             if obj.run_hidden("DISCARD ALL").await.is_err() {
