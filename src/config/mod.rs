@@ -9,6 +9,8 @@ mod error;
 mod load;
 pub mod policy;
 mod serde_util;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::path::PathBuf;
