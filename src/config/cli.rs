@@ -91,7 +91,8 @@ pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v)?,
         _ => EnvFilter::try_new(&log.level)?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
