@@ -19,7 +19,7 @@ mod scram;
 #[cfg(test)]
 mod tests;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -179,20 +179,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> AuthConn<'_, S> {
             }
         }
     }
-}
-
-/// `AuthenticationSASLContinue`/`SASLFinal` payloads and similar: a body with a 4-byte code.
-#[cfg(test)]
-fn auth_code(body: &[u8]) -> Option<i32> {
-    body.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Build a password-family frame (test clients use it).
-#[cfg(test)]
-fn password_frame(body: &[u8]) -> BytesMut {
-    let mut out = BytesMut::new();
-    out.put_u8(tag::PASSWORD);
-    out.put_u32((body.len() + 4) as u32);
-    out.put_slice(body);
-    out
 }
