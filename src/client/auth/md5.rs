@@ -20,7 +20,7 @@ pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
         .await?;
     let frame = conn.read_password_message().await?;
     let answer = match split_cstr(frame.body()) {
-        Some((answer, rest)) if rest.is_empty() => answer,
+        Some((answer, [])) => answer,
         _ => {
             return Err(AuthError::Protocol(
                 "invalid password packet size".to_owned(),

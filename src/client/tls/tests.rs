@@ -123,12 +123,11 @@ async fn direct_tls_without_alpn_is_refused() {
     let (_dir, root, config) = fixture();
     let tls = ClientTls::new(ClientTlsMode::Allow, Some(config)).unwrap();
     let (c, s) = duplex(64 * 1024);
+    // The server stream drops when `accept` returns, so the client's read ends.
     let server = async {
-        let r = tls
-            .accept(s, BytesMut::new(), Negotiation::Direct)
+        tls.accept(s, BytesMut::new(), Negotiation::Direct)
             .await
-            .map(drop);
-        r // the server stream drops here, so the client's read ends
+            .map(drop)
     };
     let (server, _) = tokio::join!(server, client(c, connector(root, false)));
     assert!(matches!(server, Err(TlsError::NoAlpn)), "{server:?}");
