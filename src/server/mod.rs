@@ -1,14 +1,14 @@
 //! One upstream server connection: connect, TLS, login, the proxy's own statements, cancel.
 //!
-//! - [`target`]: [`UpstreamTarget`], where the upstream is (parsed `upstream.url`) and its TLS.
-//! - [`tls`]: rustls client configurations per `upstream.tls`.
-//! - [`connect`]: TCP → TLS → StartupMessage → authentication → parameters → ReadyForQuery.
-//! - [`auth`]: trust, cleartext, md5, SCRAM-SHA-256.
-//! - [`io`]: [`ServerIo`], frame reads with a size cap, non-blocking drains.
-//! - [`hidden`]: statements the proxy runs for itself ([`ServerConn::run_hidden`]) and the idle
+//! - `target`: [`UpstreamTarget`], where the upstream is (parsed `upstream.url`) and its TLS.
+//! - `tls`: rustls client configurations per `upstream.tls`.
+//! - `connect`: TCP → TLS → StartupMessage → authentication → parameters → ReadyForQuery.
+//! - `auth`: trust, cleartext, md5, SCRAM-SHA-256.
+//! - `io`: [`ServerIo`], frame reads with a size cap, non-blocking drains.
+//! - `hidden`: statements the proxy runs for itself ([`ServerConn::run_hidden`]) and the idle
 //!   check the pool does before reusing a connection.
-//! - [`cancel`]: [`send_cancel`].
-//! - [`error`]: [`ServerError`].
+//! - `cancel`: [`send_cancel`].
+//! - `error`: [`ServerError`].
 //!
 //! A [`ServerConn`] does not know about sessions or pools: a session takes [`ServerConn::io`]
 //! out while it forwards frames and puts it back with [`ServerConn::restore_io`] when the server

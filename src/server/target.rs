@@ -72,7 +72,11 @@ impl UpstreamTarget {
             tls_mode: cfg.tls,
             tls_config,
             server_name,
-            url_user: pg_config.get_user().map(str::to_string),
+            // `postgres://:pw@host` names no user (libpq reads it the same way).
+            url_user: pg_config
+                .get_user()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
             url_database: pg_config.get_dbname().map(str::to_string),
             url_password,
             pg_config,
