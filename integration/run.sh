@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Real clients through pgcached, compared with the same clients direct to PostgreSQL.
+#
+#   bash integration/run.sh                 # build (debug), start private PG + pgcached, run all
+#   INTEGRATION_ONLY=psql bash integration/run.sh    # one section: psql | pgbench | pytest
+#
+# Environment knobs:
+#   PGCACHED_PROFILE=debug|release  cargo profile to build/run (default debug: it reuses the
+#                                   artifacts `cargo nextest` already built, so CI compiles once;
+#                                   nothing here measures speed — that is bench/'s job)
+#   PGCACHED_BIN=path               use this binary, skip the build
+#   INTEGRATION_PROXY=direct        point the "proxy" DSNs at PostgreSQL itself (self-test of the runner)
+#   PGCACHED_EXTRA_YAML='...'       appended to both generated pgcached configs (e.g. cache settings)
+#   PGBENCH_SECONDS=10              duration of each pgbench run
+#   PGBENCH_MODES="simple extended" protocols for pgbench (issue 3 adds "prepared")
+#   KEEP_WORK=1                     keep the temp dir (logs, outputs) after the run
+#
+# Output: PASS/FAIL per check, then exactly one line "N passed, M failed". Exit 1 on any failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+INTEG="$ROOT/integration"
+# shellcheck source=integration/lib.sh
+source "$INTEG/lib.sh"
+
+PROFILE=${PGCACHED_PROFILE:-debug}
+PGBENCH_SECONDS=${PGBENCH_SECONDS:-10}
+PGBENCH_MODES=${PGBENCH_MODES:-simple extended}
+ONLY=${INTEGRATION_ONLY:-}
+POOL_SIZE=5
+PGBENCH_CLIENTS=20
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-integ.XXXXXX")
+chmod 755 "$WORK"
+cleanup() {
+    run_cleanup
+    if [[ -n "${KEEP_WORK:-}" ]]; then
+        echo "work dir kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+pass() { PASSED=$((PASSED + 1)); echo "PASS  $1"; }
+fail() {
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$1")
+    echo "FAIL  $1"
+    if [[ -n "${2:-}" ]]; then sed 's/^/      /' <<<"$2" | head -60; fi
+}
+section() { echo; echo "=== $1 ==="; }
+want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- setup
+section "setup"
+if [[ -n "${PGCACHED_BIN:-}" ]]; then
+    BIN=$PGCACHED_BIN
+elif [[ "${INTEGRATION_PROXY:-}" == direct ]]; then
+    BIN=
+else
+    echo "building pgcached ($PROFILE)"
+    BIN=$(build_pgcached "$PROFILE")
+fi
+
+start_private_pg "$WORK/pg"
+PGPORT_DIRECT=$PGPORT_PRIV
+echo "private PostgreSQL on 127.0.0.1:$PGPORT_DIRECT ($("$(pg_bindir)/postgres" --version))"
+UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/postgres"
+
+if [[ "${INTEGRATION_PROXY:-}" == direct ]]; then
+    echo "INTEGRATION_PROXY=direct: 'proxy' targets are PostgreSQL itself (runner self-test)"
+    PORT_TX=$PGPORT_DIRECT
+    PORT_SESSION=$PGPORT_DIRECT
+else
+    PORT_TX=$(free_port)
+    write_pgcached_config "$WORK/pgcached-tx.yaml" "$PORT_TX" "$UPSTREAM" transaction "$POOL_SIZE" \
+        "${PGCACHED_EXTRA_YAML:-}"
+    start_pgcached "$BIN" "$WORK/pgcached-tx.yaml" "$PORT_TX" "$WORK/pgcached-tx.log"
+    echo "pgcached (transaction pool, max_size $POOL_SIZE) on 127.0.0.1:$PORT_TX"
+    PORT_SESSION=$(free_port)
+    write_pgcached_config "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$UPSTREAM" session 20 \
+        "${PGCACHED_EXTRA_YAML:-}"
+    start_pgcached "$BIN" "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$WORK/pgcached-session.log"
+    echo "pgcached (session pool, max_size 20) on 127.0.0.1:$PORT_SESSION"
+fi
+
+export PGUSER=postgres PGHOST=127.0.0.1 PGCONNECT_TIMEOUT=10
+unset PGPASSWORD PGSERVICE PGDATABASE PGPORT PGOPTIONS PGSSLMODE || true
+
+# Dump the proxy logs' tail when something failed.
+show_proxy_logs() {
+    local f
+    for f in "$WORK"/pgcached-*.log; do
+        [[ -f "$f" ]] || continue
+        echo "--- tail of $(basename "$f") ---"
+        tail -30 "$f"
+    done
+}
+
+# ---------------------------------------------------------------- psql scripts
+run_psql_script() { # PORT SCRIPT OUT
+    (cd "$INTEG/psql" &&
+        timeout 120 psql -X -a -v ON_ERROR_STOP=0 -p "$1" -d app -f "$(basename "$2")" >"$3" 2>&1 </dev/null) ||
+        echo "[psql exit status $?]" >>"$3"
+}
+
+if want psql; then
+    section "psql scripts: direct vs pgcached (diffed)"
+    mkdir -p "$WORK/psql"
+    shopt -s nullglob
+    scripts=("$INTEG"/psql/*.sql)
+    session_scripts=("$INTEG"/psql/session/*.sql)
+    shopt -u nullglob
+    # Transaction-pooled and session-pooled pgcached both run every common script;
+    # psql/session/*.sql need one server session (LISTEN, temp tables, SQL PREPARE) and run
+    # only in session mode.
+    for s in "${scripts[@]}" "${session_scripts[@]}"; do
+        name=$(basename "$s" .sql)
+        sub=$( [[ "$s" == */session/* ]] && echo session/ || true )
+        run_psql_script "$PGPORT_DIRECT" "$s" "$WORK/psql/$name.direct.out"
+        targets=("tx:$PORT_TX" "session:$PORT_SESSION")
+        [[ -n "$sub" ]] && targets=("session:$PORT_SESSION")
+        for t in "${targets[@]}"; do
+            label=${t%%:*} port=${t#*:}
+            out="$WORK/psql/$name.$label.out"
+            run_psql_script "$port" "$s" "$out"
+            if d=$(diff -u "$WORK/psql/$name.direct.out" "$out"); then
+                pass "psql ${sub}$name ($label pool) identical to direct ($(wc -l <"$out") lines)"
+            else
+                fail "psql ${sub}$name ($label pool) differs from direct" "$d"
+            fi
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- pgbench
+if want pgbench; then
+    section "pgbench: $PGBENCH_CLIENTS clients over a pool of $POOL_SIZE (transaction mode), ${PGBENCH_SECONDS}s each"
+    if ! pgbench -i -s 1 -q -p "$PGPORT_DIRECT" app >"$WORK/pgbench-init.log" 2>&1; then
+        fail "pgbench -i -s 1 (direct)" "$(tail -20 "$WORK/pgbench-init.log")"
+    else
+        for mode in $PGBENCH_MODES; do
+            log="$WORK/pgbench-$mode.log"
+            rc=0
+            timeout $((PGBENCH_SECONDS + 120)) pgbench -n -M "$mode" -c "$PGBENCH_CLIENTS" -j 4 \
+                -T "$PGBENCH_SECONDS" -p "$PORT_TX" app >"$log" 2>&1 </dev/null || rc=$?
+            processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
+            failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
+            tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | tail -1)
+            if [[ $rc -eq 0 && -n "$processed" && "$processed" -gt 0 && "${failed:-0}" == 0 ]] &&
+                ! grep -qiE 'aborted|error' "$log"; then
+                pass "pgbench -M $mode: $processed transactions, 0 failed, tps $tps"
+            else
+                fail "pgbench -M $mode (exit $rc, processed '${processed:-?}', failed '${failed:-?}')" \
+                    "$(grep -iE 'error|abort|fail' "$log" | sort | uniq -c | sort -rn | head -15; tail -5 "$log")"
+            fi
+        done
+    fi
+fi
+
+# ---------------------------------------------------------------- pytest (psycopg 3)
+if want pytest; then
+    section "pytest: psycopg 3"
+    VENV="$INTEG/.venv"
+    REQ="$INTEG/python/requirements.txt"
+    STAMP="$VENV/.requirements.sha"
+    want_sha=$(sha256sum "$REQ" | cut -d' ' -f1)
+    if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP" 2>/dev/null)" != "$want_sha" ]]; then
+        echo "installing python deps into $VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+        echo "$want_sha" >"$STAMP"
+    fi
+    export DIRECT_DSN="host=127.0.0.1 port=$PGPORT_DIRECT user=postgres dbname=app"
+    export PGCACHED_DSN="host=127.0.0.1 port=$PORT_TX user=postgres dbname=app"
+    export PGCACHED_SESSION_DSN="host=127.0.0.1 port=$PORT_SESSION user=postgres dbname=app"
+    rc=0
+    (cd "$INTEG/python" && COLUMNS=200 timeout 600 "$VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider \
+        --junitxml="$WORK/pytest.xml" . >"$WORK/pytest.log" 2>&1 </dev/null) || rc=$?
+    if [[ -f "$WORK/pytest.xml" ]]; then
+        while IFS=$'\t' read -r status name; do
+            if [[ "$status" == pass ]]; then pass "pytest $name"
+            elif [[ "$status" == skip ]]; then echo "SKIP  pytest $name"
+            else fail "pytest $name" "$(awk -v n="$name" 'index($0, n) && /^(FAILED|ERROR)/' "$WORK/pytest.log")"
+            fi
+        done < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    kinds = {c.tag for c in tc}
+    st = "fail" if kinds & {"failure", "error"} else "skip" if "skipped" in kinds else "pass"
+    print(f"{st}\t{tc.get('name')}")
+EOF
+        )
+    fi
+    if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$WORK/pytest.xml" ]]; then
+        fail "pytest run (exit $rc)" "$(tail -40 "$WORK/pytest.log")"
+    elif [[ $rc -eq 1 ]]; then
+        sed -n '/= FAILURES =/,$p' "$WORK/pytest.log" | head -150 | sed 's/^/      /'
+    fi
+fi
+
+# ---------------------------------------------------------------- summary
+echo
+if [[ $FAILED -gt 0 ]]; then
+    show_proxy_logs
+    echo "failed checks:"
+    printf '  - %s\n' "${FAILED_NAMES[@]}"
+fi
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
