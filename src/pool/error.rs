@@ -20,12 +20,8 @@ pub enum PoolError {
         max_size: usize,
     },
     /// Opening a new server connection failed (the server's ErrorResponse is kept inside).
-    #[error("pgcached: cannot connect to the upstream for pool \"{pool}\": {source}")]
-    Connect {
-        pool: String,
-        #[source]
-        source: Box<ServerError>,
-    },
+    #[error("pgcached: cannot open a server connection: {0}")]
+    Connect(#[source] ServerError),
     /// The pools are shut down.
     #[error("pgcached: the connection pool is closed (shutting down)")]
     Closed,
@@ -39,7 +35,7 @@ impl PoolError {
     pub fn sqlstate(&self) -> &str {
         match self {
             PoolError::Timeout { .. } => "53300",
-            PoolError::Connect { source, .. } => source.sqlstate(),
+            PoolError::Connect(source) => source.sqlstate(),
             PoolError::Closed => "57P01",
             PoolError::Config(_) => "08006",
         }
@@ -49,10 +45,7 @@ impl PoolError {
     /// as is, e.g. 28P01 or 3D000).
     pub fn server_error_frame(&self) -> Option<&bytes::Bytes> {
         match self {
-            PoolError::Connect { source, .. } => match &**source {
-                ServerError::Postgres { raw, .. } => Some(raw),
-                _ => None,
-            },
+            PoolError::Connect(ServerError::Postgres { raw, .. }) => Some(raw),
             _ => None,
         }
     }
@@ -61,7 +54,7 @@ impl PoolError {
     pub fn category(&self) -> &'static str {
         match self {
             PoolError::Timeout { .. } => "timeout",
-            PoolError::Connect { .. } => "connect",
+            PoolError::Connect(_) => "connect",
             PoolError::Closed => "closed",
             PoolError::Config(_) => "config",
         }
@@ -88,20 +81,14 @@ mod tests {
 
     #[test]
     fn connect_failures_keep_the_server_code_or_say_connection_failure() {
-        let refused = PoolError::Connect {
-            pool: "app/alice".into(),
-            source: Box::new(ServerError::Postgres {
-                code: "28P01".into(),
-                message: "password authentication failed".into(),
-                severity: "FATAL".into(),
-                raw: bytes::Bytes::new(),
-            }),
-        };
+        let refused = PoolError::Connect(ServerError::Postgres {
+            code: "28P01".into(),
+            message: "password authentication failed".into(),
+            severity: "FATAL".into(),
+            raw: bytes::Bytes::new(),
+        });
         assert_eq!(refused.sqlstate(), "28P01");
-        let io = PoolError::Connect {
-            pool: "app/alice".into(),
-            source: Box::new(ServerError::Closed),
-        };
+        let io = PoolError::Connect(ServerError::Closed);
         assert_eq!(io.sqlstate(), "08006");
     }
 }

@@ -8,7 +8,7 @@ use tracing::debug;
 
 use super::PoolKey;
 use crate::config::PoolConfig;
-use crate::server::{ServerConn, ServerError, UpstreamTarget};
+use crate::server::{PreparedSet, ServerConn, ServerError, UpstreamTarget};
 
 /// Creates and recycles [`ServerConn`]s for one [`PoolKey`].
 pub struct Manager {
@@ -49,13 +49,16 @@ impl managed::Manager for Manager {
     type Error = ServerError;
 
     async fn create(&self) -> Result<ServerConn, ServerError> {
-        ServerConn::connect(
+        let key = &self.key;
+        let mut conn = ServerConn::connect(
             &self.target,
-            &self.key.user,
-            &self.key.database,
+            &key.user,
+            &key.database,
             self.password.as_deref(),
         )
-        .await
+        .await?;
+        conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
+        Ok(conn)
     }
 
     /// Refuse a connection that is leased or broken, past `max_lifetime`, that the server

@@ -20,6 +20,7 @@ mod reaper;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deadpool::managed::{self, Timeouts};
@@ -55,6 +56,8 @@ pub struct Pools {
     config: Arc<Config>,
     target: Arc<UpstreamTarget>,
     pools: Mutex<HashMap<PoolKey, Pool>>,
+    /// Set by [`Pools::close`]: no new pool is created after it.
+    closed: AtomicBool,
 }
 
 impl Pools {
@@ -65,6 +68,7 @@ impl Pools {
             config,
             target: Arc::new(target),
             pools: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -95,6 +99,7 @@ impl Pools {
     /// connections are closed, leased ones are closed when they come back.
     pub fn close(&self) {
         let mut pools = self.pools.lock().expect("pools lock");
+        self.closed.store(true, Ordering::SeqCst);
         for pool in pools.values() {
             pool.close();
         }
@@ -104,6 +109,9 @@ impl Pools {
     /// The pool of `key`, created (with its maintenance task) on first use.
     fn pool(&self, key: &PoolKey) -> Result<Pool, PoolError> {
         let mut pools = self.pools.lock().expect("pools lock");
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PoolError::Closed);
+        }
         if let Some(pool) = pools.get(key) {
             return Ok(pool.clone());
         }
@@ -141,17 +149,13 @@ impl Pools {
                     max_size: pool.status().max_size,
                 }
             }
-            E::Timeout(TimeoutType::Create) => PoolError::Connect {
-                pool: key.to_string(),
-                source: Box::new(crate::server::ServerError::Io(std::io::Error::new(
+            E::Timeout(TimeoutType::Create) => {
+                PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "timed out connecting to the upstream",
-                ))),
-            },
-            E::Backend(source) => PoolError::Connect {
-                pool: key.to_string(),
-                source: Box::new(source),
-            },
+                )))
+            }
+            E::Backend(source) => PoolError::Connect(source),
             E::Closed => PoolError::Closed,
             E::NoRuntimeSpecified | E::PostCreateHook(_) => PoolError::Config(e.to_string()),
         }

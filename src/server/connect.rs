@@ -12,7 +12,7 @@ use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
 use super::io::MAX_LOGIN_FRAME;
-use super::{ServerConn, ServerError, ServerIo, UpstreamTarget, auth};
+use super::{PreparedSet, ServerConn, ServerError, ServerIo, UpstreamTarget, auth};
 use crate::config::UpstreamTls;
 use crate::wire::backend::{self, tag};
 
@@ -93,6 +93,9 @@ impl ServerConn {
             last_used: now,
             user: user.to_string(),
             database: database.to_string(),
+            dirty: Default::default(),
+            // Resized by the pool to `pool.max_prepared_statements`.
+            prepared: PreparedSet::new(1),
         }
     }
 }

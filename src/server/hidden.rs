@@ -38,6 +38,7 @@ impl ServerConn {
         io.write_all(&out).await?;
         let mut first_error = None;
         let mut params = Vec::new();
+        let mut dropped_statements = false;
         loop {
             let frame = io.read_frame(MAX_SERVER_FRAME).await?;
             match frame.tag() {
@@ -53,6 +54,10 @@ impl ServerConn {
                         return Err(err);
                     }
                     first_error.get_or_insert(err);
+                }
+                tag::COMMAND_COMPLETE => {
+                    let t = backend::command_tag(frame.body()).unwrap_or_default();
+                    dropped_statements |= t == b"DISCARD ALL" || t == b"DEALLOCATE ALL";
                 }
                 tag::COPY_IN => {
                     // A hidden statement never feeds COPY: refuse it, the server answers E + Z.
@@ -73,6 +78,9 @@ impl ServerConn {
         }
         for (name, value) in params {
             self.record_param(&name, &value);
+        }
+        if dropped_statements {
+            self.prepared.clear();
         }
         self.last_used = Instant::now();
         match first_error {

@@ -7,6 +7,7 @@
 //! - `io`: [`ServerIo`], frame reads with a size cap, non-blocking drains.
 //! - `hidden`: statements the proxy runs for itself ([`ServerConn::run_hidden`]) and the idle
 //!   check the pool does before reusing a connection.
+//! - `prepared`: [`PreparedSet`], the server-side prepared statements of a connection.
 //! - `cancel`: [`send_cancel`].
 //! - `error`: [`ServerError`].
 //!
@@ -21,6 +22,7 @@ mod connect;
 mod error;
 mod hidden;
 mod io;
+pub mod prepared;
 mod target;
 mod tls;
 
@@ -32,6 +34,7 @@ use std::time::Instant;
 pub use cancel::send_cancel;
 pub use error::ServerError;
 pub use io::{MAX_LOGIN_FRAME, MAX_SERVER_FRAME, ServerIo};
+pub use prepared::PreparedSet;
 pub use target::UpstreamTarget;
 
 /// One logged-in connection to the upstream PostgreSQL.
@@ -56,6 +59,12 @@ pub struct ServerConn {
     /// Who this connection is logged in as, for logs.
     pub user: String,
     pub database: String,
+    /// Settings some client left on this connection (kept by the session, which compares them
+    /// with the next client's before use).
+    // TODO(layering): `ParamSet` belongs in a module below both server and session.
+    pub dirty: crate::session::params::ParamSet,
+    /// pgcached-named prepared statements this connection holds (transaction pooling).
+    pub prepared: PreparedSet,
 }
 
 impl ServerConn {
