@@ -20,10 +20,7 @@ fn config(pg: &PgCluster, tune: impl FnOnce(&mut Config)) -> Arc<Config> {
 }
 
 fn key(user: &str) -> PoolKey {
-    PoolKey {
-        database: "postgres".into(),
-        user: user.into(),
-    }
+    PoolKey { database: "postgres".into(), user: user.into() }
 }
 
 #[tokio::test]
@@ -34,16 +31,9 @@ async fn max_size_is_respected_and_the_next_get_times_out_with_53300() {
     let b = pools.get(&key("postgres")).await.unwrap();
     let started = Instant::now();
     let err = pools.get(&key("postgres")).await.err().unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(290),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(290), "{:?}", started.elapsed());
     assert_eq!(err.sqlstate(), "53300");
-    assert!(
-        matches!(&err, PoolError::Timeout { pool, max_size: 2, .. } if pool == "postgres/postgres"),
-        "{err}"
-    );
+    assert!(matches!(&err, PoolError::Timeout { pool, max_size: 2, .. } if pool == "postgres/postgres"), "{err}");
     assert_eq!(
         err.to_string(),
         "pgcached: no server connection available in pool \"postgres/postgres\" after 300ms (pool.max_size = 2)"
@@ -51,10 +41,7 @@ async fn max_size_is_respected_and_the_next_get_times_out_with_53300() {
     let used = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND usename = 'postgres' AND application_name = ''");
     assert_eq!(used.trim(), "2", "two server connections, not three");
     drop(a);
-    let c = tokio::time::timeout(Duration::from_secs(1), pools.get(&key("postgres")))
-        .await
-        .unwrap()
-        .unwrap();
+    let c = tokio::time::timeout(Duration::from_secs(1), pools.get(&key("postgres"))).await.unwrap().unwrap();
     drop((b, c));
     let status = pools.status();
     assert_eq!(status.len(), 1);
@@ -78,10 +65,7 @@ async fn an_idle_connection_is_reused_and_a_broken_one_is_not() {
 async fn a_connection_whose_server_restarted_is_discarded_and_the_next_get_works() {
     let pg = PgCluster::start();
     // No health check: the unsolicited FATAL/EOF alone must be noticed.
-    let pools = Pools::new(config(&pg, |c| {
-        c.pool.health_check_after = Duration::from_secs(3600)
-    }))
-    .unwrap();
+    let pools = Pools::new(config(&pg, |c| c.pool.health_check_after = Duration::from_secs(3600))).unwrap();
     let first = pools.get(&key("postgres")).await.unwrap().id;
     pg.restart();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -93,10 +77,7 @@ async fn a_connection_whose_server_restarted_is_discarded_and_the_next_get_works
 #[tokio::test]
 async fn connections_older_than_max_lifetime_are_replaced() {
     let pg = PgCluster::start();
-    let pools = Pools::new(config(&pg, |c| {
-        c.pool.max_lifetime = Duration::from_millis(200)
-    }))
-    .unwrap();
+    let pools = Pools::new(config(&pg, |c| c.pool.max_lifetime = Duration::from_millis(200))).unwrap();
     let first = pools.get(&key("postgres")).await.unwrap().id;
     assert_eq!(pools.get(&key("postgres")).await.unwrap().id, first);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -142,10 +123,7 @@ async fn pools_log_in_with_the_configured_password_and_report_28p01() {
     pg.psql("CREATE ROLE alice LOGIN PASSWORD 'a1'; CREATE ROLE bob LOGIN PASSWORD 'b1'");
     let pools = Pools::new(config(&pg, |c| {
         c.upstream.url = format!("postgres://alice:a1@127.0.0.1:{}/postgres", pg.port());
-        c.auth.users = vec![UserEntry {
-            name: "bob".into(),
-            password: "wrong".into(),
-        }];
+        c.auth.users = vec![UserEntry { name: "bob".into(), password: "wrong".into() }];
     }))
     .unwrap();
     let _alice = pools.get(&key("alice")).await.unwrap();
@@ -173,10 +151,7 @@ async fn closed_pools_refuse_new_gets() {
     let pools = Pools::new(config(&pg, |_| {})).unwrap();
     drop(pools.get(&key("postgres")).await.unwrap());
     pools.close();
-    assert!(matches!(
-        pools.get(&key("postgres")).await,
-        Err(PoolError::Closed)
-    ));
+    assert!(matches!(pools.get(&key("postgres")).await, Err(PoolError::Closed)));
     assert_eq!(PoolError::Closed.sqlstate(), "57P01");
     assert!(pools.status().is_empty());
 }
@@ -188,12 +163,6 @@ async fn control_pool_runs_queries_as_the_url_user() {
     let pools = Pools::new(c.clone()).unwrap();
     let pool = control_pool(pools.target(), "postgres", 2, Duration::from_secs(2)).unwrap();
     let client = pool.get().await.unwrap();
-    let row = client
-        .query_one("SELECT current_user::text, current_database()::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(
-        (row.get::<_, String>(0), row.get::<_, String>(1)),
-        ("postgres".into(), "postgres".into())
-    );
+    let row = client.query_one("SELECT current_user::text, current_database()::text", &[]).await.unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("postgres".into(), "postgres".into()));
 }

@@ -115,11 +115,19 @@ mod tests {
     async fn cancel_sees_the_server_of_the_moment() {
         let slot = CancelSlot::default();
         let seen = std::sync::Mutex::new(Vec::new());
-        slot.with_current(|k| async { seen.lock().unwrap().push(k) }).await;
+        slot.with_current(|k| {
+            seen.lock().unwrap().push(k);
+            async {}
+        })
+        .await;
         assert!(seen.lock().unwrap().is_empty(), "no server, nothing sent");
         let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
         slot.set(Some(key)).await;
-        slot.with_current(|k| async { seen.lock().unwrap().push(k) }).await;
+        slot.with_current(|k| {
+            seen.lock().unwrap().push(k);
+            async {}
+        })
+        .await;
         assert_eq!(*seen.lock().unwrap(), vec![key]);
     }
 }

@@ -107,7 +107,7 @@ impl Listener {
             debug!("cancel request with an unknown key ignored");
             return;
         };
-        let target = self.shared.pools.target().clone();
+        let target = self.shared.pools.target_arc();
         slot.with_current(|k| async move {
             if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
                 warn!(error = %e, "could not forward a cancel request");

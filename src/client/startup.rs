@@ -7,7 +7,7 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::wire::frame::{self, CANCEL_REQUEST_CODE, FrameError, GSSENC_REQUEST_CODE, PROTOCOL_V3, SSL_REQUEST_CODE};
+use crate::wire::frame::{self, CANCEL_REQUEST_CODE, FrameError, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE};
 
 /// A client byte stream, plain or TLS, behind one type.
 pub trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -147,6 +147,7 @@ async fn read_startup_packet(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::frame::PROTOCOL_V3;
 
     fn packet(code: u32, body: &[u8]) -> Vec<u8> {
         let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
@@ -162,7 +163,7 @@ mod tests {
     #[tokio::test]
     async fn ssl_request_without_tls_is_answered_n_then_startup_proceeds() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let task = tokio::spawn(handshake(server, &no_tls()));
+        let task = tokio::spawn(async move { handshake(server, &no_tls()).await });
         client.write_all(&packet(SSL_REQUEST_CODE, b"")).await.unwrap();
         let mut answer = [0u8; 1];
         client.read_exact(&mut answer).await.unwrap();
@@ -194,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn gssenc_is_declined_and_oversized_startup_refused() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let task = tokio::spawn(handshake(server, &no_tls()));
+        let task = tokio::spawn(async move { handshake(server, &no_tls()).await });
         client.write_all(&packet(GSSENC_REQUEST_CODE, b"")).await.unwrap();
         let mut answer = [0u8; 1];
         client.read_exact(&mut answer).await.unwrap();

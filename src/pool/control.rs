@@ -30,8 +30,7 @@ pub fn control_pool(
 ) -> Result<Pool, PoolError> {
     if target.tls_required() {
         return Err(PoolError::Config(
-            "control-plane connections do not support upstream.tls = require/verify-full yet"
-                .into(),
+            "control-plane connections do not support upstream.tls = require/verify-full yet".into(),
         ));
     }
     let mut pg = target.pg_config().clone();
@@ -39,13 +38,7 @@ pub fn control_pool(
     pg.ssl_mode(SslMode::Disable);
     pg.application_name("pgcached control");
     pg.user(target.url_user.as_deref().unwrap_or(DEFAULT_CONTROL_USER));
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(acquire_timeout))

@@ -40,23 +40,13 @@ mod tests {
     use crate::config::{UpstreamConfig, UpstreamTls, UserEntry};
 
     fn target(url: &str) -> UpstreamTarget {
-        UpstreamTarget::from_config(&UpstreamConfig {
-            url: url.into(),
-            tls: UpstreamTls::Disable,
-            ca_file: None,
-        })
-        .unwrap()
+        UpstreamTarget::from_config(&UpstreamConfig { url: url.into(), tls: UpstreamTls::Disable, ca_file: None })
+            .unwrap()
     }
 
     fn auth(users: &[(&str, &str)]) -> AuthConfig {
         AuthConfig {
-            users: users
-                .iter()
-                .map(|(n, p)| UserEntry {
-                    name: n.to_string(),
-                    password: p.to_string(),
-                })
-                .collect(),
+            users: users.iter().map(|(n, p)| UserEntry { name: n.to_string(), password: p.to_string() }).collect(),
             ..AuthConfig::default()
         }
     }
@@ -65,10 +55,7 @@ mod tests {
     fn url_password_is_used_for_the_url_user_only() {
         let t = target("postgres://alice:fromurl@localhost/app");
         let a = auth(&[("bob", "bobpw")]);
-        assert_eq!(
-            upstream_password(&t, &a, "alice").as_deref(),
-            Some("fromurl")
-        );
+        assert_eq!(upstream_password(&t, &a, "alice").as_deref(), Some("fromurl"));
         assert_eq!(upstream_password(&t, &a, "bob").as_deref(), Some("bobpw"));
         assert_eq!(upstream_password(&t, &a, "carol"), None);
     }
@@ -76,10 +63,7 @@ mod tests {
     #[test]
     fn url_without_user_lends_its_password_to_everyone() {
         let t = target("postgres://:shared@localhost/app");
-        assert_eq!(
-            upstream_password(&t, &auth(&[]), "anyone").as_deref(),
-            Some("shared")
-        );
+        assert_eq!(upstream_password(&t, &auth(&[]), "anyone").as_deref(), Some("shared"));
     }
 
     #[test]
@@ -92,9 +76,6 @@ mod tests {
         ]);
         assert_eq!(upstream_password(&t, &a, "md5user"), None);
         assert_eq!(upstream_password(&t, &a, "scramuser"), None);
-        assert_eq!(
-            upstream_password(&t, &a, "plain").as_deref(),
-            Some("md5 is not a hash")
-        );
+        assert_eq!(upstream_password(&t, &a, "plain").as_deref(), Some("md5 is not a hash"));
     }
 }

@@ -67,11 +67,7 @@ mod tests {
 
     #[test]
     fn timeout_message_names_the_pool_and_its_size() {
-        let e = PoolError::Timeout {
-            pool: "app/alice".into(),
-            waited: Duration::from_secs(5),
-            max_size: 5,
-        };
+        let e = PoolError::Timeout { pool: "app/alice".into(), waited: Duration::from_secs(5), max_size: 5 };
         assert_eq!(
             e.to_string(),
             "pgcached: no server connection available in pool \"app/alice\" after 5s (pool.max_size = 5)"

@@ -26,12 +26,7 @@ impl Manager {
         password: Option<String>,
         config: PoolConfig,
     ) -> Manager {
-        Manager {
-            key,
-            target,
-            password,
-            config,
-        }
+        Manager { key, target, password, config }
     }
 }
 
@@ -50,13 +45,7 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<ServerConn, ServerError> {
         let key = &self.key;
-        let mut conn = ServerConn::connect(
-            &self.target,
-            &key.user,
-            &key.database,
-            self.password.as_deref(),
-        )
-        .await?;
+        let mut conn = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref()).await?;
         conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
         Ok(conn)
     }
@@ -64,11 +53,7 @@ impl managed::Manager for Manager {
     /// Refuse a connection that is leased or broken, past `max_lifetime`, that the server
     /// talked to while idle (typically its FATAL before closing), or that fails the health check
     /// after sitting idle longer than `health_check_after`.
-    async fn recycle(
-        &self,
-        conn: &mut ServerConn,
-        metrics: &Metrics,
-    ) -> RecycleResult<ServerError> {
+    async fn recycle(&self, conn: &mut ServerConn, metrics: &Metrics) -> RecycleResult<ServerError> {
         if conn.io.is_none() {
             return Err(RecycleError::message("streams were not given back"));
         }

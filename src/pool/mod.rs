@@ -62,8 +62,7 @@ pub struct Pools {
 
 impl Pools {
     pub fn new(config: Arc<Config>) -> Result<Pools, PoolError> {
-        let target = UpstreamTarget::from_config(&config.upstream)
-            .map_err(|e| PoolError::Config(e.to_string()))?;
+        let target = UpstreamTarget::from_config(&config.upstream).map_err(|e| PoolError::Config(e.to_string()))?;
         Ok(Pools {
             config,
             target: Arc::new(target),
@@ -134,27 +133,18 @@ impl Pools {
         Ok(pool)
     }
 
-    fn map_error(
-        &self,
-        key: &PoolKey,
-        pool: &Pool,
-        e: managed::PoolError<crate::server::ServerError>,
-    ) -> PoolError {
+    fn map_error(&self, key: &PoolKey, pool: &Pool, e: managed::PoolError<crate::server::ServerError>) -> PoolError {
         use managed::{PoolError as E, TimeoutType};
         match e {
-            E::Timeout(TimeoutType::Wait) | E::Timeout(TimeoutType::Recycle) => {
-                PoolError::Timeout {
-                    pool: key.to_string(),
-                    waited: self.config.pool.acquire_timeout,
-                    max_size: pool.status().max_size,
-                }
-            }
-            E::Timeout(TimeoutType::Create) => {
-                PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "timed out connecting to the upstream",
-                )))
-            }
+            E::Timeout(TimeoutType::Wait) | E::Timeout(TimeoutType::Recycle) => PoolError::Timeout {
+                pool: key.to_string(),
+                waited: self.config.pool.acquire_timeout,
+                max_size: pool.status().max_size,
+            },
+            E::Timeout(TimeoutType::Create) => PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out connecting to the upstream",
+            ))),
             E::Backend(source) => PoolError::Connect(source),
             E::Closed => PoolError::Closed,
             E::NoRuntimeSpecified | E::PostCreateHook(_) => PoolError::Config(e.to_string()),

@@ -70,16 +70,11 @@ fn keep_idle(conn: &ServerConn, metrics: &Metrics, config: &PoolConfig, kept: us
 /// when a slot is free right now).
 async fn top_up(pool: &Pool<Manager>, min_idle: usize) {
     let status = pool.status();
-    let missing = min_idle
-        .saturating_sub(status.size)
-        .min(status.max_size.saturating_sub(status.size));
+    let missing = min_idle.saturating_sub(status.size).min(status.max_size.saturating_sub(status.size));
     if missing == 0 || status.waiting > 0 {
         return;
     }
-    let timeouts = deadpool::managed::Timeouts {
-        wait: Some(Duration::ZERO),
-        ..pool.timeouts()
-    };
+    let timeouts = deadpool::managed::Timeouts { wait: Some(Duration::ZERO), ..pool.timeouts() };
     let mut held = Vec::with_capacity(missing);
     for _ in 0..status.size + missing {
         match pool.timeout_get(&timeouts).await {

@@ -23,11 +23,7 @@ const AUTH_SASL_CONTINUE: i32 = 11;
 const AUTH_SASL_FINAL: i32 = 12;
 
 /// Answer the server's authentication requests until AuthenticationOk.
-pub(super) async fn authenticate(
-    io: &mut ServerIo,
-    user: &str,
-    password: Option<&str>,
-) -> Result<(), ServerError> {
+pub(super) async fn authenticate(io: &mut ServerIo, user: &str, password: Option<&str>) -> Result<(), ServerError> {
     let mut scram: Option<ScramSha256> = None;
     loop {
         let frame = io.read_frame(MAX_LOGIN_FRAME).await?;
@@ -48,11 +44,7 @@ pub(super) async fn authenticate(
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| ServerError::Protocol("short authentication request".into()))?;
         let data = &body[4..];
-        let need_password = || {
-            password.ok_or_else(|| ServerError::NoPassword {
-                user: user.to_string(),
-            })
-        };
+        let need_password = || password.ok_or_else(|| ServerError::NoPassword { user: user.to_string() });
         let mut out = BytesMut::new();
         match code {
             AUTH_OK => return Ok(()),
@@ -67,26 +59,19 @@ pub(super) async fn authenticate(
             }
             AUTH_SASL => {
                 if !sasl_mechanisms(data).any(|m| m == SCRAM_SHA_256.as_bytes()) {
-                    return Err(ServerError::UnsupportedAuth(
-                        "SASL without SCRAM-SHA-256".into(),
-                    ));
+                    return Err(ServerError::UnsupportedAuth("SASL without SCRAM-SHA-256".into()));
                 }
-                let s =
-                    ScramSha256::new(need_password()?.as_bytes(), ChannelBinding::unsupported());
+                let s = ScramSha256::new(need_password()?.as_bytes(), ChannelBinding::unsupported());
                 frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)?;
                 scram = Some(s);
             }
             AUTH_SASL_CONTINUE => {
-                let s = scram
-                    .as_mut()
-                    .ok_or_else(|| ServerError::Protocol("SASLContinue before SASL".into()))?;
+                let s = scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLContinue before SASL".into()))?;
                 s.update(data).map_err(ServerError::Scram)?;
                 frontend::sasl_response(s.message(), &mut out)?;
             }
             AUTH_SASL_FINAL => {
-                let s = scram
-                    .as_mut()
-                    .ok_or_else(|| ServerError::Protocol("SASLFinal before SASL".into()))?;
+                let s = scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLFinal before SASL".into()))?;
                 s.finish(data).map_err(ServerError::Scram)?;
                 continue;
             }
@@ -123,10 +108,7 @@ mod tests {
     #[test]
     fn sasl_mechanism_list_is_split() {
         let names: Vec<_> = sasl_mechanisms(b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0").collect();
-        assert_eq!(
-            names,
-            vec![&b"SCRAM-SHA-256-PLUS"[..], &b"SCRAM-SHA-256"[..]]
-        );
+        assert_eq!(names, vec![&b"SCRAM-SHA-256-PLUS"[..], &b"SCRAM-SHA-256"[..]]);
     }
 
     #[tokio::test]
@@ -136,9 +118,6 @@ mod tests {
         let mut io = ServerIo::new(Box::new(r), Box::new(w));
         theirs.write_all(b"R\0\0\0\x08\0\0\0\x03").await.unwrap();
         let err = authenticate(&mut io, "alice", None).await.unwrap_err();
-        assert!(
-            matches!(&err, ServerError::NoPassword { user } if user == "alice"),
-            "{err}"
-        );
+        assert!(matches!(&err, ServerError::NoPassword { user } if user == "alice"), "{err}");
     }
 }

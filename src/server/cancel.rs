@@ -19,17 +19,10 @@ use crate::wire::build;
 const CANCEL_LINGER: Duration = Duration::from_secs(5);
 
 /// Ask the server at `addr` to cancel what backend `pid` is running.
-pub async fn send_cancel(
-    target: &UpstreamTarget,
-    addr: SocketAddr,
-    pid: i32,
-    secret: i32,
-) -> std::io::Result<()> {
+pub async fn send_cancel(target: &UpstreamTarget, addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let mut stream = negotiate_tls(tcp, target)
-        .await
-        .map_err(std::io::Error::other)?;
+    let mut stream = negotiate_tls(tcp, target).await.map_err(std::io::Error::other)?;
     let mut packet = BytesMut::new();
     build::cancel_request(&mut packet, pid, secret);
     stream.write_all_flush(&packet).await?;

@@ -109,10 +109,7 @@ pub(crate) async fn connect_tcp(target: &UpstreamTarget) -> Result<TcpStream, Se
 
 /// SSLRequest per `upstream.tls`: `disable` sends none; `prefer` falls back to plain on `N`;
 /// `require` and `verify-full` fail on `N`.
-pub(crate) async fn negotiate_tls(
-    mut tcp: TcpStream,
-    target: &UpstreamTarget,
-) -> Result<Stream, ServerError> {
+pub(crate) async fn negotiate_tls(mut tcp: TcpStream, target: &UpstreamTarget) -> Result<Stream, ServerError> {
     let Some(config) = target.tls_config.clone() else {
         return Ok(Stream::Plain(tcp));
     };
@@ -123,17 +120,12 @@ pub(crate) async fn negotiate_tls(
     match tcp.read_u8().await? {
         b'S' => {
             let connector = tokio_rustls::TlsConnector::from(config);
-            let tls = connector
-                .connect(target.server_name.clone(), tcp)
-                .await
-                .map_err(ServerError::Tls)?;
+            let tls = connector.connect(target.server_name.clone(), tcp).await.map_err(ServerError::Tls)?;
             Ok(Stream::Tls(Box::new(tls)))
         }
         b'N' if target.tls_mode == UpstreamTls::Prefer => Ok(Stream::Plain(tcp)),
         b'N' => Err(ServerError::TlsRefused),
-        other => Err(ServerError::Protocol(format!(
-            "unexpected answer {other:#04x} to SSLRequest"
-        ))),
+        other => Err(ServerError::Protocol(format!("unexpected answer {other:#04x} to SSLRequest"))),
     }
 }
 
@@ -144,9 +136,7 @@ async fn send_startup(io: &mut ServerIo, user: &str, database: &str) -> Result<(
 }
 
 /// After AuthenticationOk: collect ParameterStatus and BackendKeyData until ReadyForQuery.
-async fn read_until_ready(
-    io: &mut ServerIo,
-) -> Result<(HashMap<String, String>, (i32, i32)), ServerError> {
+async fn read_until_ready(io: &mut ServerIo) -> Result<(HashMap<String, String>, (i32, i32)), ServerError> {
     let mut params = HashMap::new();
     let mut key = None;
     loop {

@@ -82,9 +82,7 @@ impl ServerError {
             ServerError::Tls(_) | ServerError::TlsRefused => "tls",
             ServerError::Protocol(_) | ServerError::Frame(_) => "protocol",
             ServerError::Postgres { .. } => "postgres",
-            ServerError::NoPassword { .. }
-            | ServerError::UnsupportedAuth(_)
-            | ServerError::Scram(_) => "auth",
+            ServerError::NoPassword { .. } | ServerError::UnsupportedAuth(_) | ServerError::Scram(_) => "auth",
             ServerError::Config(_) => "config",
             ServerError::Leased => "leased",
         }

@@ -62,16 +62,11 @@ impl ServerConn {
                 tag::COPY_IN => {
                     // A hidden statement never feeds COPY: refuse it, the server answers E + Z.
                     out.clear();
-                    postgres_protocol::message::frontend::copy_fail(
-                        "pgcached: no COPY data",
-                        &mut out,
-                    )?;
+                    postgres_protocol::message::frontend::copy_fail("pgcached: no COPY data", &mut out)?;
                     io.write_all(&out).await?;
                 }
                 tag::COPY_BOTH => {
-                    return Err(ServerError::Protocol(
-                        "COPY BOTH from a hidden statement".into(),
-                    ));
+                    return Err(ServerError::Protocol("COPY BOTH from a hidden statement".into()));
                 }
                 _ => {}
             }
@@ -127,9 +122,7 @@ impl ServerConn {
             }
         }
         if !io.rbuf.is_empty() {
-            return Err(ServerError::Protocol(
-                "partial message on an idle connection".into(),
-            ));
+            return Err(ServerError::Protocol("partial message on an idle connection".into()));
         }
         for (name, value) in params {
             self.record_param(&name, &value);

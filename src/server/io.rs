@@ -31,15 +31,8 @@ pub struct ServerIo {
 }
 
 impl ServerIo {
-    pub fn new(
-        reader: Box<dyn AsyncRead + Send + Unpin>,
-        writer: Box<dyn AsyncWrite + Send + Unpin>,
-    ) -> ServerIo {
-        ServerIo {
-            reader,
-            writer,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
-        }
+    pub fn new(reader: Box<dyn AsyncRead + Send + Unpin>, writer: Box<dyn AsyncWrite + Send + Unpin>) -> ServerIo {
+        ServerIo { reader, writer, rbuf: BytesMut::with_capacity(READ_CHUNK) }
     }
 
     /// Read the next whole frame (at most `max` bytes long). EOF is [`ServerError::Closed`].
@@ -80,9 +73,7 @@ impl ServerIo {
                     total += buf.filled().len();
                     self.rbuf.extend_from_slice(buf.filled());
                     if self.rbuf.len() > MAX_LOGIN_FRAME {
-                        return Err(ServerError::Protocol(
-                            "server sent too much while idle".into(),
-                        ));
+                        return Err(ServerError::Protocol("server sent too much while idle".into()));
                     }
                 }
             }
@@ -119,20 +110,14 @@ mod tests {
         let f = io.read_frame(MAX_SERVER_FRAME).await.unwrap();
         assert_eq!((f.tag(), f.body()), (b'Z', &b"I"[..]));
         drop(writer.await.unwrap());
-        assert!(matches!(
-            io.read_frame(MAX_SERVER_FRAME).await,
-            Err(ServerError::Closed)
-        ));
+        assert!(matches!(io.read_frame(MAX_SERVER_FRAME).await, Err(ServerError::Closed)));
     }
 
     #[tokio::test]
     async fn oversized_frame_is_refused() {
         let (mut io, mut server) = pair();
         server.write_all(b"D\x7f\xff\xff\xff").await.unwrap();
-        assert!(matches!(
-            io.read_frame(MAX_LOGIN_FRAME).await,
-            Err(ServerError::Frame(_))
-        ));
+        assert!(matches!(io.read_frame(MAX_LOGIN_FRAME).await, Err(ServerError::Frame(_))));
     }
 
     #[tokio::test]

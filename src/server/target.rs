@@ -36,26 +36,19 @@ pub struct UpstreamTarget {
 
 impl UpstreamTarget {
     pub fn from_config(cfg: &UpstreamConfig) -> Result<UpstreamTarget, ServerError> {
-        let pg_config: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| ServerError::Config(format!("upstream.url: {e}")))?;
+        let pg_config: tokio_postgres::Config =
+            cfg.url.parse().map_err(|e| ServerError::Config(format!("upstream.url: {e}")))?;
         let host = match pg_config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
             #[cfg(unix)]
             Some(Host::Unix(_)) => {
-                return Err(ServerError::Config(
-                    "upstream.url: Unix-socket hosts are not supported".into(),
-                ));
+                return Err(ServerError::Config("upstream.url: Unix-socket hosts are not supported".into()));
             }
             None => "localhost".to_string(),
         };
         let port = pg_config.get_ports().first().copied().unwrap_or(5432);
-        let server_name = ServerName::try_from(host.clone()).map_err(|e| {
-            ServerError::Config(format!(
-                "upstream.url: host {host:?} is not a valid TLS name: {e}"
-            ))
-        })?;
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|e| ServerError::Config(format!("upstream.url: host {host:?} is not a valid TLS name: {e}")))?;
         let tls_config = match cfg.tls {
             UpstreamTls::Disable => None,
             UpstreamTls::Prefer | UpstreamTls::Require => Some(tls::unverified_config()?),
@@ -73,10 +66,7 @@ impl UpstreamTarget {
             tls_config,
             server_name,
             // `postgres://:pw@host` names no user (libpq reads it the same way).
-            url_user: pg_config
-                .get_user()
-                .filter(|u| !u.is_empty())
-                .map(str::to_string),
+            url_user: pg_config.get_user().filter(|u| !u.is_empty()).map(str::to_string),
             url_database: pg_config.get_dbname().map(str::to_string),
             url_password,
             pg_config,
@@ -95,10 +85,7 @@ impl UpstreamTarget {
 
     /// Whether every connection (cancel requests included) must be encrypted.
     pub fn tls_required(&self) -> bool {
-        matches!(
-            self.tls_mode,
-            UpstreamTls::Require | UpstreamTls::VerifyFull
-        )
+        matches!(self.tls_mode, UpstreamTls::Require | UpstreamTls::VerifyFull)
     }
 }
 
@@ -111,10 +98,7 @@ impl fmt::Debug for UpstreamTarget {
             .field("tls_mode", &self.tls_mode)
             .field("url_user", &self.url_user)
             .field("url_database", &self.url_database)
-            .field(
-                "url_password",
-                &self.url_password.as_ref().map(|_| "<redacted>"),
-            )
+            .field("url_password", &self.url_password.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -124,20 +108,12 @@ mod tests {
     use super::*;
 
     fn target(url: &str, tls: UpstreamTls) -> Result<UpstreamTarget, ServerError> {
-        UpstreamTarget::from_config(&UpstreamConfig {
-            url: url.into(),
-            tls,
-            ca_file: None,
-        })
+        UpstreamTarget::from_config(&UpstreamConfig { url: url.into(), tls, ca_file: None })
     }
 
     #[test]
     fn url_parts_are_read() {
-        let t = target(
-            "postgres://bob:s%40cret@db.example:6543/app",
-            UpstreamTls::Disable,
-        )
-        .unwrap();
+        let t = target("postgres://bob:s%40cret@db.example:6543/app", UpstreamTls::Disable).unwrap();
         assert_eq!(t.host, "db.example");
         assert_eq!(t.port, 6543);
         assert_eq!(t.url_user.as_deref(), Some("bob"));
@@ -165,9 +141,6 @@ mod tests {
 
     #[test]
     fn garbage_url_is_a_config_error() {
-        assert!(matches!(
-            target("postgres://[::1", UpstreamTls::Disable),
-            Err(ServerError::Config(_))
-        ));
+        assert!(matches!(target("postgres://[::1", UpstreamTls::Disable), Err(ServerError::Config(_))));
     }
 }

@@ -29,10 +29,8 @@ fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier
 /// `prefer` / `require`: accept any certificate.
 pub(crate) fn unverified_config() -> Result<Arc<ClientConfig>, ServerError> {
     let algs = provider().signature_verification_algorithms;
-    let config = builder()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { algs }))
-        .with_no_client_auth();
+    let config =
+        builder()?.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert { algs })).with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -43,15 +41,10 @@ pub(crate) fn verifying_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfi
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    ServerError::Config(format!("upstream.ca_file {}: {e}", path.display()))
-                })?;
+                .map_err(|e| ServerError::Config(format!("upstream.ca_file {}: {e}", path.display())))?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(ServerError::Config(format!(
-                    "upstream.ca_file {}: no usable certificate",
-                    path.display()
-                )));
+                return Err(ServerError::Config(format!("upstream.ca_file {}: no usable certificate", path.display())));
             }
         }
         None => {
@@ -64,11 +57,7 @@ pub(crate) fn verifying_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfi
             }
         }
     }
-    Ok(Arc::new(
-        builder()?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    Ok(Arc::new(builder()?.with_root_certificates(roots).with_no_client_auth()))
 }
 
 /// Certificate verifier for `prefer`/`require`: any chain, any name.

@@ -89,7 +89,7 @@ pub async fn login(
         None // back to the pool: transaction mode takes one per transaction
     };
     let (client_rx, client_tx) = tokio::io::split(stream);
-    let mut session = Session {
+    let session = Session {
         shared,
         key,
         mode,

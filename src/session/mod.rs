@@ -348,7 +348,7 @@ impl Session {
         }
         if !self.queue.is_empty() {
             self.cancel_sent = true;
-            let target = self.shared.pools.target().clone();
+            let target = self.shared.pools.target_arc();
             self.cancel
                 .slot
                 .with_current(|k| async move {
@@ -394,10 +394,7 @@ async fn write_opt(
 
 /// Write as much of `buf` as the peer takes now, then flush once it is all written.
 /// Cancel-safe: bytes leave `buf` only when written.
-async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(
-    w: &mut W,
-    buf: &mut BytesMut,
-) -> std::io::Result<()> {
+async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
     while buf.has_remaining() {
         let n = w.write_buf(buf).await?;
         if n == 0 {

@@ -31,7 +31,10 @@ pub enum OnFail {
     /// A Parse under this server name did not happen: the server does not have it.
     ForgetServerStatement(Bytes),
     /// The client's Parse failed: forget the client's name and the server statement.
-    ForgetStatement { client: Bytes, server: Bytes },
+    ForgetStatement {
+        client: Bytes,
+        server: Bytes,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,10 +102,6 @@ impl ReplyQueue {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
     }
 
     /// Pop the Synth entries now at the head, in order.

@@ -2,7 +2,7 @@
 //!
 //! Every integration test binary does `mod common;` and uses what it needs, so unused
 //! items in one binary are expected.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod pg;
 pub mod proxy;
