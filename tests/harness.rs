@@ -16,7 +16,8 @@ async fn start_query_restart_query() {
     assert_eq!(v, 1);
     assert_eq!(pg.psql("SELECT current_user").trim(), "postgres");
     assert_eq!(
-        pg.psql("SELECT datname FROM pg_database WHERE datname = 'app'").trim(),
+        pg.psql("SELECT datname FROM pg_database WHERE datname = 'app'")
+            .trim(),
         "app"
     );
     drop(c);
@@ -29,7 +30,11 @@ async fn start_query_restart_query() {
     assert_eq!(v, 2);
 
     pg.stop();
-    assert!(common::try_connect(&pg.url("postgres", "app")).await.is_err());
+    assert!(
+        common::try_connect(&pg.url("postgres", "app"))
+            .await
+            .is_err()
+    );
     pg.start_again();
     let c = connect(&pg.url("postgres", "postgres")).await;
     let v: i32 = c.query_one("SELECT 3", &[]).await.unwrap().get(0);
@@ -50,9 +55,20 @@ async fn options_conf_hba_ssl() {
     assert_eq!(pg.psql("SHOW ssl").trim(), "on");
     pg.psql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
     let url = pg.url("alice", "app");
-    assert!(common::try_connect(&url).await.is_err(), "no password must be refused");
-    let c = connect(&format!("postgres://alice:secret@127.0.0.1:{}/app", pg.port())).await;
-    let who: String = c.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    assert!(
+        common::try_connect(&url).await.is_err(),
+        "no password must be refused"
+    );
+    let c = connect(&format!(
+        "postgres://alice:secret@127.0.0.1:{}/app",
+        pg.port()
+    ))
+    .await;
+    let who: String = c
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(who, "alice");
     assert!(pg.cert_path().exists());
 }
@@ -64,7 +80,8 @@ fn parallel_clusters_are_independent() {
     assert_ne!(a.port(), b.port());
     a.psql("CREATE TABLE only_in_a (x int)");
     assert_eq!(
-        b.psql("SELECT count(*) FROM pg_class WHERE relname = 'only_in_a'").trim(),
+        b.psql("SELECT count(*) FROM pg_class WHERE relname = 'only_in_a'")
+            .trim(),
         "0"
     );
 }

@@ -333,8 +333,10 @@ impl PgCluster {
 
         let hba = match &opts.hba {
             Some(text) => format!("local all postgres trust\n{text}\n"),
-            None => "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-                .to_string(),
+            None => {
+                "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
+                    .to_string()
+            }
         };
         fs::write(data.join("pg_hba.conf"), hba).unwrap();
         chown_r(dir.path());
@@ -540,7 +542,9 @@ fn gen_cert(data: &Path) {
     let crt = data.join("server.crt");
     let key = data.join("server.key");
     let out = Command::new("openssl")
-        .args(["req", "-new", "-x509", "-days", "365", "-nodes", "-newkey", "rsa:2048"])
+        .args([
+            "req", "-new", "-x509", "-days", "365", "-nodes", "-newkey", "rsa:2048",
+        ])
         .args(["-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
