@@ -13,6 +13,7 @@
 //! - [`admin`]: metrics and health over HTTP, admin console.
 
 pub mod admin;
+pub mod app;
 pub mod cache;
 pub mod client;
 pub mod config;

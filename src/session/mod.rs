@@ -1,1 +1,388 @@
-//! (placeholder: filled in by the module's owner)
+//! One client session: the loop that moves frames between a client and (at times) a server.
+//!
+//! The loop selects over five things: shutdown, bytes from the client, bytes from the server,
+//! and the two write buffers (client-bound and server-bound). Reads stop while the opposite
+//! write buffer is full, so memory stays bounded and neither side can deadlock the other.
+//!
+//! - [`login`]: what happens between authentication and the first ReadyForQuery.
+//! - [`frontend`]: handling of client frames (forward, or answer locally).
+//! - [`backend`]: handling of server frames (track state, forward).
+//! - [`params`]: the parameters that must follow a client across server connections.
+//!
+//! In transaction mode the session holds a server connection from the client's first message
+//! until the server reports ReadyForQuery `I` with nothing else outstanding; in session mode
+//! until the client leaves.
+
+mod backend;
+mod frontend;
+pub mod login;
+pub mod params;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::client::cancel::{CancelHandle, CancelRegistry};
+use crate::client::startup::BoxStream;
+use crate::config::{Config, PoolMode};
+use crate::pool::{PoolError, PoolKey, Pools, ServerObject};
+use crate::server::ServerIo;
+use crate::wire::FrameError;
+use crate::wire::build::{self, Severity};
+use params::{ParamSet, SetEffect};
+
+/// Stop reading from one side while this much is waiting to be written to the other.
+const HIGH_WATER: usize = 1 << 20;
+
+/// What every session shares: configuration, pools, cancel keys, the shutdown signal.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub pools: Arc<Pools>,
+    pub cancels: Arc<CancelRegistry>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("client I/O: {0}")]
+    Client(std::io::Error),
+    #[error("server I/O: {0}")]
+    Server(std::io::Error),
+    #[error("client protocol violation: {0}")]
+    ClientFrame(#[from] FrameError),
+    #[error("server protocol violation: {0}")]
+    ServerFrame(FrameError),
+}
+
+/// A server connection while a session holds it: the pool object and its byte streams.
+struct Lease {
+    obj: ServerObject,
+    io: ServerIo,
+}
+
+/// What woke the loop up.
+enum Event {
+    ClientRead(std::io::Result<usize>),
+    ClientWrote(std::io::Result<()>),
+    ServerRead(std::io::Result<usize>),
+    ServerWrote(std::io::Result<()>),
+    Shutdown,
+    Timer,
+}
+
+/// Whether the loop goes on after handling something.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// Flush what is buffered for the client, then end the session.
+    Close,
+}
+
+pub struct Session {
+    shared: Arc<Shared>,
+    key: PoolKey,
+    mode: PoolMode,
+    cancel: CancelHandle,
+    client_rx: ReadHalf<BoxStream>,
+    client_tx: WriteHalf<BoxStream>,
+    client_rbuf: BytesMut,
+    to_client: BytesMut,
+    server: Option<Lease>,
+    to_server: BytesMut,
+    /// Transaction status as last reported to the client.
+    tx_status: u8,
+    /// Sync / Query / FunctionCall messages forwarded and not yet answered by ReadyForQuery.
+    pending: usize,
+    /// Extended-protocol messages forwarded since the last Sync.
+    unsynced: bool,
+    /// The proxy failed this extended batch itself: drop client messages until Sync.
+    skip_until_sync: bool,
+    /// The client did something that ties it to its server connection (e.g. LISTEN).
+    pinned: bool,
+    /// Parameters this client has set (startup, SET, reported changes).
+    wanted: ParamSet,
+    /// SETs of unreported parameters waiting for their transaction to end.
+    pending_sets: Vec<SetEffect>,
+    /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).
+    rolled_back: bool,
+    /// A statement may have changed settings the proxy could not follow: reset the server's
+    /// settings before another client gets it.
+    reset_on_release: bool,
+    last_client_activity: Instant,
+    cancel_sent: bool,
+    draining: bool,
+}
+
+impl Session {
+    /// The main loop. Returns when the client leaves or the session must end.
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let result = self.run_loop().await;
+        if let Err(e) = &result {
+            debug!(error = %e, "session ended with an error");
+        }
+        // Best effort: deliver what is buffered (e.g. a FATAL) before closing.
+        if !self.to_client.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
+        }
+        let _ = self.client_tx.shutdown().await;
+        self.release_server(true).await;
+        result
+    }
+
+    async fn run_loop(&mut self) -> Result<(), SessionError> {
+        let mut shutdown = self.shared.shutdown.clone();
+        if *shutdown.borrow() {
+            self.begin_draining();
+        }
+        loop {
+            if self.draining {
+                self.maybe_release().await;
+            }
+            if self.draining && self.server.is_none() {
+                build::error_response(
+                    &mut self.to_client,
+                    Severity::Fatal,
+                    "57P01",
+                    "terminating connection because pgcached is shutting down",
+                );
+                return Ok(());
+            }
+            let deadline = self.next_deadline();
+            let event = {
+                let (server_rx, server_tx, server_rbuf) = match &mut self.server {
+                    Some(Lease { io: ServerIo { reader, writer, rbuf }, .. }) => {
+                        (Some(reader), Some(writer), Some(rbuf))
+                    }
+                    None => (None, None, None),
+                };
+                let read_client = self.to_server.len() < HIGH_WATER && self.client_rbuf.len() < HIGH_WATER;
+                let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
+                let write_server = server_tx.is_some() && !self.to_server.is_empty();
+                let to_server = &mut self.to_server;
+                tokio::select! {
+                    r = self.client_rx.read_buf(&mut self.client_rbuf), if read_client => Event::ClientRead(r),
+                    r = read_opt(server_rx, server_rbuf), if read_server => Event::ServerRead(r),
+                    r = write_all_buf(&mut self.client_tx, &mut self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
+                    r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
+                    _ = shutdown.changed(), if !self.draining => Event::Shutdown,
+                    _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
+                }
+            };
+            let flow = match event {
+                Event::ClientRead(Ok(0)) => {
+                    debug!("client closed the connection");
+                    return Ok(());
+                }
+                Event::ClientRead(Ok(_)) => {
+                    self.last_client_activity = Instant::now();
+                    self.cancel_sent = false;
+                    self.on_client_data().await?
+                }
+                Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => return Err(SessionError::Client(e)),
+                Event::ClientWrote(Ok(())) => Flow::Continue,
+                Event::ServerRead(Ok(0)) => self.on_server_lost(None),
+                Event::ServerRead(Ok(_)) => self.on_server_data().await?,
+                Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.on_server_lost(Some(e)),
+                Event::ServerWrote(Ok(())) => Flow::Continue,
+                Event::Shutdown => {
+                    self.begin_draining();
+                    Flow::Continue
+                }
+                Event::Timer => self.on_timer().await,
+            };
+            if flow == Flow::Close {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stop taking new work; end the session once its server is given back.
+    fn begin_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Nothing is outstanding on the server and no transaction is open.
+    fn is_idle(&self) -> bool {
+        self.pending == 0 && !self.unsynced && self.tx_status == b'I'
+    }
+
+    async fn flush_client(&mut self) -> std::io::Result<()> {
+        write_all_buf(&mut self.client_tx, &mut self.to_client).await
+    }
+
+    /// Get a server connection for this client if it has none: wait for the pool, bring the
+    /// server's parameters in line with the client's, publish it for cancels.
+    async fn ensure_server(&mut self) -> Result<(), PoolError> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let mut obj = self.shared.pools.get(&self.key).await?;
+        if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
+            if let Err(e) = obj.run_hidden(&sql).await {
+                warn!(error = %e, pool = %self.key, "could not restore session parameters on a server connection");
+                obj.broken = true;
+                return Err(PoolError::Connect(e));
+            }
+        }
+        let Some(io) = obj.io.take() else {
+            obj.broken = true;
+            return Err(PoolError::Closed);
+        };
+        let key = crate::client::cancel::ServerKey {
+            addr: obj.addr,
+            pid: obj.backend_key.0,
+            secret: obj.backend_key.1,
+        };
+        self.cancel.slot.set(Some(key)).await;
+        self.server = Some(Lease { obj, io });
+        Ok(())
+    }
+
+    /// Give the server back to its pool (or drop it when it is not reusable).
+    async fn release_server(&mut self, ending: bool) {
+        let Some(Lease { mut obj, io }) = self.server.take() else { return };
+        self.cancel.slot.set(None).await;
+        let mid_exchange = !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.is_idle();
+        if mid_exchange {
+            // Something is still in flight: the connection's state is unknown, close it.
+            obj.broken = true;
+        }
+        obj.io = Some(io);
+        if std::mem::take(&mut self.reset_on_release) && !obj.broken {
+            if obj.run_hidden("SET SESSION AUTHORIZATION DEFAULT; RESET ALL").await.is_err() {
+                obj.broken = true;
+            }
+            obj.dirty.clear();
+        }
+        if ending && self.mode == PoolMode::Session && !obj.broken {
+            // Leave no session state behind for the next client.
+            if obj.run_hidden("DISCARD ALL").await.is_err() {
+                obj.broken = true;
+            }
+            obj.dirty.clear();
+        }
+        self.to_server.clear();
+    }
+
+    /// Release the server if the transaction (or, in session mode, the session) is over.
+    async fn maybe_release(&mut self) {
+        let Some(lease) = &self.server else { return };
+        let done = self.is_idle() && lease.io.rbuf.is_empty() && self.to_server.is_empty() && !self.pinned;
+        if done && (self.mode == PoolMode::Transaction || self.draining) {
+            self.release_server(self.draining).await;
+        }
+    }
+
+    /// The server went away under this session.
+    fn on_server_lost(&mut self, err: Option<std::io::Error>) -> Flow {
+        if let Some(lease) = &mut self.server {
+            lease.obj.broken = true;
+        }
+        warn!(pool = %self.key, error = ?err, "server connection lost");
+        build::error_response(
+            &mut self.to_client,
+            Severity::Fatal,
+            "08006",
+            "pgcached: the server connection was lost",
+        );
+        Flow::Close
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let t = &self.shared.config.timeouts;
+        let since = |d: Duration| self.last_client_activity + d;
+        if self.server.is_none() {
+            return t.client_idle.map(since);
+        }
+        if self.pending > 0 && !self.cancel_sent {
+            return t.query.map(since);
+        }
+        if self.pending == 0 && self.tx_status != b'I' {
+            return t.idle_in_transaction.map(since);
+        }
+        None
+    }
+
+    async fn on_timer(&mut self) -> Flow {
+        let now = Instant::now();
+        if self.next_deadline().is_none_or(|d| d > now) {
+            return Flow::Continue;
+        }
+        if self.server.is_none() {
+            build::error_response(
+                &mut self.to_client,
+                Severity::Fatal,
+                "57P05",
+                "terminating connection due to idle-session timeout (pgcached timeouts.client_idle)",
+            );
+            return Flow::Close;
+        }
+        if self.pending > 0 {
+            self.cancel_sent = true;
+            let target = self.shared.pools.target().clone();
+            self.cancel
+                .slot
+                .with_current(|k| async move {
+                    if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
+                        warn!(error = %e, "could not send a cancel for a query over timeouts.query");
+                    }
+                })
+                .await;
+            return Flow::Continue;
+        }
+        if let Some(lease) = &mut self.server {
+            lease.obj.broken = true;
+        }
+        build::error_response(
+            &mut self.to_client,
+            Severity::Fatal,
+            "25P03",
+            "terminating connection due to idle-in-transaction timeout (pgcached timeouts.idle_in_transaction)",
+        );
+        Flow::Close
+    }
+}
+
+async fn read_opt(
+    reader: Option<&mut Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    buf: Option<&mut BytesMut>,
+) -> std::io::Result<usize> {
+    match (reader, buf) {
+        (Some(r), Some(b)) => r.read_buf(b).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn write_opt(
+    writer: Option<&mut Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    match writer {
+        Some(w) => write_all_buf(w, buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Write as much of `buf` as the peer takes now, then flush once it is all written.
+/// Cancel-safe: bytes leave `buf` only when written.
+async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin + ?Sized>(w: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
+    while buf.has_remaining() {
+        let n = w.write_buf(buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+    }
+    w.flush().await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

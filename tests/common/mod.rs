@@ -5,10 +5,10 @@
 #![allow(dead_code)]
 
 pub mod pg;
-// The in-process proxy launcher lives in `proxy.rs` (owned by the lead):
-// pub mod proxy;
+pub mod proxy;
 
 pub use pg::{PgCluster, PgOptions};
+pub use proxy::Proxy;
 
 use std::net::TcpListener;
 

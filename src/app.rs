@@ -1,0 +1,58 @@
+//! Wiring: build the shared parts from the configuration and serve clients until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::client::auth::{ConfigUsers, PasswordLookup};
+use crate::client::cancel::CancelRegistry;
+use crate::client::listener::Listener;
+use crate::client::startup::ClientTls;
+use crate::config::{ClientTlsMode, Config};
+use crate::pool::Pools;
+use crate::session::Shared;
+
+/// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT.
+pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("signal received: shutting down");
+        let _ = stop.send(true);
+    });
+    serve(config, listener, stopped).await
+}
+
+/// Serve clients on an already bound listener until `shutdown` becomes true.
+pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
+    let tls = match config.tls.mode {
+        ClientTlsMode::Disable => None,
+        mode => {
+            let (cert, key) = (config.tls.cert.as_ref(), config.tls.key.as_ref());
+            let (Some(cert), Some(key)) = (cert, key) else {
+                anyhow::bail!("tls.cert and tls.key are required when tls.mode is not disable");
+            };
+            let server_config = crate::client::tls::server_config(cert, key).context("tls")?;
+            Some(ClientTls { acceptor: server_config.into(), required: mode == ClientTlsMode::Require })
+        }
+    };
+    let lookup: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
+    let shared = Arc::new(Shared { config: config.clone(), pools, cancels: Arc::new(CancelRegistry::default()), shutdown: shutdown.clone() });
+    info!(listen = %listener.local_addr()?, upstream = %config.upstream_redacted(), mode = ?config.pool.mode, "pgcached serving");
+    Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

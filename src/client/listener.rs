@@ -1,0 +1,124 @@
+//! Accept loop: one task per client connection, bounded by `limits.max_clients`; on shutdown,
+//! stop accepting and let sessions finish their transactions until `timeouts.shutdown`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::auth::PasswordLookup;
+use super::startup::{ClientTls, Handshake, handshake};
+use crate::session::{Shared, login};
+use crate::wire::build::{self, Severity};
+
+/// Everything a connection task needs besides the socket.
+pub struct Listener {
+    pub shared: Arc<Shared>,
+    pub tls: Option<ClientTls>,
+    pub lookup: Arc<dyn PasswordLookup>,
+}
+
+impl Listener {
+    /// Serve until `shutdown` turns true, then drain.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(self.shared.config.limits.max_clients));
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = socket.set_nodelay(true);
+                    let this = self.clone();
+                    match limit.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tasks.spawn(async move {
+                                this.connection(socket, peer).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            tasks.spawn(too_many_clients(socket, peer));
+                        }
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(listener);
+        let grace = self.shared.config.timeouts.shutdown;
+        info!(clients = tasks.len(), ?grace, "shutting down: no new connections, waiting for open transactions");
+        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(clients = tasks.len(), "shutdown deadline reached: closing remaining clients");
+            tasks.shutdown().await;
+        }
+    }
+
+    async fn connection(&self, socket: TcpStream, peer: SocketAddr) {
+        let shared = &self.shared;
+        let login_timeout = shared.config.timeouts.login;
+        let started = tokio::time::timeout(login_timeout, async {
+            match handshake(socket, self.tls.as_ref()).await {
+                Ok(Handshake::Cancel { pid, secret }) => {
+                    self.forward_cancel(pid, secret).await;
+                    Ok(None)
+                }
+                Ok(Handshake::Startup(startup)) => {
+                    login::login(shared.clone(), startup, peer, self.lookup.as_ref()).await.map(Some).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        let session = match started {
+            Ok(Ok(Some(session))) => session,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "connection ended before a session started");
+                return;
+            }
+            Err(_) => {
+                warn!(%peer, ?login_timeout, "client did not finish startup in time (timeouts.login)");
+                return;
+            }
+        };
+        if let Err(e) = session.run().await {
+            debug!(%peer, error = %e, "session ended");
+        }
+    }
+
+    async fn forward_cancel(&self, pid: i32, secret: i32) {
+        let Some(slot) = self.shared.cancels.find(pid, secret) else {
+            debug!("cancel request with an unknown key ignored");
+            return;
+        };
+        let target = self.shared.pools.target().clone();
+        slot.with_current(|k| async move {
+            if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
+                warn!(error = %e, "could not forward a cancel request");
+            }
+        })
+        .await;
+    }
+}
+
+/// Over `limits.max_clients`: say so the way Postgres does and close.
+async fn too_many_clients(mut socket: TcpStream, peer: SocketAddr) {
+    warn!(%peer, "refusing a client: limits.max_clients reached");
+    let mut out = BytesMut::new();
+    build::error_response(&mut out, Severity::Fatal, "53300", "sorry, too many clients already");
+    let _ = socket.write_all(&out).await;
+}

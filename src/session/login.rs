@@ -1,0 +1,170 @@
+//! From a StartupMessage to the first ReadyForQuery, one step per function:
+//! check the user → authenticate → get a server → apply the client's parameters →
+//! report parameters, key and ReadyForQuery → hand over to the session loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
+
+use super::params::{self, ParamSet};
+use super::{Lease, Session, Shared};
+use crate::client::auth::{self, PasswordLookup};
+use crate::client::startup::{BoxStream, Startup};
+use crate::config::{AuthMethod, PoolMode};
+use crate::pool::{PoolError, PoolKey, ServerObject};
+use crate::server::ServerError;
+use crate::wire::build::{self, Severity};
+
+/// Why a login did not become a session (the client has already been told).
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("client I/O during login: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("login refused: {0}")]
+    Refused(String),
+}
+
+/// Authenticate the client, prepare its first server connection and greet it.
+pub async fn login(
+    shared: Arc<Shared>,
+    startup: Startup,
+    peer: SocketAddr,
+    lookup: &dyn PasswordLookup,
+) -> Result<Session, LoginError> {
+    let Startup { mut stream, mut rbuf, params: startup_params, tls } = startup;
+    let find = |n: &str| startup_params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let Some(user) = find("user") else {
+        return refuse(&mut stream, "28000", "no PostgreSQL user name specified in startup packet").await;
+    };
+    let database = find("database").filter(|d| !d.is_empty()).unwrap_or_else(|| user.clone());
+    if find("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
+        return refuse(&mut stream, "0A000", "pgcached does not proxy replication connections").await;
+    }
+    let method = shared.config.auth.method;
+    if method == AuthMethod::Trust && !peer.ip().is_loopback() {
+        return refuse(
+            &mut stream,
+            "28000",
+            "pgcached: trust authentication is accepted only from loopback; set auth.method",
+        )
+        .await;
+    }
+    if let Err(e) = auth::authenticate(&mut stream, &mut rbuf, method, &user, lookup).await {
+        warn!(%peer, %user, %database, error = %e, "client authentication failed");
+        return refuse(&mut stream, e.sqlstate(), &e.client_message()).await;
+    }
+
+    let key = PoolKey { database: database.clone(), user: user.clone() };
+    let mut wanted = params::from_startup(&startup_params);
+    let mut obj = match first_server(&shared, &key, &mut wanted).await {
+        Ok(obj) => obj,
+        Err(e) => {
+            warn!(%peer, pool = %key, error = %e, "no server connection for a new client");
+            return fail_login(&mut stream, &e).await;
+        }
+    };
+
+    let mut out = BytesMut::with_capacity(512);
+    build::authentication_ok(&mut out);
+    let mut reported: Vec<_> = obj.params.iter().collect();
+    reported.sort();
+    for (name, value) in reported {
+        build::parameter_status(&mut out, name, value);
+    }
+    let cancel = shared.cancels.register();
+    build::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    build::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await?;
+    info!(%peer, %user, %database, tls, "client connected");
+
+    let mode = shared.config.pool.mode;
+    let server = if mode == PoolMode::Session {
+        let io = obj.io.take().ok_or_else(|| LoginError::Refused("server connection without streams".into()))?;
+        Some(Lease { obj, io })
+    } else {
+        None // back to the pool: transaction mode takes one per transaction
+    };
+    let (client_rx, client_tx) = tokio::io::split(stream);
+    let mut session = Session {
+        shared,
+        key,
+        mode,
+        cancel,
+        client_rx,
+        client_tx,
+        client_rbuf: rbuf,
+        to_client: BytesMut::with_capacity(16 * 1024),
+        server,
+        to_server: BytesMut::with_capacity(4 * 1024),
+        tx_status: b'I',
+        pending: 0,
+        unsynced: false,
+        skip_until_sync: false,
+        pinned: false,
+        wanted,
+        pending_sets: Vec::new(),
+        rolled_back: false,
+        reset_on_release: false,
+        last_client_activity: Instant::now(),
+        cancel_sent: false,
+        draining: false,
+    };
+    if let Some(lease) = &session.server {
+        let k = crate::client::cancel::ServerKey {
+            addr: lease.obj.addr,
+            pid: lease.obj.backend_key.0,
+            secret: lease.obj.backend_key.1,
+        };
+        session.cancel.slot.set(Some(k)).await;
+    }
+    Ok(session)
+}
+
+/// A server connection with the client's startup parameters applied; `wanted` is updated to
+/// the values as the server normalized them (e.g. `utc` → `UTC`).
+async fn first_server(shared: &Shared, key: &PoolKey, wanted: &mut ParamSet) -> Result<ServerObject, PoolError> {
+    let mut obj = shared.pools.get(key).await?;
+    if let Some(sql) = params::sync_statement(wanted, &mut obj.dirty) {
+        if let Err(e) = obj.run_hidden(&sql).await {
+            if !matches!(e, ServerError::Postgres { .. }) {
+                obj.broken = true;
+            }
+            // The server is in sync again after an error; undo what we thought we set.
+            obj.dirty.clear();
+            let _ = obj.run_hidden("RESET ALL").await;
+            return Err(PoolError::Connect(e));
+        }
+    }
+    let normalized: Vec<(String, String)> = wanted
+        .iter()
+        .filter_map(|(name, _)| {
+            obj.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(k, v)| (k.clone(), v.clone()))
+        })
+        .collect();
+    for (name, value) in normalized {
+        wanted.set(&name, &value);
+        obj.dirty.set(&name, &value);
+    }
+    Ok(obj)
+}
+
+async fn refuse<T>(stream: &mut BoxStream, code: &str, message: &str) -> Result<T, LoginError> {
+    let mut out = BytesMut::new();
+    build::error_response(&mut out, Severity::Fatal, code, message);
+    stream.write_all(&out).await?;
+    let _ = stream.shutdown().await;
+    Err(LoginError::Refused(message.to_string()))
+}
+
+/// Tell the client why it has no server: the server's own FATAL when it sent one (e.g.
+/// database "x" does not exist), else the pool's error.
+async fn fail_login<T>(stream: &mut BoxStream, err: &PoolError) -> Result<T, LoginError> {
+    if let PoolError::Connect(ServerError::Postgres { code, message, .. }) = err {
+        return refuse(stream, code, message).await;
+    }
+    refuse(stream, err.sqlstate(), &err.to_string()).await
+}

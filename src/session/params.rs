@@ -1,0 +1,300 @@
+//! Session parameters that must hold for a client whichever server connection it lands on.
+//!
+//! A client's *wanted* values are what it set (startup packet, `SET`, or a ParameterStatus the
+//! server reported while running the client's statements). A server connection's *dirty* values
+//! are what some client left set on it. On checkout the two are compared and the differences are
+//! fixed with one hidden statement (`set_config(...)` / `RESET ...`), like PgBouncer does for the
+//! reported parameters; unreported ones (`search_path`, `extra_float_digits`, …) are tracked from
+//! the SQL text of simple `SET`/`RESET` statements.
+
+use std::collections::BTreeMap;
+
+/// Startup parameters that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
+
+/// Parameters a client may not carry across servers: they describe the server or are fixed.
+const SERVER_OWNED: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "session_authorization",
+    "in_hot_standby",
+    "default_transaction_read_only",
+    "scram_iterations",
+];
+
+/// Is `name` a parameter the proxy carries for a client?
+pub fn is_tracked(name: &str) -> bool {
+    !NOT_SETTINGS.contains(&name) && !SERVER_OWNED.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Parameter names are compared case-insensitively, as Postgres does.
+fn norm(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// A set of parameter values keyed by lowercase name (the original spelling is kept for SQL).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamSet {
+    values: BTreeMap<String, (String, String)>,
+}
+
+impl ParamSet {
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.values.insert(norm(name), (name.to_string(), value.to_string()));
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.values.remove(&norm(name));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(&norm(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.values().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// The statement that brings a server whose client-set values are `dirty` to the values
+/// `wanted`, or `None` when they already agree. Updates `dirty` to what it will be afterwards.
+pub fn sync_statement(wanted: &ParamSet, dirty: &mut ParamSet) -> Option<String> {
+    let mut resets = Vec::new();
+    let mut sets = Vec::new();
+    for (name, value) in wanted.iter() {
+        if dirty.get(name) != Some(value) {
+            sets.push(format!("pg_catalog.set_config({}, {}, false)", literal(name), literal(value)));
+        }
+    }
+    for (name, _) in dirty.iter() {
+        if wanted.get(name).is_none() {
+            resets.push(format!("RESET {}", ident(name)));
+        }
+    }
+    if sets.is_empty() && resets.is_empty() {
+        return None;
+    }
+    *dirty = wanted.clone();
+    let mut sql = resets.join("; ");
+    if !sets.is_empty() {
+        if !sql.is_empty() {
+            sql.push_str("; ");
+        }
+        sql.push_str("SELECT ");
+        sql.push_str(&sets.join(", "));
+    }
+    Some(sql)
+}
+
+/// A SQL string literal (standard_conforming_strings-independent: `E''` with escapes).
+pub fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A quoted identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Startup parameters as wanted values (`options=-c a=b --c=d` included).
+pub fn from_startup(params: &[(String, String)]) -> ParamSet {
+    let mut set = ParamSet::default();
+    for (name, value) in params {
+        if name == "options" {
+            for (n, v) in parse_options(value) {
+                set.set(&n, &v);
+            }
+        } else if is_tracked(name) {
+            set.set(name, value);
+        }
+    }
+    set
+}
+
+/// `-c name=value` and `--name=value` pairs of the libpq `options` startup parameter
+/// (backslash escapes a space).
+pub fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let pair = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((n, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
+            out.push((n.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}
+
+/// What a single `SET`/`RESET` statement does to session parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetEffect {
+    Set { name: String, value: String },
+    Reset { name: String },
+    ResetAll,
+}
+
+/// Recognize a lone session-level `SET name {TO|=} value`, `SET TIME ZONE value`, `RESET name`
+/// or `RESET ALL` (optionally `;`-terminated). `SET LOCAL` and anything else give `None`.
+pub fn parse_set(sql: &str) -> Option<SetEffect> {
+    let s = sql.trim().trim_end_matches(';').trim();
+    if s.contains(';') || s.contains("--") || s.contains("/*") {
+        return None;
+    }
+    let mut words = s.splitn(2, char::is_whitespace);
+    let verb = words.next()?.to_ascii_uppercase();
+    let rest = words.next()?.trim_start();
+    match verb.as_str() {
+        "RESET" => {
+            let name = rest.trim();
+            if name.eq_ignore_ascii_case("all") {
+                Some(SetEffect::ResetAll)
+            } else if is_param_name(name) {
+                Some(SetEffect::Reset { name: name.to_string() })
+            } else {
+                None
+            }
+        }
+        "SET" => {
+            let rest = strip_word(rest, "SESSION").unwrap_or(rest);
+            if strip_word(rest, "LOCAL").is_some() {
+                return None;
+            }
+            if let Some(tz) = strip_word(rest, "TIME").and_then(|r| strip_word(r, "ZONE")) {
+                return Some(SetEffect::Set { name: "TimeZone".into(), value: unquote(tz.trim()) });
+            }
+            let end = rest.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(rest.len());
+            let (name, after) = rest.split_at(end);
+            if !is_param_name(name) {
+                return None;
+            }
+            let after = after.trim_start();
+            let value = after.strip_prefix('=').or_else(|| strip_word(after, "TO"))?.trim();
+            if value.is_empty() {
+                return None;
+            }
+            if value.eq_ignore_ascii_case("default") {
+                return Some(SetEffect::Reset { name: name.to_string() });
+            }
+            Some(SetEffect::Set { name: name.to_string(), value: set_value(value) })
+        }
+        _ => None,
+    }
+}
+
+fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let head = s.get(..word.len())?;
+    let tail = &s[word.len()..];
+    (head.eq_ignore_ascii_case(word) && tail.starts_with(char::is_whitespace)).then(|| tail.trim_start())
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// The value as `set_config` wants it: a single quoted literal is unquoted; a list stays as
+/// written (`a, "B"` is what `SHOW` prints and `set_config` accepts).
+fn set_value(value: &str) -> String {
+    if value.starts_with('\'') && value.ends_with('\'') && value.len() >= 2 && !value[1..value.len() - 1].contains('\'') {
+        value[1..value.len() - 1].to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+fn unquote(value: &str) -> String {
+    set_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_statements_are_recognized() {
+        assert_eq!(
+            parse_set("SET search_path TO a, \"B\";"),
+            Some(SetEffect::Set { name: "search_path".into(), value: "a, \"B\"".into() })
+        );
+        assert_eq!(
+            parse_set("set session TimeZone = 'Europe/Paris'"),
+            Some(SetEffect::Set { name: "TimeZone".into(), value: "Europe/Paris".into() })
+        );
+        assert_eq!(
+            parse_set("SET TIME ZONE 'UTC'"),
+            Some(SetEffect::Set { name: "TimeZone".into(), value: "UTC".into() })
+        );
+        assert_eq!(parse_set("SET LOCAL search_path TO x"), None);
+        assert_eq!(parse_set("RESET ALL"), Some(SetEffect::ResetAll));
+        assert_eq!(parse_set("reset extra_float_digits"), Some(SetEffect::Reset { name: "extra_float_digits".into() }));
+        assert_eq!(parse_set("SET x TO DEFAULT"), Some(SetEffect::Reset { name: "x".into() }));
+        assert_eq!(parse_set("SET a TO 1; SET b TO 2"), None, "multi-statement strings are not guessed at");
+        assert_eq!(parse_set("SETTLE x"), None);
+    }
+
+    #[test]
+    fn sync_sets_what_differs_and_resets_what_the_client_never_set() {
+        let mut wanted = ParamSet::default();
+        wanted.set("TimeZone", "UTC");
+        wanted.set("application_name", "it's");
+        let mut dirty = ParamSet::default();
+        dirty.set("timezone", "UTC");
+        dirty.set("search_path", "x");
+        let sql = sync_statement(&wanted, &mut dirty).unwrap();
+        assert_eq!(sql, "RESET \"search_path\"; SELECT pg_catalog.set_config(E'application_name', E'it''s', false)");
+        assert_eq!(dirty, wanted);
+        assert_eq!(sync_statement(&wanted, &mut dirty), None);
+    }
+
+    #[test]
+    fn startup_options_are_parsed() {
+        let p = from_startup(&[
+            ("user".into(), "u".into()),
+            ("options".into(), "-c search_path=a\\ b --statement-timeout=5s -cwork_mem=64MB".into()),
+            ("server_version".into(), "1".into()),
+        ]);
+        assert_eq!(p.get("search_path"), Some("a b"));
+        assert_eq!(p.get("statement_timeout"), Some("5s"));
+        assert_eq!(p.get("work_mem"), Some("64MB"));
+        assert_eq!(p.get("user"), None);
+        assert_eq!(p.get("server_version"), None);
+    }
+}

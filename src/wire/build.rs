@@ -1,0 +1,162 @@
+//! Synthetic messages: the frames the proxy sends on its own behalf.
+//!
+//! Everything here encodes into a caller-supplied `BytesMut` so several messages can be batched
+//! into one write.
+
+use bytes::{BufMut, BytesMut};
+
+/// Write a frame: tag, then the body produced by `body`, with the length patched in.
+fn put_frame(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+    out.put_u8(tag);
+    let len_at = out.len();
+    out.put_u32(0);
+    body(out);
+    let len = (out.len() - len_at) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_cstr(out: &mut BytesMut, s: &[u8]) {
+    out.put_slice(s);
+    out.put_u8(0);
+}
+
+/// Severity of a synthetic error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+}
+
+/// ErrorResponse with severity, SQLSTATE and message (the fields every client reads).
+pub fn error_response(out: &mut BytesMut, severity: Severity, code: &str, message: &str) {
+    put_frame(out, b'E', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, severity.as_str().as_bytes());
+        b.put_u8(b'V');
+        put_cstr(b, severity.as_str().as_bytes());
+        b.put_u8(b'C');
+        put_cstr(b, code.as_bytes());
+        b.put_u8(b'M');
+        put_cstr(b, message.as_bytes());
+        b.put_u8(0);
+    });
+}
+
+/// NoticeResponse (severity NOTICE) with SQLSTATE and message.
+pub fn notice_response(out: &mut BytesMut, code: &str, message: &str) {
+    put_frame(out, b'N', |b| {
+        for (field, value) in [(b'S', "NOTICE"), (b'V', "NOTICE"), (b'C', code), (b'M', message)] {
+            b.put_u8(field);
+            put_cstr(b, value.as_bytes());
+        }
+        b.put_u8(0);
+    });
+}
+
+pub fn ready_for_query(out: &mut BytesMut, status: u8) {
+    put_frame(out, b'Z', |b| b.put_u8(status));
+}
+
+pub fn parse_complete(out: &mut BytesMut) {
+    put_frame(out, b'1', |_| {});
+}
+
+pub fn bind_complete(out: &mut BytesMut) {
+    put_frame(out, b'2', |_| {});
+}
+
+pub fn close_complete(out: &mut BytesMut) {
+    put_frame(out, b'3', |_| {});
+}
+
+pub fn authentication_ok(out: &mut BytesMut) {
+    put_frame(out, b'R', |b| b.put_i32(0));
+}
+
+pub fn parameter_status(out: &mut BytesMut, name: &str, value: &str) {
+    put_frame(out, b'S', |b| {
+        put_cstr(b, name.as_bytes());
+        put_cstr(b, value.as_bytes());
+    });
+}
+
+pub fn backend_key_data(out: &mut BytesMut, pid: i32, secret: i32) {
+    put_frame(out, b'K', |b| {
+        b.put_i32(pid);
+        b.put_i32(secret);
+    });
+}
+
+/// A simple Query message (used for statements the proxy runs itself).
+pub fn query(out: &mut BytesMut, sql: &str) {
+    put_frame(out, b'Q', |b| put_cstr(b, sql.as_bytes()));
+}
+
+/// Parse message: statement name, query text, parameter type OIDs.
+pub fn parse(out: &mut BytesMut, name: &[u8], query: &[u8], param_types: &[u32]) {
+    put_frame(out, b'P', |b| {
+        put_cstr(b, name);
+        put_cstr(b, query);
+        b.put_i16(param_types.len() as i16);
+        for oid in param_types {
+            b.put_u32(*oid);
+        }
+    });
+}
+
+/// Close message for a statement (`b'S'`) or portal (`b'P'`).
+pub fn close(out: &mut BytesMut, kind: u8, name: &[u8]) {
+    put_frame(out, b'C', |b| {
+        b.put_u8(kind);
+        put_cstr(b, name);
+    });
+}
+
+pub fn sync(out: &mut BytesMut) {
+    put_frame(out, b'S', |_| {});
+}
+
+/// Terminate message.
+pub fn terminate(out: &mut BytesMut) {
+    put_frame(out, b'X', |_| {});
+}
+
+/// CancelRequest packet (untagged) for a server process.
+pub fn cancel_request(out: &mut BytesMut, pid: i32, secret: i32) {
+    out.put_u32(16);
+    out.put_u32(super::frame::CANCEL_REQUEST_CODE);
+    out.put_i32(pid);
+    out.put_i32(secret);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::take_frame;
+
+    #[test]
+    fn error_response_round_trips_through_the_frame_reader() {
+        let mut out = BytesMut::new();
+        error_response(&mut out, Severity::Error, "53300", "pool full");
+        let f = take_frame(&mut out, 1 << 20).unwrap().unwrap();
+        assert_eq!(f.tag(), b'E');
+        assert_eq!(f.body(), b"SERROR\0VERROR\0C53300\0Mpool full\0\0");
+    }
+
+    #[test]
+    fn empty_messages_have_length_four() {
+        let mut out = BytesMut::new();
+        parse_complete(&mut out);
+        ready_for_query(&mut out, b'T');
+        assert_eq!(&out[..], b"1\0\0\0\x04Z\0\0\0\x05T");
+    }
+}

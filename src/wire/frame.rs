@@ -1,0 +1,223 @@
+//! Frame codec: split a buffer into whole frames without copying them.
+//!
+//! A tagged frame is `tag: u8, len: u32 (includes itself), body`. The startup packet has no tag:
+//! `len: u32, code: u32, body`. Incomplete input is normal (`Ok(None)`), a length outside the
+//! caps is an error, and the length is checked before a single byte is reserved for the body.
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Largest startup packet accepted, as in PostgreSQL (`MAX_STARTUP_PACKET_LENGTH`).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+
+/// Protocol 3.0 as sent in a StartupMessage.
+pub const PROTOCOL_V3: u32 = 196_608;
+/// Request codes that share the startup packet's layout.
+pub const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+pub const SSL_REQUEST_CODE: u32 = 80_877_103;
+pub const GSSENC_REQUEST_CODE: u32 = 80_877_104;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("invalid message length {len} for message type '{tag}'", tag = char::from(*tag))]
+    BadLength { tag: u8, len: usize },
+    #[error("message of type '{tag}' is {len} bytes, over the limit of {max}", tag = char::from(*tag))]
+    TooLarge { tag: u8, len: usize, max: usize },
+    #[error("invalid startup packet length {0}")]
+    BadStartupLength(usize),
+}
+
+/// One whole tagged frame: `bytes` holds the original bytes, tag and length included, so it can
+/// be forwarded untouched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    bytes: Bytes,
+}
+
+impl Frame {
+    /// Wrap bytes that are known to hold exactly one whole frame.
+    pub fn from_bytes(bytes: Bytes) -> Frame {
+        debug_assert!(bytes.len() >= 5);
+        Frame { bytes }
+    }
+
+    pub fn tag(&self) -> u8 {
+        self.bytes[0]
+    }
+
+    /// The body, after tag and length.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[5..]
+    }
+
+    /// The whole frame as received (tag, length, body).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// The header of the next tagged frame in `buf`, if 5 bytes are there: `(tag, total_len)` where
+/// `total_len` counts the tag byte too. Checks the length against `max` first.
+pub fn peek_header(buf: &[u8], max: usize) -> Result<Option<(u8, usize)>, FrameError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let tag = buf[0];
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len < 4 {
+        return Err(FrameError::BadLength { tag, len });
+    }
+    if len > max {
+        return Err(FrameError::TooLarge { tag, len, max });
+    }
+    Ok(Some((tag, len + 1)))
+}
+
+/// Take the next whole tagged frame off `buf`, or `Ok(None)` if it is not all there yet. When
+/// the header is there but the body is not, capacity for the rest is reserved (the length was
+/// already checked against `max`).
+pub fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, FrameError> {
+    let Some((_, total)) = peek_header(buf, max)? else {
+        return Ok(None);
+    };
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    Ok(Some(Frame { bytes: buf.split_to(total).freeze() }))
+}
+
+/// A startup-phase packet (no tag byte): the 4-byte request code and the body after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupPacket {
+    pub code: u32,
+    pub body: Bytes,
+}
+
+/// Take a startup-phase packet off `buf` (capped at [`MAX_STARTUP_LEN`]).
+pub fn take_startup(buf: &mut BytesMut) -> Result<Option<StartupPacket>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(FrameError::BadStartupLength(len));
+    }
+    if buf.len() < len {
+        buf.reserve(len - buf.len());
+        return Ok(None);
+    }
+    let mut packet = buf.split_to(len);
+    packet.advance(4);
+    let code = packet.get_u32();
+    Ok(Some(StartupPacket { code, body: packet.freeze() }))
+}
+
+/// Startup parameters (`name\0value\0…\0`) of a StartupMessage body. Returns `None` when the
+/// body is malformed (missing terminators, non-UTF-8 names or values).
+pub fn startup_params(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut rest = body;
+    loop {
+        let (name, after) = split_cstr(rest)?;
+        if name.is_empty() {
+            return Some(params);
+        }
+        let (value, after) = split_cstr(after)?;
+        params.push((String::from_utf8(name.to_vec()).ok()?, String::from_utf8(value.to_vec()).ok()?));
+        rest = after;
+    }
+}
+
+/// Split a NUL-terminated string off the front of `buf`.
+pub fn split_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = buf.iter().position(|&b| b == 0)?;
+    Some((&buf[..nul], &buf[nul + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn incomplete_input_is_not_an_error() {
+        let whole = frame(b'Q', b"select 1\0");
+        for cut in 0..whole.len() {
+            let mut buf = BytesMut::from(&whole[..cut]);
+            assert_eq!(take_frame(&mut buf, 1024), Ok(None), "cut at {cut}");
+            assert_eq!(buf.len(), cut, "nothing consumed");
+        }
+        let mut buf = BytesMut::from(&whole[..]);
+        let f = take_frame(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(f.tag(), b'Q');
+        assert_eq!(f.body(), b"select 1\0");
+        assert_eq!(f.as_bytes().as_ref(), &whole[..]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn two_frames_in_one_read_come_out_in_order() {
+        let mut bytes = frame(b'P', b"\0select 1\0\0\0");
+        bytes.extend(frame(b'S', b""));
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(take_frame(&mut buf, 1024).unwrap().unwrap().tag(), b'P');
+        assert_eq!(take_frame(&mut buf, 1024).unwrap().unwrap().tag(), b'S');
+        assert_eq!(take_frame(&mut buf, 1024), Ok(None));
+    }
+
+    #[test]
+    fn huge_length_is_refused_before_allocating() {
+        let mut buf = BytesMut::from(&[b'Q', 0x7f, 0xff, 0xff, 0xff][..]);
+        let cap_before = buf.capacity();
+        assert!(matches!(take_frame(&mut buf, 1 << 20), Err(FrameError::TooLarge { tag: b'Q', .. })));
+        assert_eq!(buf.capacity(), cap_before);
+    }
+
+    #[test]
+    fn length_below_four_is_malformed() {
+        let mut buf = BytesMut::from(&[b'Q', 0, 0, 0, 3][..]);
+        assert_eq!(take_frame(&mut buf, 1024), Err(FrameError::BadLength { tag: b'Q', len: 3 }));
+    }
+
+    #[test]
+    fn startup_packet_is_capped_at_10000_bytes() {
+        let mut buf = BytesMut::from(&10_001u32.to_be_bytes()[..]);
+        assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(10_001)));
+        let mut buf = BytesMut::from(&4u32.to_be_bytes()[..]);
+        assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(4)));
+    }
+
+    #[test]
+    fn startup_message_parameters_are_read() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&PROTOCOL_V3.to_be_bytes());
+        body.extend_from_slice(b"user\0alice\0database\0app\0\0");
+        let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        pkt.extend(body);
+        let mut buf = BytesMut::from(&pkt[..]);
+        let p = take_startup(&mut buf).unwrap().unwrap();
+        assert_eq!(p.code, PROTOCOL_V3);
+        let params = startup_params(&p.body).unwrap();
+        assert_eq!(params, vec![("user".into(), "alice".into()), ("database".into(), "app".into())]);
+        assert_eq!(startup_params(b"user\0alice"), None, "missing terminator is malformed");
+    }
+}
