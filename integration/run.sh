@@ -123,7 +123,7 @@ unset PGPASSWORD PGSERVICE PGDATABASE PGPORT PGOPTIONS PGSSLMODE || true
 
 # ---------------------------------------------------------------- psql scripts
 run_psql_script() { # PORT SCRIPT OUT
-    (cd "$INTEG/psql" &&
+    (cd "$(dirname "$2")" &&
         timeout 120 psql -X -a -v ON_ERROR_STOP=0 -p "$1" -d app -f "$(basename "$2")" >"$3" 2>&1 </dev/null) ||
         echo "[psql exit status $?]" >>"$3"
 }
@@ -148,7 +148,9 @@ if want psql; then
             label=${t%%:*} port=${t#*:}
             out="$WORK/psql/$name.$label.out"
             run_psql_script "$port" "$s" "$out"
-            if d=$(diff -u "$WORK/psql/$name.direct.out" "$out"); then
+            if grep -q '^\[psql exit status' "$WORK/psql/$name.direct.out"; then
+                fail "psql ${sub}$name: psql failed even direct" "$(tail -5 "$WORK/psql/$name.direct.out")"
+            elif d=$(diff -u "$WORK/psql/$name.direct.out" "$out"); then
                 pass "psql ${sub}$name ($label pool) identical to direct ($(wc -l <"$out") lines)"
             else
                 fail "psql ${sub}$name ($label pool) differs from direct" "$d"
