@@ -4,11 +4,13 @@
 //! - [`listener`]: accept loop, client limit, one task per connection.
 //! - [`startup`]: SSLRequest / GSSENCRequest / CancelRequest / StartupMessage.
 //! - [`auth`]: trust, md5 and SCRAM-SHA-256 verification of the client.
-//! - [`tls`]: rustls configuration for client connections.
+//! - [`tls`]: rustls configuration for client connections, `tls.mode` rules, direct TLS.
+//! - [`passwords`]: stored-password formats (SCRAM verifier, md5 hash, plain text).
 //! - [`cancel`]: per-client BackendKeyData and where a CancelRequest goes.
 
 pub mod auth;
 pub mod cancel;
 pub mod listener;
+pub mod passwords;
 pub mod startup;
 pub mod tls;

@@ -3,7 +3,15 @@
 //!
 //! Owned by the config module. Other modules read these structs; they never parse YAML themselves.
 
+mod addr;
+pub mod cli;
+mod error;
+mod load;
 pub mod policy;
+mod serde_util;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +19,13 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::Deserialize;
 
+pub use addr::{UpstreamAddr, parse_host_port, redact_url};
+pub use error::ConfigError;
+pub use load::{ENV_CONFIG, ENV_LISTEN, ENV_UPSTREAM, Overrides};
 pub use policy::{LimitConfig, PolicyConfig, SafetyConfig};
+pub use serde_util::parse_duration;
+
+use serde_util::{duration, opt_duration};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,8 +67,8 @@ impl Default for Config {
     }
 }
 
-/// Where the real PostgreSQL is.
-#[derive(Debug, Clone, Deserialize)]
+/// Where the real PostgreSQL is. `Debug` masks the password in `url`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// libpq-style URL `postgres://[user[:password]@]host[:port][/db]`.
@@ -62,6 +76,16 @@ pub struct UpstreamConfig {
     pub tls: UpstreamTls,
     /// CA bundle (PEM) used to verify the upstream's certificate (verify-full).
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("url", &redact_url(&self.url))
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -93,14 +117,14 @@ pub struct PoolConfig {
     pub mode: PoolMode,
     pub max_size: usize,
     pub min_idle: usize,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub acquire_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub idle_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_lifetime: Duration,
     /// A connection idle longer than this is health-checked before it is handed out.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub health_check_after: Duration,
     /// Per server connection: how many server-side prepared statements to keep (LRU).
     pub max_prepared_statements: usize,
@@ -204,16 +228,16 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub login: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "opt_duration")]
     pub query: Option<Duration>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "opt_duration")]
     pub idle_in_transaction: Option<Duration>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "opt_duration")]
     pub client_idle: Option<Duration>,
     /// On SIGTERM/SIGINT: how long open transactions may take to finish.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub shutdown: Duration,
 }
 
@@ -264,7 +288,7 @@ pub struct CacheConfig {
     pub enabled: bool,
     pub max_memory: ByteSize,
     pub max_entry_size: ByteSize,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub default_ttl: Duration,
     /// Cache reads of system catalogs too.
     pub catalogs: bool,
@@ -302,7 +326,7 @@ pub struct CacheRule {
     pub table: Option<String>,
     pub fingerprint: Option<String>,
     pub regex: Option<String>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "opt_duration")]
     pub ttl: Option<Duration>,
     pub cache: Option<bool>,
 }

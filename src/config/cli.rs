@@ -1,0 +1,141 @@
+//! The command line (contract): `pgcached [--config FILE] [--listen HOST:PORT] [--upstream URL]
+//! [--check]`, `--version`, `--help`. Kept in the library so `main.rs` stays thin and tests can
+//! drive the same code. Room is left for subcommands (a future `pgcached install-triggers`): add
+//! `#[command(subcommand)] pub command: Option<Command>` to [`Cli`]; the flags stay top-level.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::{Config, ConfigError, LogConfig, LogFormat, Overrides};
+
+/// pgcached — a PostgreSQL wire-protocol caching proxy.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pgcached",
+    version,
+    about = "A PostgreSQL wire-protocol caching proxy: TTL result cache, transaction pooling, guard rails",
+    after_help = "Environment: PGCACHED_CONFIG (config file when --config is absent), PGCACHED_LISTEN, \
+                  PGCACHED_UPSTREAM (override the file; command-line flags override them), \
+                  RUST_LOG (overrides log.level).\n\
+                  Without a config file pgcached runs with defaults: listen 127.0.0.1:6432, \
+                  transaction pooling, trust authentication from loopback only."
+)]
+pub struct Cli {
+    /// YAML configuration file (see config.example.yaml).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for PostgreSQL clients (overrides `listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Upstream PostgreSQL, postgres://[user[:password]@]host[:port][/db] (overrides `upstream.url`).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Validate the configuration and exit: 0 when valid, 1 with the offending key otherwise.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl Cli {
+    /// The command-line values that override the file and the environment.
+    pub fn overrides(&self) -> Overrides {
+        Overrides { config: self.config.clone(), listen: self.listen.clone(), upstream: self.upstream.clone() }
+    }
+
+    /// Build the effective configuration (file → env → flags) and validate it.
+    /// Errors are prefixed with the config file's path when there is one.
+    pub fn build_config(&self, env: &HashMap<String, String>) -> Result<Config, CliConfigError> {
+        let overrides = self.overrides();
+        let file = Config::config_path(&overrides, env);
+        let wrap = |error: ConfigError| CliConfigError { file: file.clone(), error };
+        let config = Config::resolve(&overrides, env).map_err(wrap)?;
+        config.validate().map_err(wrap)?;
+        Ok(config)
+    }
+}
+
+/// A configuration error together with the file it came from.
+#[derive(Debug)]
+pub struct CliConfigError {
+    pub file: Option<PathBuf>,
+    pub error: ConfigError,
+}
+
+impl std::fmt::Display for CliConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, &self.error) {
+            // the read error already names the file
+            (_, ConfigError::Read { .. }) | (None, _) => write!(f, "{}", self.error),
+            (Some(p), e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for CliConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The process environment as a map (non-UTF-8 variables are skipped).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}
+
+/// Install the global tracing subscriber: `log.level` (or `RUST_LOG` when set), text or JSON,
+/// to stderr.
+pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v)?,
+        _ => EnvFilter::try_new(&log.level)?,
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_flags() {
+        let cli = Cli::try_parse_from([
+            "pgcached",
+            "--config",
+            "/etc/p.yaml",
+            "--listen",
+            "0.0.0.0:7000",
+            "--upstream",
+            "postgres://h/db",
+            "--check",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/etc/p.yaml")));
+        assert_eq!(cli.listen.as_deref(), Some("0.0.0.0:7000"));
+        assert_eq!(cli.upstream.as_deref(), Some("postgres://h/db"));
+        assert!(cli.check);
+    }
+
+    #[test]
+    fn no_file_runs_with_defaults() {
+        let cli = Cli::try_parse_from(["pgcached", "--upstream", "postgres://127.0.0.1:5432"]).unwrap();
+        let c = cli.build_config(&HashMap::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6432");
+        assert_eq!(c.pool.mode, super::super::PoolMode::Transaction);
+        assert_eq!(c.auth.method, super::super::AuthMethod::Trust);
+        assert_eq!(c.upstream_target().unwrap().port, 5432);
+    }
+}

@@ -1,0 +1,192 @@
+//! The queue of expected replies: one entry per client message that gets an answer, in order.
+//!
+//! It tells answers to forward from answers to messages the proxy injected (to drop), and holds
+//! the answers the proxy gives itself (to send when their turn comes), so the client sees
+//! exactly the sequence Postgres would have sent. After an ErrorResponse in the extended
+//! protocol the server skips everything up to Sync; the queue does the same with its entries.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::wire::backend::tag;
+
+/// What kind of message an entry answers; decides which server frame completes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Parse,
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    Sync,
+    Query,
+    FunctionCall,
+}
+
+/// What to undo when the message an entry answers failed or was skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnFail {
+    Nothing,
+    /// A Parse under this server name did not happen: the server does not have it.
+    ForgetServerStatement(Bytes),
+    /// The client's Parse failed: forget the client's name and the server statement.
+    ForgetStatement { client: Bytes, server: Bytes },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// The server will answer; `forward` says whether the client sees the answer.
+    Server { kind: Kind, forward: bool, on_fail: OnFail },
+    /// The proxy answers with these bytes when the entry reaches the head.
+    Synth(Bytes),
+}
+
+impl Entry {
+    pub fn forward(kind: Kind) -> Entry {
+        Entry::Server { kind, forward: true, on_fail: OnFail::Nothing }
+    }
+}
+
+/// Where a server frame leaves the head entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// More frames belong to the head entry.
+    Continue,
+    /// The head entry is answered.
+    Complete,
+    /// The head entry failed (extended protocol): it and everything up to Sync are skipped.
+    Fail,
+}
+
+pub fn step(kind: Kind, server_tag: u8) -> Step {
+    use Kind::*;
+    match (kind, server_tag) {
+        (Query | FunctionCall | Sync, tag::READY_FOR_QUERY) => Step::Complete,
+        // An error at Sync (e.g. a deferred constraint at the implicit commit) still ends in
+        // ReadyForQuery, as does any error inside a simple query.
+        (Query | FunctionCall | Sync, _) => Step::Continue,
+        (_, tag::ERROR_RESPONSE) => Step::Fail,
+        (Parse, tag::PARSE_COMPLETE) | (Bind, tag::BIND_COMPLETE) | (Close, tag::CLOSE_COMPLETE) => Step::Complete,
+        (Describe, tag::ROW_DESCRIPTION | tag::NO_DATA) => Step::Complete,
+        (Execute, tag::COMMAND_COMPLETE | tag::EMPTY_QUERY | tag::PORTAL_SUSPENDED) => Step::Complete,
+        _ => Step::Continue,
+    }
+}
+
+/// Frames that can arrive at any time and belong to no request.
+pub fn is_async(server_tag: u8) -> bool {
+    matches!(server_tag, tag::NOTICE_RESPONSE | tag::NOTIFICATION | tag::PARAMETER_STATUS)
+}
+
+#[derive(Default, Debug)]
+pub struct ReplyQueue {
+    entries: VecDeque<Entry>,
+}
+
+impl ReplyQueue {
+    pub fn push(&mut self, entry: Entry) {
+        self.entries.push_back(entry);
+    }
+
+    pub fn head(&self) -> Option<&Entry> {
+        self.entries.front()
+    }
+
+    pub fn pop(&mut self) -> Option<Entry> {
+        self.entries.pop_front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Pop the Synth entries now at the head, in order.
+    pub fn take_ready_synth(&mut self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Some(Entry::Synth(_)) = self.entries.front() {
+            if let Some(Entry::Synth(bytes)) = self.entries.pop_front() {
+                out.push(bytes);
+            }
+        }
+        out
+    }
+
+    /// The head failed: remove it and every entry up to (not including) the next Sync, and
+    /// return what must be undone for them.
+    pub fn fail_until_sync(&mut self) -> Vec<OnFail> {
+        let mut undo = Vec::new();
+        while let Some(entry) = self.entries.front() {
+            if matches!(entry, Entry::Server { kind: Kind::Sync, .. }) {
+                break;
+            }
+            if let Some(Entry::Server { on_fail, .. }) = self.entries.pop_front() {
+                if on_fail != OnFail::Nothing {
+                    undo.push(on_fail);
+                }
+            }
+        }
+        undo
+    }
+
+    /// Requests that end with ReadyForQuery still outstanding.
+    pub fn pending_ready(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Server { kind: Kind::Sync | Kind::Query | Kind::FunctionCall, .. }))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_completes_on_its_own_reply() {
+        assert_eq!(step(Kind::Parse, b'1'), Step::Complete);
+        assert_eq!(step(Kind::Describe, b't'), Step::Continue);
+        assert_eq!(step(Kind::Describe, b'n'), Step::Complete);
+        assert_eq!(step(Kind::Execute, b'D'), Step::Continue);
+        assert_eq!(step(Kind::Execute, b's'), Step::Complete);
+        assert_eq!(step(Kind::Execute, b'E'), Step::Fail);
+        assert_eq!(step(Kind::Query, b'E'), Step::Continue, "a simple query goes on to ReadyForQuery");
+        assert_eq!(step(Kind::Query, b'Z'), Step::Complete);
+        assert_eq!(step(Kind::Sync, b'E'), Step::Continue, "an error at commit still ends in ReadyForQuery");
+    }
+
+    #[test]
+    fn a_failure_skips_to_sync_and_collects_undo_work() {
+        let mut q = ReplyQueue::default();
+        q.push(Entry::forward(Kind::Bind));
+        q.push(Entry::Server {
+            kind: Kind::Parse,
+            forward: false,
+            on_fail: OnFail::ForgetServerStatement(Bytes::from_static(b"s1")),
+        });
+        q.push(Entry::Synth(Bytes::from_static(b"x")));
+        q.push(Entry::forward(Kind::Sync));
+        q.push(Entry::forward(Kind::Execute));
+        let undo = q.fail_until_sync();
+        assert_eq!(undo, vec![OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))]);
+        assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
+        assert_eq!(q.pending_ready(), 1);
+    }
+
+    #[test]
+    fn synthesized_answers_come_out_when_they_reach_the_head() {
+        let mut q = ReplyQueue::default();
+        q.push(Entry::Synth(Bytes::from_static(b"a")));
+        q.push(Entry::Synth(Bytes::from_static(b"b")));
+        q.push(Entry::forward(Kind::Sync));
+        q.push(Entry::Synth(Bytes::from_static(b"c")));
+        assert_eq!(q.take_ready_synth(), vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert!(q.take_ready_synth().is_empty());
+        q.pop();
+        assert_eq!(q.take_ready_synth(), vec![Bytes::from_static(b"c")]);
+    }
+}

@@ -1,0 +1,102 @@
+//! Named prepared statements under transaction pooling.
+//!
+//! A client's named statement (`Parse` with a name) is remembered per client: name → query text
+//! and parameter types. On the server side the statement gets a pgcached-wide name derived from
+//! (query text, parameter types), so every server connection can hold one copy that any client
+//! may use; each server connection tracks what it has in a bounded LRU
+//! ([`crate::server::prepared::PreparedSet`]). When a client's Bind/Describe lands on a server
+//! that lacks the statement, the session injects the Parse first and drops its ParseComplete.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::wire::build;
+
+/// A client's prepared statement, as the server knows it.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    /// The shared server-side name (`pgcached_<hash>`).
+    pub server_name: Bytes,
+    /// A ready-to-send Parse under the server name.
+    pub parse: Bytes,
+}
+
+impl Statement {
+    pub fn new(query: &[u8], param_types: &[u32]) -> Statement {
+        let server_name = server_name(query, param_types);
+        let mut parse = BytesMut::with_capacity(query.len() + 32);
+        build::parse(&mut parse, &server_name, query, param_types);
+        Statement { server_name, parse: parse.freeze() }
+    }
+}
+
+/// The server-side name of a statement: a hash of its text and parameter types. Two clients
+/// preparing the same text share one server statement. (64-bit SipHash with fixed keys plus the
+/// text length: a collision needs two texts of the same length among ~4 billion statements.)
+pub fn server_name(query: &[u8], param_types: &[u32]) -> Bytes {
+    let mut h = DefaultHasher::new();
+    query.hash(&mut h);
+    param_types.hash(&mut h);
+    Bytes::from(format!("pgcached_{:016x}_{:x}", h.finish(), query.len()))
+}
+
+/// The statements one client has prepared, by the client's names.
+#[derive(Default, Debug)]
+pub struct ClientStatements {
+    by_name: HashMap<Bytes, Statement>,
+}
+
+impl ClientStatements {
+    pub fn get(&self, name: &[u8]) -> Option<&Statement> {
+        self.by_name.get(name)
+    }
+
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub fn insert(&mut self, name: Bytes, stmt: Statement) {
+        self.by_name.insert(name, stmt);
+    }
+
+    pub fn remove(&mut self, name: &[u8]) -> Option<Statement> {
+        self.by_name.remove(name)
+    }
+
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_depend_on_text_and_types_only() {
+        assert_eq!(server_name(b"select $1", &[23]), server_name(b"select $1", &[23]));
+        assert_ne!(server_name(b"select $1", &[23]), server_name(b"select $1", &[25]));
+        assert_ne!(server_name(b"select $1", &[23]), server_name(b"select $2", &[23]));
+        assert!(server_name(b"x", &[]).starts_with(b"pgcached_"));
+    }
+
+    #[test]
+    fn the_prepared_parse_carries_the_server_name() {
+        let s = Statement::new(b"select 1", &[]);
+        let mut buf = BytesMut::from(&s.parse[..]);
+        let f = crate::wire::frame::take_frame(&mut buf, 1 << 20).unwrap().unwrap();
+        let p = crate::wire::frontend::parse(f.body()).unwrap();
+        assert_eq!(p.name, &s.server_name[..]);
+        assert_eq!(p.query, b"select 1");
+    }
+}
