@@ -10,8 +10,8 @@ use tracing::info;
 use crate::client::auth::{ConfigUsers, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
-use crate::client::startup::ClientTls;
-use crate::config::{ClientTlsMode, Config};
+use crate::client::tls::ClientTls;
+use crate::config::{Config, redact_url};
 use crate::pool::Pools;
 use crate::session::Shared;
 
@@ -30,20 +30,15 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
 /// Serve clients on an already bound listener until `shutdown` becomes true.
 pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
-    let tls = match config.tls.mode {
-        ClientTlsMode::Disable => None,
-        mode => {
-            let (cert, key) = (config.tls.cert.as_ref(), config.tls.key.as_ref());
-            let (Some(cert), Some(key)) = (cert, key) else {
-                anyhow::bail!("tls.cert and tls.key are required when tls.mode is not disable");
-            };
-            let server_config = crate::client::tls::server_config(cert, key).context("tls")?;
-            Some(ClientTls { acceptor: server_config.into(), required: mode == ClientTlsMode::Require })
-        }
-    };
+    let tls = ClientTls::from_config(&config.tls).context("tls")?;
     let lookup: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
-    let shared = Arc::new(Shared { config: config.clone(), pools, cancels: Arc::new(CancelRegistry::default()), shutdown: shutdown.clone() });
-    info!(listen = %listener.local_addr()?, upstream = %config.upstream_redacted(), mode = ?config.pool.mode, "pgcached serving");
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        pools,
+        cancels: Arc::new(CancelRegistry::default()),
+        shutdown: shutdown.clone(),
+    });
+    info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
     Ok(())
 }

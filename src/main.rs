@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use pgcached::config::Config;
+use pgcached::app::run;
 use pgcached::config::cli::{Cli, init_tracing, process_env};
 
 fn main() -> ExitCode {
@@ -50,12 +50,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-// TODO(lead): replace this stub with `pgcached::app::run` once src/app.rs exists:
-//     use pgcached::app::run;
-// and delete the function below.
-async fn run(config: Arc<Config>) -> anyhow::Result<()> {
-    let _ = config;
-    anyhow::bail!("pgcached::app::run is not wired in yet (stub in src/main.rs)")
 }

@@ -13,10 +13,7 @@ fn users(method: AuthMethod) -> impl FnOnce(&mut pgcached::config::Config) {
         c.auth.users = vec![
             UserEntry { name: "postgres".into(), password: "s3cret".into() },
             // As Postgres stores it (pg_authid): a SCRAM verifier for "other-pass".
-            UserEntry {
-                name: "alice".into(),
-                password: postgres_protocol::password::scram_sha_256(b"other-pass"),
-            },
+            UserEntry { name: "alice".into(), password: postgres_protocol::password::scram_sha_256(b"other-pass") },
         ];
     }
 }

@@ -81,7 +81,10 @@ async fn typed_parameters_round_trip_in_binary() {
     let c = connect(&proxy.url("postgres", "app")).await;
     let bytes: Vec<u8> = vec![0, 255, 128, 10, 13];
     let row = c
-        .query_one("SELECT $1::int8, $2::text, $3::bytea, $4::bool, $5::float8", &[&-7i64, &"ünï", &bytes, &true, &0.1f64])
+        .query_one(
+            "SELECT $1::int8, $2::text, $3::bytea, $4::bool, $5::float8",
+            &[&-7i64, &"ünï", &bytes, &true, &0.1f64],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), -7);

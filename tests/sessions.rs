@@ -111,7 +111,8 @@ async fn cancel_stops_the_running_query_of_that_client_only() {
     let a = connect(&proxy.url("postgres", "app")).await;
     let b = connect(&proxy.url("postgres", "app")).await;
     let token = a.cancel_token();
-    let other = tokio::spawn(async move { b.query_one("SELECT pg_sleep(1.5), 7", &[]).await.map(|r| r.get::<_, i32>(1)) });
+    let other =
+        tokio::spawn(async move { b.query_one("SELECT pg_sleep(1.5), 7", &[]).await.map(|r| r.get::<_, i32>(1)) });
     let running = tokio::spawn(async move { a.simple_query("SELECT pg_sleep(30)").await });
     tokio::time::sleep(Duration::from_millis(400)).await;
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();

@@ -98,19 +98,14 @@ impl AuthError {
     }
 
     fn failed(user: &str, reason: FailReason) -> AuthError {
-        AuthError::Failed {
-            user: user.to_owned(),
-            reason,
-        }
+        AuthError::Failed { user: user.to_owned(), reason }
     }
 }
 
 impl From<FrameError> for AuthError {
     fn from(e: FrameError) -> AuthError {
         AuthError::Protocol(match e {
-            FrameError::TooLarge { .. } | FrameError::BadLength { .. } => {
-                "invalid message length".to_owned()
-            }
+            FrameError::TooLarge { .. } | FrameError::BadLength { .. } => "invalid message length".to_owned(),
             other => other.to_string(),
         })
     }
@@ -133,13 +128,9 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
     match (method, stored) {
         (AuthMethod::Trust, _) => Ok(()),
         // Postgres: a SCRAM verifier is used with SCRAM even where pg_hba.conf says md5.
-        (AuthMethod::Md5, Some(StoredPassword::Scram(v))) => {
-            scram::exchange(&mut conn, user, Ok(v)).await
-        }
+        (AuthMethod::Md5, Some(StoredPassword::Scram(v))) => scram::exchange(&mut conn, user, Ok(v)).await,
         (AuthMethod::Md5, stored) => md5::exchange(&mut conn, user, stored).await,
-        (AuthMethod::ScramSha256, Some(StoredPassword::Scram(v))) => {
-            scram::exchange(&mut conn, user, Ok(v)).await
-        }
+        (AuthMethod::ScramSha256, Some(StoredPassword::Scram(v))) => scram::exchange(&mut conn, user, Ok(v)).await,
         (AuthMethod::ScramSha256, Some(StoredPassword::Plain(p))) => {
             let salt = rand::random::<[u8; 16]>().to_vec();
             let verifier = ScramVerifier::derive(&p, salt, super::passwords::SCRAM_ITERATIONS);
@@ -148,9 +139,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
         (AuthMethod::ScramSha256, Some(StoredPassword::Md5(_))) => {
             scram::exchange(&mut conn, user, Err(FailReason::NoUsableSecret)).await
         }
-        (AuthMethod::ScramSha256, None) => {
-            scram::exchange(&mut conn, user, Err(FailReason::UnknownUser)).await
-        }
+        (AuthMethod::ScramSha256, None) => scram::exchange(&mut conn, user, Err(FailReason::UnknownUser)).await,
     }
 }
 
@@ -162,15 +151,11 @@ struct AuthConn<'a, S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> AuthConn<'_, S> {
     /// Send one Authentication request, encoded by pgwire.
-    async fn send(
-        &mut self,
-        msg: pgwire::messages::startup::Authentication,
-    ) -> Result<(), AuthError> {
+    async fn send(&mut self, msg: pgwire::messages::startup::Authentication) -> Result<(), AuthError> {
         use pgwire::messages::Message;
         let mut out = BytesMut::new();
-        msg.encode(&mut out).map_err(|e| {
-            AuthError::Protocol(format!("could not encode authentication request: {e}"))
-        })?;
+        msg.encode(&mut out)
+            .map_err(|e| AuthError::Protocol(format!("could not encode authentication request: {e}")))?;
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
         Ok(())

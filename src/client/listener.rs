@@ -12,14 +12,15 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::auth::PasswordLookup;
-use super::startup::{ClientTls, Handshake, handshake};
+use super::startup::{Handshake, handshake};
+use super::tls::ClientTls;
 use crate::session::{Shared, login};
 use crate::wire::build::{self, Severity};
 
 /// Everything a connection task needs besides the socket.
 pub struct Listener {
     pub shared: Arc<Shared>,
-    pub tls: Option<ClientTls>,
+    pub tls: ClientTls,
     pub lookup: Arc<dyn PasswordLookup>,
 }
 
@@ -71,14 +72,15 @@ impl Listener {
         let shared = &self.shared;
         let login_timeout = shared.config.timeouts.login;
         let started = tokio::time::timeout(login_timeout, async {
-            match handshake(socket, self.tls.as_ref()).await {
+            match handshake(socket, &self.tls).await {
                 Ok(Handshake::Cancel { pid, secret }) => {
                     self.forward_cancel(pid, secret).await;
                     Ok(None)
                 }
-                Ok(Handshake::Startup(startup)) => {
-                    login::login(shared.clone(), startup, peer, self.lookup.as_ref()).await.map(Some).map_err(|e| e.to_string())
-                }
+                Ok(Handshake::Startup(startup)) => login::login(shared.clone(), startup, peer, self.lookup.as_ref())
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
         })

@@ -82,12 +82,7 @@ impl ScramVerifier {
         let salt = base64::decode(salt).filter(|s| !s.is_empty())?;
         let stored_key = base64::decode(stored_key)?.try_into().ok()?;
         let server_key = base64::decode(server_key)?.try_into().ok()?;
-        Some(ScramVerifier {
-            iterations,
-            salt,
-            stored_key,
-            server_key,
-        })
+        Some(ScramVerifier { iterations, salt, stored_key, server_key })
     }
 
     /// Derive a verifier from a plain-text password (SASLprep-normalised) and a salt, as
@@ -96,18 +91,11 @@ impl ScramVerifier {
         use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
         let salted = gen_salted_password(password, &salt, iterations as usize);
         match ScramSecret::verifier_from_salted_password(salt, salted, iterations as usize) {
-            ScramSecret::Verifier {
-                salt,
-                iterations,
-                stored_key,
-                server_key,
-            } => ScramVerifier {
+            ScramSecret::Verifier { salt, iterations, stored_key, server_key } => ScramVerifier {
                 iterations: iterations as u32,
                 salt,
                 stored_key: stored_key.try_into().expect("SHA-256 output is 32 bytes"),
-                server_key: server_key
-                    .try_into()
-                    .expect("HMAC-SHA-256 output is 32 bytes"),
+                server_key: server_key.try_into().expect("HMAC-SHA-256 output is 32 bytes"),
             },
             ScramSecret::SaltedPassword { .. } => {
                 unreachable!("verifier_from_salted_password returns a verifier")
@@ -128,19 +116,13 @@ impl ScramVerifier {
 
 impl fmt::Debug for ScramVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScramVerifier")
-            .field("iterations", &self.iterations)
-            .finish_non_exhaustive()
+        f.debug_struct("ScramVerifier").field("iterations", &self.iterations).finish_non_exhaustive()
     }
 }
 
 /// `md5` followed by exactly 32 lowercase hex digits (Postgres' `MD5_PASSWD_LEN` check).
 fn is_md5_hash(s: &str) -> bool {
-    s.len() == 35
-        && s.starts_with("md5")
-        && s.as_bytes()[3..]
-            .iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    s.len() == 35 && s.starts_with("md5") && s.as_bytes()[3..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What the client must send in answer to an md5 challenge with `salt`, given the stored
@@ -168,9 +150,7 @@ mod tests {
     #[test]
     fn postgres_scram_verifier_is_parsed() {
         let stored = postgres_protocol::password::scram_sha_256(b"s3cret");
-        let StoredPassword::Scram(v) = StoredPassword::parse(&stored) else {
-            panic!("not scram")
-        };
+        let StoredPassword::Scram(v) = StoredPassword::parse(&stored) else { panic!("not scram") };
         assert_eq!(v.iterations, 4096);
         assert_eq!(v.salt.len(), 16);
     }
@@ -178,62 +158,32 @@ mod tests {
     #[test]
     fn derived_verifier_matches_postgres_protocol_for_the_same_salt() {
         let stored = postgres_protocol::password::scram_sha_256(b"s3cret");
-        let StoredPassword::Scram(v) = StoredPassword::parse(&stored) else {
-            panic!("not scram")
-        };
-        assert_eq!(
-            ScramVerifier::derive("s3cret", v.salt.clone(), v.iterations),
-            v
-        );
+        let StoredPassword::Scram(v) = StoredPassword::parse(&stored) else { panic!("not scram") };
+        assert_eq!(ScramVerifier::derive("s3cret", v.salt.clone(), v.iterations), v);
     }
 
     #[test]
     fn md5_hash_and_plain_text_are_classified() {
         let md5 = postgres_protocol::password::md5(b"pw", "alice");
-        assert_eq!(
-            StoredPassword::parse(&md5),
-            StoredPassword::Md5(md5.clone())
-        );
-        assert_eq!(
-            StoredPassword::parse("md5notahash"),
-            StoredPassword::Plain("md5notahash".into())
-        );
-        assert_eq!(
-            StoredPassword::parse("hunter2"),
-            StoredPassword::Plain("hunter2".into())
-        );
+        assert_eq!(StoredPassword::parse(&md5), StoredPassword::Md5(md5.clone()));
+        assert_eq!(StoredPassword::parse("md5notahash"), StoredPassword::Plain("md5notahash".into()));
+        assert_eq!(StoredPassword::parse("hunter2"), StoredPassword::Plain("hunter2".into()));
         let upper = md5.to_uppercase().replacen("MD5", "md5", 1);
-        assert_eq!(
-            StoredPassword::parse(&upper),
-            StoredPassword::Plain(upper.clone()),
-            "hex must be lowercase"
-        );
+        assert_eq!(StoredPassword::parse(&upper), StoredPassword::Plain(upper.clone()), "hex must be lowercase");
     }
 
     #[test]
     fn malformed_verifier_is_plain_text() {
-        for s in [
-            "SCRAM-SHA-256$4096:c2FsdA==$abc:def",
-            "SCRAM-SHA-256$x:c2FsdA==$a:b",
-            "SCRAM-SHA-256$",
-        ] {
-            assert!(
-                matches!(StoredPassword::parse(s), StoredPassword::Plain(_)),
-                "{s}"
-            );
+        for s in ["SCRAM-SHA-256$4096:c2FsdA==$abc:def", "SCRAM-SHA-256$x:c2FsdA==$a:b", "SCRAM-SHA-256$"] {
+            assert!(matches!(StoredPassword::parse(s), StoredPassword::Plain(_)), "{s}");
         }
     }
 
     #[test]
     fn md5_response_matches_postgres_protocol_client() {
         let salt = [1, 2, 3, 4];
-        let stored = StoredPassword::Plain("pw".into())
-            .md5_hash("alice")
-            .unwrap();
-        assert_eq!(
-            md5_response(&stored, salt),
-            postgres_protocol::authentication::md5_hash(b"alice", b"pw", salt)
-        );
+        let stored = StoredPassword::Plain("pw".into()).md5_hash("alice").unwrap();
+        assert_eq!(md5_response(&stored, salt), postgres_protocol::authentication::md5_hash(b"alice", b"pw", salt));
     }
 
     #[test]

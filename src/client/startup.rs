@@ -2,15 +2,12 @@
 //! CancelRequest, and the StartupMessage. Generic over the stream so tests can drive it without
 //! a socket.
 
-
+use super::tls::{ClientTls, Negotiation, TlsError, is_direct_tls};
 use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
 
-use crate::wire::frame::{
-    self, CANCEL_REQUEST_CODE, FrameError, GSSENC_REQUEST_CODE, PROTOCOL_V3, SSL_REQUEST_CODE,
-};
+use crate::wire::frame::{self, CANCEL_REQUEST_CODE, FrameError, GSSENC_REQUEST_CODE, PROTOCOL_V3, SSL_REQUEST_CODE};
 
 /// A client byte stream, plain or TLS, behind one type.
 pub trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -56,10 +53,8 @@ pub enum StartupError {
     DataAfterSslRequest,
     #[error("invalid startup packet layout")]
     Malformed,
-    #[error("SSL required")]
-    TlsRequired,
-    #[error("TLS handshake failed: {0}")]
-    Tls(std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 impl StartupError {
@@ -67,27 +62,29 @@ impl StartupError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             StartupError::UnsupportedProtocol { .. } => "0A000",
-            StartupError::TlsRequired => "28000",
+            StartupError::Tls(e) => e.sqlstate(),
             _ => "08P01",
         }
     }
 }
 
-/// TLS towards clients: the acceptor and whether plaintext sessions are refused.
-#[derive(Clone)]
-pub struct ClientTls {
-    pub acceptor: TlsAcceptor,
-    pub required: bool,
-}
-
-/// Run the handshake on a new connection.
-pub async fn handshake<S>(stream: S, tls: Option<&ClientTls>) -> Result<Handshake, StartupError>
+/// Run the handshake on a new connection: TLS (after an SSLRequest, or direct TLS as PG17
+/// clients may do), then a StartupMessage or a CancelRequest.
+pub async fn handshake<S>(stream: S, tls: &ClientTls) -> Result<Handshake, StartupError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut stream: BoxStream = Box::new(stream);
     let mut rbuf = BytesMut::with_capacity(1024);
+    if stream.read_buf(&mut rbuf).await? == 0 {
+        return Err(StartupError::Closed);
+    }
     let mut is_tls = false;
+    if is_direct_tls(&rbuf) && tls.ssl_response() == b'S' {
+        let already = rbuf.split();
+        stream = Box::new(tls.accept(stream, already, Negotiation::Direct).await?);
+        is_tls = true;
+    }
     loop {
         let packet = read_startup_packet(&mut stream, &mut rbuf).await?;
         match packet.code {
@@ -97,14 +94,11 @@ where
                 if !rbuf.is_empty() {
                     return Err(StartupError::DataAfterSslRequest);
                 }
-                match tls {
-                    Some(tls) => {
-                        stream.write_all(b"S").await?;
-                        let tls_stream = tls.acceptor.accept(stream).await.map_err(StartupError::Tls)?;
-                        stream = Box::new(tls_stream);
-                        is_tls = true;
-                    }
-                    None => stream.write_all(b"N").await?,
+                let answer = tls.ssl_response();
+                stream.write_all(&[answer]).await?;
+                if answer == b'S' {
+                    stream = Box::new(tls.accept(stream, rbuf.split(), Negotiation::SslRequest).await?);
+                    is_tls = true;
                 }
             }
             GSSENC_REQUEST_CODE if !is_tls => {
@@ -121,10 +115,11 @@ where
                 return Ok(Handshake::Cancel { pid: body.get_i32(), secret: body.get_i32() });
             }
             code if code >> 16 == 3 => {
-                if tls.is_some_and(|t| t.required) && !is_tls {
-                    return Err(StartupError::TlsRequired);
+                // 3.x minor versions are served as 3.0 (no NegotiateProtocolVersion needed for
+                // clients that send no _pq_ options).
+                if !is_tls {
+                    tls.check_plaintext_startup()?;
                 }
-                let _ = code == PROTOCOL_V3; // 3.x minor versions are accepted as 3.0
                 let params = frame::startup_params(&packet.body).ok_or(StartupError::Malformed)?;
                 return Ok(Handshake::Startup(Startup { stream, rbuf, params, tls: is_tls }));
             }
@@ -149,7 +144,6 @@ async fn read_startup_packet(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,10 +155,14 @@ mod tests {
         v
     }
 
+    fn no_tls() -> ClientTls {
+        ClientTls::new(crate::config::ClientTlsMode::Disable, None).unwrap()
+    }
+
     #[tokio::test]
     async fn ssl_request_without_tls_is_answered_n_then_startup_proceeds() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let task = tokio::spawn(handshake(server, None));
+        let task = tokio::spawn(handshake(server, &no_tls()));
         client.write_all(&packet(SSL_REQUEST_CODE, b"")).await.unwrap();
         let mut answer = [0u8; 1];
         client.read_exact(&mut answer).await.unwrap();
@@ -181,7 +179,7 @@ mod tests {
         let mut both = packet(SSL_REQUEST_CODE, b"");
         both.extend(packet(PROTOCOL_V3, b"user\0bob\0\0"));
         client.write_all(&both).await.unwrap();
-        let r = handshake(server, None).await;
+        let r = handshake(server, &no_tls()).await;
         assert!(matches!(r, Err(StartupError::DataAfterSslRequest)));
     }
 
@@ -189,14 +187,14 @@ mod tests {
     async fn cancel_request_carries_the_key() {
         let (mut client, server) = tokio::io::duplex(4096);
         client.write_all(&packet(CANCEL_REQUEST_CODE, &[0, 0, 0, 42, 0, 0, 0, 7])).await.unwrap();
-        let Handshake::Cancel { pid, secret } = handshake(server, None).await.unwrap() else { panic!() };
+        let Handshake::Cancel { pid, secret } = handshake(server, &no_tls()).await.unwrap() else { panic!() };
         assert_eq!((pid, secret), (42, 7));
     }
 
     #[tokio::test]
     async fn gssenc_is_declined_and_oversized_startup_refused() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let task = tokio::spawn(handshake(server, None));
+        let task = tokio::spawn(handshake(server, &no_tls()));
         client.write_all(&packet(GSSENC_REQUEST_CODE, b"")).await.unwrap();
         let mut answer = [0u8; 1];
         client.read_exact(&mut answer).await.unwrap();
@@ -209,7 +207,7 @@ mod tests {
     async fn protocol_2_is_refused() {
         let (mut client, server) = tokio::io::duplex(4096);
         client.write_all(&packet(2 << 16, b"user\0x\0\0")).await.unwrap();
-        let err = handshake(server, None).await.err().unwrap();
+        let err = handshake(server, &no_tls()).await.err().unwrap();
         assert_eq!(err.sqlstate(), "0A000");
     }
 }

@@ -39,15 +39,9 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 #[derive(Debug, Error)]
 pub enum TlsError {
     #[error("could not read TLS certificate chain {path}: {source}")]
-    Cert {
-        path: String,
-        source: rustls_pki_types::pem::Error,
-    },
+    Cert { path: String, source: rustls_pki_types::pem::Error },
     #[error("could not read TLS private key {path}: {source}")]
-    Key {
-        path: String,
-        source: rustls_pki_types::pem::Error,
-    },
+    Key { path: String, source: rustls_pki_types::pem::Error },
     #[error("TLS certificate or key rejected: {0}")]
     Config(#[from] rustls::Error),
     #[error("tls.mode is {0:?} but tls.cert and tls.key are not both set")]
@@ -80,26 +74,18 @@ impl TlsError {
 /// A rustls server configuration from a PEM certificate chain and a PEM private key (PKCS#8,
 /// PKCS#1 or SEC1), with the ring provider and ALPN `postgresql` advertised.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_err = |source| TlsError::Cert {
-        path: cert.display().to_string(),
-        source,
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(cert_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(cert_err)?;
+    let cert_err = |source| TlsError::Cert { path: cert.display().to_string(), source };
+    let chain =
+        CertificateDer::pem_file_iter(cert).map_err(cert_err)?.collect::<Result<Vec<_>, _>>().map_err(cert_err)?;
     if chain.is_empty() {
         return Err(cert_err(rustls_pki_types::pem::Error::NoItemsFound));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
-        path: key.display().to_string(),
-        source,
-    })?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|source| TlsError::Key { path: key.display().to_string(), source })?;
+    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
     Ok(Arc::new(config))
 }
@@ -138,19 +124,10 @@ impl ClientTls {
     }
 
     /// From an already-built configuration (`None` only with `ClientTlsMode::Disable`).
-    pub fn new(
-        mode: ClientTlsMode,
-        config: Option<Arc<ServerConfig>>,
-    ) -> Result<ClientTls, TlsError> {
+    pub fn new(mode: ClientTlsMode, config: Option<Arc<ServerConfig>>) -> Result<ClientTls, TlsError> {
         match (mode, config) {
-            (ClientTlsMode::Disable, _) => Ok(ClientTls {
-                mode,
-                acceptor: None,
-            }),
-            (_, Some(config)) => Ok(ClientTls {
-                mode,
-                acceptor: Some(TlsAcceptor::from(config)),
-            }),
+            (ClientTlsMode::Disable, _) => Ok(ClientTls { mode, acceptor: None }),
+            (_, Some(config)) => Ok(ClientTls { mode, acceptor: Some(TlsAcceptor::from(config)) }),
             (mode, None) => Err(TlsError::MissingCertOrKey(mode)),
         }
     }
@@ -190,10 +167,7 @@ impl ClientTls {
         if how == Negotiation::SslRequest && !already_read.is_empty() {
             return Err(TlsError::PipelinedData);
         }
-        let tls = acceptor
-            .accept(Prefixed::new(stream, already_read.freeze()))
-            .await
-            .map_err(TlsError::Handshake)?;
+        let tls = acceptor.accept(Prefixed::new(stream, already_read.freeze())).await.map_err(TlsError::Handshake)?;
         if how == Negotiation::Direct && tls.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
             return Err(TlsError::NoAlpn);
         }
@@ -224,11 +198,7 @@ impl<S> Prefixed<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
@@ -241,11 +211,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 

@@ -112,12 +112,7 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = authority.rfind('@') {
             let userinfo = &authority[..at];
             if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[scheme_end + 3 + at..]
-                );
+                return format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[scheme_end + 3 + at..]);
             }
         }
         // a `password=` query parameter
@@ -178,7 +173,10 @@ mod tests {
     fn redaction() {
         assert_eq!(redact_url("postgres://u:p@h:1/d"), "postgres://u:***@h:1/d");
         assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(redact_url("postgres://h/d?password=x&sslmode=disable"), "postgres://h/d?password=***&sslmode=disable");
+        assert_eq!(
+            redact_url("postgres://h/d?password=x&sslmode=disable"),
+            "postgres://h/d?password=***&sslmode=disable"
+        );
         assert_eq!(redact_url("host=h password=x"), "host=h password=***");
     }
 }

@@ -42,8 +42,8 @@ impl Config {
     /// are resolved against the directory of the file. Does not validate.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let mut config = Config::from_yaml_str(&text)?;
         if let Some(dir) = path.parent() {
             config.resolve_relative_paths(dir);

@@ -235,9 +235,11 @@ fn valid_variants() {
     parse("listen: \"[::]:6432\"\nadmin: {http_listen: \"0.0.0.0:9187\"}\n").validate().unwrap();
     parse("upstream: {tls: verify-full}\n").validate().unwrap(); // system roots
     parse("cache: {enabled: false, default_ttl: 0}\n").validate().unwrap();
-    parse("cache: {rules: [{table: t, ttl: 5m}, {fingerprint: abc, cache: false}, {regex: \"^SELECT\", cache: true}]}\n")
-        .validate()
-        .unwrap();
+    parse(
+        "cache: {rules: [{table: t, ttl: 5m}, {fingerprint: abc, cache: false}, {regex: \"^SELECT\", cache: true}]}\n",
+    )
+    .validate()
+    .unwrap();
     parse("log: {level: \"pgcached=debug,info\"}\n").validate().unwrap();
 }
 
@@ -295,7 +297,11 @@ fn warnings() {
 fn precedence_cli_over_env_over_file_over_default() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
-    std::fs::write(&file, "listen: \"127.0.0.1:1111\"\nupstream: {url: \"postgres://file:5432\"}\npool: {max_size: 7}\n").unwrap();
+    std::fs::write(
+        &file,
+        "listen: \"127.0.0.1:1111\"\nupstream: {url: \"postgres://file:5432\"}\npool: {max_size: 7}\n",
+    )
+    .unwrap();
     let file_s = file.to_str().unwrap();
 
     // default only
@@ -304,7 +310,10 @@ fn precedence_cli_over_env_over_file_over_default() {
 
     // file via PGCACHED_CONFIG
     let c = Config::resolve(&Overrides::default(), &env(&[(ENV_CONFIG, file_s)])).unwrap();
-    assert_eq!((c.listen.as_str(), c.upstream.url.as_str(), c.pool.max_size), ("127.0.0.1:1111", "postgres://file:5432", 7));
+    assert_eq!(
+        (c.listen.as_str(), c.upstream.url.as_str(), c.pool.max_size),
+        ("127.0.0.1:1111", "postgres://file:5432", 7)
+    );
 
     // env over file
     let e = env(&[(ENV_CONFIG, file_s), (ENV_LISTEN, "127.0.0.1:2222"), (ENV_UPSTREAM, "postgres://env:5432")]);
@@ -314,7 +323,10 @@ fn precedence_cli_over_env_over_file_over_default() {
     // CLI over env
     let cli = Overrides { config: None, listen: Some("127.0.0.1:3333".into()), upstream: None };
     let c = Config::resolve(&cli, &e).unwrap();
-    assert_eq!((c.listen.as_str(), c.upstream.url.as_str(), c.pool.max_size), ("127.0.0.1:3333", "postgres://env:5432", 7));
+    assert_eq!(
+        (c.listen.as_str(), c.upstream.url.as_str(), c.pool.max_size),
+        ("127.0.0.1:3333", "postgres://env:5432", 7)
+    );
 
     // --config beats PGCACHED_CONFIG
     let cli = Overrides { config: Some("/nonexistent.yaml".into()), ..Default::default() };

@@ -120,7 +120,8 @@ impl Config {
         }
         for (i, r) in c.rules.iter().enumerate() {
             let key = format!("cache.rules[{i}]");
-            let matchers = [r.table.is_some(), r.fingerprint.is_some(), r.regex.is_some()].iter().filter(|b| **b).count();
+            let matchers =
+                [r.table.is_some(), r.fingerprint.is_some(), r.regex.is_some()].iter().filter(|b| **b).count();
             if matchers != 1 {
                 return Err(err(key, format!("needs exactly one of table, fingerprint, regex (has {matchers})")));
             }

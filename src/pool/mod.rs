@@ -1,1 +1,163 @@
-//! (placeholder: filled in by the module's owner)
+//! Pools of upstream server connections, one per (database, user), built on deadpool.
+//!
+//! - `Pools`: the shared set of pools, created lazily on first use of a [`PoolKey`].
+//! - `manager`: how a connection is opened and when an idle one may be reused.
+//! - `reaper`: per-pool task closing idle/old connections and keeping `min_idle` warm.
+//! - `credentials`: which password logs in as which user (read its doc).
+//! - `control`: the control-plane client pool (tokio-postgres) for catalog look-ups & co.
+//! - `error`: [`PoolError`].
+//!
+//! A session gets a [`ServerObject`] with [`Pools::get`] (waiting up to `pool.acquire_timeout`),
+//! takes its `io`, and on return gives it back with `ServerConn::restore_io` — or marks the
+//! connection `broken`. Dropping the object returns it to its pool; the next `get` recycles it
+//! (see [`Manager`]) or opens a new one.
+
+pub mod control;
+pub mod credentials;
+mod error;
+mod manager;
+mod reaper;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deadpool::managed::{self, Timeouts};
+use tracing::info;
+
+pub use error::PoolError;
+pub use manager::Manager;
+
+use crate::config::Config;
+use crate::server::UpstreamTarget;
+
+/// A pooled server connection; derefs to [`crate::server::ServerConn`].
+pub type ServerObject = managed::Object<Manager>;
+
+/// What a pool is for: server connections logged in as `user` to `database`.
+#[derive(Clone, Hash, PartialEq, Eq, Debug)]
+pub struct PoolKey {
+    pub database: String,
+    pub user: String,
+}
+
+impl fmt::Display for PoolKey {
+    /// `database/user`, as pool names appear in messages and metrics.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.database, self.user)
+    }
+}
+
+type Pool = managed::Pool<Manager>;
+
+/// Every pool of the process. Share it behind an `Arc`.
+pub struct Pools {
+    config: Arc<Config>,
+    target: Arc<UpstreamTarget>,
+    pools: Mutex<HashMap<PoolKey, Pool>>,
+    /// Set by [`Pools::close`]: no new pool is created after it.
+    closed: AtomicBool,
+}
+
+impl Pools {
+    pub fn new(config: Arc<Config>) -> Result<Pools, PoolError> {
+        let target = UpstreamTarget::from_config(&config.upstream)
+            .map_err(|e| PoolError::Config(e.to_string()))?;
+        Ok(Pools {
+            config,
+            target: Arc::new(target),
+            pools: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// A server connection for `key`, waiting up to `pool.acquire_timeout` for a free slot.
+    pub async fn get(&self, key: &PoolKey) -> Result<ServerObject, PoolError> {
+        let pool = self.pool(key)?;
+        pool.get().await.map_err(|e| self.map_error(key, &pool, e))
+    }
+
+    pub fn target(&self) -> &UpstreamTarget {
+        &self.target
+    }
+
+    /// The upstream target, shared (e.g. for a cancel task that outlives the borrow).
+    pub fn target_arc(&self) -> Arc<UpstreamTarget> {
+        self.target.clone()
+    }
+
+    /// Size and use of every pool, for metrics and the admin console.
+    pub fn status(&self) -> Vec<(PoolKey, deadpool::Status)> {
+        let pools = self.pools.lock().expect("pools lock");
+        let mut all: Vec<_> = pools.iter().map(|(k, p)| (k.clone(), p.status())).collect();
+        all.sort_by(|a, b| (&a.0.database, &a.0.user).cmp(&(&b.0.database, &b.0.user)));
+        all
+    }
+
+    /// Close every pool: waiting and future `get`s fail with [`PoolError::Closed`], idle
+    /// connections are closed, leased ones are closed when they come back.
+    pub fn close(&self) {
+        let mut pools = self.pools.lock().expect("pools lock");
+        self.closed.store(true, Ordering::SeqCst);
+        for pool in pools.values() {
+            pool.close();
+        }
+        pools.clear();
+    }
+
+    /// The pool of `key`, created (with its maintenance task) on first use.
+    fn pool(&self, key: &PoolKey) -> Result<Pool, PoolError> {
+        let mut pools = self.pools.lock().expect("pools lock");
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PoolError::Closed);
+        }
+        if let Some(pool) = pools.get(key) {
+            return Ok(pool.clone());
+        }
+        let cfg = &self.config.pool;
+        let password = credentials::upstream_password(&self.target, &self.config.auth, &key.user);
+        let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone());
+        let pool = Pool::builder(manager)
+            .max_size(cfg.max_size)
+            .timeouts(Timeouts {
+                wait: Some(cfg.acquire_timeout),
+                create: Some(cfg.acquire_timeout.max(self.config.timeouts.login)),
+                recycle: Some(cfg.acquire_timeout),
+            })
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| PoolError::Config(e.to_string()))?;
+        reaper::spawn(&pool, cfg);
+        info!(pool = %key, max_size = cfg.max_size, "created server pool");
+        pools.insert(key.clone(), pool.clone());
+        Ok(pool)
+    }
+
+    fn map_error(
+        &self,
+        key: &PoolKey,
+        pool: &Pool,
+        e: managed::PoolError<crate::server::ServerError>,
+    ) -> PoolError {
+        use managed::{PoolError as E, TimeoutType};
+        match e {
+            E::Timeout(TimeoutType::Wait) | E::Timeout(TimeoutType::Recycle) => {
+                PoolError::Timeout {
+                    pool: key.to_string(),
+                    waited: self.config.pool.acquire_timeout,
+                    max_size: pool.status().max_size,
+                }
+            }
+            E::Timeout(TimeoutType::Create) => {
+                PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out connecting to the upstream",
+                )))
+            }
+            E::Backend(source) => PoolError::Connect(source),
+            E::Closed => PoolError::Closed,
+            E::NoRuntimeSpecified | E::PostCreateHook(_) => PoolError::Config(e.to_string()),
+        }
+    }
+}

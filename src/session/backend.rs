@@ -1,10 +1,15 @@
-//! Server frames: forward every frame as received, and read the few that change the session's
-//! state — ReadyForQuery (transaction status, end of an exchange), ParameterStatus (values that
-//! must follow the client), ErrorResponse (FATAL ends the connection), CommandComplete
-//! (COMMIT/ROLLBACK settle tracked SETs).
+//! Server frames: each belongs to the request at the head of the reply queue (or is
+//! asynchronous: notices, notifications, parameter reports). Forwarded frames go to the client
+//! as received; answers to injected messages are dropped; the proxy's own answers are sent when
+//! their turn comes. Along the way the session learns the transaction status (ReadyForQuery),
+//! parameter changes (ParameterStatus), fatal errors, and statements the server dropped.
+
+use tracing::warn;
 
 use super::params;
+use super::queue::{self, Entry, OnFail, Step};
 use super::{Flow, Session, SessionError};
+use crate::wire::Frame;
 use crate::wire::backend::{self, tag};
 use crate::wire::frame::take_frame;
 
@@ -16,7 +21,7 @@ impl Session {
     /// this client is done.
     pub(super) async fn on_server_data(&mut self) -> Result<Flow, SessionError> {
         loop {
-            let lease = self.server.as_mut().expect("server data without a server");
+            let lease = self.server_mut();
             let frame = match take_frame(&mut lease.io.rbuf, MAX_SERVER_FRAME) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -25,42 +30,103 @@ impl Session {
                     return Err(SessionError::ServerFrame(e));
                 }
             };
-            let body = frame.body();
-            match frame.tag() {
-                tag::READY_FOR_QUERY => {
-                    self.pending = self.pending.saturating_sub(1);
-                    self.tx_status = backend::ready_status(body).unwrap_or(b'I');
-                    if self.pending == 0 {
+            self.observe(&frame);
+            if queue::is_async(frame.tag()) {
+                self.to_client.extend_from_slice(frame.as_bytes());
+                continue;
+            }
+            let Some(Entry::Server { kind, forward, .. }) = self.queue.head().cloned() else {
+                // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
+                // goes away). Pass it on; the connection will not be reused.
+                self.server_mut().obj.broken = true;
+                self.to_client.extend_from_slice(frame.as_bytes());
+                continue;
+            };
+            match queue::step(kind, frame.tag()) {
+                Step::Continue => {
+                    if forward {
+                        self.to_client.extend_from_slice(frame.as_bytes());
+                    }
+                }
+                Step::Complete => {
+                    if forward {
+                        self.to_client.extend_from_slice(frame.as_bytes());
+                    }
+                    self.queue.pop();
+                    if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
                         self.settle_sets();
                     }
                 }
-                tag::PARAMETER_STATUS => {
-                    if let Some((name, value)) = backend::parameter_status(body) {
-                        lease.obj.params.insert(name.to_string(), value.to_string());
-                        if params::is_tracked(name) {
-                            self.wanted.set(name, value);
-                            lease.obj.dirty.set(name, value);
-                        }
+                Step::Fail => {
+                    // The client sees the error even when it is about a message the proxy
+                    // injected (e.g. a re-Parse that no longer compiles).
+                    self.to_client.extend_from_slice(frame.as_bytes());
+                    for undo in self.queue.fail_until_sync() {
+                        self.undo(undo);
                     }
                 }
-                tag::ERROR_RESPONSE => {
-                    let fields = backend::error_fields(body);
-                    if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
-                        lease.obj.broken = true;
-                    }
-                    // A failed statement did not apply its SETs.
-                    self.rolled_back = true;
-                }
-                tag::COMMAND_COMPLETE => {
-                    if backend::command_tag(body) == Some(b"ROLLBACK") {
-                        self.rolled_back = true;
-                    }
-                }
-                _ => {}
             }
-            self.to_client.extend_from_slice(frame.as_bytes());
+            self.emit_ready_synth();
         }
         self.maybe_release().await;
         Ok(Flow::Continue)
+    }
+
+    /// State carried by a server frame, whoever it is for.
+    fn observe(&mut self, frame: &Frame) {
+        let body = frame.body();
+        match frame.tag() {
+            tag::READY_FOR_QUERY => {
+                self.tx_status = backend::ready_status(body).unwrap_or(b'I');
+            }
+            tag::PARAMETER_STATUS => {
+                if let Some((name, value)) = backend::parameter_status(body) {
+                    let lease = self.server.as_mut().expect("server frame without a server");
+                    lease.obj.params.insert(name.to_string(), value.to_string());
+                    if params::is_tracked(name) {
+                        self.wanted.set(name, value);
+                        lease.obj.dirty.set(name, value);
+                    }
+                }
+            }
+            tag::ERROR_RESPONSE => {
+                let fields = backend::error_fields(body);
+                if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
+                    warn!(pool = %self.key, code = %fields.code, message = %fields.message, "server sent a fatal error");
+                    self.server_mut().obj.broken = true;
+                }
+                // A failed statement did not apply its SETs.
+                self.rolled_back = true;
+            }
+            tag::COMMAND_COMPLETE => match backend::command_tag(body) {
+                Some(b"ROLLBACK") => self.rolled_back = true,
+                Some(b"DISCARD ALL") | Some(b"DEALLOCATE ALL") => {
+                    // Every statement on this server is gone, the client's included.
+                    let discard = backend::command_tag(body) == Some(b"DISCARD ALL");
+                    let obj = &mut self.server_mut().obj;
+                    obj.prepared.clear();
+                    if discard {
+                        // …and every setting is back to its default.
+                        obj.dirty.clear();
+                        self.wanted.clear();
+                        self.pending_sets.clear();
+                    }
+                    self.statements.clear();
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn undo(&mut self, undo: OnFail) {
+        match undo {
+            OnFail::Nothing => {}
+            OnFail::ForgetServerStatement(server) => self.server_mut().obj.prepared.forget(&server),
+            OnFail::ForgetStatement { client, server } => {
+                self.statements.remove(&client);
+                self.server_mut().obj.prepared.forget(&server);
+            }
+        }
     }
 }

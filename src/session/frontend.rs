@@ -164,7 +164,8 @@ impl Session {
             return self.protocol_violation("invalid Bind message");
         };
         self.unsynced = true;
-        let stmt = if b.statement.is_empty() || !self.renaming() { None } else { self.statements.get(b.statement).cloned() };
+        let stmt =
+            if b.statement.is_empty() || !self.renaming() { None } else { self.statements.get(b.statement).cloned() };
         let Some(stmt) = stmt else {
             // Unnamed, session mode, or unknown to this client: the server answers as Postgres
             // would (an unknown name is unknown there too: server names are all pgcached_*).
@@ -282,7 +283,8 @@ impl Session {
             self.reset_on_release = true;
         }
         let head: String = text.trim_start().chars().take(8).collect::<String>().to_ascii_uppercase();
-        let pins = head.starts_with("LISTEN") || (head.starts_with("PREPARE ") && !text.to_ascii_uppercase().contains("TRANSACTION"));
+        let pins = head.starts_with("LISTEN")
+            || (head.starts_with("PREPARE ") && !text.to_ascii_uppercase().contains("TRANSACTION"));
         if self.mode == PoolMode::Transaction && pins && !self.pinned {
             debug!(pool = %self.key, "LISTEN / SQL PREPARE pins the client to its server connection");
             self.pinned = true;

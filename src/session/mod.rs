@@ -8,6 +8,8 @@
 //! - [`frontend`]: handling of client frames (forward, or answer locally).
 //! - [`backend`]: handling of server frames (track state, forward).
 //! - [`params`]: the parameters that must follow a client across server connections.
+//! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
+//! - [`statements`]: a client's named prepared statements and their shared server names.
 //!
 //! In transaction mode the session holds a server connection from the client's first message
 //! until the server reports ReadyForQuery `I` with nothing else outstanding; in session mode
@@ -17,6 +19,8 @@ mod backend;
 mod frontend;
 pub mod login;
 pub mod params;
+mod queue;
+pub mod statements;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,8 +100,10 @@ pub struct Session {
     to_server: BytesMut,
     /// Transaction status as last reported to the client.
     tx_status: u8,
-    /// Sync / Query / FunctionCall messages forwarded and not yet answered by ReadyForQuery.
-    pending: usize,
+    /// Replies expected from the server (and the proxy's own), in order.
+    queue: queue::ReplyQueue,
+    /// The client's named prepared statements (transaction mode).
+    statements: statements::ClientStatements,
     /// Extended-protocol messages forwarded since the last Sync.
     unsynced: bool,
     /// The proxy failed this extended batch itself: drop client messages until Sync.
@@ -208,7 +214,19 @@ impl Session {
 
     /// Nothing is outstanding on the server and no transaction is open.
     fn is_idle(&self) -> bool {
-        self.pending == 0 && !self.unsynced && self.tx_status == b'I'
+        self.queue.is_empty() && !self.unsynced && self.tx_status == b'I'
+    }
+
+    /// The server this session holds (callers check that it holds one).
+    fn server_mut(&mut self) -> &mut Lease {
+        self.server.as_mut().expect("the session holds a server here")
+    }
+
+    /// Send the proxy's own answers that have reached the head of the queue.
+    fn emit_ready_synth(&mut self) {
+        for bytes in self.queue.take_ready_synth() {
+            self.to_client.extend_from_slice(&bytes);
+        }
     }
 
     async fn flush_client(&mut self) -> std::io::Result<()> {
@@ -233,11 +251,8 @@ impl Session {
             obj.broken = true;
             return Err(PoolError::Closed);
         };
-        let key = crate::client::cancel::ServerKey {
-            addr: obj.addr,
-            pid: obj.backend_key.0,
-            secret: obj.backend_key.1,
-        };
+        let key =
+            crate::client::cancel::ServerKey { addr: obj.addr, pid: obj.backend_key.0, secret: obj.backend_key.1 };
         self.cancel.slot.set(Some(key)).await;
         self.server = Some(Lease { obj, io });
         Ok(())
@@ -253,6 +268,14 @@ impl Session {
             obj.broken = true;
         }
         obj.io = Some(io);
+        let evicted = obj.prepared.take_to_close();
+        if !evicted.is_empty() && !obj.broken {
+            let sql: Vec<String> =
+                evicted.iter().map(|n| format!("DEALLOCATE {}", params::ident(&String::from_utf8_lossy(n)))).collect();
+            if obj.run_hidden(&sql.join("; ")).await.is_err() {
+                obj.broken = true;
+            }
+        }
         if std::mem::take(&mut self.reset_on_release) && !obj.broken {
             if obj.run_hidden("SET SESSION AUTHORIZATION DEFAULT; RESET ALL").await.is_err() {
                 obj.broken = true;
@@ -265,6 +288,7 @@ impl Session {
                 obj.broken = true;
             }
             obj.dirty.clear();
+            obj.prepared.clear();
         }
         self.to_server.clear();
     }
@@ -299,10 +323,10 @@ impl Session {
         if self.server.is_none() {
             return t.client_idle.map(since);
         }
-        if self.pending > 0 && !self.cancel_sent {
+        if self.queue.pending_ready() > 0 && !self.cancel_sent {
             return t.query.map(since);
         }
-        if self.pending == 0 && self.tx_status != b'I' {
+        if self.queue.is_empty() && self.tx_status != b'I' {
             return t.idle_in_transaction.map(since);
         }
         None
@@ -322,7 +346,7 @@ impl Session {
             );
             return Flow::Close;
         }
-        if self.pending > 0 {
+        if !self.queue.is_empty() {
             self.cancel_sent = true;
             let target = self.shared.pools.target().clone();
             self.cancel
@@ -370,7 +394,10 @@ async fn write_opt(
 
 /// Write as much of `buf` as the peer takes now, then flush once it is all written.
 /// Cancel-safe: bytes leave `buf` only when written.
-async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin + ?Sized>(w: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
+async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
     while buf.has_remaining() {
         let n = w.write_buf(buf).await?;
         if n == 0 {

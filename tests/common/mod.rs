@@ -15,17 +15,12 @@ use std::net::TcpListener;
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to :0, read it, release it).
 /// Callers that bind it later must tolerate a (rare) race with another process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
 /// Connect with tokio-postgres (no TLS) and spawn the connection task. Panics on failure.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    try_connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    try_connect(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
 /// Like [`connect`], but returns the error (for tests that expect a refusal).

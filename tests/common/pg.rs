@@ -59,47 +59,24 @@ fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let bindir = find_bindir();
-        let out = Command::new(bindir.join("postgres"))
-            .arg("--version")
-            .output()
-            .expect("run postgres --version");
+        let out = Command::new(bindir.join("postgres")).arg("--version").output().expect("run postgres --version");
         // "postgres (PostgreSQL) 15.6 (Debian 15.6-1)"
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let ver = text
-            .split_whitespace()
-            .nth(2)
-            .unwrap_or_else(|| panic!("unexpected postgres --version output: {text}"));
+        let ver =
+            text.split_whitespace().nth(2).unwrap_or_else(|| panic!("unexpected postgres --version output: {text}"));
         let major = ver.split('.').next().unwrap().to_string();
-        let is_root = fs::metadata("/proc/self")
-            .map(|m| m.uid() == 0)
-            .unwrap_or_else(|_| {
-                let o = Command::new("id").arg("-u").output().expect("id -u");
-                String::from_utf8_lossy(&o.stdout).trim() == "0"
-            });
-        let owner = if is_root {
-            Some((id_of("-u"), id_of("-g")))
-        } else {
-            None
-        };
-        Env {
-            bindir,
-            major,
-            as_postgres: is_root,
-            owner,
-        }
+        let is_root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or_else(|_| {
+            let o = Command::new("id").arg("-u").output().expect("id -u");
+            String::from_utf8_lossy(&o.stdout).trim() == "0"
+        });
+        let owner = if is_root { Some((id_of("-u"), id_of("-g"))) } else { None };
+        Env { bindir, major, as_postgres: is_root, owner }
     })
 }
 
 fn id_of(flag: &str) -> u32 {
-    let o = Command::new("id")
-        .args([flag, "postgres"])
-        .output()
-        .expect("id postgres");
-    assert!(
-        o.status.success(),
-        "running as root needs a `postgres` OS user: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new("id").args([flag, "postgres"]).output().expect("id postgres");
+    assert!(o.status.success(), "running as root needs a `postgres` OS user: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
 }
 
@@ -127,10 +104,7 @@ fn find_bindir() -> PathBuf {
         })
         .collect();
     found.sort();
-    found
-        .pop()
-        .map(|(_, p)| p)
-        .expect("no PostgreSQL binaries: set PG_BINDIR or install postgresql")
+    found.pop().map(|(_, p)| p).expect("no PostgreSQL binaries: set PG_BINDIR or install postgresql")
 }
 
 /// Build a command for a server-side binary, as `postgres` when we are root.
@@ -147,9 +121,7 @@ fn server_cmd(bin: &str) -> Command {
 }
 
 fn run_ok(mut cmd: Command, what: &str) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot spawn: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot spawn: {e}"));
     if !out.status.success() {
         panic!(
             "{what} failed ({}):\n{}\n{}",
@@ -163,12 +135,7 @@ fn run_ok(mut cmd: Command, what: &str) -> Output {
 
 fn chown_r(path: &Path) {
     if let Some((uid, gid)) = env().owner {
-        let st = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{uid}:{gid}"))
-            .arg(path)
-            .status()
-            .expect("chown");
+        let st = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(path).status().expect("chown");
         assert!(st.success(), "chown -R {}", path.display());
     }
 }
@@ -185,10 +152,7 @@ fn template() -> &'static Path {
     T.get_or_init(|| {
         let e = env();
         let tmp = std::env::temp_dir();
-        let final_dir = tmp.join(format!(
-            "pgcached-test-template-{}-v{TEMPLATE_VERSION}",
-            e.major
-        ));
+        let final_dir = tmp.join(format!("pgcached-test-template-{}-v{TEMPLATE_VERSION}", e.major));
         if final_dir.join("PG_VERSION").exists() {
             return final_dir;
         }
@@ -207,17 +171,7 @@ fn template() -> &'static Path {
         initdb
             .arg("-D")
             .arg(&scratch)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--nosync",
-                "--no-instructions",
-            ])
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--nosync", "--no-instructions"])
             .stdin(Stdio::null());
         run_ok(initdb, "initdb");
 
@@ -231,12 +185,7 @@ fn template() -> &'static Path {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = single.spawn().expect("spawn postgres --single");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"CREATE DATABASE app OWNER postgres;\n")
-            .unwrap();
+        child.stdin.take().unwrap().write_all(b"CREATE DATABASE app OWNER postgres;\n").unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -251,11 +200,7 @@ fn template() -> &'static Path {
                 // Another process won the race; use theirs.
                 let _ = fs::remove_dir_all(&scratch);
             }
-            Err(err) => panic!(
-                "rename {} -> {}: {err}",
-                scratch.display(),
-                final_dir.display()
-            ),
+            Err(err) => panic!("rename {} -> {}: {err}", scratch.display(), final_dir.display()),
         }
         final_dir
     })
@@ -264,12 +209,7 @@ fn template() -> &'static Path {
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     h.finish()
 }
 
@@ -285,21 +225,13 @@ impl PgCluster {
 
     pub fn start_with(opts: PgOptions) -> PgCluster {
         let tpl = template();
-        let dir = tempfile::Builder::new()
-            .prefix("pgcached-test-pg-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("pgcached-test-pg-").tempdir().expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let data = dir.path().join("data");
         let sock = dir.path().join("sock");
         let log = dir.path().join("postgres.log");
 
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(tpl)
-            .arg(&data)
-            .status()
-            .expect("cp -a template");
+        let st = Command::new("cp").arg("-a").arg(tpl).arg(&data).status().expect("cp -a template");
         assert!(st.success(), "cp -a {} {}", tpl.display(), data.display());
         fs::create_dir(&sock).unwrap();
         fs::File::create(&log).unwrap();
@@ -333,10 +265,7 @@ impl PgCluster {
 
         let hba = match &opts.hba {
             Some(text) => format!("local all postgres trust\n{text}\n"),
-            None => {
-                "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-                    .to_string()
-            }
+            None => "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n".to_string(),
         };
         fs::write(data.join("pg_hba.conf"), hba).unwrap();
         chown_r(dir.path());
@@ -348,13 +277,7 @@ impl PgCluster {
             write_port(&data, port);
             match pg_ctl_start(&data, &log, port) {
                 Ok(()) => {
-                    return PgCluster {
-                        dir,
-                        data,
-                        sock,
-                        log,
-                        port,
-                    };
+                    return PgCluster { dir, data, sock, log, port };
                 }
                 Err(e) => {
                     stop_immediate(&data);
@@ -416,19 +339,10 @@ impl PgCluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn psql");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         if !out.status.success() {
-            panic!(
-                "psql failed ({}): {sql}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("psql failed ({}): {sql}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -436,10 +350,7 @@ impl PgCluster {
     /// `pg_ctl stop -m fast`. Panics if it fails.
     pub fn stop(&self) {
         let mut c = server_cmd("pg_ctl");
-        c.arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "-t", "30", "stop"])
-            .stdin(Stdio::null());
+        c.arg("-D").arg(&self.data).args(["-m", "fast", "-w", "-t", "30", "stop"]).stdin(Stdio::null());
         run_ok(c, "pg_ctl stop");
     }
 
@@ -499,10 +410,7 @@ fn pg_ctl_start(data: &Path, log: &Path, port: u16) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
-            return Err(format!(
-                "postgres not accepting on port {port}\n{}",
-                read_log()
-            ));
+            return Err(format!("postgres not accepting on port {port}\n{}", read_log()));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -531,10 +439,7 @@ impl Drop for PgCluster {
 
 fn write_port(data: &Path, port: u16) {
     // A later `port` line wins over earlier ones in postgresql.conf.
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(data.join("postgresql.conf"))
-        .unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
     writeln!(f, "port = {port}").unwrap();
 }
 
@@ -542,9 +447,7 @@ fn gen_cert(data: &Path) {
     let crt = data.join("server.crt");
     let key = data.join("server.key");
     let out = Command::new("openssl")
-        .args([
-            "req", "-new", "-x509", "-days", "365", "-nodes", "-newkey", "rsa:2048",
-        ])
+        .args(["req", "-new", "-x509", "-days", "365", "-nodes", "-newkey", "rsa:2048"])
         .args(["-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
@@ -553,10 +456,6 @@ fn gen_cert(data: &Path) {
         .arg(&crt)
         .output()
         .expect("spawn openssl");
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -14,10 +14,7 @@ use crate::config::UserEntry;
 ///
 /// Written with a boxed future instead of `async fn` so it can be used as `&dyn PasswordLookup`.
 pub trait PasswordLookup: Send + Sync {
-    fn lookup<'a>(
-        &'a self,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>>;
+    fn lookup<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>>;
 }
 
 /// The `auth.users` list, parsed once.
@@ -28,19 +25,13 @@ pub struct ConfigUsers {
 
 impl ConfigUsers {
     pub fn new(users: &[UserEntry]) -> ConfigUsers {
-        let users = users
-            .iter()
-            .map(|u| (u.name.clone(), StoredPassword::parse(&u.password)))
-            .collect();
+        let users = users.iter().map(|u| (u.name.clone(), StoredPassword::parse(&u.password))).collect();
         ConfigUsers { users }
     }
 }
 
 impl PasswordLookup for ConfigUsers {
-    fn lookup<'a>(
-        &'a self,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
+    fn lookup<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
         let found = self.users.get(user).cloned();
         Box::pin(async move { Ok(found) })
     }
@@ -55,26 +46,13 @@ pub struct AuthQuery {
 
 impl AuthQuery {
     pub fn new(pool: deadpool_postgres::Pool, query: impl Into<String>) -> AuthQuery {
-        AuthQuery {
-            pool,
-            query: query.into(),
-        }
+        AuthQuery { pool, query: query.into() }
     }
 
     async fn run(&self, user: &str) -> Result<Option<StoredPassword>, AuthError> {
-        let lookup_err = |detail: String| AuthError::Lookup {
-            user: user.to_owned(),
-            detail,
-        };
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| lookup_err(e.to_string()))?;
-        let row = client
-            .query_opt(self.query.as_str(), &[&user])
-            .await
-            .map_err(|e| lookup_err(e.to_string()))?;
+        let lookup_err = |detail: String| AuthError::Lookup { user: user.to_owned(), detail };
+        let client = self.pool.get().await.map_err(|e| lookup_err(e.to_string()))?;
+        let row = client.query_opt(self.query.as_str(), &[&user]).await.map_err(|e| lookup_err(e.to_string()))?;
         let Some(row) = row else { return Ok(None) };
         let password: Option<String> = row.try_get(0).map_err(|e| lookup_err(e.to_string()))?;
         Ok(password.map(|p| StoredPassword::parse(&p)))
@@ -82,10 +60,7 @@ impl AuthQuery {
 }
 
 impl PasswordLookup for AuthQuery {
-    fn lookup<'a>(
-        &'a self,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
+    fn lookup<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
         Box::pin(self.run(user))
     }
 }
@@ -104,10 +79,7 @@ impl LookupChain {
 }
 
 impl PasswordLookup for LookupChain {
-    fn lookup<'a>(
-        &'a self,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
+    fn lookup<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Option<StoredPassword>, AuthError>> {
         Box::pin(async move {
             for source in &self.sources {
                 if let Some(found) = source.lookup(user).await? {

@@ -16,15 +16,12 @@ pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stored: Option<StoredPassword>,
 ) -> Result<(), AuthError> {
     let salt = rand::random::<[u8; 4]>();
-    conn.send(Authentication::MD5Password(salt.to_vec()))
-        .await?;
+    conn.send(Authentication::MD5Password(salt.to_vec())).await?;
     let frame = conn.read_password_message().await?;
     let answer = match split_cstr(frame.body()) {
         Some((answer, [])) => answer,
         _ => {
-            return Err(AuthError::Protocol(
-                "invalid password packet size".to_owned(),
-            ));
+            return Err(AuthError::Protocol("invalid password packet size".to_owned()));
         }
     };
     let Some(stored_hash) = stored.as_ref().and_then(|s| s.md5_hash(user)) else {

@@ -25,8 +25,7 @@ pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     user: &str,
     verifier: Result<ScramVerifier, FailReason>,
 ) -> Result<(), AuthError> {
-    conn.send(Authentication::SASL(vec![MECHANISM.to_owned()]))
-        .await?;
+    conn.send(Authentication::SASL(vec![MECHANISM.to_owned()])).await?;
 
     let frame = conn.read_password_message().await?;
     let client_first = sasl_initial_response(frame.body())?;
@@ -37,15 +36,13 @@ pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let (server_first, waiting) = ScramServerAuth::new()
         .on_client_first_message_with_secret(client_first, secret)
         .map_err(scram_protocol_error)?;
-    conn.send(Authentication::SASLContinue(server_first.into()))
-        .await?;
+    conn.send(Authentication::SASLContinue(server_first.into())).await?;
 
     let frame = conn.read_password_message().await?;
     let outcome = waiting.on_client_final_message(frame.body());
     let reason = match (outcome, verifier) {
         (Ok(server_final), Ok(_)) => {
-            conn.send(Authentication::SASLFinal(server_final.into()))
-                .await?;
+            conn.send(Authentication::SASLFinal(server_final.into())).await?;
             return Ok(());
         }
         (Ok(_), Err(reason)) => reason,
@@ -62,9 +59,7 @@ fn sasl_initial_response(body: &[u8]) -> Result<&[u8], AuthError> {
     let malformed = || AuthError::Protocol("malformed SASLInitialResponse message".to_owned());
     let (mechanism, rest) = split_cstr(body).ok_or_else(malformed)?;
     if mechanism != MECHANISM.as_bytes() {
-        return Err(AuthError::Protocol(
-            "client selected an invalid SASL authentication mechanism".to_owned(),
-        ));
+        return Err(AuthError::Protocol("client selected an invalid SASL authentication mechanism".to_owned()));
     }
     let len = rest.get(..4).ok_or_else(malformed)?;
     let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
@@ -96,9 +91,7 @@ fn mock_secret(user: &str) -> ScramSecret {
 /// (pgwire's errors quote it).
 fn scram_protocol_error(e: PgWireError) -> AuthError {
     let message = match e {
-        PgWireError::InvalidScramMessage(m) if m.contains("Channel binding") => {
-            "SCRAM channel binding check failed"
-        }
+        PgWireError::InvalidScramMessage(m) if m.contains("Channel binding") => "SCRAM channel binding check failed",
         PgWireError::InvalidScramMessage(m) if m.contains("Nonce") => "SCRAM nonce mismatch",
         _ => "malformed SCRAM message",
     };

@@ -1,0 +1,98 @@
+//! The deadpool [`Manager`] of one pool: opens server connections for one (database, user) and
+//! decides whether an idle one may be handed out again.
+
+use std::sync::Arc;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use tracing::debug;
+
+use super::PoolKey;
+use crate::config::PoolConfig;
+use crate::server::{PreparedSet, ServerConn, ServerError, UpstreamTarget};
+
+/// Creates and recycles [`ServerConn`]s for one [`PoolKey`].
+pub struct Manager {
+    pub(super) key: PoolKey,
+    target: Arc<UpstreamTarget>,
+    /// See `pool::credentials`; never printed.
+    password: Option<String>,
+    config: PoolConfig,
+}
+
+impl Manager {
+    pub(super) fn new(
+        key: PoolKey,
+        target: Arc<UpstreamTarget>,
+        password: Option<String>,
+        config: PoolConfig,
+    ) -> Manager {
+        Manager {
+            key,
+            target,
+            password,
+            config,
+        }
+    }
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("key", &self.key)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl managed::Manager for Manager {
+    type Type = ServerConn;
+    type Error = ServerError;
+
+    async fn create(&self) -> Result<ServerConn, ServerError> {
+        let key = &self.key;
+        let mut conn = ServerConn::connect(
+            &self.target,
+            &key.user,
+            &key.database,
+            self.password.as_deref(),
+        )
+        .await?;
+        conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
+        Ok(conn)
+    }
+
+    /// Refuse a connection that is leased or broken, past `max_lifetime`, that the server
+    /// talked to while idle (typically its FATAL before closing), or that fails the health check
+    /// after sitting idle longer than `health_check_after`.
+    async fn recycle(
+        &self,
+        conn: &mut ServerConn,
+        metrics: &Metrics,
+    ) -> RecycleResult<ServerError> {
+        if conn.io.is_none() {
+            return Err(RecycleError::message("streams were not given back"));
+        }
+        if conn.broken {
+            return Err(RecycleError::message("marked broken"));
+        }
+        if conn.created.elapsed() >= self.config.max_lifetime {
+            debug!(server = conn.id, pool = %self.key, "closing server connection: max_lifetime reached");
+            return Err(RecycleError::message("max_lifetime reached"));
+        }
+        if let Err(e) = conn.check_idle() {
+            debug!(server = conn.id, pool = %self.key, error = %e, "discarding dead idle server connection");
+            return Err(e.into());
+        }
+        // deadpool's `recycled` is when it was last handed out, `last_used` when it came back
+        // (if the session used `restore_io`): the smaller is the best estimate of idleness.
+        let idle = conn.last_used.elapsed().min(metrics.last_used());
+        if idle >= self.config.health_check_after
+            && let Err(e) = conn.run_hidden("").await
+        {
+            debug!(server = conn.id, pool = %self.key, error = %e, "server connection failed its health check");
+            conn.broken = true;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}

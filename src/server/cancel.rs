@@ -1,0 +1,47 @@
+//! CancelRequest: a fresh connection to the server that runs the query, one packet, close.
+//!
+//! It goes to `addr` (the address the target connection actually uses, not a new DNS answer)
+//! and through TLS whenever the target would use TLS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::UpstreamTarget;
+use super::connect::{Stream, negotiate_tls};
+use crate::wire::build;
+
+/// How long to wait for the server to close the cancel connection (it does once it has
+/// signalled the backend, so waiting makes the cancel effective before we return).
+const CANCEL_LINGER: Duration = Duration::from_secs(5);
+
+/// Ask the server at `addr` to cancel what backend `pid` is running.
+pub async fn send_cancel(
+    target: &UpstreamTarget,
+    addr: SocketAddr,
+    pid: i32,
+    secret: i32,
+) -> std::io::Result<()> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = negotiate_tls(tcp, target)
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut packet = BytesMut::new();
+    build::cancel_request(&mut packet, pid, secret);
+    stream.write_all_flush(&packet).await?;
+    let mut sink = [0u8; 64];
+    let wait_for_close = async {
+        match &mut stream {
+            Stream::Plain(s) => while s.read(&mut sink).await? > 0 {},
+            Stream::Tls(s) => while s.read(&mut sink).await? > 0 {},
+        }
+        std::io::Result::Ok(())
+    };
+    // The server closes without a word; a reset or a timeout changes nothing for the caller.
+    let _ = tokio::time::timeout(CANCEL_LINGER, wait_for_close).await;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Opening a server connection, one step per function, in the order they happen:
+//! TCP → TLS negotiation → StartupMessage → authentication → parameters and key → ready.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tracing::debug;
+
+use super::io::MAX_LOGIN_FRAME;
+use super::{PreparedSet, ServerConn, ServerError, ServerIo, UpstreamTarget, auth};
+use crate::config::UpstreamTls;
+use crate::wire::backend::{self, tag};
+
+/// A connected upstream stream, before it is split into [`ServerIo`].
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn into_io(self) -> ServerIo {
+        match self {
+            // Owned halves: no lock between reader and writer on the hot path.
+            Stream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                ServerIo::new(Box::new(r), Box::new(w))
+            }
+            Stream::Tls(tls) => {
+                let (r, w) = tokio::io::split(*tls);
+                ServerIo::new(Box::new(r), Box::new(w))
+            }
+        }
+    }
+
+    pub(crate) async fn write_all_flush(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+impl ServerConn {
+    /// Connect and log in as `user` to `database`. Only `user` and `database` are sent in the
+    /// StartupMessage; the session applies its client's parameters afterwards.
+    pub async fn connect(
+        target: &UpstreamTarget,
+        user: &str,
+        database: &str,
+        password: Option<&str>,
+    ) -> Result<ServerConn, ServerError> {
+        let tcp = connect_tcp(target).await?;
+        let addr = tcp.peer_addr()?;
+        let stream = negotiate_tls(tcp, target).await?;
+        let encrypted = matches!(stream, Stream::Tls(_));
+        let mut io = stream.into_io();
+        send_startup(&mut io, user, database).await?;
+        auth::authenticate(&mut io, user, password).await?;
+        let (params, backend_key) = read_until_ready(&mut io).await?;
+        let conn = ServerConn::new(io, params, backend_key, addr, user, database);
+        debug!(server = conn.id, %addr, user, database, encrypted, pid = backend_key.0, "server connection ready");
+        Ok(conn)
+    }
+
+    fn new(
+        io: ServerIo,
+        params: HashMap<String, String>,
+        backend_key: (i32, i32),
+        addr: std::net::SocketAddr,
+        user: &str,
+        database: &str,
+    ) -> ServerConn {
+        let now = Instant::now();
+        ServerConn {
+            io: Some(io),
+            params,
+            backend_key,
+            addr,
+            created: now,
+            broken: false,
+            id: super::next_id(),
+            last_used: now,
+            user: user.to_string(),
+            database: database.to_string(),
+            dirty: Default::default(),
+            // Resized by the pool to `pool.max_prepared_statements`.
+            prepared: PreparedSet::new(1),
+        }
+    }
+}
+
+/// TCP connect to the first address that answers, Nagle off.
+pub(crate) async fn connect_tcp(target: &UpstreamTarget) -> Result<TcpStream, ServerError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// SSLRequest per `upstream.tls`: `disable` sends none; `prefer` falls back to plain on `N`;
+/// `require` and `verify-full` fail on `N`.
+pub(crate) async fn negotiate_tls(
+    mut tcp: TcpStream,
+    target: &UpstreamTarget,
+) -> Result<Stream, ServerError> {
+    let Some(config) = target.tls_config.clone() else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let mut buf = BytesMut::new();
+    frontend::ssl_request(&mut buf);
+    tcp.write_all(&buf).await?;
+    // Exactly one byte: anything the server sent after it must come through TLS.
+    match tcp.read_u8().await? {
+        b'S' => {
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let tls = connector
+                .connect(target.server_name.clone(), tcp)
+                .await
+                .map_err(ServerError::Tls)?;
+            Ok(Stream::Tls(Box::new(tls)))
+        }
+        b'N' if target.tls_mode == UpstreamTls::Prefer => Ok(Stream::Plain(tcp)),
+        b'N' => Err(ServerError::TlsRefused),
+        other => Err(ServerError::Protocol(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
+    }
+}
+
+async fn send_startup(io: &mut ServerIo, user: &str, database: &str) -> Result<(), ServerError> {
+    let mut buf = BytesMut::new();
+    frontend::startup_message([("user", user), ("database", database)], &mut buf)?;
+    io.write_all(&buf).await
+}
+
+/// After AuthenticationOk: collect ParameterStatus and BackendKeyData until ReadyForQuery.
+async fn read_until_ready(
+    io: &mut ServerIo,
+) -> Result<(HashMap<String, String>, (i32, i32)), ServerError> {
+    let mut params = HashMap::new();
+    let mut key = None;
+    loop {
+        let frame = io.read_frame(MAX_LOGIN_FRAME).await?;
+        match frame.tag() {
+            tag::PARAMETER_STATUS => {
+                let (name, value) = backend::parameter_status(frame.body())
+                    .ok_or_else(|| ServerError::Protocol("malformed ParameterStatus".into()))?;
+                params.insert(name.to_string(), value.to_string());
+            }
+            tag::BACKEND_KEY_DATA => {
+                key = Some(
+                    backend::backend_key(frame.body())
+                        .ok_or_else(|| ServerError::Protocol("malformed BackendKeyData".into()))?,
+                );
+            }
+            tag::NOTICE_RESPONSE => {}
+            tag::ERROR_RESPONSE => return Err(ServerError::from_error_frame(frame)),
+            tag::READY_FOR_QUERY => {
+                return Ok((params, key.unwrap_or((0, 0))));
+            }
+            other => {
+                return Err(ServerError::Protocol(format!(
+                    "unexpected message '{}' before ReadyForQuery",
+                    char::from(other)
+                )));
+            }
+        }
+    }
+}
