@@ -72,25 +72,16 @@ PGPORT_DIRECT=$PGPORT_PRIV
 echo "private PostgreSQL on 127.0.0.1:$PGPORT_DIRECT ($("$(pg_bindir)/postgres" --version))"
 UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/postgres"
 
-if [[ "${INTEGRATION_PROXY:-}" == direct ]]; then
-    echo "INTEGRATION_PROXY=direct: 'proxy' targets are PostgreSQL itself (runner self-test)"
-    PORT_TX=$PGPORT_DIRECT
-    PORT_SESSION=$PGPORT_DIRECT
-else
-    PORT_TX=$(free_port)
-    write_pgcached_config "$WORK/pgcached-tx.yaml" "$PORT_TX" "$UPSTREAM" transaction "$POOL_SIZE" \
-        "${PGCACHED_EXTRA_YAML:-}"
-    start_pgcached "$BIN" "$WORK/pgcached-tx.yaml" "$PORT_TX" "$WORK/pgcached-tx.log"
-    echo "pgcached (transaction pool, max_size $POOL_SIZE) on 127.0.0.1:$PORT_TX"
-    PORT_SESSION=$(free_port)
-    write_pgcached_config "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$UPSTREAM" session 20 \
-        "${PGCACHED_EXTRA_YAML:-}"
-    start_pgcached "$BIN" "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$WORK/pgcached-session.log"
-    echo "pgcached (session pool, max_size 20) on 127.0.0.1:$PORT_SESSION"
-fi
-
-export PGUSER=postgres PGHOST=127.0.0.1 PGCONNECT_TIMEOUT=10
-unset PGPASSWORD PGSERVICE PGDATABASE PGPORT PGOPTIONS PGSSLMODE || true
+summary() {
+    echo
+    if [[ $FAILED -gt 0 ]]; then
+        show_proxy_logs
+        echo "failed checks:"
+        printf '  - %s\n' "${FAILED_NAMES[@]}"
+    fi
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+}
 
 # Dump the proxy logs' tail when something failed.
 show_proxy_logs() {
@@ -102,9 +93,37 @@ show_proxy_logs() {
     done
 }
 
+if [[ "${INTEGRATION_PROXY:-}" == direct ]]; then
+    echo "INTEGRATION_PROXY=direct: 'proxy' targets are PostgreSQL itself (runner self-test)"
+    PORT_TX=$PGPORT_DIRECT
+    PORT_SESSION=$PGPORT_DIRECT
+else
+    PORT_TX=$(free_port)
+    write_pgcached_config "$WORK/pgcached-tx.yaml" "$PORT_TX" "$UPSTREAM" transaction "$POOL_SIZE" \
+        "${PGCACHED_EXTRA_YAML:-}"
+    if start_pgcached "$BIN" "$WORK/pgcached-tx.yaml" "$PORT_TX" "$WORK/pgcached-tx.log"; then
+        pass "pgcached (transaction pool, max_size $POOL_SIZE) listening on 127.0.0.1:$PORT_TX"
+    else
+        fail "pgcached (transaction pool) did not start"
+        summary || exit 1
+    fi
+    PORT_SESSION=$(free_port)
+    write_pgcached_config "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$UPSTREAM" session 20 \
+        "${PGCACHED_EXTRA_YAML:-}"
+    if start_pgcached "$BIN" "$WORK/pgcached-session.yaml" "$PORT_SESSION" "$WORK/pgcached-session.log"; then
+        pass "pgcached (session pool, max_size 20) listening on 127.0.0.1:$PORT_SESSION"
+    else
+        fail "pgcached (session pool) did not start"
+        summary || exit 1
+    fi
+fi
+
+export PGUSER=postgres PGHOST=127.0.0.1 PGCONNECT_TIMEOUT=10
+unset PGPASSWORD PGSERVICE PGDATABASE PGPORT PGOPTIONS PGSSLMODE || true
+
 # ---------------------------------------------------------------- psql scripts
 run_psql_script() { # PORT SCRIPT OUT
-    (cd "$INTEG/psql" &&
+    (cd "$(dirname "$2")" &&
         timeout 120 psql -X -a -v ON_ERROR_STOP=0 -p "$1" -d app -f "$(basename "$2")" >"$3" 2>&1 </dev/null) ||
         echo "[psql exit status $?]" >>"$3"
 }
@@ -129,7 +148,9 @@ if want psql; then
             label=${t%%:*} port=${t#*:}
             out="$WORK/psql/$name.$label.out"
             run_psql_script "$port" "$s" "$out"
-            if d=$(diff -u "$WORK/psql/$name.direct.out" "$out"); then
+            if grep -q '^\[psql exit status' "$WORK/psql/$name.direct.out"; then
+                fail "psql ${sub}$name: psql failed even direct" "$(tail -5 "$WORK/psql/$name.direct.out")"
+            elif d=$(diff -u "$WORK/psql/$name.direct.out" "$out"); then
                 pass "psql ${sub}$name ($label pool) identical to direct ($(wc -l <"$out") lines)"
             else
                 fail "psql ${sub}$name ($label pool) differs from direct" "$d"
@@ -204,12 +225,31 @@ EOF
     fi
 fi
 
-# ---------------------------------------------------------------- summary
-echo
-if [[ $FAILED -gt 0 ]]; then
-    show_proxy_logs
-    echo "failed checks:"
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
+# ---------------------------------------------------------------- other clients (hook)
+# Each executable integration/clients/*.sh is one check: run with the DSN variables below in
+# its environment (libpq keyword form and URL form), from its own directory; exit 0 = PASS.
+# Issue 3 adds node pg / pgjdbc drivers here; their stdout/stderr go to the work dir.
+if want clients; then
+    shopt -s nullglob
+    client_scripts=("$INTEG"/clients/*.sh)
+    shopt -u nullglob
+    if [[ ${#client_scripts[@]} -gt 0 ]]; then
+        section "other clients"
+        export DIRECT_DSN="host=127.0.0.1 port=$PGPORT_DIRECT user=postgres dbname=app"
+        export PGCACHED_DSN="host=127.0.0.1 port=$PORT_TX user=postgres dbname=app"
+        export PGCACHED_SESSION_DSN="host=127.0.0.1 port=$PORT_SESSION user=postgres dbname=app"
+        export DIRECT_URL="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
+        export PGCACHED_URL="postgres://postgres@127.0.0.1:$PORT_TX/app"
+        export PGCACHED_SESSION_URL="postgres://postgres@127.0.0.1:$PORT_SESSION/app"
+        export INTEGRATION_WORK="$WORK"
+        for c in "${client_scripts[@]}"; do
+            name=$(basename "$c" .sh)
+            rc=0
+            (cd "$(dirname "$c")" && timeout 600 bash "$c" >"$WORK/client-$name.log" 2>&1 </dev/null) || rc=$?
+            if [[ $rc -eq 0 ]]; then pass "client $name"; else fail "client $name (exit $rc)" "$(tail -30 "$WORK/client-$name.log")"; fi
+        done
+    fi
 fi
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+
+# ---------------------------------------------------------------- summary
+summary

@@ -1,0 +1,25 @@
+-- Needs one server session for the whole script: run direct and through session-mode pgcached only.
+CREATE TEMP TABLE it_temp (id int, v text);
+INSERT INTO it_temp VALUES (1, 'a'), (2, 'b');
+SELECT * FROM it_temp ORDER BY id;
+PREPARE it_stmt(int) AS SELECT v FROM it_temp WHERE id = $1;
+EXECUTE it_stmt(2);
+EXECUTE it_stmt(3);
+DEALLOCATE it_stmt;
+EXECUTE it_stmt(1);
+BEGIN;
+DECLARE it_hold CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 10) g;
+COMMIT;
+FETCH 3 FROM it_hold;
+FETCH 3 FROM it_hold;
+CLOSE it_hold;
+SELECT pg_advisory_lock(4242);
+SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND pid = pg_backend_pid();
+SELECT pg_advisory_unlock(4242);
+LISTEN it_channel;
+UNLISTEN it_channel;
+SELECT set_config('it.custom', 'kept', false);
+SELECT current_setting('it.custom');
+DISCARD ALL;
+SELECT current_setting('it.custom', true) IS NULL OR current_setting('it.custom', true) = '' AS discarded;
+SELECT count(*) FROM pg_class WHERE relname = 'it_temp' AND relpersistence = 't';
