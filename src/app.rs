@@ -37,6 +37,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         pools,
         cancels: Arc::new(CancelRegistry::default()),
         shutdown: shutdown.clone(),
+        welcomes: crate::session::login::welcome_cache(),
     });
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;

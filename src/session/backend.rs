@@ -42,6 +42,9 @@ impl Session {
                 self.to_client.extend_from_slice(frame.as_bytes());
                 continue;
             };
+            if frame.tag() == tag::COPY_IN {
+                self.copy_in_open = !self.queue.start_copy_in();
+            }
             match queue::step(kind, frame.tag()) {
                 Step::Continue => {
                     if forward {
@@ -58,6 +61,7 @@ impl Session {
                     }
                 }
                 Step::Fail => {
+                    self.copy_in_open = false;
                     // The client sees the error even when it is about a message the proxy
                     // injected (e.g. a re-Parse that no longer compiles).
                     self.to_client.extend_from_slice(frame.as_bytes());

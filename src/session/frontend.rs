@@ -92,9 +92,17 @@ impl Session {
                 self.unsynced = true;
                 self.forward(&frame, Entry::forward(Kind::Execute));
             }
+            tag::SYNC if self.copy_in_open => {
+                // Ignored by Postgres in copy-in mode: no reply to expect.
+                self.to_server.extend_from_slice(frame.as_bytes());
+            }
             tag::SYNC => {
                 self.unsynced = false;
                 self.forward(&frame, Entry::forward(Kind::Sync));
+            }
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                self.copy_in_open = false;
+                self.forward(&frame, Entry::CopyEnd);
             }
             tag::FUNCTION_CALL => self.forward(&frame, Entry::forward(Kind::FunctionCall)),
             // Flush, COPY data, and anything unknown (the server answers it as Postgres does).

@@ -59,9 +59,9 @@ pub async fn login(
     }
 
     let key = PoolKey { database: database.clone(), user: user.clone() };
-    let mut wanted = params::from_startup(&startup_params);
-    let mut obj = match first_server(&shared, &key, &mut wanted).await {
-        Ok(obj) => obj,
+    let mode = shared.config.pool.mode;
+    let (welcome, server) = match greet(&shared, &key, &startup_params, mode).await {
+        Ok(greeting) => greeting,
         Err(e) => {
             warn!(%peer, pool = %key, error = %e, "no server connection for a new client");
             return fail_login(&mut stream, &e).await;
@@ -70,9 +70,7 @@ pub async fn login(
 
     let mut out = BytesMut::with_capacity(512);
     build::authentication_ok(&mut out);
-    let mut reported: Vec<_> = obj.params.iter().collect();
-    reported.sort();
-    for (name, value) in reported {
+    for (name, value) in &welcome.reported {
         build::parameter_status(&mut out, name, value);
     }
     let cancel = shared.cancels.register();
@@ -81,13 +79,14 @@ pub async fn login(
     stream.write_all(&out).await?;
     info!(%peer, %user, %database, tls, "client connected");
 
-    let mode = shared.config.pool.mode;
-    let server = if mode == PoolMode::Session {
-        let io = obj.io.take().ok_or_else(|| LoginError::Refused("server connection without streams".into()))?;
-        Some(Lease { obj, io })
-    } else {
-        None // back to the pool: transaction mode takes one per transaction
+    let server = match server {
+        Some(mut obj) => {
+            let io = obj.io.take().ok_or_else(|| LoginError::Refused("server connection without streams".into()))?;
+            Some(Lease { obj, io })
+        }
+        None => None,
     };
+    let wanted = welcome.wanted.clone();
     let (client_rx, client_tx) = tokio::io::split(stream);
     let session = Session {
         shared,
@@ -106,6 +105,7 @@ pub async fn login(
         unsynced: false,
         skip_until_sync: false,
         pinned: false,
+        copy_in_open: false,
         wanted,
         pending_sets: Vec::new(),
         rolled_back: false,
@@ -123,6 +123,48 @@ pub async fn login(
         session.cancel.slot.set(Some(k)).await;
     }
     Ok(session)
+}
+
+/// What a client is told at login (its ParameterStatus list) and the parameters it starts with.
+#[derive(Clone, Debug)]
+pub struct Welcome {
+    pub reported: Vec<(String, String)>,
+    pub wanted: ParamSet,
+}
+
+/// Welcomes by (pool, startup parameters): a client whose startup parameters were already
+/// checked against a server is greeted without taking a server connection in transaction mode
+/// (so a busy pool does not block logins), like PgBouncer. Entries expire so that changes on the
+/// server (e.g. `ALTER ROLE … SET`) show up within a minute.
+pub type WelcomeCache = moka::sync::Cache<(PoolKey, ParamSet), Arc<Welcome>>;
+
+pub fn welcome_cache() -> WelcomeCache {
+    moka::sync::Cache::builder().max_capacity(1024).time_to_live(std::time::Duration::from_secs(60)).build()
+}
+
+/// The greeting for a new client, and its server connection when it needs one now (session
+/// mode, or startup parameters not seen before).
+async fn greet(
+    shared: &Shared,
+    key: &PoolKey,
+    startup_params: &[(String, String)],
+    mode: PoolMode,
+) -> Result<(Arc<Welcome>, Option<ServerObject>), PoolError> {
+    let startup = params::from_startup(startup_params);
+    let cache_key = (key.clone(), startup.clone());
+    if mode == PoolMode::Transaction {
+        if let Some(welcome) = shared.welcomes.get(&cache_key) {
+            return Ok((welcome, None));
+        }
+    }
+    let mut wanted = startup;
+    let obj = first_server(shared, key, &mut wanted).await?;
+    let mut reported: Vec<(String, String)> = obj.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    reported.sort();
+    let welcome = Arc::new(Welcome { reported, wanted });
+    shared.welcomes.insert(cache_key, welcome.clone());
+    // Transaction mode: the server goes back to the pool right away.
+    Ok((welcome, (mode == PoolMode::Session).then_some(obj)))
 }
 
 /// A server connection with the client's startup parameters applied; `wanted` is updated to

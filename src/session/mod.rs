@@ -49,6 +49,8 @@ pub struct Shared {
     pub pools: Arc<Pools>,
     pub cancels: Arc<CancelRegistry>,
     pub shutdown: watch::Receiver<bool>,
+    /// Greetings already checked against a server (see [`login::WelcomeCache`]).
+    pub welcomes: login::WelcomeCache,
 }
 
 #[derive(Debug, Error)]
@@ -108,6 +110,8 @@ pub struct Session {
     unsynced: bool,
     /// The proxy failed this extended batch itself: drop client messages until Sync.
     skip_until_sync: bool,
+    /// The server is in COPY FROM STDIN mode and the client has not ended it yet.
+    copy_in_open: bool,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
     /// Parameters this client has set (startup, SET, reported changes).

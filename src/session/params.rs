@@ -35,7 +35,7 @@ fn norm(name: &str) -> String {
 }
 
 /// A set of parameter values keyed by lowercase name (the original spelling is kept for SQL).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ParamSet {
     values: BTreeMap<String, (String, String)>,
 }

@@ -43,6 +43,8 @@ pub enum Entry {
     Server { kind: Kind, forward: bool, on_fail: OnFail },
     /// The proxy answers with these bytes when the entry reaches the head.
     Synth(Bytes),
+    /// The client ended a COPY FROM STDIN here (CopyDone / CopyFail): a boundary, no reply.
+    CopyEnd,
 }
 
 impl Entry {
@@ -104,15 +106,33 @@ impl ReplyQueue {
         self.entries.is_empty()
     }
 
-    /// Pop the Synth entries now at the head, in order.
+    /// Pop the Synth entries (and COPY boundaries) now at the head, in order.
     pub fn take_ready_synth(&mut self) -> Vec<Bytes> {
         let mut out = Vec::new();
-        while let Some(Entry::Synth(_)) = self.entries.front() {
+        while let Some(Entry::Synth(_) | Entry::CopyEnd) = self.entries.front() {
             if let Some(Entry::Synth(bytes)) = self.entries.pop_front() {
                 out.push(bytes);
             }
         }
         out
+    }
+
+    /// The head request started a COPY FROM STDIN. Postgres ignores Sync (and Flush) while in
+    /// copy-in mode, so Syncs the client sent after the request and before its CopyDone /
+    /// CopyFail get no reply: drop their entries. Returns whether the client already ended the
+    /// copy (if not, Syncs it sends until then must not be queued either).
+    pub fn start_copy_in(&mut self) -> bool {
+        let mut i = 1;
+        while i < self.entries.len() {
+            match self.entries[i] {
+                Entry::CopyEnd => return true,
+                Entry::Server { kind: Kind::Sync, .. } => {
+                    self.entries.remove(i);
+                }
+                _ => i += 1,
+            }
+        }
+        false
     }
 
     /// The head failed: remove it and every entry up to (not including) the next Sync, and
@@ -174,6 +194,21 @@ mod tests {
         assert_eq!(undo, vec![OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))]);
         assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
         assert_eq!(q.pending_ready(), 1);
+    }
+
+    #[test]
+    fn syncs_sent_during_copy_in_expect_no_reply() {
+        // tokio-postgres: Bind, Execute, Sync, CopyData…, CopyDone, Sync.
+        let mut q = ReplyQueue::default();
+        q.push(Entry::forward(Kind::Execute));
+        q.push(Entry::forward(Kind::Sync));
+        q.push(Entry::CopyEnd);
+        q.push(Entry::forward(Kind::Sync));
+        assert!(q.start_copy_in());
+        assert_eq!(q.pending_ready(), 1, "only the Sync after CopyDone is answered");
+        q.pop();
+        assert!(q.take_ready_synth().is_empty());
+        assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
     }
 
     #[test]
