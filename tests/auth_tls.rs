@@ -30,9 +30,9 @@ async fn scram_accepts_the_right_password_and_refuses_a_wrong_one() {
     let c = connect(&url("alice", "other-pass")).await;
     assert_eq!(c.query_one("SELECT current_user::text", &[]).await.unwrap().get::<_, String>(0), "alice");
 
-    let err = try_connect(&url("postgres", "wrong")).await.err().expect("refused");
+    let err = try_connect(&url("postgres", "wrong")).await.expect_err("refused");
     assert_eq!(err.code().unwrap().code(), "28P01");
-    let err = try_connect(&url("nobody", "x")).await.err().expect("refused");
+    let err = try_connect(&url("nobody", "x")).await.expect_err("refused");
     assert_eq!(err.code().unwrap().code(), "28P01", "unknown users look like wrong passwords");
 }
 
@@ -43,7 +43,7 @@ async fn md5_accepts_the_right_password_and_refuses_a_wrong_one() {
     let url = |pw: &str| format!("postgres://postgres:{pw}@127.0.0.1:{}/app", proxy.port);
     let c = connect(&url("s3cret")).await;
     c.simple_query("SELECT 1").await.unwrap();
-    let err = try_connect(&url("nope")).await.err().expect("refused");
+    let err = try_connect(&url("nope")).await.expect_err("refused");
     assert_eq!(err.code().unwrap().code(), "28P01");
 }
 
