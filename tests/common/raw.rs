@@ -1,0 +1,182 @@
+//! A raw protocol client for tests that must send exact message sequences (pipelines without
+//! Sync, Flush, max_rows, duplicate names…) and compare what comes back, message by message,
+//! directly against Postgres and through pgcached.
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One server message: tag and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Msg {
+    pub tag: char,
+    pub body: Vec<u8>,
+}
+
+impl Msg {
+    /// SQLSTATE of an ErrorResponse / NoticeResponse.
+    pub fn code(&self) -> Option<String> {
+        field(&self.body, b'C')
+    }
+
+    /// Primary message of an ErrorResponse / NoticeResponse.
+    pub fn message(&self) -> Option<String> {
+        field(&self.body, b'M')
+    }
+
+    /// A comparable summary: tag plus what matters of the body (errors by code and message,
+    /// rows and tags verbatim; statement-specific bits such as backend pids are not involved).
+    pub fn summary(&self) -> String {
+        match self.tag {
+            'E' | 'N' => {
+                format!("{}:{}:{}", self.tag, self.code().unwrap_or_default(), self.message().unwrap_or_default())
+            }
+            'S' | 'K' => self.tag.to_string(),
+            _ => format!("{}:{}", self.tag, String::from_utf8_lossy(&self.body)),
+        }
+    }
+}
+
+fn field(body: &[u8], want: u8) -> Option<String> {
+    let mut rest = body;
+    while let Some((&kind, after)) = rest.split_first() {
+        if kind == 0 {
+            return None;
+        }
+        let nul = after.iter().position(|&b| b == 0)?;
+        if kind == want {
+            return Some(String::from_utf8_lossy(&after[..nul]).into_owned());
+        }
+        rest = &after[nul + 1..];
+    }
+    None
+}
+
+pub struct RawClient {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    pub out: BytesMut,
+}
+
+impl RawClient {
+    /// Connect and log in (trust) as `user` to `db`; returns after the first ReadyForQuery.
+    pub async fn connect(port: u16, user: &str, db: &str) -> RawClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new() };
+        frontend::startup_message([("user", user), ("database", db)], &mut c.out).unwrap();
+        c.flush().await;
+        let greeting = c.until_ready().await;
+        assert!(greeting.iter().any(|m| m.tag == 'R'), "authenticated: {greeting:?}");
+        c
+    }
+
+    pub async fn flush(&mut self) {
+        let out = self.out.split();
+        self.stream.write_all(&out).await.expect("write");
+    }
+
+    pub fn parse(&mut self, name: &str, sql: &str) -> &mut Self {
+        frontend::parse(name, sql, std::iter::empty(), &mut self.out).unwrap();
+        self
+    }
+
+    /// Bind text parameters (None = NULL), all results in `result_format`.
+    pub fn bind(&mut self, portal: &str, stmt: &str, params: &[Option<&str>], result_format: i16) -> &mut Self {
+        frontend::bind(
+            portal,
+            stmt,
+            std::iter::empty::<i16>(),
+            params.iter(),
+            |p, buf| match p {
+                Some(v) => {
+                    buf.extend_from_slice(v.as_bytes());
+                    Ok(postgres_protocol::IsNull::No)
+                }
+                None => Ok(postgres_protocol::IsNull::Yes),
+            },
+            Some(result_format),
+            &mut self.out,
+        )
+        .map_err(|_| "bind")
+        .unwrap();
+        self
+    }
+
+    pub fn describe(&mut self, kind: u8, name: &str) -> &mut Self {
+        frontend::describe(kind, name, &mut self.out).unwrap();
+        self
+    }
+
+    pub fn execute(&mut self, portal: &str, max_rows: i32) -> &mut Self {
+        frontend::execute(portal, max_rows, &mut self.out).unwrap();
+        self
+    }
+
+    pub fn close(&mut self, kind: u8, name: &str) -> &mut Self {
+        frontend::close(kind, name, &mut self.out).unwrap();
+        self
+    }
+
+    pub fn sync(&mut self) -> &mut Self {
+        frontend::sync(&mut self.out);
+        self
+    }
+
+    pub fn flush_msg(&mut self) -> &mut Self {
+        frontend::flush(&mut self.out);
+        self
+    }
+
+    pub fn query(&mut self, sql: &str) -> &mut Self {
+        frontend::query(sql, &mut self.out).unwrap();
+        self
+    }
+
+    /// Next message (panics after 10 s of silence).
+    pub async fn recv(&mut self) -> Msg {
+        loop {
+            if self.rbuf.len() >= 5 {
+                let len = u32::from_be_bytes(self.rbuf[1..5].try_into().unwrap()) as usize;
+                if self.rbuf.len() > len {
+                    let frame = self.rbuf.split_to(len + 1);
+                    return Msg { tag: frame[0] as char, body: frame[5..].to_vec() };
+                }
+            }
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), self.stream.read_buf(&mut self.rbuf))
+                .await
+                .expect("server answered in time")
+                .expect("read");
+            assert!(n > 0, "connection closed; have {:?}", self.rbuf);
+            let _ = n;
+        }
+    }
+
+    /// Messages up to and including the next ReadyForQuery.
+    pub async fn until_ready(&mut self) -> Vec<Msg> {
+        let mut msgs = Vec::new();
+        loop {
+            let m = self.recv().await;
+            let done = m.tag == 'Z';
+            msgs.push(m);
+            if done {
+                return msgs;
+            }
+        }
+    }
+
+    /// Exactly `n` messages.
+    pub async fn take(&mut self, n: usize) -> Vec<Msg> {
+        let mut msgs = Vec::with_capacity(n);
+        for _ in 0..n {
+            msgs.push(self.recv().await);
+        }
+        msgs
+    }
+}
+
+/// Summaries of messages, without ParameterStatus / BackendKeyData noise.
+pub fn summaries(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter().filter(|m| m.tag != 'S').map(Msg::summary).collect()
+}

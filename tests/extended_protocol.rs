@@ -1,0 +1,250 @@
+//! Extended-protocol edge cases, each run twice with the same raw message sequence — directly
+//! against Postgres and through pgcached in transaction mode — and compared message by message.
+//! Named statements through pgcached are renamed to shared server statements and re-prepared on
+//! whatever server connection the client lands on; none of that may be visible.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{Msg, RawClient, summaries};
+use common::{PgCluster, Proxy, connect};
+
+/// Run `$body` (which uses `$c: RawClient` and evaluates to the messages it collected) on a
+/// direct connection and through the proxy; the transcripts must be equal, and `$check` must
+/// hold for them.
+macro_rules! same_as_direct {
+    ($name:ident, |$c:ident| $body:block, |$out:ident| $check:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let pg = PgCluster::start();
+            let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 2).await;
+            let mut transcripts = Vec::new();
+            for port in [pg.port(), proxy.port] {
+                let mut $c = RawClient::connect(port, "postgres", "app").await;
+                let msgs: Vec<Msg> = $body;
+                transcripts.push(summaries(&msgs));
+            }
+            assert_eq!(transcripts[0], transcripts[1], "direct (left) vs pgcached (right)");
+            let $out: Vec<String> = transcripts.pop().unwrap();
+            $check
+        }
+    };
+}
+
+fn tags(out: &[String]) -> String {
+    out.iter().map(|s| s.chars().next().unwrap()).collect()
+}
+
+same_as_direct!(
+    a_pipeline_of_many_statements_without_sync,
+    |c| {
+        for i in 0..50 {
+            c.parse(&format!("s{i}"), &format!("SELECT $1::int + {i}"))
+                .bind("", &format!("s{i}"), &[Some("1")], 0)
+                .execute("", 0);
+        }
+        c.sync().flush().await;
+        c.until_ready().await
+    },
+    |out| {
+        assert_eq!(tags(&out), format!("{}Z", "12DC".repeat(50)));
+        assert_eq!(out[2], "D:\0\u{1}\0\0\0\u{1}1", "1 + 0");
+        assert_eq!(out[4 * 49 + 2], "D:\0\u{1}\0\0\0\u{2}50", "1 + 49");
+    }
+);
+
+same_as_direct!(
+    flush_delivers_results_before_sync,
+    |c| {
+        c.parse("q", "SELECT 1").bind("", "q", &[], 0).describe(b'P', "").execute("", 0).flush_msg().flush().await;
+        let mut msgs = c.take(5).await;
+        c.sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "12TDCZ");
+    }
+);
+
+same_as_direct!(
+    an_error_mid_pipeline_skips_to_sync_and_forgets_skipped_statements,
+    |c| {
+        c.parse("ok", "SELECT 1").bind("", "ok", &[], 0).execute("", 0);
+        c.parse("bad", "SELECT 1/0").bind("", "bad", &[], 0).execute("", 0);
+        c.parse("skipped", "SELECT 3").bind("", "skipped", &[], 0).execute("", 0);
+        c.sync().flush().await;
+        let mut msgs = c.until_ready().await;
+        // "ok" survives, "skipped" was never prepared.
+        c.bind("", "ok", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "skipped", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        // 1/0 is folded at planning time: the Bind fails.
+        assert_eq!(tags(&out), "12DC1EZ2DCZEZ");
+        assert!(out[5].starts_with("E:22012:"));
+        assert_eq!(out[11], "E:26000:prepared statement \"skipped\" does not exist");
+    }
+);
+
+same_as_direct!(
+    unnamed_statements_and_portals_and_close_of_a_portal,
+    |c| {
+        c.parse("", "SELECT generate_series(1, 3)")
+            .bind("p1", "", &[], 0)
+            .execute("p1", 0)
+            .close(b'P', "p1")
+            .sync()
+            .flush()
+            .await;
+        let mut msgs = c.until_ready().await;
+        c.execute("p1", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "12DDDC3ZEZ");
+        assert!(out[8].starts_with("E:34000:"), "closed portal is gone: {}", out[8]);
+    }
+);
+
+same_as_direct!(
+    describe_of_a_statement_and_of_a_portal,
+    |c| {
+        c.parse("d1", "SELECT $1::text AS a, 2 AS b").describe(b'S', "d1").sync().flush().await;
+        let mut msgs = c.until_ready().await;
+        c.bind("p", "d1", &[Some("x")], 0).describe(b'P', "p").execute("p", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.describe(b'S', "nope").sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "1tTZ2TDCZEZ");
+    }
+);
+
+same_as_direct!(
+    execute_with_max_rows_suspends_and_resumes,
+    |c| {
+        c.query("BEGIN").flush().await;
+        let mut msgs = c.until_ready().await;
+        c.parse("g", "SELECT generate_series(1, 5)").bind("cur", "g", &[], 0);
+        c.execute("cur", 2).execute("cur", 2).execute("cur", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.query("COMMIT").flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "CZ12DDsDDsDCZCZ");
+    }
+);
+
+same_as_direct!(
+    a_simple_query_while_an_extended_batch_is_open,
+    |c| {
+        c.parse("e", "SELECT 1").bind("", "e", &[], 0).execute("", 0).query("SELECT 2").flush().await;
+        let mut msgs = c.until_ready().await;
+        c.sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "12DCTDCZZ");
+    }
+);
+
+same_as_direct!(
+    a_duplicate_statement_name_is_refused_and_the_first_kept,
+    |c| {
+        c.parse("dup", "SELECT 1").parse("dup", "SELECT 2").bind("", "dup", &[], 0).execute("", 0).sync().flush().await;
+        let mut msgs = c.until_ready().await;
+        c.bind("", "dup", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "1EZ2DCZ");
+        assert_eq!(out[1], "E:42P05:prepared statement \"dup\" already exists");
+        assert_eq!(out[4], "D:\0\u{1}\0\0\0\u{1}1");
+    }
+);
+
+same_as_direct!(
+    bind_to_an_unknown_statement,
+    |c| {
+        c.bind("", "never", &[], 0).execute("", 0).sync().flush().await;
+        c.until_ready().await
+    },
+    |out| {
+        assert_eq!(out, vec!["E:26000:prepared statement \"never\" does not exist".to_string(), "Z:I".to_string()]);
+    }
+);
+
+same_as_direct!(
+    deallocate_deallocate_all_and_discard_all_from_the_client,
+    |c| {
+        c.parse("a", "SELECT 1").parse("b", "SELECT 2").parse("c", "SELECT 3").sync().flush().await;
+        let mut msgs = c.until_ready().await;
+        c.query("DEALLOCATE a").flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "a", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "b", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.query("DEALLOCATE ALL").flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "b", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.parse("d", "SELECT 4").sync().query("DISCARD ALL").flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs.extend(c.until_ready().await);
+        c.bind("", "d", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "111ZCZEZ2DCZCZEZ1ZCZEZ");
+    }
+);
+
+/// A statement prepared on one server connection is used by the same client after landing on
+/// another one: pgcached re-prepares it there transparently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_statement_follows_the_client_to_another_server_connection() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 2;
+        c.pool.acquire_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut a = RawClient::connect(proxy.port, "postgres", "app").await;
+    a.parse("s", "SELECT 40 + $1::int").sync().flush().await;
+    assert_eq!(tags(&summaries(&a.until_ready().await)), "1Z");
+
+    let b = connect(&proxy.url("postgres", "app")).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let mut backends = std::collections::HashSet::new();
+    for releaser in [&b, &c, &b, &c] {
+        // Both server connections are taken by b and c; a waits for the one `releaser` frees.
+        b.batch_execute("BEGIN").await.unwrap();
+        c.batch_execute("BEGIN").await.unwrap();
+        a.bind("", "s", &[Some("2")], 0).execute("", 0).query("SELECT pg_backend_pid()").flush().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        releaser.batch_execute("COMMIT").await.unwrap();
+        let msgs = a.until_ready().await;
+        let out = summaries(&msgs);
+        assert_eq!(out[1], "D:\0\u{1}\0\0\0\u{2}42", "{out:?}");
+        backends.insert(out[4].clone());
+        a.sync().flush().await;
+        a.until_ready().await;
+        let other = if std::ptr::eq(releaser, &b) { &c } else { &b };
+        other.batch_execute("COMMIT").await.unwrap();
+    }
+    assert_eq!(backends.len(), 2, "the client ran on both server connections: {backends:?}");
+}
