@@ -177,4 +177,15 @@ mod tests {
         v.flush_database("app");
         assert!(!v.is_current(&s));
     }
+
+    #[test]
+    fn too_many_distinct_tables_reset_the_database_safely() {
+        let v = TableVersions::new();
+        let s = v.snapshot("app", ["t"]);
+        for i in 0..MAX_TABLES_PER_DB {
+            v.bump("app", [format!("x{i}").as_str()]);
+        }
+        assert!(!v.is_current(&s), "the reset must make old snapshots stale");
+        assert!(v.dbs.read().unwrap()["app"].tables.read().unwrap().len() < MAX_TABLES_PER_DB);
+    }
 }
