@@ -1,1 +1,31 @@
-//! (placeholder: filled in by the module's owner)
+//! Invalidation from outside the proxy (`cache.invalidation: notify`), over the control plane.
+//!
+//! - [`triggers`]: installs statement-level triggers that `pg_notify` the [`CHANNEL`] with the
+//!   written table's `"schema"."name"` (used by `pgcached install-triggers`).
+//! - [`listener`]: a task that keeps a tokio-postgres connection LISTENing on the channel and
+//!   bumps the cache's table versions on every notification; when the connection drops it
+//!   flushes the whole cache (writes may have gone unseen) and reconnects with backoff.
+//!
+//! This is also what keeps several pgcached instances in front of one database consistent:
+//! each one's writes fire the triggers, and every instance listens. Without it, only writes
+//! through this instance invalidate and `cache.default_ttl` bounds staleness.
+
+pub mod listener;
+pub mod triggers;
+
+pub use listener::{ListenerHandle, spawn_listener};
+pub use triggers::{InstalledTriggers, install_triggers, uninstall_triggers};
+
+/// The NOTIFY channel of the invalidation triggers.
+pub const CHANNEL: &str = "pgcached_invalidate";
+
+/// Failures of the invalidation control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidateError {
+    #[error("{0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no such table: {0}")]
+    NoSuchTable(String),
+    #[error("{0} is not a table (triggers go on tables and partitioned tables)")]
+    NotATable(String),
+}

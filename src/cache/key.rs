@@ -1,0 +1,308 @@
+//! Cache keys: a 128-bit keyed hash of everything that can change the bytes of an answer.
+//!
+//! **What goes in (contract, DESIGN.md "The hot path")**: database, effective role, the
+//! output-affecting settings (order-independent), the protocol (simple vs extended: the
+//! framing of the recorded answer differs), the statement text bytes, and for the extended
+//! protocol the Bind parameter formats, values and result formats.
+//!
+//! **Why 128 bits, keyed**: a collision would serve one statement's rows for another — maybe
+//! to another role — so it must be negligible and must not be constructible. The key is two
+//! independent SipHash-1-3 instances (std's `DefaultHasher`) with per-process random keys
+//! (`RandomState`): 2^-64 collision odds at 2^32 live entries, and an attacker who does not
+//! know the keys cannot search for collisions offline (pgpool's CVE-2024-45624 was a key that
+//! left the role out; this one cannot be made to collide on purpose). No extra crate is needed
+//! and nothing is allocated: fields stream into the two hashers.
+//!
+//! **Unambiguous**: every field is written with a tag byte and a length prefix, so no two
+//! different field sequences hash the same input bytes.
+
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
+
+/// A cache key. Cheap to copy and compare; carries no text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(pub u128);
+
+/// Which protocol asked: the recorded frames differ (simple: `T`,`D`…,`C`; extended: the
+/// Describe answer and Execute answer as the session records them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Simple,
+    Extended,
+}
+
+/// Settings that never change a result's bytes and are left out of the key, so that e.g. two
+/// applications with different `application_name`s share entries. Everything else the caller
+/// passes is keyed — including custom `app.*` settings, which row-level-security policies read
+/// through `current_setting()`. Over-keying costs a miss; under-keying leaks rows.
+pub const IGNORED_SETTINGS: &[&str] = &[
+    "application_name",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "scram_iterations",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+];
+
+/// The settings the key must see, at least (DESIGN.md). The session must track `search_path`
+/// itself: servers before PostgreSQL 18 do not report it in ParameterStatus.
+pub const OUTPUT_SETTINGS: &[&str] = &[
+    "search_path",
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "client_encoding",
+    "extra_float_digits",
+    "bytea_output",
+    "standard_conforming_strings",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "xmlbinary",
+    "xmloption",
+    "row_security",
+    "session_authorization",
+    "role",
+];
+
+/// The per-process random hash keys. One per [`super::ResultCache`]; keys built from different
+/// seeds never match.
+#[derive(Clone, Debug, Default)]
+pub struct KeySeed {
+    a: RandomState,
+    b: RandomState,
+}
+
+impl KeySeed {
+    pub fn new() -> KeySeed {
+        KeySeed { a: RandomState::new(), b: RandomState::new() }
+    }
+
+    fn hashers(&self) -> Pair {
+        Pair { a: self.a.build_hasher(), b: self.b.build_hasher() }
+    }
+}
+
+/// A digest of a session's settings, order-independent. Sessions compute it when a setting
+/// changes (ParameterStatus, SET) and reuse it for every key, so the hot path does not rehash
+/// the settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SettingsDigest(u128);
+
+impl SettingsDigest {
+    /// Digest `(name, value)` pairs; names are case-insensitive, [`IGNORED_SETTINGS`] are
+    /// skipped, the order does not matter. Give each setting once.
+    pub fn new<'a>(seed: &KeySeed, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut sum = 0u128;
+        for (name, value) in settings {
+            if IGNORED_SETTINGS.iter().any(|i| i.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let mut h = seed.hashers();
+            h.write_usize(name.len());
+            for b in name.bytes() {
+                h.write_u8(b.to_ascii_lowercase());
+            }
+            h.field(b'v', value.as_bytes());
+            // Addition commutes: the digest does not depend on the order of the pairs.
+            sum = sum.wrapping_add(h.finish());
+        }
+        SettingsDigest(sum)
+    }
+}
+
+/// Builds a [`CacheKey`] field by field without allocating.
+///
+/// ```
+/// use pgcached::cache::{KeyBuilder, KeySeed, Protocol, SettingsDigest};
+/// let seed = KeySeed::new();
+/// let settings = SettingsDigest::new(&seed, [("TimeZone", "UTC"), ("search_path", "public")]);
+/// let key = KeyBuilder::new(&seed, "app", "alice", Protocol::Simple, settings)
+///     .statement(b"SELECT 1")
+///     .finish();
+/// # let _ = key;
+/// ```
+pub struct KeyBuilder {
+    h: Pair,
+}
+
+impl KeyBuilder {
+    /// Start a key with the context every key has: database, effective role (after SET ROLE /
+    /// SET SESSION AUTHORIZATION), protocol and the session's settings digest.
+    pub fn new(seed: &KeySeed, database: &str, role: &str, protocol: Protocol, settings: SettingsDigest) -> KeyBuilder {
+        let mut h = seed.hashers();
+        h.field(b'd', database.as_bytes());
+        h.field(b'r', role.as_bytes());
+        h.a.write_u8(protocol as u8);
+        h.b.write_u8(protocol as u8);
+        h.a.write_u128(settings.0);
+        h.b.write_u128(settings.0);
+        KeyBuilder { h }
+    }
+
+    /// The statement text, exactly as sent (after any rewrite the proxy applied).
+    pub fn statement(mut self, text: &[u8]) -> KeyBuilder {
+        self.h.field(b's', text);
+        self
+    }
+
+    /// The Bind message body **after** the portal and statement names: parameter format codes,
+    /// parameter values (with their lengths, -1 for NULL) and result format codes, as sent.
+    /// Names are left out: the same text under another statement name is the same query.
+    pub fn bind_tail(mut self, tail: &[u8]) -> KeyBuilder {
+        self.h.field(b'b', tail);
+        self
+    }
+
+    /// Parameter format codes, values and result format codes given separately (for callers
+    /// that already split the Bind message). Equivalent inputs give the same key as each other
+    /// but not the same key as [`Self::bind_tail`].
+    pub fn bind_parts<'a>(
+        mut self,
+        param_formats: &[i16],
+        params: impl IntoIterator<Item = Option<&'a [u8]>>,
+        result_formats: &[i16],
+    ) -> KeyBuilder {
+        self.h.formats(b'p', param_formats);
+        for p in params {
+            match p {
+                Some(v) => self.h.field(b'v', v),
+                None => self.h.field(b'n', b""),
+            }
+        }
+        self.h.formats(b'f', result_formats);
+        self
+    }
+
+    pub fn finish(self) -> CacheKey {
+        CacheKey(self.h.finish())
+    }
+}
+
+/// Two independently keyed SipHash states, written in lock step.
+struct Pair {
+    a: DefaultHasher,
+    b: DefaultHasher,
+}
+
+impl Pair {
+    fn field(&mut self, tag: u8, bytes: &[u8]) {
+        for h in [&mut self.a, &mut self.b] {
+            h.write_u8(tag);
+            h.write_usize(bytes.len());
+            h.write(bytes);
+        }
+    }
+
+    fn formats(&mut self, tag: u8, codes: &[i16]) {
+        for h in [&mut self.a, &mut self.b] {
+            h.write_u8(tag);
+            h.write_usize(codes.len());
+            for c in codes {
+                h.write_i16(*c);
+            }
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.a.write_usize(n);
+        self.b.write_usize(n);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.a.write_u8(n);
+        self.b.write_u8(n);
+    }
+
+    fn finish(&self) -> u128 {
+        (u128::from(self.a.finish()) << 64) | u128::from(self.b.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: &KeySeed, db: &str, role: &str, p: Protocol, s: SettingsDigest, sql: &str) -> CacheKey {
+        KeyBuilder::new(seed, db, role, p, s).statement(sql.as_bytes()).finish()
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_key() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::new(&seed, [("TimeZone", "UTC")]);
+        assert_eq!(
+            key(&seed, "app", "u", Protocol::Simple, s, "SELECT 1"),
+            key(&seed, "app", "u", Protocol::Simple, s, "SELECT 1")
+        );
+    }
+
+    #[test]
+    fn every_context_field_changes_the_key() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::new(&seed, [("TimeZone", "UTC")]);
+        let base = key(&seed, "app", "u", Protocol::Simple, s, "SELECT 1");
+        let other_tz = SettingsDigest::new(&seed, [("TimeZone", "Europe/Paris")]);
+        for k in [
+            key(&seed, "app2", "u", Protocol::Simple, s, "SELECT 1"),
+            key(&seed, "app", "v", Protocol::Simple, s, "SELECT 1"),
+            key(&seed, "app", "u", Protocol::Extended, s, "SELECT 1"),
+            key(&seed, "app", "u", Protocol::Simple, other_tz, "SELECT 1"),
+            key(&seed, "app", "u", Protocol::Simple, s, "SELECT 2"),
+            key(&KeySeed::new(), "app", "u", Protocol::Simple, s, "SELECT 1"),
+        ] {
+            assert_ne!(k, base);
+        }
+    }
+
+    #[test]
+    fn field_boundaries_are_unambiguous() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::default();
+        assert_ne!(key(&seed, "ab", "c", Protocol::Simple, s, "x"), key(&seed, "a", "bc", Protocol::Simple, s, "x"));
+    }
+
+    #[test]
+    fn settings_are_order_independent_and_case_insensitive_by_name() {
+        let seed = KeySeed::new();
+        let a = SettingsDigest::new(&seed, [("TimeZone", "UTC"), ("search_path", "a, public")]);
+        let b = SettingsDigest::new(&seed, [("search_path", "a, public"), ("timezone", "UTC")]);
+        assert_eq!(a, b);
+        let c = SettingsDigest::new(&seed, [("search_path", "b, public"), ("timezone", "UTC")]);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn ignored_settings_do_not_split_entries_but_custom_ones_do() {
+        let seed = KeySeed::new();
+        let a = SettingsDigest::new(&seed, [("TimeZone", "UTC"), ("application_name", "x")]);
+        let b = SettingsDigest::new(&seed, [("TimeZone", "UTC"), ("application_name", "y")]);
+        assert_eq!(a, b);
+        let t1 = SettingsDigest::new(&seed, [("app.tenant", "1")]);
+        let t2 = SettingsDigest::new(&seed, [("app.tenant", "2")]);
+        assert_ne!(t1, t2);
+    }
+
+    #[test]
+    fn bind_parameters_and_formats_change_the_key() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::default();
+        let k = |pf: &[i16], v: Option<&[u8]>, rf: &[i16]| {
+            KeyBuilder::new(&seed, "d", "r", Protocol::Extended, s)
+                .statement(b"SELECT $1")
+                .bind_parts(pf, [v], rf)
+                .finish()
+        };
+        let base = k(&[0], Some(b"1"), &[0]);
+        assert_ne!(base, k(&[0], Some(b"2"), &[0]));
+        assert_ne!(base, k(&[1], Some(b"1"), &[0]));
+        assert_ne!(base, k(&[0], Some(b"1"), &[1]));
+        assert_ne!(base, k(&[0], None, &[0]));
+        assert_ne!(k(&[0], Some(b""), &[0]), k(&[0], None, &[0]));
+        let tail = |t: &[u8]| {
+            KeyBuilder::new(&seed, "d", "r", Protocol::Extended, s).statement(b"SELECT $1").bind_tail(t).finish()
+        };
+        assert_ne!(tail(b"\0\0\0\x01\0\0\0\x011\0\0"), tail(b"\0\0\0\x01\0\0\0\x012\0\0"));
+    }
+}

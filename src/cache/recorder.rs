@@ -1,0 +1,315 @@
+//! Recording one statement's answer while it streams to the client, and deciding at the end
+//! whether it may be stored.
+//!
+//! The session keeps streaming every frame to the client whatever happens here; the recorder
+//! only copies the frames of the answer — RowDescription (`T`) or NoData (`n`), DataRows (`D`),
+//! CommandComplete (`C`) — and gives up (recording, not streaming) when:
+//! - the answer passes `cache.max_entry_size` ([`Rejected::TooLarge`]; the buffer is freed
+//!   at once),
+//! - the server sent ErrorResponse, PortalSuspended, anything of COPY, a ParameterStatus or a
+//!   NoticeResponse (the answer is not the plain, deterministic result the key describes),
+//! - the command tag is not `SELECT` (a safety net: the caller decides what is a read),
+//! - the answer did not end with CommandComplete,
+//! - **stale-set safety**: a table read by the statement had its version bumped between the
+//!   snapshot taken before the upstream execution ([`super::ResultCache::lookup`]) and
+//!   [`Recorder::finish`]. The entry also keeps that snapshot, so a bump that lands after
+//!   `finish` still kills it on the next hit.
+//!
+//! Frames the session synthesizes on a hit (ParseComplete, BindComplete, ParameterDescription,
+//! ReadyForQuery) and asynchronous NotificationResponses are ignored if fed in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::flight::Flight;
+use super::key::CacheKey;
+pub use super::stats::Rejected;
+use super::versions::{TableVersions, Versions};
+
+/// A stored answer: the recorded frames and the versions they were read under.
+#[derive(Debug)]
+pub struct CachedResult {
+    /// The recorded server frames, whole (tag and length included), in order.
+    pub frames: Bytes,
+    /// How many leading bytes of `frames` are the description (`T` or `n`): a hit on an
+    /// extended Execute without Describe replays only the rest.
+    pub description_len: usize,
+    /// The table versions the answer was read under.
+    pub versions: Versions,
+    /// The tables the answer depends on (as given by the caller), for diagnostics.
+    pub tables: Arc<[String]>,
+    /// Time to live of this entry.
+    pub ttl: Duration,
+}
+
+impl CachedResult {
+    /// The RowDescription or NoData frame, if the answer had one.
+    pub fn description(&self) -> Option<&[u8]> {
+        (self.description_len > 0).then(|| &self.frames[..self.description_len])
+    }
+
+    /// The frames after the description: DataRows and CommandComplete.
+    pub fn rows(&self) -> &[u8] {
+        &self.frames[self.description_len..]
+    }
+}
+
+/// Where the recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Recording,
+    /// Gave up; later frames are ignored. The first reason wins.
+    Failed(Rejected),
+}
+
+/// Records one statement's answer. Made by [`super::ResultCache::lookup`] (or `begin`) with the
+/// version snapshot; ended by [`super::ResultCache::complete`] or by dropping it (which also
+/// releases any stampede followers).
+#[derive(Debug)]
+pub struct Recorder {
+    pub(crate) key: CacheKey,
+    buf: BytesMut,
+    description_len: usize,
+    last_tag: u8,
+    state: State,
+    max_entry_size: usize,
+    versions: Versions,
+    source: Arc<TableVersions>,
+    tables: Arc<[String]>,
+    ttl: Duration,
+    /// Held so that followers are released when this recording ends, however it ends.
+    pub(crate) flight: Option<Flight>,
+}
+
+impl Recorder {
+    /// A recorder for `key`, whose tables were snapshotted in `versions` (from `source`)
+    /// **before** the statement was sent upstream.
+    pub fn new(
+        key: CacheKey,
+        versions: Versions,
+        source: Arc<TableVersions>,
+        tables: Arc<[String]>,
+        ttl: Duration,
+        max_entry_size: usize,
+    ) -> Recorder {
+        Recorder {
+            key,
+            buf: BytesMut::new(),
+            description_len: 0,
+            last_tag: 0,
+            state: State::Recording,
+            max_entry_size,
+            versions,
+            source,
+            tables,
+            ttl,
+            flight: None,
+        }
+    }
+
+    pub fn key(&self) -> CacheKey {
+        self.key
+    }
+
+    /// Whether the recording is still going (the caller may stop feeding frames if not).
+    pub fn is_recording(&self) -> bool {
+        self.state == State::Recording
+    }
+
+    /// Feed one whole server frame (tag, length, body), in order.
+    pub fn record(&mut self, frame: &[u8]) {
+        if self.state != State::Recording {
+            return;
+        }
+        let Some(&tag) = frame.first() else {
+            return self.fail(Rejected::Unexpected);
+        };
+        match tag {
+            b'T' | b'n' => {
+                if self.description_len == self.buf.len() && self.last_tag != b'C' {
+                    self.description_len += frame.len();
+                }
+                self.push(tag, frame);
+            }
+            b'D' => self.push(tag, frame),
+            b'C' => {
+                if !frame.get(5..).is_some_and(|body| body.starts_with(b"SELECT ")) {
+                    return self.fail(Rejected::NotSelect);
+                }
+                self.push(tag, frame);
+            }
+            b'E' => self.fail(Rejected::Error),
+            b's' => self.fail(Rejected::Suspended),
+            b'G' | b'H' | b'W' | b'd' | b'c' => self.fail(Rejected::Copy),
+            b'1' | b'2' | b't' | b'Z' | b'A' => {}
+            _ => self.fail(Rejected::Unexpected),
+        }
+    }
+
+    /// End the recording: the entry to store, or why not. Checks the versions one last time.
+    pub fn finish(mut self) -> Result<CachedResult, Rejected> {
+        if let State::Failed(why) = self.state {
+            return Err(why);
+        }
+        if self.last_tag != b'C' {
+            return Err(Rejected::Incomplete);
+        }
+        if !self.source.is_current(&self.versions) {
+            return Err(Rejected::Stale);
+        }
+        Ok(CachedResult {
+            frames: std::mem::take(&mut self.buf).freeze(),
+            description_len: self.description_len,
+            versions: self.versions.clone(),
+            tables: self.tables.clone(),
+            ttl: self.ttl,
+        })
+    }
+
+    fn push(&mut self, tag: u8, frame: &[u8]) {
+        if self.buf.len() + frame.len() > self.max_entry_size {
+            return self.fail(Rejected::TooLarge);
+        }
+        self.buf.extend_from_slice(frame);
+        self.last_tag = tag;
+    }
+
+    fn fail(&mut self, why: Rejected) {
+        self.state = State::Failed(why);
+        self.buf = BytesMut::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![tag];
+        f.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn recorder(v: &Arc<TableVersions>, max: usize) -> Recorder {
+        let snap = v.snapshot("app", ["t"]);
+        Recorder::new(CacheKey(1), snap, v.clone(), Arc::from(vec!["t".to_string()]), Duration::from_secs(60), max)
+    }
+
+    fn answer() -> Vec<Vec<u8>> {
+        vec![
+            frame(b'T', b"\0\x01a\0\0\0\0\0\0\x01\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0"),
+            frame(b'D', b"\0\x01\0\0\0\x011"),
+            frame(b'D', b"\0\x01\0\0\0\x012"),
+            frame(b'C', b"SELECT 2\0"),
+        ]
+    }
+
+    #[test]
+    fn a_complete_select_is_recorded_byte_for_byte() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        let frames = answer();
+        r.record(&frame(b'1', b""));
+        r.record(&frame(b'2', b""));
+        for f in &frames {
+            r.record(f);
+        }
+        r.record(&frame(b'Z', b"I"));
+        let res = r.finish().unwrap();
+        assert_eq!(&res.frames[..], frames.concat().as_slice());
+        assert_eq!(res.description().unwrap(), frames[0].as_slice());
+        assert_eq!(res.rows(), frames[1..].concat().as_slice());
+    }
+
+    #[test]
+    fn a_write_between_start_and_finish_rejects_the_fill() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        for f in &answer()[..2] {
+            r.record(f);
+        }
+        // A write commits on another session while the answer streams.
+        v.bump("app", ["public.t"]);
+        for f in &answer()[2..] {
+            r.record(f);
+        }
+        assert_eq!(r.finish().unwrap_err(), Rejected::Stale);
+    }
+
+    #[test]
+    fn a_write_before_the_first_frame_rejects_the_fill() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        v.bump("app", ["T"]);
+        for f in &answer() {
+            r.record(f);
+        }
+        assert_eq!(r.finish().unwrap_err(), Rejected::Stale);
+    }
+
+    #[test]
+    fn an_answer_past_the_size_cap_is_not_kept() {
+        let v = Arc::new(TableVersions::new());
+        let frames = answer();
+        let mut r = recorder(&v, frames[0].len() + frames[1].len());
+        for f in &frames {
+            r.record(f);
+        }
+        assert!(!r.is_recording());
+        assert_eq!(r.finish().unwrap_err(), Rejected::TooLarge);
+    }
+
+    #[test]
+    fn errors_partial_results_copy_and_notices_are_rejected() {
+        let v = Arc::new(TableVersions::new());
+        for (tag, why) in [
+            (b'E', Rejected::Error),
+            (b's', Rejected::Suspended),
+            (b'H', Rejected::Copy),
+            (b'd', Rejected::Copy),
+            (b'N', Rejected::Unexpected),
+            (b'S', Rejected::Unexpected),
+            (b'I', Rejected::Unexpected),
+        ] {
+            let mut r = recorder(&v, 1 << 20);
+            let frames = answer();
+            r.record(&frames[0]);
+            r.record(&frame(tag, b"x\0"));
+            r.record(&frames[3]);
+            assert_eq!(r.finish().unwrap_err(), why, "tag {}", tag as char);
+        }
+    }
+
+    #[test]
+    fn an_answer_without_command_complete_is_incomplete() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        for f in &answer()[..3] {
+            r.record(f);
+        }
+        assert_eq!(r.finish().unwrap_err(), Rejected::Incomplete);
+    }
+
+    #[test]
+    fn a_non_select_command_tag_is_rejected() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        r.record(&frame(b'C', b"INSERT 0 1\0"));
+        assert_eq!(r.finish().unwrap_err(), Rejected::NotSelect);
+    }
+
+    #[test]
+    fn extended_execute_without_describe_has_no_description() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        for f in &answer()[1..] {
+            r.record(f);
+        }
+        let res = r.finish().unwrap();
+        assert!(res.description().is_none());
+        assert_eq!(res.rows(), &res.frames[..]);
+    }
+}

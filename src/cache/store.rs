@@ -1,0 +1,289 @@
+//! The result cache: moka weighed in bytes, a TTL per entry, table versions checked on every
+//! hit, single-flight fills. This is the one object the session talks to.
+//!
+//! A session's sequence for a cacheable read (see the module doc of [`crate::cache`]):
+//! [`ResultCache::lookup`] → `Hit` (replay) | `Fill` (forward, [`Recorder::record`] each
+//! answer frame, then [`ResultCache::complete`]) | `Wait` ([`ResultCache::wait`], which turns
+//! into `Hit` or `Fill`) | `Bypass` (forward, uncached).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::notification::RemovalCause;
+use moka::policy::Expiry;
+
+use super::flight::{Flights, Join, Waiter};
+use super::key::{CacheKey, KeySeed};
+use super::recorder::{CachedResult, Recorder, Rejected};
+use super::stats::{CacheStats, InvalidationCause};
+use super::versions::TableVersions;
+use crate::config::CacheConfig;
+
+/// What an entry costs beyond its frames (key, `Arc`, versions, moka's bookkeeping), so that
+/// many tiny entries are weighed honestly against `cache.max_memory`.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// How long a follower waits for a leader's fill before going upstream itself.
+pub const DEFAULT_FOLLOWER_WAIT: Duration = Duration::from_secs(5);
+
+/// What a fill needs besides its key: the tables it reads and how long it may live (from
+/// [`super::Rules::decide`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FillSpec<'a> {
+    pub database: &'a str,
+    /// The tables read, views expanded to their base tables (see [`super::Catalog`]).
+    pub tables: &'a [&'a str],
+    pub ttl: Duration,
+}
+
+/// The answer of [`ResultCache::lookup`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// Fresh entry: replay it, forward nothing.
+    Hit(Arc<CachedResult>),
+    /// Miss, and this caller fills: forward, record, then [`ResultCache::complete`] (or drop).
+    Fill(Recorder),
+    /// Miss, and another session is filling: [`ResultCache::wait`].
+    Wait(Waiter),
+    /// The cache is off or the TTL is zero: forward, uncached.
+    Bypass,
+}
+
+/// The shared cache. One per proxy (`Arc<ResultCache>`), for all databases.
+pub struct ResultCache {
+    entries: moka::sync::Cache<CacheKey, Arc<CachedResult>>,
+    versions: Arc<TableVersions>,
+    stats: Arc<CacheStats>,
+    flights: Arc<Flights>,
+    seed: KeySeed,
+    enabled: bool,
+    max_entry_size: usize,
+    default_ttl: Duration,
+    follower_wait: Duration,
+}
+
+impl std::fmt::Debug for ResultCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultCache")
+            .field("enabled", &self.enabled)
+            .field("entries", &self.entries.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResultCache {
+    pub fn new(cfg: &CacheConfig) -> ResultCache {
+        let stats = Arc::new(CacheStats::default());
+        let listener_stats = stats.clone();
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(cfg.max_memory.as_u64())
+            .weigher(|_k, v: &Arc<CachedResult>| weight(v))
+            .expire_after(PerEntryTtl)
+            .eviction_listener(move |_k, v: Arc<CachedResult>, cause| {
+                listener_stats.entry_delta(weight(&v), false);
+                match cause {
+                    RemovalCause::Size => listener_stats.evicted(),
+                    RemovalCause::Expired => listener_stats.expired(),
+                    RemovalCause::Explicit | RemovalCause::Replaced => {}
+                }
+            })
+            .build();
+        ResultCache {
+            entries,
+            versions: Arc::new(TableVersions::new()),
+            stats,
+            flights: Flights::new(),
+            seed: KeySeed::new(),
+            enabled: cfg.enabled,
+            max_entry_size: usize::try_from(cfg.max_entry_size.as_u64()).unwrap_or(usize::MAX),
+            default_ttl: cfg.default_ttl,
+            follower_wait: DEFAULT_FOLLOWER_WAIT,
+        }
+    }
+
+    /// Change how long followers wait for a leader (default [`DEFAULT_FOLLOWER_WAIT`]).
+    pub fn with_follower_wait(mut self, wait: Duration) -> ResultCache {
+        self.follower_wait = wait;
+        self
+    }
+
+    /// `cache.enabled`.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `cache.default_ttl`.
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
+    /// The hash keys every [`super::KeyBuilder`] for this cache must use.
+    pub fn seed(&self) -> &KeySeed {
+        &self.seed
+    }
+
+    pub fn versions(&self) -> &Arc<TableVersions> {
+        &self.versions
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// A fresh entry for `key`, counting a hit or a miss. Use [`Self::lookup`] for reads that
+    /// may fill; this is for callers that only want to replay.
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
+        let hit = self.fresh(key);
+        match hit {
+            Some(_) => self.stats.hit(),
+            None => self.stats.miss(),
+        }
+        hit
+    }
+
+    /// Look `key` up; on a miss, either lead the fill (with the table versions snapshotted now,
+    /// before the upstream execution) or follow the session already filling it.
+    pub fn lookup(&self, key: CacheKey, spec: &FillSpec<'_>) -> Lookup {
+        if !self.enabled || spec.ttl.is_zero() {
+            return Lookup::Bypass;
+        }
+        if let Some(hit) = self.fresh(&key) {
+            self.stats.hit();
+            return Lookup::Hit(hit);
+        }
+        match self.flights.join(key) {
+            Join::Follower(w) => Lookup::Wait(w),
+            Join::Leader(flight) => {
+                // A fill may have landed between the miss and the join.
+                if let Some(hit) = self.fresh(&key) {
+                    self.stats.hit();
+                    return Lookup::Hit(hit);
+                }
+                self.stats.miss();
+                let mut rec = self.begin(key, spec);
+                rec.flight = Some(flight);
+                Lookup::Fill(rec)
+            }
+        }
+    }
+
+    /// Wait (bounded) for the leader of `key`, then: `Hit` with its answer, or `Fill` to go
+    /// upstream yourself (fresh snapshot, no flight) if the leader failed or was too slow.
+    pub async fn wait(&self, waiter: Waiter, key: CacheKey, spec: &FillSpec<'_>) -> Lookup {
+        waiter.wait(self.follower_wait).await;
+        if let Some(hit) = self.fresh(&key) {
+            self.stats.hit();
+            self.stats.flight_joined();
+            return Lookup::Hit(hit);
+        }
+        self.stats.miss();
+        self.stats.flight_fallback();
+        Lookup::Fill(self.begin(key, spec))
+    }
+
+    /// A recorder for `key` without stampede protection; snapshots the versions now.
+    pub fn begin(&self, key: CacheKey, spec: &FillSpec<'_>) -> Recorder {
+        let versions = self.versions.snapshot(spec.database, spec.tables.iter().copied());
+        let tables: Arc<[String]> = spec.tables.iter().map(|t| t.to_string()).collect();
+        Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.max_entry_size)
+    }
+
+    /// End a fill: store the answer if the recorder accepts it (see `recorder.rs`), count the
+    /// outcome, then release the followers.
+    pub fn complete(&self, mut rec: Recorder) -> Result<(), Rejected> {
+        let flight = rec.flight.take();
+        let key = rec.key;
+        let outcome = rec.finish().and_then(|entry| self.insert(key, entry));
+        if let Err(why) = outcome {
+            self.stats.rejected(why);
+        }
+        // Followers wake only now, when the entry (if any) is visible.
+        drop(flight);
+        outcome
+    }
+
+    /// Store an answer (normally through [`Self::complete`]). Refused if it is already stale.
+    pub fn insert(&self, key: CacheKey, entry: CachedResult) -> Result<(), Rejected> {
+        if !self.versions.is_current(&entry.versions) {
+            return Err(Rejected::Stale);
+        }
+        let entry = Arc::new(entry);
+        self.stats.entry_delta(weight(&entry), true);
+        self.stats.fill();
+        self.entries.insert(key, entry);
+        Ok(())
+    }
+
+    /// A write to `tables` of `database` committed (call before the client sees the commit).
+    pub fn invalidate_tables<'a>(
+        &self,
+        database: &str,
+        tables: impl IntoIterator<Item = &'a str>,
+        cause: InvalidationCause,
+    ) {
+        self.versions.bump(database, tables);
+        self.stats.invalidated(cause);
+    }
+
+    /// Every entry of `database` is dead (removed lazily: on its next hit, by TTL or by size).
+    pub fn flush_database(&self, database: &str, cause: InvalidationCause) {
+        self.versions.flush_database(database);
+        self.stats.invalidated(cause);
+    }
+
+    /// Every entry is dead, and their memory is released.
+    pub fn flush_all(&self, cause: InvalidationCause) {
+        self.versions.flush_all();
+        self.entries.invalidate_all();
+        self.stats.invalidated(cause);
+    }
+
+    /// Run moka's deferred maintenance now (evictions, expirations, removal notifications):
+    /// for tests and before reading exact gauges.
+    pub fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks();
+    }
+
+    fn fresh(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
+        let entry = self.entries.get(key)?;
+        if self.versions.is_current(&entry.versions) {
+            return Some(entry);
+        }
+        self.entries.invalidate(key);
+        self.stats.invalidated(InvalidationCause::StaleEntry);
+        None
+    }
+}
+
+fn weight(entry: &CachedResult) -> u32 {
+    let tables: usize = entry.tables.iter().map(|t| t.len() + 16).sum();
+    u32::try_from(entry.frames.len() + ENTRY_OVERHEAD + tables).unwrap_or(u32::MAX)
+}
+
+/// Each entry lives for its own TTL from its (re)insertion.
+struct PerEntryTtl;
+
+impl Expiry<CacheKey, Arc<CachedResult>> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedResult>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedResult>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

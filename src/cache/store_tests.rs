@@ -1,0 +1,173 @@
+//! Tests of [`super::ResultCache`]: fills, hits, invalidation, TTL, byte bound, single flight.
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+
+use super::*;
+
+fn config() -> CacheConfig {
+    CacheConfig { max_memory: ByteSize::kib(64), ..CacheConfig::default() }
+}
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![tag];
+    f.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+fn answer(payload: usize) -> Vec<Vec<u8>> {
+    vec![frame(b'T', b"\0\0"), frame(b'D', &vec![b'x'; payload]), frame(b'C', b"SELECT 1\0")]
+}
+
+const SPEC: FillSpec<'static> = FillSpec { database: "app", tables: &["t"], ttl: Duration::from_secs(60) };
+
+fn fill(cache: &ResultCache, key: CacheKey, spec: &FillSpec<'_>) -> Result<(), Rejected> {
+    let Lookup::Fill(mut rec) = cache.lookup(key, spec) else { panic!("expected a fill") };
+    for f in answer(10) {
+        rec.record(&f);
+    }
+    cache.complete(rec)
+}
+
+#[test]
+fn a_completed_fill_is_replayed_byte_for_byte() {
+    let cache = ResultCache::new(&config());
+    fill(&cache, CacheKey(1), &SPEC).unwrap();
+    let Lookup::Hit(hit) = cache.lookup(CacheKey(1), &SPEC) else { panic!("expected a hit") };
+    assert_eq!(&hit.frames[..], answer(10).concat().as_slice());
+    let s = cache.stats().snapshot();
+    assert_eq!((s.hits, s.misses, s.fills), (1, 1, 1));
+}
+
+#[test]
+fn a_committed_write_kills_the_entry() {
+    let cache = ResultCache::new(&config());
+    fill(&cache, CacheKey(1), &SPEC).unwrap();
+    cache.invalidate_tables("app", ["public.t"], InvalidationCause::Write);
+    assert!(cache.get(&CacheKey(1)).is_none());
+    let s = cache.stats().snapshot();
+    assert_eq!(s.invalidations(InvalidationCause::Write), 1);
+    assert_eq!(s.invalidations(InvalidationCause::StaleEntry), 1);
+}
+
+#[test]
+fn a_write_during_the_fill_leaves_nothing_cached() {
+    let cache = ResultCache::new(&config());
+    let Lookup::Fill(mut rec) = cache.lookup(CacheKey(1), &SPEC) else { panic!() };
+    rec.record(&answer(10)[0]);
+    cache.invalidate_tables("app", ["t"], InvalidationCause::Write);
+    for f in &answer(10)[1..] {
+        rec.record(f);
+    }
+    assert_eq!(cache.complete(rec), Err(Rejected::Stale));
+    assert!(cache.get(&CacheKey(1)).is_none());
+    assert_eq!(cache.stats().snapshot().rejected(Rejected::Stale), 1);
+}
+
+#[test]
+fn flushes_kill_entries_of_their_scope() {
+    let cache = ResultCache::new(&config());
+    let other = FillSpec { database: "db2", ..SPEC };
+    fill(&cache, CacheKey(1), &SPEC).unwrap();
+    fill(&cache, CacheKey(2), &other).unwrap();
+    cache.flush_database("app", InvalidationCause::Ddl);
+    assert!(cache.get(&CacheKey(1)).is_none());
+    assert!(cache.get(&CacheKey(2)).is_some());
+    cache.flush_all(InvalidationCause::Admin);
+    assert!(cache.get(&CacheKey(2)).is_none());
+}
+
+#[test]
+fn entries_expire_after_their_own_ttl() {
+    let cache = ResultCache::new(&config());
+    let short = FillSpec { ttl: Duration::from_millis(50), ..SPEC };
+    fill(&cache, CacheKey(1), &short).unwrap();
+    fill(&cache, CacheKey(2), &SPEC).unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(cache.get(&CacheKey(1)).is_none());
+    assert!(cache.get(&CacheKey(2)).is_some());
+}
+
+#[test]
+fn the_byte_bound_is_respected() {
+    let cache = ResultCache::new(&config());
+    for i in 0..100 {
+        let Lookup::Fill(mut rec) = cache.lookup(CacheKey(i), &SPEC) else { panic!() };
+        for f in answer(4000) {
+            rec.record(&f);
+        }
+        cache.complete(rec).unwrap();
+    }
+    cache.run_pending_tasks();
+    let s = cache.stats().snapshot();
+    assert!(s.bytes <= 64 * 1024, "{} bytes cached", s.bytes);
+    assert!(s.evictions > 0);
+    assert!(s.entries < 100);
+}
+
+#[test]
+fn an_entry_over_max_entry_size_is_not_stored() {
+    let cfg = CacheConfig { max_entry_size: ByteSize::b(100), ..config() };
+    let cache = ResultCache::new(&cfg);
+    let Lookup::Fill(mut rec) = cache.lookup(CacheKey(1), &SPEC) else { panic!() };
+    for f in answer(200) {
+        rec.record(&f);
+    }
+    assert_eq!(cache.complete(rec), Err(Rejected::TooLarge));
+    assert!(cache.get(&CacheKey(1)).is_none());
+}
+
+#[test]
+fn disabled_cache_or_zero_ttl_bypasses() {
+    let cache = ResultCache::new(&CacheConfig { enabled: false, ..config() });
+    assert!(matches!(cache.lookup(CacheKey(1), &SPEC), Lookup::Bypass));
+    let cache = ResultCache::new(&config());
+    let zero = FillSpec { ttl: Duration::ZERO, ..SPEC };
+    assert!(matches!(cache.lookup(CacheKey(1), &zero), Lookup::Bypass));
+}
+
+#[tokio::test]
+async fn concurrent_misses_fill_once_and_followers_get_the_answer() {
+    let cache = Arc::new(ResultCache::new(&config()));
+    let Lookup::Fill(mut rec) = cache.lookup(CacheKey(9), &SPEC) else { panic!() };
+    let mut followers = Vec::new();
+    for _ in 0..5 {
+        let Lookup::Wait(w) = cache.lookup(CacheKey(9), &SPEC) else { panic!("must wait") };
+        let c = cache.clone();
+        followers.push(tokio::spawn(async move { c.wait(w, CacheKey(9), &SPEC).await }));
+    }
+    tokio::task::yield_now().await;
+    for f in answer(10) {
+        rec.record(&f);
+    }
+    cache.complete(rec).unwrap();
+    for f in followers {
+        assert!(matches!(f.await.unwrap(), Lookup::Hit(_)));
+    }
+    let s = cache.stats().snapshot();
+    assert_eq!((s.fills, s.flight_joined, s.misses), (1, 5, 1));
+}
+
+#[tokio::test]
+async fn followers_go_upstream_themselves_when_the_leader_fails() {
+    let cache = Arc::new(ResultCache::new(&config()));
+    let Lookup::Fill(mut rec) = cache.lookup(CacheKey(9), &SPEC) else { panic!() };
+    let Lookup::Wait(w) = cache.lookup(CacheKey(9), &SPEC) else { panic!() };
+    let c = cache.clone();
+    let follower = tokio::spawn(async move { c.wait(w, CacheKey(9), &SPEC).await });
+    rec.record(&frame(b'E', b"SERROR\0\0"));
+    assert_eq!(cache.complete(rec), Err(Rejected::Error));
+    assert!(matches!(follower.await.unwrap(), Lookup::Fill(_)));
+    assert_eq!(cache.stats().snapshot().flight_fallbacks, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_recorder_releases_followers() {
+    let cache = Arc::new(ResultCache::new(&config()));
+    let Lookup::Fill(rec) = cache.lookup(CacheKey(9), &SPEC) else { panic!() };
+    let Lookup::Wait(w) = cache.lookup(CacheKey(9), &SPEC) else { panic!() };
+    drop(rec);
+    assert!(matches!(cache.wait(w, CacheKey(9), &SPEC).await, Lookup::Fill(_)));
+}
