@@ -1,25 +1,170 @@
 use super::*;
+use crate::sql::{StatementKind, TxKind};
+
+fn one(q: &str) -> StatementAnalysis {
+    let mut a = analyze_uncached(q);
+    assert_eq!(a.statements.len(), 1, "{q}");
+    a.statements.remove(0)
+}
+
+fn names(v: &[TableRef]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
 
 #[test]
-fn dbg_print() {
-    for q in [
-        "SELECT * FROM ONLY t",
-        "SELECT * FROM t*",
-        "TABLE t",
-        "COPY t TO STDOUT",
-        "COPY t FROM STDIN",
-        "WITH users AS (SELECT * FROM users) SELECT * FROM users",
-        "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
-        "EXPLAIN ANALYZE DELETE FROM t",
-        "SELECT * INTO newt FROM t",
-        "SELECT nextval('s'), current_user, CURRENT_TIMESTAMP, now()",
-        "SELECT query_to_xml('delete from t', true, true, '')",
-        "select set_config('search_path', 'a', false)",
-        "SELECT count(*) FROM t",
-        "SELECT u.* , row_to_json(u) FROM users u WHERE ssn = 1 FOR UPDATE",
-    ] {
-        let a = analyze_uncached(q);
-        let s = &a.statements[0];
-        eprintln!("{q}\n  kind={:?} err={:?} r={:?} w={:?} f={:?} lim={:?} agg={} dyn={} mw={} cols={:?} set={:?}", s.kind, s.parse_error, s.tables_read, s.tables_written, s.functions, s.limit, s.aggregates, s.dynamic_sql, s.may_write(), s.columns, s.settings);
+fn from_only_reports_the_real_table() {
+    let s = one("SELECT * FROM ONLY parent p WHERE p.a = 1");
+    assert_eq!(names(&s.tables_read), ["parent"]);
+    assert_eq!(names(&one("DELETE FROM ONLY s.t WHERE a = 1").tables_written), ["s.t"]);
+}
+
+#[test]
+fn inheritance_star_and_table_command_parse() {
+    assert_eq!(names(&one("SELECT * FROM t* WHERE a > 1").tables_read), ["t"]);
+    let s = one("TABLE public.t");
+    assert_eq!((s.kind, names(&s.tables_read)), (StatementKind::Read, vec!["public.t".to_string()]));
+}
+
+#[test]
+fn copy_reports_its_relation_both_ways() {
+    let to = one("COPY t TO STDOUT");
+    assert_eq!((to.kind, names(&to.tables_read), to.may_write()), (StatementKind::Utility, vec!["t".into()], false));
+    let from = one("COPY s.t (a, b) FROM STDIN");
+    assert_eq!(names(&from.tables_written), ["s.t"]);
+    assert!(from.may_write());
+}
+
+#[test]
+fn do_blocks_are_dynamic_writes() {
+    let s = one("DO $$ BEGIN DELETE FROM t; END $$");
+    assert!(s.dynamic_sql && s.may_write());
+    assert_eq!(s.kind, StatementKind::Utility);
+}
+
+#[test]
+fn cte_names_are_not_tables_but_shadowed_tables_are() {
+    let s = one("WITH x AS (SELECT * FROM a), y AS (SELECT * FROM x) SELECT * FROM y JOIN b ON true");
+    assert_eq!(names(&s.tables_read), ["a", "b"]);
+    // A non-recursive CTE's body sees the real table of the same name.
+    assert_eq!(names(&one("WITH users AS (SELECT * FROM users) SELECT * FROM users").tables_read), ["users"]);
+    let r = one("WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r");
+    assert!(r.tables_read.is_empty());
+}
+
+#[test]
+fn identifiers_fold_like_postgres() {
+    let s = one(r#"SELECT * FROM Public."MixedCase" JOIN USERS ON true"#);
+    assert_eq!(names(&s.tables_read), ["public.MixedCase", "users"]);
+}
+
+#[test]
+fn explain_analyze_of_a_write_is_a_write() {
+    let s = one("EXPLAIN ANALYZE DELETE FROM t WHERE a = 1");
+    assert_eq!(s.kind, StatementKind::Write);
+    assert_eq!(names(&s.tables_written), ["t"]);
+    let s = one("EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1");
+    assert!(s.may_write());
+    let plain = one("EXPLAIN DELETE FROM t");
+    assert!(!plain.may_write());
+    assert_eq!(plain.inner_kind, Some(StatementKind::Write));
+    assert!(!one("EXPLAIN (ANALYZE false) DELETE FROM t").may_write());
+}
+
+#[test]
+fn data_modifying_cte_is_a_write() {
+    let s = one("WITH x AS (DELETE FROM t WHERE a = 1 RETURNING *) SELECT * FROM x");
+    assert_eq!(s.kind, StatementKind::Write);
+    assert!(s.data_modifying_cte);
+    assert_eq!(names(&s.tables_written), ["t"]);
+}
+
+#[test]
+fn select_into_writes_the_new_table() {
+    let s = one("SELECT a, b INTO TEMP newt FROM t");
+    assert!(s.select_into && s.may_write());
+    assert_eq!(names(&s.tables_written), ["newt"]);
+}
+
+#[test]
+fn nextval_is_volatile_and_may_write() {
+    let s = one("SELECT nextval('seq')");
+    assert_eq!(s.kind, StatementKind::Read);
+    assert!(s.may_write() && !s.is_read_only());
+    assert_eq!(s.functions[0].volatility, Volatility::Volatile);
+}
+
+#[test]
+fn functions_that_run_sql_text_may_write() {
+    for q in ["SELECT query_to_xml('delete from t returning 1', true, true, '')", "SELECT * FROM dblink('x', 'delete from t') AS r(a int)"] {
+        let s = one(q);
+        assert!(s.dynamic_sql && s.may_write(), "{q}");
     }
+}
+
+#[test]
+fn sql_value_functions_are_stable() {
+    let s = one("SELECT current_user, CURRENT_DATE, localtime, current_setting('x')");
+    assert!(s.functions.iter().all(|f| f.volatility == Volatility::Stable), "{:?}", s.functions);
+    assert_eq!(s.functions.len(), 4);
+}
+
+#[test]
+fn unknown_functions_are_reported_for_lookup() {
+    let s = one("SELECT app.my_fn(a) FROM t");
+    assert_eq!(s.unknown_functions().collect::<Vec<_>>(), ["app.my_fn"]);
+}
+
+#[test]
+fn transaction_control_kinds() {
+    for (q, k) in [
+        ("BEGIN", TxKind::Begin),
+        ("START TRANSACTION READ ONLY", TxKind::Begin),
+        ("COMMIT", TxKind::Commit),
+        ("END", TxKind::Commit),
+        ("ROLLBACK", TxKind::Rollback),
+        ("ROLLBACK TO SAVEPOINT a", TxKind::RollbackTo),
+        ("SAVEPOINT a", TxKind::Savepoint),
+        ("RELEASE a", TxKind::Release),
+        ("PREPARE TRANSACTION 'x'", TxKind::Prepare),
+        ("COMMIT PREPARED 'x'", TxKind::CommitPrepared),
+    ] {
+        assert_eq!(one(q).kind, StatementKind::Transaction(k), "{q}");
+    }
+}
+
+#[test]
+fn multi_statement_strings_split_like_the_server() {
+    let a = analyze_uncached("SELECT 1; UPDATE t SET a = 'x;y';; -- done");
+    assert_eq!(a.statements.len(), 2);
+    assert!(a.may_write() && !a.is_read_only());
+    assert_eq!(names(&a.tables_written()), ["t"]);
+    assert_eq!(a.fingerprint, "select ?; update t set a = ?");
+}
+
+#[test]
+fn set_config_calls_are_settings() {
+    let s = one("SELECT set_config('standard_conforming_strings', 'off', false)");
+    assert_eq!(s.settings[0].name.as_deref(), Some("standard_conforming_strings"));
+    assert_eq!(s.settings[0].value.as_deref(), Some("off"));
+}
+
+#[test]
+fn unparseable_statements_keep_their_lexical_kind() {
+    let s = one("SELEC * FRM t");
+    assert!(s.parse_error.is_some());
+    assert_eq!(s.kind, StatementKind::Unknown);
+    assert!(s.may_write());
+    let s = one("UPDATE t SET WHERE");
+    assert_eq!(s.kind, StatementKind::Write);
+}
+
+#[test]
+fn limit_facts_of_reads() {
+    assert!(one("SELECT * FROM t LIMIT 5").limit.has_limit());
+    assert!(one("SELECT * FROM t OFFSET 1 ROWS FETCH FIRST 3 ROWS ONLY").limit.has_limit());
+    assert!(!one("SELECT * FROM (SELECT * FROM t LIMIT 5) s").limit.has_limit());
+    assert!(one("SELECT count(*) FROM t").aggregates);
+    assert!(one("SELECT a FROM t GROUP BY a").aggregates);
+    assert!(!one("SELECT a, (SELECT count(*) FROM u) FROM t").aggregates);
+    assert!(one("SELECT * FROM t FOR SHARE").locking);
 }

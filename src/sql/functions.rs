@@ -100,12 +100,12 @@ pub const DEFAULT_DENIED: &[&str] = &[
     "pg_stat_reset*", "pg_advisory*", "pg_try_advisory*",
 ];
 
-/// Settings `set_config()` / `SET` may never change under a guarded policy (besides the lexing
-/// settings, which [`crate::sql::lexing_guard`] handles).
+/// Settings `SET` / `set_config()` may not change under a guarded policy: identity and
+/// read-only switches (the lexing settings are listed too but judged by value in
+/// [`crate::sql::lexing_guard`]).
 pub const LOCKED_SETTINGS: &[&str] = &[
-    "role", "session_authorization", "search_path", "standard_conforming_strings", "client_encoding",
-    "backslash_quote", "escape_string_warning", "statement_timeout", "default_transaction_read_only",
-    "transaction_read_only", "session_replication_role", "row_security",
+    "role", "session_authorization", "session_replication_role", "default_transaction_read_only",
+    "transaction_read_only", "row_security", "client_encoding", "standard_conforming_strings",
 ];
 
 /// The last dotted part of a function name, lowercased.

@@ -7,13 +7,18 @@
 //! that would make Postgres lex text differently from this module.
 
 pub mod analyze;
+pub mod columns;
+pub mod cost;
 pub mod fingerprint;
 pub mod functions;
 pub mod kind;
 pub mod lex;
+pub mod lexing_guard;
 pub mod limit;
 pub mod memo;
+pub mod policy;
 pub mod preprocess;
+pub mod refusal;
 pub mod settings;
 pub mod tables;
 pub mod walk;
@@ -26,3 +31,6 @@ pub use memo::{Analyzer, analyze};
 pub use settings::{SetVia, SettingChange};
 pub use tables::TableRef;
 pub use walk::FunctionCall;
+pub use cost::{CostError, CostEstimator, check_cost};
+pub use policy::{Policies, Policy, PolicyError};
+pub use refusal::Refusal;

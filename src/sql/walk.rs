@@ -69,13 +69,15 @@ struct Frame {
 
 struct Walker {
     frames: Vec<Frame>,
+    /// The name of a table function (`FROM f(x)`), which the visitor reports as a relation next.
+    skip_relation: Option<*const ObjectName>,
     depth: usize,
     out: WalkResult,
 }
 
 /// Walks one parsed statement.
 pub fn walk(stmt: &Statement) -> WalkResult {
-    let mut w = Walker { frames: Vec::new(), depth: 0, out: WalkResult::default() };
+    let mut w = Walker { frames: Vec::new(), skip_relation: None, depth: 0, out: WalkResult::default() };
     let _ = stmt.visit(&mut w);
     w.out
 }
@@ -113,7 +115,7 @@ impl Walker {
         let mut v = Vec::new();
         for twj in &select.from {
             for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-                if let TableFactor::Table { name, .. } = f
+                if let TableFactor::Table { name, args: None, .. } = f
                     && let Some(t) = self.table(name)
                 {
                     v.push(t);
@@ -332,6 +334,9 @@ impl Visitor for Walker {
 
     fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
         let w = self;
+        if w.skip_relation.take().is_some_and(|p| std::ptr::eq(p, r)) {
+            return ControlFlow::Continue(());
+        }
         if let Some(t) = w.table(r) {
             w.out.relations.push(t);
         }
@@ -340,6 +345,14 @@ impl Visitor for Walker {
 
     fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
         let w = self;
+        if let TableFactor::Table { name, args: Some(_), .. } = f {
+            // `FROM f(args)`: a set-returning function, not a relation.
+            w.skip_relation = Some(name as *const ObjectName);
+            let name = fold_name(name);
+            let volatility = functions::volatility(&name);
+            w.out.functions.push(FunctionCall { name, volatility });
+            return ControlFlow::Continue(());
+        }
         if let TableFactor::Table { name, alias, .. } = f
             && let Some(t) = w.table(name)
         {
