@@ -252,7 +252,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         a.columns = inner.columns;
         a.dynamic_sql = inner.dynamic_sql;
         a.locking = inner.locking;
-        a.missing_where = inner.missing_where;
+        a.missing_where = inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
         match wrapper {
             Wrapper::ExplainAnalyze => {
                 a.kind = inner.kind;

@@ -168,3 +168,11 @@ fn limit_facts_of_reads() {
     assert!(!one("SELECT a, (SELECT count(*) FROM u) FROM t").aggregates);
     assert!(one("SELECT * FROM t FOR SHARE").locking);
 }
+
+#[test]
+fn weaker_row_locks_parse() {
+    for q in ["SELECT * FROM t FOR NO KEY UPDATE", "SELECT * FROM t FOR KEY SHARE OF t NOWAIT"] {
+        let s = one(q);
+        assert!(s.parse_error.is_none() && s.locking, "{q}: {:?}", s.parse_error);
+    }
+}

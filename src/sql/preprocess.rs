@@ -1,6 +1,7 @@
 //! Rewrites a statement's text, for sqlparser only, around the Postgres syntax it gets wrong
 //! (verified against sqlparser 0.63): `FROM ONLY t` (reported as a table named `ONLY`),
-//! `FROM t*` (fails to parse) and `TABLE t` (fails to parse). The result is never sent to
+//! `FROM t*` (fails to parse), `TABLE t` (fails to parse) and `FOR NO KEY UPDATE` / `FOR KEY
+//! SHARE` (fail to parse; read as `FOR UPDATE` / `FOR SHARE`). The result is never sent to
 //! Postgres; it only has to mean the same tables to the analysis.
 
 use super::lex::{TokKind, Token};
@@ -52,6 +53,12 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
                 || prev.is_some_and(|p| p.is_punct(src, '('))
                 || matches!(prevw.as_deref(), Some("union" | "intersect" | "except" | "all" | "distinct"))
                     && !matches!(word(prev2).as_deref(), Some("select"));
+            // `FOR NO KEY UPDATE` / `FOR KEY SHARE`: drop `NO` and `KEY`.
+            if (w == "no" && prevw.as_deref() == Some("for") && word(toks.get(i + 1)).as_deref() == Some("key"))
+                || (w == "key" && (prevw.as_deref() == Some("for") || prevw.as_deref() == Some("no") && word(prev2).as_deref() == Some("for")))
+            {
+                replace = Some("");
+            }
             if w == "table" && query_start && next_is_name {
                 replace = Some("SELECT * FROM");
             }
