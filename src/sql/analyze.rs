@@ -14,7 +14,9 @@ use super::settings::{SetVia, SettingChange, parse_set};
 use super::tables::TableRef;
 use super::walk::{ColumnUses, FunctionCall, walk};
 use serde::Serialize;
-use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor};
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor,
+};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::ops::{ControlFlow, Range};
@@ -84,8 +86,10 @@ impl StatementAnalysis {
     /// Whether running it may change data: writes, DDL, unknown statements, writing functions,
     /// dynamic SQL, EXPLAIN ANALYZE of a write.
     pub fn may_write(&self) -> bool {
-        matches!(self.kind, StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown)
-            || !self.tables_written.is_empty()
+        matches!(
+            self.kind,
+            StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown
+        ) || !self.tables_written.is_empty()
             || self.dynamic_sql
             || self.data_modifying_cte
             || self.select_into
@@ -101,12 +105,17 @@ impl StatementAnalysis {
     /// Whether every function is known immutable (the cache may still need pg_proc for
     /// `Unknown` ones: see [`Self::unknown_functions`]).
     pub fn is_deterministic(&self) -> bool {
-        self.functions.iter().all(|f| f.volatility == Volatility::Immutable)
+        self.functions
+            .iter()
+            .all(|f| f.volatility == Volatility::Immutable)
     }
 
     /// Functions the built-in list does not know: look them up in pg_proc.
     pub fn unknown_functions(&self) -> impl Iterator<Item = &str> {
-        self.functions.iter().filter(|f| f.volatility == Volatility::Unknown).map(|f| f.name.as_str())
+        self.functions
+            .iter()
+            .filter(|f| f.volatility == Volatility::Unknown)
+            .map(|f| f.name.as_str())
     }
 
     /// Every table the statement touches (read or written).
@@ -137,11 +146,21 @@ impl Analysis {
     }
     /// Union of the tables written, across statements, without duplicates.
     pub fn tables_written(&self) -> Vec<TableRef> {
-        dedup(self.statements.iter().flat_map(|s| s.tables_written.iter().cloned()).collect())
+        dedup(
+            self.statements
+                .iter()
+                .flat_map(|s| s.tables_written.iter().cloned())
+                .collect(),
+        )
     }
     /// Union of the tables read, across statements, without duplicates.
     pub fn tables_read(&self) -> Vec<TableRef> {
-        dedup(self.statements.iter().flat_map(|s| s.tables_read.iter().cloned()).collect())
+        dedup(
+            self.statements
+                .iter()
+                .flat_map(|s| s.tables_read.iter().cloned())
+                .collect(),
+        )
     }
     /// Some statement failed to parse.
     pub fn has_parse_error(&self) -> bool {
@@ -161,14 +180,27 @@ fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
 
 /// Analyzes `text` without the memo (see [`crate::sql::analyze`] for the memoized entry point).
 pub fn analyze_uncached(text: &str) -> Analysis {
-    let statements: Vec<StatementAnalysis> = split_statements(text).iter().map(|s| analyze_statement(text, s)).collect();
-    let fingerprint = statements.iter().map(|s| s.fingerprint.as_str()).collect::<Vec<_>>().join("; ");
+    let statements: Vec<StatementAnalysis> = split_statements(text)
+        .iter()
+        .map(|s| analyze_statement(text, s))
+        .collect();
+    let fingerprint = statements
+        .iter()
+        .map(|s| s.fingerprint.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
     let fingerprint_hash = hash64(&fingerprint);
-    Analysis { statements, fingerprint, fingerprint_hash }
+    Analysis {
+        statements,
+        fingerprint,
+        fingerprint_hash,
+    }
 }
 
 fn word(src: &str, t: Option<&Token>) -> String {
-    t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase()).unwrap_or_default()
+    t.filter(|t| t.kind == TokKind::Word)
+        .map(|t| t.text(src).to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Where the statement inside EXPLAIN / PREPARE / DECLARE starts, and whether EXPLAIN analyzes.
@@ -184,19 +216,30 @@ fn unwrap_inner(src: &str, toks: &[Token]) -> Option<(Wrapper, usize)> {
                     let w = word(src, toks.get(j));
                     if w == "analyze" || w == "analyse" {
                         let v = word(src, toks.get(j + 1));
-                        let off = matches!(v.as_str(), "false" | "off") || toks.get(j + 1).is_some_and(|t| t.text(src) == "0");
+                        let off = matches!(v.as_str(), "false" | "off")
+                            || toks.get(j + 1).is_some_and(|t| t.text(src) == "0");
                         analyze |= !off;
                     }
                     j += 1;
                 }
                 i = j + 1;
             } else {
-                while matches!(word(src, toks.get(i)).as_str(), "analyze" | "analyse" | "verbose") {
+                while matches!(
+                    word(src, toks.get(i)).as_str(),
+                    "analyze" | "analyse" | "verbose"
+                ) {
                     analyze |= word(src, toks.get(i)) != "verbose";
                     i += 1;
                 }
             }
-            Some((if analyze { Wrapper::ExplainAnalyze } else { Wrapper::Explain }, i))
+            Some((
+                if analyze {
+                    Wrapper::ExplainAnalyze
+                } else {
+                    Wrapper::Explain
+                },
+                i,
+            ))
         }
         "prepare" if word(src, toks.get(1)) != "transaction" => {
             let i = toks.iter().position(|t| t.is_word(src, "as"))?;
@@ -243,7 +286,10 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
             a.parse_error = Some("nothing after EXPLAIN/PREPARE/DECLARE".into());
             return a;
         }
-        let inner_span = StatementSpan { span: toks[i].span.start..st.span.end, tokens: toks[i..].to_vec() };
+        let inner_span = StatementSpan {
+            span: toks[i].span.start..st.span.end,
+            tokens: toks[i..].to_vec(),
+        };
         let inner = analyze_statement(src, &inner_span);
         a.wrapper = Some(wrapper);
         a.inner_kind = Some(inner.kind);
@@ -252,7 +298,8 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         a.columns = inner.columns;
         a.dynamic_sql = inner.dynamic_sql;
         a.locking = inner.locking;
-        a.missing_where = inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
+        a.missing_where =
+            inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
         match wrapper {
             Wrapper::ExplainAnalyze => {
                 a.kind = inner.kind;
@@ -264,7 +311,13 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
             _ => {
                 // Plans, cursors and prepared statements do not write now; their tables are
                 // still what a policy must judge.
-                a.tables_read = dedup(inner.tables_read.into_iter().chain(inner.tables_written).collect());
+                a.tables_read = dedup(
+                    inner
+                        .tables_read
+                        .into_iter()
+                        .chain(inner.tables_written)
+                        .collect(),
+                );
                 if wrapper == Wrapper::Declare {
                     a.kind = StatementKind::Utility;
                 }
@@ -283,7 +336,10 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         _ => {}
     }
     let text = super::preprocess::for_parser(src, toks);
-    let parsed = Parser::new(&PostgreSqlDialect {}).with_recursion_limit(64).try_with_sql(&text).and_then(|mut p| p.parse_statements());
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_statements());
     let stmt = match parsed {
         Ok(mut v) if v.len() == 1 => v.remove(0),
         Ok(v) => {

@@ -15,20 +15,32 @@ fn names(v: &[TableRef]) -> Vec<String> {
 fn from_only_reports_the_real_table() {
     let s = one("SELECT * FROM ONLY parent p WHERE p.a = 1");
     assert_eq!(names(&s.tables_read), ["parent"]);
-    assert_eq!(names(&one("DELETE FROM ONLY s.t WHERE a = 1").tables_written), ["s.t"]);
+    assert_eq!(
+        names(&one("DELETE FROM ONLY s.t WHERE a = 1").tables_written),
+        ["s.t"]
+    );
 }
 
 #[test]
 fn inheritance_star_and_table_command_parse() {
-    assert_eq!(names(&one("SELECT * FROM t* WHERE a > 1").tables_read), ["t"]);
+    assert_eq!(
+        names(&one("SELECT * FROM t* WHERE a > 1").tables_read),
+        ["t"]
+    );
     let s = one("TABLE public.t");
-    assert_eq!((s.kind, names(&s.tables_read)), (StatementKind::Read, vec!["public.t".to_string()]));
+    assert_eq!(
+        (s.kind, names(&s.tables_read)),
+        (StatementKind::Read, vec!["public.t".to_string()])
+    );
 }
 
 #[test]
 fn copy_reports_its_relation_both_ways() {
     let to = one("COPY t TO STDOUT");
-    assert_eq!((to.kind, names(&to.tables_read), to.may_write()), (StatementKind::Utility, vec!["t".into()], false));
+    assert_eq!(
+        (to.kind, names(&to.tables_read), to.may_write()),
+        (StatementKind::Utility, vec!["t".into()], false)
+    );
     let from = one("COPY s.t (a, b) FROM STDIN");
     assert_eq!(names(&from.tables_written), ["s.t"]);
     assert!(from.may_write());
@@ -43,11 +55,17 @@ fn do_blocks_are_dynamic_writes() {
 
 #[test]
 fn cte_names_are_not_tables_but_shadowed_tables_are() {
-    let s = one("WITH x AS (SELECT * FROM a), y AS (SELECT * FROM x) SELECT * FROM y JOIN b ON true");
+    let s =
+        one("WITH x AS (SELECT * FROM a), y AS (SELECT * FROM x) SELECT * FROM y JOIN b ON true");
     assert_eq!(names(&s.tables_read), ["a", "b"]);
     // A non-recursive CTE's body sees the real table of the same name.
-    assert_eq!(names(&one("WITH users AS (SELECT * FROM users) SELECT * FROM users").tables_read), ["users"]);
-    let r = one("WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r");
+    assert_eq!(
+        names(&one("WITH users AS (SELECT * FROM users) SELECT * FROM users").tables_read),
+        ["users"]
+    );
+    let r = one(
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
+    );
     assert!(r.tables_read.is_empty());
 }
 
@@ -95,7 +113,10 @@ fn nextval_is_volatile_and_may_write() {
 
 #[test]
 fn functions_that_run_sql_text_may_write() {
-    for q in ["SELECT query_to_xml('delete from t returning 1', true, true, '')", "SELECT * FROM dblink('x', 'delete from t') AS r(a int)"] {
+    for q in [
+        "SELECT query_to_xml('delete from t returning 1', true, true, '')",
+        "SELECT * FROM dblink('x', 'delete from t') AS r(a int)",
+    ] {
         let s = one(q);
         assert!(s.dynamic_sql && s.may_write(), "{q}");
     }
@@ -104,7 +125,13 @@ fn functions_that_run_sql_text_may_write() {
 #[test]
 fn sql_value_functions_are_stable() {
     let s = one("SELECT current_user, CURRENT_DATE, localtime, current_setting('x')");
-    assert!(s.functions.iter().all(|f| f.volatility == Volatility::Stable), "{:?}", s.functions);
+    assert!(
+        s.functions
+            .iter()
+            .all(|f| f.volatility == Volatility::Stable),
+        "{:?}",
+        s.functions
+    );
     assert_eq!(s.functions.len(), 4);
 }
 
@@ -144,7 +171,10 @@ fn multi_statement_strings_split_like_the_server() {
 #[test]
 fn set_config_calls_are_settings() {
     let s = one("SELECT set_config('standard_conforming_strings', 'off', false)");
-    assert_eq!(s.settings[0].name.as_deref(), Some("standard_conforming_strings"));
+    assert_eq!(
+        s.settings[0].name.as_deref(),
+        Some("standard_conforming_strings")
+    );
     assert_eq!(s.settings[0].value.as_deref(), Some("off"));
 }
 
@@ -161,8 +191,16 @@ fn unparseable_statements_keep_their_lexical_kind() {
 #[test]
 fn limit_facts_of_reads() {
     assert!(one("SELECT * FROM t LIMIT 5").limit.has_limit());
-    assert!(one("SELECT * FROM t OFFSET 1 ROWS FETCH FIRST 3 ROWS ONLY").limit.has_limit());
-    assert!(!one("SELECT * FROM (SELECT * FROM t LIMIT 5) s").limit.has_limit());
+    assert!(
+        one("SELECT * FROM t OFFSET 1 ROWS FETCH FIRST 3 ROWS ONLY")
+            .limit
+            .has_limit()
+    );
+    assert!(
+        !one("SELECT * FROM (SELECT * FROM t LIMIT 5) s")
+            .limit
+            .has_limit()
+    );
     assert!(one("SELECT count(*) FROM t").aggregates);
     assert!(one("SELECT a FROM t GROUP BY a").aggregates);
     assert!(!one("SELECT a, (SELECT count(*) FROM u) FROM t").aggregates);
@@ -171,8 +209,15 @@ fn limit_facts_of_reads() {
 
 #[test]
 fn weaker_row_locks_parse() {
-    for q in ["SELECT * FROM t FOR NO KEY UPDATE", "SELECT * FROM t FOR KEY SHARE OF t NOWAIT"] {
+    for q in [
+        "SELECT * FROM t FOR NO KEY UPDATE",
+        "SELECT * FROM t FOR KEY SHARE OF t NOWAIT",
+    ] {
         let s = one(q);
-        assert!(s.parse_error.is_none() && s.locking, "{q}: {:?}", s.parse_error);
+        assert!(
+            s.parse_error.is_none() && s.locking,
+            "{q}: {:?}",
+            s.parse_error
+        );
     }
 }

@@ -10,14 +10,19 @@ use super::analyze::StatementAnalysis;
 use super::tables::TableRef;
 
 /// The first denied `(table, column)` the statement uses, if any.
-pub fn denied_column<'a>(s: &StatementAnalysis, denied: &'a [(TableRef, String)]) -> Option<(&'a TableRef, &'a str)> {
+pub fn denied_column<'a>(
+    s: &StatementAnalysis,
+    denied: &'a [(TableRef, String)],
+) -> Option<(&'a TableRef, &'a str)> {
     let uses = &s.columns;
     for (table, col) in denied {
         if !s.tables().any(|t| t.matches(table)) {
             continue;
         }
         // Names that refer to the table in this statement: its own name and its aliases.
-        let refers = |q: &str| q == table.name || uses.aliases.iter().any(|(a, t)| a == q && t.matches(table));
+        let refers = |q: &str| {
+            q == table.name || uses.aliases.iter().any(|(a, t)| a == q && t.matches(table))
+        };
         let hit = uses.idents.iter().any(|parts| match parts.as_slice() {
             [c] => c == col || refers(c),
             [.., q, c] => c == col && refers(q),
@@ -25,7 +30,10 @@ pub fn denied_column<'a>(s: &StatementAnalysis, denied: &'a [(TableRef, String)]
         }) || uses.wildcards.iter().any(|w| match &w.qualifier {
             None => w.tables.iter().any(|t| t.matches(table)),
             Some(q) => refers(q),
-        }) || uses.targets.iter().any(|(t, c)| c == col && t.matches(table));
+        }) || uses
+            .targets
+            .iter()
+            .any(|(t, c)| c == col && t.matches(table));
         if hit {
             return Some((table, col));
         }

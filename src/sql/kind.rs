@@ -72,7 +72,10 @@ impl StatementKind {
 /// Classifies a statement by its leading keywords.
 pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
     let w = |i: usize| -> String {
-        toks.get(i).filter(|t| t.kind == super::lex::TokKind::Word).map(|t| t.text(src).to_ascii_lowercase()).unwrap_or_default()
+        toks.get(i)
+            .filter(|t| t.kind == super::lex::TokKind::Word)
+            .map(|t| t.text(src).to_ascii_lowercase())
+            .unwrap_or_default()
     };
     let first = w(0);
     let second = w(1);
@@ -82,15 +85,19 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
     match first.as_str() {
         "select" | "values" | "table" | "with" | "show" => StatementKind::Read,
         "insert" | "update" | "delete" | "merge" | "truncate" => StatementKind::Write,
-        "create" | "alter" | "drop" | "grant" | "revoke" | "comment" | "security" | "import" | "reindex"
-        | "cluster" | "refresh" | "reassign" => StatementKind::Ddl,
+        "create" | "alter" | "drop" | "grant" | "revoke" | "comment" | "security" | "import"
+        | "reindex" | "cluster" | "refresh" | "reassign" => StatementKind::Ddl,
         "begin" | "start" => StatementKind::Transaction(TxKind::Begin),
-        "commit" | "end" if second == "prepared" => StatementKind::Transaction(TxKind::CommitPrepared),
+        "commit" | "end" if second == "prepared" => {
+            StatementKind::Transaction(TxKind::CommitPrepared)
+        }
         "commit" | "end" => StatementKind::Transaction(TxKind::Commit),
         "rollback" | "abort" => match second.as_str() {
             "prepared" => StatementKind::Transaction(TxKind::RollbackPrepared),
             "to" => StatementKind::Transaction(TxKind::RollbackTo),
-            "work" | "transaction" if w(2) == "to" => StatementKind::Transaction(TxKind::RollbackTo),
+            "work" | "transaction" if w(2) == "to" => {
+                StatementKind::Transaction(TxKind::RollbackTo)
+            }
             _ => StatementKind::Transaction(TxKind::Rollback),
         },
         "savepoint" => StatementKind::Transaction(TxKind::Savepoint),
@@ -100,9 +107,11 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
             StatementKind::Transaction(TxKind::SetCharacteristics)
         }
         "set" | "reset" => StatementKind::SessionSet,
-        "copy" | "vacuum" | "analyze" | "analyse" | "listen" | "unlisten" | "notify" | "discard" | "prepare"
-        | "execute" | "deallocate" | "declare" | "fetch" | "move" | "close" | "call" | "do" | "explain"
-        | "lock" | "checkpoint" | "load" => StatementKind::Utility,
+        "copy" | "vacuum" | "analyze" | "analyse" | "listen" | "unlisten" | "notify"
+        | "discard" | "prepare" | "execute" | "deallocate" | "declare" | "fetch" | "move"
+        | "close" | "call" | "do" | "explain" | "lock" | "checkpoint" | "load" => {
+            StatementKind::Utility
+        }
         _ => StatementKind::Unknown,
     }
 }

@@ -60,7 +60,23 @@ fn is_ident_cont(b: u8) -> bool {
 fn is_op_char(b: u8) -> bool {
     matches!(
         b,
-        b'+' | b'-' | b'*' | b'/' | b'<' | b'>' | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`' | b'?' | b':'
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+            | b':'
     )
 }
 
@@ -106,14 +122,23 @@ pub fn tokenize(src: &str) -> Vec<Token> {
                 i += 1;
                 TokKind::Op
             }
-        } else if (c == b'u' || c == b'U') && b.get(i + 1) == Some(&b'&') && matches!(b.get(i + 2), Some(b'\'' | b'"')) {
+        } else if (c == b'u' || c == b'U')
+            && b.get(i + 1) == Some(&b'&')
+            && matches!(b.get(i + 2), Some(b'\'' | b'"'))
+        {
             let q = b[i + 2];
             i = skip_quoted(b, i + 3, q, false);
-            if q == b'"' { TokKind::QuotedIdent } else { TokKind::String }
+            if q == b'"' {
+                TokKind::QuotedIdent
+            } else {
+                TokKind::String
+            }
         } else if matches!(c, b'e' | b'E') && b.get(i + 1) == Some(&b'\'') {
             i = skip_quoted(b, i + 2, b'\'', true);
             TokKind::String
-        } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N') && b.get(i + 1) == Some(&b'\'') {
+        } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N')
+            && b.get(i + 1) == Some(&b'\'')
+        {
             i = skip_quoted(b, i + 2, b'\'', false);
             TokKind::String
         } else if is_ident_start(c) {
@@ -121,7 +146,9 @@ pub fn tokenize(src: &str) -> Vec<Token> {
                 i += 1;
             }
             TokKind::Word
-        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             i = skip_number(b, i);
             TokKind::Number
         } else if matches!(c, b'(' | b')' | b'[' | b']' | b',' | b';' | b'.') {
@@ -145,7 +172,10 @@ pub fn tokenize(src: &str) -> Vec<Token> {
             }
             TokKind::Op
         };
-        out.push(Token { kind, span: start..i });
+        out.push(Token {
+            kind,
+            span: start..i,
+        });
     }
     out
 }
@@ -278,7 +308,10 @@ mod tests {
     use super::*;
 
     fn kinds(s: &str) -> Vec<(TokKind, &str)> {
-        tokenize(s).into_iter().map(|t| (t.kind, &s[t.span])).collect()
+        tokenize(s)
+            .into_iter()
+            .map(|t| (t.kind, &s[t.span]))
+            .collect()
     }
 
     #[test]

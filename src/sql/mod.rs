@@ -24,13 +24,13 @@ pub mod tables;
 pub mod walk;
 
 pub use analyze::{Analysis, StatementAnalysis, Wrapper, analyze_uncached};
+pub use cost::{CostError, CostEstimator, check_cost};
 pub use functions::Volatility;
 pub use kind::{StatementKind, TxKind};
 pub use limit::{LimitChange, LimitRewrite, LimitRule, LimitSite};
 pub use memo::{Analyzer, analyze};
+pub use policy::{Policies, Policy, PolicyError};
+pub use refusal::Refusal;
 pub use settings::{SetVia, SettingChange};
 pub use tables::TableRef;
 pub use walk::FunctionCall;
-pub use cost::{CostError, CostEstimator, check_cost};
-pub use policy::{Policies, Policy, PolicyError};
-pub use refusal::Refusal;

@@ -35,7 +35,11 @@ pub struct SettingChange {
 
 /// Reads a SET / RESET statement; `None` if the tokens are not one.
 pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
-    let word = |i: usize| toks.get(i).filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase());
+    let word = |i: usize| {
+        toks.get(i)
+            .filter(|t| t.kind == TokKind::Word)
+            .map(|t| t.text(src).to_ascii_lowercase())
+    };
     let first = word(0)?;
     let reset = match first.as_str() {
         "set" => false,
@@ -65,12 +69,21 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
     };
     match (word(i).as_deref(), word(i + 1).as_deref()) {
         (Some("time"), Some("zone")) => return Some(special("timezone", 2)),
-        (Some("session"), Some("authorization")) => return Some(special("session_authorization", 2)),
+        (Some("session"), Some("authorization")) => {
+            return Some(special("session_authorization", 2));
+        }
         (Some("xml"), Some("option")) => return Some(special("xmloption", 2)),
         (Some("role"), _) => return Some(special("role", 1)),
         (Some("names"), _) if !reset => return Some(special("client_encoding", 1)),
         (Some("schema"), _) if !reset => return Some(special("search_path", 1)),
-        (Some("all"), None) if reset => return Some(SettingChange { name: None, value: None, local, via }),
+        (Some("all"), None) if reset => {
+            return Some(SettingChange {
+                name: None,
+                value: None,
+                local,
+                via,
+            });
+        }
         _ => {}
     }
     // name [. name]* { TO | = } value
@@ -91,13 +104,23 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         }
     }
     if reset {
-        return Some(SettingChange { name: Some(name), value: None, local, via });
+        return Some(SettingChange {
+            name: Some(name),
+            value: None,
+            local,
+            via,
+        });
     }
     let sep = toks.get(i)?;
     if !(sep.is_word(src, "to") || (sep.kind == TokKind::Op && sep.text(src) == "=")) {
         return None;
     }
-    Some(SettingChange { name: Some(name), value: rest(i + 1), local, via })
+    Some(SettingChange {
+        name: Some(name),
+        value: rest(i + 1),
+        local,
+        via,
+    })
 }
 
 #[cfg(test)]
@@ -121,8 +144,14 @@ mod tests {
     fn special_forms_map_to_parameter_names() {
         assert_eq!(set("SET TIME ZONE 'UTC'").name.as_deref(), Some("timezone"));
         assert_eq!(set("SET TIME ZONE 'UTC'").value.as_deref(), Some("'UTC'"));
-        assert_eq!(set("set names 'LATIN1'").name.as_deref(), Some("client_encoding"));
-        assert_eq!(set("SET SESSION AUTHORIZATION bob").name.as_deref(), Some("session_authorization"));
+        assert_eq!(
+            set("set names 'LATIN1'").name.as_deref(),
+            Some("client_encoding")
+        );
+        assert_eq!(
+            set("SET SESSION AUTHORIZATION bob").name.as_deref(),
+            Some("session_authorization")
+        );
         assert_eq!(set("SET ROLE admin").value.as_deref(), Some("admin"));
         assert_eq!(set("SET SCHEMA 'x'").name.as_deref(), Some("search_path"));
     }
@@ -133,9 +162,15 @@ mod tests {
         assert!(c.local);
         assert_eq!(c.value.as_deref(), Some("5"));
         let r = set("RESET x.y");
-        assert_eq!((r.name.as_deref(), r.value, r.via), (Some("x.y"), None, SetVia::Reset));
+        assert_eq!(
+            (r.name.as_deref(), r.value, r.via),
+            (Some("x.y"), None, SetVia::Reset)
+        );
         assert_eq!(set("RESET ALL").name, None);
         assert_eq!(set("RESET TIME ZONE").name.as_deref(), Some("timezone"));
-        assert_eq!(set("SET SESSION DateStyle TO ISO").name.as_deref(), Some("datestyle"));
+        assert_eq!(
+            set("SET SESSION DateStyle TO ISO").name.as_deref(),
+            Some("datestyle")
+        );
     }
 }

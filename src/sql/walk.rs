@@ -6,9 +6,9 @@ use super::functions::{self, Volatility};
 use super::tables::{TableRef, fold, fold_name};
 use serde::Serialize;
 use sqlparser::ast::{
-    CopySource, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName, ObjectType,
-    Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject,
-    Visit, Visitor,
+    CopySource, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
+    ObjectType, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableFactor, TableObject, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -77,13 +77,21 @@ struct Walker {
 
 /// Walks one parsed statement.
 pub fn walk(stmt: &Statement) -> WalkResult {
-    let mut w = Walker { frames: Vec::new(), skip_relation: None, depth: 0, out: WalkResult::default() };
+    let mut w = Walker {
+        frames: Vec::new(),
+        skip_relation: None,
+        depth: 0,
+        out: WalkResult::default(),
+    };
     let _ = stmt.visit(&mut w);
     w.out
 }
 
 fn is_dml(body: &SetExpr) -> bool {
-    matches!(body, SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_))
+    matches!(
+        body,
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+    )
 }
 
 impl Walker {
@@ -91,12 +99,20 @@ impl Walker {
         if name.0.len() != 1 {
             return false;
         }
-        let Some(n) = name.0[0].as_ident().map(fold) else { return false };
-        self.frames.iter().any(|f| f.names[..f.visible].contains(&n))
+        let Some(n) = name.0[0].as_ident().map(fold) else {
+            return false;
+        };
+        self.frames
+            .iter()
+            .any(|f| f.names[..f.visible].contains(&n))
     }
 
     fn table(&self, name: &ObjectName) -> Option<TableRef> {
-        if self.is_cte(name) { None } else { TableRef::from_object_name(name) }
+        if self.is_cte(name) {
+            None
+        } else {
+            TableRef::from_object_name(name)
+        }
     }
 
     fn write(&mut self, name: &ObjectName) {
@@ -111,11 +127,13 @@ impl Walker {
         }
     }
 
-    fn from_tables(&self, select: &Select) -> Vec<TableRef> {
+    fn tables_of(&self, select: &Select) -> Vec<TableRef> {
         let mut v = Vec::new();
         for twj in &select.from {
             for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-                if let TableFactor::Table { name, args: None, .. } = f
+                if let TableFactor::Table {
+                    name, args: None, ..
+                } = f
                     && let Some(t) = self.table(name)
                 {
                     v.push(t);
@@ -128,16 +146,20 @@ impl Walker {
     fn items(&mut self, items: &[SelectItem], tables: Vec<TableRef>) {
         for it in items {
             match it {
-                SelectItem::Wildcard(_) => {
-                    self.out.columns.wildcards.push(Wildcard { qualifier: None, tables: tables.clone() })
-                }
+                SelectItem::Wildcard(_) => self.out.columns.wildcards.push(Wildcard {
+                    qualifier: None,
+                    tables: tables.clone(),
+                }),
                 SelectItem::QualifiedWildcard(kind, _) => {
                     let q = match kind {
                         SelectItemQualifiedWildcardKind::ObjectName(n) => fold_name(n),
                         SelectItemQualifiedWildcardKind::Expr(e) => e.to_string().to_lowercase(),
                     };
                     let q = q.rsplit('.').next().unwrap_or_default().to_string();
-                    self.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: tables.clone() })
+                    self.out.columns.wildcards.push(Wildcard {
+                        qualifier: Some(q),
+                        tables: tables.clone(),
+                    })
                 }
                 _ => {}
             }
@@ -168,7 +190,10 @@ impl Walker {
                 for a in &u.assignments {
                     let col = a.target.to_string().to_lowercase();
                     for t in &tables {
-                        self.out.columns.targets.push((t.clone(), col.rsplit('.').next().unwrap_or("").to_string()));
+                        self.out
+                            .columns
+                            .targets
+                            .push((t.clone(), col.rsplit('.').next().unwrap_or("").to_string()));
                     }
                 }
                 if let Some(r) = &u.returning {
@@ -180,7 +205,8 @@ impl Walker {
                     self.write(n);
                 }
                 let from = match &d.from {
-                    sqlparser::ast::FromTable::WithFromKeyword(v) | sqlparser::ast::FromTable::WithoutKeyword(v) => v,
+                    sqlparser::ast::FromTable::WithFromKeyword(v)
+                    | sqlparser::ast::FromTable::WithoutKeyword(v) => v,
                 };
                 let mut tables = Vec::new();
                 for twj in from {
@@ -199,7 +225,11 @@ impl Walker {
                     self.write(&n.name);
                 }
             }
-            Statement::Copy { source: CopySource::Table { table_name, .. }, to, .. } => {
+            Statement::Copy {
+                source: CopySource::Table { table_name, .. },
+                to,
+                ..
+            } => {
                 if let Some(t) = self.table(table_name) {
                     if *to {
                         self.out.relations.push(t);
@@ -212,9 +242,11 @@ impl Walker {
             Statement::CreateTable(c) => self.write(&c.name),
             Statement::AlterTable(a) => self.write(&a.name),
             Statement::CreateIndex(c) => self.write(&c.table_name),
-            Statement::Drop { object_type, names, .. }
-                if matches!(object_type, ObjectType::Table | ObjectType::View | ObjectType::MaterializedView) =>
-            {
+            Statement::Drop {
+                object_type: ObjectType::Table | ObjectType::View | ObjectType::MaterializedView,
+                names,
+                ..
+            } => {
                 for n in names {
                     self.write(n);
                 }
@@ -233,11 +265,20 @@ impl Walker {
         if let FunctionArguments::List(list) = &f.args {
             for a in &list.args {
                 let arg = match a {
-                    FunctionArg::Named { arg, .. } | FunctionArg::ExprNamed { arg, .. } | FunctionArg::Unnamed(arg) => arg,
+                    FunctionArg::Named { arg, .. }
+                    | FunctionArg::ExprNamed { arg, .. }
+                    | FunctionArg::Unnamed(arg) => arg,
                 };
                 if let FunctionArgExpr::QualifiedWildcard(q) = arg {
-                    let q = fold_name(q).rsplit('.').next().unwrap_or_default().to_string();
-                    self.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: vec![] });
+                    let q = fold_name(q)
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.out.columns.wildcards.push(Wildcard {
+                        qualifier: Some(q),
+                        tables: vec![],
+                    });
                 }
             }
         }
@@ -248,8 +289,17 @@ impl Walker {
 
 /// SQL value functions Postgres spells without parentheses; sqlparser may see identifiers.
 const VALUE_FUNCTIONS: &[&str] = &[
-    "current_user", "session_user", "user", "current_role", "current_catalog", "current_schema",
-    "current_date", "current_time", "current_timestamp", "localtime", "localtimestamp",
+    "current_user",
+    "session_user",
+    "user",
+    "current_role",
+    "current_catalog",
+    "current_schema",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
 ];
 
 impl Visitor for Walker {
@@ -273,15 +323,26 @@ impl Visitor for Walker {
                     w.out.data_modifying_cte = true;
                 }
                 (
-                    with.cte_tables.iter().map(|c| &*c.query as *const Query).collect(),
-                    with.cte_tables.iter().map(|c| fold(&c.alias.name)).collect::<Vec<_>>(),
+                    with.cte_tables
+                        .iter()
+                        .map(|c| &*c.query as *const Query)
+                        .collect(),
+                    with.cte_tables
+                        .iter()
+                        .map(|c| fold(&c.alias.name))
+                        .collect::<Vec<_>>(),
                     with.recursive,
                 )
             }
             None => (Vec::new(), Vec::new(), false),
         };
         let visible = names.len();
-        w.frames.push(Frame { ctes, names, recursive, visible });
+        w.frames.push(Frame {
+            ctes,
+            names,
+            recursive,
+            visible,
+        });
         ControlFlow::Continue(())
     }
 
@@ -319,15 +380,17 @@ impl Visitor for Walker {
                 let parts: Vec<&str> = name.split('.').collect();
                 let folded: Vec<String> = parts
                     .iter()
-                    .map(|p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                        Some(q) => q.to_string(),
-                        None => p.to_lowercase(),
-                    })
+                    .map(
+                        |p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                            Some(q) => q.to_string(),
+                            None => p.to_lowercase(),
+                        },
+                    )
                     .collect();
                 w.out.written.push(TableRef::parse(&folded.join(".")));
             }
         }
-        let tables = w.from_tables(s);
+        let tables = w.tables_of(s);
         w.items(&s.projection, tables);
         ControlFlow::Continue(())
     }
@@ -345,7 +408,12 @@ impl Visitor for Walker {
 
     fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
         let w = self;
-        if let TableFactor::Table { name, args: Some(_), .. } = f {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = f
+        {
             // `FROM f(args)`: a set-returning function, not a relation.
             w.skip_relation = Some(name as *const ObjectName);
             let name = fold_name(name);
@@ -372,15 +440,27 @@ impl Visitor for Walker {
                 let n = fold(id);
                 if id.quote_style.is_none() && VALUE_FUNCTIONS.contains(&n.as_str()) {
                     let volatility = functions::volatility(&n);
-                    w.out.functions.push(FunctionCall { name: n, volatility });
+                    w.out.functions.push(FunctionCall {
+                        name: n,
+                        volatility,
+                    });
                 } else {
                     w.out.columns.idents.push(vec![n]);
                 }
             }
-            Expr::CompoundIdentifier(ids) => w.out.columns.idents.push(ids.iter().map(fold).collect()),
+            Expr::CompoundIdentifier(ids) => {
+                w.out.columns.idents.push(ids.iter().map(fold).collect())
+            }
             Expr::QualifiedWildcard(q, _) => {
-                let q = fold_name(q).rsplit('.').next().unwrap_or_default().to_string();
-                w.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: vec![] });
+                let q = fold_name(q)
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                w.out.columns.wildcards.push(Wildcard {
+                    qualifier: Some(q),
+                    tables: vec![],
+                });
             }
             _ => {}
         }
