@@ -335,6 +335,25 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         }
         _ => {}
     }
+    // Nothing in these needs the grammar (and sqlparser lacks some of them, e.g. `COMMIT
+    // PREPARED`, `RESET TIME ZONE`, `CHECKPOINT`): their kind and settings come from the tokens.
+    let lexical_only = matches!(a.kind, StatementKind::Transaction(_))
+        || (a.kind == StatementKind::SessionSet && !a.settings.is_empty())
+        || matches!(
+            word(src, toks.first()).as_str(),
+            "checkpoint"
+                | "listen"
+                | "unlisten"
+                | "notify"
+                | "discard"
+                | "deallocate"
+                | "close"
+                | "fetch"
+                | "move"
+        );
+    if lexical_only {
+        return a;
+    }
     let text = super::preprocess::for_parser(src, toks);
     let parsed = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(64)
@@ -375,7 +394,9 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         _ => false,
     };
     a.settings.extend(set_config_calls(&stmt));
-    if a.kind == StatementKind::Read && (a.data_modifying_cte || a.select_into) {
+    if a.kind == StatementKind::Read
+        && (a.data_modifying_cte || a.select_into || !a.tables_written.is_empty())
+    {
         a.kind = StatementKind::Write;
     }
     if a.kind == StatementKind::Read && matches!(stmt, Statement::Query(_)) && !a.select_into {

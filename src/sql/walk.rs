@@ -241,6 +241,7 @@ impl Walker {
             }
             Statement::CreateTable(c) => self.write(&c.name),
             Statement::AlterTable(a) => self.write(&a.name),
+            Statement::CreateView(v) => self.write(&v.name),
             Statement::CreateIndex(c) => self.write(&c.table_name),
             Statement::Drop {
                 object_type: ObjectType::Table | ObjectType::View | ObjectType::MaterializedView,
