@@ -68,10 +68,13 @@ pub struct StatementAnalysis {
     pub data_modifying_cte: bool,
     /// `SELECT … INTO t`.
     pub select_into: bool,
-    /// Runs SQL the analysis cannot see: `DO`, `EXECUTE`, `CALL`, `query_to_xml('…')`, dblink…
+    /// Runs SQL the analysis cannot see: `DO`, `CALL`, `query_to_xml('…')`, dblink…
     pub dynamic_sql: bool,
     /// UPDATE / DELETE without WHERE (for `require_where`).
     pub missing_where: bool,
+    /// `EXECUTE name`: runs a prepared statement whose text is not here (may write; a policy
+    /// checked it at PREPARE).
+    pub executes_prepared: bool,
     /// Settings changed by SET / RESET / set_config().
     pub settings: Vec<SettingChange>,
     /// Column uses, for `deny_columns`.
@@ -90,6 +93,7 @@ impl StatementAnalysis {
             self.kind,
             StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown
         ) || !self.tables_written.is_empty()
+            || self.executes_prepared
             || self.dynamic_sql
             || self.data_modifying_cte
             || self.select_into
@@ -276,6 +280,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         select_into: false,
         dynamic_sql: false,
         missing_where: false,
+        executes_prepared: word(src, toks.first()) == "execute",
         settings: parse_set(src, toks).into_iter().collect(),
         columns: ColumnUses::default(),
         fingerprint: fp,
@@ -327,7 +332,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
     }
     match word(src, toks.first()).as_str() {
         // Anonymous code blocks and server-side execution: nothing to parse that means anything.
-        "do" | "execute" | "call" => {
+        "do" | "call" => {
             a.dynamic_sql = true;
             if word(src, toks.first()) == "do" {
                 return a;

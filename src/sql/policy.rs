@@ -65,7 +65,11 @@ impl TablePattern {
     fn matches(&self, t: &TableRef) -> bool {
         match (&self.name, &self.schema) {
             (None, None) => true,
-            (None, Some(s)) => t.schema.as_deref().unwrap_or("public") == s,
+            // An unqualified name is taken to live in `public`, or in `pg_catalog` for `pg_*`.
+            (None, Some(s)) => match t.schema.as_deref() {
+                Some(ts) => ts == s,
+                None => s == "public" || (s == "pg_catalog" && t.name.starts_with("pg_")),
+            },
             (Some(n), schema) => t.matches(&TableRef {
                 schema: schema.clone(),
                 name: n.clone(),
@@ -302,7 +306,22 @@ impl Policy {
                 format!("statement could not be analyzed ({err}) and is rejected"),
             ));
         }
-        if self.read_only {
+        // A DO block runs code none of the rules can see (functions included): never under a
+        // guarded policy.
+        if keyword == "do" {
+            return Err(self.refuse(
+                FEATURE_NOT_SUPPORTED,
+                "DO blocks cannot be checked; DO is denied".into(),
+            ));
+        }
+        // EXECUTE runs a prepared statement this policy already checked at PREPARE (or Parse).
+        if self.read_only && keyword != "execute" {
+            if s.locking {
+                return Err(self.refuse(
+                    INSUFFICIENT_PRIVILEGE,
+                    "SELECT FOR UPDATE/SHARE locks rows; it is denied (read_only)".into(),
+                ));
+            }
             let inner_writes = matches!(s.wrapper, Some(Wrapper::Prepare | Wrapper::Declare))
                 && matches!(
                     s.inner_kind,

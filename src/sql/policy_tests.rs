@@ -70,7 +70,6 @@ fn read_only_refuses_hidden_writes() {
         "SELECT nextval('s')",
         "SELECT query_to_xml('delete from t', true, true, '')",
         "COPY t FROM STDIN",
-        "DO $$ BEGIN DELETE FROM t; END $$",
         "PREPARE p AS DELETE FROM t WHERE a = $1",
         "CREATE TABLE x (a int)",
         "CALL my_proc()",
@@ -246,5 +245,105 @@ fn config_errors_name_the_key() {
     assert_eq!(
         e.to_string(),
         "policies[0].deny_columns: \"ssn\" is not table.column"
+    );
+}
+
+#[test]
+fn column_renaming_aliases_using_joins_and_copy_expose_columns() {
+    let p = policy(BI);
+    for q in [
+        "SELECT c FROM users AS u(a, b, c)",
+        "SELECT o.id FROM orders o JOIN users u USING (ssn)",
+        "SELECT o.id FROM orders o NATURAL JOIN users u",
+        "COPY users TO STDOUT",
+        "COPY users (id, ssn) TO STDOUT",
+        "TABLE users",
+    ] {
+        assert_eq!(refused(&p, q).sqlstate, "42501", "{q}");
+    }
+    check(&p, "COPY users (id, name) TO STDOUT").expect("allowed columns");
+}
+
+#[test]
+fn do_blocks_are_refused_under_any_guarded_policy() {
+    let p = policy("name: g\nmax_statements: 5");
+    assert_eq!(
+        refused(&p, "DO $$ BEGIN PERFORM pg_read_file('x'); END $$").sqlstate,
+        "0A000"
+    );
+}
+
+#[test]
+fn read_only_refuses_row_locks_but_runs_prepared_statements() {
+    let p = policy(BI);
+    assert!(check(&p, "SELECT * FROM t FOR UPDATE").is_err());
+    assert!(check(&p, "PREPARE q AS SELECT * FROM t").is_ok());
+    assert!(check(&p, "EXECUTE q").is_ok());
+}
+
+#[test]
+fn set_returning_functions_in_from_are_functions() {
+    let p = policy("name: g\nmax_statements: 5");
+    assert!(check(&p, "SELECT * FROM pg_ls_dir('.')").is_err());
+    assert!(check(&p, "SELECT * FROM generate_series(1, 3)").is_ok());
+}
+
+#[test]
+fn unqualified_catalog_tables_match_pg_catalog_patterns() {
+    let p = policy("name: a\nallow_tables: [\"pg_catalog.*\", \"public.*\"]");
+    assert!(check(&p, "SELECT * FROM pg_class JOIN orders ON true").is_ok());
+    assert!(check(&p, "SELECT * FROM other.orders").is_err());
+}
+
+struct FixedCost(f64);
+
+impl crate::sql::CostEstimator for FixedCost {
+    async fn estimate(
+        &self,
+        _sql: &str,
+        _fingerprint_hash: u64,
+    ) -> Result<f64, crate::sql::CostError> {
+        Ok(self.0)
+    }
+}
+
+struct Broken;
+
+impl crate::sql::CostEstimator for Broken {
+    async fn estimate(
+        &self,
+        _sql: &str,
+        _fingerprint_hash: u64,
+    ) -> Result<f64, crate::sql::CostError> {
+        Err(crate::sql::CostError("control plane down".into()))
+    }
+}
+
+#[tokio::test]
+async fn max_cost_is_checked_through_the_estimator() {
+    let p = policy("name: c\nmax_cost: 1000");
+    let q = "SELECT * FROM t; SELECT * FROM u";
+    let a = analyze_uncached(q);
+    assert!(
+        crate::sql::check_cost(&p, &FixedCost(10.0), q, &a)
+            .await
+            .is_ok()
+    );
+    let r = crate::sql::check_cost(&p, &FixedCost(5000.0), q, &a)
+        .await
+        .expect_err("too costly");
+    assert_eq!(r.sqlstate, "54000");
+    assert_eq!(
+        r.message,
+        "pgcached: estimated cost 5000 exceeds max_cost 1000 of policy \"c\""
+    );
+    assert!(
+        crate::sql::check_cost(&p, &Broken, q, &a).await.is_err(),
+        "fails closed"
+    );
+    let none = policy("name: n\nread_only: true");
+    assert!(
+        crate::sql::check_cost(&none, &Broken, q, &a).await.is_ok(),
+        "no max_cost, no estimate"
     );
 }

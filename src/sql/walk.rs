@@ -6,9 +6,9 @@ use super::functions::{self, Volatility};
 use super::tables::{TableRef, fold, fold_name};
 use serde::Serialize;
 use sqlparser::ast::{
-    CopySource, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
-    ObjectType, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
-    TableFactor, TableObject, Visit, Visitor,
+    CopySource, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, JoinConstraint,
+    JoinOperator, ObjectName, ObjectType, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -226,11 +226,24 @@ impl Walker {
                 }
             }
             Statement::Copy {
-                source: CopySource::Table { table_name, .. },
+                source:
+                    CopySource::Table {
+                        table_name,
+                        columns,
+                    },
                 to,
                 ..
             } => {
                 if let Some(t) = self.table(table_name) {
+                    if columns.is_empty() {
+                        self.out.columns.wildcards.push(Wildcard {
+                            qualifier: None,
+                            tables: vec![t.clone()],
+                        });
+                    }
+                    for c in columns {
+                        self.out.columns.targets.push((t.clone(), fold(c)));
+                    }
                     if *to {
                         self.out.relations.push(t);
                     } else {
@@ -285,6 +298,20 @@ impl Walker {
         }
         let volatility = functions::volatility(&name);
         self.out.functions.push(FunctionCall { name, volatility });
+    }
+}
+
+/// The constraint of the join kinds Postgres has.
+fn join_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
+    match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c) => Some(c),
+        _ => None,
     }
 }
 
@@ -392,6 +419,23 @@ impl Visitor for Walker {
             }
         }
         let tables = w.tables_of(s);
+        for twj in &s.from {
+            for j in &twj.joins {
+                match join_constraint(&j.join_operator) {
+                    Some(JoinConstraint::Using(cols)) => w
+                        .out
+                        .columns
+                        .idents
+                        .extend(cols.iter().map(|c| vec![fold_name(c)])),
+                    // A natural join compares every same-named column: like a `*` for the rule.
+                    Some(JoinConstraint::Natural) => w.out.columns.wildcards.push(Wildcard {
+                        qualifier: None,
+                        tables: tables.clone(),
+                    }),
+                    _ => {}
+                }
+            }
+        }
         w.items(&s.projection, tables);
         ControlFlow::Continue(())
     }
@@ -427,6 +471,14 @@ impl Visitor for Walker {
         {
             w.out.columns.aliases.push((t.name.clone(), t.clone()));
             if let Some(a) = alias {
+                if !a.columns.is_empty() {
+                    // `users AS u(a, b, c)` renames columns by position: any of them may be a
+                    // denied one.
+                    w.out.columns.wildcards.push(Wildcard {
+                        qualifier: None,
+                        tables: vec![t.clone()],
+                    });
+                }
                 w.out.columns.aliases.push((fold(&a.name), t));
             }
         }
