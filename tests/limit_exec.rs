@@ -116,6 +116,15 @@ const CASES: &[&str] = &[
     "SELECT * FROM t ORDER BY id LIMIT ALL",
     "SELECT * FROM t ORDER BY id LIMIT ALL OFFSET 2",
     "SELECT * FROM t ORDER BY id OFFSET 2",
+    "SELECT * FROM t ORDER BY id OFFSET 2 ROWS",
+    "SELECT * FROM t ORDER BY id OFFSET 1 ROWS FETCH NEXT 50 ROWS ONLY",
+    "SELECT * FROM t ORDER BY id LIMIT (SELECT 20)",
+    "SELECT * FROM t ORDER BY id LIMIT NULL",
+    "SELECT * FROM t JOIN u USING (id) ORDER BY id",
+    "SELECT * FROM t WHERE id IN (SELECT id FROM u LIMIT 30) ORDER BY id FOR UPDATE OF t NOWAIT",
+    "SELECT * FROM t ORDER BY id FOR NO KEY UPDATE",
+    "SELECT * FROM t* ORDER BY id",
+    "SELECT * FROM t ORDER BY id -- no newline at the end",
     "SELECT * FROM t ORDER BY id FETCH FIRST 100 ROWS ONLY",
     "SELECT * FROM t ORDER BY id LIMIT 10 * 10",
     "SELECT * FROM ONLY t ORDER BY id",
@@ -190,4 +199,34 @@ async fn aggregated_reads_are_left_alone_and_still_run() {
     ] {
         assert!(rewrite(q, &analyze_uncached(q), &RULE).is_none(), "{q}");
     }
+}
+
+/// The attack the lexing guard exists for, verified on a real server: with
+/// `standard_conforming_strings = off`, a text the analyzer sees as one SELECT runs a DROP.
+#[tokio::test]
+async fn backslash_strings_off_would_smuggle_a_second_statement() {
+    let pg = PgCluster::start();
+    let client = connect(&pg.url("postgres", "postgres")).await;
+    client
+        .batch_execute("CREATE TABLE victim (a int)")
+        .await
+        .expect("fixture");
+    let attack = "SELECT 'x\\'' ; DROP TABLE victim; -- '";
+    let a = analyze_uncached(attack);
+    assert_eq!(a.statements.len(), 1, "one statement to the analyzer");
+    assert!(a.is_read_only(), "a harmless read to the analyzer");
+    // With the default (on), Postgres agrees: one SELECT, victim survives.
+    client.simple_query(attack).await.expect("one select");
+    client
+        .simple_query("SELECT * FROM victim")
+        .await
+        .expect("victim still there");
+    // With it off, Postgres runs the DROP. This is why a guarded policy refuses the SET.
+    client
+        .batch_execute("SET standard_conforming_strings = off")
+        .await
+        .expect("set");
+    let _ = client.simple_query(attack).await;
+    let gone = client.simple_query("SELECT * FROM victim").await;
+    assert!(gone.is_err(), "the DROP ran: the table is gone");
 }

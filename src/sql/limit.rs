@@ -120,7 +120,7 @@ pub fn find_limit_site(src: &str, toks: &[Token]) -> LimitSite {
                 .iter()
                 .any(|w| is(i + 1, w))
         {
-            lock_at = Some(toks[i - 1].span.end);
+            lock_at = Some(i.checked_sub(1).map_or(t.span.start, |p| toks[p].span.end));
         }
     }
     let insert_at = if d > 0 {
