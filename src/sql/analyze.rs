@@ -72,6 +72,8 @@ pub struct StatementAnalysis {
     pub dynamic_sql: bool,
     /// UPDATE / DELETE without WHERE (for `require_where`).
     pub missing_where: bool,
+    /// `COPY … TO/FROM 'file'` or `PROGRAM '…'`: reads or writes the server's files.
+    pub copy_server_side: bool,
     /// `EXECUTE name`: runs a prepared statement whose text is not here (may write; a policy
     /// checked it at PREPARE).
     pub executes_prepared: bool,
@@ -280,6 +282,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         select_into: false,
         dynamic_sql: false,
         missing_where: false,
+        copy_server_side: false,
         executes_prepared: word(src, toks.first()) == "execute",
         settings: parse_set(src, toks).into_iter().collect(),
         columns: ColumnUses::default(),
@@ -392,6 +395,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
     a.locking = w.locking;
     a.data_modifying_cte = w.data_modifying_cte;
     a.select_into = w.select_into;
+    a.copy_server_side = w.copy_server_side;
     a.dynamic_sql |= a.functions.iter().any(|f| functions::executes_sql(&f.name));
     a.missing_where = match &stmt {
         Statement::Update(u) => u.selection.is_none(),

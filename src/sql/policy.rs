@@ -314,6 +314,16 @@ impl Policy {
                 "DO blocks cannot be checked; DO is denied".into(),
             ));
         }
+        // Server-side files, programs and libraries are outside any table rule.
+        if s.copy_server_side {
+            return Err(self.refuse(
+                INSUFFICIENT_PRIVILEGE,
+                "COPY to or from a server file or program is denied".into(),
+            ));
+        }
+        if keyword == "load" {
+            return Err(self.refuse(INSUFFICIENT_PRIVILEGE, "LOAD is denied".into()));
+        }
         // EXECUTE runs a prepared statement this policy already checked at PREPARE (or Parse).
         if self.read_only && keyword != "execute" {
             if s.locking {

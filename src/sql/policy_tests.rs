@@ -347,3 +347,23 @@ async fn max_cost_is_checked_through_the_estimator() {
         "no max_cost, no estimate"
     );
 }
+
+#[test]
+fn server_files_programs_and_libraries_are_denied() {
+    let p = policy("name: g\nmax_statements: 5");
+    for q in [
+        "COPY t TO '/tmp/x'",
+        "COPY t FROM PROGRAM 'cat /etc/passwd'",
+        "COPY (SELECT 1) TO PROGRAM 'sh'",
+        "LOAD 'plpgsql'",
+    ] {
+        assert_eq!(refused(&p, q).sqlstate, "42501", "{q}");
+    }
+    check(&p, "COPY t TO STDOUT").expect("to the client");
+}
+
+#[test]
+fn tuple_update_targets_are_column_uses() {
+    let p = policy("name: w\ndeny_columns: [users.ssn]");
+    assert!(check(&p, "UPDATE users SET (name, ssn) = ('a', 'b') WHERE id = 1").is_err());
+}

@@ -6,9 +6,10 @@ use super::functions::{self, Volatility};
 use super::tables::{TableRef, fold, fold_name};
 use serde::Serialize;
 use sqlparser::ast::{
-    CopySource, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, JoinConstraint,
-    JoinOperator, ObjectName, ObjectType, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
+    AssignmentTarget, CopySource, CopyTarget, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator, ObjectName, ObjectType, Query,
+    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
+    TableObject, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -57,6 +58,8 @@ pub struct WalkResult {
     pub data_modifying_cte: bool,
     pub select_into: bool,
     pub copy_from: bool,
+    /// COPY to or from a server file or program.
+    pub copy_server_side: bool,
 }
 
 struct Frame {
@@ -188,12 +191,16 @@ impl Walker {
                     _ => vec![],
                 };
                 for a in &u.assignments {
-                    let col = a.target.to_string().to_lowercase();
-                    for t in &tables {
-                        self.out
-                            .columns
-                            .targets
-                            .push((t.clone(), col.rsplit('.').next().unwrap_or("").to_string()));
+                    let cols = match &a.target {
+                        AssignmentTarget::ColumnName(n) => std::slice::from_ref(n),
+                        AssignmentTarget::Tuple(v) => v.as_slice(),
+                    };
+                    for c in cols {
+                        let col = fold_name(c);
+                        let col = col.rsplit('.').next().unwrap_or_default();
+                        for t in &tables {
+                            self.out.columns.targets.push((t.clone(), col.to_string()));
+                        }
                     }
                 }
                 if let Some(r) = &u.returning {
@@ -223,6 +230,24 @@ impl Walker {
             Statement::Truncate(t) => {
                 for n in &t.table_names {
                     self.write(&n.name);
+                }
+            }
+            Statement::Copy { target, .. }
+                if matches!(target, CopyTarget::File { .. } | CopyTarget::Program { .. }) =>
+            {
+                self.out.copy_server_side = true;
+                if let Statement::Copy {
+                    source: CopySource::Table { table_name, .. },
+                    to,
+                    ..
+                } = s
+                    && let Some(t) = self.table(table_name)
+                {
+                    if *to {
+                        self.out.relations.push(t);
+                    } else {
+                        self.out.written.push(t);
+                    }
                 }
             }
             Statement::Copy {
