@@ -232,9 +232,10 @@ impl Walker {
                     self.write(&n.name);
                 }
             }
-            Statement::Copy { target, .. }
-                if matches!(target, CopyTarget::File { .. } | CopyTarget::Program { .. }) =>
-            {
+            Statement::Copy {
+                target: CopyTarget::File { .. } | CopyTarget::Program { .. },
+                ..
+            } => {
                 self.out.copy_server_side = true;
                 if let Statement::Copy {
                     source: CopySource::Table { table_name, .. },
