@@ -184,7 +184,7 @@ fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
     v
 }
 
-/// Analyzes `text` without the memo (see [`crate::sql::analyze`] for the memoized entry point).
+/// Analyzes `text` without the memo (see [`crate::sql::analyze()`] for the memoized entry point).
 pub fn analyze_uncached(text: &str) -> Analysis {
     let statements: Vec<StatementAnalysis> = split_statements(text)
         .iter()
