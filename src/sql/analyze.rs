@@ -72,6 +72,8 @@ pub struct StatementAnalysis {
     pub dynamic_sql: bool,
     /// UPDATE / DELETE without WHERE (for `require_where`).
     pub missing_where: bool,
+    /// Temporary tables this statement creates (the session must never cache reads of them).
+    pub temp_tables_created: Vec<TableRef>,
     /// `COPY … TO/FROM 'file'` or `PROGRAM '…'`: reads or writes the server's files.
     pub copy_server_side: bool,
     /// `EXECUTE name`: runs a prepared statement whose text is not here (may write; a policy
@@ -122,6 +124,15 @@ impl StatementAnalysis {
             .iter()
             .filter(|f| f.volatility == Volatility::Unknown)
             .map(|f| f.name.as_str())
+    }
+
+    /// Whether it reads a system catalog (`pg_catalog.*`, `information_schema.*`, or an
+    /// unqualified `pg_*` name): not cacheable unless configured.
+    pub fn reads_system_catalog(&self) -> bool {
+        self.tables_read.iter().any(|t| match t.schema.as_deref() {
+            Some(s) => s == "pg_catalog" || s == "information_schema",
+            None => t.name.starts_with("pg_"),
+        })
     }
 
     /// Every table the statement touches (read or written).
@@ -283,6 +294,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         dynamic_sql: false,
         missing_where: false,
         copy_server_side: false,
+        temp_tables_created: vec![],
         executes_prepared: word(src, toks.first()) == "execute",
         settings: parse_set(src, toks).into_iter().collect(),
         columns: ColumnUses::default(),
@@ -396,6 +408,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
     a.data_modifying_cte = w.data_modifying_cte;
     a.select_into = w.select_into;
     a.copy_server_side = w.copy_server_side;
+    a.temp_tables_created = w.temp_created;
     a.dynamic_sql |= a.functions.iter().any(|f| functions::executes_sql(&f.name));
     a.missing_where = match &stmt {
         Statement::Update(u) => u.selection.is_none(),

@@ -221,3 +221,19 @@ fn weaker_row_locks_parse() {
         );
     }
 }
+
+#[test]
+fn temp_tables_and_catalog_reads_are_reported() {
+    assert_eq!(
+        names(&one("CREATE TEMP TABLE tmp (a int)").temp_tables_created),
+        ["tmp"]
+    );
+    assert_eq!(
+        names(&one("SELECT * INTO TEMP x FROM t").temp_tables_created),
+        ["x"]
+    );
+    assert!(one("CREATE TABLE p (a int)").temp_tables_created.is_empty());
+    assert!(one("SELECT * FROM pg_class").reads_system_catalog());
+    assert!(one("SELECT * FROM information_schema.tables").reads_system_catalog());
+    assert!(!one("SELECT * FROM t").reads_system_catalog());
+}

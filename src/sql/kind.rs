@@ -37,7 +37,7 @@ pub enum TxKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "tx")]
 pub enum StatementKind {
-    /// A query that only reads (`SELECT`, `VALUES`, `TABLE`, `WITH … SELECT`, `SHOW`).
+    /// A query that only reads (`SELECT`, `VALUES`, `TABLE`, `WITH … SELECT`).
     Read,
     /// DML: INSERT, UPDATE, DELETE, MERGE, TRUNCATE, `SELECT … INTO`, data-modifying CTEs,
     /// `EXPLAIN ANALYZE` of a write.
@@ -48,7 +48,8 @@ pub enum StatementKind {
     Transaction(TxKind),
     /// `SET` / `RESET` of a session parameter (including ROLE and SESSION AUTHORIZATION).
     SessionSet,
-    /// COPY, VACUUM, ANALYZE, LISTEN, NOTIFY, DISCARD, PREPARE/EXECUTE, cursors, CALL, DO, EXPLAIN, LOCK…
+    /// COPY, VACUUM, ANALYZE, LISTEN, NOTIFY, DISCARD, PREPARE/EXECUTE, cursors, CALL, DO,
+    /// EXPLAIN, LOCK, SHOW (session state: never cached)…
     Utility,
     /// Anything else.
     Unknown,
@@ -83,7 +84,7 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
         return StatementKind::Read;
     }
     match first.as_str() {
-        "select" | "values" | "table" | "with" | "show" => StatementKind::Read,
+        "select" | "values" | "table" | "with" => StatementKind::Read,
         "insert" | "update" | "delete" | "merge" | "truncate" => StatementKind::Write,
         "create" | "alter" | "drop" | "grant" | "revoke" | "comment" | "security" | "import"
         | "reindex" | "cluster" | "refresh" | "reassign" => StatementKind::Ddl,
@@ -109,7 +110,7 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
         "set" | "reset" => StatementKind::SessionSet,
         "copy" | "vacuum" | "analyze" | "analyse" | "listen" | "unlisten" | "notify"
         | "discard" | "prepare" | "execute" | "deallocate" | "declare" | "fetch" | "move"
-        | "close" | "call" | "do" | "explain" | "lock" | "checkpoint" | "load" => {
+        | "close" | "call" | "do" | "explain" | "lock" | "checkpoint" | "load" | "show" => {
             StatementKind::Utility
         }
         _ => StatementKind::Unknown,

@@ -60,6 +60,8 @@ pub struct WalkResult {
     pub copy_from: bool,
     /// COPY to or from a server file or program.
     pub copy_server_side: bool,
+    /// Temporary tables created (CREATE TEMP TABLE, SELECT INTO TEMP).
+    pub temp_created: Vec<TableRef>,
 }
 
 struct Frame {
@@ -278,7 +280,14 @@ impl Walker {
                     }
                 }
             }
-            Statement::CreateTable(c) => self.write(&c.name),
+            Statement::CreateTable(c) => {
+                self.write(&c.name);
+                if c.temporary
+                    && let Some(t) = self.table(&c.name)
+                {
+                    self.out.temp_created.push(t);
+                }
+            }
             Statement::AlterTable(a) => self.write(&a.name),
             Statement::CreateView(v) => self.write(&v.name),
             Statement::CreateIndex(c) => self.write(&c.table_name),
@@ -429,6 +438,7 @@ impl Visitor for Walker {
         }
         if let Some(into) = &s.into {
             w.out.select_into = true;
+            let temporary = into.temporary;
             for t in &into.targets {
                 let name = t.to_string();
                 let parts: Vec<&str> = name.split('.').collect();
@@ -441,7 +451,11 @@ impl Visitor for Walker {
                         },
                     )
                     .collect();
-                w.out.written.push(TableRef::parse(&folded.join(".")));
+                let t = TableRef::parse(&folded.join("."));
+                if temporary {
+                    w.out.temp_created.push(t.clone());
+                }
+                w.out.written.push(t);
             }
         }
         let tables = w.tables_of(s);
