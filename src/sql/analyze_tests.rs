@@ -237,3 +237,29 @@ fn temp_tables_and_catalog_reads_are_reported() {
     assert!(one("SELECT * FROM information_schema.tables").reads_system_catalog());
     assert!(!one("SELECT * FROM t").reads_system_catalog());
 }
+
+#[test]
+fn quoting_and_comment_edge_cases_do_not_hide_tables() {
+    for q in [
+        "SELECT $$ ' $$ FROM secrets",
+        "SELECT $a$ x $b$ ' $a$ FROM secrets",
+        "SELECT /* /* */ FROM t */ 1 FROM secrets",
+        "SELECT e'\\'' FROM secrets",
+        "SELECT E'\\\\' FROM secrets",
+        "SELECT U&'\\0041' FROM secrets",
+        "SELECT 1 -- c\nFROM secrets",
+        "SELECT \"a\"\"b\" FROM secrets",
+        "SELECT 1/*x*/FROM secrets",
+        "SELECT B'101', X'ff', N'x' FROM secrets",
+        "SELECT x$$y FROM secrets",
+        "SELECT 'a'\n'b' FROM secrets",
+        "SELECT 1 FROM secrets WHERE a=-1",
+        "SELECT 'x' FROM secrets -- ' FROM t",
+        "SELECT 1 AS \"FROM t\" FROM secrets",
+        "SELECT $_$ a $_$ FROM secrets",
+    ] {
+        let s = one(q);
+        assert!(s.parse_error.is_none(), "{q}: {:?}", s.parse_error);
+        assert_eq!(names(&s.tables_read), ["secrets"], "{q}");
+    }
+}
