@@ -342,7 +342,6 @@ pub const DEFAULT_DENIED: &[&str] = &[
     "pg_file_write",
     "pg_file_unlink",
     "pg_file_rename",
-    "pg_sleep*",
     "query_to_xml*",
     "cursor_to_xml",
     "table_to_xml*",
@@ -352,8 +351,6 @@ pub const DEFAULT_DENIED: &[&str] = &[
     "pg_create_logical_replication_slot",
     "pg_create_physical_replication_slot",
     "pg_stat_reset*",
-    "pg_advisory*",
-    "pg_try_advisory*",
 ];
 
 /// Settings `SET` / `set_config()` may not change under a guarded policy: identity and
