@@ -303,7 +303,6 @@ const EXECUTES_SQL: &[&str] = &[
 const WRITES: &[&str] = &[
     "nextval",
     "setval",
-    "set_config",
     "lo_import",
     "lo_export",
     "lo_create",

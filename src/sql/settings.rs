@@ -76,6 +76,7 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         (Some("role"), _) => return Some(special("role", 1)),
         (Some("names"), _) if !reset => return Some(special("client_encoding", 1)),
         (Some("schema"), _) if !reset => return Some(special("search_path", 1)),
+        (Some("constraints"), _) if !reset => return Some(special("constraints", 1)),
         (Some("all"), None) if reset => {
             return Some(SettingChange {
                 name: None,
@@ -154,6 +155,10 @@ mod tests {
         );
         assert_eq!(set("SET ROLE admin").value.as_deref(), Some("admin"));
         assert_eq!(set("SET SCHEMA 'x'").name.as_deref(), Some("search_path"));
+        assert_eq!(
+            set("SET CONSTRAINTS ALL DEFERRED").value.as_deref(),
+            Some("ALL DEFERRED")
+        );
     }
 
     #[test]
