@@ -8,7 +8,7 @@
 use super::fingerprint::{fingerprint, hash64};
 use super::functions::{self, Volatility};
 use super::kind::{StatementKind, classify};
-use super::lex::{StatementSpan, TokKind, Token, split_statements};
+use super::lex::{StatementSpan, TokKind, Token, depth_estimate, split_statements};
 use super::limit::{LimitSite, find_limit_site};
 use super::settings::{SetVia, SettingChange, parse_set};
 use super::tables::TableRef;
@@ -199,7 +199,7 @@ fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
 pub fn analyze_uncached(text: &str) -> Analysis {
     let statements: Vec<StatementAnalysis> = split_statements(text)
         .iter()
-        .map(|s| analyze_statement(text, s))
+        .map(|s| analyze_statement(text, s, 0))
         .collect();
     let fingerprint = statements
         .iter()
@@ -270,7 +270,13 @@ fn unwrap_inner(src: &str, toks: &[Token]) -> Option<(Wrapper, usize)> {
     }
 }
 
-fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
+/// Deepest tree (see [`depth_estimate`]) handed to sqlparser; real queries stay far below it,
+/// and a tree of this depth is walked well within a 2 MiB thread stack.
+const MAX_DEPTH: usize = 1000;
+/// Most wrappers (`EXPLAIN EXPLAIN …`, `PREPARE a AS PREPARE …`) unwrapped.
+const MAX_WRAPPERS: usize = 4;
+
+fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> StatementAnalysis {
     let toks = &st.tokens;
     let fp = fingerprint(src, toks);
     let fingerprint_hash = hash64(&fp);
@@ -302,6 +308,10 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
         fingerprint_hash,
     };
     if let Some((wrapper, i)) = unwrap_inner(src, toks) {
+        if wrappers >= MAX_WRAPPERS {
+            a.parse_error = Some("too many nested EXPLAIN/PREPARE/DECLARE".into());
+            return a;
+        }
         if i >= toks.len() {
             a.parse_error = Some("nothing after EXPLAIN/PREPARE/DECLARE".into());
             return a;
@@ -310,7 +320,7 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
             span: toks[i].span.start..st.span.end,
             tokens: toks[i..].to_vec(),
         };
-        let inner = analyze_statement(src, &inner_span);
+        let inner = analyze_statement(src, &inner_span, wrappers + 1);
         a.wrapper = Some(wrapper);
         a.inner_kind = Some(inner.kind);
         a.parse_error = inner.parse_error;
@@ -372,6 +382,12 @@ fn analyze_statement(src: &str, st: &StatementSpan) -> StatementAnalysis {
                 | "move"
         );
     if lexical_only {
+        return a;
+    }
+    if depth_estimate(src, toks) > MAX_DEPTH {
+        a.parse_error = Some(format!(
+            "statement nested deeper than {MAX_DEPTH} levels; not analyzed"
+        ));
         return a;
     }
     let text = super::preprocess::for_parser(src, toks);

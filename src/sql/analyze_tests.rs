@@ -263,3 +263,32 @@ fn quoting_and_comment_edge_cases_do_not_hide_tables() {
         assert_eq!(names(&s.tables_read), ["secrets"], "{q}");
     }
 }
+
+#[test]
+fn pathological_nesting_is_refused_not_a_stack_overflow() {
+    // sqlparser builds `1+1+…` as a left-deep tree; walking 100k levels would abort the process.
+    for q in [
+        format!("SELECT {}1 FROM t", "1+".repeat(100_000)),
+        format!(
+            "SELECT 1 FROM t WHERE {}",
+            vec!["a = 1"; 100_000].join(" AND ")
+        ),
+        format!("SELECT 1 {}", "UNION SELECT 1 ".repeat(50_000)),
+        format!(
+            "SELECT {}1{} FROM t",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        ),
+        "EXPLAIN ".repeat(20_000) + "SELECT 1",
+        "PREPARE a AS ".repeat(20_000) + "SELECT 1",
+    ] {
+        let s = one(&q);
+        assert!(s.parse_error.is_some(), "{:.40}", q);
+    }
+    // A big but flat statement is still analyzed.
+    let bulk = format!(
+        "INSERT INTO t VALUES {}",
+        vec!["(1, 'a', 2.5)"; 20_000].join(", ")
+    );
+    assert_eq!(names(&one(&bulk).tables_written), ["t"]);
+}

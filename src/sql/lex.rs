@@ -303,6 +303,49 @@ fn finish(tokens: Vec<Token>) -> StatementSpan {
     StatementSpan { span, tokens }
 }
 
+/// An upper bound on how deep sqlparser's tree for these tokens can get: bracket nesting plus
+/// the longest chain of binary operators or set operations within one list element (sqlparser
+/// builds such chains as left-deep trees without counting them against its recursion limit, and
+/// walking or dropping a tree thousands deep overflows a thread's stack).
+pub fn depth_estimate(src: &str, toks: &[Token]) -> usize {
+    const CHAIN_WORDS: &[&str] = &[
+        "and",
+        "or",
+        "not",
+        "is",
+        "union",
+        "intersect",
+        "except",
+        "like",
+        "ilike",
+        "similar",
+        "between",
+        "in",
+        "collate",
+        "at",
+    ];
+    let mut stack: Vec<usize> = Vec::new();
+    let (mut base, mut chain, mut max) = (0usize, 0usize, 0usize);
+    for t in toks {
+        if t.is_punct(src, '(') || t.is_punct(src, '[') {
+            stack.push(chain);
+            base += chain + 1;
+            chain = 0;
+        } else if t.is_punct(src, ')') || t.is_punct(src, ']') {
+            chain = stack.pop().unwrap_or(0);
+            base = base.saturating_sub(chain + 1);
+        } else if t.is_punct(src, ',') {
+            chain = 0;
+        } else if t.kind == TokKind::Op
+            || (t.kind == TokKind::Word && CHAIN_WORDS.iter().any(|w| t.is_word(src, w)))
+        {
+            chain += 1;
+        }
+        max = max.max(base + chain);
+    }
+    max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +384,22 @@ mod tests {
         assert_eq!(k[4], (TokKind::Param, "$12"));
         assert_eq!(k[6], (TokKind::Number, "1.5e3"));
         assert_eq!(k[8], (TokKind::Number, ".5"));
+    }
+
+    #[test]
+    fn depth_estimate_counts_operator_chains_and_nesting() {
+        let d = |s: &str| depth_estimate(s, &tokenize(s));
+        assert_eq!(d("SELECT a, b, c FROM t"), 0);
+        assert_eq!(d("SELECT 1 + 2 + 3"), 2);
+        assert_eq!(d("SELECT f(1 + 2, 3), 4"), 2);
+        assert!(d(&format!("SELECT {}1", "1+".repeat(5000))) >= 5000);
+        assert_eq!(
+            d(&format!(
+                "INSERT INTO t VALUES {}",
+                vec!["(1, 'a')"; 1000].join(", ")
+            )),
+            1
+        );
     }
 
     #[test]
