@@ -8,6 +8,7 @@
 
 use super::analyze::StatementAnalysis;
 use super::tables::TableRef;
+use std::collections::HashSet;
 
 /// The first denied `(table, column)` the statement uses, if any.
 pub fn denied_column<'a>(
@@ -19,10 +20,17 @@ pub fn denied_column<'a>(
         if !s.tables().any(|t| t.matches(table)) {
             continue;
         }
-        // Names that refer to the table in this statement: its own name and its aliases.
-        let refers = |q: &str| {
-            q == table.name || uses.aliases.iter().any(|(a, t)| a == q && t.matches(table))
-        };
+        // Names that refer to the table in this statement: its own name and its aliases (a set,
+        // so a statement with many aliases and identifiers stays linear).
+        let names: HashSet<&str> = std::iter::once(table.name.as_str())
+            .chain(
+                uses.aliases
+                    .iter()
+                    .filter(|(_, t)| t.matches(table))
+                    .map(|(a, _)| a.as_str()),
+            )
+            .collect();
+        let refers = |q: &str| names.contains(q);
         let hit = uses.idents.iter().any(|parts| match parts.as_slice() {
             [c] => c == col || refers(c),
             [.., q, c] => c == col && refers(q),
