@@ -407,12 +407,23 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         }
     };
     let w = walk(&stmt);
-    let mut read = w.relations;
+    // A write target is also visited as a relation once; it is read only if it appears again.
+    let mut targets: std::collections::HashMap<&TableRef, usize> = std::collections::HashMap::new();
     for t in &w.written {
-        if let Some(pos) = read.iter().position(|r| r == t) {
-            read.remove(pos);
-        }
+        *targets.entry(t).or_default() += 1;
     }
+    let read: Vec<TableRef> = w
+        .relations
+        .iter()
+        .filter(|r| match targets.get_mut(r) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect();
     a.tables_read = dedup(read);
     a.tables_written = dedup(w.written);
     a.functions = w.functions;

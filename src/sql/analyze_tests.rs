@@ -292,3 +292,18 @@ fn pathological_nesting_is_refused_not_a_stack_overflow() {
     );
     assert_eq!(names(&one(&bulk).tables_written), ["t"]);
 }
+
+#[test]
+fn many_targets_are_all_reported() {
+    // (Quadratic bookkeeping here once made this take minutes.)
+    let q = format!(
+        "TRUNCATE {}",
+        (0..50_000)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let s = one(&q);
+    assert_eq!(s.tables_written.len(), 50_000);
+    assert!(s.tables_read.is_empty());
+}
