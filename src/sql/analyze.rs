@@ -40,6 +40,8 @@ pub enum Wrapper {
 pub struct StatementAnalysis {
     /// Byte range of the statement in the query string (without the `;`).
     pub span: Range<usize>,
+    /// The first keyword, lowercased (`select`, `copy`, `do`…), for `deny_statements`.
+    pub keyword: String,
     /// What the statement does.
     pub kind: StatementKind,
     /// For a [`Wrapper`]: the kind of the statement inside (what a policy must judge).
@@ -283,6 +285,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     let kind = classify(src, toks);
     let mut a = StatementAnalysis {
         span: st.span.clone(),
+        keyword: word(src, toks.first()),
         kind,
         inner_kind: None,
         wrapper: None,

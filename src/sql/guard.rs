@@ -32,7 +32,7 @@ pub fn guard(policy: Option<&Policy>, text: &str) -> Result<Verdict, Refusal> {
             notices: Vec::new(),
         });
     };
-    policy.check(text, &analysis)?;
+    policy.check(&analysis)?;
     let rewrite = policy
         .limit_rule()
         .and_then(|rule| limit::rewrite(text, &analysis, &rule));

@@ -11,7 +11,7 @@
 //! let policies = Policies::from_config(&cfg.safety, &cfg.limit, &cfg.policies)?;   // at startup
 //! let policy = policies.for_session(user, database);                               // per session
 //! if let Some(p) = &policy { p.check_startup_params(&startup_params)?; }           // at login
-//! let verdict = sql::guard(policy.as_deref(), text)?;           // per Query / Parse: Refusal → ErrorResponse
+//! let verdict = sql::guard(policy.as_deref(), text)?;  // per Query / Parse: Refusal → ErrorResponse
 //! if let Some(p) = &policy { sql::check_cost(p, &estimator, text, &verdict.analysis).await?; }
 //! // send verdict.rewrite.text (if any) instead of text; cap CapParam parameters at Bind;
 //! // send verdict.notices; cache/invalidate from verdict.analysis

@@ -9,7 +9,6 @@ use super::analyze::{Analysis, StatementAnalysis, Wrapper};
 use super::columns::denied_column;
 use super::functions::{self, DEFAULT_DENIED, LOCKED_SETTINGS};
 use super::kind::StatementKind;
-use super::lex::tokenize;
 use super::lexing_guard;
 use super::limit::LimitRule;
 use super::refusal::{
@@ -255,7 +254,7 @@ impl Policy {
     }
 
     /// Checks every statement of a query string (also use it for each Parse).
-    pub fn check(&self, text: &str, analysis: &Analysis) -> Result<(), Refusal> {
+    pub fn check(&self, analysis: &Analysis) -> Result<(), Refusal> {
         if self.is_empty() {
             return Ok(());
         }
@@ -273,20 +272,17 @@ impl Policy {
         analysis
             .statements
             .iter()
-            .try_for_each(|s| self.check_statement(text, s))
+            .try_for_each(|s| self.check_statement(s))
     }
 
-    fn check_statement(&self, text: &str, s: &StatementAnalysis) -> Result<(), Refusal> {
-        let keyword = tokenize(&text[s.span.clone()])
-            .first()
-            .map(|t| text[s.span.clone()][t.span.clone()].to_ascii_lowercase())
-            .unwrap_or_default();
+    fn check_statement(&self, s: &StatementAnalysis) -> Result<(), Refusal> {
+        let keyword = s.keyword.as_str();
         let kinds = [Some(s.kind), s.inner_kind];
         for k in kinds.iter().flatten() {
             if self
                 .deny_statements
                 .iter()
-                .any(|d| d == k.config_name() || *d == keyword)
+                .any(|d| d == k.config_name() || d == keyword)
             {
                 return Err(self.refuse(
                     INSUFFICIENT_PRIVILEGE,
