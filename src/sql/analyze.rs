@@ -1,0 +1,503 @@
+//! The analysis of a query string: one [`StatementAnalysis`] per statement (split the way the
+//! server splits), and the whole-string verdicts the cache and the policies ask for.
+//!
+//! Each statement is classified from its tokens, then parsed by sqlparser (after
+//! [`preprocess`](super::preprocess) works around its Postgres gaps) and walked. A statement
+//! sqlparser cannot parse keeps its lexical kind and `parse_error`; callers fail closed on it.
+
+use super::fingerprint::{fingerprint, hash64};
+use super::functions::{self, Volatility};
+use super::kind::{StatementKind, classify};
+use super::lex::{StatementSpan, TokKind, Token, depth_estimate, split_statements};
+use super::limit::{LimitSite, find_limit_site};
+use super::settings::{SetVia, SettingChange, parse_set};
+use super::tables::TableRef;
+use super::walk::{ColumnUses, FunctionCall, walk};
+use serde::Serialize;
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use std::ops::{ControlFlow, Range};
+
+/// What wraps a statement whose real content is another statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wrapper {
+    /// `EXPLAIN …` without ANALYZE: plans, does not run.
+    Explain,
+    /// `EXPLAIN ANALYZE …`: runs the statement.
+    ExplainAnalyze,
+    /// `PREPARE name AS …`: runs it later, at EXECUTE.
+    Prepare,
+    /// `DECLARE c CURSOR FOR …`.
+    Declare,
+}
+
+/// The analysis of one statement.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementAnalysis {
+    /// Byte range of the statement in the query string (without the `;`).
+    pub span: Range<usize>,
+    /// The first keyword, lowercased (`select`, `copy`, `do`…), for `deny_statements`.
+    pub keyword: String,
+    /// What the statement does.
+    pub kind: StatementKind,
+    /// For a [`Wrapper`]: the kind of the statement inside (what a policy must judge).
+    pub inner_kind: Option<StatementKind>,
+    /// Set when the statement is EXPLAIN / PREPARE / DECLARE around another one.
+    pub wrapper: Option<Wrapper>,
+    /// sqlparser's error, when it could not parse the statement (tables etc. are then unknown).
+    pub parse_error: Option<String>,
+    /// Tables the statement reads (CTE names excluded), schema-qualified when written so.
+    pub tables_read: Vec<TableRef>,
+    /// Tables the statement writes (DML targets, COPY FROM, SELECT INTO, DDL objects).
+    pub tables_written: Vec<TableRef>,
+    /// Functions called, with their built-in volatility.
+    pub functions: Vec<FunctionCall>,
+    /// Top-level LIMIT / FETCH, and where a LIMIT would go: see [`LimitSite`].
+    pub limit: LimitSite,
+    /// Aggregate functions at the top level, GROUP BY or HAVING.
+    pub aggregates: bool,
+    /// SELECT DISTINCT at the top level.
+    pub distinct: bool,
+    /// Window functions anywhere.
+    pub window: bool,
+    /// FOR UPDATE / SHARE anywhere.
+    pub locking: bool,
+    /// A CTE that is INSERT / UPDATE / DELETE / MERGE.
+    pub data_modifying_cte: bool,
+    /// `SELECT … INTO t`.
+    pub select_into: bool,
+    /// Runs SQL the analysis cannot see: `DO`, `CALL`, `query_to_xml('…')`, dblink…
+    pub dynamic_sql: bool,
+    /// UPDATE / DELETE without WHERE (for `require_where`).
+    pub missing_where: bool,
+    /// Temporary tables this statement creates (the session must never cache reads of them).
+    pub temp_tables_created: Vec<TableRef>,
+    /// `COPY … TO/FROM 'file'` or `PROGRAM '…'`: reads or writes the server's files.
+    pub copy_server_side: bool,
+    /// `EXECUTE name`: runs a prepared statement whose text is not here (may write; a policy
+    /// checked it at PREPARE).
+    pub executes_prepared: bool,
+    /// Settings changed by SET / RESET / set_config().
+    pub settings: Vec<SettingChange>,
+    /// Column uses, for `deny_columns`.
+    pub columns: ColumnUses,
+    /// Literals replaced by `?`, whitespace normalized.
+    pub fingerprint: String,
+    /// Stable hash of `fingerprint`.
+    pub fingerprint_hash: u64,
+}
+
+impl StatementAnalysis {
+    /// Whether running it may change data: writes, DDL, unknown statements, writing functions,
+    /// dynamic SQL, EXPLAIN ANALYZE of a write.
+    pub fn may_write(&self) -> bool {
+        matches!(
+            self.kind,
+            StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown
+        ) || !self.tables_written.is_empty()
+            || self.executes_prepared
+            || self.dynamic_sql
+            || self.data_modifying_cte
+            || self.select_into
+            || self.parse_error.is_some() && !matches!(self.kind, StatementKind::Read)
+            || self.functions.iter().any(|f| functions::writes(&f.name))
+    }
+
+    /// A read that writes nothing (`SELECT nextval(…)` is not one).
+    pub fn is_read_only(&self) -> bool {
+        self.kind == StatementKind::Read && !self.may_write()
+    }
+
+    /// Whether every function is known immutable (the cache may still need pg_proc for
+    /// `Unknown` ones: see [`Self::unknown_functions`]).
+    pub fn is_deterministic(&self) -> bool {
+        self.functions
+            .iter()
+            .all(|f| f.volatility == Volatility::Immutable)
+    }
+
+    /// Functions the built-in list does not know: look them up in pg_proc.
+    pub fn unknown_functions(&self) -> impl Iterator<Item = &str> {
+        self.functions
+            .iter()
+            .filter(|f| f.volatility == Volatility::Unknown)
+            .map(|f| f.name.as_str())
+    }
+
+    /// Whether it reads a system catalog (`pg_catalog.*`, `information_schema.*`, or an
+    /// unqualified `pg_*` name): not cacheable unless configured.
+    pub fn reads_system_catalog(&self) -> bool {
+        self.tables_read.iter().any(|t| match t.schema.as_deref() {
+            Some(s) => s == "pg_catalog" || s == "information_schema",
+            None => t.name.starts_with("pg_"),
+        })
+    }
+
+    /// Every table the statement touches (read or written).
+    pub fn tables(&self) -> impl Iterator<Item = &TableRef> {
+        self.tables_read.iter().chain(self.tables_written.iter())
+    }
+}
+
+/// The analysis of a whole query string.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// One entry per non-empty statement, in order.
+    pub statements: Vec<StatementAnalysis>,
+    /// Fingerprints of the statements joined with `; `.
+    pub fingerprint: String,
+    /// Stable hash of `fingerprint`.
+    pub fingerprint_hash: u64,
+}
+
+impl Analysis {
+    /// All statements are reads that write nothing (an empty string is read-only).
+    pub fn is_read_only(&self) -> bool {
+        self.statements.iter().all(StatementAnalysis::is_read_only)
+    }
+    /// Some statement may write.
+    pub fn may_write(&self) -> bool {
+        self.statements.iter().any(StatementAnalysis::may_write)
+    }
+    /// Union of the tables written, across statements, without duplicates.
+    pub fn tables_written(&self) -> Vec<TableRef> {
+        dedup(
+            self.statements
+                .iter()
+                .flat_map(|s| s.tables_written.iter().cloned())
+                .collect(),
+        )
+    }
+    /// Union of the tables read, across statements, without duplicates.
+    pub fn tables_read(&self) -> Vec<TableRef> {
+        dedup(
+            self.statements
+                .iter()
+                .flat_map(|s| s.tables_read.iter().cloned())
+                .collect(),
+        )
+    }
+    /// Some statement failed to parse.
+    pub fn has_parse_error(&self) -> bool {
+        self.statements.iter().any(|s| s.parse_error.is_some())
+    }
+    /// Every setting change, in order.
+    pub fn settings(&self) -> impl Iterator<Item = &SettingChange> {
+        self.statements.iter().flat_map(|s| s.settings.iter())
+    }
+}
+
+fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|t| seen.insert(t.clone()));
+    v
+}
+
+/// Analyzes `text` without the memo (see [`crate::sql::analyze()`] for the memoized entry point).
+pub fn analyze_uncached(text: &str) -> Analysis {
+    let statements: Vec<StatementAnalysis> = split_statements(text)
+        .iter()
+        .map(|s| analyze_statement(text, s, 0))
+        .collect();
+    let fingerprint = statements
+        .iter()
+        .map(|s| s.fingerprint.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fingerprint_hash = hash64(&fingerprint);
+    Analysis {
+        statements,
+        fingerprint,
+        fingerprint_hash,
+    }
+}
+
+fn word(src: &str, t: Option<&Token>) -> String {
+    t.filter(|t| t.kind == TokKind::Word)
+        .map(|t| t.text(src).to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Where the statement inside EXPLAIN / PREPARE / DECLARE starts, and whether EXPLAIN analyzes.
+fn unwrap_inner(src: &str, toks: &[Token]) -> Option<(Wrapper, usize)> {
+    let first = word(src, toks.first());
+    match first.as_str() {
+        "explain" => {
+            let mut analyze = false;
+            let mut i = 1;
+            if toks.get(1).is_some_and(|t| t.is_punct(src, '(')) {
+                let mut j = 2;
+                while j < toks.len() && !toks[j].is_punct(src, ')') {
+                    let w = word(src, toks.get(j));
+                    if w == "analyze" || w == "analyse" {
+                        let v = word(src, toks.get(j + 1));
+                        let off = matches!(v.as_str(), "false" | "off")
+                            || toks.get(j + 1).is_some_and(|t| t.text(src) == "0");
+                        analyze |= !off;
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+            } else {
+                while matches!(
+                    word(src, toks.get(i)).as_str(),
+                    "analyze" | "analyse" | "verbose"
+                ) {
+                    analyze |= word(src, toks.get(i)) != "verbose";
+                    i += 1;
+                }
+            }
+            Some((
+                if analyze {
+                    Wrapper::ExplainAnalyze
+                } else {
+                    Wrapper::Explain
+                },
+                i,
+            ))
+        }
+        "prepare" if word(src, toks.get(1)) != "transaction" => {
+            let i = toks.iter().position(|t| t.is_word(src, "as"))?;
+            Some((Wrapper::Prepare, i + 1))
+        }
+        "declare" => {
+            let i = toks.iter().position(|t| t.is_word(src, "for"))?;
+            Some((Wrapper::Declare, i + 1))
+        }
+        _ => None,
+    }
+}
+
+/// Deepest tree (see [`depth_estimate`]) handed to sqlparser; real queries stay far below it,
+/// and a tree of this depth is walked well within a 2 MiB thread stack.
+const MAX_DEPTH: usize = 1000;
+/// Most wrappers (`EXPLAIN EXPLAIN …`, `PREPARE a AS PREPARE …`) unwrapped.
+const MAX_WRAPPERS: usize = 4;
+
+fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> StatementAnalysis {
+    let toks = &st.tokens;
+    let fp = fingerprint(src, toks);
+    let fingerprint_hash = hash64(&fp);
+    let kind = classify(src, toks);
+    let mut a = StatementAnalysis {
+        span: st.span.clone(),
+        keyword: word(src, toks.first()),
+        kind,
+        inner_kind: None,
+        wrapper: None,
+        parse_error: None,
+        tables_read: vec![],
+        tables_written: vec![],
+        functions: vec![],
+        limit: LimitSite::None,
+        aggregates: false,
+        distinct: false,
+        window: false,
+        locking: false,
+        data_modifying_cte: false,
+        select_into: false,
+        dynamic_sql: false,
+        missing_where: false,
+        copy_server_side: false,
+        temp_tables_created: vec![],
+        executes_prepared: word(src, toks.first()) == "execute",
+        settings: parse_set(src, toks).into_iter().collect(),
+        columns: ColumnUses::default(),
+        fingerprint: fp,
+        fingerprint_hash,
+    };
+    if let Some((wrapper, i)) = unwrap_inner(src, toks) {
+        if wrappers >= MAX_WRAPPERS {
+            a.parse_error = Some("too many nested EXPLAIN/PREPARE/DECLARE".into());
+            return a;
+        }
+        if i >= toks.len() {
+            a.parse_error = Some("nothing after EXPLAIN/PREPARE/DECLARE".into());
+            return a;
+        }
+        let inner_span = StatementSpan {
+            span: toks[i].span.start..st.span.end,
+            tokens: toks[i..].to_vec(),
+        };
+        let inner = analyze_statement(src, &inner_span, wrappers + 1);
+        a.wrapper = Some(wrapper);
+        a.inner_kind = Some(inner.kind);
+        a.parse_error = inner.parse_error;
+        a.functions = inner.functions;
+        a.columns = inner.columns;
+        a.dynamic_sql = inner.dynamic_sql;
+        a.locking = inner.locking;
+        a.missing_where =
+            inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
+        match wrapper {
+            Wrapper::ExplainAnalyze => {
+                a.kind = inner.kind;
+                a.tables_read = inner.tables_read;
+                a.tables_written = inner.tables_written;
+                a.data_modifying_cte = inner.data_modifying_cte;
+                a.select_into = inner.select_into;
+            }
+            _ => {
+                // Plans, cursors and prepared statements do not write now; their tables are
+                // still what a policy must judge.
+                a.tables_read = dedup(
+                    inner
+                        .tables_read
+                        .into_iter()
+                        .chain(inner.tables_written)
+                        .collect(),
+                );
+                if wrapper == Wrapper::Declare {
+                    a.kind = StatementKind::Utility;
+                }
+            }
+        }
+        return a;
+    }
+    match word(src, toks.first()).as_str() {
+        // Anonymous code blocks and server-side execution: nothing to parse that means anything.
+        "do" | "call" => {
+            a.dynamic_sql = true;
+            if word(src, toks.first()) == "do" {
+                return a;
+            }
+        }
+        _ => {}
+    }
+    // Nothing in these needs the grammar (and sqlparser lacks some of them, e.g. `COMMIT
+    // PREPARED`, `RESET TIME ZONE`, `CHECKPOINT`): their kind and settings come from the tokens.
+    let lexical_only = matches!(a.kind, StatementKind::Transaction(_))
+        || (a.kind == StatementKind::SessionSet && !a.settings.is_empty())
+        || matches!(
+            word(src, toks.first()).as_str(),
+            "checkpoint"
+                | "listen"
+                | "unlisten"
+                | "notify"
+                | "discard"
+                | "deallocate"
+                | "close"
+                | "fetch"
+                | "move"
+        );
+    if lexical_only {
+        return a;
+    }
+    if depth_estimate(src, toks) > MAX_DEPTH {
+        a.parse_error = Some(format!(
+            "statement nested deeper than {MAX_DEPTH} levels; not analyzed"
+        ));
+        return a;
+    }
+    let text = super::preprocess::for_parser(src, toks);
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_statements());
+    let stmt = match parsed {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(v) => {
+            a.parse_error = Some(format!("expected one statement, parsed {}", v.len()));
+            return a;
+        }
+        Err(e) => {
+            a.parse_error = Some(e.to_string());
+            return a;
+        }
+    };
+    let w = walk(&stmt);
+    // A write target is also visited as a relation once; it is read only if it appears again.
+    let mut targets: std::collections::HashMap<&TableRef, usize> = std::collections::HashMap::new();
+    for t in &w.written {
+        *targets.entry(t).or_default() += 1;
+    }
+    let read: Vec<TableRef> = w
+        .relations
+        .iter()
+        .filter(|r| match targets.get_mut(r) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    a.tables_read = dedup(read);
+    a.tables_written = dedup(w.written);
+    a.functions = w.functions;
+    a.columns = w.columns;
+    a.aggregates = w.aggregates;
+    a.distinct = w.distinct;
+    a.window = w.window;
+    a.locking = w.locking;
+    a.data_modifying_cte = w.data_modifying_cte;
+    a.select_into = w.select_into;
+    a.copy_server_side = w.copy_server_side;
+    a.temp_tables_created = w.temp_created;
+    a.dynamic_sql |= a.functions.iter().any(|f| functions::executes_sql(&f.name));
+    a.missing_where = match &stmt {
+        Statement::Update(u) => u.selection.is_none(),
+        Statement::Delete(d) => d.selection.is_none(),
+        _ => false,
+    };
+    a.settings.extend(set_config_calls(&stmt));
+    if a.kind == StatementKind::Read
+        && (a.data_modifying_cte || a.select_into || !a.tables_written.is_empty())
+    {
+        a.kind = StatementKind::Write;
+    }
+    if a.kind == StatementKind::Read && matches!(stmt, Statement::Query(_)) && !a.select_into {
+        a.limit = find_limit_site(src, toks);
+    }
+    a
+}
+
+/// `set_config(name, value, is_local)` calls with literal arguments where they are literals.
+fn set_config_calls(stmt: &Statement) -> Vec<SettingChange> {
+    struct V(Vec<SettingChange>);
+    fn lit(a: Option<&FunctionArg>) -> Option<Value> {
+        match a? {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
+            _ => None,
+        }
+    }
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e
+                && functions::base_name(&super::tables::fold_name(&f.name)) == "set_config"
+            {
+                let args = match &f.args {
+                    FunctionArguments::List(l) => l.args.iter().collect::<Vec<_>>(),
+                    _ => vec![],
+                };
+                let s = |v: Option<Value>| match v {
+                    Some(Value::SingleQuotedString(s)) => Some(s),
+                    Some(Value::Null) | None => None,
+                    Some(other) => Some(other.to_string()),
+                };
+                let local = matches!(lit(args.get(2).copied()), Some(Value::Boolean(true)))
+                    || matches!(lit(args.get(2).copied()), Some(Value::SingleQuotedString(ref s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("on"));
+                self.0.push(SettingChange {
+                    name: s(lit(args.first().copied())).map(|n| n.to_ascii_lowercase()),
+                    value: s(lit(args.get(1).copied())),
+                    local,
+                    via: SetVia::SetConfig,
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(Vec::new());
+    let _ = stmt.visit(&mut v);
+    v.0
+}
+
+#[cfg(test)]
+#[path = "analyze_tests.rs"]
+mod tests;

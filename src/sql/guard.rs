@@ -1,0 +1,91 @@
+//! The one call the session makes per query string (simple Query) or per Parse: analyze
+//! (memoized), check the policy, compute the LIMIT rewrite and the notices to send.
+//! `max_cost` is checked separately and asynchronously with [`super::cost::check_cost`].
+
+use super::analyze::Analysis;
+use super::limit::{self, LimitChange, LimitRewrite};
+use super::memo::analyze;
+use super::policy::Policy;
+use super::refusal::Refusal;
+use std::sync::Arc;
+
+/// What to do with a query string that passed its policy.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The analysis of the original text (memoized; shared).
+    pub analysis: Arc<Analysis>,
+    /// The LIMIT rewrite, if the policy has a `limit` rule and something changed. Send
+    /// `rewrite.text` instead of the original when it is `Some`; cap parameters listed in
+    /// `rewrite.changes` as [`LimitChange::CapParam`] at Bind.
+    pub rewrite: Option<LimitRewrite>,
+    /// NoticeResponse messages to send (the policy's `limit.notice`), one per limited statement.
+    pub notices: Vec<String>,
+}
+
+/// Analyzes `text` and applies `policy` (`None`: no policy, nothing checked or rewritten).
+pub fn guard(policy: Option<&Policy>, text: &str) -> Result<Verdict, Refusal> {
+    let analysis = analyze(text);
+    let Some(policy) = policy.filter(|p| !p.is_empty()) else {
+        return Ok(Verdict {
+            analysis,
+            rewrite: None,
+            notices: Vec::new(),
+        });
+    };
+    policy.check(&analysis)?;
+    let rewrite = policy
+        .limit_rule()
+        .and_then(|rule| limit::rewrite(text, &analysis, &rule));
+    let notices = match (&rewrite, policy.limit_notice()) {
+        (Some(r), true) => r
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, LimitChange::CapParam { .. }))
+            .map(|c| limit::notice_text(policy.name(), c))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Verdict {
+        analysis,
+        rewrite,
+        notices,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::{LimitConfig, PolicyConfig, SafetyConfig};
+    use crate::sql::Policies;
+
+    fn policies(yaml: &str) -> Policies {
+        let list: Vec<PolicyConfig> = serde_yaml::from_str(yaml).expect("yaml");
+        Policies::from_config(&SafetyConfig::default(), &LimitConfig::default(), &list).expect("ok")
+    }
+
+    #[test]
+    fn no_policy_means_no_checks_and_no_rewrite() {
+        let v = guard(None, "DELETE FROM t").expect("no policy");
+        assert!(v.rewrite.is_none() && v.notices.is_empty());
+        assert!(v.analysis.may_write());
+    }
+
+    #[test]
+    fn a_bi_policy_refuses_and_limits() {
+        let p = policies(
+            "- {name: bi, user: bi, read_only: true, limit: {inject: 50, max: 500, notice: true}}",
+        );
+        let bi = p.for_session("bi", "db").expect("bi policy");
+        let r = guard(Some(&bi), "DELETE FROM t").expect_err("read only");
+        assert_eq!(r.sqlstate, "42501");
+        let v = guard(Some(&bi), "SELECT * FROM t -- all").expect("a read");
+        assert_eq!(
+            v.rewrite.and_then(|r| r.text).as_deref(),
+            Some("SELECT * FROM t LIMIT 50 -- all")
+        );
+        assert_eq!(
+            v.notices,
+            ["pgcached: result limited to 50 rows by policy \"bi\" (LIMIT 50 added)"]
+        );
+    }
+}

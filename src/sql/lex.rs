@@ -1,0 +1,411 @@
+//! A small PostgreSQL lexer over raw bytes: token kinds and byte spans, statement splitting.
+//!
+//! sqlparser owns the grammar; this lexer owns *where things are* in the original text. It is
+//! what the LIMIT rewrite edits by byte offset, what splits a multi-statement string the way
+//! Postgres does (with `standard_conforming_strings = on`), and what the fingerprint is built
+//! from — so it works on text sqlparser cannot parse. It never panics and never allocates per
+//! byte; unterminated strings and comments run to the end of the text, as Postgres would see them.
+
+use std::ops::Range;
+
+/// What a token is; comments and whitespace are not tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokKind {
+    /// An unquoted identifier or keyword.
+    Word,
+    /// A `"quoted"` (or `U&"…"`) identifier.
+    QuotedIdent,
+    /// Any string literal: `'…'`, `E'…'`, `B'…'`, `X'…'`, `N'…'`, `U&'…'`, `$tag$…$tag$`.
+    String,
+    /// A numeric literal.
+    Number,
+    /// A positional parameter `$n`.
+    Param,
+    /// An operator (`::`, `<=`, `*`, …).
+    Op,
+    /// One of `( ) [ ] , ; .`
+    Punct,
+}
+
+/// One token: its kind and where it is in the original text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// What it is.
+    pub kind: TokKind,
+    /// Byte range in the text that was lexed.
+    pub span: Range<usize>,
+}
+
+impl Token {
+    /// The token's text.
+    pub fn text<'a>(&self, src: &'a str) -> &'a str {
+        &src[self.span.clone()]
+    }
+    /// Whether this is the unquoted keyword `kw` (ASCII case-insensitive).
+    pub fn is_word(&self, src: &str, kw: &str) -> bool {
+        self.kind == TokKind::Word && self.text(src).eq_ignore_ascii_case(kw)
+    }
+    /// Whether this is the punctuation character `c`.
+    pub fn is_punct(&self, src: &str, c: char) -> bool {
+        self.kind == TokKind::Punct && self.text(src).len() == 1 && self.text(src).starts_with(c)
+    }
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+fn is_op_char(b: u8) -> bool {
+    matches!(
+        b,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+            | b':'
+    )
+}
+
+/// Lexes `src` into tokens (comments and whitespace dropped).
+pub fn tokenize(src: &str) -> Vec<Token> {
+    let b = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c.is_ascii_whitespace() || c == 0x0b {
+            i += 1;
+            continue;
+        }
+        if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+            continue;
+        }
+        let kind = if c == b'\'' {
+            i = skip_quoted(b, i + 1, b'\'', false);
+            TokKind::String
+        } else if c == b'"' {
+            i = skip_quoted(b, i + 1, b'"', false);
+            TokKind::QuotedIdent
+        } else if c == b'$' {
+            if b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                TokKind::Param
+            } else if let Some(end) = dollar_quote(b, i) {
+                i = end;
+                TokKind::String
+            } else {
+                i += 1;
+                TokKind::Op
+            }
+        } else if (c == b'u' || c == b'U')
+            && b.get(i + 1) == Some(&b'&')
+            && matches!(b.get(i + 2), Some(b'\'' | b'"'))
+        {
+            let q = b[i + 2];
+            i = skip_quoted(b, i + 3, q, false);
+            if q == b'"' {
+                TokKind::QuotedIdent
+            } else {
+                TokKind::String
+            }
+        } else if matches!(c, b'e' | b'E') && b.get(i + 1) == Some(&b'\'') {
+            i = skip_quoted(b, i + 2, b'\'', true);
+            TokKind::String
+        } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N')
+            && b.get(i + 1) == Some(&b'\'')
+        {
+            i = skip_quoted(b, i + 2, b'\'', false);
+            TokKind::String
+        } else if is_ident_start(c) {
+            while i < b.len() && is_ident_cont(b[i]) {
+                i += 1;
+            }
+            TokKind::Word
+        } else if c.is_ascii_digit()
+            || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            i = skip_number(b, i);
+            TokKind::Number
+        } else if matches!(c, b'(' | b')' | b'[' | b']' | b',' | b';' | b'.') {
+            i += 1;
+            TokKind::Punct
+        } else if is_op_char(c) {
+            i += 1;
+            while i < b.len()
+                && is_op_char(b[i])
+                && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-'))
+                && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*'))
+            {
+                i += 1;
+            }
+            TokKind::Op
+        } else {
+            // Any other byte (a stray control character, `\`, …) stands alone.
+            i += 1;
+            while i < b.len() && !src.is_char_boundary(i) {
+                i += 1;
+            }
+            TokKind::Op
+        };
+        out.push(Token {
+            kind,
+            span: start..i,
+        });
+    }
+    out
+}
+
+/// Skips a (nested) block comment starting at `i` (which points at `/*`); returns the end.
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// Skips to just past the closing quote `q` (doubled quotes escape; backslashes too if `backslash`).
+fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool) -> usize {
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// If a dollar-quote opener `$tag$` starts at `i`, returns the end of the whole quoted string.
+fn dollar_quote(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    if j < b.len() && is_ident_start(b[j]) {
+        while j < b.len() && is_ident_cont(b[j]) && b[j] != b'$' {
+            j += 1;
+        }
+    }
+    if b.get(j) != Some(&b'$') {
+        return None;
+    }
+    let tag = &b[i..=j];
+    let mut k = j + 1;
+    while k + tag.len() <= b.len() {
+        if &b[k..k + tag.len()] == tag {
+            return Some(k + tag.len());
+        }
+        k += 1;
+    }
+    Some(b.len())
+}
+
+fn skip_number(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+        i += 1;
+    }
+    if i < b.len() && b[i] == b'.' && b.get(i + 1) != Some(&b'.') {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+    }
+    if i < b.len() && matches!(b[i], b'e' | b'E') {
+        let mut j = i + 1;
+        if j < b.len() && matches!(b[j], b'+' | b'-') {
+            j += 1;
+        }
+        if j < b.len() && b[j].is_ascii_digit() {
+            i = j;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    // Hex/octal/binary integers (`0x1F`) and junk suffixes stay one token.
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+        i += 1;
+    }
+    i
+}
+
+/// One statement of a query string: its tokens and the byte range from its first to its last token.
+#[derive(Debug, Clone)]
+pub struct StatementSpan {
+    /// Byte range of the statement text (first token start .. last token end), without the `;`.
+    pub span: Range<usize>,
+    /// The statement's tokens (spans are offsets into the whole text).
+    pub tokens: Vec<Token>,
+}
+
+/// Splits `src` at `;` tokens into non-empty statements, as the Postgres server does.
+pub fn split_statements(src: &str) -> Vec<StatementSpan> {
+    let mut out = Vec::new();
+    let mut cur: Vec<Token> = Vec::new();
+    for t in tokenize(src) {
+        if t.is_punct(src, ';') {
+            if !cur.is_empty() {
+                out.push(finish(std::mem::take(&mut cur)));
+            }
+        } else {
+            cur.push(t);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(finish(cur));
+    }
+    out
+}
+
+fn finish(tokens: Vec<Token>) -> StatementSpan {
+    let span = tokens[0].span.start..tokens[tokens.len() - 1].span.end;
+    StatementSpan { span, tokens }
+}
+
+/// An upper bound on how deep sqlparser's tree for these tokens can get: bracket nesting plus
+/// the longest chain of binary operators or set operations within one list element (sqlparser
+/// builds such chains as left-deep trees without counting them against its recursion limit, and
+/// walking or dropping a tree thousands deep overflows a thread's stack).
+pub fn depth_estimate(src: &str, toks: &[Token]) -> usize {
+    const CHAIN_WORDS: &[&str] = &[
+        "and",
+        "or",
+        "not",
+        "is",
+        "union",
+        "intersect",
+        "except",
+        "like",
+        "ilike",
+        "similar",
+        "between",
+        "in",
+        "collate",
+        "at",
+    ];
+    let mut stack: Vec<usize> = Vec::new();
+    let (mut base, mut chain, mut max) = (0usize, 0usize, 0usize);
+    for t in toks {
+        if t.is_punct(src, '(') || t.is_punct(src, '[') {
+            stack.push(chain);
+            base += chain + 1;
+            chain = 0;
+        } else if t.is_punct(src, ')') || t.is_punct(src, ']') {
+            chain = stack.pop().unwrap_or(0);
+            base = base.saturating_sub(chain + 1);
+        } else if t.is_punct(src, ',') {
+            chain = 0;
+        } else if t.kind == TokKind::Op
+            || (t.kind == TokKind::Word && CHAIN_WORDS.iter().any(|w| t.is_word(src, w)))
+        {
+            chain += 1;
+        }
+        max = max.max(base + chain);
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(s: &str) -> Vec<(TokKind, &str)> {
+        tokenize(s)
+            .into_iter()
+            .map(|t| (t.kind, &s[t.span]))
+            .collect()
+    }
+
+    #[test]
+    fn strings_comments_and_dollar_quotes_are_single_tokens() {
+        let s = "SELECT 'a''b', E'x\\'y', $f$ ; $f$, $$;$$ /* c /* nested ; */ */ -- ; tail\n;";
+        let k = kinds(s);
+        assert_eq!(k[1], (TokKind::String, "'a''b'"));
+        assert_eq!(k[3], (TokKind::String, "E'x\\'y'"));
+        assert_eq!(k[5], (TokKind::String, "$f$ ; $f$"));
+        assert_eq!(k[7], (TokKind::String, "$$;$$"));
+        assert_eq!(k.len(), 9);
+    }
+
+    #[test]
+    fn standard_strings_do_not_treat_backslash_as_escape() {
+        // With standard_conforming_strings on (what this lexer and sqlparser assume) this is one
+        // SELECT of one string; with it off Postgres would see `'x\''` end early and run a DROP.
+        let s = "SELECT 'x\\'' ; DROP TABLE t; -- '";
+        assert_eq!(split_statements(s).len(), 1);
+    }
+
+    #[test]
+    fn params_numbers_and_operators() {
+        let k = kinds("a::int <= $12 + 1.5e3 - .5");
+        assert_eq!(k[1], (TokKind::Op, "::"));
+        assert_eq!(k[3], (TokKind::Op, "<="));
+        assert_eq!(k[4], (TokKind::Param, "$12"));
+        assert_eq!(k[6], (TokKind::Number, "1.5e3"));
+        assert_eq!(k[8], (TokKind::Number, ".5"));
+    }
+
+    #[test]
+    fn depth_estimate_counts_operator_chains_and_nesting() {
+        let d = |s: &str| depth_estimate(s, &tokenize(s));
+        assert_eq!(d("SELECT a, b, c FROM t"), 0);
+        assert_eq!(d("SELECT 1 + 2 + 3"), 2);
+        assert_eq!(d("SELECT f(1 + 2, 3), 4"), 2);
+        assert!(d(&format!("SELECT {}1", "1+".repeat(5000))) >= 5000);
+        assert_eq!(
+            d(&format!(
+                "INSERT INTO t VALUES {}",
+                vec!["(1, 'a')"; 1000].join(", ")
+            )),
+            1
+        );
+    }
+
+    #[test]
+    fn unterminated_things_run_to_the_end_without_panicking() {
+        for s in ["'abc", "\"abc", "/* abc", "$q$ abc", "E'\\", "U&'", "é'ü"] {
+            let _ = split_statements(s);
+        }
+    }
+}

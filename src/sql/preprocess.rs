@@ -1,0 +1,164 @@
+//! Rewrites a statement's text, for sqlparser only, around the Postgres syntax it gets wrong
+//! (verified against sqlparser 0.63): `FROM ONLY t` (reported as a table named `ONLY`),
+//! `FROM t*` (fails to parse), `TABLE t` (fails to parse) and `FOR NO KEY UPDATE` / `FOR KEY
+//! SHARE` (fail to parse; read as `FOR UPDATE` / `FOR SHARE`). The result is never sent to
+//! Postgres; it only has to mean the same tables to the analysis.
+
+use super::lex::{TokKind, Token};
+
+/// Keywords after which a table name follows.
+const TABLE_INTRO: &[&str] = &[
+    "from", "join", "update", "table", "truncate", "into", "using", "only",
+];
+/// Keywords that end a FROM list.
+const FROM_END: &[&str] = &[
+    "where",
+    "group",
+    "having",
+    "order",
+    "limit",
+    "offset",
+    "fetch",
+    "for",
+    "union",
+    "intersect",
+    "except",
+    "window",
+    "returning",
+    "on",
+    "set",
+    "select",
+    "values",
+];
+
+/// Returns the text to hand to sqlparser for the statement `src[span]` with tokens `toks`.
+pub fn for_parser(src: &str, toks: &[Token]) -> String {
+    let mut out = String::with_capacity(src.len() + 16);
+    let start = toks.first().map_or(0, |t| t.span.start);
+    let mut last = start;
+    let mut in_from: Vec<bool> = vec![false];
+    let mut prev: Option<&Token> = None;
+    let mut prev2: Option<&Token> = None;
+    let word = |t: Option<&Token>| {
+        t.filter(|t| t.kind == TokKind::Word)
+            .map(|t| t.text(src).to_ascii_lowercase())
+    };
+    for (i, t) in toks.iter().enumerate() {
+        let lower = word(Some(t));
+        let mut replace: Option<&str> = None;
+        if t.is_punct(src, '(') {
+            in_from.push(false);
+        } else if t.is_punct(src, ')') {
+            if in_from.len() > 1 {
+                in_from.pop();
+            }
+        } else if let Some(w) = &lower {
+            let top = in_from.last_mut().expect("never empty");
+            if w == "from" || w == "join" || w == "using" {
+                *top = true;
+            } else if FROM_END.contains(&w.as_str()) {
+                *top = false;
+            }
+            let prevw = word(prev);
+            let next = toks.get(i + 1);
+            let next_is_name =
+                next.is_some_and(|n| matches!(n.kind, TokKind::Word | TokKind::QuotedIdent));
+            if w == "only"
+                && next_is_name
+                && (prevw.as_deref().is_some_and(|p| TABLE_INTRO.contains(&p))
+                    || prev.is_some_and(|p| p.is_punct(src, ',')))
+            {
+                replace = Some("");
+            }
+            // `TABLE t` as a query: at the start, after `(`, or after a set operator.
+            let query_start = prev.is_none()
+                || prev.is_some_and(|p| p.is_punct(src, '('))
+                || matches!(
+                    prevw.as_deref(),
+                    Some("union" | "intersect" | "except" | "all" | "distinct")
+                ) && !matches!(word(prev2).as_deref(), Some("select"));
+            // `FOR NO KEY UPDATE` / `FOR KEY SHARE`: drop `NO` and `KEY`.
+            if (w == "no"
+                && prevw.as_deref() == Some("for")
+                && word(toks.get(i + 1)).as_deref() == Some("key"))
+                || (w == "key"
+                    && (prevw.as_deref() == Some("for")
+                        || prevw.as_deref() == Some("no") && word(prev2).as_deref() == Some("for")))
+            {
+                replace = Some("");
+            }
+            if w == "table" && query_start && next_is_name {
+                replace = Some("SELECT * FROM");
+            }
+        } else if t.kind == TokKind::Op
+            && t.text(src) == "*"
+            && *in_from.last().expect("never empty")
+        {
+            // `FROM t*`: a star right after a table name in a FROM list (inheritance, the default).
+            let after_name = prev
+                .is_some_and(|p| matches!(p.kind, TokKind::Word | TokKind::QuotedIdent))
+                && prev2.is_some_and(|p| {
+                    p.is_punct(src, ',')
+                        || p.is_punct(src, '.')
+                        || word(Some(p)).is_some_and(|w| TABLE_INTRO.contains(&w.as_str()))
+                });
+            if after_name {
+                replace = Some("");
+            }
+        }
+        if let Some(r) = replace {
+            out.push_str(&src[last..t.span.start]);
+            out.push_str(r);
+            if r.is_empty() {
+                out.push(' ');
+            }
+            last = t.span.end;
+        }
+        prev2 = prev;
+        prev = Some(t);
+    }
+    let end = toks.last().map_or(start, |t| t.span.end);
+    out.push_str(&src[last..end]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::lex::tokenize;
+
+    fn pp(s: &str) -> String {
+        for_parser(s, &tokenize(s))
+    }
+
+    #[test]
+    fn only_is_dropped_before_table_names() {
+        assert_eq!(pp("SELECT * FROM ONLY t"), "SELECT * FROM   t");
+        assert_eq!(
+            pp("DELETE FROM ONLY s.t WHERE a"),
+            "DELETE FROM   s.t WHERE a"
+        );
+        assert_eq!(
+            pp("SELECT * FROM t FETCH FIRST 1 ROWS ONLY"),
+            "SELECT * FROM t FETCH FIRST 1 ROWS ONLY"
+        );
+    }
+
+    #[test]
+    fn inheritance_star_is_dropped_only_in_from() {
+        assert_eq!(
+            pp("SELECT a*b FROM t*, u * WHERE c*d > 1"),
+            "SELECT a*b FROM t , u   WHERE c*d > 1"
+        );
+    }
+
+    #[test]
+    fn table_query_becomes_select_star() {
+        assert_eq!(pp("TABLE t"), "SELECT * FROM t");
+        assert_eq!(
+            pp("TABLE a UNION ALL TABLE b"),
+            "SELECT * FROM a UNION ALL SELECT * FROM b"
+        );
+        assert_eq!(pp("LOCK TABLE t"), "LOCK TABLE t");
+    }
+}

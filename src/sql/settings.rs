@@ -1,0 +1,181 @@
+//! Session settings changed by a statement: `SET`, `SET LOCAL`, `RESET`, `RESET ALL`, and the
+//! special forms (`SET TIME ZONE`, `SET NAMES`, `SET SCHEMA`, `SET ROLE`, `SET SESSION
+//! AUTHORIZATION`), read from the tokens so the raw value text is exactly what the client sent.
+//! `set_config()` calls are added by the analysis from the AST.
+
+use super::lex::{TokKind, Token};
+use serde::Serialize;
+
+/// How a setting was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetVia {
+    /// `SET …`
+    Set,
+    /// `RESET …`
+    Reset,
+    /// `SELECT set_config(…)`
+    SetConfig,
+}
+
+/// One setting change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingChange {
+    /// Parameter name, lowercased (`search_path`, `timezone`, `role`); `None` for `RESET ALL`, or
+    /// for a `set_config()` whose name is not a literal.
+    pub name: Option<String>,
+    /// Raw value text as written (`a, "B"`, `'UTC'`, `DEFAULT`); `None` for RESET. For
+    /// `set_config()` the unquoted literal value, or `None` if not a literal.
+    pub value: Option<String>,
+    /// `SET LOCAL` or `set_config(…, true)`: ends with the transaction.
+    pub local: bool,
+    /// Which statement form changed it.
+    pub via: SetVia,
+}
+
+/// Reads a SET / RESET statement; `None` if the tokens are not one.
+pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
+    let word = |i: usize| {
+        toks.get(i)
+            .filter(|t| t.kind == TokKind::Word)
+            .map(|t| t.text(src).to_ascii_lowercase())
+    };
+    let first = word(0)?;
+    let reset = match first.as_str() {
+        "set" => false,
+        "reset" => true,
+        _ => return None,
+    };
+    let mut i = 1;
+    let mut local = false;
+    match word(i).as_deref() {
+        Some("local") if !reset => {
+            local = true;
+            i += 1;
+        }
+        Some("session") if !reset && word(i + 1).as_deref() != Some("authorization") => i += 1,
+        _ => {}
+    }
+    let via = if reset { SetVia::Reset } else { SetVia::Set };
+    let rest = |j: usize| -> Option<String> {
+        let t = toks.get(j)?;
+        Some(src[t.span.start..toks[toks.len() - 1].span.end].to_string())
+    };
+    let special = |name: &str, skip: usize| SettingChange {
+        name: Some(name.to_string()),
+        value: if reset { None } else { rest(i + skip) },
+        local,
+        via,
+    };
+    match (word(i).as_deref(), word(i + 1).as_deref()) {
+        (Some("time"), Some("zone")) => return Some(special("timezone", 2)),
+        (Some("session"), Some("authorization")) => {
+            return Some(special("session_authorization", 2));
+        }
+        (Some("xml"), Some("option")) => return Some(special("xmloption", 2)),
+        (Some("role"), _) => return Some(special("role", 1)),
+        (Some("names"), _) if !reset => return Some(special("client_encoding", 1)),
+        (Some("schema"), _) if !reset => return Some(special("search_path", 1)),
+        (Some("constraints"), _) if !reset => return Some(special("constraints", 1)),
+        (Some("all"), None) if reset => {
+            return Some(SettingChange {
+                name: None,
+                value: None,
+                local,
+                via,
+            });
+        }
+        _ => {}
+    }
+    // name [. name]* { TO | = } value
+    let mut name = String::new();
+    loop {
+        let t = toks.get(i)?;
+        match t.kind {
+            TokKind::Word => name.push_str(&t.text(src).to_ascii_lowercase()),
+            TokKind::QuotedIdent => name.push_str(t.text(src).trim_matches('"')),
+            _ => return None,
+        }
+        i += 1;
+        if toks.get(i).is_some_and(|t| t.is_punct(src, '.')) {
+            name.push('.');
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if reset {
+        return Some(SettingChange {
+            name: Some(name),
+            value: None,
+            local,
+            via,
+        });
+    }
+    let sep = toks.get(i)?;
+    if !(sep.is_word(src, "to") || (sep.kind == TokKind::Op && sep.text(src) == "=")) {
+        return None;
+    }
+    Some(SettingChange {
+        name: Some(name),
+        value: rest(i + 1),
+        local,
+        via,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::lex::tokenize;
+
+    fn set(s: &str) -> SettingChange {
+        parse_set(s, &tokenize(s)).expect("a SET statement")
+    }
+
+    #[test]
+    fn search_path_keeps_raw_value_text() {
+        let c = set("SET search_path TO a, \"B\"");
+        assert_eq!(c.name.as_deref(), Some("search_path"));
+        assert_eq!(c.value.as_deref(), Some("a, \"B\""));
+        assert!(!c.local);
+    }
+
+    #[test]
+    fn special_forms_map_to_parameter_names() {
+        assert_eq!(set("SET TIME ZONE 'UTC'").name.as_deref(), Some("timezone"));
+        assert_eq!(set("SET TIME ZONE 'UTC'").value.as_deref(), Some("'UTC'"));
+        assert_eq!(
+            set("set names 'LATIN1'").name.as_deref(),
+            Some("client_encoding")
+        );
+        assert_eq!(
+            set("SET SESSION AUTHORIZATION bob").name.as_deref(),
+            Some("session_authorization")
+        );
+        assert_eq!(set("SET ROLE admin").value.as_deref(), Some("admin"));
+        assert_eq!(set("SET SCHEMA 'x'").name.as_deref(), Some("search_path"));
+        assert_eq!(
+            set("SET CONSTRAINTS ALL DEFERRED").value.as_deref(),
+            Some("ALL DEFERRED")
+        );
+    }
+
+    #[test]
+    fn local_and_reset_forms() {
+        let c = set("SET LOCAL statement_timeout = 5");
+        assert!(c.local);
+        assert_eq!(c.value.as_deref(), Some("5"));
+        let r = set("RESET x.y");
+        assert_eq!(
+            (r.name.as_deref(), r.value, r.via),
+            (Some("x.y"), None, SetVia::Reset)
+        );
+        assert_eq!(set("RESET ALL").name, None);
+        assert_eq!(set("RESET TIME ZONE").name.as_deref(), Some("timezone"));
+        assert_eq!(
+            set("SET SESSION DateStyle TO ISO").name.as_deref(),
+            Some("datestyle")
+        );
+    }
+}

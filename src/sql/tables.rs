@@ -1,0 +1,106 @@
+//! Table references: how a relation name written in SQL is folded and compared.
+//!
+//! Postgres folds unquoted identifiers to lower case and keeps quoted ones as written; a table
+//! is compared by that folded form, with its schema when the statement wrote one.
+
+use serde::Serialize;
+use sqlparser::ast::{Ident, ObjectName};
+use std::fmt;
+
+/// A relation as the statement names it, folded the way Postgres folds identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TableRef {
+    /// The schema, when the statement qualified the name.
+    pub schema: Option<String>,
+    /// The relation name.
+    pub name: String,
+}
+
+impl TableRef {
+    /// Builds a reference from a folded `schema.name` or `name` string (config lists use it).
+    pub fn parse(s: &str) -> TableRef {
+        match s.rsplit_once('.') {
+            Some((schema, name)) => TableRef {
+                schema: Some(schema.to_string()),
+                name: name.to_string(),
+            },
+            None => TableRef {
+                schema: None,
+                name: s.to_string(),
+            },
+        }
+    }
+
+    /// Builds a reference from a parsed object name (the last two parts: a database prefix is
+    /// dropped). Returns `None` for names that are not plain identifiers.
+    pub fn from_object_name(name: &ObjectName) -> Option<TableRef> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.as_ident().map(fold))
+            .collect::<Option<_>>()?;
+        match parts.as_slice() {
+            [] => None,
+            [n] => Some(TableRef {
+                schema: None,
+                name: n.clone(),
+            }),
+            [.., s, n] => Some(TableRef {
+                schema: Some(s.clone()),
+                name: n.clone(),
+            }),
+        }
+    }
+
+    /// Whether `self` (from a statement) is the table `rule` names (from a config list). An
+    /// unqualified name on either side matches any schema, so a rule for `users` also catches
+    /// `public.users` and a rule for `public.users` also catches a bare `users`.
+    pub fn matches(&self, rule: &TableRef) -> bool {
+        self.name == rule.name
+            && match (&self.schema, &rule.schema) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(s) => write!(f, "{s}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Folds an identifier like Postgres: unquoted → lower case, quoted → as written.
+pub fn fold(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// Folds a dotted object name into `a.b.c`.
+pub fn fold_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(fold).unwrap_or_else(|| p.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unqualified_rules_match_any_schema() {
+        let t = TableRef::parse("public.users");
+        assert!(t.matches(&TableRef::parse("users")));
+        assert!(TableRef::parse("users").matches(&t));
+        assert!(!t.matches(&TableRef::parse("other.users")));
+        assert_eq!(t.to_string(), "public.users");
+    }
+}
