@@ -7,6 +7,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::cache::catalogs::Catalogs;
+use crate::cache::{ResultCache, Rules};
 use crate::client::auth::{ConfigUsers, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
@@ -14,6 +16,7 @@ use crate::client::tls::ClientTls;
 use crate::config::{Config, redact_url};
 use crate::pool::Pools;
 use crate::session::Shared;
+use crate::sql::Policies;
 
 /// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
@@ -32,12 +35,20 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
     let tls = ClientTls::from_config(&config.tls).context("tls")?;
     let lookup: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
+    let policies = Policies::from_config(&config.safety, &config.limit, &config.policies).context("policies")?;
+    let rules = Rules::new(&config.cache).context("cache.rules")?;
+    let cache = Arc::new(ResultCache::new(&config.cache));
+    let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
         cancels: Arc::new(CancelRegistry::default()),
         shutdown: shutdown.clone(),
         welcomes: crate::session::login::welcome_cache(),
+        policies: Arc::new(policies),
+        cache,
+        rules: Arc::new(rules),
+        catalogs,
     });
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;

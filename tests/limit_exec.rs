@@ -14,23 +14,14 @@ struct PgCluster {
 }
 
 fn as_postgres(args: &[&str]) -> bool {
-    let cmd = args
-        .iter()
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    Command::new("su")
-        .args(["postgres", "-s", "/bin/sh", "-c", &cmd])
-        .status()
-        .is_ok_and(|s| s.success())
+    let cmd = args.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+    Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", &cmd]).status().is_ok_and(|s| s.success())
 }
 
 impl PgCluster {
     fn start() -> PgCluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let _ = Command::new("chown")
-            .args(["-R", "postgres", dir.path().to_str().unwrap()])
-            .status();
+        let _ = Command::new("chown").args(["-R", "postgres", dir.path().to_str().unwrap()]).status();
         let data: PathBuf = dir.path().join("data");
         let d = dir.path().to_str().unwrap().to_string();
         assert!(as_postgres(&[
@@ -43,11 +34,7 @@ impl PgCluster {
             "-U",
             "postgres"
         ]));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let opts = format!("-p {port} -c fsync=off -k {d} -c listen_addresses=127.0.0.1");
         assert!(as_postgres(&[
             &format!("{BIN}/pg_ctl"),
@@ -70,21 +57,12 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-m",
-            "immediate",
-            "stop",
-        ]);
+        as_postgres(&[&format!("{BIN}/pg_ctl"), "-D", data.to_str().unwrap(), "-m", "immediate", "stop"]);
     }
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -93,10 +71,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 use pgcached::sql::{LimitRule, analyze_uncached, limit::rewrite};
 
 const N: u64 = 7;
-const RULE: LimitRule = LimitRule {
-    inject: Some(N),
-    max: Some(N),
-};
+const RULE: LimitRule = LimitRule { inject: Some(N), max: Some(N) };
 
 /// Ordered reads; each is run as written and rewritten.
 const CASES: &[&str] = &[
@@ -162,25 +137,13 @@ async fn rewritten_reads_run_and_return_the_first_n_rows() {
     for q in CASES {
         let a = analyze_uncached(q);
         let r = rewrite(q, &a, &RULE).unwrap_or_else(|| panic!("no rewrite for {q}"));
-        let Some(new) = r.text else {
-            panic!("only a parameter cap for {q}")
-        };
+        let Some(new) = r.text else { panic!("only a parameter cap for {q}") };
         // The rewrite is a pure insertion/replacement: the original's bytes around it are kept.
-        let prefix = q
-            .chars()
-            .zip(new.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
+        let prefix = q.chars().zip(new.chars()).take_while(|(a, b)| a == b).count();
         assert!(prefix > 0, "{q} -> {new}");
         // FOR UPDATE needs a transaction to be meaningful; simple queries run in one anyway.
-        let original = client
-            .simple_query(q)
-            .await
-            .unwrap_or_else(|e| panic!("original {q}: {e}"));
-        let limited = client
-            .simple_query(&new)
-            .await
-            .unwrap_or_else(|e| panic!("rewritten {new:?}: {e}"));
+        let original = client.simple_query(q).await.unwrap_or_else(|e| panic!("original {q}: {e}"));
+        let limited = client.simple_query(&new).await.unwrap_or_else(|e| panic!("rewritten {new:?}: {e}"));
         let (original, limited) = (rows_text(&original), rows_text(&limited));
         assert!(limited.len() as u64 <= N, "{new}: {} rows", limited.len());
         let want: Vec<_> = original.into_iter().take(N as usize).collect();
@@ -192,11 +155,7 @@ async fn rewritten_reads_run_and_return_the_first_n_rows() {
 
 #[tokio::test]
 async fn aggregated_reads_are_left_alone_and_still_run() {
-    for q in [
-        "SELECT count(*) FROM t",
-        "SELECT v, count(*) FROM t GROUP BY v",
-        "SELECT * FROM t ORDER BY id LIMIT 3",
-    ] {
+    for q in ["SELECT count(*) FROM t", "SELECT v, count(*) FROM t GROUP BY v", "SELECT * FROM t ORDER BY id LIMIT 3"] {
         assert!(rewrite(q, &analyze_uncached(q), &RULE).is_none(), "{q}");
     }
 }
@@ -207,25 +166,16 @@ async fn aggregated_reads_are_left_alone_and_still_run() {
 async fn backslash_strings_off_would_smuggle_a_second_statement() {
     let pg = PgCluster::start();
     let client = connect(&pg.url("postgres", "postgres")).await;
-    client
-        .batch_execute("CREATE TABLE victim (a int)")
-        .await
-        .expect("fixture");
+    client.batch_execute("CREATE TABLE victim (a int)").await.expect("fixture");
     let attack = "SELECT 'x\\'' ; DROP TABLE victim; -- '";
     let a = analyze_uncached(attack);
     assert_eq!(a.statements.len(), 1, "one statement to the analyzer");
     assert!(a.is_read_only(), "a harmless read to the analyzer");
     // With the default (on), Postgres agrees: one SELECT, victim survives.
     client.simple_query(attack).await.expect("one select");
-    client
-        .simple_query("SELECT * FROM victim")
-        .await
-        .expect("victim still there");
+    client.simple_query("SELECT * FROM victim").await.expect("victim still there");
     // With it off, Postgres runs the DROP. This is why a guarded policy refuses the SET.
-    client
-        .batch_execute("SET standard_conforming_strings = off")
-        .await
-        .expect("set");
+    client.batch_execute("SET standard_conforming_strings = off").await.expect("set");
     let _ = client.simple_query(attack).await;
     let gone = client.simple_query("SELECT * FROM victim").await;
     assert!(gone.is_err(), "the DROP ran: the table is gone");

@@ -31,11 +31,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[test]
 fn corpus_statements_have_their_expected_analysis() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/sql_corpus.yaml"
-    ))
-    .expect("corpus file");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sql_corpus.yaml"))
+        .expect("corpus file");
     let cases: Vec<Case> = serde_yaml::from_str(&text).expect("corpus parses");
     assert!(cases.len() >= 150, "corpus has {} statements", cases.len());
     let mut failures = Vec::new();
@@ -51,27 +48,17 @@ fn corpus_statements_have_their_expected_analysis() {
             }
         };
         check("kind", s.kind.config_name().into(), c.kind.clone());
-        check(
-            "parse error",
-            format!("{:?}", s.parse_error.is_some()),
-            format!("{:?}", c.err),
-        );
+        check("parse error", format!("{:?}", s.parse_error.is_some()), format!("{:?}", c.err));
         check("mw", s.may_write().to_string(), c.mw.to_string());
         if !c.err {
             check(
                 "r",
-                format!(
-                    "{:?}",
-                    sorted(s.tables_read.iter().map(ToString::to_string).collect())
-                ),
+                format!("{:?}", sorted(s.tables_read.iter().map(ToString::to_string).collect())),
                 format!("{:?}", sorted(c.r.clone())),
             );
             check(
                 "w",
-                format!(
-                    "{:?}",
-                    sorted(s.tables_written.iter().map(ToString::to_string).collect())
-                ),
+                format!("{:?}", sorted(s.tables_written.iter().map(ToString::to_string).collect())),
                 format!("{:?}", sorted(c.w.clone())),
             );
         }
@@ -88,60 +75,29 @@ fn corpus_statements_have_their_expected_analysis() {
             check("dynamic", s.dynamic_sql.to_string(), d.to_string());
         }
         if let Some(v) = &c.vol {
-            let got: Vec<String> = s
-                .functions
-                .iter()
-                .filter(|f| f.volatility != Volatility::Immutable)
-                .map(|f| f.name.clone())
-                .collect();
-            check(
-                "vol",
-                format!("{:?}", sorted(got)),
-                format!("{:?}", sorted(v.clone())),
-            );
+            let got: Vec<String> =
+                s.functions.iter().filter(|f| f.volatility != Volatility::Immutable).map(|f| f.name.clone()).collect();
+            check("vol", format!("{:?}", sorted(got)), format!("{:?}", sorted(v.clone())));
         }
         if let Some(n) = &c.set_name {
-            check(
-                "set_name",
-                format!("{:?}", s.settings.first().and_then(|x| x.name.clone())),
-                format!("{n:?}"),
-            );
+            check("set_name", format!("{:?}", s.settings.first().and_then(|x| x.name.clone())), format!("{n:?}"));
         }
         if let Some(v) = &c.set_value {
-            check(
-                "set_value",
-                format!("{:?}", s.settings.first().and_then(|x| x.value.clone())),
-                format!("{v:?}"),
-            );
+            check("set_value", format!("{:?}", s.settings.first().and_then(|x| x.value.clone())), format!("{v:?}"));
         }
     }
-    println!(
-        "sql corpus: {} statements, {} mismatches",
-        cases.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    println!("sql corpus: {} statements, {} mismatches", cases.len(), failures.len());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// A cheap stand-in for the fuzz target: every prefix and suffix of every corpus statement is
 /// analyzed and rewritten without panicking.
 #[test]
 fn truncated_statements_never_panic() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/sql_corpus.yaml"
-    ))
-    .expect("corpus file");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sql_corpus.yaml"))
+        .expect("corpus file");
     let cases: Vec<Case> = serde_yaml::from_str(&text).expect("corpus parses");
-    let rule = pgcached::sql::LimitRule {
-        inject: Some(5),
-        max: Some(10),
-    };
+    let rule = pgcached::sql::LimitRule { inject: Some(5), max: Some(10) };
     for c in &cases {
         for (i, _) in c.q.char_indices() {
             for piece in [&c.q[..i], &c.q[i..]] {

@@ -31,6 +31,7 @@
 //! write is done. Inside a transaction: do not fill (step 4 → forward uncached).
 
 pub mod catalog;
+pub mod catalogs;
 pub mod flight;
 pub mod key;
 pub mod names;

@@ -108,10 +108,7 @@ impl PolicyConfig {
             || self.require_where
             || self.max_statements.is_some()
             || self.max_cost.is_some()
-            || self
-                .limit
-                .as_ref()
-                .is_some_and(|l| l.inject.is_some() || l.max.is_some())
+            || self.limit.as_ref().is_some_and(|l| l.inject.is_some() || l.max.is_some())
     }
 }
 

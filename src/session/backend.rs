@@ -31,6 +31,9 @@ impl Session {
                 }
             };
             self.observe(&frame);
+            if let Some(recorder) = &mut self.fill {
+                recorder.record(frame.as_bytes());
+            }
             if queue::is_async(frame.tag()) {
                 self.to_client.extend_from_slice(frame.as_bytes());
                 continue;
@@ -58,6 +61,7 @@ impl Session {
                     self.queue.pop();
                     if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
                         self.settle_sets();
+                        self.finish_fill();
                     }
                 }
                 Step::Fail => {
@@ -82,6 +86,14 @@ impl Session {
         match frame.tag() {
             tag::READY_FOR_QUERY => {
                 self.tx_status = backend::ready_status(body).unwrap_or(b'I');
+                if self.tx_status == b'I' {
+                    // Before this ReadyForQuery reaches the client: the commit is not
+                    // acknowledged until the cache has forgotten what it changed. With more
+                    // requests in flight, what they owe is applied now and again at the end.
+                    let last = self.queue.pending_ready() <= 1;
+                    self.settle_invalidations(self.tx_rolled_back, last);
+                    self.tx_rolled_back = false;
+                }
             }
             tag::PARAMETER_STATUS => {
                 if let Some((name, value)) = backend::parameter_status(body) {
@@ -103,7 +115,10 @@ impl Session {
                 self.rolled_back = true;
             }
             tag::COMMAND_COMPLETE => match backend::command_tag(body) {
-                Some(b"ROLLBACK") => self.rolled_back = true,
+                Some(b"ROLLBACK") => {
+                    self.rolled_back = true;
+                    self.tx_rolled_back = true;
+                }
                 Some(b"DISCARD ALL") | Some(b"DEALLOCATE ALL") => {
                     // Every statement on this server is gone, the client's included.
                     let discard = backend::command_tag(body) == Some(b"DISCARD ALL");
@@ -120,6 +135,17 @@ impl Session {
                 _ => {}
             },
             _ => {}
+        }
+    }
+
+    /// The exchange a fill was recording is over: store it if it is a complete, fresh answer
+    /// of an autocommit statement.
+    fn finish_fill(&mut self) {
+        let Some(recorder) = self.fill.take() else { return };
+        if self.tx_status == b'I' {
+            if let Err(why) = self.shared.cache.complete(recorder) {
+                tracing::debug!(?why, "cache fill rejected");
+            }
         }
     }
 

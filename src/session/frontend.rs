@@ -1,17 +1,19 @@
-//! Client frames: forward them to the server (getting one first if needed), note in the reply
-//! queue what each will be answered with, and answer locally what the proxy answers itself
-//! (named statements the server already has, Close of a client statement, requests that
-//! cannot get a server).
+//! Client frames: decide where each goes. Extended-protocol messages that start at a clean
+//! point are gathered until Sync (see `batch.rs`) so a whole batch can be answered from the
+//! cache; everything else is forwarded to the server (taken from the pool if needed) with its
+//! expected replies noted in the queue, or answered locally when no server can be had.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use tracing::{debug, warn};
 
+use super::caching::cacheable_statement;
 use super::params::{self, SetEffect};
-use super::queue::{Entry, Kind, OnFail};
-use super::statements::Statement;
+use super::queue::{Entry, Kind};
 use super::{Flow, Session, SessionError};
+use crate::cache::Lookup;
 use crate::config::PoolMode;
 use crate::pool::PoolError;
+use crate::sql::{Analysis, SetVia};
 use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
@@ -43,6 +45,21 @@ impl Session {
         if t == tag::TERMINATE {
             return Ok(Flow::Close);
         }
+        if self.gathering(t) {
+            return self.gather(frame).await;
+        }
+        if !self.batch.is_empty() {
+            // e.g. a simple Query arriving while an extended batch is open.
+            if self.dispatch_batch().await? == Flow::Close {
+                return Ok(Flow::Close);
+            }
+        }
+        self.process(frame).await
+    }
+
+    /// Handle one frame now (no gathering).
+    pub(super) async fn process(&mut self, frame: Frame) -> Result<Flow, SessionError> {
+        let t = frame.tag();
         if self.skip_until_sync {
             if t == tag::SYNC {
                 self.skip_until_sync = false;
@@ -55,35 +72,20 @@ impl Session {
             }
             return Ok(Flow::Continue);
         }
+        if t == tag::QUERY {
+            return self.on_query(&frame).await;
+        }
         if self.server.is_none() {
             if matches!(t, tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL | tag::FLUSH) {
                 // Leftovers of a COPY whose server is gone (Postgres ignores them too), or a
                 // Flush with nothing to flush.
                 return Ok(Flow::Continue);
             }
-            if self.draining {
-                build::error_response(
-                    &mut self.to_client,
-                    Severity::Fatal,
-                    "57P01",
-                    "terminating connection because pgcached is shutting down",
-                );
-                return Ok(Flow::Close);
-            }
-            if let Err(e) = self.ensure_server().await {
-                self.refuse(t, &e);
-                return Ok(Flow::Continue);
+            if let Some(flow) = self.get_server(t).await {
+                return Ok(flow);
             }
         }
-        let body = frame.body();
         match t {
-            tag::QUERY => {
-                let Some(text) = frontend::query_text(body) else {
-                    return Ok(self.protocol_violation("invalid Query message"));
-                };
-                let text = text.to_vec();
-                self.on_query(&frame, &text);
-            }
             tag::PARSE => return Ok(self.on_parse(&frame)),
             tag::BIND => return Ok(self.on_bind(&frame)),
             tag::DESCRIBE => return Ok(self.on_describe(&frame)),
@@ -111,191 +113,126 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// Take a server for a client message; `Some(flow)` when none could be had (the client has
+    /// been answered) or the session must end.
+    async fn get_server(&mut self, t: u8) -> Option<Flow> {
+        if self.draining {
+            build::error_response(
+                &mut self.to_client,
+                Severity::Fatal,
+                "57P01",
+                "terminating connection because pgcached is shutting down",
+            );
+            return Some(Flow::Close);
+        }
+        match self.ensure_server().await {
+            Ok(()) => None,
+            Err(e) => {
+                self.refuse(t, &e);
+                Some(Flow::Continue)
+            }
+        }
+    }
+
     /// Send `frame` to the server and expect `entry`'s answer.
-    fn forward(&mut self, frame: &Frame, entry: Entry) {
+    pub(super) fn forward(&mut self, frame: &Frame, entry: Entry) {
         self.to_server.extend_from_slice(frame.as_bytes());
         self.queue.push(entry);
     }
 
-    /// Are named statements renamed to shared server statements? (Transaction mode: the next
-    /// transaction may run on a connection that never saw the client's Parse.)
-    fn renaming(&self) -> bool {
-        self.mode == PoolMode::Transaction && !self.pinned
+    async fn on_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
+        let Some(text) = frontend::query_text(frame.body()) else {
+            return Ok(self.protocol_violation("invalid Query message"));
+        };
+        let Ok(text) = std::str::from_utf8(text) else {
+            // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
+            return self.forward_query(frame).await;
+        };
+        let verdict = match self.check_policy(text) {
+            Ok(v) => v,
+            Err(refusal) => {
+                self.refuse_statement(&refusal, true);
+                return Ok(Flow::Continue);
+            }
+        };
+        if self.answer_deallocate(text) {
+            return Ok(Flow::Continue);
+        }
+        self.push_notices(&verdict.notices);
+        let new_text = verdict.rewrite.as_ref().and_then(|r| r.text.clone());
+        let rewritten = new_text.as_ref().map(|t| {
+            let mut out = BytesMut::new();
+            build::query(&mut out, t);
+            Frame::from_bytes(out.freeze())
+        });
+        let sent = rewritten.as_ref().unwrap_or(frame);
+        let sent_text = new_text.as_deref().unwrap_or(text);
+        if self.cache_usable() {
+            let analysis = verdict.analysis.clone();
+            if let Some(s) = cacheable_statement(&analysis, self.shared.config.cache.catalogs) {
+                match self.cache_lookup(sent_text.as_bytes(), s, None).await {
+                    Lookup::Hit(entry) => {
+                        let reply = self.replay_simple(&entry.frames);
+                        self.queue.push(Entry::Synth(reply));
+                        return Ok(Flow::Continue);
+                    }
+                    Lookup::Fill(recorder) => self.fill = Some(recorder),
+                    Lookup::Wait(_) | Lookup::Bypass => {}
+                }
+            }
+        }
+        self.follow_statements(&verdict.analysis);
+        let sent = sent.clone();
+        self.forward_query(&sent).await
     }
 
-    fn on_query(&mut self, frame: &Frame, text: &[u8]) {
-        if let Ok(text) = std::str::from_utf8(text) {
-            if self.answer_deallocate(text) {
-                return;
+    async fn forward_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
+        if self.server.is_none() {
+            if let Some(flow) = self.get_server(tag::QUERY).await {
+                self.fill = None;
+                return Ok(flow);
             }
-            self.track_query_text(text);
         }
         self.forward(frame, Entry::forward(Kind::Query));
+        Ok(Flow::Continue)
     }
 
-    fn on_parse(&mut self, frame: &Frame) -> Flow {
-        let Some(p) = frontend::parse(frame.body()) else {
-            return self.protocol_violation("invalid Parse message");
-        };
-        self.unsynced = true;
-        if p.name.is_empty() || !self.renaming() {
-            self.forward(frame, Entry::forward(Kind::Parse));
-            return Flow::Continue;
+    /// What statements about to run change for the session: settings to carry, statements
+    /// that pin it to its server, invalidations owed at commit.
+    pub(super) fn follow_statements(&mut self, analysis: &Analysis) {
+        self.note_effects(analysis);
+        for s in &analysis.statements {
+            let pins = matches!(s.keyword.as_str(), "listen" | "prepare") || !s.temp_tables_created.is_empty();
+            if pins && self.mode == PoolMode::Transaction && !self.pinned {
+                debug!(pool = %self.key, statement = %s.keyword, "pinned to its server connection");
+                self.pinned = true;
+            }
         }
-        if self.statements.contains(p.name) {
-            let msg = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name));
-            self.fail_batch("42P05", &msg);
-            return Flow::Continue;
-        }
-        let stmt = Statement::new(p.query, &p.param_types);
-        let client_name = Bytes::copy_from_slice(p.name);
-        self.statements.insert(client_name.clone(), stmt.clone());
-        let prepared = &mut self.server_mut().obj.prepared;
-        if prepared.touch(&stmt.server_name) {
-            let mut out = BytesMut::new();
-            build::parse_complete(&mut out);
-            self.queue.push(Entry::Synth(out.freeze()));
-        } else {
-            prepared.insert(stmt.server_name.clone());
-            self.to_server.extend_from_slice(&stmt.parse);
-            self.queue.push(Entry::Server {
-                kind: Kind::Parse,
-                forward: true,
-                on_fail: OnFail::ForgetStatement { client: client_name, server: stmt.server_name },
-            });
-        }
-        Flow::Continue
-    }
-
-    fn on_bind(&mut self, frame: &Frame) -> Flow {
-        let Some(b) = frontend::bind(frame.body()) else {
-            return self.protocol_violation("invalid Bind message");
-        };
-        self.unsynced = true;
-        let stmt =
-            if b.statement.is_empty() || !self.renaming() { None } else { self.statements.get(b.statement).cloned() };
-        let Some(stmt) = stmt else {
-            // Unnamed, session mode, or unknown to this client: the server answers as Postgres
-            // would (an unknown name is unknown there too: server names are all pgcached_*).
-            self.forward(frame, Entry::forward(Kind::Bind));
-            return Flow::Continue;
-        };
-        self.ensure_prepared(&stmt);
-        let mut out = BytesMut::with_capacity(frame.len() + stmt.server_name.len());
-        out.put_u8(tag::BIND);
-        out.put_u32(0);
-        out.put_slice(b.portal);
-        out.put_u8(0);
-        out.put_slice(&stmt.server_name);
-        out.put_u8(0);
-        out.put_slice(b.params_and_formats);
-        patch_len(&mut out);
-        self.to_server.extend_from_slice(&out);
-        self.queue.push(Entry::forward(Kind::Bind));
-        Flow::Continue
-    }
-
-    fn on_describe(&mut self, frame: &Frame) -> Flow {
-        let Some(d) = frontend::target(frame.body()) else {
-            return self.protocol_violation("invalid Describe message");
-        };
-        self.unsynced = true;
-        let stmt = if d.kind == b'S' && !d.name.is_empty() && self.renaming() {
-            self.statements.get(d.name).cloned()
-        } else {
-            None
-        };
-        let Some(stmt) = stmt else {
-            self.forward(frame, Entry::forward(Kind::Describe));
-            return Flow::Continue;
-        };
-        self.ensure_prepared(&stmt);
-        let mut out = BytesMut::new();
-        out.put_u8(tag::DESCRIBE);
-        out.put_u32(0);
-        out.put_u8(b'S');
-        out.put_slice(&stmt.server_name);
-        out.put_u8(0);
-        patch_len(&mut out);
-        self.to_server.extend_from_slice(&out);
-        self.queue.push(Entry::forward(Kind::Describe));
-        Flow::Continue
-    }
-
-    fn on_close(&mut self, frame: &Frame) -> Flow {
-        let Some(c) = frontend::target(frame.body()) else {
-            return self.protocol_violation("invalid Close message");
-        };
-        self.unsynced = true;
-        if c.kind == b'S' && !c.name.is_empty() && self.renaming() {
-            // The server statement is shared: only the client's name goes away.
-            self.statements.remove(c.name);
-            let mut out = BytesMut::new();
-            build::close_complete(&mut out);
-            self.queue.push(Entry::Synth(out.freeze()));
-        } else {
-            self.forward(frame, Entry::forward(Kind::Close));
-        }
-        Flow::Continue
-    }
-
-    /// Make sure the current server has `stmt`, injecting its Parse (answer dropped) if not.
-    fn ensure_prepared(&mut self, stmt: &Statement) {
-        let prepared = &mut self.server_mut().obj.prepared;
-        if prepared.touch(&stmt.server_name) {
-            return;
-        }
-        prepared.insert(stmt.server_name.clone());
-        self.to_server.extend_from_slice(&stmt.parse);
-        self.queue.push(Entry::Server {
-            kind: Kind::Parse,
-            forward: false,
-            on_fail: OnFail::ForgetServerStatement(stmt.server_name.clone()),
-        });
-    }
-
-    /// Answer `DEALLOCATE [PREPARE] name` for a renamed client statement locally.
-    fn answer_deallocate(&mut self, text: &str) -> bool {
-        if !self.renaming() {
-            return false;
-        }
-        let words: Vec<&str> = text.trim().trim_end_matches(';').split_whitespace().collect();
-        let name = match words.as_slice() {
-            [d, n] if d.eq_ignore_ascii_case("deallocate") => n,
-            [d, p, n] if d.eq_ignore_ascii_case("deallocate") && p.eq_ignore_ascii_case("prepare") => n,
-            _ => return false,
-        };
-        if name.eq_ignore_ascii_case("all") || self.statements.remove(name.as_bytes()).is_none() {
-            return false;
-        }
-        let mut out = BytesMut::new();
-        out.put_u8(b'C');
-        out.put_u32(0);
-        out.put_slice(b"DEALLOCATE\0");
-        patch_len(&mut out);
-        build::ready_for_query(&mut out, self.tx_status);
-        self.queue.push(Entry::Synth(out.freeze()));
-        true
-    }
-
-    /// SET/RESET of parameters the server does not report, and statements that tie the client
-    /// to its server connection.
-    fn track_query_text(&mut self, text: &str) {
-        if let Some(effect) = params::parse_set(text) {
-            self.pending_sets.push(effect);
-            return;
-        }
-        if contains_ignore_case(text, "set") {
-            // A SET the proxy cannot follow (multi-statement string, set_config(), …): make
-            // sure it cannot leak to the next client of this server connection.
-            self.reset_on_release = true;
-        }
-        let head: String = text.trim_start().chars().take(8).collect::<String>().to_ascii_uppercase();
-        let pins = head.starts_with("LISTEN")
-            || (head.starts_with("PREPARE ") && !text.to_ascii_uppercase().contains("TRANSACTION"));
-        if self.mode == PoolMode::Transaction && pins && !self.pinned {
-            debug!(pool = %self.key, "LISTEN / SQL PREPARE pins the client to its server connection");
-            self.pinned = true;
+        for change in analysis.settings() {
+            if change.local {
+                continue;
+            }
+            let effect = match (&change.name, &change.value, change.via) {
+                (None, _, SetVia::Reset) => Some(SetEffect::ResetAll),
+                (Some(name), _, SetVia::Reset) => Some(SetEffect::Reset { name: name.clone() }),
+                (Some(name), Some(v), _) if v.eq_ignore_ascii_case("default") => {
+                    Some(SetEffect::Reset { name: name.clone() })
+                }
+                (Some(name), Some(v), _) if params::is_tracked(name) => {
+                    Some(SetEffect::Set { name: name.clone(), value: params::set_value(v) })
+                }
+                _ => None,
+            };
+            match effect {
+                Some(effect) => self.pending_sets.push(effect),
+                None => {
+                    // A setting the proxy cannot follow (non-literal set_config, SESSION
+                    // AUTHORIZATION, …): it must not leak to the next client of this server,
+                    // and this session's results can no longer be keyed safely.
+                    self.reset_on_release = true;
+                    self.no_cache = true;
+                }
+            }
         }
     }
 
@@ -324,7 +261,7 @@ impl Session {
 
     /// Report an error for the current extended batch the way Postgres would (in order, then
     /// nothing until Sync).
-    fn fail_batch(&mut self, code: &str, message: &str) {
+    pub(super) fn fail_batch(&mut self, code: &str, message: &str) {
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, code, message);
         self.queue.push(Entry::Synth(out.freeze()));
@@ -351,18 +288,8 @@ impl Session {
         }
     }
 
-    fn protocol_violation(&mut self, message: &str) -> Flow {
+    pub(super) fn protocol_violation(&mut self, message: &str) -> Flow {
         build::error_response(&mut self.to_client, Severity::Fatal, "08P01", &format!("pgcached: {message}"));
         Flow::Close
     }
-}
-
-/// Patch the length field of the frame that starts at the beginning of `out`.
-fn patch_len(out: &mut BytesMut) {
-    let len = (out.len() - 1) as u32;
-    out[1..5].copy_from_slice(&len.to_be_bytes());
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }

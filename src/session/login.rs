@@ -58,6 +58,14 @@ pub async fn login(
         return refuse(&mut stream, e.sqlstate(), &e.client_message()).await;
     }
 
+    let policy = shared.policies.for_session(&user, &database);
+    if let Some(p) = &policy {
+        // Under a guarded policy, settings that change how SQL is lexed cannot be chosen at
+        // startup either.
+        if let Err(refusal) = p.check_startup_params(&startup_params) {
+            return refuse(&mut stream, refusal.sqlstate, &refusal.message).await;
+        }
+    }
     let key = PoolKey { database: database.clone(), user: user.clone() };
     let mode = shared.config.pool.mode;
     let (welcome, server) = match greet(&shared, &key, &startup_params, mode).await {
@@ -105,6 +113,13 @@ pub async fn login(
         unsynced: false,
         skip_until_sync: false,
         pinned: false,
+        policy,
+        no_cache: false,
+        owed: Default::default(),
+        tx_rolled_back: false,
+        fill: None,
+        batch: Vec::new(),
+        unnamed_query: None,
         copy_in_open: false,
         wanted,
         pending_sets: Vec::new(),

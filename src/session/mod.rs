@@ -7,6 +7,10 @@
 //! - [`login`]: what happens between authentication and the first ReadyForQuery.
 //! - [`frontend`]: handling of client frames (forward, or answer locally).
 //! - [`backend`]: handling of server frames (track state, forward).
+//! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
+//! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
+//! - `guard`: the policy check of every query string and Parse, and refusals.
+//! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit.
 //! - [`params`]: the parameters that must follow a client across server connections.
 //! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
 //! - [`statements`]: a client's named prepared statements and their shared server names.
@@ -16,7 +20,11 @@
 //! until the client leaves.
 
 mod backend;
+mod batch;
+mod caching;
+mod extended;
 mod frontend;
+mod guard;
 pub mod login;
 pub mod params;
 mod queue;
@@ -51,6 +59,10 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Greetings already checked against a server (see [`login::WelcomeCache`]).
     pub welcomes: login::WelcomeCache,
+    pub policies: Arc<crate::sql::Policies>,
+    pub cache: Arc<crate::cache::ResultCache>,
+    pub rules: Arc<crate::cache::Rules>,
+    pub catalogs: Arc<crate::cache::catalogs::Catalogs>,
 }
 
 #[derive(Debug, Error)]
@@ -112,6 +124,21 @@ pub struct Session {
     skip_until_sync: bool,
     /// The server is in COPY FROM STDIN mode and the client has not ended it yet.
     copy_in_open: bool,
+    /// The session's policy (`None`: no rules, nothing checked).
+    policy: Option<Arc<crate::sql::Policy>>,
+    /// The session did something that makes its results private to it (temporary tables) or
+    /// its settings unknown: no cache for it.
+    no_cache: bool,
+    /// Invalidations owed when the current transaction commits.
+    owed: caching::Owed,
+    /// The last CommandComplete was ROLLBACK: the transaction owes nothing.
+    tx_rolled_back: bool,
+    /// A cache fill recording the answer of the current exchange.
+    fill: Option<crate::cache::Recorder>,
+    /// Extended messages gathered until Sync (see `batch`).
+    batch: Vec<crate::wire::Frame>,
+    /// The text of the last unnamed statement (for invalidation at Bind).
+    unnamed_query: Option<bytes::Bytes>,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
     /// Parameters this client has set (startup, SET, reported changes).

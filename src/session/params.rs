@@ -232,7 +232,7 @@ fn is_param_name(name: &str) -> bool {
 
 /// The value as `set_config` wants it: a single quoted literal is unquoted; a list stays as
 /// written (`a, "B"` is what `SHOW` prints and `set_config` accepts).
-fn set_value(value: &str) -> String {
+pub fn set_value(value: &str) -> String {
     if value.starts_with('\'') && value.ends_with('\'') && value.len() >= 2 && !value[1..value.len() - 1].contains('\'')
     {
         value[1..value.len() - 1].to_string()

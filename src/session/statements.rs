@@ -17,6 +17,8 @@ use crate::wire::build;
 /// A client's prepared statement, as the server knows it.
 #[derive(Clone, Debug)]
 pub struct Statement {
+    /// The query text as the server runs it (after any LIMIT rewrite).
+    pub query: Bytes,
     /// The shared server-side name (`pgcached_<hash>`).
     pub server_name: Bytes,
     /// A ready-to-send Parse under the server name.
@@ -28,7 +30,7 @@ impl Statement {
         let server_name = server_name(query, param_types);
         let mut parse = BytesMut::with_capacity(query.len() + 32);
         build::parse(&mut parse, &server_name, query, param_types);
-        Statement { server_name, parse: parse.freeze() }
+        Statement { query: Bytes::copy_from_slice(query), server_name, parse: parse.freeze() }
     }
 }
 

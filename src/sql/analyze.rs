@@ -14,9 +14,7 @@ use super::settings::{SetVia, SettingChange, parse_set};
 use super::tables::TableRef;
 use super::walk::{ColumnUses, FunctionCall, walk};
 use serde::Serialize;
-use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor,
-};
+use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::ops::{ControlFlow, Range};
@@ -95,10 +93,8 @@ impl StatementAnalysis {
     /// Whether running it may change data: writes, DDL, unknown statements, writing functions,
     /// dynamic SQL, EXPLAIN ANALYZE of a write.
     pub fn may_write(&self) -> bool {
-        matches!(
-            self.kind,
-            StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown
-        ) || !self.tables_written.is_empty()
+        matches!(self.kind, StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown)
+            || !self.tables_written.is_empty()
             || self.executes_prepared
             || self.dynamic_sql
             || self.data_modifying_cte
@@ -115,17 +111,12 @@ impl StatementAnalysis {
     /// Whether every function is known immutable (the cache may still need pg_proc for
     /// `Unknown` ones: see [`Self::unknown_functions`]).
     pub fn is_deterministic(&self) -> bool {
-        self.functions
-            .iter()
-            .all(|f| f.volatility == Volatility::Immutable)
+        self.functions.iter().all(|f| f.volatility == Volatility::Immutable)
     }
 
     /// Functions the built-in list does not know: look them up in pg_proc.
     pub fn unknown_functions(&self) -> impl Iterator<Item = &str> {
-        self.functions
-            .iter()
-            .filter(|f| f.volatility == Volatility::Unknown)
-            .map(|f| f.name.as_str())
+        self.functions.iter().filter(|f| f.volatility == Volatility::Unknown).map(|f| f.name.as_str())
     }
 
     /// Whether it reads a system catalog (`pg_catalog.*`, `information_schema.*`, or an
@@ -165,21 +156,11 @@ impl Analysis {
     }
     /// Union of the tables written, across statements, without duplicates.
     pub fn tables_written(&self) -> Vec<TableRef> {
-        dedup(
-            self.statements
-                .iter()
-                .flat_map(|s| s.tables_written.iter().cloned())
-                .collect(),
-        )
+        dedup(self.statements.iter().flat_map(|s| s.tables_written.iter().cloned()).collect())
     }
     /// Union of the tables read, across statements, without duplicates.
     pub fn tables_read(&self) -> Vec<TableRef> {
-        dedup(
-            self.statements
-                .iter()
-                .flat_map(|s| s.tables_read.iter().cloned())
-                .collect(),
-        )
+        dedup(self.statements.iter().flat_map(|s| s.tables_read.iter().cloned()).collect())
     }
     /// Some statement failed to parse.
     pub fn has_parse_error(&self) -> bool {
@@ -199,27 +180,15 @@ fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
 
 /// Analyzes `text` without the memo (see [`crate::sql::analyze()`] for the memoized entry point).
 pub fn analyze_uncached(text: &str) -> Analysis {
-    let statements: Vec<StatementAnalysis> = split_statements(text)
-        .iter()
-        .map(|s| analyze_statement(text, s, 0))
-        .collect();
-    let fingerprint = statements
-        .iter()
-        .map(|s| s.fingerprint.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let statements: Vec<StatementAnalysis> =
+        split_statements(text).iter().map(|s| analyze_statement(text, s, 0)).collect();
+    let fingerprint = statements.iter().map(|s| s.fingerprint.as_str()).collect::<Vec<_>>().join("; ");
     let fingerprint_hash = hash64(&fingerprint);
-    Analysis {
-        statements,
-        fingerprint,
-        fingerprint_hash,
-    }
+    Analysis { statements, fingerprint, fingerprint_hash }
 }
 
 fn word(src: &str, t: Option<&Token>) -> String {
-    t.filter(|t| t.kind == TokKind::Word)
-        .map(|t| t.text(src).to_ascii_lowercase())
-        .unwrap_or_default()
+    t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase()).unwrap_or_default()
 }
 
 /// Where the statement inside EXPLAIN / PREPARE / DECLARE starts, and whether EXPLAIN analyzes.
@@ -243,22 +212,12 @@ fn unwrap_inner(src: &str, toks: &[Token]) -> Option<(Wrapper, usize)> {
                 }
                 i = j + 1;
             } else {
-                while matches!(
-                    word(src, toks.get(i)).as_str(),
-                    "analyze" | "analyse" | "verbose"
-                ) {
+                while matches!(word(src, toks.get(i)).as_str(), "analyze" | "analyse" | "verbose") {
                     analyze |= word(src, toks.get(i)) != "verbose";
                     i += 1;
                 }
             }
-            Some((
-                if analyze {
-                    Wrapper::ExplainAnalyze
-                } else {
-                    Wrapper::Explain
-                },
-                i,
-            ))
+            Some((if analyze { Wrapper::ExplainAnalyze } else { Wrapper::Explain }, i))
         }
         "prepare" if word(src, toks.get(1)) != "transaction" => {
             let i = toks.iter().position(|t| t.is_word(src, "as"))?;
@@ -319,10 +278,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
             a.parse_error = Some("nothing after EXPLAIN/PREPARE/DECLARE".into());
             return a;
         }
-        let inner_span = StatementSpan {
-            span: toks[i].span.start..st.span.end,
-            tokens: toks[i..].to_vec(),
-        };
+        let inner_span = StatementSpan { span: toks[i].span.start..st.span.end, tokens: toks[i..].to_vec() };
         let inner = analyze_statement(src, &inner_span, wrappers + 1);
         a.wrapper = Some(wrapper);
         a.inner_kind = Some(inner.kind);
@@ -331,8 +287,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         a.columns = inner.columns;
         a.dynamic_sql = inner.dynamic_sql;
         a.locking = inner.locking;
-        a.missing_where =
-            inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
+        a.missing_where = inner.missing_where && matches!(wrapper, Wrapper::ExplainAnalyze | Wrapper::Prepare);
         match wrapper {
             Wrapper::ExplainAnalyze => {
                 a.kind = inner.kind;
@@ -344,13 +299,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
             _ => {
                 // Plans, cursors and prepared statements do not write now; their tables are
                 // still what a policy must judge.
-                a.tables_read = dedup(
-                    inner
-                        .tables_read
-                        .into_iter()
-                        .chain(inner.tables_written)
-                        .collect(),
-                );
+                a.tables_read = dedup(inner.tables_read.into_iter().chain(inner.tables_written).collect());
                 if wrapper == Wrapper::Declare {
                     a.kind = StatementKind::Utility;
                 }
@@ -374,23 +323,13 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         || (a.kind == StatementKind::SessionSet && !a.settings.is_empty())
         || matches!(
             word(src, toks.first()).as_str(),
-            "checkpoint"
-                | "listen"
-                | "unlisten"
-                | "notify"
-                | "discard"
-                | "deallocate"
-                | "close"
-                | "fetch"
-                | "move"
+            "checkpoint" | "listen" | "unlisten" | "notify" | "discard" | "deallocate" | "close" | "fetch" | "move"
         );
     if lexical_only {
         return a;
     }
     if depth_estimate(src, toks) > MAX_DEPTH {
-        a.parse_error = Some(format!(
-            "statement nested deeper than {MAX_DEPTH} levels; not analyzed"
-        ));
+        a.parse_error = Some(format!("statement nested deeper than {MAX_DEPTH} levels; not analyzed"));
         return a;
     }
     let text = super::preprocess::for_parser(src, toks);
@@ -446,9 +385,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         _ => false,
     };
     a.settings.extend(set_config_calls(&stmt));
-    if a.kind == StatementKind::Read
-        && (a.data_modifying_cte || a.select_into || !a.tables_written.is_empty())
-    {
+    if a.kind == StatementKind::Read && (a.data_modifying_cte || a.select_into || !a.tables_written.is_empty()) {
         a.kind = StatementKind::Write;
     }
     if a.kind == StatementKind::Read && matches!(stmt, Statement::Query(_)) && !a.select_into {

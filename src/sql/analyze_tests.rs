@@ -15,32 +15,20 @@ fn names(v: &[TableRef]) -> Vec<String> {
 fn from_only_reports_the_real_table() {
     let s = one("SELECT * FROM ONLY parent p WHERE p.a = 1");
     assert_eq!(names(&s.tables_read), ["parent"]);
-    assert_eq!(
-        names(&one("DELETE FROM ONLY s.t WHERE a = 1").tables_written),
-        ["s.t"]
-    );
+    assert_eq!(names(&one("DELETE FROM ONLY s.t WHERE a = 1").tables_written), ["s.t"]);
 }
 
 #[test]
 fn inheritance_star_and_table_command_parse() {
-    assert_eq!(
-        names(&one("SELECT * FROM t* WHERE a > 1").tables_read),
-        ["t"]
-    );
+    assert_eq!(names(&one("SELECT * FROM t* WHERE a > 1").tables_read), ["t"]);
     let s = one("TABLE public.t");
-    assert_eq!(
-        (s.kind, names(&s.tables_read)),
-        (StatementKind::Read, vec!["public.t".to_string()])
-    );
+    assert_eq!((s.kind, names(&s.tables_read)), (StatementKind::Read, vec!["public.t".to_string()]));
 }
 
 #[test]
 fn copy_reports_its_relation_both_ways() {
     let to = one("COPY t TO STDOUT");
-    assert_eq!(
-        (to.kind, names(&to.tables_read), to.may_write()),
-        (StatementKind::Utility, vec!["t".into()], false)
-    );
+    assert_eq!((to.kind, names(&to.tables_read), to.may_write()), (StatementKind::Utility, vec!["t".into()], false));
     let from = one("COPY s.t (a, b) FROM STDIN");
     assert_eq!(names(&from.tables_written), ["s.t"]);
     assert!(from.may_write());
@@ -55,17 +43,11 @@ fn do_blocks_are_dynamic_writes() {
 
 #[test]
 fn cte_names_are_not_tables_but_shadowed_tables_are() {
-    let s =
-        one("WITH x AS (SELECT * FROM a), y AS (SELECT * FROM x) SELECT * FROM y JOIN b ON true");
+    let s = one("WITH x AS (SELECT * FROM a), y AS (SELECT * FROM x) SELECT * FROM y JOIN b ON true");
     assert_eq!(names(&s.tables_read), ["a", "b"]);
     // A non-recursive CTE's body sees the real table of the same name.
-    assert_eq!(
-        names(&one("WITH users AS (SELECT * FROM users) SELECT * FROM users").tables_read),
-        ["users"]
-    );
-    let r = one(
-        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
-    );
+    assert_eq!(names(&one("WITH users AS (SELECT * FROM users) SELECT * FROM users").tables_read), ["users"]);
+    let r = one("WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r");
     assert!(r.tables_read.is_empty());
 }
 
@@ -125,13 +107,7 @@ fn functions_that_run_sql_text_may_write() {
 #[test]
 fn sql_value_functions_are_stable() {
     let s = one("SELECT current_user, CURRENT_DATE, localtime, current_setting('x')");
-    assert!(
-        s.functions
-            .iter()
-            .all(|f| f.volatility == Volatility::Stable),
-        "{:?}",
-        s.functions
-    );
+    assert!(s.functions.iter().all(|f| f.volatility == Volatility::Stable), "{:?}", s.functions);
     assert_eq!(s.functions.len(), 4);
 }
 
@@ -171,10 +147,7 @@ fn multi_statement_strings_split_like_the_server() {
 #[test]
 fn set_config_calls_are_settings() {
     let s = one("SELECT set_config('standard_conforming_strings', 'off', false)");
-    assert_eq!(
-        s.settings[0].name.as_deref(),
-        Some("standard_conforming_strings")
-    );
+    assert_eq!(s.settings[0].name.as_deref(), Some("standard_conforming_strings"));
     assert_eq!(s.settings[0].value.as_deref(), Some("off"));
 }
 
@@ -191,16 +164,8 @@ fn unparseable_statements_keep_their_lexical_kind() {
 #[test]
 fn limit_facts_of_reads() {
     assert!(one("SELECT * FROM t LIMIT 5").limit.has_limit());
-    assert!(
-        one("SELECT * FROM t OFFSET 1 ROWS FETCH FIRST 3 ROWS ONLY")
-            .limit
-            .has_limit()
-    );
-    assert!(
-        !one("SELECT * FROM (SELECT * FROM t LIMIT 5) s")
-            .limit
-            .has_limit()
-    );
+    assert!(one("SELECT * FROM t OFFSET 1 ROWS FETCH FIRST 3 ROWS ONLY").limit.has_limit());
+    assert!(!one("SELECT * FROM (SELECT * FROM t LIMIT 5) s").limit.has_limit());
     assert!(one("SELECT count(*) FROM t").aggregates);
     assert!(one("SELECT a FROM t GROUP BY a").aggregates);
     assert!(!one("SELECT a, (SELECT count(*) FROM u) FROM t").aggregates);
@@ -209,29 +174,16 @@ fn limit_facts_of_reads() {
 
 #[test]
 fn weaker_row_locks_parse() {
-    for q in [
-        "SELECT * FROM t FOR NO KEY UPDATE",
-        "SELECT * FROM t FOR KEY SHARE OF t NOWAIT",
-    ] {
+    for q in ["SELECT * FROM t FOR NO KEY UPDATE", "SELECT * FROM t FOR KEY SHARE OF t NOWAIT"] {
         let s = one(q);
-        assert!(
-            s.parse_error.is_none() && s.locking,
-            "{q}: {:?}",
-            s.parse_error
-        );
+        assert!(s.parse_error.is_none() && s.locking, "{q}: {:?}", s.parse_error);
     }
 }
 
 #[test]
 fn temp_tables_and_catalog_reads_are_reported() {
-    assert_eq!(
-        names(&one("CREATE TEMP TABLE tmp (a int)").temp_tables_created),
-        ["tmp"]
-    );
-    assert_eq!(
-        names(&one("SELECT * INTO TEMP x FROM t").temp_tables_created),
-        ["x"]
-    );
+    assert_eq!(names(&one("CREATE TEMP TABLE tmp (a int)").temp_tables_created), ["tmp"]);
+    assert_eq!(names(&one("SELECT * INTO TEMP x FROM t").temp_tables_created), ["x"]);
     assert!(one("CREATE TABLE p (a int)").temp_tables_created.is_empty());
     assert!(one("SELECT * FROM pg_class").reads_system_catalog());
     assert!(one("SELECT * FROM information_schema.tables").reads_system_catalog());
@@ -269,16 +221,9 @@ fn pathological_nesting_is_refused_not_a_stack_overflow() {
     // sqlparser builds `1+1+…` as a left-deep tree; walking 100k levels would abort the process.
     for q in [
         format!("SELECT {}1 FROM t", "1+".repeat(100_000)),
-        format!(
-            "SELECT 1 FROM t WHERE {}",
-            vec!["a = 1"; 100_000].join(" AND ")
-        ),
+        format!("SELECT 1 FROM t WHERE {}", vec!["a = 1"; 100_000].join(" AND ")),
         format!("SELECT 1 {}", "UNION SELECT 1 ".repeat(50_000)),
-        format!(
-            "SELECT {}1{} FROM t",
-            "(".repeat(10_000),
-            ")".repeat(10_000)
-        ),
+        format!("SELECT {}1{} FROM t", "(".repeat(10_000), ")".repeat(10_000)),
         "EXPLAIN ".repeat(20_000) + "SELECT 1",
         "PREPARE a AS ".repeat(20_000) + "SELECT 1",
     ] {
@@ -286,23 +231,14 @@ fn pathological_nesting_is_refused_not_a_stack_overflow() {
         assert!(s.parse_error.is_some(), "{:.40}", q);
     }
     // A big but flat statement is still analyzed.
-    let bulk = format!(
-        "INSERT INTO t VALUES {}",
-        vec!["(1, 'a', 2.5)"; 20_000].join(", ")
-    );
+    let bulk = format!("INSERT INTO t VALUES {}", vec!["(1, 'a', 2.5)"; 20_000].join(", "));
     assert_eq!(names(&one(&bulk).tables_written), ["t"]);
 }
 
 #[test]
 fn many_targets_are_all_reported() {
     // (Quadratic bookkeeping here once made this take minutes.)
-    let q = format!(
-        "TRUNCATE {}",
-        (0..50_000)
-            .map(|i| format!("t{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let q = format!("TRUNCATE {}", (0..50_000).map(|i| format!("t{i}")).collect::<Vec<_>>().join(", "));
     let s = one(&q);
     assert_eq!(s.tables_written.len(), 50_000);
     assert!(s.tables_read.is_empty());

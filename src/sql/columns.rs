@@ -11,10 +11,7 @@ use super::tables::TableRef;
 use std::collections::HashSet;
 
 /// The first denied `(table, column)` the statement uses, if any.
-pub fn denied_column<'a>(
-    s: &StatementAnalysis,
-    denied: &'a [(TableRef, String)],
-) -> Option<(&'a TableRef, &'a str)> {
+pub fn denied_column<'a>(s: &StatementAnalysis, denied: &'a [(TableRef, String)]) -> Option<(&'a TableRef, &'a str)> {
     let uses = &s.columns;
     for (table, col) in denied {
         if !s.tables().any(|t| t.matches(table)) {
@@ -23,12 +20,7 @@ pub fn denied_column<'a>(
         // Names that refer to the table in this statement: its own name and its aliases (a set,
         // so a statement with many aliases and identifiers stays linear).
         let names: HashSet<&str> = std::iter::once(table.name.as_str())
-            .chain(
-                uses.aliases
-                    .iter()
-                    .filter(|(_, t)| t.matches(table))
-                    .map(|(a, _)| a.as_str()),
-            )
+            .chain(uses.aliases.iter().filter(|(_, t)| t.matches(table)).map(|(a, _)| a.as_str()))
             .collect();
         let refers = |q: &str| names.contains(q);
         let hit = uses.idents.iter().any(|parts| match parts.as_slice() {
@@ -38,10 +30,7 @@ pub fn denied_column<'a>(
         }) || uses.wildcards.iter().any(|w| match &w.qualifier {
             None => w.tables.iter().any(|t| t.matches(table)),
             Some(q) => refers(q),
-        }) || uses
-            .targets
-            .iter()
-            .any(|(t, c)| c == col && t.matches(table));
+        }) || uses.targets.iter().any(|(t, c)| c == col && t.matches(table));
         if hit {
             return Some((table, col));
         }

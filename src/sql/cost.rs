@@ -16,11 +16,7 @@ pub struct CostError(pub String);
 /// JSON)`), as the client would run it.
 pub trait CostEstimator: Send + Sync {
     /// `sql` is one statement's text; `fingerprint_hash` lets the implementation cache by shape.
-    fn estimate(
-        &self,
-        sql: &str,
-        fingerprint_hash: u64,
-    ) -> impl Future<Output = Result<f64, CostError>> + Send;
+    fn estimate(&self, sql: &str, fingerprint_hash: u64) -> impl Future<Output = Result<f64, CostError>> + Send;
 }
 
 /// Refuses (54000) any read of `text` whose estimated cost exceeds the policy's `max_cost`. A
@@ -34,20 +30,13 @@ pub async fn check_cost<E: CostEstimator>(
     let Some(max) = policy.max_cost() else {
         return Ok(());
     };
-    for s in analysis
-        .statements
-        .iter()
-        .filter(|s| s.kind == super::StatementKind::Read && s.wrapper.is_none())
-    {
+    for s in analysis.statements.iter().filter(|s| s.kind == super::StatementKind::Read && s.wrapper.is_none()) {
         let sql = &text[s.span.clone()];
         match estimator.estimate(sql, s.fingerprint_hash).await {
             Ok(cost) if cost > max => {
                 return Err(Refusal::new(
                     PROGRAM_LIMIT_EXCEEDED,
-                    format!(
-                        "estimated cost {cost:.0} exceeds max_cost {max:.0} of policy \"{}\"",
-                        policy.name()
-                    ),
+                    format!("estimated cost {cost:.0} exceeds max_cost {max:.0} of policy \"{}\"", policy.name()),
                 ));
             }
             Ok(_) => {}

@@ -25,8 +25,7 @@ pub fn fingerprint(src: &str, toks: &[Token]) -> String {
             _ => t.text(src),
         };
         // Collapse `?, ?` lists into one `?`.
-        if piece == "?" && out.len() >= 2 && out[out.len() - 1] == "," && out[out.len() - 2] == "?"
-        {
+        if piece == "?" && out.len() >= 2 && out[out.len() - 1] == "," && out[out.len() - 2] == "?" {
             out.pop();
             continue;
         }
@@ -74,18 +73,12 @@ mod tests {
             fp("SELECT *  FROM Users WHERE id = 42 AND name = 'bob' -- hi"),
             "select * from users where id = ? and name = ?"
         );
-        assert_eq!(
-            fp("select a from t where b = $1"),
-            "select a from t where b = $1"
-        );
+        assert_eq!(fp("select a from t where b = $1"), "select a from t where b = $1");
     }
 
     #[test]
     fn literal_lists_collapse_and_quoted_identifiers_keep_case() {
-        assert_eq!(
-            fp("SELECT \"A\" FROM t WHERE x IN (1, 2,3)"),
-            "select \"A\" from t where x in ( ? )"
-        );
+        assert_eq!(fp("SELECT \"A\" FROM t WHERE x IN (1, 2,3)"), "select \"A\" from t where x in ( ? )");
     }
 
     #[test]

@@ -404,11 +404,7 @@ pub fn writes(name: &str) -> bool {
 /// Whether `name` matches a pattern from a deny list (`dblink*` is a prefix, else exact; a
 /// pattern with a dot must match the qualified name).
 pub fn matches_pattern(pattern: &str, name: &str) -> bool {
-    let (pat, target) = if pattern.contains('.') {
-        (pattern, name)
-    } else {
-        (pattern, base_name(name))
-    };
+    let (pat, target) = if pattern.contains('.') { (pattern, name) } else { (pattern, base_name(name)) };
     match pat.strip_suffix('*') {
         Some(prefix) => target.starts_with(prefix),
         None => target == pat,

@@ -26,16 +26,10 @@ pub struct Verdict {
 pub fn guard(policy: Option<&Policy>, text: &str) -> Result<Verdict, Refusal> {
     let analysis = analyze(text);
     let Some(policy) = policy.filter(|p| !p.is_empty()) else {
-        return Ok(Verdict {
-            analysis,
-            rewrite: None,
-            notices: Vec::new(),
-        });
+        return Ok(Verdict { analysis, rewrite: None, notices: Vec::new() });
     };
     policy.check(&analysis)?;
-    let rewrite = policy
-        .limit_rule()
-        .and_then(|rule| limit::rewrite(text, &analysis, &rule));
+    let rewrite = policy.limit_rule().and_then(|rule| limit::rewrite(text, &analysis, &rule));
     let notices = match (&rewrite, policy.limit_notice()) {
         (Some(r), true) => r
             .changes
@@ -45,11 +39,7 @@ pub fn guard(policy: Option<&Policy>, text: &str) -> Result<Verdict, Refusal> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Verdict {
-        analysis,
-        rewrite,
-        notices,
-    })
+    Ok(Verdict { analysis, rewrite, notices })
 }
 
 #[cfg(test)]
@@ -72,20 +62,12 @@ mod tests {
 
     #[test]
     fn a_bi_policy_refuses_and_limits() {
-        let p = policies(
-            "- {name: bi, user: bi, read_only: true, limit: {inject: 50, max: 500, notice: true}}",
-        );
+        let p = policies("- {name: bi, user: bi, read_only: true, limit: {inject: 50, max: 500, notice: true}}");
         let bi = p.for_session("bi", "db").expect("bi policy");
         let r = guard(Some(&bi), "DELETE FROM t").expect_err("read only");
         assert_eq!(r.sqlstate, "42501");
         let v = guard(Some(&bi), "SELECT * FROM t -- all").expect("a read");
-        assert_eq!(
-            v.rewrite.and_then(|r| r.text).as_deref(),
-            Some("SELECT * FROM t LIMIT 50 -- all")
-        );
-        assert_eq!(
-            v.notices,
-            ["pgcached: result limited to 50 rows by policy \"bi\" (LIMIT 50 added)"]
-        );
+        assert_eq!(v.rewrite.and_then(|r| r.text).as_deref(), Some("SELECT * FROM t LIMIT 50 -- all"));
+        assert_eq!(v.notices, ["pgcached: result limited to 50 rows by policy \"bi\" (LIMIT 50 added)"]);
     }
 }

@@ -86,19 +86,15 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
     match first.as_str() {
         "select" | "values" | "table" | "with" => StatementKind::Read,
         "insert" | "update" | "delete" | "merge" | "truncate" => StatementKind::Write,
-        "create" | "alter" | "drop" | "grant" | "revoke" | "comment" | "security" | "import"
-        | "reindex" | "cluster" | "refresh" | "reassign" => StatementKind::Ddl,
+        "create" | "alter" | "drop" | "grant" | "revoke" | "comment" | "security" | "import" | "reindex"
+        | "cluster" | "refresh" | "reassign" => StatementKind::Ddl,
         "begin" | "start" => StatementKind::Transaction(TxKind::Begin),
-        "commit" | "end" if second == "prepared" => {
-            StatementKind::Transaction(TxKind::CommitPrepared)
-        }
+        "commit" | "end" if second == "prepared" => StatementKind::Transaction(TxKind::CommitPrepared),
         "commit" | "end" => StatementKind::Transaction(TxKind::Commit),
         "rollback" | "abort" => match second.as_str() {
             "prepared" => StatementKind::Transaction(TxKind::RollbackPrepared),
             "to" => StatementKind::Transaction(TxKind::RollbackTo),
-            "work" | "transaction" if w(2) == "to" => {
-                StatementKind::Transaction(TxKind::RollbackTo)
-            }
+            "work" | "transaction" if w(2) == "to" => StatementKind::Transaction(TxKind::RollbackTo),
             _ => StatementKind::Transaction(TxKind::Rollback),
         },
         "savepoint" => StatementKind::Transaction(TxKind::Savepoint),
@@ -108,11 +104,9 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
             StatementKind::Transaction(TxKind::SetCharacteristics)
         }
         "set" | "reset" => StatementKind::SessionSet,
-        "copy" | "vacuum" | "analyze" | "analyse" | "listen" | "unlisten" | "notify"
-        | "discard" | "prepare" | "execute" | "deallocate" | "declare" | "fetch" | "move"
-        | "close" | "call" | "do" | "explain" | "lock" | "checkpoint" | "load" | "show" => {
-            StatementKind::Utility
-        }
+        "copy" | "vacuum" | "analyze" | "analyse" | "listen" | "unlisten" | "notify" | "discard" | "prepare"
+        | "execute" | "deallocate" | "declare" | "fetch" | "move" | "close" | "call" | "do" | "explain" | "lock"
+        | "checkpoint" | "load" | "show" => StatementKind::Utility,
         _ => StatementKind::Unknown,
     }
 }

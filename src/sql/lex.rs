@@ -122,23 +122,15 @@ pub fn tokenize(src: &str) -> Vec<Token> {
                 i += 1;
                 TokKind::Op
             }
-        } else if (c == b'u' || c == b'U')
-            && b.get(i + 1) == Some(&b'&')
-            && matches!(b.get(i + 2), Some(b'\'' | b'"'))
+        } else if (c == b'u' || c == b'U') && b.get(i + 1) == Some(&b'&') && matches!(b.get(i + 2), Some(b'\'' | b'"'))
         {
             let q = b[i + 2];
             i = skip_quoted(b, i + 3, q, false);
-            if q == b'"' {
-                TokKind::QuotedIdent
-            } else {
-                TokKind::String
-            }
+            if q == b'"' { TokKind::QuotedIdent } else { TokKind::String }
         } else if matches!(c, b'e' | b'E') && b.get(i + 1) == Some(&b'\'') {
             i = skip_quoted(b, i + 2, b'\'', true);
             TokKind::String
-        } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N')
-            && b.get(i + 1) == Some(&b'\'')
-        {
+        } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N') && b.get(i + 1) == Some(&b'\'') {
             i = skip_quoted(b, i + 2, b'\'', false);
             TokKind::String
         } else if is_ident_start(c) {
@@ -146,9 +138,7 @@ pub fn tokenize(src: &str) -> Vec<Token> {
                 i += 1;
             }
             TokKind::Word
-        } else if c.is_ascii_digit()
-            || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
-        {
+        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
             i = skip_number(b, i);
             TokKind::Number
         } else if matches!(c, b'(' | b')' | b'[' | b']' | b',' | b';' | b'.') {
@@ -172,10 +162,7 @@ pub fn tokenize(src: &str) -> Vec<Token> {
             }
             TokKind::Op
         };
-        out.push(Token {
-            kind,
-            span: start..i,
-        });
+        out.push(Token { kind, span: start..i });
     }
     out
 }
@@ -336,9 +323,7 @@ pub fn depth_estimate(src: &str, toks: &[Token]) -> usize {
             base = base.saturating_sub(chain + 1);
         } else if t.is_punct(src, ',') {
             chain = 0;
-        } else if t.kind == TokKind::Op
-            || (t.kind == TokKind::Word && CHAIN_WORDS.iter().any(|w| t.is_word(src, w)))
-        {
+        } else if t.kind == TokKind::Op || (t.kind == TokKind::Word && CHAIN_WORDS.iter().any(|w| t.is_word(src, w))) {
             chain += 1;
         }
         max = max.max(base + chain);
@@ -351,10 +336,7 @@ mod tests {
     use super::*;
 
     fn kinds(s: &str) -> Vec<(TokKind, &str)> {
-        tokenize(s)
-            .into_iter()
-            .map(|t| (t.kind, &s[t.span]))
-            .collect()
+        tokenize(s).into_iter().map(|t| (t.kind, &s[t.span])).collect()
     }
 
     #[test]
@@ -393,13 +375,7 @@ mod tests {
         assert_eq!(d("SELECT 1 + 2 + 3"), 2);
         assert_eq!(d("SELECT f(1 + 2, 3), 4"), 2);
         assert!(d(&format!("SELECT {}1", "1+".repeat(5000))) >= 5000);
-        assert_eq!(
-            d(&format!(
-                "INSERT INTO t VALUES {}",
-                vec!["(1, 'a')"; 1000].join(", ")
-            )),
-            1
-        );
+        assert_eq!(d(&format!("INSERT INTO t VALUES {}", vec!["(1, 'a')"; 1000].join(", "))), 1);
     }
 
     #[test]

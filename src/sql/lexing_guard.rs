@@ -12,21 +12,14 @@ pub fn violation(name: &str, value: &str) -> Option<String> {
     let name = name.trim().to_ascii_lowercase();
     let v = unquote(value);
     match name.as_str() {
-        "standard_conforming_strings" if !is_true(&v) => Some(format!(
-            "standard_conforming_strings = {value} changes how SQL strings are lexed"
-        )),
-        "client_encoding" | "names" if !is_utf8(&v) => Some(format!(
-            "client_encoding {value} is not UTF-8; it changes how SQL text is lexed"
-        )),
-        "backslash_quote"
-            if !matches!(
-                v.as_str(),
-                "safe_encoding" | "off" | "false" | "no" | "0" | "default"
-            ) =>
-        {
-            Some(format!(
-                "backslash_quote = {value} changes how SQL strings are lexed"
-            ))
+        "standard_conforming_strings" if !is_true(&v) => {
+            Some(format!("standard_conforming_strings = {value} changes how SQL strings are lexed"))
+        }
+        "client_encoding" | "names" if !is_utf8(&v) => {
+            Some(format!("client_encoding {value} is not UTF-8; it changes how SQL text is lexed"))
+        }
+        "backslash_quote" if !matches!(v.as_str(), "safe_encoding" | "off" | "false" | "no" | "0" | "default") => {
+            Some(format!("backslash_quote = {value} changes how SQL strings are lexed"))
         }
         _ => None,
     }
@@ -34,14 +27,8 @@ pub fn violation(name: &str, value: &str) -> Option<String> {
 
 fn unquote(v: &str) -> String {
     let v = v.trim();
-    let v = v
-        .strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .unwrap_or(v);
-    let v = v
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(v);
+    let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
     v.trim().to_ascii_lowercase()
 }
 
@@ -126,14 +113,10 @@ mod tests {
 
     #[test]
     fn startup_options_are_checked() {
-        assert!(
-            check_startup_params(&[("options", "-c standard_conforming_strings=off")]).is_err()
-        );
+        assert!(check_startup_params(&[("options", "-c standard_conforming_strings=off")]).is_err());
         assert!(check_startup_params(&[("options", "--standard-conforming-strings=off")]).is_err());
         assert!(check_startup_params(&[("options", "-cclient_encoding=BIG5")]).is_err());
         assert!(check_startup_params(&[("client_encoding", "GBK")]).is_err());
-        assert!(
-            check_startup_params(&[("client_encoding", "UTF8"), ("application_name", "x")]).is_ok()
-        );
+        assert!(check_startup_params(&[("client_encoding", "UTF8"), ("application_name", "x")]).is_ok());
     }
 }

@@ -79,10 +79,7 @@ pub fn find_limit_site(src: &str, toks: &[Token]) -> LimitSite {
     }
     // Parentheses wrapping the whole statement: its top level is inside them.
     let mut d = 0usize;
-    while d < toks.len() / 2
-        && toks[d].is_punct(src, '(')
-        && matching(src, toks, d) == Some(toks.len() - 1 - d)
-    {
+    while d < toks.len() / 2 && toks[d].is_punct(src, '(') && matching(src, toks, d) == Some(toks.len() - 1 - d) {
         d += 1;
     }
     let last = &toks[toks.len() - 1];
@@ -107,27 +104,15 @@ pub fn find_limit_site(src: &str, toks: &[Token]) -> LimitSite {
         if t.is_word(src, "fetch") && (is(i + 1, "first") || is(i + 1, "next")) {
             if is(i + 2, "row") || is(i + 2, "rows") {
                 let at = toks[i + 1].span.end;
-                return LimitSite::Literal {
-                    value: 1,
-                    span: at..at,
-                };
+                return LimitSite::Literal { value: 1, span: at..at };
             }
             return value_site(src, toks, i + 2, d);
         }
-        if t.is_word(src, "for")
-            && lock_at.is_none()
-            && ["update", "share", "no", "key"]
-                .iter()
-                .any(|w| is(i + 1, w))
-        {
+        if t.is_word(src, "for") && lock_at.is_none() && ["update", "share", "no", "key"].iter().any(|w| is(i + 1, w)) {
             lock_at = Some(i.checked_sub(1).map_or(t.span.start, |p| toks[p].span.end));
         }
     }
-    let insert_at = if d > 0 {
-        last.span.end
-    } else {
-        lock_at.unwrap_or(last.span.end)
-    };
+    let insert_at = if d > 0 { last.span.end } else { lock_at.unwrap_or(last.span.end) };
     LimitSite::Missing { insert_at }
 }
 
@@ -147,11 +132,7 @@ fn value_site(src: &str, toks: &[Token], i: usize, d: usize) -> LimitSite {
                 break;
             }
             depth -= 1;
-        } else if depth == d
-            && ["offset", "fetch", "for", "row", "rows", "only"]
-                .iter()
-                .any(|w| u.is_word(src, w))
-        {
+        } else if depth == d && ["offset", "fetch", "for", "row", "rows", "only"].iter().any(|w| u.is_word(src, w)) {
             break;
         }
         end = u.span.end;
@@ -159,29 +140,15 @@ fn value_site(src: &str, toks: &[Token], i: usize, d: usize) -> LimitSite {
     let single = end == t.span.end;
     match t.kind {
         TokKind::Number if single => match t.text(src).parse::<u64>() {
-            Ok(value) => LimitSite::Literal {
-                value,
-                span: t.span.clone(),
-            },
-            Err(_) => LimitSite::Expression {
-                span: t.span.start..end,
-            },
+            Ok(value) => LimitSite::Literal { value, span: t.span.clone() },
+            Err(_) => LimitSite::Expression { span: t.span.start..end },
         },
         TokKind::Param if single => match t.text(src)[1..].parse::<u32>() {
-            Ok(index) => LimitSite::Param {
-                index,
-                span: t.span.clone(),
-            },
-            Err(_) => LimitSite::Expression {
-                span: t.span.start..end,
-            },
+            Ok(index) => LimitSite::Param { index, span: t.span.clone() },
+            Err(_) => LimitSite::Expression { span: t.span.start..end },
         },
-        TokKind::Word if single && t.is_word(src, "all") => LimitSite::All {
-            span: t.span.clone(),
-        },
-        _ => LimitSite::Expression {
-            span: t.span.start..end,
-        },
+        TokKind::Word if single && t.is_word(src, "all") => LimitSite::All { span: t.span.clone() },
+        _ => LimitSite::Expression { span: t.span.start..end },
     }
 }
 
@@ -251,42 +218,25 @@ pub fn rewrite(text: &str, analysis: &Analysis, rule: &LimitRule) -> Option<Limi
             (LimitSite::Missing { insert_at }, _) if !s.aggregates => {
                 if let Some(n) = inject {
                     edits.push((*insert_at..*insert_at, format!(" LIMIT {n}")));
-                    changes.push(LimitChange::Injected {
-                        statement,
-                        limit: n,
-                    });
+                    changes.push(LimitChange::Injected { statement, limit: n });
                 }
             }
             (LimitSite::Literal { value, span }, Some(m)) if *value > m && !span.is_empty() => {
                 edits.push((span.clone(), m.to_string()));
-                changes.push(LimitChange::Capped {
-                    statement,
-                    from: Some(*value),
-                    to: m,
-                });
+                changes.push(LimitChange::Capped { statement, from: Some(*value), to: m });
             }
             (LimitSite::All { span }, Some(m)) => {
                 edits.push((span.clone(), m.to_string()));
-                changes.push(LimitChange::Capped {
-                    statement,
-                    from: None,
-                    to: m,
-                });
+                changes.push(LimitChange::Capped { statement, from: None, to: m });
             }
             (LimitSite::Expression { span }, Some(m)) => {
                 let expr = &text[span.clone()];
                 edits.push((span.clone(), format!("LEAST(({expr}), {m})")));
-                changes.push(LimitChange::Capped {
-                    statement,
-                    from: None,
-                    to: m,
-                });
+                changes.push(LimitChange::Capped { statement, from: None, to: m });
             }
-            (LimitSite::Param { index, .. }, Some(m)) => changes.push(LimitChange::CapParam {
-                statement,
-                param: *index,
-                max: m,
-            }),
+            (LimitSite::Param { index, .. }, Some(m)) => {
+                changes.push(LimitChange::CapParam { statement, param: *index, max: m })
+            }
             _ => {}
         }
     }
@@ -311,13 +261,9 @@ pub fn rewrite(text: &str, analysis: &Analysis, rule: &LimitRule) -> Option<Limi
 pub fn notice_text(policy: &str, change: &LimitChange) -> String {
     match change {
         LimitChange::Injected { limit, .. } => {
-            format!(
-                "pgcached: result limited to {limit} rows by policy \"{policy}\" (LIMIT {limit} added)"
-            )
+            format!("pgcached: result limited to {limit} rows by policy \"{policy}\" (LIMIT {limit} added)")
         }
-        LimitChange::Capped {
-            from: Some(f), to, ..
-        } => {
+        LimitChange::Capped { from: Some(f), to, .. } => {
             format!("pgcached: LIMIT {f} capped to {to} rows by policy \"{policy}\"")
         }
         LimitChange::Capped { to, .. } | LimitChange::CapParam { max: to, .. } => {

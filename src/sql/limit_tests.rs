@@ -1,10 +1,7 @@
 use super::*;
 use crate::sql::analyze_uncached;
 
-const RULE: LimitRule = LimitRule {
-    inject: Some(100),
-    max: Some(1000),
-};
+const RULE: LimitRule = LimitRule { inject: Some(100), max: Some(1000) };
 
 fn rw(q: &str) -> Option<String> {
     rewrite(q, &analyze_uncached(q), &RULE).and_then(|r| r.text)
@@ -12,22 +9,10 @@ fn rw(q: &str) -> Option<String> {
 
 #[test]
 fn injects_before_trailing_semicolons_and_comments() {
-    assert_eq!(
-        rw("SELECT * FROM t").as_deref(),
-        Some("SELECT * FROM t LIMIT 100")
-    );
-    assert_eq!(
-        rw("SELECT * FROM t;").as_deref(),
-        Some("SELECT * FROM t LIMIT 100;")
-    );
-    assert_eq!(
-        rw("SELECT * FROM t -- all ; of it\n").as_deref(),
-        Some("SELECT * FROM t LIMIT 100 -- all ; of it\n")
-    );
-    assert_eq!(
-        rw("SELECT * FROM t /* c */ ; ").as_deref(),
-        Some("SELECT * FROM t LIMIT 100 /* c */ ; ")
-    );
+    assert_eq!(rw("SELECT * FROM t").as_deref(), Some("SELECT * FROM t LIMIT 100"));
+    assert_eq!(rw("SELECT * FROM t;").as_deref(), Some("SELECT * FROM t LIMIT 100;"));
+    assert_eq!(rw("SELECT * FROM t -- all ; of it\n").as_deref(), Some("SELECT * FROM t LIMIT 100 -- all ; of it\n"));
+    assert_eq!(rw("SELECT * FROM t /* c */ ; ").as_deref(), Some("SELECT * FROM t LIMIT 100 /* c */ ; "));
     assert_eq!(
         rw("  select *\n  from t\n  order by a desc ;;").as_deref(),
         Some("  select *\n  from t\n  order by a desc LIMIT 100 ;;")
@@ -40,10 +25,7 @@ fn goes_before_the_locking_clause() {
         rw("SELECT * FROM t WHERE a = 1 FOR UPDATE SKIP LOCKED").as_deref(),
         Some("SELECT * FROM t WHERE a = 1 LIMIT 100 FOR UPDATE SKIP LOCKED")
     );
-    assert_eq!(
-        rw("SELECT * FROM t FOR NO KEY UPDATE").as_deref(),
-        Some("SELECT * FROM t LIMIT 100 FOR NO KEY UPDATE")
-    );
+    assert_eq!(rw("SELECT * FROM t FOR NO KEY UPDATE").as_deref(), Some("SELECT * FROM t LIMIT 100 FOR NO KEY UPDATE"));
 }
 
 #[test]
@@ -56,50 +38,29 @@ fn applies_to_a_whole_union_and_parenthesized_queries() {
         rw("(SELECT a FROM t LIMIT 5) UNION ALL (SELECT a FROM u)").as_deref(),
         Some("(SELECT a FROM t LIMIT 5) UNION ALL (SELECT a FROM u) LIMIT 100")
     );
-    assert_eq!(
-        rw("((SELECT * FROM t))").as_deref(),
-        Some("((SELECT * FROM t)) LIMIT 100")
-    );
-    assert_eq!(
-        rw("(SELECT * FROM t LIMIT 5000)").as_deref(),
-        Some("(SELECT * FROM t LIMIT 1000)")
-    );
+    assert_eq!(rw("((SELECT * FROM t))").as_deref(), Some("((SELECT * FROM t)) LIMIT 100"));
+    assert_eq!(rw("(SELECT * FROM t LIMIT 5000)").as_deref(), Some("(SELECT * FROM t LIMIT 1000)"));
 }
 
 #[test]
 fn ctes_subqueries_and_window_functions_are_left_alone_inside() {
     assert_eq!(
-        rw("WITH x AS (SELECT * FROM t LIMIT 3) SELECT * FROM x WHERE a IN (SELECT a FROM u)")
-            .as_deref(),
-        Some(
-            "WITH x AS (SELECT * FROM t LIMIT 3) SELECT * FROM x WHERE a IN (SELECT a FROM u) LIMIT 100"
-        )
+        rw("WITH x AS (SELECT * FROM t LIMIT 3) SELECT * FROM x WHERE a IN (SELECT a FROM u)").as_deref(),
+        Some("WITH x AS (SELECT * FROM t LIMIT 3) SELECT * FROM x WHERE a IN (SELECT a FROM u) LIMIT 100")
     );
-    assert_eq!(
-        rw("VALUES (1), (2)").as_deref(),
-        Some("VALUES (1), (2) LIMIT 100")
-    );
+    assert_eq!(rw("VALUES (1), (2)").as_deref(), Some("VALUES (1), (2) LIMIT 100"));
     assert_eq!(rw("TABLE t").as_deref(), Some("TABLE t LIMIT 100"));
 }
 
 #[test]
 fn existing_limits_are_capped_in_place() {
-    assert_eq!(
-        rw("SELECT * FROM t LIMIT 5000 OFFSET 10"),
-        Some("SELECT * FROM t LIMIT 1000 OFFSET 10".into())
-    );
-    assert_eq!(
-        rw("SELECT * FROM t LIMIT ALL"),
-        Some("SELECT * FROM t LIMIT 1000".into())
-    );
+    assert_eq!(rw("SELECT * FROM t LIMIT 5000 OFFSET 10"), Some("SELECT * FROM t LIMIT 1000 OFFSET 10".into()));
+    assert_eq!(rw("SELECT * FROM t LIMIT ALL"), Some("SELECT * FROM t LIMIT 1000".into()));
     assert_eq!(
         rw("SELECT * FROM t FETCH FIRST 5000 ROWS ONLY"),
         Some("SELECT * FROM t FETCH FIRST 1000 ROWS ONLY".into())
     );
-    assert_eq!(
-        rw("SELECT * FROM t LIMIT 10 * 1000"),
-        Some("SELECT * FROM t LIMIT LEAST((10 * 1000), 1000)".into())
-    );
+    assert_eq!(rw("SELECT * FROM t LIMIT 10 * 1000"), Some("SELECT * FROM t LIMIT LEAST((10 * 1000), 1000)".into()));
     assert_eq!(rw("SELECT * FROM t LIMIT 10"), None);
     assert_eq!(rw("SELECT * FROM t FETCH FIRST ROW ONLY"), None);
 }
@@ -109,14 +70,7 @@ fn limit_parameters_are_reported_for_bind() {
     let q = "SELECT * FROM t WHERE a = $1 LIMIT $2";
     let r = rewrite(q, &analyze_uncached(q), &RULE).expect("a change");
     assert_eq!(r.text, None);
-    assert_eq!(
-        r.changes,
-        [LimitChange::CapParam {
-            statement: 0,
-            param: 2,
-            max: 1000
-        }]
-    );
+    assert_eq!(r.changes, [LimitChange::CapParam { statement: 0, param: 2, max: 1000 }]);
 }
 
 #[test]
@@ -145,41 +99,14 @@ fn every_read_of_a_multi_statement_string_is_limited() {
 #[test]
 fn inject_alone_and_max_alone() {
     let q = "SELECT * FROM t LIMIT ALL";
-    assert_eq!(
-        rewrite(
-            q,
-            &analyze_uncached(q),
-            &LimitRule {
-                inject: Some(5),
-                max: None
-            }
-        ),
-        None
-    );
+    assert_eq!(rewrite(q, &analyze_uncached(q), &LimitRule { inject: Some(5), max: None }), None);
     let q = "SELECT * FROM t";
-    let r = rewrite(
-        q,
-        &analyze_uncached(q),
-        &LimitRule {
-            inject: None,
-            max: Some(7),
-        },
-    )
-    .expect("change");
+    let r = rewrite(q, &analyze_uncached(q), &LimitRule { inject: None, max: Some(7) }).expect("change");
     assert_eq!(r.text.as_deref(), Some("SELECT * FROM t LIMIT 7"));
 }
 
 #[test]
 fn notice_names_the_policy() {
-    let n = notice_text(
-        "bi",
-        &LimitChange::Injected {
-            statement: 0,
-            limit: 100,
-        },
-    );
-    assert_eq!(
-        n,
-        "pgcached: result limited to 100 rows by policy \"bi\" (LIMIT 100 added)"
-    );
+    let n = notice_text("bi", &LimitChange::Injected { statement: 0, limit: 100 });
+    assert_eq!(n, "pgcached: result limited to 100 rows by policy \"bi\" (LIMIT 100 added)");
 }

@@ -22,9 +22,7 @@ impl Analyzer {
     pub fn new(capacity: u64) -> Analyzer {
         let cache = Cache::builder()
             .max_capacity(capacity)
-            .weigher(|k: &String, _v: &Arc<Analysis>| {
-                u32::try_from(k.len() * 2 + 512).unwrap_or(u32::MAX)
-            })
+            .weigher(|k: &String, _v: &Arc<Analysis>| u32::try_from(k.len() * 2 + 512).unwrap_or(u32::MAX))
             .build();
         Analyzer { cache }
     }
@@ -34,8 +32,7 @@ impl Analyzer {
         if let Some(a) = self.cache.get(text) {
             return a;
         }
-        self.cache
-            .get_with(text.to_string(), || Arc::new(analyze_uncached(text)))
+        self.cache.get_with(text.to_string(), || Arc::new(analyze_uncached(text)))
     }
 
     /// Number of entries held (approximate, for metrics).
@@ -48,9 +45,7 @@ static GLOBAL: OnceLock<Analyzer> = OnceLock::new();
 
 /// The analysis of `text`, memoized process-wide (see [`Analyzer`]).
 pub fn analyze(text: &str) -> Arc<Analysis> {
-    GLOBAL
-        .get_or_init(|| Analyzer::new(DEFAULT_CAPACITY))
-        .analyze(text)
+    GLOBAL.get_or_init(|| Analyzer::new(DEFAULT_CAPACITY)).analyze(text)
 }
 
 #[cfg(test)]
@@ -62,9 +57,6 @@ mod tests {
         let m = Analyzer::new(1 << 20);
         let a = m.analyze("SELECT * FROM t");
         let b = m.analyze("SELECT * FROM t");
-        assert!(
-            Arc::ptr_eq(&a, &b),
-            "a repeated statement must not be parsed twice"
-        );
+        assert!(Arc::ptr_eq(&a, &b), "a repeated statement must not be parsed twice");
     }
 }

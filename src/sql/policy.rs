@@ -11,9 +11,7 @@ use super::functions::{self, DEFAULT_DENIED, LOCKED_SETTINGS};
 use super::kind::StatementKind;
 use super::lexing_guard;
 use super::limit::LimitRule;
-use super::refusal::{
-    FEATURE_NOT_SUPPORTED, INSUFFICIENT_PRIVILEGE, PROGRAM_LIMIT_EXCEEDED, Refusal, SYNTAX_ERROR,
-};
+use super::refusal::{FEATURE_NOT_SUPPORTED, INSUFFICIENT_PRIVILEGE, PROGRAM_LIMIT_EXCEEDED, Refusal, SYNTAX_ERROR};
 use super::settings::SetVia;
 use super::tables::TableRef;
 use crate::config::policy::{LimitConfig, OnParseError, PolicyConfig, SafetyConfig};
@@ -36,15 +34,7 @@ pub enum PolicyError {
     BadLimit { index: usize, why: &'static str },
 }
 
-const KINDS: &[&str] = &[
-    "read",
-    "write",
-    "ddl",
-    "transaction",
-    "set",
-    "utility",
-    "unknown",
-];
+const KINDS: &[&str] = &["read", "write", "ddl", "transaction", "set", "utility", "unknown"];
 
 /// A table pattern from config: `name`, `schema.name`, `schema.*`, `*`.
 #[derive(Debug, Clone)]
@@ -56,10 +46,7 @@ struct TablePattern {
 impl TablePattern {
     fn parse(s: &str) -> TablePattern {
         let t = TableRef::parse(s);
-        TablePattern {
-            schema: t.schema,
-            name: (t.name != "*").then_some(t.name),
-        }
+        TablePattern { schema: t.schema, name: (t.name != "*").then_some(t.name) }
     }
     fn matches(&self, t: &TableRef) -> bool {
         match (&self.name, &self.schema) {
@@ -69,10 +56,7 @@ impl TablePattern {
                 Some(ts) => ts == s,
                 None => s == "public" || (s == "pg_catalog" && t.name.starts_with("pg_")),
             },
-            (Some(n), schema) => t.matches(&TableRef {
-                schema: schema.clone(),
-                name: n.clone(),
-            }),
+            (Some(n), schema) => t.matches(&TableRef { schema: schema.clone(), name: n.clone() }),
         }
     }
 }
@@ -124,8 +108,7 @@ impl Policies {
         self.list
             .iter()
             .find(|p| {
-                p.user.as_deref().is_none_or(|u| u == user)
-                    && p.database.as_deref().is_none_or(|d| d == database)
+                p.user.as_deref().is_none_or(|u| u == user) && p.database.as_deref().is_none_or(|d| d == database)
             })
             .filter(|p| !p.is_empty())
             .cloned()
@@ -133,12 +116,7 @@ impl Policies {
 }
 
 impl Policy {
-    fn compile(
-        index: usize,
-        c: &PolicyConfig,
-        safety: bool,
-        limit_on: bool,
-    ) -> Result<Policy, PolicyError> {
+    fn compile(index: usize, c: &PolicyConfig, safety: bool, limit_on: bool) -> Result<Policy, PolicyError> {
         if c.name.is_empty() {
             return Err(PolicyError::MissingName(index));
         }
@@ -154,33 +132,20 @@ impl Policy {
         for col in &c.deny_columns {
             let lower = col.to_ascii_lowercase();
             let Some((table, column)) = lower.rsplit_once('.') else {
-                return Err(PolicyError::BadColumn {
-                    index,
-                    value: col.clone(),
-                });
+                return Err(PolicyError::BadColumn { index, value: col.clone() });
             };
             deny_columns.push((TableRef::parse(table), column.to_string()));
         }
         let limit = c.limit.as_ref().filter(|_| limit_on).and_then(|l| {
-            (l.inject.is_some() || l.max.is_some()).then_some(LimitRule {
-                inject: l.inject,
-                max: l.max,
-            })
+            (l.inject.is_some() || l.max.is_some()).then_some(LimitRule { inject: l.inject, max: l.max })
         });
         if let Some(l) = &limit {
             if l.inject == Some(0) || l.max == Some(0) {
-                return Err(PolicyError::BadLimit {
-                    index,
-                    why: "inject and max must be at least 1",
-                });
+                return Err(PolicyError::BadLimit { index, why: "inject and max must be at least 1" });
             }
         }
         let safety_rules = safety && c.has_rules();
-        let mut deny_functions: Vec<String> = c
-            .deny_functions
-            .iter()
-            .map(|f| f.to_ascii_lowercase())
-            .collect();
+        let mut deny_functions: Vec<String> = c.deny_functions.iter().map(|f| f.to_ascii_lowercase()).collect();
         if c.default_deny_functions.unwrap_or(true) {
             deny_functions.extend(DEFAULT_DENIED.iter().map(|s| s.to_string()));
         }
@@ -191,16 +156,13 @@ impl Policy {
             guarded: safety_rules || limit.is_some(),
             read_only: safety && c.read_only,
             deny_statements: if safety { deny_statements } else { vec![] },
-            allow_tables: c.allow_tables.as_ref().filter(|_| safety).map(|v| {
-                v.iter()
-                    .map(|s| TablePattern::parse(&s.to_ascii_lowercase()))
-                    .collect()
-            }),
+            allow_tables: c
+                .allow_tables
+                .as_ref()
+                .filter(|_| safety)
+                .map(|v| v.iter().map(|s| TablePattern::parse(&s.to_ascii_lowercase())).collect()),
             deny_tables: if safety {
-                c.deny_tables
-                    .iter()
-                    .map(|s| TablePattern::parse(&s.to_ascii_lowercase()))
-                    .collect()
+                c.deny_tables.iter().map(|s| TablePattern::parse(&s.to_ascii_lowercase())).collect()
             } else {
                 vec![]
             },
@@ -242,10 +204,7 @@ impl Policy {
     }
 
     /// Startup parameters (name, value) of a session under this policy: lexing settings refused.
-    pub fn check_startup_params<N: AsRef<str>, V: AsRef<str>>(
-        &self,
-        params: &[(N, V)],
-    ) -> Result<(), Refusal> {
+    pub fn check_startup_params<N: AsRef<str>, V: AsRef<str>>(&self, params: &[(N, V)]) -> Result<(), Refusal> {
         if self.is_empty() {
             return Ok(());
         }
@@ -263,59 +222,38 @@ impl Policy {
         {
             return Err(self.refuse(
                 PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "{} statements in one query string exceed max_statements {max}",
-                    analysis.statements.len()
-                ),
+                format!("{} statements in one query string exceed max_statements {max}", analysis.statements.len()),
             ));
         }
-        analysis
-            .statements
-            .iter()
-            .try_for_each(|s| self.check_statement(s))
+        analysis.statements.iter().try_for_each(|s| self.check_statement(s))
     }
 
     fn check_statement(&self, s: &StatementAnalysis) -> Result<(), Refusal> {
         let keyword = s.keyword.as_str();
         let kinds = [Some(s.kind), s.inner_kind];
         for k in kinds.iter().flatten() {
-            if self
-                .deny_statements
-                .iter()
-                .any(|d| d == k.config_name() || d == keyword)
-            {
+            if self.deny_statements.iter().any(|d| d == k.config_name() || d == keyword) {
                 return Err(self.refuse(
                     INSUFFICIENT_PRIVILEGE,
-                    format!(
-                        "{} statement ({}) is denied",
-                        keyword.to_uppercase(),
-                        k.config_name()
-                    ),
+                    format!("{} statement ({}) is denied", keyword.to_uppercase(), k.config_name()),
                 ));
             }
         }
         if let Some(err) = &s.parse_error
             && self.on_parse_error == OnParseError::Reject
         {
-            return Err(self.refuse(
-                SYNTAX_ERROR,
-                format!("statement could not be analyzed ({err}) and is rejected"),
-            ));
+            return Err(self.refuse(SYNTAX_ERROR, format!("statement could not be analyzed ({err}) and is rejected")));
         }
         // A DO block runs code none of the rules can see (functions included): never under a
         // guarded policy.
         if keyword == "do" {
-            return Err(self.refuse(
-                FEATURE_NOT_SUPPORTED,
-                "DO blocks cannot be checked; DO is denied".into(),
-            ));
+            return Err(self.refuse(FEATURE_NOT_SUPPORTED, "DO blocks cannot be checked; DO is denied".into()));
         }
         // Server-side files, programs and libraries are outside any table rule.
         if s.copy_server_side {
-            return Err(self.refuse(
-                INSUFFICIENT_PRIVILEGE,
-                "COPY to or from a server file or program is denied".into(),
-            ));
+            return Err(
+                self.refuse(INSUFFICIENT_PRIVILEGE, "COPY to or from a server file or program is denied".into())
+            );
         }
         if keyword == "load" {
             return Err(self.refuse(INSUFFICIENT_PRIVILEGE, "LOAD is denied".into()));
@@ -329,26 +267,22 @@ impl Policy {
                 ));
             }
             let inner_writes = matches!(s.wrapper, Some(Wrapper::Prepare | Wrapper::Declare))
-                && matches!(
-                    s.inner_kind,
-                    Some(StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown)
-                );
+                && matches!(s.inner_kind, Some(StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown));
             if s.may_write() || inner_writes {
                 return Err(self.refuse(
                     INSUFFICIENT_PRIVILEGE,
-                    format!(
-                        "{} may write; it is denied (read_only)",
-                        keyword.to_uppercase()
-                    ),
+                    format!("{} may write; it is denied (read_only)", keyword.to_uppercase()),
                 ));
             }
         }
         if s.dynamic_sql
-            && (self.allow_tables.is_some()
-                || !self.deny_tables.is_empty()
-                || !self.deny_columns.is_empty())
+            && (self.allow_tables.is_some() || !self.deny_tables.is_empty() || !self.deny_columns.is_empty())
         {
-            return Err(self.refuse(FEATURE_NOT_SUPPORTED, "SQL executed from text (DO, EXECUTE, CALL, query_to_xml, dblink) cannot be checked; it is denied".into()));
+            return Err(self.refuse(
+                FEATURE_NOT_SUPPORTED,
+                "SQL executed from text (DO, EXECUTE, CALL, query_to_xml, dblink) cannot be checked; it is denied"
+                    .into(),
+            ));
         }
         for t in s.tables() {
             if self.deny_tables.iter().any(|p| p.matches(t)) {
@@ -357,37 +291,24 @@ impl Policy {
             if let Some(allow) = &self.allow_tables
                 && !allow.iter().any(|p| p.matches(t))
             {
-                return Err(self.refuse(
-                    INSUFFICIENT_PRIVILEGE,
-                    format!("table \"{t}\" is not in allow_tables; it is denied"),
-                ));
+                return Err(
+                    self.refuse(INSUFFICIENT_PRIVILEGE, format!("table \"{t}\" is not in allow_tables; it is denied"))
+                );
             }
         }
         if let Some((table, col)) = denied_column(s, &self.deny_columns) {
-            return Err(self.refuse(
-                INSUFFICIENT_PRIVILEGE,
-                format!("column \"{table}.{col}\" is denied"),
-            ));
+            return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("column \"{table}.{col}\" is denied")));
         }
         for f in &s.functions {
-            if self
-                .deny_functions
-                .iter()
-                .any(|p| functions::matches_pattern(p, &f.name))
-            {
-                return Err(self.refuse(
-                    INSUFFICIENT_PRIVILEGE,
-                    format!("function \"{}\" is denied", f.name),
-                ));
+            if self.deny_functions.iter().any(|p| functions::matches_pattern(p, &f.name)) {
+                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("function \"{}\" is denied", f.name)));
             }
         }
         for c in &s.settings {
             let Some(name) = &c.name else {
                 if c.via == SetVia::SetConfig {
-                    return Err(self.refuse(
-                        INSUFFICIENT_PRIVILEGE,
-                        "set_config() with a computed setting name is denied".into(),
-                    ));
+                    return Err(self
+                        .refuse(INSUFFICIENT_PRIVILEGE, "set_config() with a computed setting name is denied".into()));
                 }
                 continue;
             };
@@ -396,32 +317,23 @@ impl Policy {
             }
             if c.via == SetVia::SetConfig && c.value.is_none() {
                 if lexing_guard::violation(name, "?").is_some() {
-                    return Err(self.refuse(
-                        INSUFFICIENT_PRIVILEGE,
-                        format!("set_config('{name}', <computed>) is denied"),
-                    ));
+                    return Err(
+                        self.refuse(INSUFFICIENT_PRIVILEGE, format!("set_config('{name}', <computed>) is denied"))
+                    );
                 }
-            } else if let Some(why) =
-                lexing_guard::violation(name, c.value.as_deref().unwrap_or_default())
-            {
+            } else if let Some(why) = lexing_guard::violation(name, c.value.as_deref().unwrap_or_default()) {
                 return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")));
             }
             if LOCKED_SETTINGS.contains(&name.as_str())
                 && !(name == "client_encoding" || name == "standard_conforming_strings")
             {
-                return Err(self.refuse(
-                    INSUFFICIENT_PRIVILEGE,
-                    format!("changing setting \"{name}\" is denied"),
-                ));
+                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("changing setting \"{name}\" is denied")));
             }
         }
         if self.require_where && s.missing_where {
             return Err(self.refuse(
                 INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "{} without WHERE is denied (require_where)",
-                    keyword.to_uppercase()
-                ),
+                format!("{} without WHERE is denied (require_where)", keyword.to_uppercase()),
             ));
         }
         Ok(())

@@ -20,10 +20,7 @@ const BI: &str = "name: bi\nread_only: true\ndeny_columns: [users.ssn]\ndeny_tab
 fn denied_column_message_names_column_and_policy() {
     let r = refused(&policy(BI), "SELECT ssn FROM users");
     assert_eq!(r.sqlstate, "42501");
-    assert_eq!(
-        r.message,
-        "pgcached: column \"users.ssn\" is denied by policy \"bi\""
-    );
+    assert_eq!(r.message, "pgcached: column \"users.ssn\" is denied by policy \"bi\"");
 }
 
 #[test]
@@ -85,32 +82,16 @@ fn read_only_refuses_hidden_writes() {
 fn tables_denied_and_allowed() {
     let p = policy(BI);
     let r = refused(&p, "SELECT * FROM public.secrets");
-    assert_eq!(
-        r.message,
-        "pgcached: table \"public.secrets\" is denied by policy \"bi\""
-    );
+    assert_eq!(r.message, "pgcached: table \"public.secrets\" is denied by policy \"bi\"");
     assert!(check(&p, "SELECT * FROM ONLY secrets").is_err());
     assert!(check(&p, "TABLE secrets").is_err());
     assert!(check(&p, "SELECT * FROM secrets*").is_err());
     assert!(check(&p, "COPY secrets TO STDOUT").is_err());
-    assert!(
-        check(
-            &p,
-            "WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets"
-        )
-        .is_err()
-    );
+    assert!(check(&p, "WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets").is_err());
     let a = policy("name: a\nallow_tables: [orders, \"pg_catalog.*\"]");
     assert!(check(&a, "SELECT * FROM orders JOIN pg_catalog.pg_class ON true").is_ok());
     assert!(check(&a, "SELECT * FROM users").is_err());
-    assert_eq!(
-        refused(
-            &a,
-            "SELECT query_to_xml('select * from users', true, true, '')"
-        )
-        .sqlstate,
-        "0A000"
-    );
+    assert_eq!(refused(&a, "SELECT query_to_xml('select * from users', true, true, '')").sqlstate, "0A000");
 }
 
 #[test]
@@ -149,14 +130,8 @@ fn lexing_settings_cannot_change() {
     check(&p, "SET search_path TO a, \"B\"").expect("ordinary settings");
     check(&p, "SET client_encoding = 'UTF8'").expect("utf-8");
     check(&p, "RESET ALL").expect("reset");
-    assert!(
-        p.check_startup_params(&[("options", "-c standard_conforming_strings=off")])
-            .is_err()
-    );
-    assert!(
-        p.check_startup_params(&[("client_encoding", "UTF8")])
-            .is_ok()
-    );
+    assert!(p.check_startup_params(&[("options", "-c standard_conforming_strings=off")]).is_err());
+    assert!(p.check_startup_params(&[("client_encoding", "UTF8")]).is_ok());
 }
 
 #[test]
@@ -171,16 +146,9 @@ fn the_backslash_attack_is_one_statement_here_and_refused_before_it_can_matter()
 #[test]
 fn require_where_max_statements_and_parse_errors() {
     let p = policy("name: w\nrequire_where: true\nmax_statements: 2");
-    assert!(
-        refused(&p, "DELETE FROM t")
-            .message
-            .contains("without WHERE")
-    );
+    assert!(refused(&p, "DELETE FROM t").message.contains("without WHERE"));
     assert!(check(&p, "UPDATE t SET a = 1 WHERE id = 2").is_ok());
-    assert_eq!(
-        refused(&p, "SELECT 1; SELECT 2; SELECT 3").sqlstate,
-        "54000"
-    );
+    assert_eq!(refused(&p, "SELECT 1; SELECT 2; SELECT 3").sqlstate, "54000");
     assert_eq!(refused(&p, "SELEC 1").sqlstate, "42601");
     let f = policy("name: f\nrequire_where: true\non_parse_error: forward");
     assert!(check(&f, "SELEC 1").is_ok());
@@ -202,50 +170,26 @@ fn empty_policies_and_kill_switches_check_nothing() {
         "- {name: app, user: app}\n- {name: bi, user: bi, read_only: true, limit: {inject: 10}}\n- {name: default, deny_tables: [secrets]}",
     )
     .expect("yaml");
-    let on = Policies::from_config(
-        &SafetyConfig { enabled: true },
-        &LimitConfig { enabled: true },
-        &list,
-    )
-    .expect("ok");
-    assert!(
-        on.for_session("app", "db").is_none(),
-        "an empty policy is no policy"
-    );
+    let on = Policies::from_config(&SafetyConfig { enabled: true }, &LimitConfig { enabled: true }, &list).expect("ok");
+    assert!(on.for_session("app", "db").is_none(), "an empty policy is no policy");
     assert_eq!(on.for_session("bi", "db").expect("bi").name(), "bi");
-    assert_eq!(
-        on.for_session("other", "db").expect("default").name(),
-        "default"
-    );
-    let off = Policies::from_config(
-        &SafetyConfig { enabled: false },
-        &LimitConfig { enabled: true },
-        &list,
-    )
-    .expect("ok");
+    assert_eq!(on.for_session("other", "db").expect("default").name(), "default");
+    let off =
+        Policies::from_config(&SafetyConfig { enabled: false }, &LimitConfig { enabled: true }, &list).expect("ok");
     let bi = off.for_session("bi", "db").expect("limit still applies");
     assert!(check(&bi, "DELETE FROM t").is_ok());
     assert!(bi.limit_rule().is_some());
     assert!(off.for_session("other", "db").is_none());
-    let none = Policies::from_config(
-        &SafetyConfig { enabled: false },
-        &LimitConfig { enabled: false },
-        &list,
-    )
-    .expect("ok");
+    let none =
+        Policies::from_config(&SafetyConfig { enabled: false }, &LimitConfig { enabled: false }, &list).expect("ok");
     assert!(none.for_session("bi", "db").is_none());
 }
 
 #[test]
 fn config_errors_name_the_key() {
-    let bad: Vec<PolicyConfig> =
-        serde_yaml::from_str("- {name: x, deny_columns: [ssn]}").expect("yaml");
-    let e = Policies::from_config(&SafetyConfig::default(), &LimitConfig::default(), &bad)
-        .expect_err("bad column");
-    assert_eq!(
-        e.to_string(),
-        "policies[0].deny_columns: \"ssn\" is not table.column"
-    );
+    let bad: Vec<PolicyConfig> = serde_yaml::from_str("- {name: x, deny_columns: [ssn]}").expect("yaml");
+    let e = Policies::from_config(&SafetyConfig::default(), &LimitConfig::default(), &bad).expect_err("bad column");
+    assert_eq!(e.to_string(), "policies[0].deny_columns: \"ssn\" is not table.column");
 }
 
 #[test]
@@ -267,10 +211,7 @@ fn column_renaming_aliases_using_joins_and_copy_expose_columns() {
 #[test]
 fn do_blocks_are_refused_under_any_guarded_policy() {
     let p = policy("name: g\nmax_statements: 5");
-    assert_eq!(
-        refused(&p, "DO $$ BEGIN PERFORM pg_read_file('x'); END $$").sqlstate,
-        "0A000"
-    );
+    assert_eq!(refused(&p, "DO $$ BEGIN PERFORM pg_read_file('x'); END $$").sqlstate, "0A000");
 }
 
 #[test]
@@ -298,11 +239,7 @@ fn unqualified_catalog_tables_match_pg_catalog_patterns() {
 struct FixedCost(f64);
 
 impl crate::sql::CostEstimator for FixedCost {
-    async fn estimate(
-        &self,
-        _sql: &str,
-        _fingerprint_hash: u64,
-    ) -> Result<f64, crate::sql::CostError> {
+    async fn estimate(&self, _sql: &str, _fingerprint_hash: u64) -> Result<f64, crate::sql::CostError> {
         Ok(self.0)
     }
 }
@@ -310,11 +247,7 @@ impl crate::sql::CostEstimator for FixedCost {
 struct Broken;
 
 impl crate::sql::CostEstimator for Broken {
-    async fn estimate(
-        &self,
-        _sql: &str,
-        _fingerprint_hash: u64,
-    ) -> Result<f64, crate::sql::CostError> {
+    async fn estimate(&self, _sql: &str, _fingerprint_hash: u64) -> Result<f64, crate::sql::CostError> {
         Err(crate::sql::CostError("control plane down".into()))
     }
 }
@@ -324,28 +257,13 @@ async fn max_cost_is_checked_through_the_estimator() {
     let p = policy("name: c\nmax_cost: 1000");
     let q = "SELECT * FROM t; SELECT * FROM u";
     let a = analyze_uncached(q);
-    assert!(
-        crate::sql::check_cost(&p, &FixedCost(10.0), q, &a)
-            .await
-            .is_ok()
-    );
-    let r = crate::sql::check_cost(&p, &FixedCost(5000.0), q, &a)
-        .await
-        .expect_err("too costly");
+    assert!(crate::sql::check_cost(&p, &FixedCost(10.0), q, &a).await.is_ok());
+    let r = crate::sql::check_cost(&p, &FixedCost(5000.0), q, &a).await.expect_err("too costly");
     assert_eq!(r.sqlstate, "54000");
-    assert_eq!(
-        r.message,
-        "pgcached: estimated cost 5000 exceeds max_cost 1000 of policy \"c\""
-    );
-    assert!(
-        crate::sql::check_cost(&p, &Broken, q, &a).await.is_err(),
-        "fails closed"
-    );
+    assert_eq!(r.message, "pgcached: estimated cost 5000 exceeds max_cost 1000 of policy \"c\"");
+    assert!(crate::sql::check_cost(&p, &Broken, q, &a).await.is_err(), "fails closed");
     let none = policy("name: n\nread_only: true");
-    assert!(
-        crate::sql::check_cost(&none, &Broken, q, &a).await.is_ok(),
-        "no max_cost, no estimate"
-    );
+    assert!(crate::sql::check_cost(&none, &Broken, q, &a).await.is_ok(), "no max_cost, no estimate");
 }
 
 #[test]

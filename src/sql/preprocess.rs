@@ -7,9 +7,7 @@
 use super::lex::{TokKind, Token};
 
 /// Keywords after which a table name follows.
-const TABLE_INTRO: &[&str] = &[
-    "from", "join", "update", "table", "truncate", "into", "using", "only",
-];
+const TABLE_INTRO: &[&str] = &["from", "join", "update", "table", "truncate", "into", "using", "only"];
 /// Keywords that end a FROM list.
 const FROM_END: &[&str] = &[
     "where",
@@ -39,10 +37,7 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
     let mut in_from: Vec<bool> = vec![false];
     let mut prev: Option<&Token> = None;
     let mut prev2: Option<&Token> = None;
-    let word = |t: Option<&Token>| {
-        t.filter(|t| t.kind == TokKind::Word)
-            .map(|t| t.text(src).to_ascii_lowercase())
-    };
+    let word = |t: Option<&Token>| t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase());
     for (i, t) in toks.iter().enumerate() {
         let lower = word(Some(t));
         let mut replace: Option<&str> = None;
@@ -61,8 +56,7 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
             }
             let prevw = word(prev);
             let next = toks.get(i + 1);
-            let next_is_name =
-                next.is_some_and(|n| matches!(n.kind, TokKind::Word | TokKind::QuotedIdent));
+            let next_is_name = next.is_some_and(|n| matches!(n.kind, TokKind::Word | TokKind::QuotedIdent));
             if w == "only"
                 && next_is_name
                 && (prevw.as_deref().is_some_and(|p| TABLE_INTRO.contains(&p))
@@ -73,14 +67,10 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
             // `TABLE t` as a query: at the start, after `(`, or after a set operator.
             let query_start = prev.is_none()
                 || prev.is_some_and(|p| p.is_punct(src, '('))
-                || matches!(
-                    prevw.as_deref(),
-                    Some("union" | "intersect" | "except" | "all" | "distinct")
-                ) && !matches!(word(prev2).as_deref(), Some("select"));
+                || matches!(prevw.as_deref(), Some("union" | "intersect" | "except" | "all" | "distinct"))
+                    && !matches!(word(prev2).as_deref(), Some("select"));
             // `FOR NO KEY UPDATE` / `FOR KEY SHARE`: drop `NO` and `KEY`.
-            if (w == "no"
-                && prevw.as_deref() == Some("for")
-                && word(toks.get(i + 1)).as_deref() == Some("key"))
+            if (w == "no" && prevw.as_deref() == Some("for") && word(toks.get(i + 1)).as_deref() == Some("key"))
                 || (w == "key"
                     && (prevw.as_deref() == Some("for")
                         || prevw.as_deref() == Some("no") && word(prev2).as_deref() == Some("for")))
@@ -90,13 +80,9 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
             if w == "table" && query_start && next_is_name {
                 replace = Some("SELECT * FROM");
             }
-        } else if t.kind == TokKind::Op
-            && t.text(src) == "*"
-            && *in_from.last().expect("never empty")
-        {
+        } else if t.kind == TokKind::Op && t.text(src) == "*" && *in_from.last().expect("never empty") {
             // `FROM t*`: a star right after a table name in a FROM list (inheritance, the default).
-            let after_name = prev
-                .is_some_and(|p| matches!(p.kind, TokKind::Word | TokKind::QuotedIdent))
+            let after_name = prev.is_some_and(|p| matches!(p.kind, TokKind::Word | TokKind::QuotedIdent))
                 && prev2.is_some_and(|p| {
                     p.is_punct(src, ',')
                         || p.is_punct(src, '.')
@@ -134,31 +120,19 @@ mod tests {
     #[test]
     fn only_is_dropped_before_table_names() {
         assert_eq!(pp("SELECT * FROM ONLY t"), "SELECT * FROM   t");
-        assert_eq!(
-            pp("DELETE FROM ONLY s.t WHERE a"),
-            "DELETE FROM   s.t WHERE a"
-        );
-        assert_eq!(
-            pp("SELECT * FROM t FETCH FIRST 1 ROWS ONLY"),
-            "SELECT * FROM t FETCH FIRST 1 ROWS ONLY"
-        );
+        assert_eq!(pp("DELETE FROM ONLY s.t WHERE a"), "DELETE FROM   s.t WHERE a");
+        assert_eq!(pp("SELECT * FROM t FETCH FIRST 1 ROWS ONLY"), "SELECT * FROM t FETCH FIRST 1 ROWS ONLY");
     }
 
     #[test]
     fn inheritance_star_is_dropped_only_in_from() {
-        assert_eq!(
-            pp("SELECT a*b FROM t*, u * WHERE c*d > 1"),
-            "SELECT a*b FROM t , u   WHERE c*d > 1"
-        );
+        assert_eq!(pp("SELECT a*b FROM t*, u * WHERE c*d > 1"), "SELECT a*b FROM t , u   WHERE c*d > 1");
     }
 
     #[test]
     fn table_query_becomes_select_star() {
         assert_eq!(pp("TABLE t"), "SELECT * FROM t");
-        assert_eq!(
-            pp("TABLE a UNION ALL TABLE b"),
-            "SELECT * FROM a UNION ALL SELECT * FROM b"
-        );
+        assert_eq!(pp("TABLE a UNION ALL TABLE b"), "SELECT * FROM a UNION ALL SELECT * FROM b");
         assert_eq!(pp("LOCK TABLE t"), "LOCK TABLE t");
     }
 }

@@ -22,9 +22,6 @@ pub const SYNTAX_ERROR: &str = "42601";
 
 impl Refusal {
     pub(crate) fn new(sqlstate: &'static str, message: String) -> Refusal {
-        Refusal {
-            sqlstate,
-            message: format!("pgcached: {message}"),
-        }
+        Refusal { sqlstate, message: format!("pgcached: {message}") }
     }
 }

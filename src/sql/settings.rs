@@ -35,11 +35,7 @@ pub struct SettingChange {
 
 /// Reads a SET / RESET statement; `None` if the tokens are not one.
 pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
-    let word = |i: usize| {
-        toks.get(i)
-            .filter(|t| t.kind == TokKind::Word)
-            .map(|t| t.text(src).to_ascii_lowercase())
-    };
+    let word = |i: usize| toks.get(i).filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase());
     let first = word(0)?;
     let reset = match first.as_str() {
         "set" => false,
@@ -78,12 +74,7 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         (Some("schema"), _) if !reset => return Some(special("search_path", 1)),
         (Some("constraints"), _) if !reset => return Some(special("constraints", 1)),
         (Some("all"), None) if reset => {
-            return Some(SettingChange {
-                name: None,
-                value: None,
-                local,
-                via,
-            });
+            return Some(SettingChange { name: None, value: None, local, via });
         }
         _ => {}
     }
@@ -105,23 +96,13 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         }
     }
     if reset {
-        return Some(SettingChange {
-            name: Some(name),
-            value: None,
-            local,
-            via,
-        });
+        return Some(SettingChange { name: Some(name), value: None, local, via });
     }
     let sep = toks.get(i)?;
     if !(sep.is_word(src, "to") || (sep.kind == TokKind::Op && sep.text(src) == "=")) {
         return None;
     }
-    Some(SettingChange {
-        name: Some(name),
-        value: rest(i + 1),
-        local,
-        via,
-    })
+    Some(SettingChange { name: Some(name), value: rest(i + 1), local, via })
 }
 
 #[cfg(test)]
@@ -145,20 +126,11 @@ mod tests {
     fn special_forms_map_to_parameter_names() {
         assert_eq!(set("SET TIME ZONE 'UTC'").name.as_deref(), Some("timezone"));
         assert_eq!(set("SET TIME ZONE 'UTC'").value.as_deref(), Some("'UTC'"));
-        assert_eq!(
-            set("set names 'LATIN1'").name.as_deref(),
-            Some("client_encoding")
-        );
-        assert_eq!(
-            set("SET SESSION AUTHORIZATION bob").name.as_deref(),
-            Some("session_authorization")
-        );
+        assert_eq!(set("set names 'LATIN1'").name.as_deref(), Some("client_encoding"));
+        assert_eq!(set("SET SESSION AUTHORIZATION bob").name.as_deref(), Some("session_authorization"));
         assert_eq!(set("SET ROLE admin").value.as_deref(), Some("admin"));
         assert_eq!(set("SET SCHEMA 'x'").name.as_deref(), Some("search_path"));
-        assert_eq!(
-            set("SET CONSTRAINTS ALL DEFERRED").value.as_deref(),
-            Some("ALL DEFERRED")
-        );
+        assert_eq!(set("SET CONSTRAINTS ALL DEFERRED").value.as_deref(), Some("ALL DEFERRED"));
     }
 
     #[test]
@@ -167,15 +139,9 @@ mod tests {
         assert!(c.local);
         assert_eq!(c.value.as_deref(), Some("5"));
         let r = set("RESET x.y");
-        assert_eq!(
-            (r.name.as_deref(), r.value, r.via),
-            (Some("x.y"), None, SetVia::Reset)
-        );
+        assert_eq!((r.name.as_deref(), r.value, r.via), (Some("x.y"), None, SetVia::Reset));
         assert_eq!(set("RESET ALL").name, None);
         assert_eq!(set("RESET TIME ZONE").name.as_deref(), Some("timezone"));
-        assert_eq!(
-            set("SET SESSION DateStyle TO ISO").name.as_deref(),
-            Some("datestyle")
-        );
+        assert_eq!(set("SET SESSION DateStyle TO ISO").name.as_deref(), Some("datestyle"));
     }
 }

@@ -20,35 +20,19 @@ impl TableRef {
     /// Builds a reference from a folded `schema.name` or `name` string (config lists use it).
     pub fn parse(s: &str) -> TableRef {
         match s.rsplit_once('.') {
-            Some((schema, name)) => TableRef {
-                schema: Some(schema.to_string()),
-                name: name.to_string(),
-            },
-            None => TableRef {
-                schema: None,
-                name: s.to_string(),
-            },
+            Some((schema, name)) => TableRef { schema: Some(schema.to_string()), name: name.to_string() },
+            None => TableRef { schema: None, name: s.to_string() },
         }
     }
 
     /// Builds a reference from a parsed object name (the last two parts: a database prefix is
     /// dropped). Returns `None` for names that are not plain identifiers.
     pub fn from_object_name(name: &ObjectName) -> Option<TableRef> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| p.as_ident().map(fold))
-            .collect::<Option<_>>()?;
+        let parts: Vec<String> = name.0.iter().map(|p| p.as_ident().map(fold)).collect::<Option<_>>()?;
         match parts.as_slice() {
             [] => None,
-            [n] => Some(TableRef {
-                schema: None,
-                name: n.clone(),
-            }),
-            [.., s, n] => Some(TableRef {
-                schema: Some(s.clone()),
-                name: n.clone(),
-            }),
+            [n] => Some(TableRef { schema: None, name: n.clone() }),
+            [.., s, n] => Some(TableRef { schema: Some(s.clone()), name: n.clone() }),
         }
     }
 
@@ -75,20 +59,12 @@ impl fmt::Display for TableRef {
 
 /// Folds an identifier like Postgres: unquoted → lower case, quoted → as written.
 pub fn fold(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
+    if id.quote_style.is_some() { id.value.clone() } else { id.value.to_lowercase() }
 }
 
 /// Folds a dotted object name into `a.b.c`.
 pub fn fold_name(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .map(|p| p.as_ident().map(fold).unwrap_or_else(|| p.to_string()))
-        .collect::<Vec<_>>()
-        .join(".")
+    name.0.iter().map(|p| p.as_ident().map(fold).unwrap_or_else(|| p.to_string())).collect::<Vec<_>>().join(".")
 }
 
 #[cfg(test)]

@@ -6,10 +6,9 @@ use super::functions::{self, Volatility};
 use super::tables::{TableRef, fold, fold_name};
 use serde::Serialize;
 use sqlparser::ast::{
-    AssignmentTarget, CopySource, CopyTarget, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator, ObjectName, ObjectType, Query,
-    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
-    TableObject, Visit, Visitor,
+    AssignmentTarget, CopySource, CopyTarget, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
+    JoinConstraint, JoinOperator, ObjectName, ObjectType, Query, Select, SelectItem, SelectItemQualifiedWildcardKind,
+    SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -82,21 +81,13 @@ struct Walker {
 
 /// Walks one parsed statement.
 pub fn walk(stmt: &Statement) -> WalkResult {
-    let mut w = Walker {
-        frames: Vec::new(),
-        skip_relation: None,
-        depth: 0,
-        out: WalkResult::default(),
-    };
+    let mut w = Walker { frames: Vec::new(), skip_relation: None, depth: 0, out: WalkResult::default() };
     let _ = stmt.visit(&mut w);
     w.out
 }
 
 fn is_dml(body: &SetExpr) -> bool {
-    matches!(
-        body,
-        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
-    )
+    matches!(body, SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_))
 }
 
 impl Walker {
@@ -107,17 +98,11 @@ impl Walker {
         let Some(n) = name.0[0].as_ident().map(fold) else {
             return false;
         };
-        self.frames
-            .iter()
-            .any(|f| f.names[..f.visible].contains(&n))
+        self.frames.iter().any(|f| f.names[..f.visible].contains(&n))
     }
 
     fn table(&self, name: &ObjectName) -> Option<TableRef> {
-        if self.is_cte(name) {
-            None
-        } else {
-            TableRef::from_object_name(name)
-        }
+        if self.is_cte(name) { None } else { TableRef::from_object_name(name) }
     }
 
     fn write(&mut self, name: &ObjectName) {
@@ -136,9 +121,7 @@ impl Walker {
         let mut v = Vec::new();
         for twj in &select.from {
             for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-                if let TableFactor::Table {
-                    name, args: None, ..
-                } = f
+                if let TableFactor::Table { name, args: None, .. } = f
                     && let Some(t) = self.table(name)
                 {
                     v.push(t);
@@ -151,20 +134,16 @@ impl Walker {
     fn items(&mut self, items: &[SelectItem], tables: Vec<TableRef>) {
         for it in items {
             match it {
-                SelectItem::Wildcard(_) => self.out.columns.wildcards.push(Wildcard {
-                    qualifier: None,
-                    tables: tables.clone(),
-                }),
+                SelectItem::Wildcard(_) => {
+                    self.out.columns.wildcards.push(Wildcard { qualifier: None, tables: tables.clone() })
+                }
                 SelectItem::QualifiedWildcard(kind, _) => {
                     let q = match kind {
                         SelectItemQualifiedWildcardKind::ObjectName(n) => fold_name(n),
                         SelectItemQualifiedWildcardKind::Expr(e) => e.to_string().to_lowercase(),
                     };
                     let q = q.rsplit('.').next().unwrap_or_default().to_string();
-                    self.out.columns.wildcards.push(Wildcard {
-                        qualifier: Some(q),
-                        tables: tables.clone(),
-                    })
+                    self.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: tables.clone() })
                 }
                 _ => {}
             }
@@ -214,8 +193,7 @@ impl Walker {
                     self.write(n);
                 }
                 let from = match &d.from {
-                    sqlparser::ast::FromTable::WithFromKeyword(v)
-                    | sqlparser::ast::FromTable::WithoutKeyword(v) => v,
+                    sqlparser::ast::FromTable::WithFromKeyword(v) | sqlparser::ast::FromTable::WithoutKeyword(v) => v,
                 };
                 let mut tables = Vec::new();
                 for twj in from {
@@ -234,16 +212,9 @@ impl Walker {
                     self.write(&n.name);
                 }
             }
-            Statement::Copy {
-                target: CopyTarget::File { .. } | CopyTarget::Program { .. },
-                ..
-            } => {
+            Statement::Copy { target: CopyTarget::File { .. } | CopyTarget::Program { .. }, .. } => {
                 self.out.copy_server_side = true;
-                if let Statement::Copy {
-                    source: CopySource::Table { table_name, .. },
-                    to,
-                    ..
-                } = s
+                if let Statement::Copy { source: CopySource::Table { table_name, .. }, to, .. } = s
                     && let Some(t) = self.table(table_name)
                 {
                     if *to {
@@ -253,21 +224,10 @@ impl Walker {
                     }
                 }
             }
-            Statement::Copy {
-                source:
-                    CopySource::Table {
-                        table_name,
-                        columns,
-                    },
-                to,
-                ..
-            } => {
+            Statement::Copy { source: CopySource::Table { table_name, columns }, to, .. } => {
                 if let Some(t) = self.table(table_name) {
                     if columns.is_empty() {
-                        self.out.columns.wildcards.push(Wildcard {
-                            qualifier: None,
-                            tables: vec![t.clone()],
-                        });
+                        self.out.columns.wildcards.push(Wildcard { qualifier: None, tables: vec![t.clone()] });
                     }
                     for c in columns {
                         self.out.columns.targets.push((t.clone(), fold(c)));
@@ -314,20 +274,13 @@ impl Walker {
         if let FunctionArguments::List(list) = &f.args {
             for a in &list.args {
                 let arg = match a {
-                    FunctionArg::Named { arg, .. }
-                    | FunctionArg::ExprNamed { arg, .. }
-                    | FunctionArg::Unnamed(arg) => arg,
+                    FunctionArg::Named { arg, .. } | FunctionArg::ExprNamed { arg, .. } | FunctionArg::Unnamed(arg) => {
+                        arg
+                    }
                 };
                 if let FunctionArgExpr::QualifiedWildcard(q) = arg {
-                    let q = fold_name(q)
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    self.out.columns.wildcards.push(Wildcard {
-                        qualifier: Some(q),
-                        tables: vec![],
-                    });
+                    let q = fold_name(q).rsplit('.').next().unwrap_or_default().to_string();
+                    self.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: vec![] });
                 }
             }
         }
@@ -386,26 +339,15 @@ impl Visitor for Walker {
                     w.out.data_modifying_cte = true;
                 }
                 (
-                    with.cte_tables
-                        .iter()
-                        .map(|c| &*c.query as *const Query)
-                        .collect(),
-                    with.cte_tables
-                        .iter()
-                        .map(|c| fold(&c.alias.name))
-                        .collect::<Vec<_>>(),
+                    with.cte_tables.iter().map(|c| &*c.query as *const Query).collect(),
+                    with.cte_tables.iter().map(|c| fold(&c.alias.name)).collect::<Vec<_>>(),
                     with.recursive,
                 )
             }
             None => (Vec::new(), Vec::new(), false),
         };
         let visible = names.len();
-        w.frames.push(Frame {
-            ctes,
-            names,
-            recursive,
-            visible,
-        });
+        w.frames.push(Frame { ctes, names, recursive, visible });
         ControlFlow::Continue(())
     }
 
@@ -444,12 +386,10 @@ impl Visitor for Walker {
                 let parts: Vec<&str> = name.split('.').collect();
                 let folded: Vec<String> = parts
                     .iter()
-                    .map(
-                        |p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                            Some(q) => q.to_string(),
-                            None => p.to_lowercase(),
-                        },
-                    )
+                    .map(|p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                        Some(q) => q.to_string(),
+                        None => p.to_lowercase(),
+                    })
                     .collect();
                 let t = TableRef::parse(&folded.join("."));
                 if temporary {
@@ -462,16 +402,13 @@ impl Visitor for Walker {
         for twj in &s.from {
             for j in &twj.joins {
                 match join_constraint(&j.join_operator) {
-                    Some(JoinConstraint::Using(cols)) => w
-                        .out
-                        .columns
-                        .idents
-                        .extend(cols.iter().map(|c| vec![fold_name(c)])),
+                    Some(JoinConstraint::Using(cols)) => {
+                        w.out.columns.idents.extend(cols.iter().map(|c| vec![fold_name(c)]))
+                    }
                     // A natural join compares every same-named column: like a `*` for the rule.
-                    Some(JoinConstraint::Natural) => w.out.columns.wildcards.push(Wildcard {
-                        qualifier: None,
-                        tables: tables.clone(),
-                    }),
+                    Some(JoinConstraint::Natural) => {
+                        w.out.columns.wildcards.push(Wildcard { qualifier: None, tables: tables.clone() })
+                    }
                     _ => {}
                 }
             }
@@ -493,12 +430,7 @@ impl Visitor for Walker {
 
     fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
         let w = self;
-        if let TableFactor::Table {
-            name,
-            args: Some(_),
-            ..
-        } = f
-        {
+        if let TableFactor::Table { name, args: Some(_), .. } = f {
             // `FROM f(args)`: a set-returning function, not a relation.
             w.skip_relation = Some(name as *const ObjectName);
             let name = fold_name(name);
@@ -514,10 +446,7 @@ impl Visitor for Walker {
                 if !a.columns.is_empty() {
                     // `users AS u(a, b, c)` renames columns by position: any of them may be a
                     // denied one.
-                    w.out.columns.wildcards.push(Wildcard {
-                        qualifier: None,
-                        tables: vec![t.clone()],
-                    });
+                    w.out.columns.wildcards.push(Wildcard { qualifier: None, tables: vec![t.clone()] });
                 }
                 w.out.columns.aliases.push((fold(&a.name), t));
             }
@@ -533,27 +462,15 @@ impl Visitor for Walker {
                 let n = fold(id);
                 if id.quote_style.is_none() && VALUE_FUNCTIONS.contains(&n.as_str()) {
                     let volatility = functions::volatility(&n);
-                    w.out.functions.push(FunctionCall {
-                        name: n,
-                        volatility,
-                    });
+                    w.out.functions.push(FunctionCall { name: n, volatility });
                 } else {
                     w.out.columns.idents.push(vec![n]);
                 }
             }
-            Expr::CompoundIdentifier(ids) => {
-                w.out.columns.idents.push(ids.iter().map(fold).collect())
-            }
+            Expr::CompoundIdentifier(ids) => w.out.columns.idents.push(ids.iter().map(fold).collect()),
             Expr::QualifiedWildcard(q, _) => {
-                let q = fold_name(q)
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                w.out.columns.wildcards.push(Wildcard {
-                    qualifier: Some(q),
-                    tables: vec![],
-                });
+                let q = fold_name(q).rsplit('.').next().unwrap_or_default().to_string();
+                w.out.columns.wildcards.push(Wildcard { qualifier: Some(q), tables: vec![] });
             }
             _ => {}
         }

@@ -1,0 +1,156 @@
+//! Extended-protocol batches that start at a clean point (no transaction, nothing in flight)
+//! are gathered until Sync, then either answered whole from the cache — no server involved —
+//! or processed message by message as usual (arming a cache fill when the batch is one
+//! cacheable statement). Drivers send `Parse?/Bind/Describe?/Execute/Sync` per statement, so
+//! gathering adds no round trip: the client waits for Sync's answer anyway.
+
+use bytes::{Bytes, BytesMut};
+
+use super::caching::cacheable_statement;
+use super::queue::Entry;
+use super::statements::Statement;
+use super::{Flow, Session, SessionError};
+use crate::cache::{Lookup, Recorder};
+use crate::wire::Frame;
+use crate::wire::build;
+use crate::wire::frontend::{self, tag};
+
+/// A batch larger than this is not worth holding back: process it as it comes.
+const MAX_GATHERED: usize = 64;
+
+/// What to do with a gathered batch.
+enum Plan {
+    /// Everything answered from the cache.
+    Hit(Bytes),
+    /// Forward, recording the answer.
+    Fill(Recorder),
+    /// Forward, uncached.
+    Forward,
+}
+
+impl Session {
+    /// Is `t` to be gathered into the current batch?
+    pub(super) fn gathering(&self, t: u8) -> bool {
+        let extended = matches!(t, tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::SYNC);
+        extended && !self.skip_until_sync && (!self.batch.is_empty() || self.cache_usable())
+    }
+
+    pub(super) async fn gather(&mut self, frame: Frame) -> Result<Flow, SessionError> {
+        let t = frame.tag();
+        self.batch.push(frame);
+        if t == tag::SYNC || self.batch.len() >= MAX_GATHERED {
+            return self.dispatch_batch().await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Answer or process the gathered batch.
+    pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
+        let frames = std::mem::take(&mut self.batch);
+        match self.plan(&frames).await {
+            Plan::Hit(reply) => {
+                self.register_parses(&frames);
+                self.queue.push(Entry::Synth(reply));
+                return Ok(Flow::Continue);
+            }
+            Plan::Fill(recorder) => self.fill = Some(recorder),
+            Plan::Forward => {}
+        }
+        for frame in frames {
+            if self.process(frame).await? == Flow::Close {
+                return Ok(Flow::Close);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
+    /// statement, and is its answer in the cache?
+    async fn plan(&mut self, frames: &[Frame]) -> Plan {
+        if !self.cache_usable() || frames.last().map(Frame::tag) != Some(tag::SYNC) {
+            return Plan::Forward;
+        }
+        let mut parses: Vec<(Bytes, Bytes)> = Vec::new();
+        let mut bind = None;
+        let mut describe = false;
+        let mut executed = false;
+        for f in &frames[..frames.len() - 1] {
+            match (f.tag(), bind.is_some(), executed) {
+                (tag::PARSE, false, false) => {
+                    let Some(p) = frontend::parse(f.body()) else { return Plan::Forward };
+                    if !p.name.is_empty() && (!self.renaming() || self.statements.contains(p.name)) {
+                        return Plan::Forward;
+                    }
+                    parses.push((Bytes::copy_from_slice(p.name), Bytes::copy_from_slice(p.query)));
+                }
+                (tag::BIND, false, false) => bind = Some(f),
+                (tag::DESCRIBE, true, false) if !describe => {
+                    let Some(d) = frontend::target(f.body()) else { return Plan::Forward };
+                    if d.kind != b'P' {
+                        return Plan::Forward;
+                    }
+                    describe = true;
+                }
+                (tag::EXECUTE, true, false) => {
+                    let Some(e) = frontend::execute(f.body()) else { return Plan::Forward };
+                    if e.max_rows != 0 {
+                        return Plan::Forward; // partial results are never cached
+                    }
+                    executed = true;
+                }
+                _ => return Plan::Forward,
+            }
+        }
+        let (Some(bind), true) = (bind, executed) else { return Plan::Forward };
+        let Some(b) = frontend::bind(bind.body()) else { return Plan::Forward };
+        let text = match parses.iter().rev().find(|(name, _)| name.as_ref() == b.statement) {
+            Some((_, query)) => query.clone(),
+            None if b.statement.is_empty() => return Plan::Forward,
+            None => match self.statements.get(b.statement) {
+                Some(stmt) => stmt.query.clone(),
+                None => return Plan::Forward,
+            },
+        };
+        let Ok(text_str) = std::str::from_utf8(&text) else { return Plan::Forward };
+        // The policy sees every Parse; a statement it refuses or rewrites goes the long way.
+        let verdict = match self.check_policy(text_str) {
+            Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => v,
+            _ => return Plan::Forward,
+        };
+        let Some(s) = cacheable_statement(&verdict.analysis, self.shared.config.cache.catalogs) else {
+            return Plan::Forward;
+        };
+        match self.cache_lookup(&text, s, Some(b.params_and_formats)).await {
+            Lookup::Hit(entry) => {
+                let description: &[u8] = match (describe, entry.description()) {
+                    (false, _) => &[],
+                    (true, Some(d)) => d,
+                    (true, None) => return Plan::Forward, // cached without the RowDescription asked for
+                };
+                let mut out = BytesMut::with_capacity(entry.frames.len() + 32);
+                for _ in &parses {
+                    build::parse_complete(&mut out);
+                }
+                build::bind_complete(&mut out);
+                out.extend_from_slice(description);
+                out.extend_from_slice(entry.rows());
+                build::ready_for_query(&mut out, b'I');
+                Plan::Hit(out.freeze())
+            }
+            Lookup::Fill(recorder) => Plan::Fill(recorder),
+            Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
+        }
+    }
+
+    /// A batch answered from the cache still defines the statements it parsed.
+    fn register_parses(&mut self, frames: &[Frame]) {
+        for f in frames.iter().filter(|f| f.tag() == tag::PARSE) {
+            let Some(p) = frontend::parse(f.body()) else { continue };
+            if p.name.is_empty() {
+                self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
+            } else {
+                self.statements.insert(Bytes::copy_from_slice(p.name), Statement::new(p.query, &p.param_types));
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The session's side of the result cache: which statements may be answered from memory, the
+//! key of an answer, replaying a hit, arming a fill, and the invalidations a session owes when
+//! its transaction commits.
+//!
+//! Cacheable (DESIGN.md, cache correctness rules): one read-only, deterministic statement — no
+//! volatile/stable/unknown functions, no FOR UPDATE/SHARE, no SELECT INTO, no data-modifying
+//! CTE, no system catalogs unless `cache.catalogs` — outside an explicit transaction, in a
+//! session whose settings the proxy knows and that created no temporary tables.
+
+use bytes::{Bytes, BytesMut};
+use tracing::debug;
+
+use super::Session;
+use crate::cache::{FillSpec, InvalidationCause, KeyBuilder, Lookup, Protocol, SettingsDigest};
+use crate::sql::{Analysis, StatementAnalysis, StatementKind};
+use crate::wire::build;
+
+/// What a session's current transaction will invalidate when it commits.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Owed {
+    tables: Vec<String>,
+    flush_database: bool,
+    flush_all: bool,
+}
+
+impl Owed {
+    fn is_empty(&self) -> bool {
+        self.tables.is_empty() && !self.flush_database && !self.flush_all
+    }
+}
+
+/// The cacheable statement of `analysis`, if there is exactly one and it qualifies.
+pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Option<&StatementAnalysis> {
+    let [s] = analysis.statements.as_slice() else { return None };
+    let ok = s.kind == StatementKind::Read
+        && s.is_read_only()
+        && s.is_deterministic()
+        && s.wrapper.is_none()
+        && s.parse_error.is_none()
+        && !s.locking
+        && !s.select_into
+        && !s.data_modifying_cte
+        && s.temp_tables_created.is_empty()
+        && (catalogs_ok || !s.reads_system_catalog());
+    ok.then_some(s)
+}
+
+impl Session {
+    /// Whether this session may use the cache at all right now.
+    pub(super) fn cache_usable(&self) -> bool {
+        self.shared.cache.enabled()
+            && !self.no_cache
+            && self.tx_status == b'I'
+            && self.queue.is_empty()
+            && !self.unsynced
+    }
+
+    /// Look a statement's answer up (waiting for a concurrent fill of the same key if there is
+    /// one). `bind_tail` is the Bind body after the portal and statement names (extended).
+    pub(super) async fn cache_lookup(
+        &mut self,
+        text: &[u8],
+        s: &StatementAnalysis,
+        bind_tail: Option<&[u8]>,
+    ) -> Lookup {
+        let cache = &self.shared.cache;
+        let Ok(text_str) = std::str::from_utf8(text) else { return Lookup::Bypass };
+        let read: Vec<&str> = s.tables_read.iter().map(|t| t.name.as_str()).collect();
+        let decision = self.shared.rules.decide(text_str, &read, Some(&s.fingerprint));
+        if !decision.cache {
+            return Lookup::Bypass;
+        }
+        // Views and partitions: track the entry under the base tables too.
+        let mut tables: Vec<String> = Vec::new();
+        if !s.tables_read.is_empty() {
+            let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+                return Lookup::Bypass;
+            };
+            for t in &s.tables_read {
+                let rel = match &t.schema {
+                    Some(schema) => format!("{schema}.{}", t.name),
+                    None => t.name.clone(),
+                };
+                match catalog.dependencies(&rel).await {
+                    Ok(deps) => tables.extend(deps.iter().cloned()),
+                    Err(e) => {
+                        debug!(error = %e, "catalog look-up failed: not cached");
+                        return Lookup::Bypass;
+                    }
+                }
+                tables.push(t.name.clone());
+            }
+        }
+        let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+        let protocol = if bind_tail.is_some() { Protocol::Extended } else { Protocol::Simple };
+        let digest = SettingsDigest::new(cache.seed(), self.wanted.iter());
+        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
+        let mut builder = KeyBuilder::new(cache.seed(), &self.key.database, role, protocol, digest).statement(text);
+        if let Some(tail) = bind_tail {
+            builder = builder.bind_tail(tail);
+        }
+        let key = builder.finish();
+        let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
+        match cache.lookup(key, &spec) {
+            Lookup::Wait(waiter) => cache.wait(waiter, key, &spec).await,
+            other => other,
+        }
+    }
+
+    /// The answer to a simple Query from a hit: the recorded frames, then ReadyForQuery.
+    pub(super) fn replay_simple(&self, frames: &Bytes) -> Bytes {
+        let mut out = BytesMut::with_capacity(frames.len() + 6);
+        out.extend_from_slice(frames);
+        build::ready_for_query(&mut out, self.tx_status);
+        out.freeze()
+    }
+
+    /// Note what statements about to run will invalidate when their transaction commits, and
+    /// what they do to the session (temporary tables make its reads private to it).
+    pub(super) fn note_effects(&mut self, analysis: &Analysis) {
+        for s in &analysis.statements {
+            if !s.temp_tables_created.is_empty() {
+                self.no_cache = true;
+            }
+            if s.kind == StatementKind::Ddl {
+                // Schema, grants, roles, policies: rare, and their reach is wide.
+                self.owed.flush_all = true;
+                continue;
+            }
+            if s.unknown_functions().next().is_some() {
+                // A user function may write anything (volatile PL/pgSQL).
+                self.owed.flush_database = true;
+            }
+            if !s.may_write() {
+                continue;
+            }
+            if s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some() {
+                self.owed.flush_database = true;
+            }
+            self.owed.tables.extend(s.tables_written.iter().map(|t| t.name.clone()));
+        }
+    }
+
+    /// The transaction ended (ReadyForQuery `I`): apply what it owes unless it rolled back.
+    /// Called before that ReadyForQuery is forwarded, so no client can see the commit before
+    /// the cache forgets what it changed.
+    pub(super) fn settle_invalidations(&mut self, rolled_back: bool, last: bool) {
+        if rolled_back || self.owed.is_empty() {
+            if last {
+                self.owed = Owed::default();
+            }
+            return;
+        }
+        let owed = if last { std::mem::take(&mut self.owed) } else { self.owed.clone() };
+        let cache = &self.shared.cache;
+        if owed.flush_all {
+            cache.flush_all(InvalidationCause::Ddl);
+            self.shared.catalogs.refresh_all();
+        } else if owed.flush_database {
+            cache.flush_database(&self.key.database, InvalidationCause::Unknown);
+        } else {
+            cache.invalidate_tables(
+                &self.key.database,
+                owed.tables.iter().map(String::as_str),
+                InvalidationCause::Write,
+            );
+        }
+    }
+}

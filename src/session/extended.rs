@@ -1,0 +1,216 @@
+//! Extended-protocol messages that name statements: Parse (checked against the policy, LIMIT
+//! applied, named statements renamed to shared server statements in transaction mode), Bind and
+//! Describe (re-preparing on a server that lacks the statement), Close (answered locally for a
+//! renamed statement), and SQL `DEALLOCATE` of a renamed statement.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::queue::{Entry, Kind, OnFail};
+use super::statements::Statement;
+use super::{Flow, Session};
+use crate::config::PoolMode;
+use crate::wire::Frame;
+use crate::wire::build;
+use crate::wire::frontend::{self, tag};
+
+impl Session {
+    /// Are named statements renamed to shared server statements? (Transaction mode: the next
+    /// transaction may run on a connection that never saw the client's Parse.)
+    pub(super) fn renaming(&self) -> bool {
+        self.mode == PoolMode::Transaction && !self.pinned
+    }
+
+    pub(super) fn on_parse(&mut self, frame: &Frame) -> Flow {
+        let Some(p) = frontend::parse(frame.body()) else {
+            return self.protocol_violation("invalid Parse message");
+        };
+        self.unsynced = true;
+        // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
+        let mut query = Bytes::copy_from_slice(p.query);
+        if let Ok(text) = std::str::from_utf8(p.query) {
+            match self.check_policy(text) {
+                Ok(verdict) => {
+                    if let Some(text) = verdict.rewrite.as_ref().and_then(|r| r.text.clone()) {
+                        query = Bytes::from(text);
+                    }
+                    self.push_notices(&verdict.notices);
+                }
+                Err(refusal) => {
+                    self.refuse_statement(&refusal, false);
+                    return Flow::Continue;
+                }
+            }
+        }
+        let rewritten = query != p.query;
+        let name = Bytes::copy_from_slice(p.name);
+        if p.name.is_empty() || !self.renaming() {
+            if p.name.is_empty() {
+                self.unnamed_query = Some(query.clone());
+            } else {
+                // Session mode: the client's name is the server's; remember the text only.
+                self.statements.insert(name, Statement::new(&query, &p.param_types));
+            }
+            if rewritten {
+                let mut out = BytesMut::new();
+                build::parse(&mut out, p.name, &query, &p.param_types);
+                self.to_server.extend_from_slice(&out);
+                self.queue.push(Entry::forward(Kind::Parse));
+            } else {
+                self.forward(frame, Entry::forward(Kind::Parse));
+            }
+            return Flow::Continue;
+        }
+        if self.statements.contains(p.name) {
+            let msg = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name));
+            self.fail_batch("42P05", &msg);
+            return Flow::Continue;
+        }
+        let stmt = Statement::new(&query, &p.param_types);
+        self.statements.insert(name.clone(), stmt.clone());
+        let prepared = &mut self.server_mut().obj.prepared;
+        if prepared.touch(&stmt.server_name) {
+            let mut out = BytesMut::new();
+            build::parse_complete(&mut out);
+            self.queue.push(Entry::Synth(out.freeze()));
+        } else {
+            prepared.insert(stmt.server_name.clone());
+            self.to_server.extend_from_slice(&stmt.parse);
+            self.queue.push(Entry::Server {
+                kind: Kind::Parse,
+                forward: true,
+                on_fail: OnFail::ForgetStatement { client: name, server: stmt.server_name },
+            });
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn on_bind(&mut self, frame: &Frame) -> Flow {
+        let Some(b) = frontend::bind(frame.body()) else {
+            return self.protocol_violation("invalid Bind message");
+        };
+        self.unsynced = true;
+        let known = if b.statement.is_empty() { None } else { self.statements.get(b.statement).cloned() };
+        // What runs: note its writes (invalidated at commit) and settings.
+        let text = match &known {
+            Some(stmt) => Some(stmt.query.clone()),
+            None if b.statement.is_empty() => self.unnamed_query.clone(),
+            None => None,
+        };
+        if let Some(text) = text.as_deref().and_then(|t| std::str::from_utf8(t).ok()) {
+            let analysis = crate::sql::analyze(text);
+            self.follow_statements(&analysis);
+        }
+        let stmt = known.filter(|_| self.renaming());
+        let Some(stmt) = stmt else {
+            // Unnamed, session mode, or unknown to this client: the server answers as Postgres
+            // would (an unknown name is unknown there too: server names are all pgcached_*).
+            self.forward(frame, Entry::forward(Kind::Bind));
+            return Flow::Continue;
+        };
+        self.ensure_prepared(&stmt);
+        let mut out = BytesMut::with_capacity(frame.len() + stmt.server_name.len());
+        out.put_u8(tag::BIND);
+        out.put_u32(0);
+        out.put_slice(b.portal);
+        out.put_u8(0);
+        out.put_slice(&stmt.server_name);
+        out.put_u8(0);
+        out.put_slice(b.params_and_formats);
+        patch_len(&mut out);
+        self.to_server.extend_from_slice(&out);
+        self.queue.push(Entry::forward(Kind::Bind));
+        Flow::Continue
+    }
+
+    pub(super) fn on_describe(&mut self, frame: &Frame) -> Flow {
+        let Some(d) = frontend::target(frame.body()) else {
+            return self.protocol_violation("invalid Describe message");
+        };
+        self.unsynced = true;
+        let stmt = if d.kind == b'S' && !d.name.is_empty() && self.renaming() {
+            self.statements.get(d.name).cloned()
+        } else {
+            None
+        };
+        let Some(stmt) = stmt else {
+            self.forward(frame, Entry::forward(Kind::Describe));
+            return Flow::Continue;
+        };
+        self.ensure_prepared(&stmt);
+        let mut out = BytesMut::new();
+        out.put_u8(tag::DESCRIBE);
+        out.put_u32(0);
+        out.put_u8(b'S');
+        out.put_slice(&stmt.server_name);
+        out.put_u8(0);
+        patch_len(&mut out);
+        self.to_server.extend_from_slice(&out);
+        self.queue.push(Entry::forward(Kind::Describe));
+        Flow::Continue
+    }
+
+    pub(super) fn on_close(&mut self, frame: &Frame) -> Flow {
+        let Some(c) = frontend::target(frame.body()) else {
+            return self.protocol_violation("invalid Close message");
+        };
+        self.unsynced = true;
+        if c.kind == b'S' && !c.name.is_empty() {
+            let renamed = self.renaming();
+            self.statements.remove(c.name);
+            if renamed {
+                // The server statement is shared: only the client's name goes away.
+                let mut out = BytesMut::new();
+                build::close_complete(&mut out);
+                self.queue.push(Entry::Synth(out.freeze()));
+                return Flow::Continue;
+            }
+        }
+        self.forward(frame, Entry::forward(Kind::Close));
+        Flow::Continue
+    }
+
+    /// Make sure the current server has `stmt`, injecting its Parse (answer dropped) if not.
+    fn ensure_prepared(&mut self, stmt: &Statement) {
+        let prepared = &mut self.server_mut().obj.prepared;
+        if prepared.touch(&stmt.server_name) {
+            return;
+        }
+        prepared.insert(stmt.server_name.clone());
+        self.to_server.extend_from_slice(&stmt.parse);
+        self.queue.push(Entry::Server {
+            kind: Kind::Parse,
+            forward: false,
+            on_fail: OnFail::ForgetServerStatement(stmt.server_name.clone()),
+        });
+    }
+
+    /// Answer `DEALLOCATE [PREPARE] name` for a renamed client statement locally.
+    pub(super) fn answer_deallocate(&mut self, text: &str) -> bool {
+        if !self.renaming() {
+            return false;
+        }
+        let words: Vec<&str> = text.trim().trim_end_matches(';').split_whitespace().collect();
+        let name = match words.as_slice() {
+            [d, n] if d.eq_ignore_ascii_case("deallocate") => n,
+            [d, p, n] if d.eq_ignore_ascii_case("deallocate") && p.eq_ignore_ascii_case("prepare") => n,
+            _ => return false,
+        };
+        if name.eq_ignore_ascii_case("all") || self.statements.remove(name.as_bytes()).is_none() {
+            return false;
+        }
+        let mut out = BytesMut::new();
+        out.put_u8(b'C');
+        out.put_u32(0);
+        out.put_slice(b"DEALLOCATE\0");
+        patch_len(&mut out);
+        build::ready_for_query(&mut out, self.tx_status);
+        self.queue.push(Entry::Synth(out.freeze()));
+        true
+    }
+}
+
+/// Patch the length field of the frame that starts at the beginning of `out`.
+pub(super) fn patch_len(out: &mut BytesMut) {
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+}
