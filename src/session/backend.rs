@@ -7,7 +7,7 @@
 use tracing::warn;
 
 use super::params;
-use super::queue::{self, Entry, OnFail, Step};
+use super::queue::{self, Entry, Kind, OnFail, Step};
 use super::{Flow, Session, SessionError};
 use crate::wire::Frame;
 use crate::wire::backend::{self, tag};
@@ -32,7 +32,14 @@ impl Session {
             };
             self.observe(&frame);
             if let Some(recorder) = &mut self.fill {
-                recorder.record(frame.as_bytes());
+                // The answer being filled: what belongs to its Query, or to its Describe and
+                // Execute (earlier requests still in flight are not part of it).
+                let head = self.queue.head();
+                if queue::is_async(frame.tag())
+                    || matches!(head, Some(Entry::Server { kind: Kind::Query | Kind::Describe | Kind::Execute, .. }))
+                {
+                    recorder.record(frame.as_bytes());
+                }
             }
             if queue::is_async(frame.tag()) {
                 self.to_client.extend_from_slice(frame.as_bytes());

@@ -51,7 +51,7 @@ impl Session {
         self.shared.cache.enabled()
             && !self.no_cache
             && self.tx_status == b'I'
-            && self.queue.is_empty()
+            && self.queue.is_quiet()
             && !self.unsynced
     }
 

@@ -152,6 +152,15 @@ impl ReplyQueue {
         undo
     }
 
+    /// Nothing outstanding can change the transaction status or produce results: only Syncs,
+    /// Closes, Parses and Describes, and the proxy's own answers.
+    pub fn is_quiet(&self) -> bool {
+        self.entries.iter().all(|e| match e {
+            Entry::Server { kind, .. } => matches!(kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
+            Entry::Synth(_) | Entry::CopyEnd => true,
+        })
+    }
+
     /// Requests that end with ReadyForQuery still outstanding.
     pub fn pending_ready(&self) -> usize {
         self.entries
