@@ -67,7 +67,13 @@ impl Session {
     /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
     /// statement, and is its answer in the cache?
     async fn plan(&mut self, frames: &[Frame]) -> Plan {
-        if !self.cache_usable() || frames.last().map(Frame::tag) != Some(tag::SYNC) {
+        if frames.last().map(Frame::tag) != Some(tag::SYNC) {
+            return Plan::Forward;
+        }
+        if let Some(reply) = self.closes_only(frames) {
+            return Plan::Hit(reply);
+        }
+        if !self.cache_usable() {
             return Plan::Forward;
         }
         let mut parses: Vec<(Bytes, Bytes)> = Vec::new();
@@ -140,6 +146,35 @@ impl Session {
             Lookup::Fill(recorder) => Plan::Fill(recorder),
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
         }
+    }
+
+    /// `Close(statement)* Sync` of renamed statements with nothing open: drivers send it when
+    /// they drop a statement. Nothing to do on any server, so no server is taken for it.
+    fn closes_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
+        if !self.renaming()
+            || self.server.is_some()
+            || self.tx_status != b'I'
+            || !self.queue.is_quiet()
+            || self.unsynced
+        {
+            return None;
+        }
+        let body = &frames[..frames.len() - 1];
+        let all_closes = body.iter().all(|f| {
+            f.tag() == tag::CLOSE && frontend::target(f.body()).is_some_and(|c| c.kind == b'S' && !c.name.is_empty())
+        });
+        if !all_closes {
+            return None;
+        }
+        let mut out = BytesMut::new();
+        for f in body {
+            if let Some(c) = frontend::target(f.body()) {
+                self.statements.remove(c.name);
+            }
+            build::close_complete(&mut out);
+        }
+        build::ready_for_query(&mut out, b'I');
+        Some(out.freeze())
     }
 
     /// A batch answered from the cache still defines the statements it parsed.

@@ -96,9 +96,14 @@ impl Session {
             None if b.statement.is_empty() => self.unnamed_query.clone(),
             None => None,
         };
-        if let Some(text) = text.as_deref().and_then(|t| std::str::from_utf8(t).ok()) {
-            let analysis = crate::sql::analyze(text);
-            self.follow_statements(&analysis);
+        match text.as_deref().map(std::str::from_utf8) {
+            Some(Ok(text)) => {
+                let analysis = crate::sql::analyze(text);
+                self.follow_statements(&analysis);
+            }
+            // Not UTF-8, or a statement this client never parsed here: assume the worst.
+            Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),
+            _ => {}
         }
         let stmt = known.filter(|_| self.renaming());
         let Some(stmt) = stmt else {

@@ -146,6 +146,7 @@ impl Session {
         };
         let Ok(text) = std::str::from_utf8(text) else {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
+            self.note_opaque_statement();
             return self.forward_query(frame).await;
         };
         let verdict = match self.check_policy(text) {
