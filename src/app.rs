@@ -49,6 +49,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         cache,
         rules: Arc::new(rules),
         catalogs,
+        prepared_ok: moka::sync::Cache::new(100_000),
     });
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;

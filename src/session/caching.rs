@@ -176,6 +176,7 @@ impl Session {
         if owed.flush_all {
             cache.flush_all(InvalidationCause::Ddl);
             self.shared.catalogs.refresh_all();
+            self.shared.prepared_ok.invalidate_all();
         } else if owed.flush_database {
             cache.flush_database(&self.key.database, InvalidationCause::Unknown);
         } else {

@@ -85,6 +85,9 @@ impl Session {
                 return Ok(flow);
             }
         }
+        if matches!(t, tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) && self.answer_local_unnamed(&frame) {
+            return Ok(Flow::Continue);
+        }
         match t {
             tag::PARSE => return Ok(self.on_parse(&frame)),
             tag::BIND => return Ok(self.on_bind(&frame)),

@@ -63,6 +63,8 @@ pub struct Shared {
     pub cache: Arc<crate::cache::ResultCache>,
     pub rules: Arc<crate::cache::Rules>,
     pub catalogs: Arc<crate::cache::catalogs::Catalogs>,
+    /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
+    pub prepared_ok: moka::sync::Cache<u64, ()>,
 }
 
 #[derive(Debug, Error)]
@@ -139,6 +141,8 @@ pub struct Session {
     batch: Vec<crate::wire::Frame>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
+    /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
+    local_unnamed: Option<bytes::Bytes>,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
     /// Parameters this client has set (startup, SET, reported changes).
