@@ -11,7 +11,17 @@ use tokio::net::TcpStream;
 
 /// `GET path` over a fresh HTTP/1.1 connection: (status, body).
 async fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect admin port");
+    // `Proxy::start_with` returns before `serve` has bound the admin port: retry a little.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("connect admin port {port}: {e}"),
+        }
+    };
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -88,4 +98,17 @@ async fn metrics_health_and_readiness_over_http() {
         assert!(Instant::now() < deadline, "admin port still open after shutdown");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A server that refuses the control-plane login (here: every TCP login) is still up: ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_control_login_still_counts_as_ready() {
+    let pg = PgCluster::start_with(common::PgOptions {
+        hba: Some("host all all 127.0.0.1/32 reject".into()),
+        ..Default::default()
+    });
+    let admin = free_port();
+    let _proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    let (status, body) = get(admin, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -4,7 +4,8 @@
 //! see [`crate::pool::control`]) and runs `SELECT 1`, so a Postgres that accepts TCP but refuses
 //! logins (starting up, shutting down, out of connections) is not ready either. When the
 //! control plane can't be used (`upstream.tls = require | verify-full`), it only opens a TCP
-//! connection to the upstream address.
+//! connection to the upstream address. A login refused with SQLSTATE class 28 still counts as
+//! ready: the server is up, and sessions log in as their own users, not the control plane's.
 //!
 //! Answers are cached for [`CACHE_FOR`], and concurrent probes wait for the one in flight, so a
 //! burst of probes costs the upstream at most one round trip a second.
@@ -65,7 +66,11 @@ impl Readiness {
         let addr = self.address();
         match &self.pool {
             Some(pool) => {
-                let client = pool.get().await.map_err(|e| format!("upstream {addr}: {e}"))?;
+                let client = match pool.get().await {
+                    Ok(client) => client,
+                    Err(deadpool_postgres::PoolError::Backend(e)) if refused_login(&e) => return Ok(()),
+                    Err(e) => return Err(format!("upstream {addr}: {e}")),
+                };
                 client.simple_query("SELECT 1").await.map_err(|e| format!("upstream {addr}: {e}"))?;
                 Ok(())
             }
@@ -81,6 +86,13 @@ impl Readiness {
     fn address(&self) -> String {
         format!("{}:{}", self.target.host, self.target.port)
     }
+}
+
+/// The server answered, but refused the control-plane login (SQLSTATE class 28): it is up and
+/// accepting connections; sessions log in as their own users, so this is not a reason to take
+/// the proxy out of rotation.
+fn refused_login(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| db.code().code().starts_with("28"))
 }
 
 #[cfg(test)]
