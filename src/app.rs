@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::admin::AdminServer;
 use crate::cache::catalogs::Catalogs;
 use crate::cache::{ResultCache, Rules};
 use crate::client::auth::{AuthQuery, ConfigUsers, LookupChain, PasswordLookup};
@@ -51,6 +52,8 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         catalogs,
         prepared_ok: moka::sync::Cache::new(100_000),
     });
+    // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
+    let _admin = AdminServer::start_configured(&shared).await?;
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
     Ok(())
