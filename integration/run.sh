@@ -2,7 +2,7 @@
 # Real clients through pgcached, compared with the same clients direct to PostgreSQL.
 #
 #   bash integration/run.sh                 # build (debug), start private PG + pgcached, run all
-#   INTEGRATION_ONLY=psql bash integration/run.sh    # one section: psql | pgbench | pytest
+#   INTEGRATION_ONLY=psql bash integration/run.sh    # sections: psql | pgbench | pytest | clients
 #
 # Environment knobs:
 #   PGCACHED_PROFILE=debug|release  cargo profile to build/run (default debug: it reuses the
@@ -12,8 +12,11 @@
 #   INTEGRATION_PROXY=direct        point the "proxy" DSNs at PostgreSQL itself (self-test of the runner)
 #   PGCACHED_EXTRA_YAML='...'       appended to both generated pgcached configs (e.g. cache settings)
 #   PGBENCH_SECONDS=10              duration of each pgbench run
-#   PGBENCH_MODES="simple extended" protocols for pgbench (issue 3 adds "prepared")
+#   PGBENCH_MODES="simple extended prepared"  protocols for pgbench (-M)
 #   KEEP_WORK=1                     keep the temp dir (logs, outputs) after the run
+#   PYTEST_PREPARE_THRESHOLDS="none 0"  one pytest pass per psycopg prepare_threshold ("none": all
+#                                   files, driver default; "0": test_psycopg*.py again, every query
+#                                   a named server-side prepared statement)
 #
 # Output: PASS/FAIL per check, then exactly one line "N passed, M failed". Exit 1 on any failure.
 set -euo pipefail
@@ -25,7 +28,7 @@ source "$INTEG/lib.sh"
 
 PROFILE=${PGCACHED_PROFILE:-debug}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-10}
-PGBENCH_MODES=${PGBENCH_MODES:-simple extended}
+PGBENCH_MODES=${PGBENCH_MODES:-simple extended prepared}
 ONLY=${INTEGRATION_ONLY:-}
 POOL_SIZE=5
 PGBENCH_CLIENTS=20
@@ -186,7 +189,7 @@ fi
 
 # ---------------------------------------------------------------- pytest (psycopg 3)
 if want pytest; then
-    section "pytest: psycopg 3"
+    section "pytest: psycopg 3, asyncpg"
     VENV="$INTEG/.venv"
     REQ="$INTEG/python/requirements.txt"
     STAMP="$VENV/.requirements.sha"
@@ -200,29 +203,41 @@ if want pytest; then
     export DIRECT_DSN="host=127.0.0.1 port=$PGPORT_DIRECT user=postgres dbname=app"
     export PGCACHED_DSN="host=127.0.0.1 port=$PORT_TX user=postgres dbname=app"
     export PGCACHED_SESSION_DSN="host=127.0.0.1 port=$PORT_SESSION user=postgres dbname=app"
-    rc=0
-    (cd "$INTEG/python" && COLUMNS=200 timeout 600 "$VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider \
-        --junitxml="$WORK/pytest.xml" . >"$WORK/pytest.log" 2>&1 </dev/null) || rc=$?
-    if [[ -f "$WORK/pytest.xml" ]]; then
-        while IFS=$'\t' read -r status name; do
-            if [[ "$status" == pass ]]; then pass "pytest $name"
-            elif [[ "$status" == skip ]]; then echo "SKIP  pytest $name"
-            else fail "pytest $name" "$(awk -v n="$name" 'index($0, n) && /^(FAILED|ERROR)/' "$WORK/pytest.log")"
-            fi
-        done < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
+    for threshold in ${PYTEST_PREPARE_THRESHOLDS:-none 0}; do
+        # One pass per psycopg prepare_threshold: "none" runs every test file (psycopg's
+        # default, no server-side statements; asyncpg prepares anyway), other values re-run the
+        # psycopg files (test_psycopg*.py) with PSYCOPG_PREPARE_THRESHOLD set to it.
+        tag="" files=(.) env_threshold=""
+        if [[ "$threshold" != none ]]; then
+            tag=" [prepare_threshold=$threshold]" env_threshold=$threshold files=()
+            for f in "$INTEG"/python/test_psycopg*.py; do files+=("$(basename "$f")"); done
+        fi
+        plog="$WORK/pytest-$threshold.log" pxml="$WORK/pytest-$threshold.xml"
+        rc=0
+        (cd "$INTEG/python" && PSYCOPG_PREPARE_THRESHOLD=$env_threshold COLUMNS=200 timeout 600 \
+            "$VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider --junitxml="$pxml" "${files[@]}" \
+            >"$plog" 2>&1 </dev/null) || rc=$?
+        if [[ -f "$pxml" ]]; then
+            while IFS=$'\t' read -r status name; do
+                if [[ "$status" == pass ]]; then pass "pytest $name$tag"
+                elif [[ "$status" == skip ]]; then echo "SKIP  pytest $name$tag"
+                else fail "pytest $name$tag" "$(awk -v n="${name#*::}" 'index($0, n) && /^(FAILED|ERROR)/' "$plog")"
+                fi
+            done < <("$VENV/bin/python" - "$pxml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
     kinds = {c.tag for c in tc}
     st = "fail" if kinds & {"failure", "error"} else "skip" if "skipped" in kinds else "pass"
-    print(f"{st}\t{tc.get('name')}")
+    print(f"{st}\t{tc.get('classname', '').rsplit('.', 1)[-1]}::{tc.get('name')}")
 EOF
-        )
-    fi
-    if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$WORK/pytest.xml" ]]; then
-        fail "pytest run (exit $rc)" "$(tail -40 "$WORK/pytest.log")"
-    elif [[ $rc -eq 1 ]]; then
-        sed -n '/= FAILURES =/,$p' "$WORK/pytest.log" | head -150 | sed 's/^/      /'
-    fi
+            )
+        fi
+        if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$pxml" ]]; then
+            fail "pytest run$tag (exit $rc)" "$(tail -40 "$plog")"
+        elif [[ $rc -eq 1 ]]; then
+            sed -n '/= FAILURES =/,$p' "$plog" | head -150 | sed 's/^/      /'
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------- other clients (hook)

@@ -1,0 +1,197 @@
+"""Named prepared statements through pgcached's transaction pool, produced by psycopg 3 and by
+libpq itself (psycopg's pgconn layer), compared with the same steps direct.
+
+These run whatever PSYCOPG_PREPARE_THRESHOLD says for the main suite: they set
+prepare=True / prepare_threshold=0 themselves where they need server-side statements.
+"""
+
+import threading
+
+import psycopg
+import pytest
+from psycopg import pq
+
+
+def _err(e):
+    return (type(e).__name__, e.sqlstate, e.diag.message_primary)
+
+
+def test_two_connections_same_statement_interleaved(connect):
+    """Two clients prepare the same text (one shared server statement) and interleave
+    transactions, each holding its server connection while the other works."""
+
+    def run(var):
+        a = connect(var)
+        b = connect(var)
+        a.prepare_threshold = b.prepare_threshold = 0
+        q = "SELECT %s::int * 10 + %s::int"
+        out = []
+        for i in range(6):
+            out.append(a.execute(q, (i, 1)).fetchone())  # a opens a transaction
+            out.append(b.execute(q, (i, 2)).fetchone())  # b opens one too: another server
+            out.append(a.execute(q, (i, 3)).fetchone())
+            (a if i % 2 else b).commit()
+            out.append(b.execute(q, (i, 4)).fetchone())
+            (b if i % 2 else a).rollback()
+            out.append(a.execute(q, (i, 5)).fetchone())
+            a.commit()
+            b.commit()
+        return out, a.info.transaction_status.name, b.info.transaction_status.name
+
+    want = run("DIRECT_DSN")
+    got = run("PGCACHED_DSN")
+    assert got == want
+    assert want[0][-1] == (55,)
+
+
+def test_prepared_many_threads_autocommit(connect):
+    """20 threads, prepare_threshold=0, autocommit: every execute is a transaction of its own
+    on any of the 5 server connections."""
+    errors, results = [], []
+
+    def worker(n):
+        try:
+            c = connect("PGCACHED_DSN", autocommit=True)
+            c.prepare_threshold = 0
+            for i in range(25):
+                row = c.execute("SELECT %s::int + %s::int, %s::text", (n, i, f"t{n}")).fetchone()
+                results.append(row)
+                c.execute("SELECT %s::bigint", (i,), prepare=True)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert sorted(results) == sorted((n + i, f"t{n}") for n in range(20) for i in range(25))
+
+
+def test_pipeline_error_in_the_middle(both):
+    """Pipeline of prepared statements with an error in the middle: everything up to the Sync
+    is skipped, the later pipeline parts work, the statements stay usable."""
+
+    def run(conn):
+        conn.autocommit = True
+        conn.prepare_threshold = 0
+        out = []
+        try:
+            with conn.pipeline() as p:
+                c1 = conn.execute("SELECT %s::int AS a", (1,), prepare=True)
+                c2 = conn.execute("SELECT 1 / %s::int AS b", (0,), prepare=True)
+                c3 = conn.execute("SELECT %s::text AS c", ("never",), prepare=True)
+                p.sync()
+        except psycopg.Error as e:
+            out.append(_err(e))
+        out.append(c1.fetchone())
+        for c in (c2, c3):
+            try:
+                out.append(c.fetchone())
+            except psycopg.Error as e:
+                out.append(_err(e))
+        with conn.pipeline():
+            cs = [conn.execute("SELECT %s::int AS a", (i,), prepare=True) for i in range(5)]
+            cs.append(conn.execute("SELECT %s::text AS c", ("after",), prepare=True))
+            cs.append(conn.execute("SELECT 1 / %s::int AS b", (2,), prepare=True))
+        out.extend(c.fetchone() for c in cs)
+        # inside a transaction: the error aborts it; recovery after rollback
+        conn.autocommit = False
+        try:
+            with conn.pipeline():
+                conn.execute("SELECT %s::int AS a", (7,), prepare=True)
+                conn.execute("SELECT 1 / %s::int AS b", (0,), prepare=True)
+                conn.execute("SELECT %s::text AS c", ("skipped",), prepare=True)
+        except psycopg.Error as e:
+            out.append(_err(e))
+        out.append(conn.info.transaction_status.name)
+        conn.rollback()
+        out.append(conn.execute("SELECT %s::text AS c", ("recovered",), prepare=True).fetchone())
+        conn.rollback()
+        return out
+
+    out = both(run)
+    assert out[0][1] == "22012" and out[-1] == ("recovered",)
+
+
+def test_client_deallocate_and_discard(both):
+    """DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL sent by the client as SQL. psycopg knows
+    the statements are gone after DEALLOCATE ALL / DISCARD ALL and prepares again."""
+
+    def run(conn):
+        conn.autocommit = True
+        conn.prepare_threshold = 0
+        out = []
+        q = "SELECT %s::int + 1"
+        out.append(conn.execute(q, (1,)).fetchone())
+        conn.execute("DEALLOCATE ALL")
+        out.append(conn.execute(q, (2,)).fetchone())
+        out.append(conn.execute(q, (3,)).fetchone())
+        conn.execute("DISCARD ALL")
+        out.append(conn.execute(q, (4,)).fetchone())
+        out.append(conn.execute(q, (5,)).fetchone())
+        # DEALLOCATE of a name the client never prepared: same error as Postgres
+        try:
+            conn.execute("DEALLOCATE pgcached_no_such_stmt")
+        except psycopg.Error as e:
+            out.append(_err(e))
+        # DISCARD ALL inside a transaction block is refused by Postgres
+        conn.autocommit = False
+        conn.execute(q, (6,))
+        try:
+            conn.execute("DISCARD ALL")
+        except psycopg.Error as e:
+            out.append(_err(e))
+        conn.rollback()
+        out.append(conn.execute(q, (7,)).fetchone())
+        conn.rollback()
+        return out
+
+    out = both(run)
+    assert out[-1] == (8,) and ("ActiveSqlTransaction", "25001", "DISCARD ALL cannot run inside a transaction block") in out
+
+
+def _libpq_steps(conn):
+    """Protocol-level steps through libpq (psycopg's pq layer), one result per step."""
+    pg = conn.pgconn
+    out = []
+
+    def res(r):
+        st = pq.ExecStatus(r.status).name
+        err = r.error_field(pq.DiagnosticField.SQLSTATE)
+        rows = [tuple(r.get_value(i, j) for j in range(r.nfields)) for i in range(r.ntuples)]
+        return st, err and err.decode(), r.nfields, r.nparams, rows
+
+    out.append(res(pg.prepare(b"s1", b"SELECT $1::int * 2 AS v")))
+    out.append(res(pg.prepare(b"s1", b"SELECT $1::int * 2 AS v")))  # duplicate name: 42P05
+    out.append(res(pg.prepare(b"s1", b"SELECT 'other text'")))  # duplicate, other text: 42P05
+    out.append(res(pg.describe_prepared(b"s1")))
+    out.append(res(pg.exec_prepared(b"s1", [b"21"])))
+    out.append(res(pg.exec_prepared(b"nope", [b"1"])))  # unknown statement: 26000
+    out.append(res(pg.describe_prepared(b"nope")))
+    out.append(res(pg.prepare(b"s2", b"SELEC broken")))  # syntax error: name stays free
+    out.append(res(pg.prepare(b"s2", b"SELECT $1::text || '!' AS t")))
+    out.append(res(pg.exec_prepared(b"s2", [b"hi"])))
+    out.append(res(pg.exec_params(b"BEGIN", [])))
+    out.append(res(pg.exec_prepared(b"s2", [b"in tx"])))
+    out.append(res(pg.exec_params(b"DECLARE cur CURSOR FOR SELECT generate_series(1, 3)", [])))
+    out.append(res(pg.describe_portal(b"cur")))
+    out.append(res(pg.exec_params(b"COMMIT", [])))
+    out.append(res(pg.exec_params(b"DEALLOCATE s1", [])))
+    out.append(res(pg.exec_prepared(b"s1", [b"1"])))  # gone now: 26000
+    out.append(res(pg.prepare(b"s1", b"SELECT $1::int * 3 AS v")))  # the name is free again
+    out.append(res(pg.exec_prepared(b"s1", [b"5"])))
+    out.append(res(pg.exec_params(b"DEALLOCATE PREPARE s2", [])))
+    out.append(res(pg.exec_prepared(b"s2", [b"x"])))
+    if pq.version() >= 170000:
+        out.append(res(pg.close_prepared(b"s1")))
+        out.append(res(pg.exec_prepared(b"s1", [b"1"])))
+    out.append(res(pg.exec_params(b"SELECT 'alive'", [])))
+    return out
+
+
+def test_libpq_prepare_describe_duplicate_unknown_deallocate(both):
+    out = both(_libpq_steps)
+    assert out[1][:2] == ("FATAL_ERROR", "42P05") and out[5][:2] == ("FATAL_ERROR", "26000")
+    assert out[-1][-1] == [(b"alive",)]
