@@ -14,5 +14,5 @@ jdbc() { # postgres://user@host:port/db -> jdbc URL with the driver settings und
     rest=${rest#*@}
     echo "jdbc:postgresql://$rest?user=$user&prepareThreshold=1&connectTimeout=10&socketTimeout=120&ApplicationName=pgjdbc-check"
 }
-echo "pgjdbc $(unzip -p "$JAR" META-INF/MANIFEST.MF 2>/dev/null | sed -n 's/^Bundle-Version: //p' | tr -d '\r')"
+echo "pgjdbc: $(readlink -f "$JAR")"
 exec java -cp "build:$JAR" PgJdbcCheck "$(jdbc "$DIRECT_URL")" "$(jdbc "$PGCACHED_URL")"

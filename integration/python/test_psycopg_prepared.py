@@ -116,40 +116,49 @@ def test_pipeline_error_in_the_middle(both):
 
 
 def test_client_deallocate_and_discard(both):
-    """DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL sent by the client as SQL. psycopg knows
-    the statements are gone after DEALLOCATE ALL / DISCARD ALL and prepares again."""
+    """DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL sent by the client as SQL. psycopg does not
+    notice them: its next execute of a statement it prepared fails (26000) exactly as direct;
+    a DROP makes psycopg forget its statements (and send DEALLOCATE ALL itself), after which
+    it prepares them again."""
 
     def run(conn):
         conn.autocommit = True
         conn.prepare_threshold = 0
         out = []
         q = "SELECT %s::int + 1"
-        out.append(conn.execute(q, (1,)).fetchone())
-        conn.execute("DEALLOCATE ALL")
-        out.append(conn.execute(q, (2,)).fetchone())
-        out.append(conn.execute(q, (3,)).fetchone())
-        conn.execute("DISCARD ALL")
-        out.append(conn.execute(q, (4,)).fetchone())
-        out.append(conn.execute(q, (5,)).fetchone())
-        # DEALLOCATE of a name the client never prepared: same error as Postgres
-        try:
-            conn.execute("DEALLOCATE pgcached_no_such_stmt")
-        except psycopg.Error as e:
-            out.append(_err(e))
+
+        def attempt(*args):
+            try:
+                out.append(conn.execute(*args).fetchone())
+            except psycopg.Error as e:
+                out.append(_err(e))
+
+        attempt(q, (1,))
+        attempt("DEALLOCATE ALL")
+        attempt(q, (2,))  # psycopg still thinks it is prepared: 26000
+        attempt("DROP TABLE IF EXISTS py_never_there")  # psycopg forgets, sends DEALLOCATE ALL
+        attempt(q, (3,))
+        attempt(q, (4,))
+        attempt("DISCARD ALL")
+        attempt(q, (5,))  # 26000 again
+        attempt("DROP TABLE IF EXISTS py_never_there")
+        attempt(q, (6,))
+        attempt("DEALLOCATE pgcached_no_such_stmt")  # never prepared: same error as Postgres
+        attempt("DEALLOCATE _pg3_0")  # psycopg's own name, behind its back
+        attempt(q, (7,))
+        attempt("DROP TABLE IF EXISTS py_never_there")
         # DISCARD ALL inside a transaction block is refused by Postgres
         conn.autocommit = False
-        conn.execute(q, (6,))
-        try:
-            conn.execute("DISCARD ALL")
-        except psycopg.Error as e:
-            out.append(_err(e))
+        attempt(q, (8,))
+        attempt("DISCARD ALL")
         conn.rollback()
-        out.append(conn.execute(q, (7,)).fetchone())
+        attempt(q, (9,))
         conn.rollback()
         return out
 
     out = both(run)
-    assert out[-1] == (8,) and ("ActiveSqlTransaction", "25001", "DISCARD ALL cannot run inside a transaction block") in out
+    assert out[-1] == (10,) and ("ActiveSqlTransaction", "25001", "DISCARD ALL cannot run inside a transaction block") in out
+    assert out[2][1] == "26000"
 
 
 def _libpq_steps(conn):
