@@ -14,6 +14,23 @@ import psycopg
 import pytest
 
 
+# Known, reported pgcached bugs that only show with server-side prepared statements: marked
+# xfail (non-strict) when PSYCOPG_PREPARE_THRESHOLD is set, so integration/run.sh shows XFAIL.
+KNOWN_BUGS_WHEN_PREPARED = {
+    "test_notices": "SET client_min_messages sent as a named prepared statement is not tracked "
+    "by pgcached: the next transaction's server connection does not have it",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if _threshold() is None:
+        return
+    for item in items:
+        reason = KNOWN_BUGS_WHEN_PREPARED.get(item.originalname or item.name)
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=False, reason="known bug (reported): " + reason))
+
+
 def _threshold():
     v = os.environ.get("PSYCOPG_PREPARE_THRESHOLD", "")
     return int(v) if v.strip() else None
