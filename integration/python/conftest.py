@@ -16,10 +16,7 @@ import pytest
 
 # Known, reported pgcached bugs that only show with server-side prepared statements: marked
 # xfail (non-strict) when PSYCOPG_PREPARE_THRESHOLD is set, so integration/run.sh shows XFAIL.
-KNOWN_BUGS_WHEN_PREPARED = {
-    "test_notices": "SET client_min_messages sent as a named prepared statement is not tracked "
-    "by pgcached: the next transaction's server connection does not have it",
-}
+KNOWN_BUGS_WHEN_PREPARED = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -125,10 +125,6 @@ def _pipeline_results(pg, expect):
     return out
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug (reported): a named Parse that Postgres skips after an earlier error in the same "
-    "pipeline stays registered in pgcached: the later Bind goes to pgcached_<hash> (26000 naming "
-    "the internal name) and re-Parse of the name fails with 42P05 'already exists'"))
 def test_libpq_pipeline_error_in_the_middle(both):
     """Many Parse/Bind/Execute of named statements without a Sync between them, an error in the
     middle: everything up to the Sync is skipped (PIPELINE_ABORTED), exactly as Postgres does,
@@ -286,11 +282,6 @@ def test_libpq_prepare_describe_duplicate_unknown_deallocate(both):
     assert out[-1][-1] == [(b"alive",)]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug (reported): DEALLOCATE <client name> sent through the extended protocol (unnamed "
-    "Parse/Bind/Execute, as PQexecParams, pgjdbc, node pg with values, psycopg in pipeline mode "
-    "send it) is forwarded to the server, which only knows pgcached_* names: 26000 instead of "
-    "DEALLOCATE, and the client's name stays taken"))
 def test_libpq_deallocate_extended_protocol(both):
     def run(conn):
         pg = conn.pgconn
