@@ -71,6 +71,9 @@ impl Session {
                         self.shared.prepared_ok.insert(key, ());
                     }
                     self.queue.pop();
+                    if frame.tag() == tag::READY_FOR_QUERY {
+                        self.syncs_done += 1;
+                    }
                     if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
                         self.settle_sets();
                         self.finish_fill();
@@ -79,8 +82,11 @@ impl Session {
                 Step::Fail => {
                     self.copy_in_open = false;
                     // The client sees the error even when it is about a message the proxy
-                    // injected (e.g. a re-Parse that no longer compiles).
-                    self.to_client.extend_from_slice(frame.as_bytes());
+                    // injected (e.g. a re-Parse that no longer compiles), in its own names.
+                    match self.error_in_client_words(&frame) {
+                        Some(rewritten) => self.to_client.extend_from_slice(&rewritten),
+                        None => self.to_client.extend_from_slice(frame.as_bytes()),
+                    }
                     for undo in self.queue.fail_until_sync() {
                         self.undo(undo);
                     }

@@ -69,12 +69,20 @@ impl Session {
             }
             return Flow::Continue;
         }
-        if self.statements.contains(p.name) {
-            let msg = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name));
-            self.fail_batch("42P05", &msg);
-            return Flow::Continue;
+        if let Some(existing) = self.statements.get(p.name) {
+            // Same segment (no Sync since): if an earlier error skips it, this Parse is skipped
+            // too, with the error dropped. Confirmed by a completed Sync: surely a duplicate.
+            if existing.seq == self.syncs_sent || existing.seq < self.syncs_done {
+                let msg = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name));
+                self.fail_batch("42P05", &msg);
+                return Flow::Continue;
+            }
+            // Its Parse is in an earlier segment still in flight, behind an error Postgres may
+            // report: then it was skipped and the name is free (libpq pipelines retry this way).
+            // Take the new definition.
         }
-        let stmt = Statement::new(&query, &p.param_types);
+        let mut stmt = Statement::new(&query, &p.param_types);
+        stmt.seq = self.syncs_sent;
         self.statements.insert(name.clone(), stmt.clone());
         let prepared = &mut self.server_mut().obj.prepared;
         if prepared.touch(&stmt.server_name) {
@@ -108,7 +116,9 @@ impl Session {
         match text.as_deref().map(std::str::from_utf8) {
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);
-                self.follow_statements(&analysis);
+                let params =
+                    if analysis.settings().next().is_some() { frontend::bind_text_params(&b) } else { Vec::new() };
+                self.follow_statements(&analysis, &params);
             }
             // Not UTF-8, or a statement this client never parsed here: assume the worst.
             Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),
@@ -122,6 +132,7 @@ impl Session {
             return Flow::Continue;
         };
         self.ensure_prepared(&stmt);
+        self.remember_rename(&stmt.server_name, b.statement);
         let mut out = BytesMut::with_capacity(frame.len() + stmt.server_name.len());
         out.put_u8(tag::BIND);
         out.put_u32(0);
@@ -151,6 +162,7 @@ impl Session {
             return Flow::Continue;
         };
         self.ensure_prepared(&stmt);
+        self.remember_rename(&stmt.server_name, d.name);
         let mut out = BytesMut::new();
         out.put_u8(tag::DESCRIBE);
         out.put_u32(0);
@@ -181,6 +193,33 @@ impl Session {
         }
         self.forward(frame, Entry::forward(Kind::Close));
         Flow::Continue
+    }
+
+    /// Remember which client name a server name stood for, so a server error about it can be
+    /// told in the client's words.
+    fn remember_rename(&mut self, server_name: &Bytes, client_name: &[u8]) {
+        if self.renamed.len() > 1024 {
+            self.renamed.clear();
+        }
+        self.renamed.insert(server_name.clone(), Bytes::copy_from_slice(client_name));
+    }
+
+    /// An ErrorResponse that names a server statement (`pgcached_…`), re-encoded with the
+    /// client's name for it; `None` when it names none.
+    pub(super) fn error_in_client_words(&self, frame: &Frame) -> Option<Bytes> {
+        let body = frame.body();
+        let needle = b"\"pgcached_";
+        let at = body.windows(needle.len()).position(|w| w == needle)? + 1;
+        let end = at + body[at..].iter().position(|&b| b == b'"')?;
+        let client = self.renamed.get(&body[at..end])?;
+        let mut out = BytesMut::with_capacity(frame.len());
+        out.put_u8(frame.tag());
+        out.put_u32(0);
+        out.put_slice(&body[..at]);
+        out.put_slice(client);
+        out.put_slice(&body[end..]);
+        patch_len(&mut out);
+        Some(out.freeze())
     }
 
     /// Make sure the current server has `stmt`, injecting its Parse (answer dropped) if not.
@@ -232,7 +271,14 @@ impl Session {
         let body = frame.body();
         let mut out = BytesMut::new();
         match frame.tag() {
-            tag::BIND if frontend::bind(body).is_some_and(|b| b.statement.is_empty()) => build::bind_complete(&mut out),
+            tag::BIND => match frontend::bind(body) {
+                Some(b) if b.statement.is_empty() => build::bind_complete(&mut out),
+                _ => {
+                    // The unnamed portal now belongs to another statement.
+                    self.local_unnamed = None;
+                    return false;
+                }
+            },
             tag::DESCRIBE => match frontend::target(body) {
                 Some(t) if t.kind == b'S' && t.name.is_empty() => {
                     out.extend_from_slice(b"t\0\0\0\x06\0\0n\0\0\0\x04");

@@ -139,6 +139,9 @@ impl Session {
 
     /// Send `frame` to the server and expect `entry`'s answer.
     pub(super) fn forward(&mut self, frame: &Frame, entry: Entry) {
+        if let Entry::Server { kind: Kind::Sync | Kind::Query, .. } = entry {
+            self.syncs_sent += 1;
+        }
         self.to_server.extend_from_slice(frame.as_bytes());
         self.queue.push(entry);
     }
@@ -185,7 +188,7 @@ impl Session {
                 }
             }
         }
-        self.follow_statements(&verdict.analysis);
+        self.follow_statements(&verdict.analysis, &[]);
         let sent = sent.clone();
         self.forward_query(&sent).await
     }
@@ -203,7 +206,8 @@ impl Session {
 
     /// What statements about to run change for the session: settings to carry, statements
     /// that pin it to its server, invalidations owed at commit.
-    pub(super) fn follow_statements(&mut self, analysis: &Analysis) {
+    /// `params`: the text-format Bind parameters, to resolve `set_config('x', $1, false)`.
+    pub(super) fn follow_statements(&mut self, analysis: &Analysis, params: &[Option<String>]) {
         self.note_effects(analysis);
         for s in &analysis.statements {
             let pins = matches!(s.keyword.as_str(), "listen" | "prepare") || !s.temp_tables_created.is_empty();
@@ -216,7 +220,11 @@ impl Session {
             if change.local {
                 continue;
             }
-            let effect = match (&change.name, &change.value, change.via) {
+            let value = match change.value.as_deref().and_then(|v| v.strip_prefix('$')) {
+                Some(n) => n.parse::<usize>().ok().and_then(|n| params.get(n.wrapping_sub(1)).cloned().flatten()),
+                None => change.value.clone(),
+            };
+            let effect = match (&change.name, &value, change.via) {
                 (None, _, SetVia::Reset) => Some(SetEffect::ResetAll),
                 (Some(name), _, SetVia::Reset) => Some(SetEffect::Reset { name: name.clone() }),
                 (Some(name), Some(v), _) if v.eq_ignore_ascii_case("default") => {

@@ -143,6 +143,12 @@ pub struct Session {
     unnamed_query: Option<bytes::Bytes>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
     local_unnamed: Option<bytes::Bytes>,
+    /// Server statement name → the client name it was last used for (error messages).
+    renamed: std::collections::HashMap<bytes::Bytes, bytes::Bytes>,
+    /// Syncs and Queries forwarded, and answered: a statement parsed before `syncs_done`
+    /// surely exists (see `Statement::seq`).
+    syncs_sent: u64,
+    syncs_done: u64,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
     /// Parameters this client has set (startup, SET, reported changes).

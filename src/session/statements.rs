@@ -23,6 +23,9 @@ pub struct Statement {
     pub server_name: Bytes,
     /// A ready-to-send Parse under the server name.
     pub parse: Bytes,
+    /// Syncs the client had sent when it parsed this: until that many + 1 have completed, an
+    /// earlier error in the pipeline may still make Postgres skip the Parse.
+    pub seq: u64,
 }
 
 impl Statement {
@@ -30,7 +33,7 @@ impl Statement {
         let server_name = server_name(query, param_types);
         let mut parse = BytesMut::with_capacity(query.len() + 32);
         build::parse(&mut parse, &server_name, query, param_types);
-        Statement { query: Bytes::copy_from_slice(query), server_name, parse: parse.freeze() }
+        Statement { query: Bytes::copy_from_slice(query), server_name, parse: parse.freeze(), seq: 0 }
     }
 }
 

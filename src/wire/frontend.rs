@@ -83,6 +83,30 @@ pub fn bind(body: &[u8]) -> Option<Bind<'_>> {
     Some(Bind { portal, statement, params_and_formats, result_formats })
 }
 
+/// The parameters of a Bind as text: `None` for NULL or a parameter sent in binary format (or
+/// not valid UTF-8).
+pub fn bind_text_params(b: &Bind<'_>) -> Vec<Option<String>> {
+    let mut r = Reader(b.params_and_formats);
+    let Some(nfmt) = r.i16() else { return Vec::new() };
+    let mut formats = Vec::new();
+    for _ in 0..nfmt {
+        formats.push(r.i16().unwrap_or(0));
+    }
+    let Some(n) = r.i16() else { return Vec::new() };
+    let mut out = Vec::new();
+    for i in 0..n.max(0) as usize {
+        let format = match formats.len() {
+            0 => 0,
+            1 => formats[0],
+            _ => formats.get(i).copied().unwrap_or(0),
+        };
+        let Some(len) = r.i32() else { break };
+        let value = if len < 0 { None } else { r.take(len as usize) };
+        out.push(value.filter(|_| format == 0).and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string));
+    }
+    out
+}
+
 /// Describe or Close target: `b'S'` statement or `b'P'` portal, and its name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target<'a> {
@@ -156,6 +180,14 @@ mod tests {
         assert_eq!(b.result_formats, vec![1]);
         assert_eq!(b.params_and_formats, &body[4..]);
         assert_eq!(bind(&body[..body.len() - 1]), None);
+    }
+
+    #[test]
+    fn bind_parameters_as_text() {
+        // no format codes (all text), 2 params: "off" and NULL, no result formats
+        let body = b"\0s\0\0\0\0\x02\0\0\0\x03off\xff\xff\xff\xff\0\0";
+        let b = bind(body).unwrap();
+        assert_eq!(bind_text_params(&b), vec![Some("off".to_string()), None]);
     }
 
     #[test]
