@@ -16,6 +16,7 @@ use crate::client::tls::ClientTls;
 use crate::config::{Config, redact_url};
 use crate::pool::Pools;
 use crate::session::Shared;
+use crate::session::cost::CostEstimates;
 use crate::sql::Policies;
 
 /// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT.
@@ -39,6 +40,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let rules = Rules::new(&config.cache).context("cache.rules")?;
     let cache = Arc::new(ResultCache::new(&config.cache));
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
+    let costs = Arc::new(CostEstimates::new(pools.target_arc(), config.pool.acquire_timeout));
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
@@ -49,6 +51,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         cache,
         rules: Arc::new(rules),
         catalogs,
+        costs,
     });
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
