@@ -102,7 +102,7 @@ const REFUSED: &[(&str, &str, &str)] = &[
     ("SELECT name FROM users WHERE ssn = '111-11'", "42501", "column \"users.ssn\" is denied by policy \"bi\""),
     ("SELECT pg_read_file('/etc/passwd')", "42501", "function \"pg_read_file\" is denied by policy \"bi\""),
     ("SELECT pg_ls_dir('.')", "42501", "function \"pg_ls_dir\" is denied by policy \"bi\""),
-    ("SELECT FROM WHERE items", "42601", "could not be analyzed"),
+    ("SELECT * FROM items WHERE", "42601", "could not be analyzed"),
     (COSTLY, "54000", "exceeds max_cost 5000 of policy \"bi\""),
     ("SET standard_conforming_strings = off", "42501", "by policy \"bi\""),
     ("SELECT set_config('standard_conforming_strings', 'off', false)", "42501", "by policy \"bi\""),

@@ -15,8 +15,9 @@
 //! - Everything runs through the extended protocol (one statement per Parse), so the client's
 //!   text cannot smuggle a second statement onto the control connection.
 //! - The control user must be able to `SET ROLE` to the guarded users (superuser or member).
-//!   Any failure (including a statement Postgres rejects, or a temporary table only the
-//!   client's session can see) is reported as a failed estimate, which refuses (fail closed).
+//!   Any failure (e.g. a temporary table only the client's session can see, a parameter whose
+//!   type cannot be inferred) is a failed estimate, which refuses (fail closed) — except a
+//!   syntax error (42601): nothing runs, so the statement goes on and the server reports it.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use moka::sync::Cache;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Type};
 
 use crate::pool::control::control_pool;
@@ -160,19 +162,31 @@ impl SessionCosts<'_> {
         let explain = match &prepared {
             None => format!("EXPLAIN (FORMAT JSON) {sql}"),
             Some(name) => {
-                tx.execute(&format!("PREPARE {name} AS {sql}"), &[]).await.map_err(db_error)?;
+                match tx.execute(&format!("PREPARE {name} AS {sql}"), &[]).await {
+                    Ok(_) => {}
+                    Err(e) if e.code() == Some(&SqlState::SYNTAX_ERROR) => return Ok(0.0),
+                    Err(e) => return Err(db_error(e)),
+                }
                 let nulls = vec!["NULL"; params as usize].join(", ");
                 format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})")
             }
         };
-        let row = tx.query_one(&explain, &[]).await.map_err(db_error);
+        let row = tx.query_one(&explain, &[]).await;
+        let syntax_error = row.as_ref().err().and_then(|e| e.code()) == Some(&SqlState::SYNTAX_ERROR);
+        let row = row.map_err(db_error);
         // Nothing the EXPLAIN did (plan-time function calls included) is kept.
         let _ = tx.rollback().await;
         if let Some(name) = &prepared {
             // Prepared statements outlive the transaction.
             let _ = client.batch_execute(&format!("DEALLOCATE {name}")).await;
         }
-        let plan: JsonText = row?.try_get(0).map_err(db_error)?;
+        let row = match row {
+            Ok(row) => row,
+            // Nothing runs: the server will refuse the statement itself with its own error.
+            Err(_) if syntax_error => return Ok(0.0),
+            Err(e) => return Err(e),
+        };
+        let plan: JsonText = row.try_get(0).map_err(db_error)?;
         total_cost(&plan.0).ok_or_else(|| CostError("EXPLAIN returned no total cost".into()))
     }
 }

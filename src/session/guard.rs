@@ -78,7 +78,12 @@ impl Session {
     }
 
     /// NoticeResponses telling the client its result was limited.
+    /// None in a failed transaction: the statement will not run, and Postgres would say only
+    /// that the transaction is aborted.
     pub(super) fn push_notices(&mut self, notices: &[String]) {
+        if self.tx_status == b'E' {
+            return;
+        }
         for text in notices {
             let mut out = BytesMut::new();
             build::notice_response(&mut out, "01000", text);
