@@ -338,7 +338,7 @@ async fn lexing_settings_cannot_be_changed_under_a_guarded_policy() {
     assert_eq!(simple_rows(&bi, "SHOW standard_conforming_strings").await, ["on"]);
     // Startup options: the login itself is refused.
     let url = format!("{}?options=-c%20standard_conforming_strings%3Doff", proxy.url("bi", "app"));
-    let err = try_connect(&url).await.err().expect("login refused");
+    let err = try_connect(&url).await.expect_err("login refused");
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "42501");
     assert!(db.message().contains("by policy \"bi\""), "{}", db.message());

@@ -206,7 +206,8 @@ fn max_param(sql: &str) -> u32 {
 fn total_cost(json: &str) -> Option<f64> {
     let rest = &json[json.find("\"Total Cost\"")? + "\"Total Cost\"".len()..];
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))).unwrap_or(rest.len());
+    let end =
+        rest.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 

@@ -85,7 +85,8 @@ fn capped_value(value: Option<&[u8]>, binary: bool, max: u64) -> Result<Option<V
         return Ok(Some(if binary { (max as i64).to_be_bytes().to_vec() } else { max.to_string().into_bytes() }));
     };
     if !binary {
-        let keep = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<f64>().ok()).is_some_and(|n| n <= max as f64);
+        let keep =
+            std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<f64>().ok()).is_some_and(|n| n <= max as f64);
         return Ok((!keep).then(|| max.to_string().into_bytes()));
     }
     let n: i64 = match v.len() {
