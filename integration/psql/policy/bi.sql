@@ -13,7 +13,7 @@ SELECT pg_read_file('/etc/passwd');
 DELETE FROM items WHERE id = 1;
 SELECT count(*) FROM items a, items b, items c;
 SET standard_conforming_strings = off;
-SELECT 1; SELECT 2; SELECT 3; SELECT 4;
+SELECT 1 \; SELECT 2 \; SELECT 3 \; SELECT 4;
 BEGIN;
 SELECT * FROM secrets;
 SELECT 1;
