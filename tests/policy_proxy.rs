@@ -196,6 +196,15 @@ async fn bi_is_refused_with_the_right_sqlstate_and_message_in_both_protocols() {
         assert!(got_message.contains(message), "extended: {sql}: {got_message}");
         still_usable(&c).await;
     }
+    // A whole gathered batch (Parse/Bind/Execute/Sync, the shape the result cache answers) is
+    // refused too, every time, and nothing is cached from it.
+    let mut raw = RawClient::connect(proxy.port, "bi", "app").await;
+    for _ in 0..2 {
+        raw.parse("", COSTLY).bind("", "", &[], 0).execute("", 0).sync().flush().await;
+        let msgs = raw.until_ready().await;
+        assert_eq!(msgs[0].code().as_deref(), Some("54000"), "{msgs:?}");
+        assert_eq!((msgs.len(), msgs[1].body.as_slice()), (2, &b"I"[..]), "{msgs:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,8 @@ impl Session {
     /// the batch is skipped until Sync).
     pub(super) fn refuse_statement(&mut self, refusal: &Refusal, simple: bool) {
         info!(pool = %self.key, policy = self.policy.as_ref().map(|p| p.name()), sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        // A cache fill armed for this exchange (a gathered batch) has no answer to record.
+        self.fill = None;
         let in_transaction = self.tx_status != b'I' || self.unsynced;
         if in_transaction && self.server.is_some() {
             let mut out = BytesMut::new();
