@@ -3,7 +3,7 @@
 # on the same private PostgreSQL, printing a markdown table of tps and ratios.
 #
 #   bash bench/pgbench.sh                       # defaults below
-#   BENCH_SECONDS=30 BENCH_MODES="simple extended prepared" bash bench/pgbench.sh
+#   BENCH_SECONDS=30 BENCH_MODES="simple prepared" bash bench/pgbench.sh
 #
 # Knobs (environment):
 #   BENCH_SECONDS=15          duration of each measured run (-T)
@@ -11,7 +11,7 @@
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
 #   BENCH_POOL=8              server connections for pgcached and PgBouncer (transaction pooling)
 #   BENCH_SCALE=1             pgbench -i scale (100k accounts per unit)
-#   BENCH_MODES="simple extended"              pgbench -M values (prepared is accepted too)
+#   BENCH_MODES="simple extended prepared"     pgbench -M values
 #   BENCH_TARGETS="direct pgcached-nocache pgcached-cache pgbouncer"
 #   BENCH_WORKLOADS="pk"      bench/<name>.sql scripts (pk = pk_lookup.sql)
 #   PGCACHED_BIN=path         skip the release build and use this binary
@@ -29,7 +29,7 @@ WARMUP=${BENCH_WARMUP:-2}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
-MODES=${BENCH_MODES:-simple extended}
+MODES=${BENCH_MODES:-simple extended prepared}
 TARGETS=${BENCH_TARGETS:-direct pgcached-nocache pgcached-cache pgbouncer}
 WORKLOADS=${BENCH_WORKLOADS:-pk}
 THREADS=$((CLIENTS < 4 ? CLIENTS : 4))

@@ -2,7 +2,7 @@
 # Real clients through pgcached, compared with the same clients direct to PostgreSQL.
 #
 #   bash integration/run.sh                 # build (debug), start private PG + pgcached, run all
-#   INTEGRATION_ONLY=psql bash integration/run.sh    # one section: psql | pgbench | pytest
+#   INTEGRATION_ONLY=psql bash integration/run.sh    # sections: psql | pgbench | pytest | clients
 #
 # Environment knobs:
 #   PGCACHED_PROFILE=debug|release  cargo profile to build/run (default debug: it reuses the
@@ -12,8 +12,13 @@
 #   INTEGRATION_PROXY=direct        point the "proxy" DSNs at PostgreSQL itself (self-test of the runner)
 #   PGCACHED_EXTRA_YAML='...'       appended to both generated pgcached configs (e.g. cache settings)
 #   PGBENCH_SECONDS=10              duration of each pgbench run
-#   PGBENCH_MODES="simple extended" protocols for pgbench (issue 3 adds "prepared")
+#   PGBENCH_MODES="simple extended prepared"  protocols for pgbench (-M)
 #   KEEP_WORK=1                     keep the temp dir (logs, outputs) after the run
+#   INTEGRATION_STRICT=1            count reproduced known bugs (XFAIL lines) as failures
+#   PGBENCH_KNOWN_BUG_MODES="…"     pgbench modes whose failure is a known, reported bug (XFAIL)
+#   PYTEST_PREPARE_THRESHOLDS="none 0"  one pytest pass per psycopg prepare_threshold ("none": all
+#                                   files, driver default; "0": test_psycopg*.py again, every query
+#                                   a named server-side prepared statement)
 #
 # Output: PASS/FAIL per check, then exactly one line "N passed, M failed". Exit 1 on any failure.
 set -euo pipefail
@@ -25,7 +30,7 @@ source "$INTEG/lib.sh"
 
 PROFILE=${PGCACHED_PROFILE:-debug}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-10}
-PGBENCH_MODES=${PGBENCH_MODES:-simple extended}
+PGBENCH_MODES=${PGBENCH_MODES:-simple extended prepared}
 ONLY=${INTEGRATION_ONLY:-}
 POOL_SIZE=5
 PGBENCH_CLIENTS=20
@@ -45,13 +50,24 @@ trap 'exit 130' INT TERM
 
 PASSED=0
 FAILED=0
+XFAILED=0
 FAILED_NAMES=()
+XFAILED_NAMES=()
 pass() { PASSED=$((PASSED + 1)); echo "PASS  $1"; }
 fail() {
     FAILED=$((FAILED + 1))
     FAILED_NAMES+=("$1")
     echo "FAIL  $1"
     if [[ -n "${2:-}" ]]; then sed 's/^/      /' <<<"$2" | head -60; fi
+}
+# A known, reported pgcached bug reproduced: shown as XFAIL, not counted as a failure unless
+# INTEGRATION_STRICT=1 (then it is a FAIL like any other).
+xfail() {
+    if [[ -n "${INTEGRATION_STRICT:-}" ]]; then fail "$@"; return; fi
+    XFAILED=$((XFAILED + 1))
+    XFAILED_NAMES+=("$1")
+    echo "XFAIL $1"
+    if [[ -n "${2:-}" ]]; then sed 's/^/      /' <<<"$2" | head -30; fi
 }
 section() { echo; echo "=== $1 ==="; }
 want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
@@ -78,6 +94,10 @@ summary() {
         show_proxy_logs
         echo "failed checks:"
         printf '  - %s\n' "${FAILED_NAMES[@]}"
+    fi
+    if [[ $XFAILED -gt 0 ]]; then
+        echo "known pgcached bugs reproduced (XFAIL, not counted; INTEGRATION_STRICT=1 counts them):"
+        printf '  - %s\n' "${XFAILED_NAMES[@]}"
     fi
     echo "$PASSED passed, $FAILED failed"
     [[ $FAILED -eq 0 ]]
@@ -176,6 +196,9 @@ if want pgbench; then
             if [[ $rc -eq 0 && -n "$processed" && "$processed" -gt 0 && "${failed:-0}" == 0 ]] &&
                 ! grep -qiE 'aborted|error' "$log"; then
                 pass "pgbench -M $mode: $processed transactions, 0 failed, tps $tps"
+            elif [[ " ${PGBENCH_KNOWN_BUG_MODES-} " == *" $mode "* ]]; then
+                xfail "pgbench -M $mode (known bug: statements not found / pool timeouts; exit $rc, processed '${processed:-?}')" \
+                    "$(grep -iE 'error|abort|fail' "$log" | sed 's/client [0-9]* /client N /' | sort | uniq -c | sort -rn | head -8)"
             else
                 fail "pgbench -M $mode (exit $rc, processed '${processed:-?}', failed '${failed:-?}')" \
                     "$(grep -iE 'error|abort|fail' "$log" | sort | uniq -c | sort -rn | head -15; tail -5 "$log")"
@@ -186,7 +209,7 @@ fi
 
 # ---------------------------------------------------------------- pytest (psycopg 3)
 if want pytest; then
-    section "pytest: psycopg 3"
+    section "pytest: psycopg 3, asyncpg"
     VENV="$INTEG/.venv"
     REQ="$INTEG/python/requirements.txt"
     STAMP="$VENV/.requirements.sha"
@@ -200,29 +223,44 @@ if want pytest; then
     export DIRECT_DSN="host=127.0.0.1 port=$PGPORT_DIRECT user=postgres dbname=app"
     export PGCACHED_DSN="host=127.0.0.1 port=$PORT_TX user=postgres dbname=app"
     export PGCACHED_SESSION_DSN="host=127.0.0.1 port=$PORT_SESSION user=postgres dbname=app"
-    rc=0
-    (cd "$INTEG/python" && COLUMNS=200 timeout 600 "$VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider \
-        --junitxml="$WORK/pytest.xml" . >"$WORK/pytest.log" 2>&1 </dev/null) || rc=$?
-    if [[ -f "$WORK/pytest.xml" ]]; then
-        while IFS=$'\t' read -r status name; do
-            if [[ "$status" == pass ]]; then pass "pytest $name"
-            elif [[ "$status" == skip ]]; then echo "SKIP  pytest $name"
-            else fail "pytest $name" "$(awk -v n="$name" 'index($0, n) && /^(FAILED|ERROR)/' "$WORK/pytest.log")"
-            fi
-        done < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
+    for threshold in ${PYTEST_PREPARE_THRESHOLDS:-none 0}; do
+        # One pass per psycopg prepare_threshold: "none" runs every test file (psycopg's
+        # default, no server-side statements; asyncpg prepares anyway), other values re-run the
+        # psycopg files (test_psycopg*.py) with PSYCOPG_PREPARE_THRESHOLD set to it.
+        tag="" files=(.) env_threshold=""
+        if [[ "$threshold" != none ]]; then
+            tag=" [prepare_threshold=$threshold]" env_threshold=$threshold files=()
+            for f in "$INTEG"/python/test_psycopg*.py; do files+=("$(basename "$f")"); done
+        fi
+        plog="$WORK/pytest-$threshold.log" pxml="$WORK/pytest-$threshold.xml"
+        rc=0
+        (cd "$INTEG/python" && PSYCOPG_PREPARE_THRESHOLD=$env_threshold COLUMNS=200 timeout 600 \
+            "$VENV/bin/python" -m pytest -q -rfE -p no:cacheprovider --junitxml="$pxml" "${files[@]}" \
+            >"$plog" 2>&1 </dev/null) || rc=$?
+        if [[ -f "$pxml" ]]; then
+            while IFS=$'\t' read -r status name; do
+                if [[ "$status" == pass ]]; then pass "pytest $name$tag"
+                elif [[ "$status" == skip ]]; then echo "SKIP  pytest $name$tag"
+                elif [[ "$status" == xfail ]]; then xfail "pytest $name$tag"
+                else fail "pytest $name$tag" "$(awk -v n="${name#*::}" 'index($0, n) && /^(FAILED|ERROR)/' "$plog")"
+                fi
+            done < <("$VENV/bin/python" - "$pxml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
     kinds = {c.tag for c in tc}
     st = "fail" if kinds & {"failure", "error"} else "skip" if "skipped" in kinds else "pass"
-    print(f"{st}\t{tc.get('name')}")
+    if st == "skip" and any(c.get("type") == "pytest.xfail" for c in tc if c.tag == "skipped"):
+        st = "xfail"
+    print(f"{st}\t{tc.get('classname', '').rsplit('.', 1)[-1]}::{tc.get('name')}")
 EOF
-        )
-    fi
-    if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$WORK/pytest.xml" ]]; then
-        fail "pytest run (exit $rc)" "$(tail -40 "$WORK/pytest.log")"
-    elif [[ $rc -eq 1 ]]; then
-        sed -n '/= FAILURES =/,$p' "$WORK/pytest.log" | head -150 | sed 's/^/      /'
-    fi
+            )
+        fi
+        if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$pxml" ]]; then
+            fail "pytest run$tag (exit $rc)" "$(tail -40 "$plog")"
+        elif [[ $rc -eq 1 ]]; then
+            sed -n '/= FAILURES =/,$p' "$plog" | head -150 | sed 's/^/      /'
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------- other clients (hook)

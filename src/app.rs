@@ -7,9 +7,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::admin::AdminServer;
 use crate::cache::catalogs::Catalogs;
 use crate::cache::{ResultCache, Rules};
-use crate::client::auth::{ConfigUsers, PasswordLookup};
+use crate::client::auth::{AuthQuery, ConfigUsers, LookupChain, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
 use crate::client::tls::ClientTls;
@@ -35,7 +36,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
 pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
     let tls = ClientTls::from_config(&config.tls).context("tls")?;
-    let lookup: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
+    let lookup = password_lookup(&config, &pools)?;
     let policies = Policies::from_config(&config.safety, &config.limit, &config.policies).context("policies")?;
     let rules = Rules::new(&config.cache).context("cache.rules")?;
     let cache = Arc::new(ResultCache::new(&config.cache));
@@ -52,10 +53,28 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         rules: Arc::new(rules),
         catalogs,
         costs,
+        prepared_ok: moka::sync::Cache::new(100_000),
     });
+    // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
+    let _admin = AdminServer::start_configured(&shared).await?;
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
     Ok(())
+}
+
+/// Where client passwords come from: `auth.users`, then `auth.auth_query` (run on a
+/// control-plane connection to the upstream URL's database, `postgres` when it names none).
+fn password_lookup(config: &Config, pools: &Pools) -> anyhow::Result<Arc<dyn PasswordLookup>> {
+    let users: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
+    let Some(query) = &config.auth.auth_query else {
+        return Ok(users);
+    };
+    let target = pools.target();
+    let database = target.url_database.clone().unwrap_or_else(|| "postgres".into());
+    let pool = crate::pool::control::control_pool(target, &database, 2, config.pool.acquire_timeout)
+        .context("auth.auth_query needs a control-plane connection")?;
+    let by_query: Arc<dyn PasswordLookup> = Arc::new(AuthQuery::new(pool, query.clone()));
+    Ok(Arc::new(LookupChain::new(vec![users, by_query])))
 }
 
 async fn wait_for_signal() {

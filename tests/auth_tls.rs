@@ -81,3 +81,19 @@ async fn a_tls_client_connects_and_plaintext_is_refused_when_required() {
     let err = try_connect(&format!("postgres://postgres@127.0.0.1:{}/app?sslmode=disable", proxy.port)).await;
     assert!(err.is_err(), "plaintext refused under tls.mode=require");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_query_finds_passwords_stored_in_postgres() {
+    let pg = PgCluster::start();
+    pg.psql("SET password_encryption = 'scram-sha-256'; CREATE ROLE dave LOGIN PASSWORD 'dave-pw'");
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.auth.method = AuthMethod::ScramSha256;
+        c.auth.auth_query = Some("SELECT rolpassword FROM pg_authid WHERE rolname = $1".into());
+    })
+    .await;
+    let url = |pw: &str| format!("postgres://dave:{pw}@127.0.0.1:{}/app", proxy.port);
+    let c = connect(&url("dave-pw")).await;
+    assert_eq!(c.query_one("SELECT current_user::text", &[]).await.unwrap().get::<_, String>(0), "dave");
+    let err = try_connect(&url("nope")).await.expect_err("refused");
+    assert_eq!(err.code().unwrap().code(), "28P01");
+}

@@ -14,6 +14,20 @@ import psycopg
 import pytest
 
 
+# Known, reported pgcached bugs that only show with server-side prepared statements: marked
+# xfail (non-strict) when PSYCOPG_PREPARE_THRESHOLD is set, so integration/run.sh shows XFAIL.
+KNOWN_BUGS_WHEN_PREPARED = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    if _threshold() is None:
+        return
+    for item in items:
+        reason = KNOWN_BUGS_WHEN_PREPARED.get(item.originalname or item.name)
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=False, reason="known bug (reported): " + reason))
+
+
 def _threshold():
     v = os.environ.get("PSYCOPG_PREPARE_THRESHOLD", "")
     return int(v) if v.strip() else None

@@ -45,7 +45,7 @@ impl Session {
                 self.to_client.extend_from_slice(frame.as_bytes());
                 continue;
             }
-            let Some(Entry::Server { kind, forward, .. }) = self.queue.head().cloned() else {
+            let Some(Entry::Server { kind, forward, on_fail }) = self.queue.head().cloned() else {
                 // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
                 // goes away). Pass it on; the connection will not be reused.
                 self.server_mut().obj.broken = true;
@@ -64,6 +64,11 @@ impl Session {
                 Step::Complete => {
                     if forward {
                         self.to_client.extend_from_slice(frame.as_bytes());
+                    }
+                    if let OnFail::ForgetStatement { server, .. } | OnFail::ForgetServerStatement(server) = &on_fail {
+                        // This text prepares fine here: later Parse+Sync of it need no server.
+                        let key = self.prepared_ok_key(server);
+                        self.shared.prepared_ok.insert(key, ());
                     }
                     self.queue.pop();
                     if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
@@ -160,6 +165,9 @@ impl Session {
         match undo {
             OnFail::Nothing => {}
             OnFail::ForgetServerStatement(server) => self.server_mut().obj.prepared.forget(&server),
+            OnFail::ForgetClientStatement(client) => {
+                self.statements.remove(&client);
+            }
             OnFail::ForgetStatement { client, server } => {
                 self.statements.remove(&client);
                 self.server_mut().obj.prepared.forget(&server);

@@ -67,7 +67,16 @@ impl Session {
     /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
     /// statement, and is its answer in the cache?
     async fn plan(&mut self, frames: &[Frame]) -> Plan {
-        if !self.cache_usable() || frames.last().map(Frame::tag) != Some(tag::SYNC) {
+        if frames.last().map(Frame::tag) != Some(tag::SYNC) {
+            return Plan::Forward;
+        }
+        if let Some(reply) = self.closes_only(frames) {
+            return Plan::Hit(reply);
+        }
+        if let Some(reply) = self.known_parses_only(frames) {
+            return Plan::Hit(reply);
+        }
+        if !self.cache_usable() {
             return Plan::Forward;
         }
         let mut parses: Vec<(Bytes, Bytes)> = Vec::new();
@@ -140,6 +149,93 @@ impl Session {
             Lookup::Fill(recorder) => Plan::Fill(recorder),
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
         }
+    }
+
+    /// `Close(statement)* Sync` of renamed statements with nothing open: drivers send it when
+    /// they drop a statement. Nothing to do on any server, so no server is taken for it.
+    fn closes_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
+        if !self.renaming()
+            || self.server.is_some()
+            || self.tx_status != b'I'
+            || !self.queue.is_quiet()
+            || self.unsynced
+        {
+            return None;
+        }
+        let body = &frames[..frames.len() - 1];
+        let all_closes = body.iter().all(|f| {
+            f.tag() == tag::CLOSE && frontend::target(f.body()).is_some_and(|c| c.kind == b'S' && !c.name.is_empty())
+        });
+        if !all_closes {
+            return None;
+        }
+        let mut out = BytesMut::new();
+        for f in body {
+            if let Some(c) = frontend::target(f.body()) {
+                self.statements.remove(c.name);
+            }
+            build::close_complete(&mut out);
+        }
+        build::ready_for_query(&mut out, b'I');
+        Some(out.freeze())
+    }
+
+    /// `Parse(named)+ Sync` of statements that already prepared fine for this database, role and
+    /// search_path: answered without a server (pgbench -M prepared and libpq's PQprepare send
+    /// this synchronously; taking a server for it could deadlock a client thread that holds
+    /// others). The server prepares it when the client first binds it.
+    fn known_parses_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
+        if !self.renaming()
+            || self.server.is_some()
+            || self.tx_status != b'I'
+            || !self.queue.is_quiet()
+            || self.unsynced
+        {
+            return None;
+        }
+        let body = &frames[..frames.len() - 1];
+        if body.is_empty() {
+            return None;
+        }
+        let mut names = Vec::with_capacity(body.len());
+        for f in body {
+            if f.tag() != tag::PARSE {
+                return None;
+            }
+            let p = frontend::parse(f.body())?;
+            if p.name.is_empty() || self.statements.contains(p.name) || names.iter().any(|(n, _)| *n == p.name) {
+                return None;
+            }
+            let text = std::str::from_utf8(p.query).ok()?;
+            match self.check_policy(text) {
+                Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => {}
+                _ => return None,
+            }
+            let stmt = Statement::new(p.query, &p.param_types);
+            if !self.shared.prepared_ok.contains_key(&self.prepared_ok_key(&stmt.server_name)) {
+                return None;
+            }
+            names.push((p.name, stmt));
+        }
+        let mut out = BytesMut::new();
+        for (name, stmt) in names {
+            self.statements.insert(Bytes::copy_from_slice(name), stmt);
+            build::parse_complete(&mut out);
+        }
+        build::ready_for_query(&mut out, b'I');
+        Some(out.freeze())
+    }
+
+    /// Key of "this statement prepared fine" for this session's database, role and search_path.
+    pub(super) fn prepared_ok_key(&self, server_name: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        server_name.hash(&mut h);
+        self.key.database.hash(&mut h);
+        self.key.user.hash(&mut h);
+        self.wanted.get("role").hash(&mut h);
+        self.wanted.get("search_path").hash(&mut h);
+        h.finish()
     }
 
     /// A batch answered from the cache still defines the statements it parsed.

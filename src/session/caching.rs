@@ -118,6 +118,12 @@ impl Session {
     /// Note what statements about to run will invalidate when their transaction commits, and
     /// what they do to the session (temporary tables make its reads private to it).
     pub(super) fn note_effects(&mut self, analysis: &Analysis) {
+        if self.lexing_unreliable() {
+            // The analysis may not see the statements the server will run: cache nothing for
+            // this session and assume every transaction may write anything in the database.
+            self.no_cache = true;
+            self.owed.flush_database = true;
+        }
         for s in &analysis.statements {
             if !s.temp_tables_created.is_empty() {
                 self.no_cache = true;
@@ -141,6 +147,20 @@ impl Session {
         }
     }
 
+    /// Whether the server may lex this session's SQL differently from the analyzer: a client
+    /// encoding other than UTF-8, or backslash escapes in ordinary strings.
+    pub(super) fn lexing_unreliable(&self) -> bool {
+        let encoding = self.wanted.get("client_encoding").unwrap_or("UTF8");
+        let utf8 = ["UTF8", "UTF-8", "UNICODE"].iter().any(|e| encoding.eq_ignore_ascii_case(e));
+        !utf8 || self.wanted.get("standard_conforming_strings").is_some_and(|v| v.eq_ignore_ascii_case("off"))
+    }
+
+    /// A statement whose text is not UTF-8: nothing can be known about it.
+    pub(super) fn note_opaque_statement(&mut self) {
+        self.no_cache = true;
+        self.owed.flush_database = true;
+    }
+
     /// The transaction ended (ReadyForQuery `I`): apply what it owes unless it rolled back.
     /// Called before that ReadyForQuery is forwarded, so no client can see the commit before
     /// the cache forgets what it changed.
@@ -156,6 +176,7 @@ impl Session {
         if owed.flush_all {
             cache.flush_all(InvalidationCause::Ddl);
             self.shared.catalogs.refresh_all();
+            self.shared.prepared_ok.invalidate_all();
         } else if owed.flush_database {
             cache.flush_database(&self.key.database, InvalidationCause::Unknown);
         } else {

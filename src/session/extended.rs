@@ -47,6 +47,15 @@ impl Session {
         }
         let rewritten = query != p.query;
         let name = Bytes::copy_from_slice(p.name);
+        if p.name.is_empty() {
+            self.local_unnamed = std::str::from_utf8(&query).ok().and_then(|t| self.deallocate_target(t));
+            if self.local_unnamed.is_some() {
+                let mut out = BytesMut::new();
+                build::parse_complete(&mut out);
+                self.queue.push(Entry::Synth(out.freeze()));
+                return Flow::Continue;
+            }
+        }
         if p.name.is_empty() || !self.renaming() {
             if p.name.is_empty() {
                 self.unnamed_query = Some(query.clone());
@@ -75,7 +84,7 @@ impl Session {
         if prepared.touch(&stmt.server_name) {
             let mut out = BytesMut::new();
             build::parse_complete(&mut out);
-            self.queue.push(Entry::Synth(out.freeze()));
+            self.queue.push(Entry::Local { bytes: out.freeze(), on_fail: OnFail::ForgetClientStatement(name) });
         } else {
             prepared.insert(stmt.server_name.clone());
             self.to_server.extend_from_slice(&stmt.parse);
@@ -100,11 +109,16 @@ impl Session {
             None if b.statement.is_empty() => self.unnamed_query.clone(),
             None => None,
         };
-        let text = text.as_deref().and_then(|t| std::str::from_utf8(t).ok());
-        if let Some(text) = text {
-            let analysis = crate::sql::analyze(text);
-            self.follow_statements(&analysis);
+        match text.as_deref().map(std::str::from_utf8) {
+            Some(Ok(text)) => {
+                let analysis = crate::sql::analyze(text);
+                self.follow_statements(&analysis);
+            }
+            // Not UTF-8, or a statement this client never parsed here: assume the worst.
+            Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),
+            _ => {}
         }
+        let text = text.as_deref().and_then(|t| std::str::from_utf8(t).ok());
         // `LIMIT $n` under a policy's limit: the parameter is capped here.
         let capped = match self.cap_limit_params(text, b.params_and_formats) {
             Ok(capped) => capped,
@@ -201,29 +215,69 @@ impl Session {
         });
     }
 
-    /// Answer `DEALLOCATE [PREPARE] name` for a renamed client statement locally.
-    pub(super) fn answer_deallocate(&mut self, text: &str) -> bool {
+    /// The renamed client statement a `DEALLOCATE [PREPARE] name` text refers to, if any.
+    fn deallocate_target(&self, text: &str) -> Option<Bytes> {
         if !self.renaming() {
-            return false;
+            return None;
         }
         let words: Vec<&str> = text.trim().trim_end_matches(';').split_whitespace().collect();
         let name = match words.as_slice() {
             [d, n] if d.eq_ignore_ascii_case("deallocate") => n,
             [d, p, n] if d.eq_ignore_ascii_case("deallocate") && p.eq_ignore_ascii_case("prepare") => n,
-            _ => return false,
+            _ => return None,
         };
-        if name.eq_ignore_ascii_case("all") || self.statements.remove(name.as_bytes()).is_none() {
-            return false;
-        }
-        let mut out = BytesMut::new();
-        out.put_u8(b'C');
-        out.put_u32(0);
-        out.put_slice(b"DEALLOCATE\0");
-        patch_len(&mut out);
+        let name = name.trim_matches('"');
+        self.statements.contains(name.as_bytes()).then(|| Bytes::copy_from_slice(name.as_bytes()))
+    }
+
+    /// Answer `DEALLOCATE [PREPARE] name` (simple Query) for a renamed client statement locally.
+    pub(super) fn answer_deallocate(&mut self, text: &str) -> bool {
+        let Some(name) = self.deallocate_target(text) else { return false };
+        self.statements.remove(&name);
+        {}
+        let mut out = deallocate_complete();
         build::ready_for_query(&mut out, self.tx_status);
         self.queue.push(Entry::Synth(out.freeze()));
         true
     }
+
+    /// The unnamed statement is a `DEALLOCATE` of a renamed client statement (sent with the
+    /// extended protocol, as PQexecParams or pgjdbc do): its Bind, Describe, Execute and Close
+    /// are answered here, and the Execute forgets the client's name.
+    pub(super) fn answer_local_unnamed(&mut self, frame: &Frame) -> bool {
+        let Some(name) = self.local_unnamed.clone() else { return false };
+        let body = frame.body();
+        let mut out = BytesMut::new();
+        match frame.tag() {
+            tag::BIND if frontend::bind(body).is_some_and(|b| b.statement.is_empty()) => build::bind_complete(&mut out),
+            tag::DESCRIBE => match frontend::target(body) {
+                Some(t) if t.kind == b'S' && t.name.is_empty() => {
+                    out.extend_from_slice(b"t\0\0\0\x06\0\0n\0\0\0\x04");
+                }
+                Some(t) if t.kind == b'P' && t.name.is_empty() => out.extend_from_slice(b"n\0\0\0\x04"),
+                _ => return false,
+            },
+            tag::EXECUTE if frontend::execute(body).is_some_and(|e| e.portal.is_empty()) => {
+                self.statements.remove(&name);
+                out = deallocate_complete();
+            }
+            tag::CLOSE if frontend::target(body).is_some_and(|t| t.name.is_empty()) => build::close_complete(&mut out),
+            _ => return false,
+        }
+        self.unsynced = true;
+        self.queue.push(Entry::Synth(out.freeze()));
+        true
+    }
+}
+
+/// CommandComplete `DEALLOCATE`.
+fn deallocate_complete() -> BytesMut {
+    let mut out = BytesMut::new();
+    out.put_u8(b'C');
+    out.put_u32(0);
+    out.put_slice(b"DEALLOCATE\0");
+    patch_len(&mut out);
+    out
 }
 
 /// Patch the length field of the frame that starts at the beginning of `out`.

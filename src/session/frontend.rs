@@ -85,6 +85,9 @@ impl Session {
                 return Ok(flow);
             }
         }
+        if matches!(t, tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) && self.answer_local_unnamed(&frame) {
+            return Ok(Flow::Continue);
+        }
         match t {
             tag::PARSE => return Ok(self.on_parse(&frame).await),
             tag::BIND => return Ok(self.on_bind(&frame)),
@@ -146,6 +149,7 @@ impl Session {
         };
         let Ok(text) = std::str::from_utf8(text) else {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
+            self.note_opaque_statement();
             return self.forward_query(frame).await;
         };
         let verdict = match self.check_policy(text) {

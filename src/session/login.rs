@@ -120,6 +120,7 @@ pub async fn login(
         fill: None,
         batch: Vec::new(),
         unnamed_query: None,
+        local_unnamed: None,
         copy_in_open: false,
         wanted,
         pending_sets: Vec::new(),

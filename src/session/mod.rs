@@ -66,6 +66,8 @@ pub struct Shared {
     pub catalogs: Arc<crate::cache::catalogs::Catalogs>,
     /// EXPLAIN cost estimates for `max_cost` policies.
     pub costs: Arc<cost::CostEstimates>,
+    /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
+    pub prepared_ok: moka::sync::Cache<u64, ()>,
 }
 
 #[derive(Debug, Error)]
@@ -142,6 +144,8 @@ pub struct Session {
     batch: Vec<crate::wire::Frame>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
+    /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
+    local_unnamed: Option<bytes::Bytes>,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
     /// Parameters this client has set (startup, SET, reported changes).

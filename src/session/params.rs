@@ -5,7 +5,7 @@
 //! are what some client left set on it. On checkout the two are compared and the differences are
 //! fixed with one hidden statement (`set_config(...)` / `RESET ...`), like PgBouncer does for the
 //! reported parameters; unreported ones (`search_path`, `extra_float_digits`, …) are tracked from
-//! the SQL text of simple `SET`/`RESET` statements.
+//! the `SET`/`RESET`/`set_config()` statements the SQL analysis finds.
 
 use std::collections::BTreeMap;
 
@@ -164,70 +164,12 @@ pub fn parse_options(options: &str) -> Vec<(String, String)> {
     out
 }
 
-/// What a single `SET`/`RESET` statement does to session parameters.
+/// What a `SET`/`RESET` statement does to session parameters (from the SQL analysis).
 #[derive(Debug, PartialEq, Eq)]
 pub enum SetEffect {
     Set { name: String, value: String },
     Reset { name: String },
     ResetAll,
-}
-
-/// Recognize a lone session-level `SET name {TO|=} value`, `SET TIME ZONE value`, `RESET name`
-/// or `RESET ALL` (optionally `;`-terminated). `SET LOCAL` and anything else give `None`.
-pub fn parse_set(sql: &str) -> Option<SetEffect> {
-    let s = sql.trim().trim_end_matches(';').trim();
-    if s.contains(';') || s.contains("--") || s.contains("/*") {
-        return None;
-    }
-    let mut words = s.splitn(2, char::is_whitespace);
-    let verb = words.next()?.to_ascii_uppercase();
-    let rest = words.next()?.trim_start();
-    match verb.as_str() {
-        "RESET" => {
-            let name = rest.trim();
-            if name.eq_ignore_ascii_case("all") {
-                Some(SetEffect::ResetAll)
-            } else if is_param_name(name) {
-                Some(SetEffect::Reset { name: name.to_string() })
-            } else {
-                None
-            }
-        }
-        "SET" => {
-            let rest = strip_word(rest, "SESSION").unwrap_or(rest);
-            if strip_word(rest, "LOCAL").is_some() {
-                return None;
-            }
-            if let Some(tz) = strip_word(rest, "TIME").and_then(|r| strip_word(r, "ZONE")) {
-                return Some(SetEffect::Set { name: "TimeZone".into(), value: unquote(tz.trim()) });
-            }
-            let end = rest.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(rest.len());
-            let (name, after) = rest.split_at(end);
-            if !is_param_name(name) {
-                return None;
-            }
-            let after = after.trim_start();
-            let value = after.strip_prefix('=').or_else(|| strip_word(after, "TO"))?.trim();
-            if value.is_empty() {
-                return None;
-            }
-            if value.eq_ignore_ascii_case("default") {
-                return Some(SetEffect::Reset { name: name.to_string() });
-            }
-            Some(SetEffect::Set { name: name.to_string(), value: set_value(value) })
-        }
-        _ => None,
-    }
-}
-
-fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
-    let head = s.get(..word.len())?;
-    let tail = &s[word.len()..];
-    (head.eq_ignore_ascii_case(word) && tail.starts_with(char::is_whitespace)).then(|| tail.trim_start())
-}
-
-fn is_param_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// The value as `set_config` wants it: a single quoted literal is unquoted; a list stays as
@@ -241,34 +183,16 @@ pub fn set_value(value: &str) -> String {
     }
 }
 
-fn unquote(value: &str) -> String {
-    set_value(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn set_statements_are_recognized() {
-        assert_eq!(
-            parse_set("SET search_path TO a, \"B\";"),
-            Some(SetEffect::Set { name: "search_path".into(), value: "a, \"B\"".into() })
-        );
-        assert_eq!(
-            parse_set("set session TimeZone = 'Europe/Paris'"),
-            Some(SetEffect::Set { name: "TimeZone".into(), value: "Europe/Paris".into() })
-        );
-        assert_eq!(
-            parse_set("SET TIME ZONE 'UTC'"),
-            Some(SetEffect::Set { name: "TimeZone".into(), value: "UTC".into() })
-        );
-        assert_eq!(parse_set("SET LOCAL search_path TO x"), None);
-        assert_eq!(parse_set("RESET ALL"), Some(SetEffect::ResetAll));
-        assert_eq!(parse_set("reset extra_float_digits"), Some(SetEffect::Reset { name: "extra_float_digits".into() }));
-        assert_eq!(parse_set("SET x TO DEFAULT"), Some(SetEffect::Reset { name: "x".into() }));
-        assert_eq!(parse_set("SET a TO 1; SET b TO 2"), None, "multi-statement strings are not guessed at");
-        assert_eq!(parse_set("SETTLE x"), None);
+    fn set_values_are_unquoted_only_when_one_literal() {
+        assert_eq!(set_value("'Europe/Paris'"), "Europe/Paris");
+        assert_eq!(set_value("a, \"B\""), "a, \"B\"");
+        assert_eq!(set_value("'a', 'b'"), "'a', 'b'", "a list of literals stays as written");
+        assert_eq!(set_value("42"), "42");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum OnFail {
         client: Bytes,
         server: Bytes,
     },
+    /// The client's Parse, answered by the proxy, was skipped: forget the client's name only.
+    ForgetClientStatement(Bytes),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +45,9 @@ pub enum Entry {
     Server { kind: Kind, forward: bool, on_fail: OnFail },
     /// The proxy answers with these bytes when the entry reaches the head.
     Synth(Bytes),
+    /// Like `Synth`, for a message with an effect to undo if Postgres would have skipped it
+    /// (an error earlier in the same batch).
+    Local { bytes: Bytes, on_fail: OnFail },
     /// The client ended a COPY FROM STDIN here (CopyDone / CopyFail): a boundary, no reply.
     CopyEnd,
 }
@@ -109,8 +114,8 @@ impl ReplyQueue {
     /// Pop the Synth entries (and COPY boundaries) now at the head, in order.
     pub fn take_ready_synth(&mut self) -> Vec<Bytes> {
         let mut out = Vec::new();
-        while let Some(Entry::Synth(_) | Entry::CopyEnd) = self.entries.front() {
-            if let Some(Entry::Synth(bytes)) = self.entries.pop_front() {
+        while let Some(Entry::Synth(_) | Entry::Local { .. } | Entry::CopyEnd) = self.entries.front() {
+            if let Some(Entry::Synth(bytes) | Entry::Local { bytes, .. }) = self.entries.pop_front() {
                 out.push(bytes);
             }
         }
@@ -143,7 +148,7 @@ impl ReplyQueue {
             if matches!(entry, Entry::Server { kind: Kind::Sync, .. }) {
                 break;
             }
-            if let Some(Entry::Server { on_fail, .. }) = self.entries.pop_front() {
+            if let Some(Entry::Server { on_fail, .. } | Entry::Local { on_fail, .. }) = self.entries.pop_front() {
                 if on_fail != OnFail::Nothing {
                     undo.push(on_fail);
                 }
@@ -157,7 +162,7 @@ impl ReplyQueue {
     pub fn is_quiet(&self) -> bool {
         self.entries.iter().all(|e| match e {
             Entry::Server { kind, .. } => matches!(kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
-            Entry::Synth(_) | Entry::CopyEnd => true,
+            Entry::Synth(_) | Entry::Local { .. } | Entry::CopyEnd => true,
         })
     }
 

@@ -1,0 +1,228 @@
+//! The Prometheus registry behind `GET /metrics`.
+//!
+//! Nothing here runs on the data path: the cache, pools and client registry keep their own
+//! counters, and [`ProxyCollector`] copies them into Prometheus metrics when a scrape asks
+//! ([`prometheus::core::Collector::collect`]). Pool series are rebuilt at every scrape, so a
+//! closed pool disappears from the output.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::cache::ResultCache;
+use crate::client::cancel::CancelRegistry;
+use crate::pool::Pools;
+
+/// What a scrape reads: the shared structures of the running proxy.
+#[derive(Clone)]
+pub struct Sources {
+    pub cache: Arc<ResultCache>,
+    pub pools: Arc<Pools>,
+    pub cancels: Arc<CancelRegistry>,
+}
+
+/// A registry holding the proxy's collector (and nothing else).
+pub fn registry(sources: Sources) -> prometheus::Result<Registry> {
+    let registry = Registry::new();
+    registry.register(Box::new(ProxyCollector::new(sources)?))?;
+    Ok(registry)
+}
+
+/// `registry` in the Prometheus text exposition format.
+pub fn render(registry: &Registry) -> prometheus::Result<String> {
+    TextEncoder::new().encode_to_string(&registry.gather())
+}
+
+/// Reads [`Sources`] at collect time into ordinary Prometheus metrics.
+pub struct ProxyCollector {
+    sources: Sources,
+    /// Held while the metrics below are refreshed and collected: two concurrent scrapes must
+    /// not interleave a counter's reset and its refill.
+    refresh: Mutex<()>,
+    build_info: IntGaugeVec,
+    hits: IntCounter,
+    misses: IntCounter,
+    fills: IntCounter,
+    rejected: IntCounterVec,
+    evictions: IntCounter,
+    expirations: IntCounter,
+    invalidations: IntCounterVec,
+    flight_joined: IntCounter,
+    flight_fallbacks: IntCounter,
+    bytes: IntGauge,
+    entries: IntGauge,
+    pool_max_size: IntGaugeVec,
+    pool_size: IntGaugeVec,
+    pool_available: IntGaugeVec,
+    pool_waiting: IntGaugeVec,
+    clients: IntGauge,
+}
+
+const POOL_LABELS: &[&str] = &["database", "user"];
+
+impl ProxyCollector {
+    pub fn new(sources: Sources) -> prometheus::Result<ProxyCollector> {
+        let counter = |name: &str, help: &str| IntCounter::with_opts(Opts::new(name, help));
+        let gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help));
+        let pool_gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), POOL_LABELS);
+        let build_info = IntGaugeVec::new(
+            Opts::new("pgcached_build_info", "Always 1; the version of pgcached in the `version` label."),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(ProxyCollector {
+            sources,
+            refresh: Mutex::new(()),
+            build_info,
+            hits: counter("pgcached_cache_hits_total", "Lookups answered from the result cache.")?,
+            misses: counter("pgcached_cache_misses_total", "Cacheable lookups that found no fresh entry.")?,
+            fills: counter("pgcached_cache_fills_total", "Answers stored in the result cache.")?,
+            rejected: IntCounterVec::new(
+                Opts::new("pgcached_cache_fills_rejected_total", "Answers recorded but not stored, by reason."),
+                &["reason"],
+            )?,
+            evictions: counter("pgcached_cache_evictions_total", "Entries removed by the cache.max_memory bound.")?,
+            expirations: counter("pgcached_cache_expirations_total", "Entries removed because their TTL ran out.")?,
+            invalidations: IntCounterVec::new(
+                Opts::new("pgcached_cache_invalidations_total", "Invalidations, by cause."),
+                &["cause"],
+            )?,
+            flight_joined: counter(
+                "pgcached_cache_flight_joined_total",
+                "Concurrent misses of one key served by the leader's fill.",
+            )?,
+            flight_fallbacks: counter(
+                "pgcached_cache_flight_fallbacks_total",
+                "Concurrent misses of one key that had to go upstream themselves.",
+            )?,
+            bytes: gauge("pgcached_cache_bytes", "Weighed bytes of the live cache entries.")?,
+            entries: gauge("pgcached_cache_entries", "Live cache entries.")?,
+            pool_max_size: pool_gauge("pgcached_pool_max_size", "Server connections a pool may hold.")?,
+            pool_size: pool_gauge("pgcached_pool_size", "Server connections a pool holds (idle or leased).")?,
+            pool_available: pool_gauge("pgcached_pool_available", "Idle server connections of a pool.")?,
+            pool_waiting: pool_gauge("pgcached_pool_waiting", "Sessions waiting for a server connection.")?,
+            clients: gauge("pgcached_clients_connected", "Client connections past startup (with a cancel key).")?,
+        })
+    }
+
+    fn parts(&self) -> [&dyn Collector; 17] {
+        [
+            &self.build_info,
+            &self.hits,
+            &self.misses,
+            &self.fills,
+            &self.rejected,
+            &self.evictions,
+            &self.expirations,
+            &self.invalidations,
+            &self.flight_joined,
+            &self.flight_fallbacks,
+            &self.bytes,
+            &self.entries,
+            &self.pool_max_size,
+            &self.pool_size,
+            &self.pool_available,
+            &self.pool_waiting,
+            &self.clients,
+        ]
+    }
+
+    /// Copy the current values from the sources.
+    fn refresh(&self) {
+        let set = |c: &IntCounter, v: u64| {
+            c.reset();
+            c.inc_by(v);
+        };
+        let s = self.sources.cache.stats().snapshot();
+        set(&self.hits, s.hits);
+        set(&self.misses, s.misses);
+        set(&self.fills, s.fills);
+        for (why, n) in &s.rejected {
+            set(&self.rejected.with_label_values(&[why.label()]), *n);
+        }
+        set(&self.evictions, s.evictions);
+        set(&self.expirations, s.expirations);
+        for (cause, n) in &s.invalidations {
+            set(&self.invalidations.with_label_values(&[cause.label()]), *n);
+        }
+        set(&self.flight_joined, s.flight_joined);
+        set(&self.flight_fallbacks, s.flight_fallbacks);
+        self.bytes.set(gauge_value(s.bytes));
+        self.entries.set(gauge_value(s.entries));
+
+        for vec in [&self.pool_max_size, &self.pool_size, &self.pool_available, &self.pool_waiting] {
+            vec.reset();
+        }
+        for (key, st) in self.sources.pools.status() {
+            let labels = [key.database.as_str(), key.user.as_str()];
+            self.pool_max_size.with_label_values(&labels).set(gauge_value(st.max_size));
+            self.pool_size.with_label_values(&labels).set(gauge_value(st.size));
+            self.pool_available.with_label_values(&labels).set(gauge_value(st.available));
+            self.pool_waiting.with_label_values(&labels).set(gauge_value(st.waiting));
+        }
+        self.clients.set(gauge_value(self.sources.cancels.len()));
+    }
+}
+
+fn gauge_value(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+impl Collector for ProxyCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.parts().into_iter().flat_map(|c| c.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _guard = self.refresh.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh();
+        self.parts().into_iter().flat_map(|c| c.collect()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::stats::{InvalidationCause, Rejected};
+    use crate::config::Config;
+
+    fn sources() -> Sources {
+        let config = Arc::new(Config::default());
+        Sources {
+            cache: Arc::new(ResultCache::new(&config.cache)),
+            pools: Arc::new(Pools::new(config).unwrap()),
+            cancels: Arc::new(CancelRegistry::default()),
+        }
+    }
+
+    #[test]
+    fn a_scrape_shows_the_current_counters() {
+        let src = sources();
+        let registry = registry(src.clone()).unwrap();
+        src.cache.stats().hit();
+        src.cache.stats().rejected(Rejected::TooLarge);
+        src.cache.stats().invalidated(InvalidationCause::Notify);
+        let _client = src.cancels.register();
+        let text = render(&registry).unwrap();
+        for line in [
+            "pgcached_cache_hits_total 1",
+            "pgcached_cache_misses_total 0",
+            "pgcached_cache_fills_rejected_total{reason=\"too_large\"} 1",
+            "pgcached_cache_fills_rejected_total{reason=\"stale\"} 0",
+            "pgcached_cache_invalidations_total{cause=\"notify\"} 1",
+            "pgcached_clients_connected 1",
+            "# TYPE pgcached_cache_hits_total counter",
+            "# TYPE pgcached_cache_bytes gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing in:\n{text}");
+        }
+        assert!(text.contains(&format!("pgcached_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))));
+
+        // A second scrape reflects new values rather than adding to the old ones.
+        src.cache.stats().hit();
+        let text = render(&registry).unwrap();
+        assert!(text.lines().any(|l| l == "pgcached_cache_hits_total 2"), "{text}");
+    }
+}
