@@ -17,6 +17,7 @@ use crate::client::tls::ClientTls;
 use crate::config::{Config, redact_url};
 use crate::pool::Pools;
 use crate::session::Shared;
+use crate::session::cost::CostEstimates;
 use crate::sql::Policies;
 
 /// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT.
@@ -40,6 +41,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let rules = Rules::new(&config.cache).context("cache.rules")?;
     let cache = Arc::new(ResultCache::new(&config.cache));
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
+    let costs = Arc::new(CostEstimates::new(pools.target_arc(), config.pool.acquire_timeout));
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
@@ -50,6 +52,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         cache,
         rules: Arc::new(rules),
         catalogs,
+        costs,
         prepared_ok: moka::sync::Cache::new(100_000),
     });
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).

@@ -65,10 +65,13 @@ fn example_commented_keys_are_real_keys() {
         })
         .collect::<String>()
         .replace("users: []", "users:")
-        .replace("rules: []", "rules:");
+        .replace("rules: []", "rules:")
+        .replace("policies: []", "policies:");
     let c = Config::from_yaml_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert_eq!(c.auth.users.len(), 1);
     assert_eq!(c.cache.rules.len(), 2);
+    assert_eq!(c.policies.len(), 1);
+    assert_eq!(c.policies[0].max_cost, Some(100000.0));
     assert!(c.auth.auth_query.is_some());
     assert!(c.tls.cert.is_some() && c.tls.key.is_some() && c.upstream.ca_file.is_some());
     assert!(c.admin.http_listen.is_some());
@@ -96,10 +99,32 @@ fn docs_list_every_example_key() {
     keys.extend(["auth.users[].name", "auth.users[].password"].map(String::from));
     keys.extend(["cache.rules[].table", "cache.rules[].fingerprint", "cache.rules[].regex"].map(String::from));
     keys.extend(["cache.rules[].ttl", "cache.rules[].cache"].map(String::from));
+    keys.extend(POLICY_KEYS.iter().map(|k| format!("policies[].{k}")));
     for k in keys {
         assert!(docs.contains(&format!("`{k}`")), "docs/config.md does not document `{k}`");
     }
 }
+
+/// Every key of a `policies:` entry (the example lists them commented out).
+const POLICY_KEYS: &[&str] = &[
+    "name",
+    "user",
+    "database",
+    "read_only",
+    "deny_statements",
+    "allow_tables",
+    "deny_tables",
+    "deny_columns",
+    "deny_functions",
+    "default_deny_functions",
+    "require_where",
+    "max_statements",
+    "on_parse_error",
+    "max_cost",
+    "limit.inject",
+    "limit.max",
+    "limit.notice",
+];
 
 fn flatten(prefix: &str, v: &serde_yaml::Value, out: &mut Vec<String>) {
     if let serde_yaml::Value::Mapping(m) = v {

@@ -20,7 +20,7 @@ impl Session {
         self.mode == PoolMode::Transaction && !self.pinned
     }
 
-    pub(super) fn on_parse(&mut self, frame: &Frame) -> Flow {
+    pub(super) async fn on_parse(&mut self, frame: &Frame) -> Flow {
         let Some(p) = frontend::parse(frame.body()) else {
             return self.protocol_violation("invalid Parse message");
         };
@@ -30,6 +30,10 @@ impl Session {
         if let Ok(text) = std::str::from_utf8(p.query) {
             match self.check_policy(text) {
                 Ok(verdict) => {
+                    if let Err(refusal) = self.check_cost(text, &verdict).await {
+                        self.refuse_statement(&refusal, false);
+                        return Flow::Continue;
+                    }
                     if let Some(text) = verdict.rewrite.as_ref().and_then(|r| r.text.clone()) {
                         query = Bytes::from(text);
                     }
@@ -124,23 +128,36 @@ impl Session {
             Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),
             _ => {}
         }
+        let text = text.as_deref().and_then(|t| std::str::from_utf8(t).ok());
+        // `LIMIT $n` under a policy's limit: the parameter is capped here.
+        let capped = match self.cap_limit_params(text, b.params_and_formats) {
+            Ok(capped) => capped,
+            Err(refusal) => {
+                self.refuse_statement(&refusal, false);
+                return Flow::Continue;
+            }
+        };
         let stmt = known.filter(|_| self.renaming());
-        let Some(stmt) = stmt else {
+        if stmt.is_none() && capped.is_none() {
             // Unnamed, session mode, or unknown to this client: the server answers as Postgres
             // would (an unknown name is unknown there too: server names are all pgcached_*).
             self.forward(frame, Entry::forward(Kind::Bind));
             return Flow::Continue;
-        };
-        self.ensure_prepared(&stmt);
-        self.remember_rename(&stmt.server_name, b.statement);
-        let mut out = BytesMut::with_capacity(frame.len() + stmt.server_name.len());
+        }
+        if let Some(stmt) = &stmt {
+            self.ensure_prepared(stmt);
+            self.remember_rename(&stmt.server_name, b.statement);
+        }
+        let statement = stmt.as_ref().map_or(b.statement, |s| &s.server_name[..]);
+        let params_and_formats = capped.as_deref().unwrap_or(b.params_and_formats);
+        let mut out = BytesMut::with_capacity(frame.len() + statement.len() + 16);
         out.put_u8(tag::BIND);
         out.put_u32(0);
         out.put_slice(b.portal);
         out.put_u8(0);
-        out.put_slice(&stmt.server_name);
+        out.put_slice(statement);
         out.put_u8(0);
-        out.put_slice(b.params_and_formats);
+        out.put_slice(params_and_formats);
         patch_len(&mut out);
         self.to_server.extend_from_slice(&out);
         self.queue.push(Entry::forward(Kind::Bind));

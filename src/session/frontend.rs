@@ -89,7 +89,7 @@ impl Session {
             return Ok(Flow::Continue);
         }
         match t {
-            tag::PARSE => return Ok(self.on_parse(&frame)),
+            tag::PARSE => return Ok(self.on_parse(&frame).await),
             tag::BIND => return Ok(self.on_bind(&frame)),
             tag::DESCRIBE => return Ok(self.on_describe(&frame)),
             tag::CLOSE => return Ok(self.on_close(&frame)),
@@ -162,6 +162,10 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        if let Err(refusal) = self.check_cost(text, &verdict).await {
+            self.refuse_statement(&refusal, true);
+            return Ok(Flow::Continue);
+        }
         if self.answer_deallocate(text) {
             return Ok(Flow::Continue);
         }

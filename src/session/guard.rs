@@ -19,12 +19,48 @@ impl Session {
         sql::guard(self.policy.as_deref(), text)
     }
 
+    /// The policy's `max_cost` for what will run: the rewritten text when the LIMIT rule
+    /// changed it (a LIMIT makes a read cheaper), else `text`. Only under a `max_cost` policy.
+    /// The future owns what it needs (the session is not `Sync`).
+    pub(super) fn check_cost(
+        &self,
+        text: &str,
+        verdict: &Verdict,
+    ) -> impl Future<Output = Result<(), Refusal>> + Send + 'static {
+        let work = self.policy.clone().filter(|p| p.max_cost().is_some()).map(|policy| {
+            let (text, analysis) = match verdict.rewrite.as_ref().and_then(|r| r.text.as_deref()) {
+                Some(rewritten) => (rewritten.to_string(), sql::analyze(rewritten)),
+                None => (text.to_string(), verdict.analysis.clone()),
+            };
+            let session = (self.key.database.clone(), self.key.user.clone(), self.wanted.get("search_path"));
+            (policy, text, analysis, self.shared.clone(), session.0, session.1, session.2.map(str::to_string))
+        });
+        async move {
+            let Some((policy, text, analysis, shared, database, role, search_path)) = work else {
+                return Ok(());
+            };
+            let estimator = shared.costs.for_session(&database, &role, search_path.as_deref());
+            sql::check_cost(&policy, &estimator, &text, &analysis).await
+        }
+    }
+
+    /// The Bind parameter tail with `LIMIT $n` parameters capped (`None`: unchanged), for the
+    /// statement `text` as prepared.
+    pub(super) fn cap_limit_params(&self, text: Option<&str>, tail: &[u8]) -> Result<Option<Vec<u8>>, Refusal> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        sql::cap_bind_params(tail, &sql::param_caps(self.policy.as_deref(), text))
+    }
+
     /// Report a refusal in queue order. In an open transaction the server's transaction is
     /// failed too, so the client sees exactly what Postgres would show after an error.
     /// `simple`: a Query (answered with ReadyForQuery); else an extended message (the rest of
     /// the batch is skipped until Sync).
     pub(super) fn refuse_statement(&mut self, refusal: &Refusal, simple: bool) {
         info!(pool = %self.key, policy = self.policy.as_ref().map(|p| p.name()), sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        // A cache fill armed for this exchange (a gathered batch) has no answer to record.
+        self.fill = None;
         let in_transaction = self.tx_status != b'I' || self.unsynced;
         if in_transaction && self.server.is_some() {
             let mut out = BytesMut::new();
@@ -44,7 +80,12 @@ impl Session {
     }
 
     /// NoticeResponses telling the client its result was limited.
+    /// None in a failed transaction: the statement will not run, and Postgres would say only
+    /// that the transaction is aborted.
     pub(super) fn push_notices(&mut self, notices: &[String]) {
+        if self.tx_status == b'E' {
+            return;
+        }
         for text in notices {
             let mut out = BytesMut::new();
             build::notice_response(&mut out, "01000", text);

@@ -22,6 +22,7 @@
 mod backend;
 mod batch;
 mod caching;
+pub mod cost;
 mod extended;
 mod frontend;
 mod guard;
@@ -63,6 +64,8 @@ pub struct Shared {
     pub cache: Arc<crate::cache::ResultCache>,
     pub rules: Arc<crate::cache::Rules>,
     pub catalogs: Arc<crate::cache::catalogs::Catalogs>,
+    /// EXPLAIN cost estimates for `max_cost` policies.
+    pub costs: Arc<cost::CostEstimates>,
     /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
     pub prepared_ok: moka::sync::Cache<u64, ()>,
 }
