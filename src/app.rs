@@ -13,7 +13,8 @@ use crate::client::auth::{ConfigUsers, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
 use crate::client::tls::ClientTls;
-use crate::config::{Config, redact_url};
+use crate::config::{Config, InvalidationMode, redact_url};
+use crate::invalidate::Listeners;
 use crate::pool::Pools;
 use crate::session::Shared;
 use crate::sql::Policies;
@@ -39,6 +40,11 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let rules = Rules::new(&config.cache).context("cache.rules")?;
     let cache = Arc::new(ResultCache::new(&config.cache));
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
+    let listeners = Arc::new(if config.cache.enabled && config.cache.invalidation == InvalidationMode::Notify {
+        Listeners::new(pools.target_arc(), cache.clone())
+    } else {
+        Listeners::disabled()
+    });
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
@@ -49,9 +55,11 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         cache,
         rules: Arc::new(rules),
         catalogs,
+        listeners: listeners.clone(),
     });
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
+    listeners.shutdown().await;
     Ok(())
 }
 

@@ -63,6 +63,8 @@ pub struct Shared {
     pub cache: Arc<crate::cache::ResultCache>,
     pub rules: Arc<crate::cache::Rules>,
     pub catalogs: Arc<crate::cache::catalogs::Catalogs>,
+    /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
+    pub listeners: Arc<crate::invalidate::Listeners>,
 }
 
 #[derive(Debug, Error)]
