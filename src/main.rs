@@ -12,6 +12,10 @@ use pgcached::server::UpstreamTarget;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(flag) = cli.serving_flags_with_command() {
+        eprintln!("pgcached: {flag} cannot be used with a subcommand");
+        return ExitCode::from(2);
+    }
     let config = match cli.build_config(&process_env()) {
         Ok(c) => c,
         Err(e) => {

@@ -104,6 +104,11 @@ fn install_triggers_fails_clearly() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--schema"), "{}", stderr(&o));
 
+    // Serving flags make no sense with a subcommand.
+    let o = pgcached(&["--listen", "127.0.0.1:1", "install-triggers", "--config", config, "--table", "a"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--listen cannot be used with a subcommand"), "{}", stderr(&o));
+
     // Unreachable upstream, and the password never printed.
     let o =
         pgcached(&["install-triggers", "--upstream", "postgres://postgres:hunter2@127.0.0.1:1/app", "--table", "a"]);

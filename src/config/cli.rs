@@ -22,8 +22,7 @@ use crate::invalidate::command::{TriggerAction, TriggerRequest};
                   PGCACHED_UPSTREAM (override the file; command-line flags override them), \
                   RUST_LOG (overrides log.level).\n\
                   Without a config file pgcached runs with defaults: listen 127.0.0.1:6432, \
-                  transaction pooling, trust authentication from loopback only.",
-    args_conflicts_with_subcommands = true
+                  transaction pooling, trust authentication from loopback only."
 )]
 pub struct Cli {
     /// YAML configuration file (see config.example.yaml).
@@ -85,6 +84,18 @@ impl Command {
 }
 
 impl Cli {
+    /// Flags that only make sense when serving, given with a subcommand (a usage error).
+    pub fn serving_flags_with_command(&self) -> Option<&'static str> {
+        self.command.as_ref()?;
+        if self.check {
+            Some("--check")
+        } else if self.listen.is_some() {
+            Some("--listen")
+        } else {
+            None
+        }
+    }
+
     /// The command-line values that override the file and the environment.
     pub fn overrides(&self) -> Overrides {
         Overrides { config: self.config.clone(), listen: self.listen.clone(), upstream: self.upstream.clone() }
@@ -211,9 +222,13 @@ mod tests {
     fn trigger_subcommands_need_a_target_and_refuse_serving_flags() {
         assert!(Cli::try_parse_from(["pgcached", "install-triggers"]).is_err());
         assert!(Cli::try_parse_from(["pgcached", "install-triggers", "--check", "--table", "t"]).is_err());
-        assert!(
-            Cli::try_parse_from(["pgcached", "--listen", "0.0.0.0:1", "install-triggers", "--table", "t"]).is_err()
-        );
+        let cli =
+            Cli::try_parse_from(["pgcached", "--listen", "0.0.0.0:1", "install-triggers", "--table", "t"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), Some("--listen"));
+        let cli = Cli::try_parse_from(["pgcached", "--check", "install-triggers", "--table", "t"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), Some("--check"));
+        let cli = Cli::try_parse_from(["pgcached", "--check"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), None);
     }
 
     #[test]
