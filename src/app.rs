@@ -14,7 +14,8 @@ use crate::client::auth::{AuthQuery, ConfigUsers, LookupChain, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
 use crate::client::tls::ClientTls;
-use crate::config::{Config, redact_url};
+use crate::config::{Config, InvalidationMode, redact_url};
+use crate::invalidate::Listeners;
 use crate::pool::Pools;
 use crate::session::Shared;
 use crate::session::cost::CostEstimates;
@@ -42,6 +43,11 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let cache = Arc::new(ResultCache::new(&config.cache));
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
     let costs = Arc::new(CostEstimates::new(pools.target_arc(), config.pool.acquire_timeout));
+    let listeners = Arc::new(if config.cache.enabled && config.cache.invalidation == InvalidationMode::Notify {
+        Listeners::new(pools.target_arc(), cache.clone())
+    } else {
+        Listeners::disabled()
+    });
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
@@ -54,11 +60,13 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         catalogs,
         costs,
         prepared_ok: moka::sync::Cache::new(100_000),
+        listeners: listeners.clone(),
     });
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
     let _admin = AdminServer::start_configured(&shared).await?;
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
+    listeners.shutdown().await;
     Ok(())
 }
 

@@ -1,14 +1,21 @@
-//! `pgcached` binary: CLI → config → logging → run.
+//! `pgcached` binary: CLI → config → logging → run (or a subcommand: install-triggers…).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use pgcached::app::run;
-use pgcached::config::cli::{Cli, init_tracing, process_env};
+use pgcached::config::Config;
+use pgcached::config::cli::{Cli, Command, init_tracing, process_env};
+use pgcached::invalidate::command::run_trigger_command;
+use pgcached::server::UpstreamTarget;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(flag) = cli.serving_flags_with_command() {
+        eprintln!("pgcached: {flag} cannot be used with a subcommand");
+        return ExitCode::from(2);
+    }
     let config = match cli.build_config(&process_env()) {
         Ok(c) => c,
         Err(e) => {
@@ -16,6 +23,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(command) = &cli.command {
+        return run_command(command, &config);
+    }
     if cli.check {
         match &cli.config {
             Some(p) => println!("pgcached: configuration OK: {}", p.display()),
@@ -47,6 +57,37 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "pgcached stopped with an error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A subcommand: one short-lived control-plane connection, the outcome on stdout, errors on
+/// stderr and exit status 1.
+fn run_command(command: &Command, config: &Config) -> ExitCode {
+    let (action, request) = command.trigger_request();
+    let name = action.command_name();
+    let target = match UpstreamTarget::from_config(&config.upstream) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pgcached: {name}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgcached: cannot start the tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_trigger_command(&target, action, &request)) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgcached: {name} failed on {}: {e}", pgcached::config::redact_url(&config.upstream.url));
             ExitCode::from(1)
         }
     }

@@ -1,14 +1,16 @@
 //! The command line (contract): `pgcached [--config FILE] [--listen HOST:PORT] [--upstream URL]
-//! [--check]`, `--version`, `--help`. Kept in the library so `main.rs` stays thin and tests can
-//! drive the same code. Room is left for subcommands (a future `pgcached install-triggers`): add
-//! `#[command(subcommand)] pub command: Option<Command>` to [`Cli`]; the flags stay top-level.
+//! [--check]`, `--version`, `--help`, and the subcommands `pgcached install-triggers` /
+//! `uninstall-triggers [--database DB] (--schema S | --table T)...` (`--config` and
+//! `--upstream` are accepted before or after the subcommand). Kept in the library so `main.rs`
+//! stays thin and tests can drive the same code.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use super::{Config, ConfigError, LogConfig, LogFormat, Overrides};
+use crate::invalidate::command::{TriggerAction, TriggerRequest};
 
 /// pgcached — a PostgreSQL wire-protocol caching proxy.
 #[derive(Debug, Clone, Parser)]
@@ -24,20 +26,76 @@ use super::{Config, ConfigError, LogConfig, LogFormat, Overrides};
 )]
 pub struct Cli {
     /// YAML configuration file (see config.example.yaml).
-    #[arg(short = 'c', long, value_name = "FILE")]
+    #[arg(short = 'c', long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on for PostgreSQL clients (overrides `listen`).
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
     /// Upstream PostgreSQL, postgres://[user[:password]@]host[:port][/db] (overrides `upstream.url`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub upstream: Option<String>,
     /// Validate the configuration and exit: 0 when valid, 1 with the offending key otherwise.
     #[arg(long)]
     pub check: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, pgcached serves).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Install the triggers that NOTIFY pgcached of writes made around it (for
+    /// `cache.invalidation: notify`). Connects as the user of upstream.url, who must own the
+    /// tables (or be a superuser) and may create the schema `pgcached`. Idempotent.
+    InstallTriggers(TriggerArgs),
+    /// Remove the invalidation triggers from the named tables / schemas.
+    UninstallTriggers(TriggerArgs),
+}
+
+/// Which tables of which database.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("targets").required(true).multiple(true).args(["schemas", "tables"])))]
+pub struct TriggerArgs {
+    /// Database (default: the one of upstream.url, else its user's name, else postgres).
+    #[arg(long, value_name = "DB")]
+    pub database: Option<String>,
+    /// Every table and partitioned table of this schema (repeatable).
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// This table, optionally schema-qualified, as the user's search_path resolves it (repeatable).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+}
+
+impl Command {
+    /// What the subcommand asks of the trigger machinery.
+    pub fn trigger_request(&self) -> (TriggerAction, TriggerRequest) {
+        let (action, args) = match self {
+            Command::InstallTriggers(a) => (TriggerAction::Install, a),
+            Command::UninstallTriggers(a) => (TriggerAction::Uninstall, a),
+        };
+        let request = TriggerRequest {
+            database: args.database.clone(),
+            schemas: args.schemas.clone(),
+            tables: args.tables.clone(),
+        };
+        (action, request)
+    }
 }
 
 impl Cli {
+    /// Flags that only make sense when serving, given with a subcommand (a usage error).
+    pub fn serving_flags_with_command(&self) -> Option<&'static str> {
+        self.command.as_ref()?;
+        if self.check {
+            Some("--check")
+        } else if self.listen.is_some() {
+            Some("--listen")
+        } else {
+            None
+        }
+    }
+
     /// The command-line values that override the file and the environment.
     pub fn overrides(&self) -> Overrides {
         Overrides { config: self.config.clone(), listen: self.listen.clone(), upstream: self.upstream.clone() }
@@ -127,6 +185,50 @@ mod tests {
         assert_eq!(cli.listen.as_deref(), Some("0.0.0.0:7000"));
         assert_eq!(cli.upstream.as_deref(), Some("postgres://h/db"));
         assert!(cli.check);
+    }
+
+    #[test]
+    fn trigger_subcommands_take_the_global_flags_anywhere() {
+        let cli = Cli::try_parse_from([
+            "pgcached",
+            "install-triggers",
+            "--config",
+            "/etc/p.yaml",
+            "--database",
+            "app",
+            "--schema",
+            "public",
+            "--schema",
+            "s",
+            "--table",
+            "x.t",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/etc/p.yaml")));
+        let (action, req) = cli.command.unwrap().trigger_request();
+        assert_eq!(action, TriggerAction::Install);
+        assert_eq!(req.database.as_deref(), Some("app"));
+        assert_eq!(req.schemas, ["public", "s"]);
+        assert_eq!(req.tables, ["x.t"]);
+
+        let cli =
+            Cli::try_parse_from(["pgcached", "--upstream", "postgres://h/db", "uninstall-triggers", "--table", "t"])
+                .unwrap();
+        assert_eq!(cli.upstream.as_deref(), Some("postgres://h/db"));
+        assert_eq!(cli.command.unwrap().trigger_request().0, TriggerAction::Uninstall);
+    }
+
+    #[test]
+    fn trigger_subcommands_need_a_target_and_refuse_serving_flags() {
+        assert!(Cli::try_parse_from(["pgcached", "install-triggers"]).is_err());
+        assert!(Cli::try_parse_from(["pgcached", "install-triggers", "--check", "--table", "t"]).is_err());
+        let cli =
+            Cli::try_parse_from(["pgcached", "--listen", "0.0.0.0:1", "install-triggers", "--table", "t"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), Some("--listen"));
+        let cli = Cli::try_parse_from(["pgcached", "--check", "install-triggers", "--table", "t"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), Some("--check"));
+        let cli = Cli::try_parse_from(["pgcached", "--check"]).unwrap();
+        assert_eq!(cli.serving_flags_with_command(), None);
     }
 
     #[test]

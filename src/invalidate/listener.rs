@@ -2,10 +2,13 @@
 //!
 //! Each notification's payload (a table name) bumps that table's version in the cache. The
 //! connection is the only way the proxy learns of writes made around it, so losing it means
-//! writes may have gone unseen: the listener then **flushes the whole cache**, reconnects with
-//! exponential backoff, and flushes once more when LISTEN is back (entries filled while it was
-//! down may predate a write it missed). A periodic `SELECT 1` finds a connection that died
-//! silently (no RST) and treats it the same way.
+//! writes may have gone unseen: the listener then **flushes its database's entries** (every
+//! entry the proxy holds for that database), reconnects with exponential backoff (100 ms to
+//! 5 s), and flushes once more each time LISTEN is in place — the first time included, since
+//! entries filled before LISTEN (or while it was down) may predate a write it never heard of;
+//! a fill still in flight at that moment is discarded by the cache's stale-set check. A
+//! periodic `SELECT 1` finds a connection that died silently (no RST) and treats it the same
+//! way. Entries of other databases are not touched: their own listeners vouch for them.
 //!
 //! The task stops when its [`ListenerHandle`] is dropped or shut down.
 
@@ -130,10 +133,9 @@ async fn run<T>(
                 backoff = MIN_BACKOFF;
                 state.connected.store(true, Ordering::SeqCst);
                 state.sessions.fetch_add(1, Ordering::SeqCst);
-                if state.losses() > 0 {
-                    // Writes may have been missed while down, after the flush at the loss.
-                    cache.flush_all(InvalidationCause::ListenerLost);
-                }
+                // Writes may have been missed before LISTEN (or while down, after the flush at
+                // the loss): nothing filled until now is vouched for.
+                cache.flush_database(&db, InvalidationCause::ListenerLost);
                 info!(database = %db, "invalidation listener: LISTEN {CHANNEL}");
                 let stopped = serve(&client, &mut notes, &db, &cache, &state, &mut stop).await;
                 state.connected.store(false, Ordering::SeqCst);
@@ -145,7 +147,7 @@ async fn run<T>(
             Err(e) => warn!(database = %db, error = %e, "invalidation listener: cannot LISTEN"),
         }
         state.losses.fetch_add(1, Ordering::SeqCst);
-        cache.flush_all(InvalidationCause::ListenerLost);
+        cache.flush_database(&db, InvalidationCause::ListenerLost);
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(backoff) => {}

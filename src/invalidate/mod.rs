@@ -4,16 +4,24 @@
 //!   written table's `"schema"."name"` (used by `pgcached install-triggers`).
 //! - [`listener`]: a task that keeps a tokio-postgres connection LISTENing on the channel and
 //!   bumps the cache's table versions on every notification; when the connection drops it
-//!   flushes the whole cache (writes may have gone unseen) and reconnects with backoff.
+//!   flushes its database's entries (writes may have gone unseen) and reconnects with backoff.
+//! - [`registry`]: [`Listeners`], one listener per database the proxy serves, started at the
+//!   first login to that database (`cache.invalidation: notify`).
+//! - [`control`]: how those control-plane connections reach the upstream (user, TLS).
+//! - [`command`]: `pgcached install-triggers` / `uninstall-triggers`.
 //!
 //! This is also what keeps several pgcached instances in front of one database consistent:
 //! each one's writes fire the triggers, and every instance listens. Without it, only writes
 //! through this instance invalidate and `cache.default_ttl` bounds staleness.
 
+pub mod command;
+pub mod control;
 pub mod listener;
+pub mod registry;
 pub mod triggers;
 
-pub use listener::{ListenerHandle, spawn_listener};
+pub use listener::{ListenerHandle, ListenerState, spawn_listener};
+pub use registry::Listeners;
 pub use triggers::{InstalledTriggers, install_triggers, uninstall_triggers};
 
 /// The NOTIFY channel of the invalidation triggers.
@@ -28,4 +36,8 @@ pub enum InvalidateError {
     NoSuchTable(String),
     #[error("{0} is not a table (triggers go on tables and partitioned tables)")]
     NotATable(String),
+    #[error("no tables in schema(s) {0}: no trigger installed")]
+    NoTables(String),
+    #[error("name the tables: --schema SCHEMA and/or --table TABLE")]
+    NothingNamed,
 }

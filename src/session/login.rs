@@ -76,6 +76,7 @@ pub async fn login(
         }
     };
 
+    shared.listeners.ensure(&database); // NOTIFY invalidation for this database (no-op unless notify mode)
     let mut out = BytesMut::with_capacity(512);
     build::authentication_ok(&mut out);
     for (name, value) in &welcome.reported {

@@ -68,6 +68,8 @@ pub struct Shared {
     pub costs: Arc<cost::CostEstimates>,
     /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
     pub prepared_ok: moka::sync::Cache<u64, ()>,
+    /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
+    pub listeners: Arc<crate::invalidate::Listeners>,
 }
 
 #[derive(Debug, Error)]
