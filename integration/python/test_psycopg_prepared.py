@@ -70,9 +70,6 @@ def test_prepared_many_threads_autocommit(connect):
     assert sorted(results) == sorted((n + i, f"t{n}") for n in range(20) for i in range(25))
 
 
-@pytest.mark.skipif(not os.environ.get("INTEGRATION_STRICT"), reason=(
-    "known bug (reported): intermittently hangs through pgcached (no reply; seen in the "
-    "prepare_threshold=0 pass, about 1 run in 2); INTEGRATION_STRICT=1 runs it"))
 def test_pipeline_error_in_the_middle(both):
     """psycopg pipeline of prepared statements with an error in the middle: the error is raised
     (when depends on timing, so only its kind is compared), the later pipelines work and the
