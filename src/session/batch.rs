@@ -151,15 +151,16 @@ impl Session {
         }
     }
 
+    /// Named statements are renamed, no server is held and nothing is open or in flight: a
+    /// batch that only defines or drops statements can be answered by the proxy alone.
+    fn statements_are_local(&self) -> bool {
+        self.renaming() && self.server.is_none() && self.tx_status == b'I' && self.queue.is_quiet() && !self.unsynced
+    }
+
     /// `Close(statement)* Sync` of renamed statements with nothing open: drivers send it when
     /// they drop a statement. Nothing to do on any server, so no server is taken for it.
     fn closes_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
-        if !self.renaming()
-            || self.server.is_some()
-            || self.tx_status != b'I'
-            || !self.queue.is_quiet()
-            || self.unsynced
-        {
+        if !self.statements_are_local() {
             return None;
         }
         let body = &frames[..frames.len() - 1];
@@ -185,12 +186,7 @@ impl Session {
     /// this synchronously; taking a server for it could deadlock a client thread that holds
     /// others). The server prepares it when the client first binds it.
     fn known_parses_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
-        if !self.renaming()
-            || self.server.is_some()
-            || self.tx_status != b'I'
-            || !self.queue.is_quiet()
-            || self.unsynced
-        {
+        if !self.statements_are_local() {
             return None;
         }
         let body = &frames[..frames.len() - 1];
