@@ -19,6 +19,16 @@ use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
 use crate::wire::frontend::{self, tag};
 
+/// Words whose presence means a statement may change session state the proxy follows (settings,
+/// pinning, statement names). A text with none of them is forwarded without analysis when
+/// neither a policy nor the cache needs it. False positives only cost an analysis.
+const SESSION_WORDS: [&[u8]; 7] = [b"set", b"listen", b"prepare", b"temp", b"deallocate", b"discard", b"do"];
+
+fn may_change_session(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    SESSION_WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w)))
+}
+
 impl Session {
     /// Handle every whole frame the client has sent.
     pub(super) async fn on_client_data(&mut self) -> Result<Flow, SessionError> {
@@ -155,6 +165,11 @@ impl Session {
             self.note_opaque_statement();
             return self.forward_query(frame).await;
         };
+        if self.policy.is_none() && !self.shared.cache.enabled() && !may_change_session(text) {
+            // Pure pass-through: no policy to check, no cache to fill or invalidate, and the
+            // text cannot set, pin or deallocate anything — no need to parse it.
+            return self.forward_query(frame).await;
+        }
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
             Err(refusal) => {
@@ -307,5 +322,28 @@ impl Session {
     pub(super) fn protocol_violation(&mut self, message: &str) -> Flow {
         build::error_response(&mut self.to_client, Severity::Fatal, "08P01", &format!("pgcached: {message}"));
         Flow::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_change_session;
+
+    #[test]
+    fn plain_reads_and_writes_need_no_session_analysis() {
+        assert!(!may_change_session("SELECT abalance FROM pgbench_accounts WHERE aid = 7"));
+        for t in [
+            "SET search_path TO x",
+            "select set_config('a','b',false)",
+            "LISTEN ch",
+            "PREPARE p AS SELECT 1",
+            "CREATE TEMP TABLE t (x int)",
+            "DEALLOCATE ALL",
+            "DISCARD ALL",
+            "RESET ALL",
+            "DO $$ BEGIN END $$",
+        ] {
+            assert!(may_change_session(t), "{t}");
+        }
     }
 }
