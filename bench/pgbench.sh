@@ -331,7 +331,8 @@ for w in $WORKLOADS; do
             tps=$(pgb run "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
             c1=$(counters "$t")
             TPS[$t,$mode,$w]=${tps:-error}
-            HIT[$t,$mode,$w]=$(hit_ratio "$c0" "$c1")
+            HIT[$t,$mode,$w]=-
+            [[ "${tps:-error}" != error ]] && HIT[$t,$mode,$w]=$(hit_ratio "$c0" "$c1")
             log "$w -M $mode $t: ${TPS[$t,$mode,$w]} tps, hit ratio ${HIT[$t,$mode,$w]}"
             if [[ $t == pgcached-cold ]]; then stop_pgc "$t"; fi
         done
@@ -362,10 +363,10 @@ for w in $WORKLOADS; do
             shown=$tps; [[ "$tps" =~ ^[0-9.]+$ ]] && shown=$(printf "%.0f" "$tps")
             vs_direct=$(ratio "$tps" "${TPS[direct,$mode,$w]:-}")
             vs_bouncer="-" vs_pgpool="-"
-            if [[ $t == pgcached-* ]]; then
-                vs_bouncer=$(ratio "$tps" "${TPS[pgbouncer,$mode,$w]:-}")
-                vs_pgpool=$(ratio "$tps" "${TPS[pgpool,$mode,$w]:-}")
-            fi
+            # pgcached / PgBouncer for every pgcached row; pgcached / pgpool-II (whose query cache is
+            # on) only for the pgcached rows with the cache on.
+            [[ $t == pgcached-* ]] && vs_bouncer=$(ratio "$tps" "${TPS[pgbouncer,$mode,$w]:-}")
+            [[ $t == pgcached-cache || $t == pgcached-cold ]] && vs_pgpool=$(ratio "$tps" "${TPS[pgpool,$mode,$w]:-}")
             printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$mode" "$t" "$shown" "$vs_direct" \
                 "$vs_bouncer" "$vs_pgpool" "${HIT[$t,$mode,$w]:--}"
         done
