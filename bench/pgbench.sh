@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Benchmark: direct PostgreSQL vs pgcached (cache off, cache on) vs PgBouncer, in ONE run,
-# on the same private PostgreSQL, printing a markdown table of tps and ratios.
+# Benchmark: direct PostgreSQL vs pgcached (cache off, cache on from cold, cache on warm) vs PgBouncer
+# vs pgpool-II (query cache on), in ONE run, on the same private PostgreSQL, printing a markdown table
+# of tps, ratios and cache hit ratios, then the issue targets with PASS/FAIL.
 #
-#   bash bench/pgbench.sh                       # defaults below
-#   BENCH_SECONDS=30 BENCH_MODES="simple prepared" bash bench/pgbench.sh
+#   bash bench/pgbench.sh                       # defaults below (about 8-9 minutes on 2 cores)
+#   BENCH_SECONDS=30 BENCH_WORKLOADS=pk BENCH_MODES="simple prepared" bash bench/pgbench.sh
 #
 # Knobs (environment):
-#   BENCH_SECONDS=15          duration of each measured run (-T)
-#   BENCH_WARMUP=2            seconds of unmeasured warm-up per (target, protocol)
+#   BENCH_SECONDS=10          duration of each measured run (-T)
+#   BENCH_WARMUP=2            seconds of unmeasured warm-up per (target, protocol, workload) — for
+#                             cache-on targets a workload's <name>.warm.sql pass replaces it
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
 #   BENCH_POOL=8              server connections for pgcached and PgBouncer (transaction pooling)
 #   BENCH_SCALE=1             pgbench -i scale (100k accounts per unit)
-#   BENCH_MODES="simple extended prepared"     pgbench -M values
-#   BENCH_TARGETS="direct pgcached-nocache pgcached-cache pgbouncer"
-#   BENCH_WORKLOADS="pk"      bench/<name>.sql scripts (pk = pk_lookup.sql)
+#   BENCH_WORKLOADS="pk heavy mixed"
+#   BENCH_MODES               pgbench -M values for every workload; unset = per workload:
+#                             pk "simple extended prepared", others "simple extended"
+#                             (BENCH_MODES_<workload> overrides one workload)
+#   BENCH_TARGETS="direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool"
+#   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   PGCACHED_BIN=path         skip the release build and use this binary
 #   KEEP_WORK=1               keep logs in the temp dir
-# PgBouncer is skipped (with a note) when not installed: apt-get install -y pgbouncer.
+# PgBouncer (apt-get install -y pgbouncer) and pgpool-II (apt-get install -y pgpool2) are optional:
+# when missing their rows are skipped with a note.
+#
+# Workloads: bench/<name>.sql (one pgbench script), or bench/<name>.mix (lines "script.sql weight"),
+# plus optional bench/<name>.init.sql (psql, once, after pgbench -i) and bench/<name>.warm.sql (a full
+# warm pass for the cache-on targets; see pk.warm.sql for the variables it gets).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,15 +34,16 @@ BENCH="$ROOT/bench"
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
 
-SECONDS_RUN=${BENCH_SECONDS:-15}
+SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
-MODES=${BENCH_MODES:-simple extended prepared}
-TARGETS=${BENCH_TARGETS:-direct pgcached-nocache pgcached-cache pgbouncer}
-WORKLOADS=${BENCH_WORKLOADS:-pk}
+TARGETS=${BENCH_TARGETS:-direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool}
+WORKLOADS=${BENCH_WORKLOADS:-pk heavy mixed}
+COLD_WORKLOADS=${BENCH_COLD_WORKLOADS:-pk}
 THREADS=$((CLIENTS < 4 ? CLIENTS : 4))
+CACHE_ON="pgcached-cache pgpool" # targets that get a workload's warm pass
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -42,16 +53,38 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-log() { echo "[bench] $*" >&2; }
+log() { echo "[bench] $(date -u +%H:%M:%S) $*" >&2; }
+has() { [[ " $1 " == *" $2 "* ]]; }
 
-workload_file() { # name -> script path
+modes_for() { # workload -> pgbench -M values
+    local v="BENCH_MODES_$1"
+    if [[ -n "${!v:-}" ]]; then echo "${!v}"; return; fi
+    if [[ -n "${BENCH_MODES:-}" ]]; then echo "$BENCH_MODES"; return; fi
     case $1 in
-    pk) echo "$BENCH/pk_lookup.sql" ;;
-    *) echo "$BENCH/$1.sql" ;;
+    pk) echo "simple extended prepared" ;;
+    *) echo "simple extended" ;;
     esac
 }
 
+workload_args() { # workload -> pgbench -f arguments, one per line
+    local w=$1 f wt
+    if [[ $w == pk ]]; then
+        printf '%s\n' -f "$BENCH/pk_lookup.sql"
+    elif [[ -f "$BENCH/$w.mix" ]]; then
+        while read -r f wt; do
+            [[ -z "$f" || "$f" == \#* ]] && continue
+            printf '%s\n' -f "$BENCH/$f@${wt:-1}"
+        done <"$BENCH/$w.mix"
+    elif [[ -f "$BENCH/$w.sql" ]]; then
+        printf '%s\n' -f "$BENCH/$w.sql"
+    else
+        log "unknown workload $w (no bench/$w.sql or bench/$w.mix)"
+        exit 2
+    fi
+}
+
 # ------------------------------------------------------------------ setup
+BIN=
 if [[ -n "${PGCACHED_BIN:-}" ]]; then
     BIN=$PGCACHED_BIN
 elif [[ " $TARGETS " == *" pgcached"* ]]; then
@@ -66,7 +99,6 @@ export PGUSER=postgres PGHOST=127.0.0.1
 unset PGPASSWORD PGSERVICE PGDATABASE PGPORT PGOPTIONS || true
 pgbench -i -q -s "$SCALE" -p "$PGPORT_DIRECT" app >"$WORK/init.log" 2>&1
 psql -X -q -p "$PGPORT_DIRECT" -d app -c "VACUUM ANALYZE" >/dev/null
-# Hook for workloads that need more data (e.g. a heavy aggregate): bench/<name>.init.sql
 for w in $WORKLOADS; do
     if [[ -f "$BENCH/$w.init.sql" ]]; then
         psql -X -q -v ON_ERROR_STOP=1 -p "$PGPORT_DIRECT" -d app -f "$BENCH/$w.init.sql" >/dev/null
@@ -74,36 +106,41 @@ for w in $WORKLOADS; do
 done
 UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
 
-declare -A PORT NOTE
-for t in $TARGETS; do
-    case $t in
-    direct) PORT[$t]=$PGPORT_DIRECT ;;
-    pgcached-nocache | pgcached-cache)
-        p=$(free_port)
-        extra="cache:
-  enabled: $([[ $t == pgcached-cache ]] && echo true || echo false)"
-        write_pgcached_config "$WORK/$t.yaml" "$p" "$UPSTREAM" transaction "$POOL" "$extra"
-        sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
-        start_pgcached "$BIN" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
-        PORT[$t]=$p
-        ;;
-    pgbouncer)
-        if ! command -v pgbouncer >/dev/null; then
-            NOTE[$t]="not installed (apt-get install -y pgbouncer)"
-            log "PgBouncer not installed: skipped"
-            continue
-        fi
-        p=$(free_port)
-        ver=$(pgbouncer --version | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -1)
-        mps=""
-        if [[ "$(printf '%s\n1.21.0\n' "$ver" | sort -V | head -1)" == 1.21.0 ]]; then
-            mps="max_prepared_statements = 200"
-        else
-            NOTE[$t]="PgBouncer $ver (< 1.21: no max_prepared_statements)"
-        fi
-        mkdir -p "$WORK/pgbouncer"
-        echo '"postgres" ""' >"$WORK/pgbouncer/userlist.txt"
-        cat >"$WORK/pgbouncer/pgbouncer.ini" <<INI
+declare -A PORT NOTE ADMIN PID
+
+# start_pgc NAME CACHE(true|false): a pgcached on free ports (proxy + /metrics); sets PORT, ADMIN, PID.
+start_pgc() {
+    local t=$1 cache=$2 p a
+    p=$(free_port)
+    a=$(free_port)
+    write_pgcached_config "$WORK/$t.yaml" "$p" "$UPSTREAM" transaction "$POOL" "admin:
+  http_listen: \"127.0.0.1:$a\"
+cache:
+  enabled: $cache"
+    sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
+    start_pgcached "$BIN" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
+    PORT[$t]=$p ADMIN[$t]=$a PID[$t]=$PGCACHED_PID
+}
+stop_pgc() { # NAME
+    kill -TERM "${PID[$1]}" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 "${PID[$1]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${PID[$1]}" 2>/dev/null || true
+    unset "PORT[$1]"
+}
+
+start_pgbouncer() {
+    local t=pgbouncer p ver mps=""
+    p=$(free_port)
+    ver=$(pgbouncer --version | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -1)
+    if [[ "$(printf '%s\n1.21.0\n' "$ver" | sort -V | head -1)" == 1.21.0 ]]; then
+        mps="max_prepared_statements = 200"
+    else
+        NOTE[$t]="PgBouncer $ver (< 1.21: no max_prepared_statements, so named statements under transaction pooling fail: its prepared rows are errors)"
+    fi
+    mkdir -p "$WORK/pgbouncer"
+    echo '"postgres" ""' >"$WORK/pgbouncer/userlist.txt"
+    cat >"$WORK/pgbouncer/pgbouncer.ini" <<INI
 [databases]
 app = host=127.0.0.1 port=$PGPORT_DIRECT dbname=app user=postgres
 
@@ -123,44 +160,181 @@ log_connections = 0
 log_disconnections = 0
 $mps
 INI
-        [[ $(id -u) -eq 0 ]] && chown -R postgres: "$WORK/pgbouncer"
-        as_pg pgbouncer -d "$WORK/pgbouncer/pgbouncer.ini"
-        register_cleanup "kill \$(cat '$WORK/pgbouncer/pgbouncer.pid')"
-        wait_port "$p" 20 || { log "PgBouncer did not start"; cat "$WORK/pgbouncer/pgbouncer.log" >&2; exit 1; }
-        PORT[$t]=$p
-        NOTE[$t]=${NOTE[$t]:-PgBouncer $ver}
+    [[ $(id -u) -eq 0 ]] && chown -R postgres: "$WORK/pgbouncer"
+    as_pg pgbouncer -d "$WORK/pgbouncer/pgbouncer.ini"
+    register_cleanup "kill \$(cat '$WORK/pgbouncer/pgbouncer.pid')"
+    wait_port "$p" 20 || { log "PgBouncer did not start"; cat "$WORK/pgbouncer/pgbouncer.log" >&2; exit 1; }
+    PORT[$t]=$p
+    NOTE[$t]=${NOTE[$t]:-PgBouncer $ver, max_prepared_statements = 200}
+}
+
+# pgpool-II in raw mode (one backend: the private PostgreSQL), its in-memory query cache in shared
+# memory. pgpool pools per session (one backend connection per child process), so it gets as many
+# children as there are clients (+2 for the counter queries).
+start_pgpool() {
+    local t=pgpool p pcp d=$WORK/pgpool ver
+    ver=$(pgpool --version 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1)
+    p=$(free_port)
+    pcp=$(free_port)
+    mkdir -p "$d/oiddir" "$d/log"
+    : >"$d/pcp.conf"
+    echo "host all all 127.0.0.1/32 trust" >"$d/pool_hba.conf"
+    cat >"$d/pgpool.conf" <<CONF
+backend_clustering_mode = 'raw'
+listen_addresses = '127.0.0.1'
+port = $p
+socket_dir = '$d'
+pcp_listen_addresses = ''
+pcp_port = $pcp
+pcp_socket_dir = '$d'
+backend_hostname0 = '127.0.0.1'
+backend_port0 = $PGPORT_DIRECT
+backend_weight0 = 1
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+enable_pool_hba = off
+pool_passwd = ''
+num_init_children = $((CLIENTS + 2))
+max_pool = 1
+child_life_time = 0
+child_max_connections = 0
+connection_life_time = 0
+client_idle_limit = 0
+load_balance_mode = off
+health_check_period = 0
+sr_check_period = 0
+failover_on_backend_error = off
+use_watchdog = off
+log_destination = 'stderr'
+log_min_messages = warning
+log_connections = off
+log_statement = off
+pid_file_name = '$d/pgpool.pid'
+logdir = '$d/log'
+memory_cache_enabled = on
+memqcache_method = 'shmem'
+memqcache_total_size = 128MB
+memqcache_max_num_cache = 1000000
+memqcache_expire = 0
+memqcache_auto_cache_invalidation = on
+memqcache_maxcache = 400kB
+memqcache_cache_block_size = 1MB
+memqcache_oiddir = '$d/oiddir'
+CONF
+    [[ $(id -u) -eq 0 ]] && chown -R postgres: "$d"
+    as_pg pgpool -n -D -f "$d/pgpool.conf" -F "$d/pcp.conf" -a "$d/pool_hba.conf" >"$d/pgpool.log" 2>&1 </dev/null &
+    register_cleanup "as_pg pgpool -f '$d/pgpool.conf' -F '$d/pcp.conf' -m immediate stop"
+    if ! wait_port "$p" 20; then
+        NOTE[$t]="pgpool-II $ver did not start: $(grep -m2 -iE 'fatal|error' "$d/pgpool.log" | tr '\n' ' ')"
+        log "${NOTE[$t]}"
+        return 0
+    fi
+    # pgpool accepts before its children are ready to talk to the backend: wait for a real query.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        psql -X -Atq -p "$p" -d app -c "SELECT 1" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    PORT[$t]=$p
+    NOTE[$t]="pgpool-II $ver, raw mode, memory_cache_enabled = on, memqcache_method = 'shmem', num_init_children = $((CLIENTS + 2)), max_pool = 1"
+}
+
+for t in $TARGETS; do
+    case $t in
+    direct) PORT[$t]=$PGPORT_DIRECT ;;
+    pgcached-nocache) start_pgc "$t" false ;;
+    pgcached-cache) start_pgc "$t" true ;;
+    pgcached-cold) ;; # started fresh for each measurement
+    pgbouncer)
+        if command -v pgbouncer >/dev/null; then start_pgbouncer; else
+            NOTE[$t]="not installed (apt-get install -y pgbouncer)"
+            log "PgBouncer not installed: skipped"
+        fi
         ;;
-    *) log "unknown target $t (known: direct pgcached-nocache pgcached-cache pgbouncer)"; exit 2 ;;
+    pgpool)
+        if command -v pgpool >/dev/null; then start_pgpool; else
+            NOTE[$t]="not installed (apt-get install -y pgpool2)"
+            log "pgpool-II not installed: skipped"
+        fi
+        ;;
+    *) log "unknown target $t (known: direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool)"; exit 2 ;;
     esac
 done
 
 # ------------------------------------------------------------------ runs
-declare -A TPS
-run_one() { # target mode workload seconds -> prints tps or "error"
-    local t=$1 mode=$2 w=$3 secs=$4 out
-    out="$WORK/run-$t-$mode-$w-$secs.log"
-    if ! timeout $((secs + 60)) pgbench -n -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
-        -f "$(workload_file "$w")" -D scale="$SCALE" -p "${PORT[$t]}" app >"$out" 2>&1 </dev/null; then
-        log "pgbench failed for $t -M $mode ($w): $(grep -m3 -iE 'error|abort' "$out" | tr '\n' ' ')"
+declare -A TPS HIT
+
+# counters TARGET -> "hits misses" (cumulative), or nothing when the target has no cache counters
+counters() {
+    local t=$1
+    case $t in
+    pgcached-*)
+        curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN[$t]}/metrics" 2>/dev/null |
+            awk '$1=="pgcached_cache_hits_total"{h=$2} $1=="pgcached_cache_misses_total"{m=$2}
+                 END{if (h!="" && m!="") printf "%d %d\n", h, m}' || true
+        ;;
+    pgpool)
+        # num_selects counts the SELECTs that were not answered from the cache
+        psql -X -Atq -x -p "${PORT[$t]}" -d app -c "SHOW pool_cache" 2>/dev/null |
+            awk -F'|' '$1=="num_cache_hits"{h=$2} $1=="num_selects"{m=$2}
+                       END{if (h!="" && m!="") printf "%d %d\n", h, m}' || true
+        ;;
+    esac
+}
+
+hit_ratio() { # "h0 m0" "h1 m1" -> ratio of the hits in between, or "-"
+    local a=($1) b=($2)
+    if [[ ${#a[@]} -eq 2 && ${#b[@]} -eq 2 ]]; then
+        awk -v h=$((b[0] - a[0])) -v m=$((b[1] - a[1])) 'BEGIN{ if (h + m > 0) printf "%.3f", h / (h + m); else print "-" }'
+    else
+        echo "-"
+    fi
+}
+
+# pgb LABEL TARGET MODE WORKLOAD [pgbench args...] -> prints tps, or "error"
+pgb() {
+    local label=$1 t=$2 mode=$3 w=$4 out
+    shift 4
+    out="$WORK/run-$w-$mode-$t-$label.log"
+    if ! timeout 300 pgbench -n -M "$mode" -c "$CLIENTS" -j "$THREADS" -D scale="$SCALE" \
+        -p "${PORT[$t]}" "$@" app >"$out" 2>&1 </dev/null; then
+        log "pgbench failed for $t -M $mode ($w, $label): $(grep -m3 -iE 'error|abort' "$out" | tr '\n' ' ')"
         echo error
         return
     fi
     local failed
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
     if [[ -n "$failed" && "$failed" != 0 ]]; then
-        log "$t -M $mode ($w): $failed failed transactions"
+        log "$t -M $mode ($w, $label): $failed failed transactions"
     fi
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out" | tail -1
 }
 
 for w in $WORKLOADS; do
-    for mode in $MODES; do
+    mapfile -t WARGS < <(workload_args "$w")
+    for mode in $(modes_for "$w"); do
         for t in $TARGETS; do
+            if [[ $t == pgcached-cold ]]; then
+                has "$COLD_WORKLOADS" "$w" || continue
+                start_pgc "$t" true
+            fi
             [[ -n "${PORT[$t]:-}" ]] || continue
-            if [[ "$WARMUP" -gt 0 ]]; then run_one "$t" "$mode" "$w" "$WARMUP" >/dev/null; fi
-            tps=$(run_one "$t" "$mode" "$w" "$SECONDS_RUN")
+            if [[ $t != pgcached-cold ]]; then
+                if has "$CACHE_ON" "$t" && [[ -f "$BENCH/$w.warm.sql" ]]; then
+                    per=$(((100000 * SCALE + CLIENTS - 1) / CLIENTS))
+                    wt=$(pgb warm "$t" "$mode" "$w" -t "$per" -D n=0 -D nclients="$CLIENTS" -f "$BENCH/$w.warm.sql")
+                    log "$w -M $mode $t: warm pass ($per transactions/client) at $wt tps"
+                elif [[ "$WARMUP" -gt 0 ]]; then
+                    pgb warmup "$t" "$mode" "$w" -T "$WARMUP" "${WARGS[@]}" >/dev/null
+                fi
+            fi
+            c0=$(counters "$t")
+            tps=$(pgb run "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
+            c1=$(counters "$t")
             TPS[$t,$mode,$w]=${tps:-error}
-            log "$w -M $mode $t: ${TPS[$t,$mode,$w]} tps"
+            HIT[$t,$mode,$w]=-
+            [[ "${tps:-error}" != error ]] && HIT[$t,$mode,$w]=$(hit_ratio "$c0" "$c1")
+            log "$w -M $mode $t: ${TPS[$t,$mode,$w]} tps, hit ratio ${HIT[$t,$mode,$w]}"
+            if [[ $t == pgcached-cold ]]; then stop_pgc "$t"; fi
         done
     done
 done
@@ -179,19 +353,54 @@ echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run," \
     "scale $SCALE, pool $POOL (transaction mode), $cores cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| workload | target | protocol | tps | vs direct | pgcached / PgBouncer |"
-echo "|---|---|---|---:|---:|---:|"
+echo "| workload | protocol | target | tps | vs direct | pgcached / PgBouncer | pgcached / pgpool | cache hit ratio |"
+echo "|---|---|---|---:|---:|---:|---:|---:|"
 for w in $WORKLOADS; do
-    for mode in $MODES; do
+    for mode in $(modes_for "$w"); do
         for t in $TARGETS; do
-            [[ -n "${PORT[$t]:-}" ]] || continue
+            [[ -n "${TPS[$t,$mode,$w]:-}" ]] || continue
             tps=${TPS[$t,$mode,$w]}
             shown=$tps; [[ "$tps" =~ ^[0-9.]+$ ]] && shown=$(printf "%.0f" "$tps")
             vs_direct=$(ratio "$tps" "${TPS[direct,$mode,$w]:-}")
-            vs_bouncer="-"
+            vs_bouncer="-" vs_pgpool="-"
+            # pgcached / PgBouncer for every pgcached row; pgcached / pgpool-II (whose query cache is
+            # on) only for the pgcached rows with the cache on.
             [[ $t == pgcached-* ]] && vs_bouncer=$(ratio "$tps" "${TPS[pgbouncer,$mode,$w]:-}")
-            printf '| %s | %s | %s | %s | %s | %s |\n' "$w" "$t" "$mode" "$shown" "$vs_direct" "$vs_bouncer"
+            [[ $t == pgcached-cache || $t == pgcached-cold ]] && vs_pgpool=$(ratio "$tps" "${TPS[pgpool,$mode,$w]:-}")
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$mode" "$t" "$shown" "$vs_direct" \
+                "$vs_bouncer" "$vs_pgpool" "${HIT[$t,$mode,$w]:--}"
         done
     done
 done
-for t in "${!NOTE[@]}"; do echo; echo "note: $t: ${NOTE[$t]}"; done
+echo
+for t in $TARGETS; do [[ -n "${NOTE[$t]:-}" ]] && echo "- $t: ${NOTE[$t]}"; done
+
+# ------------------------------------------------------------------ targets (issues 2, 3, 5)
+check() { # label value threshold
+    local verdict
+    if [[ "$2" =~ ^[0-9.]+$ ]]; then
+        verdict=$(awk "BEGIN{print ($2 >= $3) ? \"PASS\" : \"FAIL\"}")
+        echo "- $verdict $1: $2 (target ≥ $3)"
+    else
+        echo "- n/a $1: no figure (a target missing or in error)"
+    fi
+}
+echo
+echo "Targets (same run):"
+echo
+for w in $WORKLOADS; do
+    for mode in $(modes_for "$w"); do
+        c=${TPS[pgcached-cache,$mode,$w]:-}
+        if [[ $w == pk ]] && has "$TARGETS" pgbouncer && command -v pgbouncer >/dev/null; then
+            check "$w $mode: pgcached pass-through / PgBouncer" "$(ratio "${TPS[pgcached-nocache,$mode,$w]:-}" "${TPS[pgbouncer,$mode,$w]:-}")" 1.0
+        fi
+        [[ $w == pk ]] && check "$w $mode: pgcached cache on (warm) / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.0
+        [[ $w == heavy ]] && check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 100
+        if [[ $w == pk || $w == heavy ]] && [[ -n "${TPS[pgpool,$mode,$w]:-}" ]]; then
+            case $mode in
+            simple) check "$w $mode: pgcached cache on / pgpool-II" "$(ratio "$c" "${TPS[pgpool,$mode,$w]}")" 2 ;;
+            extended) check "$w $mode: pgcached cache on / pgpool-II" "$(ratio "$c" "${TPS[pgpool,$mode,$w]}")" 8 ;;
+            esac
+        fi
+    done
+done
