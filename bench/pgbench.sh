@@ -83,6 +83,8 @@ workload_args() { # workload -> pgbench -f arguments, one per line
     fi
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+
 # ------------------------------------------------------------------ setup
 BIN=
 if [[ -n "${PGCACHED_BIN:-}" ]]; then
@@ -351,7 +353,8 @@ ratio() { # a b -> a/b with 2 decimals, or "-"
 cores=$(nproc 2>/dev/null || echo '?')
 echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run," \
-    "scale $SCALE, pool $POOL (transaction mode), $cores cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+    "scale $SCALE, pool $POOL (transaction mode), $cores cores, 1-min load average before the run $LOAD_BEFORE," \
+    "$(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "| workload | protocol | target | tps | vs direct | pgcached / PgBouncer | pgcached / pgpool | cache hit ratio |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
