@@ -1,17 +1,11 @@
 //! The command-line contract, through the built binary.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn pgcached(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgcached"))
-        .args(args)
-        .env_remove("PGCACHED_CONFIG")
-        .env_remove("PGCACHED_LISTEN")
-        .env_remove("PGCACHED_UPSTREAM")
-        .output()
-        .expect("run pgcached")
-}
+use common::pgcached;
+
+use std::path::Path;
+use std::process::Output;
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -3,19 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::PgCluster;
-
-fn pgcached(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgcached"))
-        .args(args)
-        .env_remove("PGCACHED_CONFIG")
-        .env_remove("PGCACHED_LISTEN")
-        .env_remove("PGCACHED_UPSTREAM")
-        .output()
-        .expect("run pgcached")
-}
+use common::{PgCluster, pgcached};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -33,3 +33,14 @@ pub async fn try_connect(url: &str) -> Result<tokio_postgres::Client, tokio_post
     });
     Ok(client)
 }
+
+/// Run the built `pgcached` binary with `args`, without the PGCACHED_* environment overrides.
+pub fn pgcached(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pgcached"))
+        .args(args)
+        .env_remove("PGCACHED_CONFIG")
+        .env_remove("PGCACHED_LISTEN")
+        .env_remove("PGCACHED_UPSTREAM")
+        .output()
+        .expect("run pgcached")
+}
