@@ -5,7 +5,7 @@ mod common;
 use common::pgcached;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
