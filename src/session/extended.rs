@@ -27,7 +27,7 @@ impl Session {
         self.unsynced = true;
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
-        if let Ok(text) = std::str::from_utf8(p.query) {
+        if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
             match self.check_policy(text) {
                 Ok(verdict) => {
                     if let Err(refusal) = self.check_cost(text, &verdict).await {
@@ -117,7 +117,10 @@ impl Session {
             None if b.statement.is_empty() => self.unnamed_query.clone(),
             None => None,
         };
+        let pass_through = self.policy.is_none() && !self.shared.cache.enabled();
         match text.as_deref().map(std::str::from_utf8) {
+            // Nothing to follow: see `frontend::may_change_session`.
+            Some(Ok(text)) if pass_through && !super::frontend::may_change_session(text) => {}
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);
                 let params =

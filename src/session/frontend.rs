@@ -24,7 +24,7 @@ use crate::wire::frontend::{self, tag};
 /// neither a policy nor the cache needs it. False positives only cost an analysis.
 const SESSION_WORDS: [&[u8]; 7] = [b"set", b"listen", b"prepare", b"temp", b"deallocate", b"discard", b"do"];
 
-fn may_change_session(text: &str) -> bool {
+pub(super) fn may_change_session(text: &str) -> bool {
     let bytes = text.as_bytes();
     SESSION_WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w)))
 }
