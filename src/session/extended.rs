@@ -259,7 +259,9 @@ impl Session {
 
     /// The renamed client statement a `DEALLOCATE [PREPARE] name` text refers to, if any.
     fn deallocate_target(&self, text: &str) -> Option<Bytes> {
-        if !self.renaming() {
+        // Checked for every query: decide on the first word before splitting anything.
+        let starts_deallocate = text.trim_start().get(..10).is_some_and(|w| w.eq_ignore_ascii_case("deallocate"));
+        if !starts_deallocate || !self.renaming() {
             return None;
         }
         let words: Vec<&str> = text.trim().trim_end_matches(';').split_whitespace().collect();

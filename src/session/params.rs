@@ -117,7 +117,7 @@ pub fn from_startup(params: &[(String, String)]) -> ParamSet {
     let mut set = ParamSet::default();
     for (name, value) in params {
         if name == "options" {
-            for (n, v) in parse_options(value) {
+            for (n, v) in crate::wire::frame::startup_options(value) {
                 set.set(&n, &v);
             }
         } else if is_tracked(name) {
@@ -125,43 +125,6 @@ pub fn from_startup(params: &[(String, String)]) -> ParamSet {
         }
     }
     set
-}
-
-/// `-c name=value` and `--name=value` pairs of the libpq `options` startup parameter
-/// (backslash escapes a space).
-pub fn parse_options(options: &str) -> Vec<(String, String)> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut chars = options.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => word.extend(chars.next()),
-            c if c.is_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    let mut out = Vec::new();
-    let mut it = words.into_iter();
-    while let Some(w) = it.next() {
-        let pair = if w == "-c" {
-            it.next()
-        } else if let Some(rest) = w.strip_prefix("--") {
-            Some(rest.to_string())
-        } else {
-            w.strip_prefix("-c").map(str::to_string)
-        };
-        if let Some((n, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
-            out.push((n.replace('-', "_"), v.to_string()));
-        }
-    }
-    out
 }
 
 /// What a `SET`/`RESET` statement does to session parameters (from the SQL analysis).

@@ -73,14 +73,6 @@ impl ClientStatements {
     pub fn clear(&mut self) {
         self.by_name.clear();
     }
-
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub fn check_startup_params<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> 
     for (n, v) in params {
         let (n, v) = (n.as_ref(), v.as_ref());
         if n.eq_ignore_ascii_case("options") {
-            for (name, value) in parse_options(v) {
+            for (name, value) in crate::wire::frame::startup_options(v) {
                 if let Some(why) = violation(&name, &value) {
                     return Err(why);
                 }
@@ -58,43 +58,6 @@ pub fn check_startup_params<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> 
         }
     }
     Ok(())
-}
-
-/// Parses the startup `options` string the way the backend does (whitespace separated,
-/// backslash escapes a character) into `name=value` pairs from `-c` and `--` switches.
-fn parse_options(s: &str) -> Vec<(String, String)> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => cur.extend(chars.next()),
-            c if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    let mut out = Vec::new();
-    let mut it = words.into_iter();
-    while let Some(w) = it.next() {
-        let setting = if w == "-c" {
-            it.next()
-        } else if let Some(rest) = w.strip_prefix("-c") {
-            Some(rest.to_string())
-        } else {
-            w.strip_prefix("--").map(str::to_string)
-        };
-        if let Some((n, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
-            out.push((n.replace('-', "_"), v.to_string()));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -141,6 +141,44 @@ pub fn startup_params(body: &[u8]) -> Option<Vec<(String, String)>> {
     }
 }
 
+/// The `name=value` settings of the libpq `options` startup parameter, parsed as the backend
+/// does: whitespace-separated words (a backslash escapes the next character), from `-c name=value`,
+/// `-cname=value` and `--name=value` switches; dashes in names become underscores.
+pub fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let setting = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((n, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((n.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}
+
 /// Split a NUL-terminated string off the front of `buf`.
 pub fn split_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let nul = buf.iter().position(|&b| b == 0)?;
@@ -204,6 +242,13 @@ mod tests {
         assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(10_001)));
         let mut buf = BytesMut::from(&4u32.to_be_bytes()[..]);
         assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(4)));
+    }
+
+    #[test]
+    fn startup_options_follow_the_backend_rules() {
+        let got = startup_options("-c search_path=a\\ b --statement-timeout=5s -cwork_mem=64MB junk");
+        let want = [("search_path", "a b"), ("statement_timeout", "5s"), ("work_mem", "64MB")];
+        assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
     }
 
     #[test]
