@@ -8,6 +8,9 @@
 #
 # Knobs (environment):
 #   BENCH_SECONDS=10          duration of each measured run (-T)
+#   BENCH_ROUNDS=1            measured runs per (target, protocol, workload), interleaved across targets
+#                             (round 1 of every target, then round 2, …); the table shows the median
+#                             and the range, so a burst of load on a shared machine hits every target
 #   BENCH_WARMUP=2            seconds of unmeasured warm-up per (target, protocol, workload) — for
 #                             cache-on targets a workload's <name>.warm.sql pass replaces it
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
@@ -36,6 +39,7 @@ source "$ROOT/integration/lib.sh"
 
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-1}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
@@ -263,7 +267,7 @@ for t in $TARGETS; do
 done
 
 # ------------------------------------------------------------------ runs
-declare -A TPS HIT
+declare -A TPS HIT RUNS
 
 # counters TARGET -> "hits misses" (cumulative), or nothing when the target has no cache counters
 counters() {
@@ -311,32 +315,47 @@ pgb() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out" | tail -1
 }
 
+median() { # numbers... -> the median (lower middle for an even count), or "error" if any failed
+    local v
+    for v in "$@"; do [[ "$v" =~ ^[0-9.]+$ ]] || { echo error; return; }; done
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR + 1) / 2)]}'
+}
+
 for w in $WORKLOADS; do
     mapfile -t WARGS < <(workload_args "$w")
     for mode in $(modes_for "$w"); do
-        for t in $TARGETS; do
-            if [[ $t == pgcached-cold ]]; then
-                has "$COLD_WORKLOADS" "$w" || continue
-                start_pgc "$t" true
-            fi
-            [[ -n "${PORT[$t]:-}" ]] || continue
-            if [[ $t != pgcached-cold ]]; then
-                if has "$CACHE_ON" "$t" && [[ -f "$BENCH/$w.warm.sql" ]]; then
-                    per=$(((100000 * SCALE + CLIENTS - 1) / CLIENTS))
-                    wt=$(pgb warm "$t" "$mode" "$w" -t "$per" -D n=0 -D nclients="$CLIENTS" -f "$BENCH/$w.warm.sql")
-                    log "$w -M $mode $t: warm pass ($per transactions/client) at $wt tps"
-                elif [[ "$WARMUP" -gt 0 ]]; then
-                    pgb warmup "$t" "$mode" "$w" -T "$WARMUP" "${WARGS[@]}" >/dev/null
+        for ((round = 1; round <= ROUNDS; round++)); do
+            for t in $TARGETS; do
+                if [[ $t == pgcached-cold ]]; then
+                    has "$COLD_WORKLOADS" "$w" || continue
+                    start_pgc "$t" true
                 fi
-            fi
-            c0=$(counters "$t")
-            tps=$(pgb run "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
-            c1=$(counters "$t")
-            TPS[$t,$mode,$w]=${tps:-error}
-            HIT[$t,$mode,$w]=-
-            [[ "${tps:-error}" != error ]] && HIT[$t,$mode,$w]=$(hit_ratio "$c0" "$c1")
-            log "$w -M $mode $t: ${TPS[$t,$mode,$w]} tps, hit ratio ${HIT[$t,$mode,$w]}"
-            if [[ $t == pgcached-cold ]]; then stop_pgc "$t"; fi
+                [[ -n "${PORT[$t]:-}" ]] || continue
+                if [[ $t != pgcached-cold && $round == 1 ]]; then
+                    if has "$CACHE_ON" "$t" && [[ -f "$BENCH/$w.warm.sql" ]]; then
+                        per=$(((100000 * SCALE + CLIENTS - 1) / CLIENTS))
+                        wt=$(pgb warm "$t" "$mode" "$w" -t "$per" -D n=0 -D nclients="$CLIENTS" -f "$BENCH/$w.warm.sql")
+                        log "$w -M $mode $t: warm pass ($per transactions/client) at $wt tps"
+                    elif [[ "$WARMUP" -gt 0 ]]; then
+                        pgb warmup "$t" "$mode" "$w" -T "$WARMUP" "${WARGS[@]}" >/dev/null
+                    fi
+                fi
+                c0=$(counters "$t")
+                tps=$(pgb "run$round" "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
+                c1=$(counters "$t")
+                RUNS[$t,$mode,$w]="${RUNS[$t,$mode,$w]:-} ${tps:-error}"
+                # The hit ratio of the first round (later rounds of a cache target only hit more).
+                if [[ $round == 1 ]]; then
+                    HIT[$t,$mode,$w]=-
+                    [[ "${tps:-error}" != error ]] && HIT[$t,$mode,$w]=$(hit_ratio "$c0" "$c1")
+                fi
+                log "$w -M $mode $t (round $round/$ROUNDS): ${tps:-error} tps, hit ratio $(hit_ratio "$c0" "$c1")"
+                if [[ $t == pgcached-cold ]]; then stop_pgc "$t"; fi
+            done
+        done
+        for t in $TARGETS; do
+            # shellcheck disable=SC2086 # word splitting of the run list is intended
+            [[ -n "${RUNS[$t,$mode,$w]:-}" ]] && TPS[$t,$mode,$w]=$(median ${RUNS[$t,$mode,$w]})
         done
     done
 done
@@ -352,7 +371,7 @@ ratio() { # a b -> a/b with 2 decimals, or "-"
 
 cores=$(nproc 2>/dev/null || echo '?')
 echo
-echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run," \
+echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run, $ROUNDS round(s) (tps: median, and range when several)," \
     "scale $SCALE, pool $POOL (transaction mode), $cores cores, 1-min load average before the run $LOAD_BEFORE," \
     "$(date -u +%Y-%m-%dT%H:%MZ)"
 echo
@@ -364,6 +383,10 @@ for w in $WORKLOADS; do
             [[ -n "${TPS[$t,$mode,$w]:-}" ]] || continue
             tps=${TPS[$t,$mode,$w]}
             shown=$tps; [[ "$tps" =~ ^[0-9.]+$ ]] && shown=$(printf "%.0f" "$tps")
+            if [[ $ROUNDS -gt 1 && "$tps" =~ ^[0-9.]+$ ]]; then
+                # shellcheck disable=SC2086
+                shown="$shown ($(printf '%s\n' ${RUNS[$t,$mode,$w]} | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}'))"
+            fi
             vs_direct=$(ratio "$tps" "${TPS[direct,$mode,$w]:-}")
             vs_bouncer="-" vs_pgpool="-"
             # pgcached / PgBouncer for every pgcached row; pgcached / pgpool-II (whose query cache is

@@ -46,7 +46,11 @@ fn main() -> ExitCode {
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.redacted_summary(), "starting pgcached");
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.limits.worker_threads > 0 {
+        builder.worker_threads(config.limits.worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgcached: cannot start the tokio runtime: {e}");

@@ -216,13 +216,21 @@ pub struct LimitsConfig {
     pub max_clients: usize,
     /// Largest client message accepted (a size like `64MiB`).
     pub max_message_size: ByteSize,
+    /// Threads that run client sessions; `0` = one per CPU core.
+    pub worker_threads: usize,
 }
+
+/// Upper bound for `limits.worker_threads`.
+pub const MAX_WORKER_THREADS: usize = 256;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_clients: 1000, max_message_size: ByteSize::mib(64) }
+        LimitsConfig { max_clients: 1000, max_message_size: ByteSize::mib(64), worker_threads: DEFAULT_WORKER_THREADS }
     }
 }
+
+/// See docs/DECISIONS.md ("One worker thread by default").
+pub const DEFAULT_WORKER_THREADS: usize = 1;
 
 /// `None` means "no timeout" (config: `0` or omitted).
 #[derive(Debug, Clone, Deserialize)]

@@ -232,6 +232,7 @@ fn validation_errors_name_the_key() {
         ("auth: {users: [{name: \"\", password: x}]}\n", "auth.users[0].name"),
         ("auth: {auth_query: \"SELECT 1\"}\n", "auth.auth_query"),
         ("limits: {max_clients: 0}\n", "limits.max_clients"),
+        ("limits: {worker_threads: 100000}\n", "limits.worker_threads"),
         ("limits: {max_message_size: 2GiB}\n", "limits.max_message_size"),
         ("limits: {max_message_size: 10}\n", "limits.max_message_size"),
         ("timeouts: {login: 0}\n", "timeouts.login"),

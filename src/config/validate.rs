@@ -88,6 +88,12 @@ impl Config {
         if self.limits.max_clients < 1 {
             return Err(err("limits.max_clients", "must be at least 1"));
         }
+        if self.limits.worker_threads > super::MAX_WORKER_THREADS {
+            return Err(err(
+                "limits.worker_threads",
+                format!("must be 0 (one per core) ..= {}", super::MAX_WORKER_THREADS),
+            ));
+        }
         let m = self.limits.max_message_size.as_u64();
         if !(MIN_MESSAGE_CAP..=MAX_MESSAGE_CAP).contains(&m) {
             return Err(err("limits.max_message_size", format!("{m} bytes is outside 4KiB..=1GiB")));
@@ -179,7 +185,7 @@ impl Config {
         };
         format!(
             "listen={} upstream={} upstream_tls={} pool={}/max={}/min_idle={} auth={}({} users{}) \
-             client_tls={} max_clients={} max_message_size={} timeouts(login={} query={} idle_in_tx={} client_idle={}) \
+             client_tls={} max_clients={} max_message_size={} workers={} timeouts(login={} query={} idle_in_tx={} client_idle={}) \
              cache={} admin_http={} policies={} log={}/{}",
             self.listen,
             upstream,
@@ -205,6 +211,7 @@ impl Config {
             },
             self.limits.max_clients,
             self.limits.max_message_size,
+            self.limits.worker_threads,
             humantime::format_duration(self.timeouts.login),
             opt(self.timeouts.query),
             opt(self.timeouts.idle_in_transaction),

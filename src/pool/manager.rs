@@ -60,7 +60,9 @@ impl managed::Manager for Manager {
         if conn.broken {
             return Err(RecycleError::message("marked broken"));
         }
-        if conn.created.elapsed() >= self.config.max_lifetime {
+        // One clock read per checkout (this runs for every transaction).
+        let now = std::time::Instant::now();
+        if now.saturating_duration_since(conn.created) >= self.config.max_lifetime {
             debug!(server = conn.id, pool = %self.key, "closing server connection: max_lifetime reached");
             return Err(RecycleError::message("max_lifetime reached"));
         }
@@ -70,7 +72,8 @@ impl managed::Manager for Manager {
         }
         // deadpool's `recycled` is when it was last handed out, `last_used` when it came back
         // (if the session used `restore_io`): the smaller is the best estimate of idleness.
-        let idle = conn.last_used.elapsed().min(metrics.last_used());
+        let handed_out = metrics.recycled.unwrap_or(metrics.created);
+        let idle = now.saturating_duration_since(conn.last_used.max(handed_out));
         if idle >= self.config.health_check_after
             && let Err(e) = conn.run_hidden("").await
         {

@@ -124,6 +124,9 @@ impl Pools {
                 create: Some(cfg.acquire_timeout.max(self.config.timeouts.login)),
                 recycle: Some(cfg.acquire_timeout),
             })
+            // Most recently used first, as PgBouncer does: the busy few connections stay hot
+            // (backend caches, CPU placement) and the rest go idle and get reaped.
+            .queue_mode(managed::QueueMode::Lifo)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| PoolError::Config(e.to_string()))?;

@@ -61,10 +61,11 @@ impl ServerIo {
     /// of bytes read; EOF is [`ServerError::Closed`].
     pub fn drain_available(&mut self) -> Result<usize, ServerError> {
         let mut cx = Context::from_waker(Waker::noop());
-        let mut chunk = [0u8; READ_CHUNK];
+        // Uninitialized: this runs at every checkout, and usually reads nothing.
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut total = 0;
         loop {
-            let mut buf = ReadBuf::new(&mut chunk);
+            let mut buf = ReadBuf::uninit(&mut chunk);
             match Pin::new(&mut self.reader).poll_read(&mut cx, &mut buf) {
                 Poll::Pending => return Ok(total),
                 Poll::Ready(Err(e)) => return Err(ServerError::Io(e)),

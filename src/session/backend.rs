@@ -94,6 +94,8 @@ impl Session {
             }
             self.emit_ready_synth();
         }
+        // The answer first, the pool's bookkeeping after: the client is waiting for it.
+        self.write_client_now()?;
         self.maybe_release().await;
         Ok(Flow::Continue)
     }

@@ -24,9 +24,16 @@ use crate::wire::frontend::{self, tag};
 /// neither a policy nor the cache needs it. False positives only cost an analysis.
 const SESSION_WORDS: [&[u8]; 7] = [b"set", b"listen", b"prepare", b"temp", b"deallocate", b"discard", b"do"];
 
+/// Whether any of [`SESSION_WORDS`] occurs in `text`, in any case, anywhere (also inside longer
+/// words: `offset`, `pg_temp`). One pass; runs for every query in pure pass-through.
 pub(super) fn may_change_session(text: &str) -> bool {
     let bytes = text.as_bytes();
-    SESSION_WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w)))
+    (0..bytes.len()).any(|i| {
+        let first = bytes[i] | 0x20; // ASCII lower case (only 'S' and 's' give 's', …)
+        SESSION_WORDS
+            .iter()
+            .any(|w| w[0] == first && bytes.len() - i >= w.len() && bytes[i..i + w.len()].eq_ignore_ascii_case(w))
+    })
 }
 
 impl Session {
@@ -342,6 +349,8 @@ mod tests {
             "DISCARD ALL",
             "RESET ALL",
             "DO $$ BEGIN END $$",
+            "create table PG_TEMP.x (a int)",
+            "select 1; Set role r",
         ] {
             assert!(may_change_session(t), "{t}");
         }

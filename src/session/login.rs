@@ -131,6 +131,8 @@ pub async fn login(
         rolled_back: false,
         reset_on_release: false,
         last_client_activity: Instant::now(),
+        client_unflushed: false,
+        server_unflushed: false,
         cancel_sent: false,
         draining: false,
     };

@@ -166,6 +166,9 @@ pub struct Session {
     /// settings before another client gets it.
     reset_on_release: bool,
     last_client_activity: Instant,
+    /// Written without waiting but not yet flushed (see [`Session::write_now`]).
+    client_unflushed: bool,
+    server_unflushed: bool,
     cancel_sent: bool,
     draining: bool,
 }
@@ -191,6 +194,9 @@ impl Session {
         if *shutdown.borrow() {
             self.begin_draining();
         }
+        // Made once: a fresh `changed()` per turn would take the channel's waiter lock twice.
+        let shutdown_changed = shutdown.changed();
+        tokio::pin!(shutdown_changed);
         loop {
             if self.draining {
                 self.maybe_release().await;
@@ -214,15 +220,18 @@ impl Session {
                 };
                 let read_client = self.to_server.len() < HIGH_WATER && self.client_rbuf.len() < HIGH_WATER;
                 let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
-                let write_server = server_tx.is_some() && !self.to_server.is_empty();
+                let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
+                let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
+                // Biased: no random start per turn; every branch does bounded work, so none starves.
                 tokio::select! {
-                    r = self.client_rx.read_buf(&mut self.client_rbuf), if read_client => Event::ClientRead(r),
-                    r = read_opt(server_rx, server_rbuf), if read_server => Event::ServerRead(r),
-                    r = write_all_buf(&mut self.client_tx, &mut self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
-                    r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
-                    _ = shutdown.changed(), if !self.draining => Event::Shutdown,
+                    biased;
+                    _ = &mut shutdown_changed, if !self.draining => Event::Shutdown,
                     _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
+                    r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
+                    r = write_all_buf(&mut self.client_tx, &mut self.to_client), if write_client => Event::ClientWrote(r),
+                    r = read_opt(server_rx, server_rbuf), if read_server => Event::ServerRead(r),
+                    r = self.client_rx.read_buf(&mut self.client_rbuf), if read_client => Event::ClientRead(r),
                 }
             };
             let flow = match event {
@@ -236,11 +245,17 @@ impl Session {
                     self.on_client_data().await?
                 }
                 Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => return Err(SessionError::Client(e)),
-                Event::ClientWrote(Ok(())) => Flow::Continue,
+                Event::ClientWrote(Ok(())) => {
+                    self.client_unflushed = false;
+                    Flow::Continue
+                }
                 Event::ServerRead(Ok(0)) => self.on_server_lost(None),
                 Event::ServerRead(Ok(_)) => self.on_server_data().await?,
                 Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.on_server_lost(Some(e)),
-                Event::ServerWrote(Ok(())) => Flow::Continue,
+                Event::ServerWrote(Ok(())) => {
+                    self.server_unflushed = false;
+                    Flow::Continue
+                }
                 Event::Shutdown => {
                     self.begin_draining();
                     Flow::Continue
@@ -250,7 +265,35 @@ impl Session {
             if flow == Flow::Close {
                 return Ok(());
             }
+            if self.write_now()? == Flow::Close {
+                return Ok(());
+            }
         }
+    }
+
+    /// Send what is buffered for either side now, as far as the sockets take it without
+    /// waiting: one turn of the loop per exchange instead of one more per direction. What is
+    /// left (a full socket buffer, a TLS flush) goes out through the loop's write branches.
+    fn write_now(&mut self) -> Result<Flow, SessionError> {
+        if let Some(lease) = &mut self.server
+            && (!self.to_server.is_empty() || self.server_unflushed)
+        {
+            match write_without_waiting(&mut lease.io.writer, &mut self.to_server) {
+                Ok(done) => self.server_unflushed = !done,
+                Err(e) => return Ok(self.on_server_lost(Some(e))),
+            }
+        }
+        self.write_client_now()?;
+        Ok(Flow::Continue)
+    }
+
+    /// The client half of [`Session::write_now`].
+    fn write_client_now(&mut self) -> Result<(), SessionError> {
+        if !self.to_client.is_empty() || self.client_unflushed {
+            let done = write_without_waiting(&mut self.client_tx, &mut self.to_client).map_err(SessionError::Client)?;
+            self.client_unflushed = !done;
+        }
+        Ok(())
     }
 
     /// Stop taking new work; end the session once its server is given back.
@@ -337,6 +380,7 @@ impl Session {
             obj.prepared.clear();
         }
         self.to_server.clear();
+        self.server_unflushed = false;
     }
 
     /// Release the server if the transaction (or, in session mode, the session) is over.
@@ -448,6 +492,31 @@ async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, buf: &mut By
         }
     }
     w.flush().await
+}
+
+/// Write as much of `buf` as `w` takes without waiting, then flush if all was written. Returns
+/// whether everything was written and flushed. Polls with a no-op waker: the caller must poll
+/// the write again (with a real waker) before it sleeps if this returns `false`.
+fn write_without_waiting<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    buf: &mut BytesMut,
+) -> std::io::Result<bool> {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    while buf.has_remaining() {
+        match Pin::new(&mut *w).poll_write(&mut cx, buf.chunk()) {
+            Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => buf.advance(n),
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Ok(false),
+        }
+    }
+    match Pin::new(w).poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Ok(true),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(false),
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
