@@ -141,6 +141,14 @@ impl ResultCache {
         hit
     }
 
+    /// A fresh entry for `key`, counting only a hit: for a quick look before the full
+    /// [`Self::lookup`], which counts the miss.
+    pub fn peek(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
+        let hit = self.fresh(key)?;
+        self.stats.hit();
+        Some(hit)
+    }
+
     /// Look `key` up; on a miss, either lead the fill (with the table versions snapshotted now,
     /// before the upstream execution) or follow the session already filling it.
     pub fn lookup(&self, key: CacheKey, spec: &FillSpec<'_>) -> Lookup {

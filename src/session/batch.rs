@@ -10,7 +10,7 @@ use super::caching::cacheable_statement;
 use super::queue::Entry;
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
-use crate::cache::{Lookup, Recorder};
+use crate::cache::{CachedResult, Lookup, Recorder};
 use crate::wire::Frame;
 use crate::wire::build;
 use crate::wire::frontend::{self, tag};
@@ -121,6 +121,11 @@ impl Session {
             },
         };
         let Ok(text_str) = std::str::from_utf8(&text) else { return Plan::Forward };
+        if self.policy.is_none()
+            && let Some(entry) = self.cached_answer(&text, Some(b.params_and_formats))
+        {
+            return hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit);
+        }
         // The policy sees every Parse; a statement it refuses or rewrites goes the long way.
         let verdict = match self.check_policy(text_str) {
             Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => v,
@@ -130,22 +135,7 @@ impl Session {
             return Plan::Forward;
         };
         match self.cache_lookup(&text, s, Some(b.params_and_formats)).await {
-            Lookup::Hit(entry) => {
-                let description: &[u8] = match (describe, entry.description()) {
-                    (false, _) => &[],
-                    (true, Some(d)) => d,
-                    (true, None) => return Plan::Forward, // cached without the RowDescription asked for
-                };
-                let mut out = BytesMut::with_capacity(entry.frames.len() + 32);
-                for _ in &parses {
-                    build::parse_complete(&mut out);
-                }
-                build::bind_complete(&mut out);
-                out.extend_from_slice(description);
-                out.extend_from_slice(entry.rows());
-                build::ready_for_query(&mut out, b'I');
-                Plan::Hit(out.freeze())
-            }
+            Lookup::Hit(entry) => hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit),
             Lookup::Fill(recorder) => Plan::Fill(recorder),
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
         }
@@ -245,4 +235,24 @@ impl Session {
             }
         }
     }
+}
+
+/// The whole answer to a cacheable batch from a hit: a ParseComplete per Parse, BindComplete,
+/// the RowDescription if the portal was described, the rows, ReadyForQuery. `None` when the
+/// entry was recorded without the RowDescription asked for.
+fn hit_reply(entry: &CachedResult, parses: usize, describe: bool) -> Option<Bytes> {
+    let description: &[u8] = match (describe, entry.description()) {
+        (false, _) => &[],
+        (true, Some(d)) => d,
+        (true, None) => return None,
+    };
+    let mut out = BytesMut::with_capacity(entry.frames.len() + 32);
+    for _ in 0..parses {
+        build::parse_complete(&mut out);
+    }
+    build::bind_complete(&mut out);
+    out.extend_from_slice(description);
+    out.extend_from_slice(entry.rows());
+    build::ready_for_query(&mut out, b'I');
+    Some(out.freeze())
 }

@@ -11,7 +11,9 @@ use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use super::Session;
-use crate::cache::{FillSpec, InvalidationCause, KeyBuilder, Lookup, Protocol, SettingsDigest};
+use std::sync::Arc;
+
+use crate::cache::{CacheKey, CachedResult, FillSpec, InvalidationCause, KeyBuilder, Lookup, Protocol, SettingsDigest};
 use crate::sql::{Analysis, StatementAnalysis, StatementKind};
 use crate::wire::build;
 
@@ -92,19 +94,35 @@ impl Session {
             }
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
-        let protocol = if bind_tail.is_some() { Protocol::Extended } else { Protocol::Simple };
-        let digest = SettingsDigest::new(cache.seed(), self.wanted.iter());
-        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
-        let mut builder = KeyBuilder::new(cache.seed(), &self.key.database, role, protocol, digest).statement(text);
-        if let Some(tail) = bind_tail {
-            builder = builder.bind_tail(tail);
-        }
-        let key = builder.finish();
+        let key = self.cache_key(text, bind_tail);
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
         match cache.lookup(key, &spec) {
             Lookup::Wait(waiter) => cache.wait(waiter, key, &spec).await,
             other => other,
         }
+    }
+
+    /// The key of `text`'s answer for this session (`bind_tail`: see [`Self::cache_lookup`]).
+    fn cache_key(&self, text: &[u8], bind_tail: Option<&[u8]>) -> CacheKey {
+        let seed = self.shared.cache.seed();
+        let protocol = if bind_tail.is_some() { Protocol::Extended } else { Protocol::Simple };
+        let digest = SettingsDigest::new(seed, self.wanted.iter());
+        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
+        let mut builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
+        if let Some(tail) = bind_tail {
+            builder = builder.bind_tail(tail);
+        }
+        builder.finish()
+    }
+
+    /// A fresh cached answer to `text`, found without analysing it (call only when
+    /// [`Self::cache_usable`] and no policy applies). Sound because an entry exists only if this
+    /// same key — text, database, role, every setting, protocol — was found cacheable when it
+    /// was filled, and neither the analysis of a text nor the rules (`cache.rules`,
+    /// `cache.catalogs`) change while the process runs. A miss takes the long way
+    /// ([`Self::cache_lookup`]), which counts it.
+    pub(super) fn cached_answer(&self, text: &[u8], bind_tail: Option<&[u8]>) -> Option<Arc<CachedResult>> {
+        self.shared.cache.peek(&self.cache_key(text, bind_tail))
     }
 
     /// The answer to a simple Query from a hit: the recorded frames, then ReadyForQuery.

@@ -172,6 +172,13 @@ impl Session {
             self.note_opaque_statement();
             return self.forward_query(frame).await;
         };
+        if self.policy.is_none() && self.cache_usable() {
+            if let Some(entry) = self.cached_answer(text.as_bytes(), None) {
+                let reply = self.replay_simple(&entry.frames);
+                self.queue.push(Entry::Synth(reply));
+                return Ok(Flow::Continue);
+            }
+        }
         if self.policy.is_none() && !self.shared.cache.enabled() && !may_change_session(text) {
             // Pure pass-through: no policy to check, no cache to fill or invalidate, and the
             // text cannot set, pin or deallocate anything — no need to parse it.
