@@ -23,6 +23,7 @@
 #   BENCH_TARGETS="direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool"
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   PGCACHED_BIN=path         skip the release build and use this binary
+#   BENCH_WORKERS=N           limits.worker_threads for the pgcached targets (unset: pgcached's default)
 #   KEEP_WORK=1               keep logs in the temp dir
 # PgBouncer (apt-get install -y pgbouncer) and pgpool-II (apt-get install -y pgpool2) are optional:
 # when missing their rows are skipped with a note.
@@ -119,10 +120,14 @@ start_pgc() {
     local t=$1 cache=$2 p a
     p=$(free_port)
     a=$(free_port)
+    local limits=""
+    [[ -n "${BENCH_WORKERS:-}" ]] && limits="limits:
+  worker_threads: $BENCH_WORKERS"
     write_pgcached_config "$WORK/$t.yaml" "$p" "$UPSTREAM" transaction "$POOL" "admin:
   http_listen: \"127.0.0.1:$a\"
 cache:
-  enabled: $cache"
+  enabled: $cache
+$limits"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
     start_pgcached "$BIN" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
     PORT[$t]=$p ADMIN[$t]=$a PID[$t]=$PGCACHED_PID

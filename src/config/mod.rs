@@ -229,8 +229,8 @@ impl Default for LimitsConfig {
     }
 }
 
-/// See docs/DECISIONS.md ("One worker thread by default").
-pub const DEFAULT_WORKER_THREADS: usize = 1;
+/// One per core (see docs/DECISIONS.md, "Worker threads").
+pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// `None` means "no timeout" (config: `0` or omitted).
 #[derive(Debug, Clone, Deserialize)]
