@@ -112,11 +112,11 @@ impl Session {
         }
         let (Some(bind), true) = (bind, executed) else { return Plan::Forward };
         let Some(b) = frontend::bind(bind.body()) else { return Plan::Forward };
-        let text = match parses.iter().rev().find(|(name, _)| name.as_ref() == b.statement) {
-            Some((_, query)) => query.clone(),
+        let (text, shape) = match parses.iter().rev().find(|(name, _)| name.as_ref() == b.statement) {
+            Some((_, query)) => (query.clone(), None),
             None if b.statement.is_empty() => return Plan::Forward,
             None => match self.statements.get(b.statement) {
-                Some(stmt) => stmt.query.clone(),
+                Some(stmt) => (stmt.query.clone(), stmt.shape.as_ref().map(|s| s.rows)),
                 None => return Plan::Forward,
             },
         };
@@ -129,7 +129,7 @@ impl Session {
         let Some(s) = cacheable_statement(&verdict.analysis, self.shared.config.cache.catalogs) else {
             return Plan::Forward;
         };
-        match self.cache_lookup(&text, s, Some(b.params_and_formats)).await {
+        match self.cache_lookup_shaped(&text, s, Some(b.params_and_formats), shape).await {
             Lookup::Hit(entry) => {
                 let description: &[u8] = match (describe, entry.description()) {
                     (false, _) => &[],

@@ -63,6 +63,18 @@ impl Session {
         s: &StatementAnalysis,
         bind_tail: Option<&[u8]>,
     ) -> Lookup {
+        self.cache_lookup_shaped(text, s, bind_tail, None).await
+    }
+
+    /// [`Session::cache_lookup`] for a named prepared statement whose result shape the client
+    /// knows (see `shapes`): answers recorded for another shape are not this client's.
+    pub(super) async fn cache_lookup_shaped(
+        &mut self,
+        text: &[u8],
+        s: &StatementAnalysis,
+        bind_tail: Option<&[u8]>,
+        shape: Option<u64>,
+    ) -> Lookup {
         let cache = &self.shared.cache;
         let Ok(text_str) = std::str::from_utf8(text) else { return Lookup::Bypass };
         let read: Vec<&str> = s.tables_read.iter().map(|t| t.name.as_str()).collect();
@@ -98,6 +110,9 @@ impl Session {
         let mut builder = KeyBuilder::new(cache.seed(), &self.key.database, role, protocol, digest).statement(text);
         if let Some(tail) = bind_tail {
             builder = builder.bind_tail(tail);
+        }
+        if let Some(shape) = shape {
+            builder = builder.result_shape(shape);
         }
         let key = builder.finish();
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
