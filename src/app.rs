@@ -60,6 +60,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         catalogs,
         costs,
         prepared_ok: moka::sync::Cache::new(100_000),
+        shapes: Default::default(),
         listeners: listeners.clone(),
     });
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).

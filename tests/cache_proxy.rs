@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::RawClient;
 use common::{PgCluster, Proxy, connect};
 use tokio_postgres::Client;
 
@@ -273,4 +274,57 @@ async fn raw_rows(c: &Client, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
         .iter()
         .map(|r| (0..r.len()).map(|i| r.get::<_, Option<Raw>>(i).map(|x| x.0)).collect())
         .collect()
+}
+
+/// An answer cached for a prepared statement is not served to a statement prepared after the
+/// result type changed behind the proxy's back: the client would decode the old rows with its
+/// new row description.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cached_before_a_result_type_change_is_not_served_to_a_statement_prepared_after_it() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE rt (v int); INSERT INTO rt VALUES (7)");
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    let sql = "SELECT v FROM rt";
+    c.parse("s", sql).describe(b'S', "s").sync().flush().await;
+    c.until_ready().await;
+    for _ in 0..2 {
+        // A miss, then a hit; binary results: an int4.
+        c.bind("", "s", &[], 1).execute("", 0).sync().flush().await;
+        let out = c.until_ready().await;
+        assert_eq!(out[1].body, [0, 1, 0, 0, 0, 4, 0, 0, 0, 7]);
+    }
+    pg.psql_db("app", "ALTER TABLE rt ALTER v TYPE bigint");
+    // Prepared again: the first try may meet the old server statement, which Postgres refuses.
+    let mut described = false;
+    for _ in 0..2 {
+        c.close(b'S', "s").parse("s", sql).describe(b'S', "s").sync().flush().await;
+        let out = c.until_ready().await;
+        if let Some(t) = out.iter().find(|m| m.tag == 'T') {
+            assert_eq!(&t.body[t.body.len() - 12..t.body.len() - 8], &20u32.to_be_bytes(), "int8: {t:?}");
+            described = true;
+            break;
+        }
+    }
+    assert!(described, "the statement could be prepared again");
+    c.bind("", "s", &[], 1).execute("", 0).sync().flush().await;
+    let out = c.until_ready().await;
+    assert_eq!(out[1].body, [0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7], "an int8, not the cached int4");
+}
+
+/// The same text and Bind bytes prepared with other parameter types is another answer:
+/// `SELECT $1` with `01` is the int4 1 or the text `01`.
+#[tokio::test]
+async fn parameter_types_of_a_parse_are_part_of_the_key() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start(&pg).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    for (round, (types, value)) in
+        [(&[23u32][..], "1"), (&[25u32][..], "01"), (&[23u32][..], "1")].into_iter().enumerate()
+    {
+        c.parse_typed("", "SELECT $1", types).bind("", "", &[Some("01")], 0).execute("", 0).sync().flush().await;
+        let out = c.until_ready().await;
+        let row = out.iter().find(|m| m.tag == 'D').unwrap_or_else(|| panic!("round {round}: no row in {out:?}"));
+        assert_eq!(&row.body[6..], value.as_bytes(), "round {round}, types {types:?}");
+    }
 }

@@ -92,6 +92,25 @@ same_as_direct!(
 );
 
 same_as_direct!(
+    after_an_error_reported_before_sync_everything_up_to_sync_is_ignored,
+    |c| {
+        c.parse("", "SELEC 1").flush_msg().flush().await;
+        let mut msgs = c.take(1).await;
+        // Sent after the error arrived, in the same batch: ignored up to Sync.
+        c.parse("late", "SELECT 1").bind("", "late", &[], 0).execute("", 0).query("SELECT 2").sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "late", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "EZEZ");
+        assert!(out[0].starts_with("E:42601:"), "{}", out[0]);
+        assert!(out[2].starts_with("E:26000:"), "never prepared: {}", out[2]);
+    }
+);
+
+same_as_direct!(
     unnamed_statements_and_portals_and_close_of_a_portal,
     |c| {
         c.parse("", "SELECT generate_series(1, 3)")
@@ -247,4 +266,132 @@ async fn a_named_statement_follows_the_client_to_another_server_connection() {
         other.batch_execute("COMMIT").await.unwrap();
     }
     assert_eq!(backends.len(), 2, "the client ran on both server connections: {backends:?}");
+}
+
+/// A result type change seen from a client that prepared before it: `SELECT v + 0` has no
+/// table OID in its RowDescription, so the transcripts of two runs compare byte for byte.
+const CHANGING: &str = "SELECT v + 0 AS v FROM rt";
+
+/// Prepare and run `CHANGING`, then change its result type (int → bigint).
+async fn prepare_then_alter(c: &mut RawClient) -> Vec<Msg> {
+    c.query("CREATE TABLE rt (v int); INSERT INTO rt VALUES (1)").flush().await;
+    let mut msgs = c.until_ready().await;
+    c.parse("s", CHANGING).describe(b'S', "s").sync().flush().await;
+    msgs.extend(c.until_ready().await);
+    c.bind("", "s", &[], 0).execute("", 0).sync().flush().await;
+    msgs.extend(c.until_ready().await);
+    c.query("ALTER TABLE rt ALTER v TYPE bigint").flush().await;
+    msgs.extend(c.until_ready().await);
+    msgs
+}
+
+/// Use the statement prepared before the change (refused, in and out of a transaction), then
+/// prepare it again under the same name and under another one.
+async fn use_after_alter(c: &mut RawClient) -> Vec<Msg> {
+    c.bind("", "s", &[], 0).execute("", 0).sync().flush().await;
+    let mut msgs = c.until_ready().await;
+    c.describe(b'S', "s").sync().flush().await;
+    msgs.extend(c.until_ready().await);
+    c.query("BEGIN").flush().await;
+    msgs.extend(c.until_ready().await);
+    c.bind("", "s", &[], 0).execute("", 0).sync().flush().await;
+    msgs.extend(c.until_ready().await);
+    c.query("SELECT 1").flush().await;
+    msgs.extend(c.until_ready().await);
+    c.query("ROLLBACK").flush().await;
+    msgs.extend(c.until_ready().await);
+    c.close(b'S', "s").parse("s", CHANGING).describe(b'S', "s").bind("", "s", &[], 0).execute("", 0).sync();
+    c.flush().await;
+    msgs.extend(c.until_ready().await);
+    c.parse("s2", CHANGING).describe(b'S', "s2").bind("", "s2", &[], 0).execute("", 0).sync().flush().await;
+    msgs.extend(c.until_ready().await);
+    msgs
+}
+
+/// The answers Postgres gives a statement whose result type changed, checked on a transcript
+/// of `prepare_then_alter` + `use_after_alter`.
+fn assert_refused_then_prepared_again(out: &[String]) {
+    let expected = [
+        "CCZ", "1tTZ", "2DCZ", "CZ", // create, prepare, run, alter
+        "EZ", "tEZ", "CZ", "EZ", "EZ", "CZ", // refused (Bind, Describe, in a transaction), 25P02, ROLLBACK
+        "31tT2DCZ", "1tT2DCZ", // prepared again, under the same name and another one
+    ]
+    .concat();
+    assert_eq!(tags(out), expected, "{out:?}");
+    for i in [13, 16, 20] {
+        assert_eq!(out[i], "E:0A000:cached plan must not change result type", "{out:?}");
+    }
+    assert!(out[22].starts_with("E:25P02:"), "{}", out[22]);
+    assert_eq!(out[21], "Z:E", "the refusal failed the transaction");
+    assert!(out[5].contains("\0\0\0\0\x17"), "int4 before: {:?}", out[5]);
+    assert!(out[29].contains("\0\0\0\0\x14"), "int8 after: {:?}", out[29]);
+}
+
+/// The client lands, after the change, on a server connection that never prepared the
+/// statement: pgcached prepares it there, sees the new result type before anything runs, and
+/// answers 0A000 as the connection that prepared it would have. Another connection still
+/// holds the old copy: it is prepared again there rather than refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_result_type_is_refused_on_a_connection_that_never_prepared_the_statement() {
+    let pg = PgCluster::start();
+    let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
+    let mut want = prepare_then_alter(&mut direct).await;
+    want.extend(use_after_alter(&mut direct).await);
+    direct.query("DROP TABLE rt").flush().await;
+    direct.until_ready().await;
+    let want = summaries(&want);
+    assert_refused_then_prepared_again(&want);
+
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 2;
+        c.pool.acquire_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let url = proxy.url("postgres", "app");
+    let (h1, h2) = (connect(&url).await, connect(&url).await);
+    // h1 holds one server connection while the client prepares and runs on the other.
+    h1.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut got = prepare_then_alter(&mut c).await;
+    // Now h2 holds the one with the old copy: the client lands on the other one.
+    h2.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let copies = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
+    let held: i64 = h2.query_one(copies, &[&CHANGING]).await.unwrap().get(0);
+    assert_eq!(held, 1, "h2 holds the connection the statement was prepared on");
+    h1.batch_execute("COMMIT").await.unwrap();
+    got.extend(use_after_alter(&mut c).await);
+    assert_eq!(summaries(&got), want, "pgcached (left) vs direct (right)");
+    // Drivers tell this error by the routine that raised it (asyncpg, pgjdbc).
+    for m in got.iter().filter(|m| m.code().as_deref() == Some("0A000")) {
+        assert_eq!(m.field(b'R').as_deref(), Some("RevalidateCachedQuery"), "{m:?}");
+    }
+
+    // Back on the connection with the copy from before the change (h1 holds the other one).
+    h1.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    h2.batch_execute("COMMIT").await.unwrap();
+    c.bind("", "s", &[], 0).execute("", 0).sync().flush().await;
+    let out = summaries(&c.until_ready().await);
+    assert_eq!(tags(&out), "2DCZ", "{out:?}");
+    h1.batch_execute("COMMIT").await.unwrap();
+}
+
+/// On the connection that prepared it, Postgres itself refuses the statement; pgcached must
+/// then stop using that server statement, or preparing the same text again would land on it
+/// and be refused forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_refused_by_postgres_is_prepared_afresh_when_the_client_prepares_it_again() {
+    let pg = PgCluster::start();
+    // One server connection: every transaction of the client runs where the old copy is.
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let mut transcripts = Vec::new();
+    for port in [pg.port(), proxy.port] {
+        let mut c = RawClient::connect(port, "postgres", "app").await;
+        let mut msgs = prepare_then_alter(&mut c).await;
+        msgs.extend(use_after_alter(&mut c).await);
+        c.query("DROP TABLE rt").flush().await;
+        c.until_ready().await;
+        transcripts.push(summaries(&msgs));
+    }
+    assert_refused_then_prepared_again(&transcripts[0]);
+    assert_eq!(transcripts[1], transcripts[0], "pgcached (left) vs direct (right)");
 }

@@ -175,11 +175,6 @@ async def _schema_change(var):
     return out
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug (reported): after ALTER TABLE changes a prepared statement's result type, the "
-    "next transaction may run on a server connection where pgcached injects a fresh Parse, so "
-    "asyncpg never sees 'cached plan must not change result type' and gets rows that do not "
-    "match its cached description (ProtocolError); another may still hold the stale statement"))
 def test_asyncpg_cached_statement_after_schema_change():
     want = asyncio.run(_schema_change("DIRECT_DSN"))
     got = asyncio.run(_schema_change("PGCACHED_DSN"))

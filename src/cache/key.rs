@@ -3,7 +3,8 @@
 //! **What goes in (contract, DESIGN.md "The hot path")**: database, effective role, the
 //! output-affecting settings (order-independent), the protocol (simple vs extended: the
 //! framing of the recorded answer differs), the statement text bytes, and for the extended
-//! protocol the Bind parameter formats, values and result formats.
+//! protocol the Bind parameter formats, values and result formats — and, for a named prepared
+//! statement whose result shape the client knows, that shape.
 //!
 //! **Why 128 bits, keyed**: a collision would serve one statement's rows for another — maybe
 //! to another role — so it must be negligible and must not be constructible. The key is two
@@ -155,6 +156,23 @@ impl KeyBuilder {
         self
     }
 
+    /// The parameter types the statement was prepared with: they decide how the Bind values
+    /// are read and what type `$1` (and so a result column) has — `SELECT $1` prepared as
+    /// int4 and as text answer the same Bind bytes differently.
+    pub fn param_types(mut self, types: &[u32]) -> KeyBuilder {
+        let bytes: Vec<u8> = types.iter().flat_map(|t| t.to_be_bytes()).collect();
+        self.h.field(b't', &bytes);
+        self
+    }
+
+    /// The result shape the client knows its prepared statement by (see
+    /// `session::shapes`): a client that prepared before a change of result type and one that
+    /// prepared after it decode rows differently, so they must not share answers.
+    pub fn result_shape(mut self, shape: u64) -> KeyBuilder {
+        self.h.field(b'h', &shape.to_be_bytes());
+        self
+    }
+
     /// Parameter format codes, values and result format codes given separately (for callers
     /// that already split the Bind message). Equivalent inputs give the same key as each other
     /// but not the same key as [`Self::bind_tail`].
@@ -254,6 +272,39 @@ mod tests {
         ] {
             assert_ne!(k, base);
         }
+    }
+
+    #[test]
+    fn parameter_types_split_answers_of_the_same_text_and_bind() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::default();
+        let k = |types: &[u32]| {
+            KeyBuilder::new(&seed, "app", "u", Protocol::Extended, s)
+                .statement(b"SELECT $1")
+                .bind_tail(b"\0\0\0\x01\0\0\0\x011\0\0")
+                .param_types(types)
+                .finish()
+        };
+        assert_ne!(k(&[23]), k(&[25]));
+        assert_ne!(k(&[]), k(&[0]));
+        assert_eq!(k(&[23]), k(&[23]));
+    }
+
+    #[test]
+    fn a_result_shape_splits_answers_of_the_same_statement() {
+        let seed = KeySeed::new();
+        let s = SettingsDigest::default();
+        let k = |shape: Option<u64>| {
+            let b = KeyBuilder::new(&seed, "app", "u", Protocol::Extended, s).statement(b"SELECT v FROM t");
+            let b = b.bind_tail(b"\0\0\0\0\0\0");
+            match shape {
+                Some(h) => b.result_shape(h).finish(),
+                None => b.finish(),
+            }
+        };
+        assert_ne!(k(None), k(Some(1)));
+        assert_ne!(k(Some(1)), k(Some(2)));
+        assert_eq!(k(Some(2)), k(Some(2)));
     }
 
     #[test]

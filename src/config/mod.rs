@@ -229,7 +229,7 @@ impl Default for LimitsConfig {
     }
 }
 
-/// One per core (see docs/DECISIONS.md, "Worker threads").
+/// One per core (see docs/DECISIONS.md, 18).
 pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// `None` means "no timeout" (config: `0` or omitted).

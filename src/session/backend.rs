@@ -2,7 +2,8 @@
 //! asynchronous: notices, notifications, parameter reports). Forwarded frames go to the client
 //! as received; answers to injected messages are dropped; the proxy's own answers are sent when
 //! their turn comes. Along the way the session learns the transaction status (ReadyForQuery),
-//! parameter changes (ParameterStatus), fatal errors, and statements the server dropped.
+//! parameter changes (ParameterStatus), fatal errors, statements the server dropped, and the
+//! result shapes of statements it prepared (see `shapes`).
 
 use tracing::warn;
 
@@ -45,12 +46,22 @@ impl Session {
                 self.to_client.extend_from_slice(frame.as_bytes());
                 continue;
             }
-            let Some(Entry::Server { kind, forward, on_fail }) = self.queue.head().cloned() else {
-                // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
-                // goes away). Pass it on; the connection will not be reused.
-                self.server_mut().obj.broken = true;
-                self.to_client.extend_from_slice(frame.as_bytes());
-                continue;
+            let (kind, forward, on_fail) = match self.queue.head_mut() {
+                Some(Entry::Server { kind, forward, on_fail }) => (*kind, *forward, on_fail.clone()),
+                Some(Entry::Probe { params, .. }) => {
+                    // The proxy's own Describe: nothing of it reaches the client.
+                    if frame.tag() == tag::PARAMETER_DESCRIPTION {
+                        *params = Some(frame.as_bytes().clone());
+                    }
+                    (Kind::Describe, false, OnFail::Nothing)
+                }
+                _ => {
+                    // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
+                    // goes away). Pass it on; the connection will not be reused.
+                    self.server_mut().obj.broken = true;
+                    self.to_client.extend_from_slice(frame.as_bytes());
+                    continue;
+                }
             };
             if frame.tag() == tag::COPY_IN {
                 self.copy_in_open = !self.queue.start_copy_in();
@@ -70,7 +81,9 @@ impl Session {
                         let key = self.prepared_ok_key(server);
                         self.shared.prepared_ok.insert(key, ());
                     }
-                    self.queue.pop();
+                    if let Some(Entry::Probe { server, params }) = self.queue.pop() {
+                        self.probe_answered(server, params, &frame);
+                    }
                     if frame.tag() == tag::READY_FOR_QUERY {
                         self.syncs_done += 1;
                     }
@@ -81,6 +94,9 @@ impl Session {
                 }
                 Step::Fail => {
                     self.copy_in_open = false;
+                    if let OnFail::Revalidates(server) = &on_fail {
+                        self.revalidation_failed(server, &frame);
+                    }
                     // The client sees the error even when it is about a message the proxy
                     // injected (e.g. a re-Parse that no longer compiles), in its own names.
                     match self.error_in_client_words(&frame) {
@@ -90,12 +106,21 @@ impl Session {
                     for undo in self.queue.fail_until_sync() {
                         self.undo(undo);
                     }
+                    if self.queue.is_empty() {
+                        // The client has not sent this batch's Sync yet: the server ignores
+                        // everything until it comes, so the proxy drops it too (messages parked
+                        // for a probe included: the probe was skipped).
+                        self.skip_until_sync = true;
+                    }
                 }
             }
             self.emit_ready_synth();
         }
         // The answer first, the pool's bookkeeping after: the client is waiting for it.
         self.write_client_now()?;
+        if self.unpark().await? == Flow::Close {
+            return Ok(Flow::Close);
+        }
         self.maybe_release().await;
         Ok(Flow::Continue)
     }
@@ -173,13 +198,13 @@ impl Session {
         match undo {
             OnFail::Nothing => {}
             OnFail::ForgetServerStatement(server) => self.server_mut().obj.prepared.forget(&server),
-            OnFail::ForgetClientStatement(client) => {
-                self.statements.remove(&client);
-            }
             OnFail::ForgetStatement { client, server } => {
                 self.statements.remove(&client);
                 self.server_mut().obj.prepared.forget(&server);
             }
+            OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
+            OnFail::ProbeLost(server) => self.probe_lost(&server),
+            OnFail::Revalidates(_) => {}
         }
     }
 }

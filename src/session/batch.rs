@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::caching::cacheable_statement;
+use super::caching::{Execution, cacheable_statement};
 use super::queue::Entry;
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
@@ -79,7 +79,8 @@ impl Session {
         if !self.cache_usable() {
             return Plan::Forward;
         }
-        let mut parses: Vec<(Bytes, Bytes)> = Vec::new();
+        // (name, text, parameter types) of each Parse in the batch.
+        let mut parses: Vec<(Bytes, Bytes, Vec<u32>)> = Vec::new();
         let mut bind = None;
         let mut describe = false;
         let mut executed = false;
@@ -90,7 +91,7 @@ impl Session {
                     if !p.name.is_empty() && (!self.renaming() || self.statements.contains(p.name)) {
                         return Plan::Forward;
                     }
-                    parses.push((Bytes::copy_from_slice(p.name), Bytes::copy_from_slice(p.query)));
+                    parses.push((Bytes::copy_from_slice(p.name), Bytes::copy_from_slice(p.query), p.param_types));
                 }
                 (tag::BIND, false, false) => bind = Some(f),
                 (tag::DESCRIBE, true, false) if !describe => {
@@ -112,17 +113,18 @@ impl Session {
         }
         let (Some(bind), true) = (bind, executed) else { return Plan::Forward };
         let Some(b) = frontend::bind(bind.body()) else { return Plan::Forward };
-        let text = match parses.iter().rev().find(|(name, _)| name.as_ref() == b.statement) {
-            Some((_, query)) => query.clone(),
+        let (text, param_types, shape) = match parses.iter().rev().find(|(name, ..)| name.as_ref() == b.statement) {
+            Some((_, query, types)) => (query.clone(), types.clone(), None),
             None if b.statement.is_empty() => return Plan::Forward,
             None => match self.statements.get(b.statement) {
-                Some(stmt) => stmt.query.clone(),
+                Some(stmt) => (stmt.query.clone(), stmt.param_types.clone(), stmt.shape.as_ref().map(|s| s.rows)),
                 None => return Plan::Forward,
             },
         };
+        let exec = Execution { bind_tail: b.params_and_formats, param_types: &param_types, shape };
         let Ok(text_str) = std::str::from_utf8(&text) else { return Plan::Forward };
         if self.policy.is_none()
-            && let Some(entry) = self.cached_answer(&text, Some(b.params_and_formats))
+            && let Some(entry) = self.cached_answer(&text, Some(exec))
         {
             return hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit);
         }
@@ -134,7 +136,7 @@ impl Session {
         let Some(s) = cacheable_statement(&verdict.analysis, self.shared.config.cache.catalogs) else {
             return Plan::Forward;
         };
-        match self.cache_lookup(&text, s, Some(b.params_and_formats)).await {
+        match self.cache_lookup(&text, s, Some(exec)).await {
             Lookup::Hit(entry) => hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit),
             Lookup::Fill(recorder) => Plan::Fill(recorder),
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,

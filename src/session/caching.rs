@@ -31,6 +31,18 @@ impl Owed {
     }
 }
 
+/// What identifies an extended-protocol execution besides the statement text.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Execution<'a> {
+    /// The Bind body after the portal and statement names (formats, values, result formats).
+    pub bind_tail: &'a [u8],
+    /// The parameter types the statement was prepared with.
+    pub param_types: &'a [u32],
+    /// The result shape the client knows a named statement by (see `shapes`): answers
+    /// recorded for another shape are not this client's.
+    pub shape: Option<u64>,
+}
+
 /// The cacheable statement of `analysis`, if there is exactly one and it qualifies.
 pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Option<&StatementAnalysis> {
     let [s] = analysis.statements.as_slice() else { return None };
@@ -58,12 +70,12 @@ impl Session {
     }
 
     /// Look a statement's answer up (waiting for a concurrent fill of the same key if there is
-    /// one). `bind_tail` is the Bind body after the portal and statement names (extended).
+    /// one). `exec`: what else identifies an extended-protocol execution (`None`: simple Query).
     pub(super) async fn cache_lookup(
         &mut self,
         text: &[u8],
         s: &StatementAnalysis,
-        bind_tail: Option<&[u8]>,
+        exec: Option<Execution<'_>>,
     ) -> Lookup {
         let cache = &self.shared.cache;
         let Ok(text_str) = std::str::from_utf8(text) else { return Lookup::Bypass };
@@ -94,7 +106,7 @@ impl Session {
             }
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
-        let key = self.cache_key(text, bind_tail);
+        let key = self.cache_key(text, exec);
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
         match cache.lookup(key, &spec) {
             Lookup::Wait(waiter) => cache.wait(waiter, key, &spec).await,
@@ -102,15 +114,18 @@ impl Session {
         }
     }
 
-    /// The key of `text`'s answer for this session (`bind_tail`: see [`Self::cache_lookup`]).
-    fn cache_key(&self, text: &[u8], bind_tail: Option<&[u8]>) -> CacheKey {
+    /// The key of `text`'s answer for this session (`exec`: see [`Self::cache_lookup`]).
+    fn cache_key(&self, text: &[u8], exec: Option<Execution<'_>>) -> CacheKey {
         let seed = self.shared.cache.seed();
-        let protocol = if bind_tail.is_some() { Protocol::Extended } else { Protocol::Simple };
+        let protocol = if exec.is_some() { Protocol::Extended } else { Protocol::Simple };
         let digest = SettingsDigest::new(seed, self.wanted.iter());
         let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
         let mut builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
-        if let Some(tail) = bind_tail {
-            builder = builder.bind_tail(tail);
+        if let Some(exec) = exec {
+            builder = builder.bind_tail(exec.bind_tail).param_types(exec.param_types);
+            if let Some(shape) = exec.shape {
+                builder = builder.result_shape(shape);
+            }
         }
         builder.finish()
     }
@@ -121,8 +136,8 @@ impl Session {
     /// was filled, and neither the analysis of a text nor the rules (`cache.rules`,
     /// `cache.catalogs`) change while the process runs. A miss takes the long way
     /// ([`Self::cache_lookup`]), which counts it.
-    pub(super) fn cached_answer(&self, text: &[u8], bind_tail: Option<&[u8]>) -> Option<Arc<CachedResult>> {
-        self.shared.cache.peek(&self.cache_key(text, bind_tail))
+    pub(super) fn cached_answer(&self, text: &[u8], exec: Option<Execution<'_>>) -> Option<Arc<CachedResult>> {
+        self.shared.cache.peek(&self.cache_key(text, exec))
     }
 
     /// The answer to a simple Query from a hit: the recorded frames, then ReadyForQuery.

@@ -1,11 +1,13 @@
 //! Extended-protocol messages that name statements: Parse (checked against the policy, LIMIT
 //! applied, named statements renamed to shared server statements in transaction mode), Bind and
-//! Describe (re-preparing on a server that lacks the statement), Close (answered locally for a
-//! renamed statement), and SQL `DEALLOCATE` of a renamed statement.
+//! Describe (re-preparing on a server that lacks the statement, with the result-shape check of
+//! `shapes`), Close (answered locally for a renamed statement), and SQL `DEALLOCATE` of a
+//! renamed statement.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::queue::{Entry, Kind, OnFail};
+use super::shapes::Gate;
 use super::statements::Statement;
 use super::{Flow, Session};
 use crate::config::PoolMode;
@@ -87,21 +89,10 @@ impl Session {
         }
         let mut stmt = Statement::new(&query, &p.param_types);
         stmt.seq = self.syncs_sent;
+        // Prepared afresh even if this connection holds it: a copy from before a schema change
+        // would give the client the old result type (Postgres analyzes every Parse anew).
         self.statements.insert(name.clone(), stmt.clone());
-        let prepared = &mut self.server_mut().obj.prepared;
-        if prepared.touch(&stmt.server_name) {
-            let mut out = BytesMut::new();
-            build::parse_complete(&mut out);
-            self.queue.push(Entry::Local { bytes: out.freeze(), on_fail: OnFail::ForgetClientStatement(name) });
-        } else {
-            prepared.insert(stmt.server_name.clone());
-            self.to_server.extend_from_slice(&stmt.parse);
-            self.queue.push(Entry::Server {
-                kind: Kind::Parse,
-                forward: true,
-                on_fail: OnFail::ForgetStatement { client: name, server: stmt.server_name },
-            });
-        }
+        self.prepare_copy(&stmt, Some(name));
         Flow::Continue
     }
 
@@ -111,6 +102,12 @@ impl Session {
         };
         self.unsynced = true;
         let known = if b.statement.is_empty() { None } else { self.statements.get(b.statement).cloned() };
+        if let Some(stmt) = known.as_ref().filter(|_| self.renaming()) {
+            match self.gate(frame, stmt, false) {
+                Gate::Go => {}
+                Gate::Parked | Gate::Done => return Flow::Continue,
+            }
+        }
         // What runs: note its writes (invalidated at commit) and settings.
         let text = match &known {
             Some(stmt) => Some(stmt.query.clone()),
@@ -148,7 +145,6 @@ impl Session {
             return Flow::Continue;
         }
         if let Some(stmt) = &stmt {
-            self.ensure_prepared(stmt);
             self.remember_rename(&stmt.server_name, b.statement);
         }
         let statement = stmt.as_ref().map_or(b.statement, |s| &s.server_name[..]);
@@ -163,7 +159,8 @@ impl Session {
         out.put_slice(params_and_formats);
         patch_len(&mut out);
         self.to_server.extend_from_slice(&out);
-        self.queue.push(Entry::forward(Kind::Bind));
+        let on_fail = stmt.map_or(OnFail::Nothing, |s| OnFail::Revalidates(s.server_name));
+        self.queue.push(Entry::Server { kind: Kind::Bind, forward: true, on_fail });
         Flow::Continue
     }
 
@@ -181,7 +178,10 @@ impl Session {
             self.forward(frame, Entry::forward(Kind::Describe));
             return Flow::Continue;
         };
-        self.ensure_prepared(&stmt);
+        match self.gate(frame, &stmt, true) {
+            Gate::Go => {}
+            Gate::Parked | Gate::Done => return Flow::Continue,
+        }
         self.remember_rename(&stmt.server_name, d.name);
         let mut out = BytesMut::new();
         out.put_u8(tag::DESCRIBE);
@@ -191,7 +191,8 @@ impl Session {
         out.put_u8(0);
         patch_len(&mut out);
         self.to_server.extend_from_slice(&out);
-        self.queue.push(Entry::forward(Kind::Describe));
+        let on_fail = OnFail::Revalidates(stmt.server_name);
+        self.queue.push(Entry::Server { kind: Kind::Describe, forward: true, on_fail });
         Flow::Continue
     }
 
@@ -240,21 +241,6 @@ impl Session {
         out.put_slice(&body[end..]);
         patch_len(&mut out);
         Some(out.freeze())
-    }
-
-    /// Make sure the current server has `stmt`, injecting its Parse (answer dropped) if not.
-    fn ensure_prepared(&mut self, stmt: &Statement) {
-        let prepared = &mut self.server_mut().obj.prepared;
-        if prepared.touch(&stmt.server_name) {
-            return;
-        }
-        prepared.insert(stmt.server_name.clone());
-        self.to_server.extend_from_slice(&stmt.parse);
-        self.queue.push(Entry::Server {
-            kind: Kind::Parse,
-            forward: false,
-            on_fail: OnFail::ForgetServerStatement(stmt.server_name.clone()),
-        });
     }
 
     /// The renamed client statement a `DEALLOCATE [PREPARE] name` text refers to, if any.

@@ -40,7 +40,8 @@ impl Session {
     /// Handle every whole frame the client has sent.
     pub(super) async fn on_client_data(&mut self) -> Result<Flow, SessionError> {
         let max = self.shared.config.limits.max_message_size.as_u64() as usize;
-        loop {
+        // Parked (see `shapes`): the rest waits in the buffer, which bounds it.
+        while !self.is_parked() {
             let frame = match take_frame(&mut self.client_rbuf, max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -76,6 +77,8 @@ impl Session {
 
     /// Handle one frame now (no gathering).
     pub(super) async fn process(&mut self, frame: Frame) -> Result<Flow, SessionError> {
+        // Parked (see `shapes`): held, in order, until the proxy's Describe is answered.
+        let Some(frame) = self.park_behind(frame) else { return Ok(Flow::Continue) };
         let t = frame.tag();
         if self.skip_until_sync {
             if t == tag::SYNC {

@@ -53,12 +53,21 @@ impl Session {
         sql::cap_bind_params(tail, &sql::param_caps(self.policy.as_deref(), text))
     }
 
-    /// Report a refusal in queue order. In an open transaction the server's transaction is
-    /// failed too, so the client sees exactly what Postgres would show after an error.
+    /// Report a refusal in queue order (see [`Session::fail_statement`]).
     /// `simple`: a Query (answered with ReadyForQuery); else an extended message (the rest of
     /// the batch is skipped until Sync).
     pub(super) fn refuse_statement(&mut self, refusal: &Refusal, simple: bool) {
         info!(pool = %self.key, policy = self.policy.as_ref().map(|p| p.name()), sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        let mut out = BytesMut::new();
+        build::error_response(&mut out, Severity::Error, refusal.sqlstate, &refusal.message);
+        self.fail_statement(out, simple);
+    }
+
+    /// Answer a statement the proxy fails itself with `reply` (ending in its ErrorResponse), in
+    /// queue order. In an open transaction the server's transaction is failed too, so the
+    /// client sees exactly what Postgres would show after an error. `simple`: as for
+    /// [`Session::refuse_statement`].
+    pub(super) fn fail_statement(&mut self, mut reply: BytesMut, simple: bool) {
         // A cache fill armed for this exchange (a gathered batch) has no answer to record.
         self.fill = None;
         let in_transaction = self.tx_status != b'I' || self.unsynced;
@@ -67,16 +76,16 @@ impl Session {
             build::query(&mut out, ABORT_TRANSACTION);
             self.to_server.extend_from_slice(&out);
             self.queue.push(Entry::Server { kind: Kind::Query, forward: false, on_fail: OnFail::Nothing });
+            // Its ReadyForQuery counts in `syncs_done` like any other.
+            self.syncs_sent += 1;
         }
-        let mut out = BytesMut::new();
-        build::error_response(&mut out, Severity::Error, refusal.sqlstate, &refusal.message);
         if simple {
             let status = if self.tx_status == b'I' { b'I' } else { b'E' };
-            build::ready_for_query(&mut out, status);
+            build::ready_for_query(&mut reply, status);
         } else {
             self.skip_until_sync = true;
         }
-        self.queue.push(Entry::Synth(out.freeze()));
+        self.queue.push(Entry::Synth(reply.freeze()));
     }
 
     /// NoticeResponses telling the client its result was limited.

@@ -114,6 +114,7 @@ pub async fn login(
         unsynced: false,
         skip_until_sync: false,
         pinned: false,
+        parked: None,
         policy,
         no_cache: false,
         owed: Default::default(),

@@ -14,6 +14,7 @@
 //! - [`params`]: the parameters that must follow a client across server connections.
 //! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
 //! - [`statements`]: a client's named prepared statements and their shared server names.
+//! - [`shapes`]: result shapes of shared statements; 0A000 when one changed under a client.
 //!
 //! In transaction mode the session holds a server connection from the client's first message
 //! until the server reports ReadyForQuery `I` with nothing else outstanding; in session mode
@@ -29,6 +30,7 @@ mod guard;
 pub mod login;
 pub mod params;
 mod queue;
+pub mod shapes;
 pub mod statements;
 
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct Shared {
     pub costs: Arc<cost::CostEstimates>,
     /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
     pub prepared_ok: moka::sync::Cache<u64, ()>,
+    /// Latest known result shapes of shared server statements (see [`shapes`]).
+    pub shapes: shapes::ShapeRegistry,
     /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
     pub listeners: Arc<crate::invalidate::Listeners>,
 }
@@ -156,6 +160,9 @@ pub struct Session {
     syncs_done: u64,
     /// The client did something that ties it to its server connection (e.g. LISTEN).
     pinned: bool,
+    /// Client messages held until the proxy's Describe of a statement is answered (see
+    /// `shapes`); `None` when not parked.
+    parked: Option<std::collections::VecDeque<crate::wire::Frame>>,
     /// Parameters this client has set (startup, SET, reported changes).
     wanted: ParamSet,
     /// SETs of unreported parameters waiting for their transaction to end.

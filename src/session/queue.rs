@@ -35,8 +35,15 @@ pub enum OnFail {
         client: Bytes,
         server: Bytes,
     },
-    /// The client's Parse, answered by the proxy, was skipped: forget the client's name only.
-    ForgetClientStatement(Bytes),
+    /// A hidden Close of this stale server statement was skipped: the server still has it.
+    KeepStale(Bytes),
+    /// The hidden Describe after a Parse of this server statement got no answer: if the Parse
+    /// itself succeeded, the statement's shape is unknown, so it is not used again.
+    ProbeLost(Bytes),
+    /// A Bind or Describe of this renamed server statement: Postgres revalidates it, and a
+    /// 0A000 (result type changed) means the statement is stale on this connection. Skipped:
+    /// nothing to undo.
+    Revalidates(Bytes),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +52,12 @@ pub enum Entry {
     Server { kind: Kind, forward: bool, on_fail: OnFail },
     /// The proxy answers with these bytes when the entry reaches the head.
     Synth(Bytes),
-    /// Like `Synth`, for a message with an effect to undo if Postgres would have skipped it
-    /// (an error earlier in the same batch).
-    Local { bytes: Bytes, on_fail: OnFail },
     /// The client ended a COPY FROM STDIN here (CopyDone / CopyFail): a boundary, no reply.
     CopyEnd,
+    /// The proxy's own Describe of a server statement it just sent a Parse for (answer dropped,
+    /// recorded as the statement's result shape; see `shapes`). `params` keeps the
+    /// ParameterDescription until the RowDescription / NoData completes it.
+    Probe { server: Bytes, params: Option<Bytes> },
 }
 
 impl Entry {
@@ -103,6 +111,15 @@ impl ReplyQueue {
         self.entries.front()
     }
 
+    pub fn head_mut(&mut self) -> Option<&mut Entry> {
+        self.entries.front_mut()
+    }
+
+    /// Is a Describe of the proxy's own still unanswered?
+    pub fn holds_probe(&self) -> bool {
+        self.entries.iter().any(|e| matches!(e, Entry::Probe { .. }))
+    }
+
     pub fn pop(&mut self) -> Option<Entry> {
         self.entries.pop_front()
     }
@@ -114,8 +131,8 @@ impl ReplyQueue {
     /// Pop the Synth entries (and COPY boundaries) now at the head, in order.
     pub fn take_ready_synth(&mut self) -> Vec<Bytes> {
         let mut out = Vec::new();
-        while let Some(Entry::Synth(_) | Entry::Local { .. } | Entry::CopyEnd) = self.entries.front() {
-            if let Some(Entry::Synth(bytes) | Entry::Local { bytes, .. }) = self.entries.pop_front() {
+        while let Some(Entry::Synth(_) | Entry::CopyEnd) = self.entries.front() {
+            if let Some(Entry::Synth(bytes)) = self.entries.pop_front() {
                 out.push(bytes);
             }
         }
@@ -148,10 +165,12 @@ impl ReplyQueue {
             if matches!(entry, Entry::Server { kind: Kind::Sync, .. }) {
                 break;
             }
-            if let Some(Entry::Server { on_fail, .. } | Entry::Local { on_fail, .. }) = self.entries.pop_front() {
-                if on_fail != OnFail::Nothing {
+            match self.entries.pop_front() {
+                Some(Entry::Server { on_fail, .. }) if on_fail != OnFail::Nothing => {
                     undo.push(on_fail);
                 }
+                Some(Entry::Probe { server, .. }) => undo.push(OnFail::ProbeLost(server)),
+                _ => {}
             }
         }
         undo
@@ -162,7 +181,7 @@ impl ReplyQueue {
     pub fn is_quiet(&self) -> bool {
         self.entries.iter().all(|e| match e {
             Entry::Server { kind, .. } => matches!(kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
-            Entry::Synth(_) | Entry::Local { .. } | Entry::CopyEnd => true,
+            Entry::Synth(_) | Entry::CopyEnd | Entry::Probe { .. } => true,
         })
     }
 
@@ -208,6 +227,17 @@ mod tests {
         assert_eq!(undo, vec![OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))]);
         assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
         assert_eq!(q.pending_ready(), 1);
+    }
+
+    #[test]
+    fn a_skipped_probe_is_reported_lost() {
+        let mut q = ReplyQueue::default();
+        q.push(Entry::forward(Kind::Bind));
+        q.push(Entry::Probe { server: Bytes::from_static(b"s1"), params: None });
+        assert!(q.holds_probe());
+        q.push(Entry::forward(Kind::Sync));
+        assert_eq!(q.fail_until_sync(), vec![OnFail::ProbeLost(Bytes::from_static(b"s1"))]);
+        assert!(!q.holds_probe());
     }
 
     #[test]

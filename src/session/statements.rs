@@ -6,12 +6,15 @@
 //! may use; each server connection tracks what it has in a bounded LRU
 //! ([`crate::server::prepared::PreparedSet`]). When a client's Bind/Describe lands on a server
 //! that lacks the statement, the session injects the Parse first and drops its ParseComplete.
+//! Each client statement also keeps the result shape it was prepared with (see `shapes`), since
+//! the shared server statements it runs on may have been prepared before or after a change.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::server::prepared::Shape;
 use crate::wire::build;
 
 /// A client's prepared statement, as the server knows it.
@@ -23,9 +26,15 @@ pub struct Statement {
     pub server_name: Bytes,
     /// A ready-to-send Parse under the server name.
     pub parse: Bytes,
+    /// The parameter types it was prepared with (part of its cache keys).
+    pub param_types: Vec<u32>,
     /// Syncs the client had sent when it parsed this: until that many + 1 have completed, an
     /// earlier error in the pipeline may still make Postgres skip the Parse.
     pub seq: u64,
+    /// The result shape this statement has for the client: what the server described after the
+    /// client's Parse, or after the Parse sent at its first use when the client's Parse was
+    /// answered without a server. `None`: not known yet.
+    pub shape: Option<Shape>,
 }
 
 impl Statement {
@@ -33,7 +42,14 @@ impl Statement {
         let server_name = server_name(query, param_types);
         let mut parse = BytesMut::with_capacity(query.len() + 32);
         build::parse(&mut parse, &server_name, query, param_types);
-        Statement { query: Bytes::copy_from_slice(query), server_name, parse: parse.freeze(), seq: 0 }
+        Statement {
+            query: Bytes::copy_from_slice(query),
+            server_name,
+            parse: parse.freeze(),
+            param_types: param_types.to_vec(),
+            seq: 0,
+            shape: None,
+        }
     }
 }
 
@@ -72,6 +88,16 @@ impl ClientStatements {
 
     pub fn clear(&mut self) {
         self.by_name.clear();
+    }
+
+    /// A server statement was described: statements of this client that run on it and have
+    /// no shape yet take this one.
+    pub fn adopt_all(&mut self, server_name: &[u8], shape: &Shape) {
+        for stmt in self.by_name.values_mut() {
+            if stmt.shape.is_none() && stmt.server_name == server_name {
+                stmt.shape = Some(shape.clone());
+            }
+        }
     }
 }
 

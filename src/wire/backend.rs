@@ -86,6 +86,37 @@ pub fn backend_key(body: &[u8]) -> Option<(i32, i32)> {
     Some((pid, secret))
 }
 
+/// A fingerprint of what a RowDescription (or NoData) says about a statement's result type: each
+/// column's name, type OID and type modifier — what Postgres compares before it reports
+/// `cached plan must not change result type`. Table OIDs, column numbers and formats are left
+/// out (a table dropped and re-created with the same columns is the same result type).
+/// `None` for a malformed RowDescription or another message.
+pub fn result_shape(tag: u8, body: &[u8]) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    match tag {
+        tag::NO_DATA => {
+            b"no data".hash(&mut h);
+            return Some(h.finish());
+        }
+        tag::ROW_DESCRIPTION => {}
+        _ => return None,
+    }
+    let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
+    count.hash(&mut h);
+    let mut rest = &body[2..];
+    for _ in 0..count {
+        let (name, after) = split_cstr(rest)?;
+        // table OID (4), column number (2), type OID (4), type length (2), modifier (4), format (2)
+        let fixed = after.get(..18)?;
+        name.hash(&mut h);
+        fixed[6..10].hash(&mut h);
+        fixed[12..16].hash(&mut h);
+        rest = &after[18..];
+    }
+    Some(h.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +135,29 @@ mod tests {
         assert_eq!(ready_status(b"T"), Some(b'T'));
         assert_eq!(ready_status(b"X"), None);
         assert_eq!(parameter_status(b"TimeZone\0UTC\0"), Some(("TimeZone", "UTC")));
+    }
+
+    #[test]
+    fn result_shapes_see_names_types_and_modifiers_only() {
+        fn row(name: &str, table: u32, ty: u32, typmod: i32, format: i16) -> Vec<u8> {
+            let mut b = 1u16.to_be_bytes().to_vec();
+            b.extend_from_slice(name.as_bytes());
+            b.push(0);
+            b.extend_from_slice(&table.to_be_bytes());
+            b.extend_from_slice(&1i16.to_be_bytes());
+            b.extend_from_slice(&ty.to_be_bytes());
+            b.extend_from_slice(&4i16.to_be_bytes());
+            b.extend_from_slice(&typmod.to_be_bytes());
+            b.extend_from_slice(&format.to_be_bytes());
+            b
+        }
+        let shape = |b: Vec<u8>| result_shape(tag::ROW_DESCRIPTION, &b).unwrap();
+        let base = shape(row("v", 16384, 23, -1, 0));
+        assert_eq!(base, shape(row("v", 99999, 23, -1, 1)), "table OID and format do not count");
+        assert_ne!(base, shape(row("v", 16384, 20, -1, 0)), "int4 -> int8");
+        assert_ne!(base, shape(row("w", 16384, 23, -1, 0)), "renamed");
+        assert_ne!(base, shape(row("v", 16384, 23, 8, 0)), "modifier");
+        assert_ne!(base, result_shape(tag::NO_DATA, b"").unwrap());
+        assert_eq!(result_shape(tag::ROW_DESCRIPTION, &row("v", 1, 23, -1, 0)[..10]), None);
     }
 }

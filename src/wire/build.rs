@@ -38,6 +38,12 @@ impl Severity {
 
 /// ErrorResponse with severity, SQLSTATE and message (the fields every client reads).
 pub fn error_response(out: &mut BytesMut, severity: Severity, code: &str, message: &str) {
+    error_response_with(out, severity, code, message, &[]);
+}
+
+/// ErrorResponse with more fields after the message, e.g. `(b'R', routine)` for an error that
+/// drivers recognize by the server function that raised it.
+pub fn error_response_with(out: &mut BytesMut, severity: Severity, code: &str, message: &str, more: &[(u8, &str)]) {
     put_frame(out, b'E', |b| {
         b.put_u8(b'S');
         put_cstr(b, severity.as_str().as_bytes());
@@ -47,6 +53,10 @@ pub fn error_response(out: &mut BytesMut, severity: Severity, code: &str, messag
         put_cstr(b, code.as_bytes());
         b.put_u8(b'M');
         put_cstr(b, message.as_bytes());
+        for (field, value) in more {
+            b.put_u8(*field);
+            put_cstr(b, value.as_bytes());
+        }
         b.put_u8(0);
     });
 }
@@ -123,6 +133,24 @@ pub fn close(out: &mut BytesMut, kind: u8, name: &[u8]) {
 
 pub fn sync(out: &mut BytesMut) {
     put_frame(out, b'S', |_| {});
+}
+
+/// Describe message for a statement (`b'S'`) or portal (`b'P'`).
+pub fn describe(out: &mut BytesMut, kind: u8, name: &[u8]) {
+    put_frame(out, b'D', |b| {
+        b.put_u8(kind);
+        put_cstr(b, name);
+    });
+}
+
+/// Flush message: the server sends what it has buffered without waiting for a Sync.
+pub fn flush(out: &mut BytesMut) {
+    put_frame(out, b'H', |_| {});
+}
+
+/// NoData (a Describe of something that returns no rows).
+pub fn no_data(out: &mut BytesMut) {
+    put_frame(out, b'n', |_| {});
 }
 
 /// Terminate message.

@@ -25,6 +25,11 @@ impl Msg {
         field(&self.body, b'M')
     }
 
+    /// Any field of an ErrorResponse / NoticeResponse, e.g. `b'R'` (routine).
+    pub fn field(&self, kind: u8) -> Option<String> {
+        field(&self.body, kind)
+    }
+
     /// A comparable summary: tag plus what matters of the body (errors by code and message,
     /// rows and tags verbatim; statement-specific bits such as backend pids are not involved).
     pub fn summary(&self) -> String {
@@ -79,6 +84,12 @@ impl RawClient {
 
     pub fn parse(&mut self, name: &str, sql: &str) -> &mut Self {
         frontend::parse(name, sql, std::iter::empty(), &mut self.out).unwrap();
+        self
+    }
+
+    /// Parse with declared parameter types (OIDs).
+    pub fn parse_typed(&mut self, name: &str, sql: &str, types: &[u32]) -> &mut Self {
+        frontend::parse(name, sql, types.iter().copied(), &mut self.out).unwrap();
         self
     }
 

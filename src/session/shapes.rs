@@ -1,0 +1,341 @@
+//! Result shapes of shared server statements, and the answer Postgres gives when one changes.
+//!
+//! Directly against Postgres, a prepared statement whose result type changed after it was
+//! prepared (an ALTER TABLE between two executions) fails at Bind and Describe with 0A000
+//! `cached plan must not change result type` on the connection that prepared it, and drivers
+//! that cache row descriptions (asyncpg, pgjdbc) drop theirs and prepare again. Under
+//! transaction pooling a client's statement runs on whichever server connection it lands on,
+//! where the shared statement may have been prepared before the change or after it. So:
+//!
+//! - every Parse pgcached sends of a shared statement is followed by its own Describe of it (a
+//!   *probe*, answer dropped): the result shape of that server copy
+//!   ([`crate::server::prepared::Shape`]);
+//! - a client statement keeps the shape it was prepared with: the probe after its own Parse
+//!   (always sent to the server: Postgres analyzes every Parse anew), or after a fresh Parse at
+//!   its first use when its Parse was answered without a server. At Bind / Describe on a copy
+//!   with another shape, Postgres would have refused the statement: pgcached answers 0A000
+//!   itself, and fails the server-side transaction the way the error would have;
+//! - when the connection lacks the statement (or its copy is in doubt) and the client's shape is
+//!   known, the Parse and probe are sent with a Flush and the client's messages wait — the
+//!   session is *parked* — until the probe is answered, so the comparison is made before
+//!   anything runs. This costs one round trip per statement a connection prepares;
+//! - what one connection learns — a new shape from a probe, or a 0A000 from Postgres itself —
+//!   goes into a [`ShapeRegistry`] shared by all sessions, so copies on other connections that
+//!   predate the change are closed and prepared again rather than failing in turn.
+//!
+//! Steady state (statements already prepared everywhere, no schema change) costs one atomic
+//! load and one integer comparison per Bind.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use tracing::debug;
+
+use super::queue::{Entry, Kind, OnFail};
+use super::statements::Statement;
+use super::{Flow, Session, SessionError};
+use crate::server::prepared::{Held, Shape};
+use crate::wire::Frame;
+use crate::wire::backend::{self, tag};
+use crate::wire::build::{self, Severity};
+
+/// Shapes remembered across sessions; beyond this the registry starts over (what it forgets
+/// only delays detection until Postgres itself reports the change).
+const MAX_KNOWN: usize = 100_000;
+
+/// What Postgres says when a prepared statement's result type changed.
+const CHANGED_MESSAGE: &str = "cached plan must not change result type";
+
+/// Where Postgres says it: drivers recognize the error by its routine (asyncpg turns it into
+/// `InvalidCachedStatementError` and prepares again; pgjdbc likewise), not by the message,
+/// which may be translated.
+const CHANGED_SOURCE: [(u8, &str); 2] = [(b'F', "plancache.c"), (b'R', "RevalidateCachedQuery")];
+
+/// The latest known result shape of each shared server statement, per database, role and
+/// search_path (the key of [`Session::prepared_ok_key`]).
+#[derive(Debug, Default)]
+pub struct ShapeRegistry {
+    /// Bumped whenever a known shape changes: a copy checked at the current generation is
+    /// current without a look-up.
+    generation: AtomicU64,
+    known: Mutex<HashMap<u64, Known>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// The last Describe of this statement anywhere said this.
+    Rows(u64),
+    /// Postgres refused a copy: its result type changed, to what is not known yet.
+    Changed,
+}
+
+impl ShapeRegistry {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Known>> {
+        self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// May a copy described as `rows` still be used? (Yes when nothing is known.)
+    fn current(&self, key: u64, rows: u64) -> bool {
+        self.known().get(&key).is_none_or(|k| *k == Known::Rows(rows))
+    }
+
+    /// Is `rows` the latest shape known?
+    fn confirms(&self, key: u64, rows: u64) -> bool {
+        self.known().get(&key) == Some(&Known::Rows(rows))
+    }
+
+    /// A fresh Describe said `rows`. Returns the generation at which that is current.
+    fn learn(&self, key: u64, rows: u64) -> u64 {
+        let mut known = self.known();
+        match known.get(&key) {
+            Some(Known::Rows(r)) if *r == rows => {}
+            None => {
+                if known.len() >= MAX_KNOWN {
+                    known.clear();
+                }
+                known.insert(key, Known::Rows(rows));
+            }
+            Some(_) => {
+                known.insert(key, Known::Rows(rows));
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        self.generation()
+    }
+
+    /// Postgres refused a copy described as `rows`: copies with that shape are stale.
+    fn changed(&self, key: u64, rows: u64) {
+        let mut known = self.known();
+        if known.get(&key).is_none_or(|k| *k == Known::Rows(rows)) {
+            known.insert(key, Known::Changed);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// What to do with a client's Bind or Describe of a renamed statement.
+pub(super) enum Gate {
+    /// Send it: the connection has the statement with the client's shape (or a Parse of it is
+    /// on its way).
+    Go,
+    /// Wait: the session is parked until the probe is answered; the message is parked with it.
+    Parked,
+    /// Answered by the proxy (0A000): nothing to send.
+    Done,
+}
+
+impl Session {
+    /// The state of server statement `server` on this connection, checked against what the
+    /// registry knows: a copy that predates a known change is marked stale.
+    pub(super) fn held(&mut self, server: &Bytes) -> Held {
+        let generation = self.shared.shapes.generation();
+        let held = self.server_mut().obj.prepared.get(server);
+        let Held::Described { rows, checked } = held else { return held };
+        if checked == generation {
+            return held;
+        }
+        let key = self.prepared_ok_key(server);
+        let prepared = &mut self.server.as_mut().expect("the session holds a server here").obj.prepared;
+        if self.shared.shapes.current(key, rows) {
+            prepared.confirm(server, generation);
+            Held::Described { rows, checked: generation }
+        } else {
+            debug!(statement = %String::from_utf8_lossy(server), "prepared statement predates a result type change: preparing it again");
+            prepared.mark_stale(server);
+            Held::Stale
+        }
+    }
+
+    /// Send a Parse of `stmt` under its server name (after a Close of the copy this connection
+    /// has, if any) and the probe after it. `client`: the client's own Parse under that name
+    /// (answer forwarded); `None`: injected (answer dropped).
+    pub(super) fn prepare_copy(&mut self, stmt: &Statement, client: Option<Bytes>) {
+        let server = stmt.server_name.clone();
+        let prepared = &mut self.server_mut().obj.prepared;
+        prepared.mark_stale(&server);
+        let close = prepared.take_stale(&server);
+        prepared.insert(server.clone());
+        if close {
+            build::close(&mut self.to_server, b'S', &server);
+            self.queue.push(Entry::Server {
+                kind: Kind::Close,
+                forward: false,
+                on_fail: OnFail::KeepStale(server.clone()),
+            });
+        }
+        self.to_server.extend_from_slice(&stmt.parse);
+        let (forward, on_fail) = match client {
+            Some(client) => (true, OnFail::ForgetStatement { client, server: server.clone() }),
+            None => (false, OnFail::ForgetServerStatement(server.clone())),
+        };
+        self.queue.push(Entry::Server { kind: Kind::Parse, forward, on_fail });
+        build::describe(&mut self.to_server, b'S', &server);
+        self.queue.push(Entry::Probe { server, params: None });
+    }
+
+    /// Before a Bind (`describe`: a Describe) of the client's renamed statement `stmt` is sent
+    /// in `frame`: make sure this connection has the statement with the shape the client knows,
+    /// or answer as Postgres would.
+    pub(super) fn gate(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Gate {
+        let server = &stmt.server_name;
+        if self.tx_status == b'E' {
+            // Postgres refuses the message for the failed transaction before it looks at the
+            // plan; so does a Parse sent for it.
+            if !self.server_mut().obj.prepared.touch(server) {
+                self.prepare_copy(stmt, None);
+            }
+            return Gate::Go;
+        }
+        let want = stmt.shape.as_ref().map(|s| s.rows);
+        match (self.held(server), want) {
+            (Held::Described { .. }, None) => {
+                // First use of a statement parsed without a server (see `batch`): its shape is
+                // that of a fresh Parse — the copy here may predate a change nobody noticed.
+                self.prepare_copy(stmt, None);
+                Gate::Go
+            }
+            (Held::Described { rows, .. }, Some(want)) if rows == want => Gate::Go,
+            (Held::Described { rows, .. }, Some(_)) => {
+                if self.shared.shapes.confirms(self.prepared_ok_key(server), rows) {
+                    // This copy is current: the client's statement is the old one.
+                    self.refuse_changed_result(stmt, describe)
+                } else {
+                    // Which of the two is current is not known: ask this connection.
+                    self.prepare_copy(stmt, None);
+                    self.park(frame)
+                }
+            }
+            (Held::Pending, None) => Gate::Go,
+            (Held::Pending, Some(_)) => self.park(frame),
+            (Held::Absent | Held::Stale, want) => {
+                self.prepare_copy(stmt, None);
+                if want.is_some() { self.park(frame) } else { Gate::Go }
+            }
+        }
+    }
+
+    /// Answer the client's Bind / Describe of `stmt` the way Postgres answers a statement whose
+    /// result type changed since it was prepared.
+    fn refuse_changed_result(&mut self, stmt: &Statement, describe: bool) -> Gate {
+        let mut out = BytesMut::new();
+        if let Some(shape) = stmt.shape.as_ref().filter(|_| describe) {
+            // Describe sends the parameters first; a statement that returned no rows is
+            // described without being revalidated.
+            out.extend_from_slice(&shape.params);
+            if Some(shape.rows) == backend::result_shape(tag::NO_DATA, b"") {
+                build::no_data(&mut out);
+                self.queue.push(Entry::Synth(out.freeze()));
+                return Gate::Done;
+            }
+        }
+        debug!(pool = %self.key, statement = %String::from_utf8_lossy(&stmt.server_name), "result type changed since the client prepared its statement");
+        build::error_response_with(&mut out, Severity::Error, "0A000", CHANGED_MESSAGE, &CHANGED_SOURCE);
+        self.fail_statement(out, false);
+        Gate::Done
+    }
+
+    /// Hold `frame` and every client message after it until the probes in flight are answered.
+    fn park(&mut self, frame: &Frame) -> Gate {
+        build::flush(&mut self.to_server);
+        self.parked = Some(VecDeque::from([frame.clone()]));
+        Gate::Parked
+    }
+
+    /// Is the session waiting for a probe before it takes more client messages?
+    pub(super) fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// Hold `frame` too if the session is parked; gives it back otherwise.
+    pub(super) fn park_behind(&mut self, frame: Frame) -> Option<Frame> {
+        match &mut self.parked {
+            Some(parked) => {
+                parked.push_back(frame);
+                None
+            }
+            None => Some(frame),
+        }
+    }
+
+    /// The probes a parked session waited for are answered (or skipped, and then so is the
+    /// rest of the batch: `skip_until_sync` is set): take the held messages, then the client's.
+    pub(super) async fn unpark(&mut self) -> Result<Flow, SessionError> {
+        if !self.is_parked() || self.queue.holds_probe() {
+            return Ok(Flow::Continue);
+        }
+        for frame in self.parked.take().unwrap_or_default() {
+            // Parked again: `process` holds the rest.
+            if self.process(frame).await? == Flow::Close {
+                return Ok(Flow::Close);
+            }
+        }
+        if self.is_parked() {
+            return Ok(Flow::Continue);
+        }
+        self.on_client_data().await
+    }
+
+    /// A probe was answered with `frame` (RowDescription or NoData).
+    pub(super) fn probe_answered(&mut self, server: Bytes, params: Option<Bytes>, frame: &Frame) {
+        let Some(rows) = backend::result_shape(frame.tag(), frame.body()) else {
+            self.probe_lost(&server);
+            return;
+        };
+        let shape = Shape { rows, params: params.unwrap_or_default() };
+        let generation = self.shared.shapes.learn(self.prepared_ok_key(&server), rows);
+        self.server_mut().obj.prepared.described(&server, shape.clone(), generation);
+        self.statements.adopt_all(&server, &shape);
+    }
+
+    /// A probe got no answer: if its Parse succeeded, the copy's shape is unknown; it is not
+    /// used again.
+    pub(super) fn probe_lost(&mut self, server: &Bytes) {
+        let prepared = &mut self.server_mut().obj.prepared;
+        if prepared.get(server) == Held::Pending {
+            prepared.mark_stale(server);
+        }
+    }
+
+    /// A Bind or Describe of `server` failed with `frame`: a 0A000 means its result type
+    /// changed since it was prepared on this connection.
+    pub(super) fn revalidation_failed(&mut self, server: &Bytes, frame: &Frame) {
+        if backend::error_fields(frame.body()).code != "0A000" {
+            return;
+        }
+        debug!(pool = %self.key, statement = %String::from_utf8_lossy(server), "server statement refused: result type changed");
+        let key = self.prepared_ok_key(server);
+        if let Some(shape) = self.server_mut().obj.prepared.mark_stale(server) {
+            self.shared.shapes.changed(key, shape.rows);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_learns_shapes_and_bumps_its_generation_only_on_change() {
+        let r = ShapeRegistry::default();
+        assert!(r.current(1, 10), "nothing known: any copy may be used");
+        assert!(!r.confirms(1, 10));
+        assert_eq!(r.learn(1, 10), 0, "first shape: nothing to invalidate");
+        assert!(r.current(1, 10) && r.confirms(1, 10));
+        assert_eq!(r.learn(1, 10), 0);
+        assert_eq!(r.learn(1, 11), 1, "changed: copies checked before must look again");
+        assert!(!r.current(1, 10));
+        r.changed(1, 10);
+        assert_eq!(r.generation(), 1, "a refusal of an older shape changes nothing");
+        r.changed(1, 11);
+        assert_eq!(r.generation(), 2);
+        assert!(!r.current(1, 11) && !r.current(1, 12), "changed to something not known yet");
+        assert_eq!(r.learn(1, 12), 3);
+        assert!(r.current(1, 12));
+    }
+}
