@@ -22,6 +22,7 @@
 #                             (BENCH_MODES_<workload> overrides one workload)
 #   BENCH_TARGETS="direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool"
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
+#   BENCH_TTL=1h              cache.default_ttl of the pgcached targets (pgpool-II's entries never expire)
 #   PGCACHED_BIN=path         skip the release build and use this binary
 #   BENCH_WORKERS=N           limits.worker_threads for the pgcached targets (unset: pgcached's default)
 #   KEEP_WORK=1               keep logs in the temp dir
@@ -41,6 +42,9 @@ source "$ROOT/integration/lib.sh"
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 ROUNDS=${BENCH_ROUNDS:-1}
+# Entries must outlive the run, as pgpool-II's do (memqcache_expire = 0): the default 60s would
+# expire a warm pass's entries in the middle of a run and measure refills instead of hits.
+TTL=${BENCH_TTL:-1h}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
@@ -127,6 +131,7 @@ start_pgc() {
   http_listen: \"127.0.0.1:$a\"
 cache:
   enabled: $cache
+  default_ttl: $TTL
 $limits"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
     start_pgcached "$BIN" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
@@ -253,7 +258,10 @@ for t in $TARGETS; do
     case $t in
     direct) PORT[$t]=$PGPORT_DIRECT ;;
     pgcached-nocache) start_pgc "$t" false ;;
-    pgcached-cache) start_pgc "$t" true ;;
+    pgcached-cache)
+        start_pgc "$t" true
+        NOTE[$t]="cache.default_ttl = $TTL (BENCH_TTL), limits.worker_threads = ${BENCH_WORKERS:-default}"
+        ;;
     pgcached-cold) ;; # started fresh for each measurement
     pgbouncer)
         if command -v pgbouncer >/dev/null; then start_pgbouncer; else
