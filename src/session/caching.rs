@@ -114,11 +114,24 @@ impl Session {
         }
     }
 
+    /// The digest of this session's settings (part of every key), memoized until they change.
+    fn settings_digest(&self) -> SettingsDigest {
+        let generation = self.wanted.generation();
+        match self.digest_memo.get() {
+            Some((g, digest)) if g == generation => digest,
+            _ => {
+                let digest = SettingsDigest::new(self.shared.cache.seed(), self.wanted.iter());
+                self.digest_memo.set(Some((generation, digest)));
+                digest
+            }
+        }
+    }
+
     /// The key of `text`'s answer for this session (`exec`: see [`Self::cache_lookup`]).
     fn cache_key(&self, text: &[u8], exec: Option<Execution<'_>>) -> CacheKey {
         let seed = self.shared.cache.seed();
         let protocol = if exec.is_some() { Protocol::Extended } else { Protocol::Simple };
-        let digest = SettingsDigest::new(seed, self.wanted.iter());
+        let digest = self.settings_digest();
         let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
         let mut builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
         if let Some(exec) = exec {

@@ -165,6 +165,8 @@ pub struct Session {
     parked: Option<std::collections::VecDeque<crate::wire::Frame>>,
     /// Parameters this client has set (startup, SET, reported changes).
     wanted: ParamSet,
+    /// `wanted`'s cache-key digest, with the generation it was computed at.
+    digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
     /// SETs of unreported parameters waiting for their transaction to end.
     pending_sets: Vec<SetEffect>,
     /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).

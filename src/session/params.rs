@@ -35,26 +35,68 @@ fn norm(name: &str) -> String {
 }
 
 /// A set of parameter values keyed by lowercase name (the original spelling is kept for SQL).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default)]
 pub struct ParamSet {
     values: BTreeMap<String, (String, String)>,
+    /// Changes with every change of `values`, and no two sets ever share a value unless one is
+    /// a copy of the other with the same values (0: never changed, i.e. empty): what is derived
+    /// from a set can be memoized under it.
+    generation: u64,
 }
+
+impl PartialEq for ParamSet {
+    fn eq(&self, other: &ParamSet) -> bool {
+        self.values == other.values
+    }
+}
+
+impl Eq for ParamSet {}
+
+impl std::hash::Hash for ParamSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.values.hash(state);
+    }
+}
+
+/// Source of [`ParamSet::generation`] values, process-wide so they are never reused.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ParamSet {
     pub fn set(&mut self, name: &str, value: &str) {
         self.values.insert(norm(name), (name.to_string(), value.to_string()));
+        self.changed();
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.values.remove(&norm(name));
+        if self.values.remove(&norm(name)).is_some() {
+            self.changed();
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(&norm(name)).map(|(_, v)| v.as_str())
+        // Looked up per transaction: no allocation for names already in lower case.
+        let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.values.get(&norm(name))
+        } else {
+            self.values.get(name)
+        };
+        found.map(|(_, v)| v.as_str())
     }
 
     pub fn clear(&mut self) {
-        self.values.clear();
+        if !self.values.is_empty() {
+            self.values.clear();
+            self.changed();
+        }
+    }
+
+    /// See the field's doc.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn changed(&mut self) {
+        self.generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -148,6 +190,24 @@ pub fn set_value(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn generations_change_with_values_and_only_copies_share_one() {
+        let mut a = ParamSet::default();
+        let mut b = ParamSet::default();
+        assert_eq!(a.generation(), b.generation(), "both empty");
+        a.set("TimeZone", "UTC");
+        b.set("TimeZone", "Asia/Tokyo");
+        assert_ne!(a.generation(), b.generation());
+        let before = a.generation();
+        a.remove("timezone");
+        assert_ne!(a.generation(), before);
+        let copy = b.clone();
+        assert_eq!((copy.generation(), copy.get("timezone")), (b.generation(), Some("Asia/Tokyo")));
+        b.set("timezone", "UTC");
+        assert_ne!(b.generation(), copy.generation());
+        assert_eq!(b.get("TIMEZONE"), Some("UTC"));
+    }
+
     use super::*;
 
     #[test]
