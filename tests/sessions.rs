@@ -143,6 +143,33 @@ async fn a_set_in_one_client_does_not_leak_into_another() {
     assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
 }
 
+/// Pure pass-through (no cache, no policy) skips analysing statements that cannot change
+/// session state; what can must still be followed, in both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_followed_in_pure_pass_through_in_both_protocols() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 1;
+        c.cache.enabled = false;
+    })
+    .await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    let b = connect(&proxy.url("postgres", "app")).await;
+    let default_tz = show(&b, "TimeZone").await;
+    // Extended protocol (unnamed Parse/Bind/Execute), then the simple one.
+    a.execute("SET TimeZone = 'Pacific/Auckland'", &[]).await.unwrap();
+    a.execute("SELECT set_config('search_path', $1, false)", &[&"pg_catalog, public"]).await.unwrap();
+    a.batch_execute("SET application_name = 'a_simple'").await.unwrap();
+    // Plain reads in between (the skipped path) change nothing.
+    a.query("SELECT 1 WHERE $1::int = 1", &[&1i32]).await.unwrap();
+    assert_eq!(show(&b, "TimeZone").await, default_tz);
+    assert_eq!(show(&b, "search_path").await, "\"$user\", public");
+    assert_ne!(show(&b, "application_name").await, "a_simple");
+    assert_eq!(show(&a, "TimeZone").await, "Pacific/Auckland");
+    assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
+    assert_eq!(show(&a, "application_name").await, "a_simple");
+}
+
 async fn show(c: &tokio_postgres::Client, name: &str) -> String {
     c.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0)
 }

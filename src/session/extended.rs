@@ -6,6 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::frontend::may_change_session;
 use super::queue::{Entry, Kind, OnFail};
 use super::shapes::Gate;
 use super::statements::Statement;
@@ -27,6 +28,17 @@ impl Session {
             return self.protocol_violation("invalid Parse message");
         };
         self.unsynced = true;
+        if p.name.is_empty()
+            && self.pure_pass_through()
+            && std::str::from_utf8(p.query).is_ok_and(|t| !may_change_session(t))
+        {
+            // Nothing to check, rewrite, follow or invalidate later: forward, remember nothing
+            // (its Bind then has no text to look at either).
+            self.local_unnamed = None;
+            self.unnamed_query = None;
+            self.forward(frame, Entry::forward(Kind::Parse));
+            return Flow::Continue;
+        }
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
@@ -114,10 +126,9 @@ impl Session {
             None if b.statement.is_empty() => self.unnamed_query.clone(),
             None => None,
         };
-        let pass_through = self.policy.is_none() && !self.shared.cache.enabled();
         match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `frontend::may_change_session`.
-            Some(Ok(text)) if pass_through && !super::frontend::may_change_session(text) => {}
+            Some(Ok(text)) if self.pure_pass_through() && !may_change_session(text) => {}
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);
                 let params =

@@ -136,6 +136,12 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// No policy to check and no cache to fill or invalidate: statements matter only for the
+    /// session state they may change (see [`may_change_session`]).
+    pub(super) fn pure_pass_through(&self) -> bool {
+        self.policy.is_none() && !self.shared.cache.enabled()
+    }
+
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has
     /// been answered) or the session must end.
     async fn get_server(&mut self, t: u8) -> Option<Flow> {
@@ -182,7 +188,7 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         }
-        if self.policy.is_none() && !self.shared.cache.enabled() && !may_change_session(text) {
+        if self.pure_pass_through() && !may_change_session(text) {
             // Pure pass-through: no policy to check, no cache to fill or invalidate, and the
             // text cannot set, pin or deallocate anything — no need to parse it.
             return self.forward_query(frame).await;

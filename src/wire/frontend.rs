@@ -83,26 +83,24 @@ pub fn bind(body: &[u8]) -> Option<Bind<'_>> {
     Some(Bind { portal, statement, params_and_formats, result_formats })
 }
 
-/// The parameters of a Bind as text: `None` for NULL or a parameter sent in binary format (or
-/// not valid UTF-8).
+/// The parameters of a Bind as text: `None` for NULL or a value that is not valid UTF-8. A
+/// binary-format value is taken as its bytes: the binary form of `text`, `varchar` and `name` is
+/// the string itself (drivers such as tokio-postgres send text parameters in binary). For the
+/// text arguments this is read for (`set_config($1, $2, …)`), a value of another type makes
+/// Postgres refuse the call, so nothing is followed from it.
 pub fn bind_text_params(b: &Bind<'_>) -> Vec<Option<String>> {
     let mut r = Reader(b.params_and_formats);
+    // Format codes: text and binary are read alike (see above).
     let Some(nfmt) = r.i16() else { return Vec::new() };
-    let mut formats = Vec::new();
     for _ in 0..nfmt {
-        formats.push(r.i16().unwrap_or(0));
+        r.i16();
     }
     let Some(n) = r.i16() else { return Vec::new() };
     let mut out = Vec::new();
-    for i in 0..n.max(0) as usize {
-        let format = match formats.len() {
-            0 => 0,
-            1 => formats[0],
-            _ => formats.get(i).copied().unwrap_or(0),
-        };
+    for _ in 0..n.max(0) {
         let Some(len) = r.i32() else { break };
         let value = if len < 0 { None } else { r.take(len as usize) };
-        out.push(value.filter(|_| format == 0).and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string));
+        out.push(value.and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string));
     }
     out
 }
@@ -188,6 +186,10 @@ mod tests {
         let body = b"\0s\0\0\0\0\x02\0\0\0\x03off\xff\xff\xff\xff\0\0";
         let b = bind(body).unwrap();
         assert_eq!(bind_text_params(&b), vec![Some("off".to_string()), None]);
+        // one format code for all (binary): text's binary form is its bytes; not UTF-8 is None
+        let body = b"\0s\0\0\x01\0\x01\0\x02\0\0\0\x02on\0\0\0\x01\xff\0\0";
+        let b = bind(body).unwrap();
+        assert_eq!(bind_text_params(&b), vec![Some("on".to_string()), None]);
     }
 
     #[test]
