@@ -62,6 +62,29 @@ async fn an_idle_connection_is_reused_and_a_broken_one_is_not() {
 }
 
 #[tokio::test]
+async fn a_health_check_that_hangs_is_bounded_by_acquire_timeout_and_replaced() {
+    let pg = PgCluster::start();
+    let pools = Pools::new(config(&pg, |c| c.pool.health_check_after = Duration::ZERO)).unwrap();
+    let obj = pools.get(&key("postgres")).await.unwrap();
+    let (first, pid) = (obj.id, obj.backend_key.0);
+    drop(obj);
+    // The idle backend stops answering: its health check gets no reply.
+    let stop = |signal: &str| {
+        let ok = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success();
+        assert!(ok, "kill {signal} {pid}");
+    };
+    stop("-STOP");
+    let started = Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(5), pools.get(&key("postgres"))).await;
+    stop("-CONT");
+    let mut obj = got.expect("the checkout did not hang").unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(290) && waited < Duration::from_secs(2), "{waited:?}");
+    assert_ne!(obj.id, first, "the hung connection was dropped, a new one opened");
+    obj.run_hidden("SELECT 1").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_connection_whose_server_restarted_is_discarded_and_the_next_get_works() {
     let pg = PgCluster::start();
     // No health check: the unsolicited FATAL/EOF alone must be noticed.

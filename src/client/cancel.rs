@@ -28,7 +28,11 @@ pub struct CancelSlot {
 
 impl CancelSlot {
     pub async fn set(&self, key: Option<ServerKey>) {
-        *self.current.lock().await = key;
+        // Twice per transaction, and a cancel in progress is rare: try the lock before queueing.
+        match self.current.try_lock() {
+            Ok(mut current) => *current = key,
+            Err(_) => *self.current.lock().await = key,
+        }
     }
 
     /// Run `send` with the current server key, holding the slot so it can't change meanwhile.

@@ -40,20 +40,22 @@ impl std::fmt::Debug for Manager {
 }
 
 impl managed::Manager for Manager {
-    type Type = ServerConn;
+    /// Boxed: the pool moves its objects around a dozen times per checkout; a pointer is
+    /// cheaper to move than a connection's state.
+    type Type = Box<ServerConn>;
     type Error = ServerError;
 
-    async fn create(&self) -> Result<ServerConn, ServerError> {
+    async fn create(&self) -> Result<Box<ServerConn>, ServerError> {
         let key = &self.key;
         let mut conn = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref()).await?;
         conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
-        Ok(conn)
+        Ok(Box::new(conn))
     }
 
     /// Refuse a connection that is leased or broken, past `max_lifetime`, that the server
     /// talked to while idle (typically its FATAL before closing), or that fails the health check
     /// after sitting idle longer than `health_check_after`.
-    async fn recycle(&self, conn: &mut ServerConn, metrics: &Metrics) -> RecycleResult<ServerError> {
+    async fn recycle(&self, conn: &mut Box<ServerConn>, metrics: &Metrics) -> RecycleResult<ServerError> {
         if conn.io.is_none() {
             return Err(RecycleError::message("streams were not given back"));
         }
@@ -74,12 +76,20 @@ impl managed::Manager for Manager {
         // (if the session used `restore_io`): the smaller is the best estimate of idleness.
         let handed_out = metrics.recycled.unwrap_or(metrics.created);
         let idle = now.saturating_duration_since(conn.last_used.max(handed_out));
-        if idle >= self.config.health_check_after
-            && let Err(e) = conn.run_hidden("").await
-        {
-            debug!(server = conn.id, pool = %self.key, error = %e, "server connection failed its health check");
-            conn.broken = true;
-            return Err(e.into());
+        if idle >= self.config.health_check_after {
+            // The pool arms no recycle timer (one per checkout would cost every transaction):
+            // the check bounds itself by `acquire_timeout`, as the checkout would have.
+            let outcome = tokio::time::timeout(self.config.acquire_timeout, conn.run_hidden("")).await;
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {:?}", self.config.acquire_timeout)),
+            };
+            if let Some(failure) = failure {
+                debug!(server = conn.id, pool = %self.key, error = %failure, "server connection failed its health check");
+                conn.broken = true;
+                return Err(RecycleError::message(format!("health check failed: {failure}")));
+            }
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! - `error`: [`PoolError`].
 //!
 //! A session gets a [`ServerObject`] with [`Pools::get`] (waiting up to `pool.acquire_timeout`),
-//! takes its `io`, and on return gives it back with `ServerConn::restore_io` — or marks the
+//! or keeps the [`PoolHandle`] of its pool and calls [`PoolHandle::get`] (no map look-up per
+//! transaction), takes its `io`, and on return gives it back with `ServerConn::restore_io` — or marks the
 //! connection `broken`. Dropping the object returns it to its pool; the next `get` recycles it
 //! (see [`Manager`]) or opens a new one.
 
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use deadpool::managed::{self, Timeouts};
 use tracing::info;
@@ -73,8 +75,15 @@ impl Pools {
 
     /// A server connection for `key`, waiting up to `pool.acquire_timeout` for a free slot.
     pub async fn get(&self, key: &PoolKey) -> Result<ServerObject, PoolError> {
+        self.handle(key)?.get().await
+    }
+
+    /// The pool of `key` (created on first use), to keep and take connections from.
+    pub fn handle(&self, key: &PoolKey) -> Result<PoolHandle, PoolError> {
         let pool = self.pool(key)?;
-        pool.get().await.map_err(|e| self.map_error(key, &pool, e))
+        let cfg = &self.config.pool;
+        let at_once = Timeouts { wait: Some(Duration::ZERO), ..pool.timeouts() };
+        Ok(PoolHandle { key: key.clone(), pool, at_once, acquire_timeout: cfg.acquire_timeout })
     }
 
     pub fn target(&self) -> &UpstreamTarget {
@@ -122,7 +131,9 @@ impl Pools {
             .timeouts(Timeouts {
                 wait: Some(cfg.acquire_timeout),
                 create: Some(cfg.acquire_timeout.max(self.config.timeouts.login)),
-                recycle: Some(cfg.acquire_timeout),
+                // None: no timer per checkout. The one step of a recycle that can wait, the
+                // health check, bounds itself (see `Manager::recycle`).
+                recycle: None,
             })
             // Most recently used first, as PgBouncer does: the busy few connections stay hot
             // (backend caches, CPU placement) and the rest go idle and get reaped.
@@ -135,14 +146,38 @@ impl Pools {
         pools.insert(key.clone(), pool.clone());
         Ok(pool)
     }
+}
 
-    fn map_error(&self, key: &PoolKey, pool: &Pool, e: managed::PoolError<crate::server::ServerError>) -> PoolError {
+/// One pool, as a session keeps it: taking a connection needs no look-up in [`Pools`].
+#[derive(Clone)]
+pub struct PoolHandle {
+    key: PoolKey,
+    pool: Pool,
+    /// The pool's timeouts with `wait: 0`: try a free slot first, without arming a timer.
+    at_once: Timeouts,
+    acquire_timeout: Duration,
+}
+
+impl PoolHandle {
+    /// A server connection, waiting up to `pool.acquire_timeout` for a free slot.
+    pub async fn get(&self) -> Result<ServerObject, PoolError> {
+        // The usual case (a slot free, an idle connection at hand) costs no timer; only a
+        // checkout that must wait arms the `acquire_timeout` one.
+        match self.pool.timeout_get(&self.at_once).await {
+            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) => {
+                self.pool.get().await.map_err(|e| self.map_error(e))
+            }
+            other => other.map_err(|e| self.map_error(e)),
+        }
+    }
+
+    fn map_error(&self, e: managed::PoolError<crate::server::ServerError>) -> PoolError {
         use managed::{PoolError as E, TimeoutType};
         match e {
             E::Timeout(TimeoutType::Wait) | E::Timeout(TimeoutType::Recycle) => PoolError::Timeout {
-                pool: key.to_string(),
-                waited: self.config.pool.acquire_timeout,
-                max_size: pool.status().max_size,
+                pool: self.key.to_string(),
+                waited: self.acquire_timeout,
+                max_size: self.pool.status().max_size,
             },
             E::Timeout(TimeoutType::Create) => PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,

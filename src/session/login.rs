@@ -131,6 +131,7 @@ pub async fn login(
         pending_sets: Vec::new(),
         rolled_back: false,
         reset_on_release: false,
+        pool: None,
         last_client_activity: Instant::now(),
         digest_memo: std::cell::Cell::new(None),
         client_unflushed: false,

@@ -45,7 +45,7 @@ use tracing::{debug, warn};
 use crate::client::cancel::{CancelHandle, CancelRegistry};
 use crate::client::startup::BoxStream;
 use crate::config::{Config, PoolMode};
-use crate::pool::{PoolError, PoolKey, Pools, ServerObject};
+use crate::pool::{PoolError, PoolHandle, PoolKey, Pools, ServerObject};
 use crate::server::ServerIo;
 use crate::wire::FrameError;
 use crate::wire::build::{self, Severity};
@@ -115,6 +115,8 @@ enum Flow {
 pub struct Session {
     shared: Arc<Shared>,
     key: PoolKey,
+    /// `key`'s pool, looked up at the first checkout and kept.
+    pool: Option<PoolHandle>,
     mode: PoolMode,
     cancel: CancelHandle,
     client_rx: ReadHalf<BoxStream>,
@@ -337,7 +339,11 @@ impl Session {
         if self.server.is_some() {
             return Ok(());
         }
-        let mut obj = self.shared.pools.get(&self.key).await?;
+        let pool = match &self.pool {
+            Some(pool) => pool,
+            None => self.pool.insert(self.shared.pools.handle(&self.key)?),
+        };
+        let mut obj = pool.get().await?;
         if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
             if let Err(e) = obj.run_hidden(&sql).await {
                 warn!(error = %e, pool = %self.key, "could not restore session parameters on a server connection");

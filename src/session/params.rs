@@ -107,6 +107,10 @@ impl ParamSet {
 /// The statement that brings a server whose client-set values are `dirty` to the values
 /// `wanted`, or `None` when they already agree. Updates `dirty` to what it will be afterwards.
 pub fn sync_statement(wanted: &ParamSet, dirty: &mut ParamSet) -> Option<String> {
+    if wanted.generation == dirty.generation {
+        // The same values (see `generation`): the usual checkout, decided without comparing.
+        return None;
+    }
     let mut resets = Vec::new();
     let mut sets = Vec::new();
     for (name, value) in wanted.iter() {
@@ -120,6 +124,8 @@ pub fn sync_statement(wanted: &ParamSet, dirty: &mut ParamSet) -> Option<String>
         }
     }
     if sets.is_empty() && resets.is_empty() {
+        // Equal values: share the generation so that the next comparison is a single one.
+        dirty.generation = wanted.generation;
         return None;
     }
     *dirty = wanted.clone();
@@ -230,6 +236,22 @@ mod tests {
         assert_eq!(sql, "RESET \"search_path\"; SELECT pg_catalog.set_config(E'application_name', E'it''s', false)");
         assert_eq!(dirty, wanted);
         assert_eq!(sync_statement(&wanted, &mut dirty), None);
+    }
+
+    #[test]
+    fn equal_sets_share_a_generation_and_still_see_later_changes() {
+        let mut wanted = ParamSet::default();
+        wanted.set("TimeZone", "UTC");
+        let mut dirty = ParamSet::default();
+        dirty.set("timezone", "UTC");
+        assert_ne!(dirty.generation(), wanted.generation());
+        assert_eq!(sync_statement(&wanted, &mut dirty), None);
+        assert_eq!(dirty.generation(), wanted.generation(), "equal values: the generation is shared");
+        // A change on either side after that is still a difference.
+        dirty.set("search_path", "x");
+        assert_eq!(sync_statement(&wanted, &mut dirty).as_deref(), Some("RESET \"search_path\""));
+        wanted.set("TimeZone", "Asia/Tokyo");
+        assert!(sync_statement(&wanted, &mut dirty).unwrap().contains("Asia/Tokyo"));
     }
 
     #[test]
