@@ -208,6 +208,11 @@ impl Session {
         // Made once: a fresh `changed()` per turn would take the channel's waiter lock twice.
         let shutdown_changed = shutdown.changed();
         tokio::pin!(shutdown_changed);
+        // Polled once, `shutdown_changed` stays registered with this task's waker; polling it
+        // again every turn would take the channel's waiter lock each time. After the first turn
+        // it is polled only when the channel's version moved (an atomic load on `probe`).
+        let probe = self.shared.shutdown.clone();
+        let mut shutdown_armed = false;
         loop {
             if self.draining {
                 self.maybe_release().await;
@@ -234,10 +239,12 @@ impl Session {
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
+                let poll_shutdown = !self.draining && (!shutdown_armed || probe.has_changed().unwrap_or(true));
+                shutdown_armed = true;
                 // Biased: no random start per turn; every branch does bounded work, so none starves.
                 tokio::select! {
                     biased;
-                    _ = &mut shutdown_changed, if !self.draining => Event::Shutdown,
+                    _ = &mut shutdown_changed, if poll_shutdown => Event::Shutdown,
                     _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
                     r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
                     r = write_all_buf(&mut self.client_tx, &mut self.to_client), if write_client => Event::ClientWrote(r),
