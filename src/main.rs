@@ -46,8 +46,14 @@ fn main() -> ExitCode {
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.redacted_summary(), "starting pgcached");
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.limits.worker_threads > 0 {
+    // One thread: tokio's current-thread scheduler, which does not time every batch of polls
+    // (the multi-thread one reads the clock twice per batch to tune its queues).
+    let mut builder = if config.limits.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if config.limits.worker_threads > 1 {
         builder.worker_threads(config.limits.worker_threads);
     }
     let runtime = match builder.enable_all().build() {

@@ -249,6 +249,14 @@ pub struct TimeoutsConfig {
     pub shutdown: Duration,
 }
 
+impl TimeoutsConfig {
+    /// Whether any timeout counts from a client's last message (`query`, `idle_in_transaction`,
+    /// `client_idle`).
+    pub fn measure_from_client_activity(&self) -> bool {
+        self.query.is_some() || self.idle_in_transaction.is_some() || self.client_idle.is_some()
+    }
+}
+
 impl Default for TimeoutsConfig {
     fn default() -> Self {
         TimeoutsConfig {

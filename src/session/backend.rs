@@ -10,9 +10,10 @@ use tracing::warn;
 use super::params;
 use super::queue::{self, Entry, Kind, OnFail, Step};
 use super::{Flow, Session, SessionError};
-use crate::wire::Frame;
+use bytes::{Buf, Bytes};
+
 use crate::wire::backend::{self, tag};
-use crate::wire::frame::take_frame;
+use crate::wire::frame::{FrameRef, peek_frame, reserve_for_next};
 
 /// Postgres's own limit for a message (1 GiB); a server frame beyond it is corrupt.
 const MAX_SERVER_FRAME: usize = 1 << 30;
@@ -21,100 +22,26 @@ impl Session {
     /// Handle every whole frame the server has sent, then release the server if its work for
     /// this client is done.
     pub(super) async fn on_server_data(&mut self) -> Result<Flow, SessionError> {
-        loop {
-            let lease = self.server_mut();
-            let frame = match take_frame(&mut lease.io.rbuf, MAX_SERVER_FRAME) {
+        // Frames are handled where they lie in the read buffer, which is taken out of the lease
+        // meanwhile (the handlers need `&mut self`) and put back with what is left.
+        let mut rbuf = std::mem::take(&mut self.server_mut().io.rbuf);
+        let mut done = 0;
+        let result = loop {
+            let frame = match peek_frame(&rbuf[done..], MAX_SERVER_FRAME) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    lease.obj.broken = true;
-                    return Err(SessionError::ServerFrame(e));
-                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             };
-            self.observe(&frame);
-            if let Some(recorder) = &mut self.fill {
-                // The answer being filled: what belongs to its Query, or to its Describe and
-                // Execute (earlier requests still in flight are not part of it).
-                let head = self.queue.head();
-                if queue::is_async(frame.tag())
-                    || matches!(head, Some(Entry::Server { kind: Kind::Query | Kind::Describe | Kind::Execute, .. }))
-                {
-                    recorder.record(frame.as_bytes());
-                }
-            }
-            if queue::is_async(frame.tag()) {
-                self.to_client.extend_from_slice(frame.as_bytes());
-                continue;
-            }
-            let (kind, forward, on_fail) = match self.queue.head_mut() {
-                Some(Entry::Server { kind, forward, on_fail }) => (*kind, *forward, on_fail.clone()),
-                Some(Entry::Probe { params, .. }) => {
-                    // The proxy's own Describe: nothing of it reaches the client.
-                    if frame.tag() == tag::PARAMETER_DESCRIPTION {
-                        *params = Some(frame.as_bytes().clone());
-                    }
-                    (Kind::Describe, false, OnFail::Nothing)
-                }
-                _ => {
-                    // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
-                    // goes away). Pass it on; the connection will not be reused.
-                    self.server_mut().obj.broken = true;
-                    self.to_client.extend_from_slice(frame.as_bytes());
-                    continue;
-                }
-            };
-            if frame.tag() == tag::COPY_IN {
-                self.copy_in_open = !self.queue.start_copy_in();
-            }
-            match queue::step(kind, frame.tag()) {
-                Step::Continue => {
-                    if forward {
-                        self.to_client.extend_from_slice(frame.as_bytes());
-                    }
-                }
-                Step::Complete => {
-                    if forward {
-                        self.to_client.extend_from_slice(frame.as_bytes());
-                    }
-                    if let OnFail::ForgetStatement { server, .. } | OnFail::ForgetServerStatement(server) = &on_fail {
-                        // This text prepares fine here: later Parse+Sync of it need no server.
-                        let key = self.prepared_ok_key(server);
-                        self.shared.prepared_ok.insert(key, ());
-                    }
-                    if let Some(Entry::Probe { server, params }) = self.queue.pop() {
-                        self.probe_answered(server, params, &frame);
-                    }
-                    if frame.tag() == tag::READY_FOR_QUERY {
-                        self.syncs_done += 1;
-                    }
-                    if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
-                        self.settle_sets();
-                        self.finish_fill();
-                    }
-                }
-                Step::Fail => {
-                    self.copy_in_open = false;
-                    if let OnFail::Revalidates(server) = &on_fail {
-                        self.revalidation_failed(server, &frame);
-                    }
-                    // The client sees the error even when it is about a message the proxy
-                    // injected (e.g. a re-Parse that no longer compiles), in its own names.
-                    match self.error_in_client_words(&frame) {
-                        Some(rewritten) => self.to_client.extend_from_slice(&rewritten),
-                        None => self.to_client.extend_from_slice(frame.as_bytes()),
-                    }
-                    for undo in self.queue.fail_until_sync() {
-                        self.undo(undo);
-                    }
-                    if self.queue.is_empty() {
-                        // The client has not sent this batch's Sync yet: the server ignores
-                        // everything until it comes, so the proxy drops it too (messages parked
-                        // for a probe included: the probe was skipped).
-                        self.skip_until_sync = true;
-                    }
-                }
-            }
-            self.emit_ready_synth();
+            done += frame.len();
+            self.on_server_frame(frame);
+        };
+        rbuf.advance(done);
+        reserve_for_next(&mut rbuf);
+        let lease = self.server_mut();
+        lease.io.rbuf = rbuf;
+        if let Err(e) = result {
+            lease.obj.broken = true;
+            return Err(SessionError::ServerFrame(e));
         }
         // The answer first, the pool's bookkeeping after: the client is waiting for it.
         self.write_client_now()?;
@@ -125,8 +52,96 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// One server frame: note what it says, then forward it, drop it, or record it.
+    fn on_server_frame(&mut self, frame: FrameRef<'_>) {
+        self.observe(frame);
+        if let Some(recorder) = &mut self.fill {
+            // The answer being filled: what belongs to its Query, or to its Describe and
+            // Execute (earlier requests still in flight are not part of it).
+            let head = self.queue.head();
+            if queue::is_async(frame.tag())
+                || matches!(head, Some(Entry::Server { kind: Kind::Query | Kind::Describe | Kind::Execute, .. }))
+            {
+                recorder.record(frame.as_slice());
+            }
+        }
+        if queue::is_async(frame.tag()) {
+            self.to_client.extend_from_slice(frame.as_slice());
+            return;
+        }
+        let (kind, forward, on_fail) = match self.queue.head_mut() {
+            Some(Entry::Server { kind, forward, on_fail }) => (*kind, *forward, on_fail.clone()),
+            Some(Entry::Probe { params, .. }) => {
+                // The proxy's own Describe: nothing of it reaches the client.
+                if frame.tag() == tag::PARAMETER_DESCRIPTION {
+                    *params = Some(Bytes::copy_from_slice(frame.as_slice()));
+                }
+                (Kind::Describe, false, OnFail::Nothing)
+            }
+            _ => {
+                // Nothing was asked: an unsolicited message (e.g. a FATAL before the server
+                // goes away). Pass it on; the connection will not be reused.
+                self.server_mut().obj.broken = true;
+                self.to_client.extend_from_slice(frame.as_slice());
+                return;
+            }
+        };
+        if frame.tag() == tag::COPY_IN {
+            self.copy_in_open = !self.queue.start_copy_in();
+        }
+        match queue::step(kind, frame.tag()) {
+            Step::Continue => {
+                if forward {
+                    self.to_client.extend_from_slice(frame.as_slice());
+                }
+            }
+            Step::Complete => {
+                if forward {
+                    self.to_client.extend_from_slice(frame.as_slice());
+                }
+                if let OnFail::ForgetStatement { server, .. } | OnFail::ForgetServerStatement(server) = &on_fail {
+                    // This text prepares fine here: later Parse+Sync of it need no server.
+                    let key = self.prepared_ok_key(server);
+                    self.shared.prepared_ok.insert(key, ());
+                }
+                if let Some(Entry::Probe { server, params }) = self.queue.pop() {
+                    self.probe_answered(server, params, frame);
+                }
+                if frame.tag() == tag::READY_FOR_QUERY {
+                    self.syncs_done += 1;
+                }
+                if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
+                    self.settle_sets();
+                    self.finish_fill();
+                }
+            }
+            Step::Fail => {
+                self.copy_in_open = false;
+                if let OnFail::Revalidates(server) = &on_fail {
+                    self.revalidation_failed(server, frame);
+                }
+                // The client sees the error even when it is about a message the proxy
+                // injected (e.g. a re-Parse that no longer compiles), in its own names.
+                match self.error_in_client_words(frame) {
+                    Some(rewritten) => self.to_client.extend_from_slice(&rewritten),
+                    None => self.to_client.extend_from_slice(frame.as_slice()),
+                }
+                for undo in self.queue.fail_until_sync() {
+                    self.undo(undo);
+                }
+                if self.queue.is_empty() {
+                    // The client has not sent this batch's Sync yet: the server ignores
+                    // everything until it comes, so the proxy drops it too (messages parked
+                    // for a probe included: the probe was skipped).
+                    self.skip_until_sync = true;
+                }
+            }
+        }
+        self.emit_ready_synth();
+    }
+
     /// State carried by a server frame, whoever it is for.
-    fn observe(&mut self, frame: &Frame) {
+    fn observe(&mut self, frame: FrameRef<'_>) {
         let body = frame.body();
         match frame.tag() {
             tag::READY_FOR_QUERY => {

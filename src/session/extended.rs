@@ -14,6 +14,7 @@ use super::{Flow, Session};
 use crate::config::PoolMode;
 use crate::wire::Frame;
 use crate::wire::build;
+use crate::wire::frame::FrameRef;
 use crate::wire::frontend::{self, tag};
 
 impl Session {
@@ -28,10 +29,7 @@ impl Session {
             return self.protocol_violation("invalid Parse message");
         };
         self.unsynced = true;
-        if p.name.is_empty()
-            && self.pure_pass_through()
-            && std::str::from_utf8(p.query).is_ok_and(|t| !may_change_session(t))
-        {
+        if p.name.is_empty() && self.pure_pass_through() && self.is_plain_parse(p.query) {
             // Nothing to check, rewrite, follow or invalidate later: forward, remember nothing
             // (its Bind then has no text to look at either).
             self.local_unnamed = None;
@@ -106,6 +104,19 @@ impl Session {
         self.statements.insert(name.clone(), stmt.clone());
         self.prepare_copy(&stmt, Some(name));
         Flow::Continue
+    }
+
+    /// Whether an unnamed Parse's text can change no session state (see `may_change_session`).
+    /// Drivers send the same text over and over: the last one that passed is remembered.
+    fn is_plain_parse(&mut self, text: &[u8]) -> bool {
+        if self.plain_parse.as_deref() == Some(text) {
+            return true;
+        }
+        let plain = std::str::from_utf8(text).is_ok_and(|t| !may_change_session(t));
+        if plain {
+            self.plain_parse = Some(Bytes::copy_from_slice(text));
+        }
+        plain
     }
 
     pub(super) fn on_bind(&mut self, frame: &Frame) -> Flow {
@@ -238,7 +249,7 @@ impl Session {
 
     /// An ErrorResponse that names a server statement (`pgcached_…`), re-encoded with the
     /// client's name for it; `None` when it names none.
-    pub(super) fn error_in_client_words(&self, frame: &Frame) -> Option<Bytes> {
+    pub(super) fn error_in_client_words(&self, frame: FrameRef<'_>) -> Option<Bytes> {
         let body = frame.body();
         let needle = b"\"pgcached_";
         let at = body.windows(needle.len()).position(|w| w == needle)? + 1;

@@ -132,6 +132,7 @@ pub async fn login(
         rolled_back: false,
         reset_on_release: false,
         pool: None,
+        plain_parse: None,
         last_client_activity: Instant::now(),
         digest_memo: std::cell::Cell::new(None),
         client_unflushed: false,

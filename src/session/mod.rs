@@ -150,6 +150,8 @@ pub struct Session {
     fill: Option<crate::cache::Recorder>,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
+    /// The last unnamed Parse text found to change no session state (pure pass-through).
+    plain_parse: Option<bytes::Bytes>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
@@ -258,7 +260,10 @@ impl Session {
                     return Ok(());
                 }
                 Event::ClientRead(Ok(_)) => {
-                    self.last_client_activity = Instant::now();
+                    if self.shared.config.timeouts.measure_from_client_activity() {
+                        // Only the timeouts read it, and a clock read costs per message.
+                        self.last_client_activity = Instant::now();
+                    }
                     self.cancel_sent = false;
                     self.on_client_data().await?
                 }

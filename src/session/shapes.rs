@@ -40,6 +40,7 @@ use crate::server::prepared::{Held, Shape};
 use crate::wire::Frame;
 use crate::wire::backend::{self, tag};
 use crate::wire::build::{self, Severity};
+use crate::wire::frame::FrameRef;
 
 /// Shapes remembered across sessions; beyond this the registry starts over (what it forgets
 /// only delays detection until Postgres itself reports the change).
@@ -282,7 +283,7 @@ impl Session {
     }
 
     /// A probe was answered with `frame` (RowDescription or NoData).
-    pub(super) fn probe_answered(&mut self, server: Bytes, params: Option<Bytes>, frame: &Frame) {
+    pub(super) fn probe_answered(&mut self, server: Bytes, params: Option<Bytes>, frame: FrameRef<'_>) {
         let Some(rows) = backend::result_shape(frame.tag(), frame.body()) else {
             self.probe_lost(&server);
             return;
@@ -304,7 +305,7 @@ impl Session {
 
     /// A Bind or Describe of `server` failed with `frame`: a 0A000 means its result type
     /// changed since it was prepared on this connection.
-    pub(super) fn revalidation_failed(&mut self, server: &Bytes, frame: &Frame) {
+    pub(super) fn revalidation_failed(&mut self, server: &Bytes, frame: FrameRef<'_>) {
         if backend::error_fields(frame.body()).code != "0A000" {
             return;
         }

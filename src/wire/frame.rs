@@ -68,6 +68,63 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// This frame, borrowed.
+    pub fn as_frame_ref(&self) -> FrameRef<'_> {
+        FrameRef { bytes: &self.bytes }
+    }
+}
+
+/// One whole tagged frame borrowed from a read buffer: frames that are only looked at and copied
+/// on need not be split off and reference-counted one by one (see [`peek_frame`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> FrameRef<'a> {
+    pub fn tag(&self) -> u8 {
+        self.bytes[0]
+    }
+
+    /// The body, after tag and length.
+    pub fn body(&self) -> &'a [u8] {
+        &self.bytes[5..]
+    }
+
+    /// The whole frame as received (tag, length, body).
+    pub fn as_slice(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// The whole tagged frame at the start of `buf`, borrowed, or `Ok(None)` if it is not all there
+/// yet (then see [`reserve_for_next`]). The length is checked against `max` first.
+pub fn peek_frame(buf: &[u8], max: usize) -> Result<Option<FrameRef<'_>>, FrameError> {
+    match peek_header(buf, max)? {
+        Some((_, total)) if buf.len() >= total => Ok(Some(FrameRef { bytes: &buf[..total] })),
+        _ => Ok(None),
+    }
+}
+
+/// Reserve room in `buf` for the rest of the partial frame at its start, if its header is there
+/// (its length was checked by [`peek_frame`] already).
+pub fn reserve_for_next(buf: &mut BytesMut) {
+    if let Ok(Some((_, total))) = peek_header(buf, usize::MAX)
+        && total > buf.len()
+    {
+        buf.reserve(total - buf.len());
+    }
+}
+
 /// The header of the next tagged frame in `buf`, if 5 bytes are there: `(tag, total_len)` where
 /// `total_len` counts the tag byte too. Checks the length against `max` first.
 pub fn peek_header(buf: &[u8], max: usize) -> Result<Option<(u8, usize)>, FrameError> {
@@ -220,6 +277,29 @@ mod tests {
         assert_eq!(take_frame(&mut buf, 1024).unwrap().unwrap().tag(), b'P');
         assert_eq!(take_frame(&mut buf, 1024).unwrap().unwrap().tag(), b'S');
         assert_eq!(take_frame(&mut buf, 1024), Ok(None));
+    }
+
+    #[test]
+    fn borrowed_frames_walk_a_buffer_and_a_partial_one_gets_room_reserved() {
+        let mut bytes = frame(b'T', b"row description");
+        bytes.extend(frame(b'D', b"\0\x01\xff"));
+        let next = frame(b'C', b"SELECT 1\0");
+        bytes.extend(&next[..3]);
+        let mut at = 0;
+        let mut seen = Vec::new();
+        while let Some(f) = peek_frame(&bytes[at..], 1024).unwrap() {
+            seen.push((f.tag(), f.body().to_vec()));
+            at += f.len();
+        }
+        assert_eq!(seen, vec![(b'T', b"row description".to_vec()), (b'D', b"\0\x01\xff".to_vec())]);
+        let mut rest = BytesMut::from(&bytes[at..]);
+        assert_eq!(peek_frame(&rest, 1024), Ok(None), "header incomplete");
+        rest.extend_from_slice(&next[3..6]);
+        assert_eq!(peek_frame(&rest, 1024), Ok(None), "body incomplete");
+        reserve_for_next(&mut rest);
+        assert!(rest.capacity() >= next.len());
+        assert!(matches!(peek_frame(&[b'D', 0x7f, 0, 0, 0], 1024), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(peek_frame(&[b'D', 0, 0, 0, 1], 1024), Err(FrameError::BadLength { .. })));
     }
 
     #[test]
