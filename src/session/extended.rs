@@ -120,6 +120,14 @@ impl Session {
     }
 
     pub(super) fn on_bind(&mut self, frame: &Frame) -> Flow {
+        if self.pure_pass_through() && self.unnamed_query.is_none() && frontend::bind_is_unnamed(frame.body()) {
+            // The unnamed statement's text needs no following (see `on_parse`), and nothing
+            // is checked or capped: nothing in the Bind to look at. A malformed one is the
+            // server's to refuse, as it would be without pgcached.
+            self.unsynced = true;
+            self.forward(frame, Entry::forward(Kind::Bind));
+            return Flow::Continue;
+        }
         let Some(b) = frontend::bind(frame.body()) else {
             return self.protocol_violation("invalid Bind message");
         };

@@ -83,6 +83,11 @@ pub fn bind(body: &[u8]) -> Option<Bind<'_>> {
     Some(Bind { portal, statement, params_and_formats, result_formats })
 }
 
+/// Whether a Bind body names the unnamed statement, read without decoding the rest.
+pub fn bind_is_unnamed(body: &[u8]) -> bool {
+    split_cstr(body).is_some_and(|(_portal, rest)| rest.first() == Some(&0))
+}
+
 /// The parameters of a Bind as text: `None` for NULL or a value that is not valid UTF-8. A
 /// binary-format value is taken as its bytes: the binary form of `text`, `varchar` and `name` is
 /// the string itself (drivers such as tokio-postgres send text parameters in binary). For the
@@ -178,6 +183,11 @@ mod tests {
         assert_eq!(b.result_formats, vec![1]);
         assert_eq!(b.params_and_formats, &body[4..]);
         assert_eq!(bind(&body[..body.len() - 1]), None);
+        assert!(!bind_is_unnamed(body));
+        assert!(bind_is_unnamed(b"\0\0\0\0\0\0\0\0"), "unnamed portal and statement");
+        assert!(bind_is_unnamed(b"p1\0\0\0\0"), "named portal, unnamed statement");
+        assert!(!bind_is_unnamed(b"p1\0"), "statement name missing");
+        assert!(!bind_is_unnamed(b"\0s"), "unterminated statement name");
     }
 
     #[test]
