@@ -7,17 +7,20 @@
 //! statement whose result shape the client knows, that shape.
 //!
 //! **Why 128 bits, keyed**: a collision would serve one statement's rows for another — maybe
-//! to another role — so it must be negligible and must not be constructible. The key is two
-//! independent SipHash-1-3 instances (std's `DefaultHasher`) with per-process random keys
-//! (`RandomState`): 2^-64 collision odds at 2^32 live entries, and an attacker who does not
-//! know the keys cannot search for collisions offline (pgpool's CVE-2024-45624 was a key that
-//! left the role out; this one cannot be made to collide on purpose). No extra crate is needed
-//! and nothing is allocated: fields stream into the two hashers.
+//! to another role — so it must be negligible and must not be constructible. The key is
+//! SipHash-1-3 with its 128-bit output (the `siphasher` crate) under a per-process random key:
+//! 2^-64 collision odds at 2^32 live entries, and an attacker who does not know the key cannot
+//! search for collisions offline (pgpool's CVE-2024-45624 was a key that left the role out; this
+//! one cannot be made to collide on purpose). One pass over the input gives all 128 bits (two
+//! 64-bit SipHash instances, as before, hashed everything twice), and nothing is allocated:
+//! fields stream into the hasher.
 //!
 //! **Unambiguous**: every field is written with a tag byte and a length prefix, so no two
 //! different field sequences hash the same input bytes.
 
-use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// A cache key. Cheap to copy and compare; carries no text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,21 +70,27 @@ pub const OUTPUT_SETTINGS: &[&str] = &[
     "role",
 ];
 
-/// The per-process random hash keys. One per [`super::ResultCache`]; keys built from different
+/// The per-process random hash key. One per [`super::ResultCache`]; keys built from different
 /// seeds never match.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KeySeed {
-    a: RandomState,
-    b: RandomState,
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for KeySeed {
+    fn default() -> Self {
+        KeySeed::new()
+    }
 }
 
 impl KeySeed {
     pub fn new() -> KeySeed {
-        KeySeed { a: RandomState::new(), b: RandomState::new() }
+        KeySeed { k0: rand::random(), k1: rand::random() }
     }
 
-    fn hashers(&self) -> Pair {
-        Pair { a: self.a.build_hasher(), b: self.b.build_hasher() }
+    fn hasher(&self) -> KeyHasher {
+        KeyHasher(SipHasher13::new_with_keys(self.k0, self.k1))
     }
 }
 
@@ -100,10 +109,10 @@ impl SettingsDigest {
             if IGNORED_SETTINGS.iter().any(|i| i.eq_ignore_ascii_case(name)) {
                 continue;
             }
-            let mut h = seed.hashers();
-            h.write_usize(name.len());
+            let mut h = seed.hasher();
+            h.0.write_usize(name.len());
             for b in name.bytes() {
-                h.write_u8(b.to_ascii_lowercase());
+                h.0.write_u8(b.to_ascii_lowercase());
             }
             h.field(b'v', value.as_bytes());
             // Addition commutes: the digest does not depend on the order of the pairs.
@@ -125,20 +134,20 @@ impl SettingsDigest {
 /// # let _ = key;
 /// ```
 pub struct KeyBuilder {
-    h: Pair,
+    h: KeyHasher,
 }
 
 impl KeyBuilder {
     /// Start a key with the context every key has: database, effective role (after SET ROLE /
     /// SET SESSION AUTHORIZATION), protocol and the session's settings digest.
     pub fn new(seed: &KeySeed, database: &str, role: &str, protocol: Protocol, settings: SettingsDigest) -> KeyBuilder {
-        let mut h = seed.hashers();
+        let mut h = seed.hasher();
         h.field(b'd', database.as_bytes());
         h.field(b'r', role.as_bytes());
-        h.a.write_u8(protocol as u8);
-        h.b.write_u8(protocol as u8);
-        h.a.write_u128(settings.0);
-        h.b.write_u128(settings.0);
+        let mut context = [0u8; 17];
+        context[0] = protocol as u8;
+        context[1..].copy_from_slice(&settings.0.to_le_bytes());
+        h.0.write(&context);
         KeyBuilder { h }
     }
 
@@ -160,8 +169,10 @@ impl KeyBuilder {
     /// are read and what type `$1` (and so a result column) has — `SELECT $1` prepared as
     /// int4 and as text answer the same Bind bytes differently.
     pub fn param_types(mut self, types: &[u32]) -> KeyBuilder {
-        let bytes: Vec<u8> = types.iter().flat_map(|t| t.to_be_bytes()).collect();
-        self.h.field(b't', &bytes);
+        self.h.head(b't', types.len() * 4);
+        for t in types {
+            self.h.0.write(&t.to_be_bytes());
+        }
         self
     }
 
@@ -198,43 +209,32 @@ impl KeyBuilder {
     }
 }
 
-/// Two independently keyed SipHash states, written in lock step.
-struct Pair {
-    a: DefaultHasher,
-    b: DefaultHasher,
-}
+/// The keyed 128-bit hasher, with the framing every field gets.
+struct KeyHasher(SipHasher13);
 
-impl Pair {
+impl KeyHasher {
+    /// A field's tag and length, in one write (each write has a fixed cost).
+    fn head(&mut self, tag: u8, len: usize) {
+        let mut head = [0u8; 9];
+        head[0] = tag;
+        head[1..].copy_from_slice(&(len as u64).to_le_bytes());
+        self.0.write(&head);
+    }
+
     fn field(&mut self, tag: u8, bytes: &[u8]) {
-        for h in [&mut self.a, &mut self.b] {
-            h.write_u8(tag);
-            h.write_usize(bytes.len());
-            h.write(bytes);
-        }
+        self.head(tag, bytes.len());
+        self.0.write(bytes);
     }
 
     fn formats(&mut self, tag: u8, codes: &[i16]) {
-        for h in [&mut self.a, &mut self.b] {
-            h.write_u8(tag);
-            h.write_usize(codes.len());
-            for c in codes {
-                h.write_i16(*c);
-            }
+        self.head(tag, codes.len());
+        for c in codes {
+            self.0.write(&c.to_le_bytes());
         }
     }
 
-    fn write_usize(&mut self, n: usize) {
-        self.a.write_usize(n);
-        self.b.write_usize(n);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.a.write_u8(n);
-        self.b.write_u8(n);
-    }
-
     fn finish(&self) -> u128 {
-        (u128::from(self.a.finish()) << 64) | u128::from(self.b.finish())
+        self.0.finish128().into()
     }
 }
 

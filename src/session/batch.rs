@@ -35,6 +35,18 @@ impl Session {
         extended && !self.skip_until_sync && (!self.batch.is_empty() || self.cache_usable())
     }
 
+    /// Gather `frame` right away if it is part of a batch and does not end it; else give it
+    /// back. Synchronous, so the frames before a Sync cost no future (an `async` call per frame
+    /// copied a state machine of a few KiB each time).
+    pub(super) fn gather_quietly(&mut self, frame: Frame) -> Option<Frame> {
+        let t = frame.tag();
+        if t != tag::SYNC && self.batch.len() + 1 < MAX_GATHERED && self.gathering(t) {
+            self.batch.push(frame);
+            return None;
+        }
+        Some(frame)
+    }
+
     pub(super) async fn gather(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         let t = frame.tag();
         self.batch.push(frame);

@@ -77,6 +77,7 @@ impl Session {
                     return Ok(self.protocol_violation(&e.to_string()));
                 }
             };
+            let Some(frame) = self.gather_quietly(frame) else { continue };
             if self.on_client_frame(frame).await? == Flow::Close {
                 return Ok(Flow::Close);
             }
