@@ -13,7 +13,7 @@ use moka::notification::RemovalCause;
 use moka::policy::Expiry;
 
 use super::flight::{Flights, Join, Waiter};
-use super::key::{CacheKey, KeySeed};
+use super::key::{CacheKey, CacheKeyHasher, KeySeed};
 use super::recorder::{CachedResult, Recorder, Rejected};
 use super::stats::{CacheStats, InvalidationCause};
 use super::versions::TableVersions;
@@ -51,7 +51,7 @@ pub enum Lookup {
 
 /// The shared cache. One per proxy (`Arc<ResultCache>`), for all databases.
 pub struct ResultCache {
-    entries: moka::sync::Cache<CacheKey, Arc<CachedResult>>,
+    entries: moka::sync::Cache<CacheKey, Arc<CachedResult>, CacheKeyHasher>,
     versions: Arc<TableVersions>,
     stats: Arc<CacheStats>,
     flights: Arc<Flights>,
@@ -87,7 +87,7 @@ impl ResultCache {
                     RemovalCause::Explicit | RemovalCause::Replaced => {}
                 }
             })
-            .build();
+            .build_with_hasher(CacheKeyHasher::default());
         ResultCache {
             entries,
             versions: Arc::new(TableVersions::new()),

@@ -31,7 +31,8 @@ impl CancelSlot {
         // Twice per transaction, and a cancel in progress is rare: try the lock before queueing.
         match self.current.try_lock() {
             Ok(mut current) => *current = key,
-            Err(_) => *self.current.lock().await = key,
+            // Boxed: keeps the lock's future out of the sessions' state machines.
+            Err(_) => *Box::pin(self.current.lock()).await = key,
         }
     }
 

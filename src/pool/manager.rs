@@ -47,7 +47,10 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<Box<ServerConn>, ServerError> {
         let key = &self.key;
-        let mut conn = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref()).await?;
+        // Boxed: logging in (TLS, SCRAM) is a large state machine, and this future is part of
+        // every checkout's, which sessions hold across every await on their hot path.
+        let connect = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref());
+        let mut conn = Box::pin(connect).await?;
         conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
         Ok(Box::new(conn))
     }
@@ -79,7 +82,8 @@ impl managed::Manager for Manager {
         if idle >= self.config.health_check_after {
             // The pool arms no recycle timer (one per checkout would cost every transaction):
             // the check bounds itself by `acquire_timeout`, as the checkout would have.
-            let outcome = tokio::time::timeout(self.config.acquire_timeout, conn.run_hidden("")).await;
+            // Boxed, like `create`'s login: rare, and it would size every checkout's future.
+            let outcome = Box::pin(tokio::time::timeout(self.config.acquire_timeout, conn.run_hidden(""))).await;
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.to_string()),

@@ -165,7 +165,9 @@ impl PoolHandle {
         // checkout that must wait arms the `acquire_timeout` one.
         match self.pool.timeout_get(&self.at_once).await {
             Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) => {
-                self.pool.get().await.map_err(|e| self.map_error(e))
+                // Boxed: the waiting path is rare, and sessions hold this future across their
+                // hot-path awaits.
+                Box::pin(self.pool.get()).await.map_err(|e| self.map_error(e))
             }
             other => other.map_err(|e| self.map_error(e)),
         }

@@ -95,7 +95,9 @@ impl Session {
                     Some(schema) => format!("{schema}.{}", t.name),
                     None => t.name.clone(),
                 };
-                match catalog.dependencies(&rel).await {
+                // Boxed (as the stampede wait below): a catalog query is a large state
+                // machine, and this future is part of every cacheable statement's.
+                match Box::pin(catalog.dependencies(&rel)).await {
                     Ok(deps) => tables.extend(deps.iter().cloned()),
                     Err(e) => {
                         debug!(error = %e, "catalog look-up failed: not cached");
@@ -109,7 +111,7 @@ impl Session {
         let key = self.cache_key(text, exec);
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
         match cache.lookup(key, &spec) {
-            Lookup::Wait(waiter) => cache.wait(waiter, key, &spec).await,
+            Lookup::Wait(waiter) => Box::pin(cache.wait(waiter, key, &spec)).await,
             other => other,
         }
     }

@@ -40,7 +40,9 @@ impl Session {
                 return Ok(());
             };
             let estimator = shared.costs.for_session(&database, &role, search_path.as_deref());
-            sql::check_cost(&policy, &estimator, &text, &analysis).await
+            // Boxed: an EXPLAIN round trip is a large state machine, and this future is part
+            // of every Query's and Parse's.
+            Box::pin(sql::check_cost(&policy, &estimator, &text, &analysis)).await
         }
     }
 

@@ -357,7 +357,8 @@ impl Session {
         };
         let mut obj = pool.get().await?;
         if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
-            if let Err(e) = obj.run_hidden(&sql).await {
+            // Boxed: rare, and it would size the future of every statement that takes a server.
+            if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
                 warn!(error = %e, pool = %self.key, "could not restore session parameters on a server connection");
                 obj.broken = true;
                 return Err(PoolError::Connect(e));
