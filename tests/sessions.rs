@@ -156,7 +156,7 @@ async fn settings_are_followed_in_pure_pass_through_in_both_protocols() {
     let a = connect(&proxy.url("postgres", "app")).await;
     let b = connect(&proxy.url("postgres", "app")).await;
     let default_tz = show(&b, "TimeZone").await;
-    // Extended protocol (unnamed Parse/Bind/Execute), then the simple one.
+    // Extended protocol (tokio-postgres prepares named statements), then the simple one.
     a.execute("SET TimeZone = 'Pacific/Auckland'", &[]).await.unwrap();
     a.execute("SELECT set_config('search_path', $1, false)", &[&"pg_catalog, public"]).await.unwrap();
     a.batch_execute("SET application_name = 'a_simple'").await.unwrap();
@@ -167,6 +167,14 @@ async fn settings_are_followed_in_pure_pass_through_in_both_protocols() {
     assert_ne!(show(&b, "application_name").await, "a_simple");
     assert_eq!(show(&a, "TimeZone").await, "Pacific/Auckland");
     assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
+    // Unnamed statements (`query_typed`): a setting after a remembered plain text (see
+    // `is_plain_parse`) is still followed.
+    use tokio_postgres::types::Type;
+    a.query_typed("SELECT 1 WHERE $1::int = 1", &[(&1i32, Type::INT4)]).await.unwrap();
+    a.query_typed("SELECT 1 WHERE $1::int = 1", &[(&1i32, Type::INT4)]).await.unwrap();
+    a.query_typed("SELECT set_config('search_path', $1, false)", &[(&"public", Type::TEXT)]).await.unwrap();
+    assert_eq!(show(&b, "search_path").await, "\"$user\", public");
+    assert_eq!(show(&a, "search_path").await, "public");
     assert_eq!(show(&a, "application_name").await, "a_simple");
 }
 

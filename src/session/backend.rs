@@ -5,13 +5,12 @@
 //! parameter changes (ParameterStatus), fatal errors, statements the server dropped, and the
 //! result shapes of statements it prepared (see `shapes`).
 
+use bytes::{Buf, Bytes};
 use tracing::warn;
 
 use super::params;
 use super::queue::{self, Entry, Kind, OnFail, Step};
 use super::{Flow, Session, SessionError};
-use bytes::{Buf, Bytes};
-
 use crate::wire::backend::{self, tag};
 use crate::wire::frame::{FrameRef, peek_frame, reserve_for_next};
 
