@@ -395,3 +395,32 @@ async fn a_statement_refused_by_postgres_is_prepared_afresh_when_the_client_prep
     assert_refused_then_prepared_again(&transcripts[0]);
     assert_eq!(transcripts[1], transcripts[0], "pgcached (left) vs direct (right)");
 }
+
+/// A COPY FROM STDIN started with the extended protocol fails on its data before the client
+/// ends it: Postgres then discards everything up to the next Sync (the Sync sent with the
+/// Execute was ignored in copy mode). The server connection is not idle until that Sync is
+/// answered — given back to the pool before it, the next transaction's messages would be
+/// discarded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_fails_before_the_client_ends_it_keeps_its_server_until_sync() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE copy_err (x int)");
+    // One server connection: the next statement runs where the COPY failed.
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let mut transcripts = Vec::new();
+    for port in [pg.port(), proxy.port] {
+        let mut c = RawClient::connect(port, "postgres", "app").await;
+        // What tokio-postgres sends: Bind, Execute and Sync, the data, then CopyDone and Sync.
+        c.parse("", "COPY copy_err FROM STDIN").bind("", "", &[], 0).execute("", 0).sync().flush().await;
+        let mut msgs = c.take(3).await;
+        c.copy_data(b"not-a-number\n").flush().await;
+        msgs.push(c.recv().await);
+        c.copy_done().sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.query("SELECT count(*) FROM copy_err").flush().await;
+        msgs.extend(c.until_ready().await);
+        transcripts.push(summaries(&msgs));
+    }
+    assert_eq!(tags(&transcripts[0]), "12GEZTDCZ", "{:?}", transcripts[0]);
+    assert_eq!(transcripts[1], transcripts[0], "pgcached (left) vs direct (right)");
+}

@@ -166,6 +166,10 @@ impl SettingsDigest {
 ///     .finish();
 /// # let _ = key;
 /// ```
+///
+/// Cloneable: a caller can keep the state after the fields a statement repeats (context and
+/// text) and finish copies of it with each execution's own fields.
+#[derive(Clone)]
 pub struct KeyBuilder {
     h: KeyHasher,
 }
@@ -243,6 +247,7 @@ impl KeyBuilder {
 }
 
 /// The keyed 128-bit hasher, with the framing every field gets.
+#[derive(Clone)]
 struct KeyHasher(SipHasher13);
 
 impl KeyHasher {

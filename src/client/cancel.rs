@@ -3,8 +3,8 @@
 //! nothing else.
 //!
 //! A session publishes its current server (address + the server's own key) in its slot while it
-//! holds one, and clears the slot before giving the server back to the pool. The slot's lock is
-//! held while a cancel is being sent, so a server can't change hands in the middle of a cancel.
+//! holds one, and clears the slot before giving the server back to the pool. While a cancel is
+//! being sent the slot can't change, so a server can't change hands in the middle of a cancel.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,16 +23,49 @@ pub struct ServerKey {
 /// One client's slot.
 #[derive(Default)]
 pub struct CancelSlot {
-    current: tokio::sync::Mutex<Option<ServerKey>>,
+    state: Mutex<SlotState>,
+    /// Signalled when the last cancel in progress has been sent.
+    cancels_done: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct SlotState {
+    current: Option<ServerKey>,
+    /// Cancels being sent to `current` right now; it can't change until they are done.
+    sending: usize,
 }
 
 impl CancelSlot {
+    /// Publish the server the client's queries now run on (`None`: none). Waits while a cancel
+    /// to the previous one is being sent.
     pub async fn set(&self, key: Option<ServerKey>) {
-        // Twice per transaction, and a cancel in progress is rare: try the lock before queueing.
-        match self.current.try_lock() {
-            Ok(mut current) => *current = key,
-            // Boxed: keeps the lock's future out of the sessions' state machines.
-            Err(_) => *Box::pin(self.current.lock()).await = key,
+        // Twice per transaction, and a cancel in progress is rare: a plain lock, no queueing.
+        if self.try_set(key) {
+            return;
+        }
+        // Boxed: keeps the wait out of the sessions' state machines.
+        Box::pin(self.set_after_cancels(key)).await;
+    }
+
+    fn try_set(&self, key: Option<ServerKey>) -> bool {
+        let mut state = self.lock();
+        if state.sending > 0 {
+            return false;
+        }
+        state.current = key;
+        true
+    }
+
+    async fn set_after_cancels(&self, key: Option<ServerKey>) {
+        loop {
+            let done = self.cancels_done.notified();
+            tokio::pin!(done);
+            // Registered before the check, so a cancel finishing in between is not missed.
+            done.as_mut().enable();
+            if self.try_set(key) {
+                return;
+            }
+            done.await;
         }
     }
 
@@ -42,9 +75,32 @@ impl CancelSlot {
         F: FnOnce(ServerKey) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let guard = self.current.lock().await;
-        if let Some(key) = *guard {
-            send(key).await;
+        let key = {
+            let mut state = self.lock();
+            let Some(key) = state.current else { return };
+            state.sending += 1;
+            key
+        };
+        // Released however `send` ends, dropped futures included.
+        let _sending = Sending(self);
+        send(key).await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        // Nothing can be left half-updated under this lock: a poisoned one is still right.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A cancel in progress on a slot; ends when dropped.
+struct Sending<'a>(&'a CancelSlot);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.sending -= 1;
+        if state.sending == 0 {
+            self.0.cancels_done.notify_waiters();
         }
     }
 }
@@ -134,5 +190,41 @@ mod tests {
         })
         .await;
         assert_eq!(*seen.lock().unwrap(), vec![key]);
+    }
+
+    #[tokio::test]
+    async fn the_server_does_not_change_while_a_cancel_is_being_sent() {
+        let slot = Arc::new(CancelSlot::default());
+        let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
+        slot.set(Some(key)).await;
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+        let sender = {
+            let slot = slot.clone();
+            tokio::spawn(async move {
+                slot.with_current(|_| async move {
+                    started_tx.send(()).unwrap();
+                    finish_rx.await.unwrap();
+                })
+                .await;
+            })
+        };
+        started_rx.await.unwrap();
+        let release = {
+            let slot = slot.clone();
+            tokio::spawn(async move { slot.set(None).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!release.is_finished(), "the slot changed while a cancel was being sent");
+        finish_tx.send(()).unwrap();
+        sender.await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), release).await.unwrap().unwrap();
+        let mut seen = Vec::new();
+        slot.with_current(|k| {
+            seen.push(k);
+            async {}
+        })
+        .await;
+        assert!(seen.is_empty(), "the slot is cleared once the cancel was sent");
     }
 }

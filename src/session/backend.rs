@@ -25,15 +25,28 @@ impl Session {
         // meanwhile (the handlers need `&mut self`) and put back with what is left.
         let mut rbuf = std::mem::take(&mut self.server_mut().io.rbuf);
         let mut done = 0;
+        // Consecutive rows forwarded untouched are copied to the client in one piece.
+        let mut rows = 0..0;
         let result = loop {
             let frame = match peek_frame(&rbuf[done..], MAX_SERVER_FRAME) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
+            let at = done;
             done += frame.len();
+            if self.passes_straight(frame.tag()) {
+                if rows.end != at {
+                    rows = at..at;
+                }
+                rows.end = done;
+                continue;
+            }
+            self.to_client.extend_from_slice(&rbuf[rows.clone()]);
+            rows = done..done;
             self.on_server_frame(frame);
         };
+        self.to_client.extend_from_slice(&rbuf[rows]);
         rbuf.advance(done);
         reserve_for_next(&mut rbuf);
         let lease = self.server_mut();
@@ -49,6 +62,17 @@ impl Session {
         }
         self.maybe_release().await;
         Ok(Flow::Continue)
+    }
+
+    /// Is this frame a row (or row description) of a forwarded result that is not being
+    /// recorded? Then nothing in it matters to the proxy and it goes to the client as it is —
+    /// exactly what [`Session::on_server_frame`] would do with it, minus the bookkeeping.
+    #[inline]
+    fn passes_straight(&self, frame_tag: u8) -> bool {
+        matches!(frame_tag, tag::DATA_ROW | tag::ROW_DESCRIPTION)
+            && self.fill.is_none()
+            && matches!(self.queue.head(), Some(Entry::Server { kind, forward: true, .. })
+                if queue::step(*kind, frame_tag) == Step::Continue)
     }
 
     /// One server frame: note what it says, then forward it, drop it, or record it.
@@ -131,8 +155,10 @@ impl Session {
                 if self.queue.is_empty() {
                     // The client has not sent this batch's Sync yet: the server ignores
                     // everything until it comes, so the proxy drops it too (messages parked
-                    // for a probe included: the probe was skipped).
+                    // for a probe included: the probe was skipped). Until then the server is
+                    // not idle, even if a Sync went before (a COPY ignores Syncs in copy mode).
                     self.skip_until_sync = true;
+                    self.unsynced = true;
                 }
             }
         }

@@ -7,7 +7,6 @@
 use bytes::{Bytes, BytesMut};
 
 use super::caching::{Execution, cacheable_statement};
-use super::queue::Entry;
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::cache::{CachedResult, Lookup, Recorder};
@@ -62,7 +61,7 @@ impl Session {
         match self.plan(&frames).await {
             Plan::Hit(reply) => {
                 self.register_parses(&frames);
-                self.queue.push(Entry::Synth(reply));
+                self.answer_with(reply.len(), |out| out.extend_from_slice(&reply));
                 return Ok(Flow::Continue);
             }
             Plan::Fill(recorder) => self.fill = Some(recorder),

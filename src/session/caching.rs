@@ -7,7 +7,7 @@
 //! CTE, no system catalogs unless `cache.catalogs` — outside an explicit transaction, in a
 //! session whose settings the proxy knows and that created no temporary tables.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::debug;
 
 use super::Session;
@@ -16,6 +16,17 @@ use std::sync::Arc;
 use crate::cache::{CacheKey, CachedResult, FillSpec, InvalidationCause, KeyBuilder, Lookup, Protocol, SettingsDigest};
 use crate::sql::{Analysis, StatementAnalysis, StatementKind};
 use crate::wire::build;
+
+/// Longest statement text [`Session::statement_key`] remembers.
+const MEMO_MAX_TEXT: usize = 8 * 1024;
+
+/// The last statement a session keyed: see [`Session::statement_key`].
+pub(super) struct KeyMemo {
+    generation: u64,
+    protocol: Protocol,
+    text: Vec<u8>,
+    prefix: KeyBuilder,
+}
 
 /// What a session's current transaction will invalidate when it commits.
 #[derive(Debug, Default, Clone)]
@@ -131,11 +142,8 @@ impl Session {
 
     /// The key of `text`'s answer for this session (`exec`: see [`Self::cache_lookup`]).
     fn cache_key(&self, text: &[u8], exec: Option<Execution<'_>>) -> CacheKey {
-        let seed = self.shared.cache.seed();
         let protocol = if exec.is_some() { Protocol::Extended } else { Protocol::Simple };
-        let digest = self.settings_digest();
-        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
-        let mut builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
+        let mut builder = self.statement_key(text, protocol);
         if let Some(exec) = exec {
             builder = builder.bind_tail(exec.bind_tail).param_types(exec.param_types);
             if let Some(shape) = exec.shape {
@@ -143,6 +151,34 @@ impl Session {
             }
         }
         builder.finish()
+    }
+
+    /// The key state after the session's context and `text`: remembered for the last
+    /// statement, since clients repeat statements and hashing a long text is most of what a
+    /// hit costs. The memo holds for the same text, protocol and settings generation (which
+    /// covers the role); the database and the seed never change in a session.
+    fn statement_key(&self, text: &[u8], protocol: Protocol) -> KeyBuilder {
+        let generation = self.wanted.generation();
+        let mut memo = self.key_memo.borrow_mut();
+        if let Some(m) = memo.as_ref()
+            && m.generation == generation
+            && m.protocol == protocol
+            && m.text == text
+        {
+            return m.prefix.clone();
+        }
+        let seed = self.shared.cache.seed();
+        let digest = self.settings_digest();
+        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
+        let prefix = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
+        if text.len() <= MEMO_MAX_TEXT {
+            // The text buffer is reused: no allocation once it has grown.
+            let mut old = memo.take().map(|m| m.text).unwrap_or_default();
+            old.clear();
+            old.extend_from_slice(text);
+            *memo = Some(KeyMemo { generation, protocol, text: old, prefix: prefix.clone() });
+        }
+        prefix
     }
 
     /// A fresh cached answer to `text`, found without analysing it (call only when
@@ -155,12 +191,13 @@ impl Session {
         self.shared.cache.peek(&self.cache_key(text, exec))
     }
 
-    /// The answer to a simple Query from a hit: the recorded frames, then ReadyForQuery.
-    pub(super) fn replay_simple(&self, frames: &Bytes) -> Bytes {
-        let mut out = BytesMut::with_capacity(frames.len() + 6);
-        out.extend_from_slice(frames);
-        build::ready_for_query(&mut out, self.tx_status);
-        out.freeze()
+    /// Answer a simple Query from a hit: the recorded frames, then ReadyForQuery.
+    pub(super) fn replay_simple(&mut self, frames: &Bytes) {
+        let status = self.tx_status;
+        self.answer_with(frames.len() + 6, |out| {
+            out.extend_from_slice(frames);
+            build::ready_for_query(out, status);
+        });
     }
 
     /// Note what statements about to run will invalidate when their transaction commits, and

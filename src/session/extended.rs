@@ -112,7 +112,7 @@ impl Session {
         if self.plain_parse.as_deref() == Some(text) {
             return true;
         }
-        let plain = std::str::from_utf8(text).is_ok_and(|t| !may_change_session(t));
+        let plain = !may_change_session(text);
         if plain {
             self.plain_parse = Some(Bytes::copy_from_slice(text));
         }
@@ -147,7 +147,7 @@ impl Session {
         };
         match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `frontend::may_change_session`.
-            Some(Ok(text)) if self.pure_pass_through() && !may_change_session(text) => {}
+            Some(Ok(text)) if self.pure_pass_through() && !may_change_session(text.as_bytes()) => {}
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);
                 let params =

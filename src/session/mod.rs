@@ -50,6 +50,7 @@ use crate::server::ServerIo;
 use crate::wire::FrameError;
 use crate::wire::build::{self, Severity};
 use params::{ParamSet, SetEffect};
+use queue::Entry;
 
 /// Stop reading from one side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 1 << 20;
@@ -171,6 +172,8 @@ pub struct Session {
     wanted: ParamSet,
     /// `wanted`'s cache-key digest, with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
+    /// The last statement's cache-key state (see `caching::Session::statement_key`).
+    key_memo: std::cell::RefCell<Option<caching::KeyMemo>>,
     /// SETs of unreported parameters waiting for their transaction to end.
     pending_sets: Vec<SetEffect>,
     /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).
@@ -334,8 +337,24 @@ impl Session {
         self.server.as_mut().expect("the session holds a server here")
     }
 
+    /// The proxy's own answer to the client's latest message, written by `write` (about `len`
+    /// bytes): straight into the client's buffer when nothing is ahead of it in the queue,
+    /// else queued until its turn comes.
+    pub(super) fn answer_with(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) {
+        if self.queue.is_empty() {
+            write(&mut self.to_client);
+            return;
+        }
+        let mut out = BytesMut::with_capacity(len);
+        write(&mut out);
+        self.queue.push(Entry::Synth(out.freeze()));
+    }
+
     /// Send the proxy's own answers that have reached the head of the queue.
     fn emit_ready_synth(&mut self) {
+        if !self.queue.synth_at_head() {
+            return;
+        }
         for bytes in self.queue.take_ready_synth() {
             self.to_client.extend_from_slice(&bytes);
         }
@@ -437,6 +456,10 @@ impl Session {
 
     fn next_deadline(&self) -> Option<Instant> {
         let t = &self.shared.config.timeouts;
+        if !t.measure_from_client_activity() {
+            // No timeout configured (the default): nothing to work out, every turn.
+            return None;
+        }
         let since = |d: Duration| self.last_client_activity + d;
         if self.server.is_none() {
             return t.client_idle.map(since);

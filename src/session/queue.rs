@@ -128,6 +128,12 @@ impl ReplyQueue {
         self.entries.is_empty()
     }
 
+    /// Is a Synth entry (or COPY boundary) at the head? Checked after every server frame.
+    #[inline]
+    pub fn synth_at_head(&self) -> bool {
+        matches!(self.entries.front(), Some(Entry::Synth(_) | Entry::CopyEnd))
+    }
+
     /// Pop the Synth entries (and COPY boundaries) now at the head, in order.
     pub fn take_ready_synth(&mut self) -> Vec<Bytes> {
         let mut out = Vec::new();

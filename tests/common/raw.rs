@@ -140,6 +140,18 @@ impl RawClient {
         self
     }
 
+    pub fn copy_data(&mut self, data: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(b"d");
+        self.out.extend_from_slice(&(data.len() as u32 + 4).to_be_bytes());
+        self.out.extend_from_slice(data);
+        self
+    }
+
+    pub fn copy_done(&mut self) -> &mut Self {
+        frontend::copy_done(&mut self.out);
+        self
+    }
+
     pub fn query(&mut self, sql: &str) -> &mut Self {
         frontend::query(sql, &mut self.out).unwrap();
         self
