@@ -246,6 +246,52 @@ impl KeyBuilder {
     }
 }
 
+/// The key state after a statement's context and text ([`KeyBuilder::new`] then
+/// [`KeyBuilder::statement`]), remembered for the last statement of a session: clients repeat
+/// statements, and hashing a long text is most of what a cache hit costs.
+///
+/// It holds for the same text, protocol and settings generation (a generation identifies the
+/// session's setting values, the role included); the caller guarantees that nothing else its
+/// `build` reads can change under one generation.
+#[derive(Default)]
+pub struct StatementKeyMemo {
+    last: Option<(u64, Protocol, Vec<u8>, KeyBuilder)>,
+}
+
+/// Longest statement text a [`StatementKeyMemo`] keeps.
+const MEMO_MAX_TEXT: usize = 8 * 1024;
+
+impl StatementKeyMemo {
+    /// The remembered state if it is for (`generation`, `protocol`, `text`), else `build()`'s,
+    /// which is then remembered.
+    pub fn get_or_build(
+        &mut self,
+        generation: u64,
+        protocol: Protocol,
+        text: &[u8],
+        build: impl FnOnce() -> KeyBuilder,
+    ) -> KeyBuilder {
+        if let Some((g, p, t, state)) = &self.last
+            && *g == generation
+            && *p == protocol
+            && t.as_slice() == text
+        {
+            return state.clone();
+        }
+        let state = build();
+        if text.len() <= MEMO_MAX_TEXT {
+            // The text buffer is reused: no allocation once it has grown.
+            let mut buf = self.last.take().map(|(_, _, t, _)| t).unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(text);
+            self.last = Some((generation, protocol, buf, state.clone()));
+        } else {
+            self.last = None;
+        }
+        state
+    }
+}
+
 /// The keyed 128-bit hasher, with the framing every field gets.
 #[derive(Clone)]
 struct KeyHasher(SipHasher13);
@@ -401,5 +447,45 @@ mod tests {
             KeyBuilder::new(&seed, "d", "r", Protocol::Extended, s).statement(b"SELECT $1").bind_tail(t).finish()
         };
         assert_ne!(tail(b"\0\0\0\x01\0\0\0\x011\0\0"), tail(b"\0\0\0\x01\0\0\0\x012\0\0"));
+    }
+
+    #[test]
+    fn the_statement_memo_holds_only_for_the_same_text_protocol_and_generation() {
+        let seed = KeySeed::new();
+        let utc = SettingsDigest::new(&seed, [("TimeZone", "UTC")]);
+        let tokyo = SettingsDigest::new(&seed, [("TimeZone", "Asia/Tokyo")]);
+        let fresh = |p: Protocol, s: SettingsDigest, sql: &[u8]| KeyBuilder::new(&seed, "d", "r", p, s).statement(sql);
+        let mut memo = StatementKeyMemo::default();
+        let mut built = 0;
+        let mut get = |memo: &mut StatementKeyMemo, g: u64, p: Protocol, s: SettingsDigest, sql: &[u8]| {
+            memo.get_or_build(g, p, sql, || {
+                built += 1;
+                fresh(p, s, sql)
+            })
+            .finish()
+        };
+        let a = get(&mut memo, 1, Protocol::Simple, utc, b"SELECT 1");
+        assert_eq!(a, fresh(Protocol::Simple, utc, b"SELECT 1").finish());
+        assert_eq!(get(&mut memo, 1, Protocol::Simple, utc, b"SELECT 1"), a, "remembered");
+        // Another generation (e.g. after SET TimeZone) is another key, never the remembered one.
+        let b = get(&mut memo, 2, Protocol::Simple, tokyo, b"SELECT 1");
+        assert_eq!(b, fresh(Protocol::Simple, tokyo, b"SELECT 1").finish());
+        assert_ne!(a, b);
+        let c = get(&mut memo, 2, Protocol::Extended, tokyo, b"SELECT 1");
+        assert_eq!(c, fresh(Protocol::Extended, tokyo, b"SELECT 1").finish(), "another protocol");
+        let d = get(&mut memo, 2, Protocol::Extended, tokyo, b"SELECT 2");
+        assert_eq!(d, fresh(Protocol::Extended, tokyo, b"SELECT 2").finish(), "another text");
+        let long = vec![b'x'; MEMO_MAX_TEXT + 1];
+        get(&mut memo, 2, Protocol::Extended, tokyo, &long);
+        get(&mut memo, 2, Protocol::Extended, tokyo, &long);
+        assert_eq!(built, 6, "a text over the cap is not kept");
+        // The memo's state continues like a fresh one: execution fields after it agree.
+        let mut memo = StatementKeyMemo::default();
+        let _ = memo.get_or_build(3, Protocol::Extended, b"SELECT $1", || fresh(Protocol::Extended, utc, b"SELECT $1"));
+        let again = memo.get_or_build(3, Protocol::Extended, b"SELECT $1", || unreachable!("remembered"));
+        assert_eq!(
+            again.bind_tail(b"tail").finish(),
+            fresh(Protocol::Extended, utc, b"SELECT $1").bind_tail(b"tail").finish()
+        );
     }
 }

@@ -43,7 +43,7 @@ pub mod versions;
 
 pub use catalog::{Catalog, CatalogError, Volatility};
 pub use flight::{Flight, Flights, Join, Waiter};
-pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest};
+pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest, StatementKeyMemo};
 pub use names::{RelName, version_key};
 pub use recorder::{CachedResult, Recorder, Rejected};
 pub use rules::{Decision, DecisionSource, Hints, Rules, RulesError};

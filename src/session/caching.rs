@@ -17,17 +17,6 @@ use crate::cache::{CacheKey, CachedResult, FillSpec, InvalidationCause, KeyBuild
 use crate::sql::{Analysis, StatementAnalysis, StatementKind};
 use crate::wire::build;
 
-/// Longest statement text [`Session::statement_key`] remembers.
-const MEMO_MAX_TEXT: usize = 8 * 1024;
-
-/// The last statement a session keyed: see [`Session::statement_key`].
-pub(super) struct KeyMemo {
-    generation: u64,
-    protocol: Protocol,
-    text: Vec<u8>,
-    prefix: KeyBuilder,
-}
-
 /// What a session's current transaction will invalidate when it commits.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Owed {
@@ -153,32 +142,17 @@ impl Session {
         builder.finish()
     }
 
-    /// The key state after the session's context and `text`: remembered for the last
-    /// statement, since clients repeat statements and hashing a long text is most of what a
-    /// hit costs. The memo holds for the same text, protocol and settings generation (which
-    /// covers the role); the database and the seed never change in a session.
+    /// The key state after the session's context and `text`, remembered for the last
+    /// statement (see [`crate::cache::StatementKeyMemo`]). The settings generation covers the role; the
+    /// database and the seed never change in a session.
     fn statement_key(&self, text: &[u8], protocol: Protocol) -> KeyBuilder {
         let generation = self.wanted.generation();
-        let mut memo = self.key_memo.borrow_mut();
-        if let Some(m) = memo.as_ref()
-            && m.generation == generation
-            && m.protocol == protocol
-            && m.text == text
-        {
-            return m.prefix.clone();
-        }
-        let seed = self.shared.cache.seed();
-        let digest = self.settings_digest();
-        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
-        let prefix = KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text);
-        if text.len() <= MEMO_MAX_TEXT {
-            // The text buffer is reused: no allocation once it has grown.
-            let mut old = memo.take().map(|m| m.text).unwrap_or_default();
-            old.clear();
-            old.extend_from_slice(text);
-            *memo = Some(KeyMemo { generation, protocol, text: old, prefix: prefix.clone() });
-        }
-        prefix
+        self.key_memo.borrow_mut().get_or_build(generation, protocol, text, || {
+            let seed = self.shared.cache.seed();
+            let digest = self.settings_digest();
+            let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
+            KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text)
+        })
     }
 
     /// A fresh cached answer to `text`, found without analysing it (call only when

@@ -135,7 +135,7 @@ pub async fn login(
         plain_parse: None,
         last_client_activity: Instant::now(),
         digest_memo: std::cell::Cell::new(None),
-        key_memo: std::cell::RefCell::new(None),
+        key_memo: std::cell::RefCell::default(),
         client_unflushed: false,
         server_unflushed: false,
         cancel_sent: false,

@@ -173,7 +173,7 @@ pub struct Session {
     /// `wanted`'s cache-key digest, with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
     /// The last statement's cache-key state (see `caching::Session::statement_key`).
-    key_memo: std::cell::RefCell<Option<caching::KeyMemo>>,
+    key_memo: std::cell::RefCell<crate::cache::StatementKeyMemo>,
     /// SETs of unreported parameters waiting for their transaction to end.
     pending_sets: Vec<SetEffect>,
     /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).
