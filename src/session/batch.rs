@@ -4,6 +4,8 @@
 //! cacheable statement). Drivers send `Parse?/Bind/Describe?/Execute/Sync` per statement, so
 //! gathering adds no round trip: the client waits for Sync's answer anyway.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
 use super::caching::{Execution, cacheable_statement};
@@ -19,8 +21,11 @@ const MAX_GATHERED: usize = 64;
 
 /// What to do with a gathered batch.
 enum Plan {
-    /// Everything answered from the cache.
-    Hit(Bytes),
+    /// Everything answered by the proxy itself (statements defined or dropped locally).
+    Local(Bytes),
+    /// Everything answered from the cache: `parses` ParseCompletes, the entry, `describe`
+    /// whether its RowDescription was asked for (see [`write_hit`]).
+    Hit { entry: Arc<CachedResult>, parses: usize, describe: bool },
     /// Forward, recording the answer.
     Fill(Recorder),
     /// Forward, uncached.
@@ -57,22 +62,43 @@ impl Session {
 
     /// Answer or process the gathered batch.
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
-        let frames = std::mem::take(&mut self.batch);
+        let mut frames = std::mem::take(&mut self.batch);
         match self.plan(&frames).await {
-            Plan::Hit(reply) => {
+            Plan::Local(reply) => {
                 self.register_parses(&frames);
                 self.answer_with(reply.len(), |out| out.extend_from_slice(&reply));
-                return Ok(Flow::Continue);
             }
-            Plan::Fill(recorder) => self.fill = Some(recorder),
-            Plan::Forward => {}
+            Plan::Hit { entry, parses, describe } => {
+                self.register_parses(&frames);
+                self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe));
+            }
+            Plan::Fill(recorder) => {
+                self.fill = Some(recorder);
+                return self.process_batch(frames).await;
+            }
+            Plan::Forward => return self.process_batch(frames).await,
         }
-        for frame in frames {
+        frames.clear();
+        self.keep_batch_buffer(frames);
+        Ok(Flow::Continue)
+    }
+
+    /// Process the frames of a batch one by one, as they would have been without gathering.
+    async fn process_batch(&mut self, mut frames: Vec<Frame>) -> Result<Flow, SessionError> {
+        for frame in frames.drain(..) {
             if self.process(frame).await? == Flow::Close {
                 return Ok(Flow::Close);
             }
         }
+        self.keep_batch_buffer(frames);
         Ok(Flow::Continue)
+    }
+
+    /// Give an emptied batch buffer back, so the next batch gathers without allocating.
+    fn keep_batch_buffer(&mut self, frames: Vec<Frame>) {
+        if self.batch.is_empty() && frames.is_empty() {
+            self.batch = frames;
+        }
     }
 
     /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
@@ -82,16 +108,16 @@ impl Session {
             return Plan::Forward;
         }
         if let Some(reply) = self.closes_only(frames) {
-            return Plan::Hit(reply);
+            return Plan::Local(reply);
         }
         if let Some(reply) = self.known_parses_only(frames) {
-            return Plan::Hit(reply);
+            return Plan::Local(reply);
         }
         if !self.cache_usable() {
             return Plan::Forward;
         }
         // (name, text, parameter types) of each Parse in the batch.
-        let mut parses: Vec<(Bytes, Bytes, Vec<u32>)> = Vec::new();
+        let mut parses: Vec<(&[u8], &[u8], Vec<u32>)> = Vec::new();
         let mut bind = None;
         let mut describe = false;
         let mut executed = false;
@@ -102,7 +128,7 @@ impl Session {
                     if !p.name.is_empty() && (!self.renaming() || self.statements.contains(p.name)) {
                         return Plan::Forward;
                     }
-                    parses.push((Bytes::copy_from_slice(p.name), Bytes::copy_from_slice(p.query), p.param_types));
+                    parses.push((p.name, p.query, p.param_types));
                 }
                 (tag::BIND, false, false) => bind = Some(f),
                 (tag::DESCRIBE, true, false) if !describe => {
@@ -124,21 +150,32 @@ impl Session {
         }
         let (Some(bind), true) = (bind, executed) else { return Plan::Forward };
         let Some(b) = frontend::bind(bind.body()) else { return Plan::Forward };
-        let (text, param_types, shape) = match parses.iter().rev().find(|(name, ..)| name.as_ref() == b.statement) {
-            Some((_, query, types)) => (query.clone(), types.clone(), None),
-            None if b.statement.is_empty() => return Plan::Forward,
-            None => match self.statements.get(b.statement) {
-                Some(stmt) => (stmt.query.clone(), stmt.param_types.clone(), stmt.shape.as_ref().map(|s| s.rows)),
-                None => return Plan::Forward,
-            },
+        // A statement parsed earlier: its text and types, held here (the session is borrowed
+        // mutably below).
+        let known: (Bytes, Vec<u32>, Option<u64>);
+        let (text, param_types, shape): (&[u8], &[u32], Option<u64>) =
+            match parses.iter().rev().find(|(name, ..)| *name == b.statement) {
+                Some((_, query, types)) => (query, types, None),
+                None if b.statement.is_empty() => return Plan::Forward,
+                None => match self.statements.get(b.statement) {
+                    Some(stmt) => {
+                        known = (stmt.query.clone(), stmt.param_types.clone(), stmt.shape.as_ref().map(|s| s.rows));
+                        (&known.0, &known.1, known.2)
+                    }
+                    None => return Plan::Forward,
+                },
+            };
+        let exec = Execution { bind_tail: b.params_and_formats, param_types, shape };
+        let hit = |entry: Arc<CachedResult>| {
+            let answers = !describe || entry.description().is_some();
+            if answers { Plan::Hit { entry, parses: parses.len(), describe } } else { Plan::Forward }
         };
-        let exec = Execution { bind_tail: b.params_and_formats, param_types: &param_types, shape };
-        let Ok(text_str) = std::str::from_utf8(&text) else { return Plan::Forward };
         if self.policy.is_none()
-            && let Some(entry) = self.cached_answer(&text, Some(exec))
+            && let Some(entry) = self.cached_answer(text, Some(exec))
         {
-            return hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit);
+            return hit(entry);
         }
+        let Ok(text_str) = std::str::from_utf8(text) else { return Plan::Forward };
         // The policy sees every Parse; a statement it refuses or rewrites goes the long way.
         let verdict = match self.check_policy(text_str) {
             Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => v,
@@ -147,8 +184,8 @@ impl Session {
         let Some(s) = cacheable_statement(&verdict.analysis, self.shared.config.cache.catalogs) else {
             return Plan::Forward;
         };
-        match self.cache_lookup(&text, s, Some(exec)).await {
-            Lookup::Hit(entry) => hit_reply(&entry, parses.len(), describe).map_or(Plan::Forward, Plan::Hit),
+        match self.cache_lookup(text, s, Some(exec)).await {
+            Lookup::Hit(entry) => hit(entry),
             Lookup::Fill(recorder) => Plan::Fill(recorder),
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
         }
@@ -251,21 +288,16 @@ impl Session {
 }
 
 /// The whole answer to a cacheable batch from a hit: a ParseComplete per Parse, BindComplete,
-/// the RowDescription if the portal was described, the rows, ReadyForQuery. `None` when the
-/// entry was recorded without the RowDescription asked for.
-fn hit_reply(entry: &CachedResult, parses: usize, describe: bool) -> Option<Bytes> {
-    let description: &[u8] = match (describe, entry.description()) {
-        (false, _) => &[],
-        (true, Some(d)) => d,
-        (true, None) => return None,
-    };
-    let mut out = BytesMut::with_capacity(entry.frames.len() + 32);
+/// the RowDescription if the portal was described (the caller checked the entry has it), the
+/// rows, ReadyForQuery.
+fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: bool) {
     for _ in 0..parses {
-        build::parse_complete(&mut out);
+        build::parse_complete(out);
     }
-    build::bind_complete(&mut out);
-    out.extend_from_slice(description);
+    build::bind_complete(out);
+    if describe {
+        out.extend_from_slice(entry.description().unwrap_or_default());
+    }
     out.extend_from_slice(entry.rows());
-    build::ready_for_query(&mut out, b'I');
-    Some(out.freeze())
+    build::ready_for_query(out, b'I');
 }

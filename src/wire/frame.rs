@@ -238,7 +238,8 @@ pub fn startup_options(options: &str) -> Vec<(String, String)> {
 
 /// Split a NUL-terminated string off the front of `buf`.
 pub fn split_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = buf.iter().position(|&b| b == 0)?;
+    // memchr: statement texts are long, and this runs for every Parse and Query.
+    let nul = memchr::memchr(0, buf)?;
     Some((&buf[..nul], &buf[nul + 1..]))
 }
 
