@@ -279,7 +279,10 @@ impl Session {
         for f in frames.iter().filter(|f| f.tag() == tag::PARSE) {
             let Some(p) = frontend::parse(f.body()) else { continue };
             if p.name.is_empty() {
-                self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
+                // Drivers repeat the same unnamed text: keep the copy already held.
+                if self.unnamed_query.as_deref() != Some(p.query) {
+                    self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
+                }
             } else {
                 self.statements.insert(Bytes::copy_from_slice(p.name), Statement::new(p.query, &p.param_types));
             }
