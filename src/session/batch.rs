@@ -66,7 +66,7 @@ impl Session {
         match self.plan(&frames).await {
             Plan::Local(reply) => {
                 self.register_parses(&frames);
-                self.answer_with(reply.len(), |out| out.extend_from_slice(&reply));
+                self.answer(reply);
             }
             Plan::Hit { entry, parses, describe } => {
                 self.register_parses(&frames);

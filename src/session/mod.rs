@@ -36,7 +36,7 @@ pub mod statements;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
@@ -348,6 +348,15 @@ impl Session {
         let mut out = BytesMut::with_capacity(len);
         write(&mut out);
         self.queue.push(Entry::Synth(out.freeze()));
+    }
+
+    /// The proxy's own answer `reply`, already built: like [`Session::answer_with`].
+    pub(super) fn answer(&mut self, reply: Bytes) {
+        if self.queue.is_empty() {
+            self.to_client.extend_from_slice(&reply);
+        } else {
+            self.queue.push(Entry::Synth(reply));
+        }
     }
 
     /// Send the proxy's own answers that have reached the head of the queue.
