@@ -143,8 +143,8 @@ impl Session {
     }
 
     /// The key state after the session's context and `text`, remembered for the last
-    /// statement (see [`crate::cache::StatementKeyMemo`]). The settings generation covers the role; the
-    /// database and the seed never change in a session.
+    /// statement (see [`crate::cache::StatementKeyMemo`]). The settings generation covers the
+    /// role; the database and the seed never change in a session.
     fn statement_key(&self, text: &[u8], protocol: Protocol) -> KeyBuilder {
         let generation = self.wanted.generation();
         self.key_memo.borrow_mut().get_or_build(generation, protocol, text, || {
