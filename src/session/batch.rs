@@ -62,7 +62,7 @@ impl Session {
 
     /// Answer or process the gathered batch.
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
-        let mut frames = std::mem::take(&mut self.batch);
+        let frames = std::mem::take(&mut self.batch);
         match self.plan(&frames).await {
             Plan::Local(reply) => {
                 self.register_parses(&frames);
@@ -78,7 +78,6 @@ impl Session {
             }
             Plan::Forward => return self.process_batch(frames).await,
         }
-        frames.clear();
         self.keep_batch_buffer(frames);
         Ok(Flow::Continue)
     }
@@ -94,9 +93,11 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Give an emptied batch buffer back, so the next batch gathers without allocating.
-    fn keep_batch_buffer(&mut self, frames: Vec<Frame>) {
-        if self.batch.is_empty() && frames.is_empty() {
+    /// Give a finished batch's buffer back, emptied, so the next batch gathers without
+    /// allocating (unless processing it started a new batch meanwhile).
+    fn keep_batch_buffer(&mut self, mut frames: Vec<Frame>) {
+        if self.batch.is_empty() {
+            frames.clear();
             self.batch = frames;
         }
     }
