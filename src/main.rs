@@ -46,16 +46,18 @@ fn main() -> ExitCode {
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.redacted_summary(), "starting pgcached");
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = config.limits.session_threads(cores);
+    tracing::info!(threads, cores, "session threads");
     // One thread: tokio's current-thread scheduler, which does not time every batch of polls
     // (the multi-thread one reads the clock twice per batch to tune its queues).
-    let mut builder = if config.limits.worker_threads == 1 {
+    let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
     };
-    if config.limits.worker_threads > 1 {
-        builder.worker_threads(config.limits.worker_threads);
-    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -216,8 +216,21 @@ pub struct LimitsConfig {
     pub max_clients: usize,
     /// Largest client message accepted (a size like `64MiB`).
     pub max_message_size: ByteSize,
-    /// Threads that run client sessions; `0` = one per CPU core.
+    /// Threads that run client sessions; `0` = automatic (see [`LimitsConfig::session_threads`]).
     pub worker_threads: usize,
+}
+
+impl LimitsConfig {
+    /// The threads to run sessions on, given `cores` CPUs: `worker_threads`, or when it is `0`
+    /// one per two cores, at least one (docs/DECISIONS.md, 22: the kernel's share of forwarding
+    /// — loopback TCP, wake-ups — runs on the same cores, and on 2 cores one thread forwards and
+    /// answers hits faster than two).
+    pub fn session_threads(&self, cores: usize) -> usize {
+        match self.worker_threads {
+            0 => (cores / 2).max(1),
+            n => n,
+        }
+    }
 }
 
 /// Upper bound for `limits.worker_threads`.
@@ -229,7 +242,7 @@ impl Default for LimitsConfig {
     }
 }
 
-/// One per core (see docs/DECISIONS.md, 18).
+/// Automatic: one per two cores (see [`LimitsConfig::session_threads`]).
 pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// `None` means "no timeout" (config: `0` or omitted).

@@ -40,6 +40,16 @@ fn empty_document_is_defaults() {
 }
 
 #[test]
+fn session_threads_default_to_one_per_two_cores_and_a_setting_wins() {
+    let auto = parse("");
+    assert_eq!(auto.limits.worker_threads, 0);
+    let by_cores: Vec<usize> = [1, 2, 3, 8].iter().map(|&cores| auto.limits.session_threads(cores)).collect();
+    assert_eq!(by_cores, [1, 1, 1, 4]);
+    let set = parse("limits: {worker_threads: 3}\n");
+    assert_eq!((set.limits.session_threads(2), set.limits.session_threads(64)), (3, 3));
+}
+
+#[test]
 fn example_parses_and_validates() {
     let c = parse(EXAMPLE);
     c.validate().unwrap_or_else(|e| panic!("{e}"));
