@@ -107,3 +107,39 @@ async fn a_client_that_never_finishes_startup_is_dropped_after_the_login_timeout
     let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("closed in time");
     assert_eq!(n.unwrap_or(0), 0);
 }
+
+/// A Query whose body holds more than one C string: Postgres refuses it (08P01, "invalid message
+/// format") and runs none of it. Through pgcached — pure pass-through (no cache, no policy) and
+/// with the cache on — the client gets the same answers, and a SET after the first NUL changes
+/// nothing the proxy then believes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_with_bytes_after_its_nul_gets_the_servers_answer() {
+    let pg = PgCluster::start();
+    let pass_through = Proxy::start_with(&pg, |c| c.cache.enabled = false).await;
+    let cached = Proxy::start_with(&pg, |c| c.cache.enabled = true).await;
+    let mut transcripts = Vec::new();
+    for port in [pg.port(), pass_through.port, cached.port] {
+        let mut s = raw_login(port).await;
+        let mut seen = Vec::new();
+        for body in
+            [&b"SELECT 1\0SET TimeZone = 'Asia/Tokyo'\0"[..], b"SET TimeZone = 'Asia/Tokyo'\0x\0", b"SHOW TimeZone\0"]
+        {
+            let mut msg = vec![b'Q'];
+            msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+            msg.extend_from_slice(body);
+            s.write_all(&msg).await.unwrap();
+            for (tag, body) in read_until(&mut s, b'Z').await {
+                seen.push(match tag {
+                    b'E' => format!("E {}", sqlstate(&body)),
+                    b'D' => format!("D {}", String::from_utf8_lossy(&body[6..])),
+                    t => (t as char).to_string(),
+                });
+            }
+        }
+        transcripts.push(seen);
+    }
+    assert_eq!(transcripts[0], transcripts[1], "direct (left) vs pass-through (right)");
+    assert_eq!(transcripts[0], transcripts[2], "direct (left) vs cache on (right)");
+    assert_eq!(transcripts[0][..2], ["E 08P01", "Z"], "{:?}", transcripts[0]);
+    assert!(!transcripts[0].iter().any(|m| m.contains("Tokyo")), "no SET ran: {:?}", transcripts[0]);
+}

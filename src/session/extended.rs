@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::frontend::may_change_session;
+use super::keywords::may_change_session;
 use super::queue::{Entry, Kind, OnFail};
 use super::shapes::Gate;
 use super::statements::Statement;
@@ -146,7 +146,7 @@ impl Session {
             None => None,
         };
         match text.as_deref().map(std::str::from_utf8) {
-            // Nothing to follow: see `frontend::may_change_session`.
+            // Nothing to follow: see `keywords::may_change_session`.
             Some(Ok(text)) if self.pure_pass_through() && !may_change_session(text.as_bytes()) => {}
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);

@@ -10,6 +10,7 @@
 //! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
 //! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
 //! - `guard`: the policy check of every query string and Parse, and refusals.
+//! - `keywords`: the scan that tells a statement that may change session state from one that cannot.
 //! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit.
 //! - [`params`]: the parameters that must follow a client across server connections.
 //! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
@@ -27,6 +28,7 @@ pub mod cost;
 mod extended;
 mod frontend;
 mod guard;
+mod keywords;
 pub mod login;
 pub mod params;
 mod queue;
@@ -523,7 +525,7 @@ impl Session {
 }
 
 async fn read_opt(
-    reader: Option<&mut Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    reader: Option<&mut crate::server::ServerReader>,
     buf: Option<&mut BytesMut>,
 ) -> std::io::Result<usize> {
     match (reader, buf) {
