@@ -115,7 +115,7 @@ mod tests {
     async fn password_request_without_a_password_is_refused_by_name() {
         let (ours, mut theirs) = tokio::io::duplex(1024);
         let (r, w) = tokio::io::split(ours);
-        let mut io = ServerIo::new(Box::new(r), Box::new(w));
+        let mut io = ServerIo::boxed(Box::new(r), Box::new(w));
         theirs.write_all(b"R\0\0\0\x08\0\0\0\x03").await.unwrap();
         let err = authenticate(&mut io, "alice", None).await.unwrap_err();
         assert!(matches!(&err, ServerError::NoPassword { user } if user == "alice"), "{err}");

@@ -12,7 +12,7 @@ use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
 use super::io::MAX_LOGIN_FRAME;
-use super::{PreparedSet, ServerConn, ServerError, ServerIo, UpstreamTarget, auth};
+use super::{PreparedSet, ServerConn, ServerError, ServerIo, ServerReader, UpstreamTarget, auth};
 use crate::config::UpstreamTls;
 use crate::wire::backend::{self, tag};
 
@@ -28,11 +28,11 @@ impl Stream {
             // Owned halves: no lock between reader and writer on the hot path.
             Stream::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
-                ServerIo::new(Box::new(r), Box::new(w))
+                ServerIo::new(ServerReader::Tcp(r), Box::new(w))
             }
             Stream::Tls(tls) => {
                 let (r, w) = tokio::io::split(*tls);
-                ServerIo::new(Box::new(r), Box::new(w))
+                ServerIo::boxed(Box::new(r), Box::new(w))
             }
         }
     }

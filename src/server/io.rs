@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::OwnedReadHalf;
 
 use super::ServerError;
 use crate::wire::{Frame, frame::take_frame};
@@ -24,15 +25,37 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// The byte streams of one server connection, taken out while a session leases it.
 pub struct ServerIo {
-    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    pub reader: ServerReader,
     pub writer: Box<dyn AsyncWrite + Send + Unpin>,
     /// Bytes read from the server but not yet consumed as frames.
     pub rbuf: BytesMut,
 }
 
+/// The read half of a server connection. Plain TCP is kept as its own type so that the check
+/// at every checkout ([`ServerIo::drain_available`]) is a readiness test, not a poll.
+pub enum ServerReader {
+    Tcp(OwnedReadHalf),
+    /// TLS, or an in-memory stream in tests.
+    Other(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl AsyncRead for ServerReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerReader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ServerReader::Other(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
 impl ServerIo {
-    pub fn new(reader: Box<dyn AsyncRead + Send + Unpin>, writer: Box<dyn AsyncWrite + Send + Unpin>) -> ServerIo {
+    pub fn new(reader: ServerReader, writer: Box<dyn AsyncWrite + Send + Unpin>) -> ServerIo {
         ServerIo { reader, writer, rbuf: BytesMut::with_capacity(READ_CHUNK) }
+    }
+
+    /// Over any pair of streams (TLS, tests).
+    pub fn boxed(reader: Box<dyn AsyncRead + Send + Unpin>, writer: Box<dyn AsyncWrite + Send + Unpin>) -> ServerIo {
+        ServerIo::new(ServerReader::Other(reader), writer)
     }
 
     /// Read the next whole frame (at most `max` bytes long). EOF is [`ServerError::Closed`].
@@ -60,6 +83,23 @@ impl ServerIo {
     /// Append to `rbuf` whatever the server has already sent, without waiting. Returns the number
     /// of bytes read; EOF is [`ServerError::Closed`].
     pub fn drain_available(&mut self) -> Result<usize, ServerError> {
+        if let ServerReader::Tcp(tcp) = &self.reader {
+            // A readiness test first: no syscall, no poll machinery when nothing came.
+            let mut total = 0;
+            loop {
+                match tcp.try_read_buf(&mut self.rbuf) {
+                    Ok(0) => return Err(ServerError::Closed),
+                    Ok(n) => {
+                        total += n;
+                        if self.rbuf.len() > MAX_LOGIN_FRAME {
+                            return Err(ServerError::Protocol("server sent too much while idle".into()));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
+                    Err(e) => return Err(ServerError::Io(e)),
+                }
+            }
+        }
         let mut cx = Context::from_waker(Waker::noop());
         // Uninitialized: this runs at every checkout, and usually reads nothing.
         let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
@@ -96,7 +136,7 @@ mod tests {
     fn pair() -> (ServerIo, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let (r, w) = tokio::io::split(ours);
-        (ServerIo::new(Box::new(r), Box::new(w)), theirs)
+        (ServerIo::boxed(Box::new(r), Box::new(w)), theirs)
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 pub use cancel::send_cancel;
 pub use error::ServerError;
-pub use io::{MAX_LOGIN_FRAME, MAX_SERVER_FRAME, ServerIo};
+pub use io::{MAX_LOGIN_FRAME, MAX_SERVER_FRAME, ServerIo, ServerReader};
 pub use prepared::PreparedSet;
 pub use target::UpstreamTarget;
 
