@@ -35,6 +35,13 @@ impl Session {
                 }
             };
             let Some(frame) = self.gather_quietly(frame) else { continue };
+            if self.can_process_held(frame.tag()) {
+                // Most extended messages of a forwarded batch: no future per frame.
+                if self.process_held(&frame) == Flow::Close {
+                    return Ok(Flow::Close);
+                }
+                continue;
+            }
             if self.on_client_frame(frame).await? == Flow::Close {
                 return Ok(Flow::Close);
             }
@@ -90,17 +97,39 @@ impl Session {
                 return Ok(flow);
             }
         }
-        if matches!(t, tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) && self.answer_local_unnamed(&frame) {
-            return Ok(Flow::Continue);
+        if t == tag::PARSE {
+            return Ok(self.on_parse(&frame).await);
+        }
+        Ok(self.process_held(&frame))
+    }
+
+    /// Whether a frame with tag `t` may go straight to [`Session::process_held`] (what
+    /// [`Session::process`] would do with it, minus the checks that cannot apply): a server is
+    /// held, nothing is gathered or parked, no batch is being skipped, and it is neither a Query,
+    /// a Parse nor a Terminate.
+    fn can_process_held(&self, t: u8) -> bool {
+        !matches!(t, tag::QUERY | tag::PARSE | tag::TERMINATE)
+            && self.server.is_some()
+            && !self.skip_until_sync
+            && self.batch.is_empty()
+            && !self.is_parked()
+            && !self.gathering(t)
+    }
+
+    /// Handle a client frame other than Query and Parse while a server is held: none of this
+    /// waits.
+    fn process_held(&mut self, frame: &Frame) -> Flow {
+        let t = frame.tag();
+        if matches!(t, tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) && self.answer_local_unnamed(frame) {
+            return Flow::Continue;
         }
         match t {
-            tag::PARSE => return Ok(self.on_parse(&frame).await),
-            tag::BIND => return Ok(self.on_bind(&frame)),
-            tag::DESCRIBE => return Ok(self.on_describe(&frame)),
-            tag::CLOSE => return Ok(self.on_close(&frame)),
+            tag::BIND => return self.on_bind(frame),
+            tag::DESCRIBE => return self.on_describe(frame),
+            tag::CLOSE => return self.on_close(frame),
             tag::EXECUTE => {
                 self.unsynced = true;
-                self.forward(&frame, Entry::forward(Kind::Execute));
+                self.forward(frame, Entry::forward(Kind::Execute));
             }
             tag::SYNC if self.copy_in_open => {
                 // Ignored by Postgres in copy-in mode: no reply to expect.
@@ -108,17 +137,17 @@ impl Session {
             }
             tag::SYNC => {
                 self.unsynced = false;
-                self.forward(&frame, Entry::forward(Kind::Sync));
+                self.forward(frame, Entry::forward(Kind::Sync));
             }
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.copy_in_open = false;
-                self.forward(&frame, Entry::CopyEnd);
+                self.forward(frame, Entry::CopyEnd);
             }
-            tag::FUNCTION_CALL => self.forward(&frame, Entry::forward(Kind::FunctionCall)),
+            tag::FUNCTION_CALL => self.forward(frame, Entry::forward(Kind::FunctionCall)),
             // Flush, COPY data, and anything unknown (the server answers it as Postgres does).
             _ => self.to_server.extend_from_slice(frame.as_bytes()),
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     /// No policy to check and no cache to fill or invalidate: statements matter only for the
