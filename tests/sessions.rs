@@ -176,6 +176,13 @@ async fn settings_are_followed_in_pure_pass_through_in_both_protocols() {
     assert_eq!(show(&b, "search_path").await, "\"$user\", public");
     assert_eq!(show(&a, "search_path").await, "public");
     assert_eq!(show(&a, "application_name").await, "a_simple");
+    // Simple protocol, past the byte scan (`keywords::words_may_change_session`): an UPDATE's
+    // SET clause changes nothing; a SET statement after one in the same string is followed.
+    a.batch_execute("CREATE TABLE pass_t (v int); UPDATE pass_t SET v = 1").await.unwrap();
+    // search_path: not reported by the server (ParameterStatus), so only the statement tells.
+    a.batch_execute("UPDATE pass_t SET v = 2; SET search_path TO pg_catalog").await.unwrap();
+    assert_eq!(show(&b, "search_path").await, "\"$user\", public");
+    assert_eq!(show(&a, "search_path").await, "pg_catalog");
 }
 
 async fn show(c: &tokio_postgres::Client, name: &str) -> String {

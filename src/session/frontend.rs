@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use tracing::{debug, warn};
 
 use super::caching::cacheable_statement;
-use super::keywords::may_change_session;
+use super::keywords::{may_change_session, words_may_change_session};
 use super::params::{self, SetEffect};
 use super::queue::{Entry, Kind};
 use super::{Flow, Session, SessionError};
@@ -156,6 +156,16 @@ impl Session {
         self.policy.is_none() && !self.shared.cache.enabled()
     }
 
+    /// Whether `text` surely changes nothing the proxy follows about the session: the byte scan
+    /// finds none of the words, or (when the session's SQL lexes as the server reads it) none
+    /// is where it could act.
+    pub(super) fn changes_no_session_state(&self, text: &[u8]) -> bool {
+        if !may_change_session(text) {
+            return true;
+        }
+        !self.lexing_unreliable() && std::str::from_utf8(text).is_ok_and(|t| !words_may_change_session(t))
+    }
+
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has
     /// been answered) or the session must end.
     async fn get_server(&mut self, t: u8) -> Option<Flow> {
@@ -194,7 +204,7 @@ impl Session {
         // text, which can only find more words.
         if let Some(whole) = frame.body().strip_suffix(b"\0")
             && self.pure_pass_through()
-            && !may_change_session(whole)
+            && self.changes_no_session_state(whole)
         {
             return self.forward_query(frame).await;
         }

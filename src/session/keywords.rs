@@ -4,6 +4,8 @@
 //! It runs for every query and unnamed Parse in pure pass-through (no policy, no cache), so it
 //! is built for speed on short texts: it finds the bytes that could start a word eight at a
 //! time (SWAR on a `u64`), and compares the word at each with one masked 8-byte load.
+//! A text it flags gets a second, token-level look ([`words_may_change_session`]) before the
+//! full analysis: `UPDATE t SET …` has the word but cannot change the session.
 
 /// Whether a statement may change session state the proxy follows (settings, pinning, statement
 /// names): true when any of `set`, `listen`, `prepare`, `temp`, `deallocate`, `discard`, `do`
@@ -28,6 +30,27 @@ pub(super) fn may_change_session(text: &[u8]) -> bool {
         block += 8;
     }
     false
+}
+
+/// The second look at a text [`may_change_session`] flagged, on its tokens (strings, quoted
+/// identifiers and comments are not words): true when a statement starts with `set`, `reset`,
+/// `do`, `listen`, `unlisten`, `prepare`, `deallocate` or `discard`, or when any word or quoted
+/// identifier contains `temp` (TEMP, TEMPORARY, pg_temp) or `set_config`. Elsewhere those words
+/// change nothing about the session (`UPDATE t SET`, `ON CONFLICT DO UPDATE SET`, `ALTER ROLE …
+/// SET`, `CREATE FUNCTION … SET`, `OFFSET`). Only for a session whose SQL the lexer reads as the
+/// server does (`Session::lexing_unreliable` is false).
+pub(super) fn words_may_change_session(text: &str) -> bool {
+    const STARTS: [&str; 8] = ["set", "reset", "do", "listen", "unlisten", "prepare", "deallocate", "discard"];
+    let anywhere = |t: &Token| {
+        matches!(t.kind, TokKind::Word | TokKind::QuotedIdent) && {
+            let word = t.text(text).to_ascii_lowercase();
+            word.contains("temp") || word.contains("set_config")
+        }
+    };
+    split_statements(text).iter().any(|s| {
+        let first = s.tokens.first().is_some_and(|t| STARTS.iter().any(|w| t.is_word(text, w)));
+        first || s.tokens.iter().any(anywhere)
+    })
 }
 
 /// The high bit of each byte of `w` that is the first letter of one of the words, else 0.
@@ -105,9 +128,11 @@ const DO: (u64, u64) = word(b"do");
 const DEALLOCATE: (u64, u64) = word(b"dealloca");
 const DISCARD: (u64, u64) = word(b"discard");
 
+use crate::sql::lex::{TokKind, Token, split_statements};
+
 #[cfg(test)]
 mod tests {
-    use super::may_change_session;
+    use super::{may_change_session, words_may_change_session};
 
     #[test]
     fn plain_reads_and_writes_need_no_session_analysis() {
@@ -139,6 +164,43 @@ mod tests {
             "x do",
         ] {
             assert!(may_change_session(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn words_count_where_they_can_change_the_session() {
+        for t in [
+            "UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid = 3",
+            "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+            "ALTER ROLE app SET search_path = x",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = x AS 'SELECT 1'",
+            "SELECT 1 OFFSET 5",
+            "SELECT 'SET TimeZone = x; LISTEN c', \"prepare\" FROM t -- set role r",
+            "UPDATE t SET a = 1; UPDATE u SET b = 2",
+        ] {
+            assert!(may_change_session(t.as_bytes()), "the byte scan flags it: {t}");
+            assert!(!words_may_change_session(t), "{t}");
+        }
+        for t in [
+            "SET search_path TO x",
+            "set local statement_timeout = 5",
+            "UPDATE t SET a = 1; RESET ALL",
+            "BEGIN; SET TimeZone = 'UTC'",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "LISTEN ch",
+            "unlisten *",
+            "PREPARE p AS SELECT 1",
+            "DEALLOCATE p",
+            "DISCARD ALL",
+            "CREATE TEMP TABLE t (x int)",
+            "CREATE TEMPORARY VIEW v AS SELECT 1",
+            "SELECT 1 INTO TEMP t",
+            "CREATE TABLE pg_temp.x (a int)",
+            "SELECT * FROM \"pg_temp\".x",
+            "UPDATE t SET a = set_config('search_path', 'x', false)",
+            "SELECT pg_catalog.SET_CONFIG('a', 'b', false)",
+        ] {
+            assert!(words_may_change_session(t), "{t}");
         }
     }
 
