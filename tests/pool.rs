@@ -1,5 +1,6 @@
 //! Server pools against a private Postgres: size limit and acquire timeout, reuse, recycling
-//! of broken / restarted / old connections, idle reaping, credentials, the control pool.
+//! of broken / restarted / old connections, LIFO reuse, slots freed by failures, waiting and
+//! closing, idle reaping, credentials, the control pool.
 
 mod common;
 
@@ -177,6 +178,116 @@ async fn closed_pools_refuse_new_gets() {
     assert!(matches!(pools.get(&key("postgres")).await, Err(PoolError::Closed)));
     assert_eq!(PoolError::Closed.sqlstate(), "57P01");
     assert!(pools.status().is_empty());
+}
+
+#[tokio::test]
+async fn connections_come_back_most_recently_used_first() {
+    let pg = PgCluster::start();
+    let pools = Pools::new(config(&pg, |c| c.pool.max_size = 3)).unwrap();
+    let (a, b) = (pools.get(&key("postgres")).await.unwrap(), pools.get(&key("postgres")).await.unwrap());
+    let (a_id, b_id) = (a.id, b.id);
+    drop(a);
+    drop(b);
+    let again = pools.get(&key("postgres")).await.unwrap();
+    assert_eq!(again.id, b_id, "the last one returned goes out first");
+    let next = pools.get(&key("postgres")).await.unwrap();
+    assert_eq!(next.id, a_id);
+    assert_eq!(pools.status()[0].1.available, 0);
+}
+
+#[tokio::test]
+async fn a_waiting_get_opens_a_new_connection_when_a_held_one_breaks() {
+    let pg = PgCluster::start();
+    let pools = Arc::new(
+        Pools::new(config(&pg, |c| {
+            c.pool.max_size = 1;
+            c.pool.acquire_timeout = Duration::from_secs(5);
+        }))
+        .unwrap(),
+    );
+    let mut held = pools.get(&key("postgres")).await.unwrap();
+    let first = held.id;
+    let waiter = tokio::spawn({
+        let pools = pools.clone();
+        async move { pools.get(&key("postgres")).await.map(|obj| obj.id) }
+    });
+    while pools.status()[0].1.waiting == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held.broken = true;
+    let started = Instant::now();
+    drop(held);
+    let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap().unwrap();
+    assert_ne!(got, first, "the broken connection was closed and a new one opened");
+    assert!(started.elapsed() < Duration::from_secs(2), "served at once, not at acquire_timeout");
+    let st = pools.status()[0].1;
+    assert_eq!((st.size, st.available, st.waiting), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_failed_login_gives_its_slot_back() {
+    let pg = PgCluster::start_with(PgOptions {
+        hba: Some("host all all 127.0.0.1/32 scram-sha-256\n".into()),
+        ..PgOptions::default()
+    });
+    pg.psql("CREATE ROLE bob LOGIN PASSWORD 'b1'");
+    let pools = Pools::new(config(&pg, |c| {
+        c.pool.max_size = 1;
+        c.auth.users = vec![UserEntry { name: "bob".into(), password: "wrong".into() }];
+    }))
+    .unwrap();
+    for _ in 0..3 {
+        // Were the slot of a failed login kept, the next get would wait and answer 53300.
+        let err = pools.get(&key("bob")).await.err().unwrap();
+        assert_eq!(err.sqlstate(), "28P01", "{err}");
+    }
+    assert_eq!(pools.status()[0].1.size, 0);
+}
+
+#[tokio::test]
+async fn a_timed_out_wait_leaves_no_waiter_and_no_slot_behind() {
+    let pg = PgCluster::start();
+    let pools = Pools::new(config(&pg, |c| c.pool.max_size = 1)).unwrap();
+    let held = pools.get(&key("postgres")).await.unwrap();
+    let err = pools.get(&key("postgres")).await.err().unwrap();
+    assert_eq!(err.sqlstate(), "53300");
+    assert_eq!(pools.status()[0].1.waiting, 0, "the timed-out wait is not counted any more");
+    drop(held);
+    let again = tokio::time::timeout(Duration::from_secs(1), pools.get(&key("postgres"))).await.unwrap();
+    assert!(again.is_ok(), "the slot is free again");
+}
+
+#[tokio::test]
+async fn closing_a_pool_refuses_its_waiting_gets() {
+    let pg = PgCluster::start();
+    let pools = Arc::new(
+        Pools::new(config(&pg, |c| {
+            c.pool.max_size = 1;
+            c.pool.acquire_timeout = Duration::from_secs(10);
+        }))
+        .unwrap(),
+    );
+    let held = pools.get(&key("postgres")).await.unwrap();
+    let waiter = tokio::spawn({
+        let pools = pools.clone();
+        async move { pools.get(&key("postgres")).await.map(|_| ()) }
+    });
+    while pools.status()[0].1.waiting == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pools.close();
+    let got = tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
+    assert!(matches!(got, Err(PoolError::Closed)), "{got:?}");
+    let pid = held.backend_key.0;
+    drop(held);
+    let gone = || pg.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")).trim() == "0";
+    for _ in 0..50 {
+        if gone() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a connection returned to a closed pool is closed");
 }
 
 #[tokio::test]

@@ -1,9 +1,8 @@
-//! The deadpool [`Manager`] of one pool: opens server connections for one (database, user) and
-//! decides whether an idle one may be handed out again.
+//! The [`Manager`] of one pool: opens server connections for one (database, user) and decides
+//! whether an idle one may be handed out again.
 
 use std::sync::Arc;
 
-use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use tracing::debug;
 
 use super::PoolKey;
@@ -39,62 +38,62 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-impl managed::Manager for Manager {
-    /// Boxed: the pool moves its objects around a dozen times per checkout; a pointer is
-    /// cheaper to move than a connection's state.
-    type Type = Box<ServerConn>;
-    type Error = ServerError;
+/// What a checkout does with an idle connection (see [`Manager::check`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Hand it out.
+    Ready,
+    /// Close it and take another.
+    Discard,
+    /// Idle longer than `health_check_after`: hand it out if [`Manager::health_check`] passes.
+    HealthCheck,
+}
 
-    async fn create(&self) -> Result<Box<ServerConn>, ServerError> {
+impl Manager {
+    /// Log in a new connection.
+    pub(super) async fn create(&self) -> Result<Box<ServerConn>, ServerError> {
         let key = &self.key;
-        // Boxed: logging in (TLS, SCRAM) is a large state machine, and this future is part of
-        // every checkout's, which sessions hold across every await on their hot path.
+        // Boxed: logging in (TLS, SCRAM) is a large state machine, and it would size the
+        // future of every checkout, which sessions hold across every await on their hot path.
         let connect = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref());
         let mut conn = Box::pin(connect).await?;
         conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
         Ok(Box::new(conn))
     }
 
-    /// Refuse a connection that is leased or broken, past `max_lifetime`, that the server
-    /// talked to while idle (typically its FATAL before closing), or that fails the health check
-    /// after sitting idle longer than `health_check_after`.
-    async fn recycle(&self, conn: &mut Box<ServerConn>, metrics: &Metrics) -> RecycleResult<ServerError> {
-        if conn.io.is_none() {
-            return Err(RecycleError::message("streams were not given back"));
+    /// Whether an idle connection may be handed out again, without waiting: not broken, not
+    /// past `max_lifetime`, not talked to by the server while idle (typically its FATAL before
+    /// closing). One clock read: this runs for every transaction.
+    pub(super) fn check(&self, conn: &mut ServerConn) -> Verdict {
+        if !conn.is_usable() {
+            return Verdict::Discard;
         }
-        if conn.broken {
-            return Err(RecycleError::message("marked broken"));
-        }
-        // One clock read per checkout (this runs for every transaction).
         let now = std::time::Instant::now();
         if now.saturating_duration_since(conn.created) >= self.config.max_lifetime {
             debug!(server = conn.id, pool = %self.key, "closing server connection: max_lifetime reached");
-            return Err(RecycleError::message("max_lifetime reached"));
+            return Verdict::Discard;
         }
         if let Err(e) = conn.check_idle() {
             debug!(server = conn.id, pool = %self.key, error = %e, "discarding dead idle server connection");
-            return Err(e.into());
+            return Verdict::Discard;
         }
-        // deadpool's `recycled` is when it was last handed out, `last_used` when it came back
-        // (if the session used `restore_io`): the smaller is the best estimate of idleness.
-        let handed_out = metrics.recycled.unwrap_or(metrics.created);
-        let idle = now.saturating_duration_since(conn.last_used.max(handed_out));
-        if idle >= self.config.health_check_after {
-            // The pool arms no recycle timer (one per checkout would cost every transaction):
-            // the check bounds itself by `acquire_timeout`, as the checkout would have.
-            // Boxed, like `create`'s login: rare, and it would size every checkout's future.
-            let outcome = Box::pin(tokio::time::timeout(self.config.acquire_timeout, conn.run_hidden(""))).await;
-            let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!("no answer within {:?}", self.config.acquire_timeout)),
-            };
-            if let Some(failure) = failure {
-                debug!(server = conn.id, pool = %self.key, error = %failure, "server connection failed its health check");
-                conn.broken = true;
-                return Err(RecycleError::message(format!("health check failed: {failure}")));
-            }
+        if now.saturating_duration_since(conn.last_used) >= self.config.health_check_after {
+            return Verdict::HealthCheck;
         }
-        Ok(())
+        Verdict::Ready
+    }
+
+    /// An empty query round trip, bounded by `acquire_timeout` as the checkout that waits for
+    /// it would be. False (and the connection marked broken) when it fails.
+    pub(super) async fn health_check(&self, conn: &mut ServerConn) -> bool {
+        let outcome = tokio::time::timeout(self.config.acquire_timeout, conn.run_hidden("")).await;
+        let failure = match outcome {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", self.config.acquire_timeout),
+        };
+        debug!(server = conn.id, pool = %self.key, error = %failure, "server connection failed its health check");
+        conn.broken = true;
+        false
     }
 }

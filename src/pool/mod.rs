@@ -1,6 +1,7 @@
-//! Pools of upstream server connections, one per (database, user), built on deadpool.
+//! Pools of upstream server connections, one per (database, user).
 //!
 //! - `Pools`: the shared set of pools, created lazily on first use of a [`PoolKey`].
+//! - `server_pool`: [`ServerPool`], one pool: slots, idle connections, checkout and return.
 //! - `manager`: how a connection is opened and when an idle one may be reused.
 //! - `reaper`: per-pool task closing idle/old connections and keeping `min_idle` warm.
 //! - `credentials`: which password logs in as which user (read its doc).
@@ -9,15 +10,16 @@
 //!
 //! A session gets a [`ServerObject`] with [`Pools::get`] (waiting up to `pool.acquire_timeout`),
 //! or keeps the [`PoolHandle`] of its pool and calls [`PoolHandle::get`] (no map look-up per
-//! transaction), takes its `io`, and on return gives it back with `ServerConn::restore_io` — or marks the
-//! connection `broken`. Dropping the object returns it to its pool; the next `get` recycles it
-//! (see [`Manager`]) or opens a new one.
+//! transaction), takes its `io`, and gives it back into the object when the server is idle —
+//! or marks the connection `broken`. Dropping the object returns it to its pool; the next `get`
+//! checks it (see [`Manager`]) or opens a new one.
 
 pub mod control;
 pub mod credentials;
 mod error;
 mod manager;
 mod reaper;
+mod server_pool;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,17 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool::managed::{self, Timeouts};
 use tracing::info;
 
 pub use error::PoolError;
 pub use manager::Manager;
+pub use server_pool::{PoolStatus, ServerObject, ServerPool};
 
 use crate::config::Config;
 use crate::server::UpstreamTarget;
-
-/// A pooled server connection; derefs to [`crate::server::ServerConn`].
-pub type ServerObject = managed::Object<Manager>;
 
 /// What a pool is for: server connections logged in as `user` to `database`.
 #[derive(Clone, Hash, PartialEq, Eq, Debug)]
@@ -51,13 +50,11 @@ impl fmt::Display for PoolKey {
     }
 }
 
-type Pool = managed::Pool<Manager>;
-
 /// Every pool of the process. Share it behind an `Arc`.
 pub struct Pools {
     config: Arc<Config>,
     target: Arc<UpstreamTarget>,
-    pools: Mutex<HashMap<PoolKey, Pool>>,
+    pools: Mutex<HashMap<PoolKey, ServerPool>>,
     /// Set by [`Pools::close`]: no new pool is created after it.
     closed: AtomicBool,
 }
@@ -81,9 +78,7 @@ impl Pools {
     /// The pool of `key` (created on first use), to keep and take connections from.
     pub fn handle(&self, key: &PoolKey) -> Result<PoolHandle, PoolError> {
         let pool = self.pool(key)?;
-        let cfg = &self.config.pool;
-        let at_once = Timeouts { wait: Some(Duration::ZERO), ..pool.timeouts() };
-        Ok(PoolHandle { key: key.clone(), pool, at_once, acquire_timeout: cfg.acquire_timeout })
+        Ok(PoolHandle { pool, acquire_timeout: self.config.pool.acquire_timeout })
     }
 
     pub fn target(&self) -> &UpstreamTarget {
@@ -96,7 +91,7 @@ impl Pools {
     }
 
     /// Size and use of every pool, for metrics and the admin console.
-    pub fn status(&self) -> Vec<(PoolKey, deadpool::Status)> {
+    pub fn status(&self) -> Vec<(PoolKey, PoolStatus)> {
         let pools = self.pools.lock().expect("pools lock");
         let mut all: Vec<_> = pools.iter().map(|(k, p)| (k.clone(), p.status())).collect();
         all.sort_by(|a, b| (&a.0.database, &a.0.user).cmp(&(&b.0.database, &b.0.user)));
@@ -115,7 +110,7 @@ impl Pools {
     }
 
     /// The pool of `key`, created (with its maintenance task) on first use.
-    fn pool(&self, key: &PoolKey) -> Result<Pool, PoolError> {
+    fn pool(&self, key: &PoolKey) -> Result<ServerPool, PoolError> {
         let mut pools = self.pools.lock().expect("pools lock");
         if self.closed.load(Ordering::SeqCst) {
             return Err(PoolError::Closed);
@@ -126,21 +121,8 @@ impl Pools {
         let cfg = &self.config.pool;
         let password = credentials::upstream_password(&self.target, &self.config.auth, &key.user);
         let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone());
-        let pool = Pool::builder(manager)
-            .max_size(cfg.max_size)
-            .timeouts(Timeouts {
-                wait: Some(cfg.acquire_timeout),
-                create: Some(cfg.acquire_timeout.max(self.config.timeouts.login)),
-                // None: no timer per checkout. The one step of a recycle that can wait, the
-                // health check, bounds itself (see `Manager::recycle`).
-                recycle: None,
-            })
-            // Most recently used first, as PgBouncer does: the busy few connections stay hot
-            // (backend caches, CPU placement) and the rest go idle and get reaped.
-            .queue_mode(managed::QueueMode::Lifo)
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| PoolError::Config(e.to_string()))?;
+        let create_timeout = cfg.acquire_timeout.max(self.config.timeouts.login);
+        let pool = ServerPool::new(manager, cfg.max_size, create_timeout);
         reaper::spawn(&pool, cfg);
         info!(pool = %key, max_size = cfg.max_size, "created server pool");
         pools.insert(key.clone(), pool.clone());
@@ -151,43 +133,13 @@ impl Pools {
 /// One pool, as a session keeps it: taking a connection needs no look-up in [`Pools`].
 #[derive(Clone)]
 pub struct PoolHandle {
-    key: PoolKey,
-    pool: Pool,
-    /// The pool's timeouts with `wait: 0`: try a free slot first, without arming a timer.
-    at_once: Timeouts,
+    pool: ServerPool,
     acquire_timeout: Duration,
 }
 
 impl PoolHandle {
     /// A server connection, waiting up to `pool.acquire_timeout` for a free slot.
     pub async fn get(&self) -> Result<ServerObject, PoolError> {
-        // The usual case (a slot free, an idle connection at hand) costs no timer; only a
-        // checkout that must wait arms the `acquire_timeout` one.
-        match self.pool.timeout_get(&self.at_once).await {
-            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) => {
-                // Boxed: the waiting path is rare, and sessions hold this future across their
-                // hot-path awaits.
-                Box::pin(self.pool.get()).await.map_err(|e| self.map_error(e))
-            }
-            other => other.map_err(|e| self.map_error(e)),
-        }
-    }
-
-    fn map_error(&self, e: managed::PoolError<crate::server::ServerError>) -> PoolError {
-        use managed::{PoolError as E, TimeoutType};
-        match e {
-            E::Timeout(TimeoutType::Wait) | E::Timeout(TimeoutType::Recycle) => PoolError::Timeout {
-                pool: self.key.to_string(),
-                waited: self.acquire_timeout,
-                max_size: self.pool.status().max_size,
-            },
-            E::Timeout(TimeoutType::Create) => PoolError::Connect(crate::server::ServerError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out connecting to the upstream",
-            ))),
-            E::Backend(source) => PoolError::Connect(source),
-            E::Closed => PoolError::Closed,
-            E::NoRuntimeSpecified | E::PostCreateHook(_) => PoolError::Config(e.to_string()),
-        }
+        self.pool.get(self.acquire_timeout).await
     }
 }

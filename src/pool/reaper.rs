@@ -3,18 +3,18 @@
 //!
 //! It holds only a weak reference, so it ends by itself when the pool is dropped or closed.
 
+use std::sync::Weak;
 use std::time::Duration;
 
-use deadpool::managed::{Metrics, Pool, WeakPool};
 use tracing::{debug, warn};
 
-use super::Manager;
+use super::server_pool::{Inner, ServerPool};
 use crate::config::PoolConfig;
 use crate::server::ServerConn;
 
 /// Start the maintenance task of `pool`.
-pub(super) fn spawn(pool: &Pool<Manager>, config: &PoolConfig) {
-    let weak = pool.weak();
+pub(super) fn spawn(pool: &ServerPool, config: &PoolConfig) {
+    let weak = pool.downgrade();
     let config = config.clone();
     tokio::spawn(async move {
         let every = interval(&config);
@@ -34,59 +34,51 @@ fn interval(config: &PoolConfig) -> Duration {
 }
 
 /// One maintenance pass. Returns false when the pool is gone.
-async fn run_once(weak: &WeakPool<Manager>, config: &PoolConfig) -> bool {
-    let Some(pool) = weak.upgrade() else {
+async fn run_once(weak: &Weak<Inner>, config: &PoolConfig) -> bool {
+    let Some(pool) = ServerPool::upgrade(weak) else {
         return false;
     };
     if pool.is_closed() {
         return false;
     }
     let mut kept = 0usize;
-    let removed = pool.retain(|conn, metrics| {
-        let keep = keep_idle(conn, &metrics, config, kept);
+    let closed = pool.retain_idle(|conn| {
+        let keep = keep_idle(conn, config, kept);
         kept += usize::from(keep);
         keep
     });
-    if !removed.removed.is_empty() {
-        debug!(pool = %pool.manager().key, closed = removed.removed.len(), "closed idle server connections");
+    if closed > 0 {
+        debug!(pool = %pool.manager().key, closed, "closed idle server connections");
     }
-    drop(removed);
     top_up(&pool, config.min_idle).await;
     true
 }
 
 /// Whether an idle connection stays: usable, young enough, and either recently used or needed
-/// to keep `min_idle` connections warm (`kept` is how many were kept so far).
-fn keep_idle(conn: &ServerConn, metrics: &Metrics, config: &PoolConfig, kept: usize) -> bool {
+/// to keep `min_idle` connections warm (`kept` is how many were kept so far, the most recently
+/// used first).
+fn keep_idle(conn: &ServerConn, config: &PoolConfig, kept: usize) -> bool {
     if !conn.is_usable() || conn.created.elapsed() >= config.max_lifetime {
         return false;
     }
-    // deadpool's `recycled` is when it was last handed out; `last_used` when it came back.
-    let idle = conn.last_used.elapsed().min(metrics.last_used());
-    idle < config.idle_timeout || kept < config.min_idle
+    conn.last_used.elapsed() < config.idle_timeout || kept < config.min_idle
 }
 
-/// Open connections until the pool holds `min_idle` (never blocking a waiting client: only
-/// when a slot is free right now).
-async fn top_up(pool: &Pool<Manager>, min_idle: usize) {
-    let status = pool.status();
-    let missing = min_idle.saturating_sub(status.size).min(status.max_size.saturating_sub(status.size));
-    if missing == 0 || status.waiting > 0 {
-        return;
-    }
-    let timeouts = deadpool::managed::Timeouts { wait: Some(Duration::ZERO), ..pool.timeouts() };
-    let mut held = Vec::with_capacity(missing);
-    for _ in 0..status.size + missing {
-        match pool.timeout_get(&timeouts).await {
-            Ok(obj) => held.push(obj),
-            Err(deadpool::managed::PoolError::Timeout(_)) => break,
+/// Open connections until the pool holds `min_idle` (never while a client waits, and only
+/// into slots free right now).
+async fn top_up(pool: &ServerPool, min_idle: usize) {
+    loop {
+        let status = pool.status();
+        if status.size >= min_idle || status.size >= status.max_size || status.waiting > 0 {
+            return;
+        }
+        match pool.open_idle().await {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 warn!(pool = %pool.manager().key, error = %e, "cannot open a min_idle server connection");
-                break;
+                return;
             }
-        }
-        if pool.status().size >= min_idle {
-            break;
         }
     }
 }

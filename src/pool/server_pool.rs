@@ -1,0 +1,283 @@
+//! [`ServerPool`]: the server connections of one (database, user) — at most `pool.max_size`
+//! open, handed out most recently used first, checked before each reuse.
+//!
+//! The model is deadpool's managed pool, which pgcached used before (DECISIONS 24): a semaphore
+//! holds one permit per connection that may still be opened or handed out. A checkout takes a
+//! permit, then the most recently returned idle connection (or opens one); a connection that
+//! comes back, or is dropped, gives its permit back. Waiting for a permit is the only wait, so
+//! a connection that breaks frees a slot for the next waiter, who opens a new one.
+//!
+//! A checkout happens for every transaction in transaction pooling, so it is kept to what the
+//! model needs: a semaphore permit, a short mutex section to pop an idle connection, the
+//! synchronous checks of [`Manager::check`], and on return a mutex section and the permit back.
+//! Awaits (waiting, logging in, a health check) are taken only off that path.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
+use tracing::debug;
+
+use super::PoolError;
+use super::manager::{Manager, Verdict};
+use crate::server::{ServerConn, ServerError};
+
+/// One pool. Cloning shares it.
+#[derive(Clone)]
+pub struct ServerPool {
+    inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) manager: Manager,
+    /// One permit per connection that may still be opened or handed out.
+    slots: Semaphore,
+    /// Connections nobody holds, the most recently returned last. Boxed: a connection moves in
+    /// and out of here every transaction, and a pointer is cheaper to move than its state.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<ServerConn>>>,
+    max_size: usize,
+    /// Longest wait for a login (`pool.acquire_timeout` or `timeouts.login`, the larger).
+    create_timeout: Duration,
+    /// Open connections, idle or handed out (for status and metrics).
+    open: AtomicUsize,
+    /// Checkouts waiting for a permit right now.
+    waiting: AtomicUsize,
+}
+
+/// A pool's size and use, as metrics show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    /// Open connections, idle or handed out.
+    pub size: usize,
+    /// Idle connections.
+    pub available: usize,
+    /// Checkouts waiting for a connection.
+    pub waiting: usize,
+}
+
+/// A connection handed out; derefs to [`ServerConn`]. Dropping it gives it back to its pool
+/// (or closes it, when it is not usable any more) and frees its slot.
+pub struct ServerObject {
+    conn: Option<Box<ServerConn>>,
+    pool: Arc<Inner>,
+}
+
+impl ServerPool {
+    pub(super) fn new(manager: Manager, max_size: usize, create_timeout: Duration) -> ServerPool {
+        ServerPool {
+            inner: Arc::new(Inner {
+                manager,
+                slots: Semaphore::new(max_size),
+                idle: Mutex::new(Vec::with_capacity(max_size)),
+                max_size,
+                create_timeout,
+                open: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// A connection, waiting up to `wait` for a free slot.
+    pub async fn get(&self, wait: Duration) -> Result<ServerObject, PoolError> {
+        let inner = &*self.inner;
+        let mut slot = match inner.slots.try_acquire() {
+            Ok(permit) => Slot(Some(permit)),
+            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+            // Boxed: rare, and this future is part of every transaction's.
+            Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
+        };
+        loop {
+            let Some(mut conn) = inner.pop_idle() else {
+                let conn = Box::pin(inner.open()).await?;
+                return Ok(self.hand_out(&mut slot, conn));
+            };
+            let ready = match inner.manager.check(&mut conn) {
+                Verdict::Ready => true,
+                Verdict::Discard => false,
+                Verdict::HealthCheck => Box::pin(inner.manager.health_check(&mut conn)).await,
+            };
+            if ready {
+                return Ok(self.hand_out(&mut slot, conn));
+            }
+            // The slot stays taken: the next idle connection, or a new one, gets it.
+            inner.close_conn(conn);
+        }
+    }
+
+    /// The pool's size and use.
+    pub fn status(&self) -> PoolStatus {
+        let inner = &*self.inner;
+        PoolStatus {
+            max_size: inner.max_size,
+            size: inner.open.load(Ordering::Relaxed),
+            available: inner.lock_idle().len(),
+            waiting: inner.waiting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Refuse every waiting and future checkout and close the idle connections; connections
+    /// handed out are closed when they come back.
+    pub fn close(&self) {
+        self.inner.slots.close();
+        let idle = std::mem::take(&mut *self.inner.lock_idle());
+        for conn in idle {
+            self.inner.close_conn(conn);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.slots.is_closed()
+    }
+
+    pub(super) fn manager(&self) -> &Manager {
+        &self.inner.manager
+    }
+
+    /// For the maintenance task: a reference that does not keep the pool alive.
+    pub(super) fn downgrade(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(super) fn upgrade(weak: &Weak<Inner>) -> Option<ServerPool> {
+        weak.upgrade().map(|inner| ServerPool { inner })
+    }
+
+    /// Close the idle connections `keep` refuses; `keep` sees them most recently returned
+    /// first. Returns how many were closed.
+    pub(super) fn retain_idle(&self, mut keep: impl FnMut(&ServerConn) -> bool) -> usize {
+        let removed: Vec<Box<ServerConn>> = {
+            let mut idle = self.inner.lock_idle();
+            let all = std::mem::take(&mut *idle);
+            let (mut kept, removed): (Vec<_>, Vec<_>) = all.into_iter().rev().partition(|c| keep(c));
+            kept.reverse();
+            *idle = kept;
+            removed
+        };
+        let n = removed.len();
+        for conn in removed {
+            self.inner.close_conn(conn);
+        }
+        n
+    }
+
+    /// Open one connection into the idle list if a slot is free right now (no waiting client is
+    /// ever delayed by it). `Ok(false)`: no free slot.
+    pub(super) async fn open_idle(&self) -> Result<bool, PoolError> {
+        let Ok(permit) = self.inner.slots.try_acquire() else { return Ok(false) };
+        let mut conn = self.inner.open().await?;
+        if self.is_closed() {
+            // Closed while this one logged in: nobody will take it from the idle list.
+            self.inner.close_conn(conn);
+            return Ok(false);
+        }
+        conn.last_used = Instant::now();
+        self.inner.lock_idle().push(conn);
+        drop(permit);
+        Ok(true)
+    }
+
+    async fn wait_for_slot(&self, wait: Duration) -> Result<Slot<'_>, PoolError> {
+        let inner = &*self.inner;
+        inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&inner.waiting);
+        match tokio::time::timeout(wait, inner.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(Slot(Some(permit))),
+            Ok(Err(_closed)) => Err(PoolError::Closed),
+            Err(_elapsed) => {
+                Err(PoolError::Timeout { pool: inner.manager.key.to_string(), waited: wait, max_size: inner.max_size })
+            }
+        }
+    }
+
+    fn hand_out(&self, slot: &mut Slot<'_>, conn: Box<ServerConn>) -> ServerObject {
+        // The permit now belongs to the object: its drop gives it back.
+        if let Some(permit) = slot.0.take() {
+            permit.forget();
+        }
+        ServerObject { conn: Some(conn), pool: self.inner.clone() }
+    }
+}
+
+impl Inner {
+    #[allow(clippy::vec_box)]
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Box<ServerConn>>> {
+        // A push or pop cannot be left half done: a poisoned list is still a list.
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn pop_idle(&self) -> Option<Box<ServerConn>> {
+        self.lock_idle().pop()
+    }
+
+    /// Log in a new connection, bounded by `create_timeout`.
+    async fn open(&self) -> Result<Box<ServerConn>, PoolError> {
+        let conn = match tokio::time::timeout(self.create_timeout, self.manager.create()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(PoolError::Connect(e)),
+            Err(_elapsed) => {
+                return Err(PoolError::Connect(ServerError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out connecting to the upstream",
+                ))));
+            }
+        };
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    fn close_conn(&self, conn: Box<ServerConn>) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        debug!(server = conn.id, pool = %self.manager.key, "closing server connection");
+        drop(conn);
+    }
+
+    /// A connection handed out comes back (`ServerObject`'s drop).
+    fn give_back(&self, mut conn: Box<ServerConn>) {
+        if conn.is_usable() && !self.slots.is_closed() {
+            conn.last_used = Instant::now();
+            self.lock_idle().push(conn);
+        } else {
+            self.close_conn(conn);
+        }
+        // After the push: the waiter this wakes finds the connection.
+        self.slots.add_permits(1);
+    }
+}
+
+impl Drop for ServerObject {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+impl Deref for ServerObject {
+    type Target = ServerConn;
+    fn deref(&self) -> &ServerConn {
+        self.conn.as_ref().expect("a handed-out connection until dropped")
+    }
+}
+
+impl DerefMut for ServerObject {
+    fn deref_mut(&mut self) -> &mut ServerConn {
+        self.conn.as_mut().expect("a handed-out connection until dropped")
+    }
+}
+
+/// A slot taken by a checkout that has no connection yet: given back if the checkout fails or
+/// is dropped (its permit is released with it).
+struct Slot<'a>(Option<SemaphorePermit<'a>>);
+
+/// A checkout waiting for a slot; counted in [`PoolStatus::waiting`] until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
