@@ -39,15 +39,16 @@ impl CancelSlot {
     /// Publish the server the client's queries now run on (`None`: none). Waits while a cancel
     /// to the previous one is being sent.
     pub async fn set(&self, key: Option<ServerKey>) {
-        // Twice per transaction, and a cancel in progress is rare: a plain lock, no queueing.
-        if self.try_set(key) {
-            return;
+        if !self.try_set(key) {
+            // Boxed: keeps the wait out of the sessions' state machines.
+            Box::pin(self.set_after_cancels(key)).await;
         }
-        // Boxed: keeps the wait out of the sessions' state machines.
-        Box::pin(self.set_after_cancels(key)).await;
     }
 
-    fn try_set(&self, key: Option<ServerKey>) -> bool {
+    /// [`CancelSlot::set`] without waiting: false (and nothing changed) while a cancel is
+    /// being sent. Twice per transaction, and a cancel in progress is rare: the session's hot
+    /// path calls this and awaits `set` only when it fails.
+    pub fn try_set(&self, key: Option<ServerKey>) -> bool {
         let mut state = self.lock();
         if state.sending > 0 {
             return false;

@@ -51,6 +51,7 @@ use crate::pool::{PoolError, PoolHandle, PoolKey, Pools, ServerObject};
 use crate::server::ServerIo;
 use crate::wire::FrameError;
 use crate::wire::build::{self, Severity};
+use crate::wire::frame::keep_read_room;
 use params::{ParamSet, SetEffect};
 use queue::Entry;
 
@@ -235,7 +236,7 @@ impl Session {
             }
             let deadline = self.next_deadline();
             let event = {
-                let (server_rx, server_tx, server_rbuf) = match &mut self.server {
+                let (server_rx, server_tx, mut server_rbuf) = match &mut self.server {
                     Some(Lease { io: ServerIo { reader, writer, rbuf }, .. }) => {
                         (Some(reader), Some(writer), Some(rbuf))
                     }
@@ -243,6 +244,12 @@ impl Session {
                 };
                 let read_client = self.to_server.len() < HIGH_WATER && self.client_rbuf.len() < HIGH_WATER;
                 let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
+                if read_client {
+                    keep_read_room(&mut self.client_rbuf);
+                }
+                if let Some(rbuf) = server_rbuf.as_deref_mut().filter(|_| read_server) {
+                    keep_read_room(rbuf);
+                }
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
@@ -400,7 +407,9 @@ impl Session {
         };
         let key =
             crate::client::cancel::ServerKey { addr: obj.addr, pid: obj.backend_key.0, secret: obj.backend_key.1 };
-        self.cancel.slot.set(Some(key)).await;
+        if !self.cancel.slot.try_set(Some(key)) {
+            self.cancel.slot.set(Some(key)).await;
+        }
         self.server = Some(Lease { obj, io });
         Ok(())
     }
@@ -408,7 +417,9 @@ impl Session {
     /// Give the server back to its pool (or drop it when it is not reusable).
     async fn release_server(&mut self, ending: bool) {
         let Some(Lease { mut obj, io }) = self.server.take() else { return };
-        self.cancel.slot.set(None).await;
+        if !self.cancel.slot.try_set(None) {
+            self.cancel.slot.set(None).await;
+        }
         let mid_exchange = !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.is_idle();
         if mid_exchange {
             // Something is still in flight: the connection's state is unknown, close it.

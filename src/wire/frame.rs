@@ -115,6 +115,20 @@ pub fn peek_frame(buf: &[u8], max: usize) -> Result<Option<FrameRef<'_>>, FrameE
     }
 }
 
+/// The free room a read buffer keeps before each read (see [`keep_read_room`]).
+pub const READ_ROOM: usize = 4096;
+
+/// Make sure the next read into `buf` has [`READ_ROOM`] bytes to fill. A buffer whose frames
+/// were split off keeps only the tail of its allocation: with 29 bytes left, a 62-byte Query
+/// takes two reads (two syscalls and a partial frame). Cheap when there is room; otherwise
+/// the allocation is reused from its start when nothing else holds it, else a new one is made.
+#[inline]
+pub fn keep_read_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_ROOM {
+        buf.reserve(READ_ROOM);
+    }
+}
+
 /// Reserve room in `buf` for the rest of the partial frame at its start, if its header is there
 /// (its length was checked by [`peek_frame`] already).
 pub fn reserve_for_next(buf: &mut BytesMut) {
@@ -323,6 +337,21 @@ mod tests {
         assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(10_001)));
         let mut buf = BytesMut::from(&4u32.to_be_bytes()[..]);
         assert_eq!(take_startup(&mut buf), Err(FrameError::BadStartupLength(4)));
+    }
+
+    #[test]
+    fn a_read_buffer_drained_by_its_frames_gets_room_for_a_whole_next_read() {
+        let mut buf = BytesMut::with_capacity(READ_ROOM);
+        let query = frame(b'Q', &[b'x'; 57]);
+        let mut frames = Vec::new();
+        while buf.capacity() - buf.len() >= query.len() {
+            buf.extend_from_slice(&query);
+            frames.push(take_frame(&mut buf, 1 << 20).unwrap().unwrap());
+        }
+        assert!(buf.capacity() - buf.len() < query.len(), "a Query would now arrive in two reads");
+        keep_read_room(&mut buf);
+        assert!(buf.capacity() - buf.len() >= READ_ROOM);
+        assert!(frames.iter().all(|f| f.as_bytes() == query.as_slice()), "the frames taken are intact");
     }
 
     #[test]
