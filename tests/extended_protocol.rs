@@ -232,6 +232,35 @@ same_as_direct!(
     }
 );
 
+/// Answers the proxy gives itself between forwarded ones keep their place, also in pure
+/// pass-through (cache off, no policy), where forwarded answers are copied in bulk: the
+/// CloseComplete of a renamed statement goes between the server's ParseComplete of an unnamed
+/// statement and its ReadyForQuery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_answer_between_forwarded_ones_keeps_its_place_in_pure_pass_through() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 2;
+        c.cache.enabled = false;
+    })
+    .await;
+    let mut transcripts = Vec::new();
+    for port in [pg.port(), proxy.port] {
+        let mut c = RawClient::connect(port, "postgres", "app").await;
+        c.parse("s", "SELECT 41 + $1::int").sync().flush().await;
+        let mut msgs = c.until_ready().await;
+        c.parse("", "SELECT 42").close(b'S', "s").bind("", "", &[], 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        c.bind("", "s", &[Some("1")], 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        transcripts.push(summaries(&msgs));
+    }
+    assert_eq!(transcripts[0], transcripts[1], "direct (left) vs pgcached (right)");
+    let out = transcripts.pop().unwrap();
+    assert_eq!(tags(&out), "1Z132DCZEZ", "{out:?}");
+    assert_eq!(out[5], "D:\0\u{1}\0\0\0\u{2}42");
+}
+
 /// A statement prepared on one server connection is used by the same client after landing on
 /// another one: pgcached re-prepares it there transparently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,11 +35,20 @@ impl Session {
             };
             let at = done;
             done += frame.len();
-            if self.passes_straight(frame.tag()) {
+            if let Some(completes) = self.passes_straight(frame) {
                 if rows.end != at {
                     rows = at..at;
                 }
                 rows.end = done;
+                if completes {
+                    self.queue.pop();
+                    if self.queue.synth_at_head() {
+                        // The proxy's own answer comes next: after what the server said so far.
+                        self.to_client.extend_from_slice(&rbuf[rows.clone()]);
+                        rows = done..done;
+                        self.emit_ready_synth();
+                    }
+                }
                 continue;
             }
             self.to_client.extend_from_slice(&rbuf[rows.clone()]);
@@ -64,15 +73,44 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Is this frame a row (or row description) of a forwarded result that is not being
-    /// recorded? Then nothing in it matters to the proxy and it goes to the client as it is —
-    /// exactly what [`Session::on_server_frame`] would do with it, minus the bookkeeping.
+    /// Does this frame go to the client as it is, with nothing in it for the proxy? Then it is
+    /// copied with its neighbours in one piece — exactly what [`Session::on_server_frame`] would
+    /// do with it, minus the bookkeeping. `Some(true)` when it also completes the request at the
+    /// head of the queue (e.g. ParseComplete, BindComplete, an Execute's CommandComplete).
+    ///
+    /// Only for forwarded requests with nothing to undo, while no answer is being recorded, and
+    /// only frames the proxy does not follow: not ReadyForQuery, ErrorResponse, asynchronous
+    /// messages, COPY, nor the command tags it follows (ROLLBACK, DISCARD ALL, DEALLOCATE ALL:
+    /// every tag starting with R or D takes the long way).
     #[inline]
-    fn passes_straight(&self, frame_tag: u8) -> bool {
-        matches!(frame_tag, tag::DATA_ROW | tag::ROW_DESCRIPTION)
-            && self.fill.is_none()
-            && matches!(self.queue.head(), Some(Entry::Server { kind, forward: true, .. })
-                if queue::step(*kind, frame_tag) == Step::Continue)
+    fn passes_straight(&self, frame: FrameRef<'_>) -> Option<bool> {
+        let frame_tag = frame.tag();
+        let plain = match frame_tag {
+            tag::DATA_ROW
+            | tag::ROW_DESCRIPTION
+            | tag::PARSE_COMPLETE
+            | tag::BIND_COMPLETE
+            | tag::CLOSE_COMPLETE
+            | tag::NO_DATA
+            | tag::PARAMETER_DESCRIPTION
+            | tag::PORTAL_SUSPENDED
+            | tag::EMPTY_QUERY => true,
+            tag::COMMAND_COMPLETE => !matches!(frame.body().first(), Some(b'R' | b'D')),
+            _ => false,
+        };
+        if !plain || self.fill.is_some() {
+            return None;
+        }
+        match self.queue.head() {
+            Some(Entry::Server { kind, forward: true, on_fail: OnFail::Nothing }) => {
+                match queue::step(*kind, frame_tag) {
+                    Step::Continue => Some(false),
+                    Step::Complete => Some(true),
+                    Step::Fail => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// One server frame: note what it says, then forward it, drop it, or record it.
@@ -93,6 +131,8 @@ impl Session {
             return;
         }
         let (kind, forward, on_fail) = match self.queue.head_mut() {
+            // Most entries have nothing to undo: no clone (and no reference count) for them.
+            Some(Entry::Server { kind, forward, on_fail: OnFail::Nothing }) => (*kind, *forward, OnFail::Nothing),
             Some(Entry::Server { kind, forward, on_fail }) => (*kind, *forward, on_fail.clone()),
             Some(Entry::Probe { params, .. }) => {
                 // The proxy's own Describe: nothing of it reaches the client.

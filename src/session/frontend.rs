@@ -34,6 +34,20 @@ impl Session {
                     return Ok(self.protocol_violation(&e.to_string()));
                 }
             };
+            if frame.tag() == tag::QUERY && self.nothing_before(&frame) {
+                // The usual pure pass-through Query: straight to the server, none of the checks
+                // below can apply (see `Session::process` and `Session::on_query`).
+                if self.server.is_none()
+                    && let Some(flow) = self.get_server(tag::QUERY).await
+                {
+                    if flow == Flow::Close {
+                        return Ok(Flow::Close);
+                    }
+                    continue;
+                }
+                self.forward(&frame, Entry::forward(Kind::Query));
+                continue;
+            }
             let Some(frame) = self.gather_quietly(frame) else { continue };
             if self.can_process_held(frame.tag()) {
                 // Most extended messages of a forwarded batch: no future per frame.
@@ -101,6 +115,22 @@ impl Session {
             return Ok(self.on_parse(&frame).await);
         }
         Ok(self.process_held(&frame))
+    }
+
+    /// Whether a Query can be forwarded as it is, right now: a [`Session::plain_query`] with
+    /// nothing gathered, parked or being skipped ahead of it.
+    fn nothing_before(&self, frame: &Frame) -> bool {
+        !self.skip_until_sync && self.batch.is_empty() && !self.is_parked() && self.plain_query(frame)
+    }
+
+    /// Pure pass-through (no policy to check, no cache to fill or invalidate) and a text that
+    /// cannot set, pin or deallocate anything: nothing to decode or parse. A Query is one C
+    /// string filling its body (Postgres refuses bytes after the NUL), so the scan takes the body
+    /// without its last byte, unsearched for a first NUL: at worst it sees more than the text,
+    /// which can only find more words.
+    fn plain_query(&self, frame: &Frame) -> bool {
+        self.pure_pass_through()
+            && frame.body().strip_suffix(b"\0").is_some_and(|text| self.changes_no_session_state(text))
     }
 
     /// Whether a frame with tag `t` may go straight to [`Session::process_held`] (what
@@ -197,15 +227,7 @@ impl Session {
     }
 
     async fn on_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
-        // Pure pass-through: no policy to check, no cache to fill or invalidate, and the text
-        // cannot set, pin or deallocate anything — no need to decode or parse it. A Query is one
-        // C string filling its body (Postgres refuses bytes after the NUL), so the scan takes the
-        // body without its last byte, unsearched for a first NUL: at worst it sees more than the
-        // text, which can only find more words.
-        if let Some(whole) = frame.body().strip_suffix(b"\0")
-            && self.pure_pass_through()
-            && self.changes_no_session_state(whole)
-        {
+        if self.plain_query(frame) {
             return self.forward_query(frame).await;
         }
         let Some(text) = frontend::query_text(frame.body()) else {
@@ -321,6 +343,11 @@ impl Session {
 
     /// Apply SETs whose transaction ended (called when the last ReadyForQuery arrived).
     pub(super) fn settle_sets(&mut self) {
+        if self.pending_sets.is_empty() {
+            // Nearly every transaction: nothing to settle.
+            self.rolled_back = false;
+            return;
+        }
         if self.tx_status == b'I' {
             if self.rolled_back {
                 self.pending_sets.clear();
