@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{PgCluster, PgOptions};
 use pgcached::config::{Config, UpstreamTls, UserEntry};
-use pgcached::pool::{PoolError, PoolKey, Pools, control::control_pool};
+use pgcached::pool::{PoolError, PoolKey, Pools, ServerObject, control::control_pool};
 
 fn config(pg: &PgCluster, tune: impl FnOnce(&mut Config)) -> Arc<Config> {
     let mut c = Config::default();
@@ -195,31 +195,41 @@ async fn connections_come_back_most_recently_used_first() {
     assert_eq!(pools.status()[0].1.available, 0);
 }
 
-#[tokio::test]
-async fn a_waiting_get_opens_a_new_connection_when_a_held_one_breaks() {
-    let pg = PgCluster::start();
+/// A pool of one connection: that one held, and a second `get` spawned and waiting for it.
+async fn one_held_one_waiting(
+    pg: &PgCluster,
+    acquire_timeout: Duration,
+) -> (Arc<Pools>, ServerObject, tokio::task::JoinHandle<Result<ServerObject, PoolError>>) {
     let pools = Arc::new(
-        Pools::new(config(&pg, |c| {
+        Pools::new(config(pg, |c| {
             c.pool.max_size = 1;
-            c.pool.acquire_timeout = Duration::from_secs(5);
+            c.pool.acquire_timeout = acquire_timeout;
         }))
         .unwrap(),
     );
-    let mut held = pools.get(&key("postgres")).await.unwrap();
-    let first = held.id;
+    let held = pools.get(&key("postgres")).await.unwrap();
     let waiter = tokio::spawn({
         let pools = pools.clone();
-        async move { pools.get(&key("postgres")).await.map(|obj| obj.id) }
+        async move { pools.get(&key("postgres")).await }
     });
     while pools.status()[0].1.waiting == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (pools, held, waiter)
+}
+
+#[tokio::test]
+async fn a_waiting_get_opens_a_new_connection_when_a_held_one_breaks() {
+    let pg = PgCluster::start();
+    let (pools, mut held, waiter) = one_held_one_waiting(&pg, Duration::from_secs(5)).await;
+    let first = held.id;
     held.broken = true;
     let started = Instant::now();
     drop(held);
     let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap().unwrap();
-    assert_ne!(got, first, "the broken connection was closed and a new one opened");
+    assert_ne!(got.id, first, "the broken connection was closed and a new one opened");
     assert!(started.elapsed() < Duration::from_secs(2), "served at once, not at acquire_timeout");
+    drop(got);
     let st = pools.status()[0].1;
     assert_eq!((st.size, st.available, st.waiting), (1, 1, 0));
 }
@@ -260,24 +270,10 @@ async fn a_timed_out_wait_leaves_no_waiter_and_no_slot_behind() {
 #[tokio::test]
 async fn closing_a_pool_refuses_its_waiting_gets() {
     let pg = PgCluster::start();
-    let pools = Arc::new(
-        Pools::new(config(&pg, |c| {
-            c.pool.max_size = 1;
-            c.pool.acquire_timeout = Duration::from_secs(10);
-        }))
-        .unwrap(),
-    );
-    let held = pools.get(&key("postgres")).await.unwrap();
-    let waiter = tokio::spawn({
-        let pools = pools.clone();
-        async move { pools.get(&key("postgres")).await.map(|_| ()) }
-    });
-    while pools.status()[0].1.waiting == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (pools, held, waiter) = one_held_one_waiting(&pg, Duration::from_secs(10)).await;
     pools.close();
     let got = tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
-    assert!(matches!(got, Err(PoolError::Closed)), "{got:?}");
+    assert!(matches!(got, Err(PoolError::Closed)), "{:?}", got.as_ref().err());
     let pid = held.backend_key.0;
     drop(held);
     let gone = || pg.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")).trim() == "0";

@@ -84,8 +84,9 @@ impl ServerPool {
     /// A connection, waiting up to `wait` for a free slot.
     pub async fn get(&self, wait: Duration) -> Result<ServerObject, PoolError> {
         let inner = &*self.inner;
-        let mut slot = match inner.slots.try_acquire() {
-            Ok(permit) => Slot(Some(permit)),
+        // Given back if this checkout fails or is dropped; the object's own once handed out.
+        let permit = match inner.slots.try_acquire() {
+            Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             // Boxed: rare, and this future is part of every transaction's.
             Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
@@ -93,7 +94,7 @@ impl ServerPool {
         loop {
             let Some(mut conn) = inner.pop_idle() else {
                 let conn = Box::pin(inner.open()).await?;
-                return Ok(self.hand_out(&mut slot, conn));
+                return Ok(self.hand_out(permit, conn));
             };
             let ready = match inner.manager.check(&mut conn) {
                 Verdict::Ready => true,
@@ -101,7 +102,7 @@ impl ServerPool {
                 Verdict::HealthCheck => Box::pin(inner.manager.health_check(&mut conn)).await,
             };
             if ready {
-                return Ok(self.hand_out(&mut slot, conn));
+                return Ok(self.hand_out(permit, conn));
             }
             // The slot stays taken: the next idle connection, or a new one, gets it.
             inner.close_conn(conn);
@@ -180,12 +181,12 @@ impl ServerPool {
         Ok(true)
     }
 
-    async fn wait_for_slot(&self, wait: Duration) -> Result<Slot<'_>, PoolError> {
+    async fn wait_for_slot(&self, wait: Duration) -> Result<SemaphorePermit<'_>, PoolError> {
         let inner = &*self.inner;
         inner.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&inner.waiting);
         match tokio::time::timeout(wait, inner.slots.acquire()).await {
-            Ok(Ok(permit)) => Ok(Slot(Some(permit))),
+            Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(PoolError::Closed),
             Err(_elapsed) => {
                 Err(PoolError::Timeout { pool: inner.manager.key.to_string(), waited: wait, max_size: inner.max_size })
@@ -193,11 +194,9 @@ impl ServerPool {
         }
     }
 
-    fn hand_out(&self, slot: &mut Slot<'_>, conn: Box<ServerConn>) -> ServerObject {
-        // The permit now belongs to the object: its drop gives it back.
-        if let Some(permit) = slot.0.take() {
-            permit.forget();
-        }
+    fn hand_out(&self, permit: SemaphorePermit<'_>, conn: Box<ServerConn>) -> ServerObject {
+        // The permit now belongs to the object: its drop gives it back (`give_back`).
+        permit.forget();
         ServerObject { conn: Some(conn), pool: self.inner.clone() }
     }
 }
@@ -268,10 +267,6 @@ impl DerefMut for ServerObject {
         self.conn.as_mut().expect("a handed-out connection until dropped")
     }
 }
-
-/// A slot taken by a checkout that has no connection yet: given back if the checkout fails or
-/// is dropped (its permit is released with it).
-struct Slot<'a>(Option<SemaphorePermit<'a>>);
 
 /// A checkout waiting for a slot; counted in [`PoolStatus::waiting`] until dropped.
 struct Waiting<'a>(&'a AtomicUsize);

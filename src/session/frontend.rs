@@ -37,15 +37,9 @@ impl Session {
             if frame.tag() == tag::QUERY && self.nothing_before(&frame) {
                 // The usual pure pass-through Query: straight to the server, none of the checks
                 // below can apply (see `Session::process` and `Session::on_query`).
-                if self.server.is_none()
-                    && let Some(flow) = self.get_server(tag::QUERY).await
-                {
-                    if flow == Flow::Close {
-                        return Ok(Flow::Close);
-                    }
-                    continue;
+                if self.forward_query(&frame).await? == Flow::Close {
+                    return Ok(Flow::Close);
                 }
-                self.forward(&frame, Entry::forward(Kind::Query));
                 continue;
             }
             let Some(frame) = self.gather_quietly(frame) else { continue };

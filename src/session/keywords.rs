@@ -242,6 +242,16 @@ mod tests {
         }
     }
 
+    /// xorshift64 from `state`: deterministic random numbers, no dependency.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The scan against the plain definition (lower-case, then look for each word), on texts
     /// dense in near-misses, at every alignment against the 16-byte blocks (a word whose first
     /// letters straddle two blocks included).
@@ -253,14 +263,7 @@ mod tests {
             WORDS.iter().any(|w| lower.windows(w.len()).any(|win| win == w.as_bytes()))
         };
         let alphabet = b"sSeEtTlLiInNpPrRaAmMdDoOcC _;\xe9\xd3\x00";
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            // xorshift64: deterministic, no dependency.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let (mut matched, mut unmatched) = (0, 0);
         for _ in 0..50_000 {
             let len = (next() % 50) as usize;
@@ -283,13 +286,7 @@ mod tests {
     #[test]
     fn the_vector_pair_search_agrees_with_the_plain_one() {
         let alphabet = b"sSeElLiIpPrRtTdDoO _\x00\xe5\xc4\x80\xff";
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut hits = 0;
         for _ in 0..100_000 {
             let mut w = [0u8; 17];
