@@ -20,10 +20,16 @@
 #   BENCH_MODES               pgbench -M values for every workload; unset = per workload:
 #                             pk "simple extended prepared", others "simple extended"
 #                             (BENCH_MODES_<workload> overrides one workload)
-#   BENCH_TARGETS="direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool"
+#   BENCH_TARGETS="direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool"
+#                             pgcached-plain: cache off, the plain `cargo build --release` binary
+#                             (measured only when the other pgcached targets run a PGO build)
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   BENCH_TTL=1h              cache.default_ttl of the pgcached targets (pgpool-II's entries never expire)
-#   PGCACHED_BIN=path         skip the release build and use this binary
+#   BENCH_BUILD=pgo           how the pgcached targets are built: pgo (bench/pgo-build.sh, a
+#                             profile-guided release build; falls back to release, with a note,
+#                             when no llvm-profdata is found) or release (cargo build --release)
+#   PGCACHED_BIN=path         use this binary instead of building one (e.g. the output of
+#                             bench/pgo-build.sh); pgcached-plain still gets the plain release build
 #   BENCH_WORKERS=N           limits.worker_threads for the pgcached targets (unset: pgcached's default)
 #   KEEP_WORK=1               keep logs in the temp dir
 # PgBouncer (apt-get install -y pgbouncer) and pgpool-II (apt-get install -y pgpool2) are optional:
@@ -48,7 +54,8 @@ TTL=${BENCH_TTL:-1h}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
-TARGETS=${BENCH_TARGETS:-direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool}
+TARGETS=${BENCH_TARGETS:-direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool}
+BUILD=${BENCH_BUILD:-pgo}
 WORKLOADS=${BENCH_WORKLOADS:-pk heavy mixed}
 COLD_WORKLOADS=${BENCH_COLD_WORKLOADS:-pk}
 THREADS=$((CLIENTS < 4 ? CLIENTS : 4))
@@ -95,12 +102,39 @@ workload_args() { # workload -> pgbench -f arguments, one per line
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 
 # ------------------------------------------------------------------ setup
-BIN=
+BIN=       # the binary of the pgcached targets
+PLAIN_BIN= # the plain release build, for pgcached-plain when BIN is a PGO build
+BUILT=
 if [[ -n "${PGCACHED_BIN:-}" ]]; then
     BIN=$PGCACHED_BIN
+    BUILT="$PGCACHED_BIN (PGCACHED_BIN)"
+    if has "$TARGETS" pgcached-plain; then
+        log "building pgcached (release, for pgcached-plain)"
+        PLAIN_BIN=$(build_pgcached release)
+    fi
 elif [[ " $TARGETS " == *" pgcached"* ]]; then
-    log "building pgcached (release)"
-    BIN=$(build_pgcached release)
+    if [[ $BUILD == pgo ]]; then
+        log "building pgcached (profile-guided, bench/pgo-build.sh)"
+        rc=0
+        BIN=$(bash "$BENCH/pgo-build.sh") || rc=$?
+        if [[ $rc == 3 ]]; then
+            log "no llvm-profdata: measuring the plain release build instead"
+            BUILD=release
+        elif [[ $rc != 0 ]]; then
+            log "the PGO build failed"
+            exit 1
+        else
+            BUILT="profile-guided release build (bench/pgo-build.sh)"
+        fi
+    fi
+    if [[ $BUILD != pgo ]]; then
+        log "building pgcached (release)"
+        BIN=$(build_pgcached release)
+        BUILT="plain release build (cargo build --release)"
+    elif has "$TARGETS" pgcached-plain; then
+        log "building pgcached (release, for pgcached-plain)"
+        PLAIN_BIN=$(build_pgcached release)
+    fi
 fi
 
 start_private_pg "$WORK/pg"
@@ -119,9 +153,10 @@ UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
 
 declare -A PORT NOTE ADMIN PID
 
-# start_pgc NAME CACHE(true|false): a pgcached on free ports (proxy + /metrics); sets PORT, ADMIN, PID.
+# start_pgc NAME CACHE(true|false) [BIN]: a pgcached on free ports (proxy + /metrics); sets PORT,
+# ADMIN, PID.
 start_pgc() {
-    local t=$1 cache=$2 p a
+    local t=$1 cache=$2 bin=${3:-$BIN} p a
     p=$(free_port)
     a=$(free_port)
     local limits=""
@@ -134,7 +169,7 @@ cache:
   default_ttl: $TTL
 $limits"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
-    start_pgcached "$BIN" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
+    start_pgcached "$bin" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
     PORT[$t]=$p ADMIN[$t]=$a PID[$t]=$PGCACHED_PID
 }
 stop_pgc() { # NAME
@@ -257,7 +292,16 @@ CONF
 for t in $TARGETS; do
     case $t in
     direct) PORT[$t]=$PGPORT_DIRECT ;;
-    pgcached-nocache) start_pgc "$t" false ;;
+    pgcached-nocache)
+        start_pgc "$t" false
+        NOTE[$t]="$BUILT"
+        ;;
+    pgcached-plain)
+        if [[ -n "$PLAIN_BIN" ]]; then
+            start_pgc "$t" false "$PLAIN_BIN"
+            NOTE[$t]="plain release build (cargo build --release), cache off"
+        fi
+        ;;
     pgcached-cache)
         start_pgc "$t" true
         NOTE[$t]="cache.default_ttl = $TTL (BENCH_TTL), limits.worker_threads = ${BENCH_WORKERS:-default}"
@@ -275,7 +319,7 @@ for t in $TARGETS; do
             log "pgpool-II not installed: skipped"
         fi
         ;;
-    *) log "unknown target $t (known: direct pgcached-nocache pgcached-cold pgcached-cache pgbouncer pgpool)"; exit 2 ;;
+    *) log "unknown target $t (known: direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool)"; exit 2 ;;
     esac
 done
 
@@ -386,7 +430,7 @@ cores=$(nproc 2>/dev/null || echo '?')
 echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run, $ROUNDS round(s) (tps: median, and range when several)," \
     "scale $SCALE, pool $POOL (transaction mode), $cores cores, 1-min load average before the run $LOAD_BEFORE," \
-    "$(date -u +%Y-%m-%dT%H:%MZ)"
+    "$(date -u +%Y-%m-%dT%H:%MZ); pgcached targets: ${BUILT:-none}"
 echo
 echo "| workload | protocol | target | tps | vs direct | pgcached / PgBouncer | pgcached / pgpool | cache hit ratio |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
@@ -432,6 +476,10 @@ for w in $WORKLOADS; do
         c=${TPS[pgcached-cache,$mode,$w]:-}
         if [[ $w == pk ]] && has "$TARGETS" pgbouncer && command -v pgbouncer >/dev/null; then
             check "$w $mode: pgcached pass-through / PgBouncer" "$(ratio "${TPS[pgcached-nocache,$mode,$w]:-}" "${TPS[pgbouncer,$mode,$w]:-}")" 1.0
+            if [[ -n "${TPS[pgcached-plain,$mode,$w]:-}" ]]; then
+                echo "- info $w $mode: pgcached pass-through, plain release build / PgBouncer:" \
+                    "$(ratio "${TPS[pgcached-plain,$mode,$w]}" "${TPS[pgbouncer,$mode,$w]:-}")"
+            fi
         fi
         [[ $w == pk ]] && check "$w $mode: pgcached cache on (warm) / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.0
         [[ $w == heavy ]] && check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 100
