@@ -28,7 +28,11 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILES=$TARGET/pgo-profiles
 
 find_profdata() {
-    if [[ -n "${LLVM_PROFDATA:-}" ]]; then echo "$LLVM_PROFDATA"; return; fi
+    if [[ -n "${LLVM_PROFDATA:-}" ]]; then
+        [[ -x "$LLVM_PROFDATA" ]] || { echo "LLVM_PROFDATA=$LLVM_PROFDATA is not executable" >&2; return 1; }
+        echo "$LLVM_PROFDATA"
+        return
+    fi
     local host sysroot major p
     host=$(rustc -vV | sed -n 's/^host: //p')
     sysroot=$(rustc --print sysroot)
