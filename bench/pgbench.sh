@@ -22,7 +22,7 @@
 #                             (BENCH_MODES_<workload> overrides one workload)
 #   BENCH_TARGETS="direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool"
 #                             pgcached-plain: cache off, the plain `cargo build --release` binary
-#                             (measured only when the other pgcached targets run a PGO build)
+#                             (skipped when the other pgcached targets run that build too)
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   BENCH_TTL=1h              cache.default_ttl of the pgcached targets (pgpool-II's entries never expire)
 #   BENCH_BUILD=pgo           how the pgcached targets are built: pgo (bench/pgo-build.sh, a
@@ -103,15 +103,11 @@ LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 
 # ------------------------------------------------------------------ setup
 BIN=       # the binary of the pgcached targets
-PLAIN_BIN= # the plain release build, for pgcached-plain when BIN is a PGO build
+PLAIN_BIN= # the plain release build, for pgcached-plain when BIN is another one
 BUILT=
 if [[ -n "${PGCACHED_BIN:-}" ]]; then
     BIN=$PGCACHED_BIN
     BUILT="$PGCACHED_BIN (PGCACHED_BIN)"
-    if has "$TARGETS" pgcached-plain; then
-        log "building pgcached (release, for pgcached-plain)"
-        PLAIN_BIN=$(build_pgcached release)
-    fi
 elif [[ " $TARGETS " == *" pgcached"* ]]; then
     if [[ $BUILD == pgo ]]; then
         log "building pgcached (profile-guided, bench/pgo-build.sh)"
@@ -131,10 +127,11 @@ elif [[ " $TARGETS " == *" pgcached"* ]]; then
         log "building pgcached (release)"
         BIN=$(build_pgcached release)
         BUILT="plain release build (cargo build --release)"
-    elif has "$TARGETS" pgcached-plain; then
-        log "building pgcached (release, for pgcached-plain)"
-        PLAIN_BIN=$(build_pgcached release)
     fi
+fi
+if [[ -n "$BIN" && $BUILD == pgo ]] && has "$TARGETS" pgcached-plain; then
+    log "building pgcached (release, for pgcached-plain)"
+    PLAIN_BIN=$(build_pgcached release)
 fi
 
 start_private_pg "$WORK/pg"

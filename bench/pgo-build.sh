@@ -26,6 +26,8 @@ log() { echo "[pgo] $(date -u +%H:%M:%S) $*" >&2; }
 TRAIN_SECONDS=${PGO_TRAIN_SECONDS:-4}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILES=$TARGET/pgo-profiles
+RUSTC_VV=$(rustc -vV)
+LLVM_VERSION=$(sed -n 's/^LLVM version: //p' <<<"$RUSTC_VV")
 
 find_profdata() {
     if [[ -n "${LLVM_PROFDATA:-}" ]]; then
@@ -33,15 +35,15 @@ find_profdata() {
         echo "$LLVM_PROFDATA"
         return
     fi
-    local host sysroot major p
-    host=$(rustc -vV | sed -n 's/^host: //p')
+    local host sysroot p
+    host=$(sed -n 's/^host: //p' <<<"$RUSTC_VV")
     sysroot=$(rustc --print sysroot)
     p="$sysroot/lib/rustlib/$host/bin/llvm-profdata"
     if [[ ! -x "$p" ]] && command -v rustup >/dev/null; then
         rustup component add llvm-tools >&2 || true
     fi
     if [[ -x "$p" ]]; then echo "$p"; return; fi
-    major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    local major=${LLVM_VERSION%%.*}
     for p in "$(command -v "llvm-profdata-$major" || true)" "/usr/lib/llvm-$major/bin/llvm-profdata"; do
         if [[ -n "$p" && -x "$p" ]]; then echo "$p"; return; fi
     done
@@ -49,7 +51,7 @@ find_profdata() {
 }
 
 if ! PROFDATA=$(find_profdata); then
-    log "no llvm-profdata for rustc's LLVM $(rustc -vV | sed -n 's/^LLVM version: //p'):" \
+    log "no llvm-profdata for rustc's LLVM $LLVM_VERSION:" \
         "rustup component add llvm-tools, or apt-get install llvm-N (N = that major version)"
     exit 3
 fi
