@@ -141,6 +141,21 @@ impl CancelRegistry {
         }
     }
 
+    /// Give a new client the key `(pid, fresh secret)`: session pooling tells a client its
+    /// server's real PID.
+    pub fn register_with_pid(self: &Arc<Self>, pid: i32) -> CancelHandle {
+        let mut rng = rand::rng();
+        let mut slots = self.slots.lock().expect("cancel registry poisoned");
+        loop {
+            let key = (pid, rng.random::<i32>());
+            if let std::collections::hash_map::Entry::Vacant(e) = slots.entry(key) {
+                let slot = Arc::new(CancelSlot::default());
+                e.insert(slot.clone());
+                return CancelHandle { registry: self.clone(), pid: key.0, secret: key.1, slot };
+            }
+        }
+    }
+
     /// The slot of the client with this key, if it is still connected.
     pub fn find(&self, pid: i32, secret: i32) -> Option<Arc<CancelSlot>> {
         self.slots.lock().expect("cancel registry poisoned").get(&(pid, secret)).cloned()

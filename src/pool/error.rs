@@ -22,6 +22,12 @@ pub enum PoolError {
     /// Opening a new server connection failed (the server's ErrorResponse is kept inside).
     #[error("pgcached: cannot open a server connection: {0}")]
     Connect(#[source] ServerError),
+    /// The client's session settings could not be applied on the connection it got (the
+    /// server's error is kept inside); the client's settings were reset to its startup values.
+    #[error(
+        "pgcached: this session's settings could not be restored on a server connection ({0}); they were reset to their startup values"
+    )]
+    Settings(#[source] ServerError),
     /// The pools are shut down.
     #[error("pgcached: the connection pool is closed (shutting down)")]
     Closed,
@@ -35,7 +41,7 @@ impl PoolError {
     pub fn sqlstate(&self) -> &str {
         match self {
             PoolError::Timeout { .. } => "53300",
-            PoolError::Connect(source) => source.sqlstate(),
+            PoolError::Connect(source) | PoolError::Settings(source) => source.sqlstate(),
             PoolError::Closed => "57P01",
             PoolError::Config(_) => "08006",
         }
@@ -55,6 +61,7 @@ impl PoolError {
         match self {
             PoolError::Timeout { .. } => "timeout",
             PoolError::Connect(_) => "connect",
+            PoolError::Settings(_) => "settings",
             PoolError::Closed => "closed",
             PoolError::Config(_) => "config",
         }

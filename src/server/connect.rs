@@ -96,6 +96,8 @@ impl ServerConn {
             dirty: Default::default(),
             // Resized by the pool to `pool.max_prepared_statements`.
             prepared: PreparedSet::new(1),
+            placeholders: Vec::new(),
+            settings_unknown: false,
         }
     }
 }

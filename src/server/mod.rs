@@ -65,6 +65,14 @@ pub struct ServerConn {
     pub dirty: crate::session::params::ParamSet,
     /// pgcached-named prepared statements this connection holds (transaction pooling).
     pub prepared: PreparedSet,
+    /// Custom (dotted) settings some client defined here. Postgres never forgets a
+    /// placeholder once defined (`RESET`, `DISCARD ALL` make it `''`, not undefined), so a
+    /// client that did not define one itself must not get this connection: for it,
+    /// `current_setting(name, true)` is NULL. Lower case.
+    pub placeholders: Vec<String>,
+    /// A client changed settings here that the proxy could not follow: reset them before
+    /// another client gets the connection.
+    pub settings_unknown: bool,
 }
 
 impl ServerConn {

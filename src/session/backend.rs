@@ -8,8 +8,9 @@
 use bytes::{Buf, Bytes};
 use tracing::warn;
 
-use super::params;
-use super::queue::{self, Entry, Kind, OnFail, Step};
+use super::params::{self, SetEffect};
+use super::queue::{self, Entry, Kind, OnFail, Request, Step};
+use super::state::{Pins, Private, Settled};
 use super::{Flow, Session, SessionError};
 use crate::wire::backend::{self, tag};
 use crate::wire::frame::{FrameRef, peek_frame, reserve_for_next};
@@ -78,10 +79,11 @@ impl Session {
     /// do with it, minus the bookkeeping. `Some(true)` when it also completes the request at the
     /// head of the queue (e.g. ParseComplete, BindComplete, an Execute's CommandComplete).
     ///
-    /// Only for forwarded requests with nothing to undo, while no answer is being recorded, and
-    /// only frames the proxy does not follow: not ReadyForQuery, ErrorResponse, asynchronous
-    /// messages, COPY, nor the command tags it follows (ROLLBACK, DISCARD ALL, DEALLOCATE ALL:
-    /// every tag starting with R or D takes the long way).
+    /// Only for forwarded requests with nothing to undo and no statement effects to follow,
+    /// while no answer is being recorded, and only frames the proxy does not follow: not
+    /// ReadyForQuery, ErrorResponse, asynchronous messages, COPY, nor the command tags it
+    /// follows whatever the request (DISCARD, DEALLOCATE: every tag starting with D takes the
+    /// long way).
     #[inline]
     fn passes_straight(&self, frame: FrameRef<'_>) -> Option<bool> {
         let frame_tag = frame.tag();
@@ -95,14 +97,14 @@ impl Session {
             | tag::PARAMETER_DESCRIPTION
             | tag::PORTAL_SUSPENDED
             | tag::EMPTY_QUERY => true,
-            tag::COMMAND_COMPLETE => !matches!(frame.body().first(), Some(b'R' | b'D')),
+            tag::COMMAND_COMPLETE => frame.body().first() != Some(&b'D'),
             _ => false,
         };
-        if !plain || self.fill.is_some() {
+        if !plain || self.queue.recording() {
             return None;
         }
         match self.queue.head() {
-            Some(Entry::Server { kind, forward: true, on_fail: OnFail::Nothing }) => {
+            Some(Entry::Server(Request { kind, forward: true, on_fail: OnFail::Nothing, effects: None, .. })) => {
                 match queue::step(*kind, frame_tag) {
                     Step::Continue => Some(false),
                     Step::Complete => Some(true),
@@ -116,14 +118,14 @@ impl Session {
     /// One server frame: note what it says, then forward it, drop it, or record it.
     fn on_server_frame(&mut self, frame: FrameRef<'_>) {
         self.observe(frame);
-        if let Some(recorder) = &mut self.fill {
+        if self.queue.recording() {
             // The answer being filled: what belongs to its Query, or to its Describe and
             // Execute (earlier requests still in flight are not part of it).
-            let head = self.queue.head();
-            if queue::is_async(frame.tag())
-                || matches!(head, Some(Entry::Server { kind: Kind::Query | Kind::Describe | Kind::Execute, .. }))
-            {
-                recorder.record(frame.as_slice());
+            let head = self.queue.head().and_then(Entry::server_kind);
+            if queue::is_async(frame.tag()) || matches!(head, Some(Kind::Query | Kind::Describe | Kind::Execute)) {
+                if let Some(recorder) = self.queue.head_recorder() {
+                    recorder.record(frame.as_slice());
+                }
             }
         }
         if queue::is_async(frame.tag()) {
@@ -132,8 +134,10 @@ impl Session {
         }
         let (kind, forward, on_fail) = match self.queue.head_mut() {
             // Most entries have nothing to undo: no clone (and no reference count) for them.
-            Some(Entry::Server { kind, forward, on_fail: OnFail::Nothing }) => (*kind, *forward, OnFail::Nothing),
-            Some(Entry::Server { kind, forward, on_fail }) => (*kind, *forward, on_fail.clone()),
+            Some(Entry::Server(Request { kind, forward, on_fail: OnFail::Nothing, .. })) => {
+                (*kind, *forward, OnFail::Nothing)
+            }
+            Some(Entry::Server(Request { kind, forward, on_fail, .. })) => (*kind, *forward, on_fail.clone()),
             Some(Entry::Probe { params, .. }) => {
                 // The proxy's own Describe: nothing of it reaches the client.
                 if frame.tag() == tag::PARAMETER_DESCRIPTION {
@@ -150,7 +154,7 @@ impl Session {
             }
         };
         if frame.tag() == tag::COPY_IN {
-            self.copy_in_open = !self.queue.start_copy_in();
+            self.copy_in = !self.queue.start_copy_in();
         }
         match queue::step(kind, frame.tag()) {
             Step::Continue => {
@@ -167,19 +171,17 @@ impl Session {
                     let key = self.prepared_ok_key(server);
                     self.shared.prepared_ok.insert(key, ());
                 }
-                if let Some(Entry::Probe { server, params }) = self.queue.pop() {
-                    self.probe_answered(server, params, frame);
+                match self.queue.pop() {
+                    Some(Entry::Probe { server, params }) => self.probe_answered(server, params, frame),
+                    Some(Entry::Server(Request { fill: Some(fill), .. })) => self.finish_fill(*fill),
+                    _ => {}
                 }
                 if frame.tag() == tag::READY_FOR_QUERY {
                     self.syncs_done += 1;
                 }
-                if frame.tag() == tag::READY_FOR_QUERY && self.queue.pending_ready() == 0 {
-                    self.settle_sets();
-                    self.finish_fill();
-                }
             }
             Step::Fail => {
-                self.copy_in_open = false;
+                self.copy_in = false;
                 if let OnFail::Revalidates(server) = &on_fail {
                     self.revalidation_failed(server, frame);
                 }
@@ -197,27 +199,25 @@ impl Session {
                     // everything until it comes, so the proxy drops it too (messages parked
                     // for a probe included: the probe was skipped). Until then the server is
                     // not idle, even if a Sync went before (a COPY ignores Syncs in copy mode).
-                    self.skip_until_sync = true;
-                    self.unsynced = true;
+                    self.segment.skip();
                 }
             }
         }
         self.emit_ready_synth();
     }
 
-    /// State carried by a server frame, whoever it is for.
+    /// State carried by a server frame, whoever it is for: the transaction's transitions
+    /// (see `state`), parameter reports, fatal errors, statements the server dropped.
     fn observe(&mut self, frame: FrameRef<'_>) {
         let body = frame.body();
         match frame.tag() {
             tag::READY_FOR_QUERY => {
-                self.tx_status = backend::ready_status(body).unwrap_or(b'I');
-                if self.tx_status == b'I' {
-                    // Before this ReadyForQuery reaches the client: the commit is not
-                    // acknowledged until the cache has forgotten what it changed. With more
-                    // requests in flight, what they owe is applied now and again at the end.
-                    let last = self.queue.pending_ready() <= 1;
-                    self.settle_invalidations(self.tx_rolled_back, last);
-                    self.tx_rolled_back = false;
+                // Before this ReadyForQuery reaches the client: the commit is not acknowledged
+                // until the cache has forgotten what it changed.
+                let status = backend::ready_status(body).unwrap_or(b'I');
+                let last = self.queue.pending_ready() <= 1;
+                if let Some(settled) = self.tx.ready(status, last) {
+                    self.settle(settled);
                 }
             }
             tag::PARAMETER_STATUS => {
@@ -236,41 +236,100 @@ impl Session {
                     warn!(pool = %self.key, code = %fields.code, message = %fields.message, "server sent a fatal error");
                     self.server_mut().obj.broken = true;
                 }
-                // A failed statement did not apply its SETs.
-                self.rolled_back = true;
+                // The statement failed, and with it its transaction (or the block, until a
+                // ROLLBACK TO).
+                self.tx.error();
             }
-            tag::COMMAND_COMPLETE => match backend::command_tag(body) {
-                Some(b"ROLLBACK") => {
-                    self.rolled_back = true;
-                    self.tx_rolled_back = true;
+            tag::COMMAND_COMPLETE => {
+                let command = backend::command_tag(body).unwrap_or_default();
+                if let Some(Entry::Server(request)) = self.queue.head_mut()
+                    && let Some(effects) = request.next_effects()
+                    && let Some(settled) = self.tx.completed(&effects, command)
+                {
+                    self.settle(settled);
                 }
-                Some(b"DISCARD ALL") | Some(b"DEALLOCATE ALL") => {
-                    // Every statement on this server is gone, the client's included.
-                    let discard = backend::command_tag(body) == Some(b"DISCARD ALL");
-                    let obj = &mut self.server_mut().obj;
-                    obj.prepared.clear();
-                    if discard {
-                        // …and every setting is back to its default.
-                        obj.dirty.clear();
-                        self.wanted.clear();
-                        self.pending_sets.clear();
-                    }
-                    self.statements.clear();
-                }
-                _ => {}
-            },
+                self.observe_command(command);
+            }
             _ => {}
         }
     }
 
+    /// Commands whose completion changes what the server connection holds, whatever request
+    /// ran them.
+    fn observe_command(&mut self, command: &[u8]) {
+        match command {
+            b"DISCARD ALL" => {
+                // Every statement, temporary object, listener, lock and setting is gone.
+                let obj = &mut self.server_mut().obj;
+                obj.prepared.clear();
+                obj.dirty.clear();
+                obj.settings_unknown = false;
+                self.statements.clear();
+                self.pins = Pins::default();
+                self.private.remove(Private::TEMP_OBJECTS);
+                self.private.remove(Private::UNTRACKED_SETTINGS);
+                self.apply_sets(vec![SetEffect::ResetAll]);
+            }
+            b"DEALLOCATE ALL" => {
+                // Every statement on this server is gone, the client's included.
+                self.server_mut().obj.prepared.clear();
+                self.statements.clear();
+            }
+            b"DISCARD TEMP" | b"DISCARD TEMPORARY" => {
+                if self.pins == Pins::TEMP_OBJECTS {
+                    self.pins = Pins::default();
+                }
+                self.private.remove(Private::TEMP_OBJECTS);
+            }
+            _ => {}
+        }
+    }
+
+    /// A transaction ended and made `settled` permanent: forget the cached answers it changed,
+    /// and carry its settings.
+    fn settle(&mut self, settled: Settled) {
+        if !settled.writes.is_empty() {
+            self.invalidate(&settled.writes);
+        }
+        if !settled.sets.is_empty() {
+            self.apply_sets(settled.sets);
+        }
+    }
+
+    /// Settings a committed transaction changed: the client wants them wherever it lands, and
+    /// the server it holds has them. A RESET returns the client to its startup values (where
+    /// the server returns to its own defaults: the difference is put back at once).
+    fn apply_sets(&mut self, sets: Vec<SetEffect>) {
+        for effect in sets {
+            if let Some(lease) = &mut self.server {
+                match &effect {
+                    SetEffect::Set { name, value } => lease.obj.dirty.set(name, value),
+                    SetEffect::Reset { name } => lease.obj.dirty.remove(name),
+                    SetEffect::ResetAll => lease.obj.dirty.clear(),
+                }
+            }
+            match effect {
+                SetEffect::Set { name, value } => self.wanted.set(&name, &value),
+                SetEffect::Reset { name } => match self.startup.get(&name) {
+                    Some(value) => {
+                        let value = value.to_string();
+                        self.wanted.set(&name, &value);
+                    }
+                    None => self.wanted.remove(&name),
+                },
+                SetEffect::ResetAll => self.wanted = self.startup.clone(),
+            }
+        }
+        self.resync_settings();
+    }
+
     /// The exchange a fill was recording is over: store it if it is a complete, fresh answer
     /// of an autocommit statement.
-    fn finish_fill(&mut self) {
-        let Some(recorder) = self.fill.take() else { return };
-        if self.tx_status == b'I' {
-            if let Err(why) = self.shared.cache.complete(recorder) {
-                tracing::debug!(?why, "cache fill rejected");
-            }
+    fn finish_fill(&mut self, recorder: crate::cache::Recorder) {
+        if self.tx.is_idle()
+            && let Err(why) = self.shared.cache.complete(recorder)
+        {
+            tracing::debug!(?why, "cache fill rejected");
         }
     }
 

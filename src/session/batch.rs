@@ -36,7 +36,7 @@ impl Session {
     /// Is `t` to be gathered into the current batch?
     pub(super) fn gathering(&self, t: u8) -> bool {
         let extended = matches!(t, tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::SYNC);
-        extended && !self.skip_until_sync && (!self.batch.is_empty() || self.cache_usable())
+        extended && !self.segment.is_skipping() && (!self.batch.is_empty() || self.cache_usable())
     }
 
     /// Gather `frame` right away if it is part of a batch and does not end it; else give it
@@ -73,7 +73,8 @@ impl Session {
                 self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe));
             }
             Plan::Fill(recorder) => {
-                self.fill = Some(recorder);
+                // The segment this batch opens records its answer (see `state::Segment`).
+                self.segment.open_recording(recorder);
                 return self.process_batch(frames).await;
             }
             Plan::Forward => return self.process_batch(frames).await,
@@ -195,7 +196,11 @@ impl Session {
     /// Named statements are renamed, no server is held and nothing is open or in flight: a
     /// batch that only defines or drops statements can be answered by the proxy alone.
     fn statements_are_local(&self) -> bool {
-        self.renaming() && self.server.is_none() && self.tx_status == b'I' && self.queue.is_quiet() && !self.unsynced
+        self.renaming()
+            && self.server.is_none()
+            && self.tx.is_idle()
+            && self.queue.is_quiet()
+            && self.segment.is_synced()
     }
 
     /// `Close(statement)* Sync` of renamed statements with nothing open: drivers send it when

@@ -5,31 +5,19 @@
 //! Cacheable (DESIGN.md, cache correctness rules): one read-only, deterministic statement — no
 //! volatile/stable/unknown functions, no FOR UPDATE/SHARE, no SELECT INTO, no data-modifying
 //! CTE, no system catalogs unless `cache.catalogs` — outside an explicit transaction, in a
-//! session whose settings the proxy knows and that created no temporary tables.
+//! session whose answers are not private to it (`state::Private`: temporary tables, settings
+//! the proxy cannot follow, statements it cannot read).
 
 use bytes::Bytes;
 use tracing::debug;
 
 use super::Session;
+use super::state::{Effects, Private, Writes};
 use std::sync::Arc;
 
-use crate::cache::{CacheKey, CachedResult, FillSpec, InvalidationCause, KeyBuilder, Lookup, Protocol, SettingsDigest};
+use crate::cache::{CacheKey, CachedResult, FillSpec, KeyBuilder, Lookup, Protocol, SettingsDigest};
 use crate::sql::{Analysis, StatementAnalysis, StatementKind};
 use crate::wire::build;
-
-/// What a session's current transaction will invalidate when it commits.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Owed {
-    tables: Vec<String>,
-    flush_database: bool,
-    flush_all: bool,
-}
-
-impl Owed {
-    fn is_empty(&self) -> bool {
-        self.tables.is_empty() && !self.flush_database && !self.flush_all
-    }
-}
 
 /// What identifies an extended-protocol execution besides the statement text.
 #[derive(Clone, Copy, Debug)]
@@ -63,10 +51,10 @@ impl Session {
     /// Whether this session may use the cache at all right now.
     pub(super) fn cache_usable(&self) -> bool {
         self.shared.cache.enabled()
-            && !self.no_cache
-            && self.tx_status == b'I'
+            && self.private.is_empty()
+            && self.tx.is_idle()
             && self.queue.is_quiet()
-            && !self.unsynced
+            && self.segment.is_synced()
     }
 
     /// Look a statement's answer up (waiting for a concurrent fill of the same key if there is
@@ -167,43 +155,11 @@ impl Session {
 
     /// Answer a simple Query from a hit: the recorded frames, then ReadyForQuery.
     pub(super) fn replay_simple(&mut self, frames: &Bytes) {
-        let status = self.tx_status;
+        let status = self.tx.status();
         self.answer_with(frames.len() + 6, |out| {
             out.extend_from_slice(frames);
             build::ready_for_query(out, status);
         });
-    }
-
-    /// Note what statements about to run will invalidate when their transaction commits, and
-    /// what they do to the session (temporary tables make its reads private to it).
-    pub(super) fn note_effects(&mut self, analysis: &Analysis) {
-        if self.lexing_unreliable() {
-            // The analysis may not see the statements the server will run: cache nothing for
-            // this session and assume every transaction may write anything in the database.
-            self.no_cache = true;
-            self.owed.flush_database = true;
-        }
-        for s in &analysis.statements {
-            if !s.temp_tables_created.is_empty() {
-                self.no_cache = true;
-            }
-            if s.kind == StatementKind::Ddl {
-                // Schema, grants, roles, policies: rare, and their reach is wide.
-                self.owed.flush_all = true;
-                continue;
-            }
-            if s.unknown_functions().next().is_some() {
-                // A user function may write anything (volatile PL/pgSQL).
-                self.owed.flush_database = true;
-            }
-            if !s.may_write() {
-                continue;
-            }
-            if s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some() {
-                self.owed.flush_database = true;
-            }
-            self.owed.tables.extend(s.tables_written.iter().map(|t| t.name.clone()));
-        }
     }
 
     /// Whether the server may lex this session's SQL differently from the analyzer: a client
@@ -214,36 +170,12 @@ impl Session {
         !utf8 || self.wanted.get("standard_conforming_strings").is_some_and(|v| v.eq_ignore_ascii_case("off"))
     }
 
-    /// A statement whose text is not UTF-8: nothing can be known about it.
-    pub(super) fn note_opaque_statement(&mut self) {
-        self.no_cache = true;
-        self.owed.flush_database = true;
-    }
-
-    /// The transaction ended (ReadyForQuery `I`): apply what it owes unless it rolled back.
-    /// Called before that ReadyForQuery is forwarded, so no client can see the commit before
-    /// the cache forgets what it changed.
-    pub(super) fn settle_invalidations(&mut self, rolled_back: bool, last: bool) {
-        if rolled_back || self.owed.is_empty() {
-            if last {
-                self.owed = Owed::default();
-            }
-            return;
-        }
-        let owed = if last { std::mem::take(&mut self.owed) } else { self.owed.clone() };
-        let cache = &self.shared.cache;
-        if owed.flush_all {
-            cache.flush_all(InvalidationCause::Ddl);
-            self.shared.catalogs.refresh_all();
-            self.shared.prepared_ok.invalidate_all();
-        } else if owed.flush_database {
-            cache.flush_database(&self.key.database, InvalidationCause::Unknown);
-        } else {
-            cache.invalidate_tables(
-                &self.key.database,
-                owed.tables.iter().map(String::as_str),
-                InvalidationCause::Write,
-            );
-        }
+    /// A statement whose text is not UTF-8 (or unknown to the proxy): nothing can be known
+    /// about it. Its session is no longer cached; it may write anything in its database.
+    pub(super) fn note_opaque_statement(&mut self) -> Option<Box<[Arc<Effects>]>> {
+        self.private.add(Private::OPAQUE);
+        self.tx.sent();
+        let writes = Writes { database: true, ..Writes::default() };
+        Some(Box::new([Arc::new(Effects { writes, ..Effects::default() })]))
     }
 }

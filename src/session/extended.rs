@@ -4,11 +4,14 @@
 //! `shapes`), Close (answered locally for a renamed statement), and SQL `DEALLOCATE` of a
 //! renamed statement.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::keywords::may_change_session;
-use super::queue::{Entry, Kind, OnFail};
+use super::queue::{Entry, Kind, OnFail, Request};
 use super::shapes::Gate;
+use super::state::Effects;
 use super::statements::Statement;
 use super::{Flow, Session};
 use crate::config::PoolMode;
@@ -21,15 +24,15 @@ impl Session {
     /// Are named statements renamed to shared server statements? (Transaction mode: the next
     /// transaction may run on a connection that never saw the client's Parse.)
     pub(super) fn renaming(&self) -> bool {
-        self.mode == PoolMode::Transaction && !self.pinned
+        self.mode == PoolMode::Transaction && self.pins.is_empty()
     }
 
     pub(super) async fn on_parse(&mut self, frame: &Frame) -> Flow {
         let Some(p) = frontend::parse(frame.body()) else {
             return self.protocol_violation("invalid Parse message");
         };
-        self.unsynced = true;
-        if p.name.is_empty() && self.pure_pass_through() && self.is_plain_parse(p.query) {
+        self.segment.open();
+        if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(p.query) {
             // Nothing to check, rewrite, follow or invalidate later: forward, remember nothing
             // (its Bind then has no text to look at either).
             self.local_unnamed = None;
@@ -120,18 +123,25 @@ impl Session {
     }
 
     pub(super) fn on_bind(&mut self, frame: &Frame) -> Flow {
-        if self.pure_pass_through() && self.unnamed_query.is_none() && frontend::bind_is_unnamed(frame.body()) {
+        if self.pure_pass_through()
+            && self.unnamed_query.is_none()
+            && !self.tx.following()
+            && frontend::bind_is_unnamed(frame.body())
+        {
             // The unnamed statement's text needs no following (see `on_parse`), and nothing
             // is checked or capped: nothing in the Bind to look at. A malformed one is the
             // server's to refuse, as it would be without pgcached.
-            self.unsynced = true;
+            self.segment.open();
+            if !self.portals.is_empty() {
+                self.bind_portal(b"", None);
+            }
             self.forward(frame, Entry::forward(Kind::Bind));
             return Flow::Continue;
         }
         let Some(b) = frontend::bind(frame.body()) else {
             return self.protocol_violation("invalid Bind message");
         };
-        self.unsynced = true;
+        self.segment.open();
         let known = if b.statement.is_empty() { None } else { self.statements.get(b.statement).cloned() };
         if let Some(stmt) = known.as_ref().filter(|_| self.renaming()) {
             match self.gate(frame, stmt, false) {
@@ -145,19 +155,26 @@ impl Session {
             None if b.statement.is_empty() => self.unnamed_query.clone(),
             None => None,
         };
-        match text.as_deref().map(std::str::from_utf8) {
+        let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.
-            Some(Ok(text)) if self.pure_pass_through() && !may_change_session(text.as_bytes()) => {}
+            Some(Ok(text))
+                if self.pure_pass_through() && !self.tx.following() && !may_change_session(text.as_bytes()) =>
+            {
+                None
+            }
             Some(Ok(text)) => {
                 let analysis = crate::sql::analyze(text);
                 let params =
                     if analysis.settings().next().is_some() { frontend::bind_text_params(&b) } else { Vec::new() };
-                self.follow_statements(&analysis, &params);
+                self.follow_statements(&analysis, &params)
             }
             // Not UTF-8, or a statement this client never parsed here: assume the worst.
             Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),
-            _ => {}
-        }
+            _ => None,
+        };
+        // A Parse holds one statement (Postgres refuses more): its effects are the portal's.
+        let effects = effects.and_then(|e| e.first().cloned());
+        self.bind_portal(b.portal, effects);
         let text = text.as_deref().and_then(|t| std::str::from_utf8(t).ok());
         // `LIMIT $n` under a policy's limit: the parameter is capped here.
         let capped = match self.cap_limit_params(text, b.params_and_formats) {
@@ -190,7 +207,7 @@ impl Session {
         patch_len(&mut out);
         self.to_server.extend_from_slice(&out);
         let on_fail = stmt.map_or(OnFail::Nothing, |s| OnFail::Revalidates(s.server_name));
-        self.queue.push(Entry::Server { kind: Kind::Bind, forward: true, on_fail });
+        self.queue.push(Entry::Server(Request::forward(Kind::Bind).on_fail(on_fail)));
         Flow::Continue
     }
 
@@ -198,7 +215,7 @@ impl Session {
         let Some(d) = frontend::target(frame.body()) else {
             return self.protocol_violation("invalid Describe message");
         };
-        self.unsynced = true;
+        self.segment.open();
         let stmt = if d.kind == b'S' && !d.name.is_empty() && self.renaming() {
             self.statements.get(d.name).cloned()
         } else {
@@ -222,7 +239,7 @@ impl Session {
         patch_len(&mut out);
         self.to_server.extend_from_slice(&out);
         let on_fail = OnFail::Revalidates(stmt.server_name);
-        self.queue.push(Entry::Server { kind: Kind::Describe, forward: true, on_fail });
+        self.queue.push(Entry::Server(Request::forward(Kind::Describe).on_fail(on_fail)));
         Flow::Continue
     }
 
@@ -230,7 +247,10 @@ impl Session {
         let Some(c) = frontend::target(frame.body()) else {
             return self.protocol_violation("invalid Close message");
         };
-        self.unsynced = true;
+        self.segment.open();
+        if c.kind == b'P' {
+            self.bind_portal(c.name, None);
+        }
         if c.kind == b'S' && !c.name.is_empty() {
             let renamed = self.renaming();
             self.statements.remove(c.name);
@@ -294,9 +314,8 @@ impl Session {
     pub(super) fn answer_deallocate(&mut self, text: &str) -> bool {
         let Some(name) = self.deallocate_target(text) else { return false };
         self.statements.remove(&name);
-        {}
         let mut out = deallocate_complete();
-        build::ready_for_query(&mut out, self.tx_status);
+        build::ready_for_query(&mut out, self.tx.status());
         self.queue.push(Entry::Synth(out.freeze()));
         true
     }
@@ -331,9 +350,28 @@ impl Session {
             tag::CLOSE if frontend::target(body).is_some_and(|t| t.name.is_empty()) => build::close_complete(&mut out),
             _ => return false,
         }
-        self.unsynced = true;
+        self.segment.open();
         self.queue.push(Entry::Synth(out.freeze()));
         true
+    }
+
+    /// The statement bound to `portal` has `effects` (`None`: nothing to follow, or the portal
+    /// is gone).
+    fn bind_portal(&mut self, portal: &[u8], effects: Option<Arc<Effects>>) {
+        self.portals.retain(|(name, _)| name != portal);
+        if let Some(effects) = effects {
+            self.portals.push((Bytes::copy_from_slice(portal), effects));
+        }
+    }
+
+    /// The effects an Execute of the portal named in `frame` brings (see `bind_portal`).
+    pub(super) fn portal_effects(&self, frame: &Frame) -> Option<Box<[Arc<Effects>]>> {
+        if self.portals.is_empty() {
+            return None;
+        }
+        let portal = frontend::execute(frame.body())?.portal;
+        let (_, effects) = self.portals.iter().find(|(name, _)| name == portal)?;
+        Some(Box::new([effects.clone()]))
     }
 }
 

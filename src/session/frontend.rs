@@ -3,18 +3,21 @@
 //! cache; everything else is forwarded to the server (taken from the pool if needed) with its
 //! expected replies noted in the queue, or answered locally when no server can be had.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use tracing::{debug, warn};
 
 use super::caching::cacheable_statement;
+use super::effects;
 use super::keywords::{may_change_session, words_may_change_session};
-use super::params::{self, SetEffect};
-use super::queue::{Entry, Kind};
+use super::queue::{Entry, Kind, Request};
+use super::state::{Effects, Lifecycle};
 use super::{Flow, Session, SessionError};
-use crate::cache::Lookup;
+use crate::cache::{Lookup, Recorder};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
-use crate::sql::{Analysis, SetVia};
+use crate::sql::Analysis;
 use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
@@ -24,8 +27,14 @@ impl Session {
     /// Handle every whole frame the client has sent.
     pub(super) async fn on_client_data(&mut self) -> Result<Flow, SessionError> {
         let max = self.shared.config.limits.max_message_size.as_u64() as usize;
-        // Parked (see `shapes`): the rest waits in the buffer, which bounds it.
-        while !self.is_parked() {
+        // Parked (see `shapes`): the rest waits in the buffer, which bounds it. So does a
+        // client that does not read what it is sent (back-pressure), and one that terminated.
+        self.client_held = false;
+        while !self.is_parked() && self.lifecycle != Lifecycle::Terminating {
+            if self.client_backlogged() {
+                self.client_held = !self.client_rbuf.is_empty();
+                break;
+            }
             let frame = match take_frame(&mut self.client_rbuf, max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -61,7 +70,10 @@ impl Session {
     async fn on_client_frame(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         let t = frame.tag();
         if t == tag::TERMINATE {
-            return Ok(Flow::Close);
+            if !self.batch.is_empty() && self.dispatch_batch().await? == Flow::Close {
+                return Ok(Flow::Close);
+            }
+            return Ok(self.terminate());
         }
         if self.gathering(t) {
             return self.gather(frame).await;
@@ -80,12 +92,11 @@ impl Session {
         // Parked (see `shapes`): held, in order, until the proxy's Describe is answered.
         let Some(frame) = self.park_behind(frame) else { return Ok(Flow::Continue) };
         let t = frame.tag();
-        if self.skip_until_sync {
+        if self.segment.is_skipping() {
             if t == tag::SYNC {
-                self.skip_until_sync = false;
+                self.segment.sync();
                 if self.server.is_some() {
                     self.forward(&frame, Entry::forward(Kind::Sync));
-                    self.unsynced = false;
                 } else {
                     self.synth_ready();
                 }
@@ -114,16 +125,17 @@ impl Session {
     /// Whether a Query can be forwarded as it is, right now: a [`Session::plain_query`] with
     /// nothing gathered, parked or being skipped ahead of it.
     fn nothing_before(&self, frame: &Frame) -> bool {
-        !self.skip_until_sync && self.batch.is_empty() && !self.is_parked() && self.plain_query(frame)
+        !self.segment.is_skipping() && self.batch.is_empty() && !self.is_parked() && self.plain_query(frame)
     }
 
-    /// Pure pass-through (no policy to check, no cache to fill or invalidate) and a text that
-    /// cannot set, pin or deallocate anything: nothing to decode or parse. A Query is one C
-    /// string filling its body (Postgres refuses bytes after the NUL), so the scan takes the body
-    /// without its last byte, unsearched for a first NUL: at worst it sees more than the text,
-    /// which can only find more words.
+    /// Pure pass-through (no policy to check, no cache to fill or invalidate), no transaction
+    /// being followed (see `state`), and a text that cannot set, pin or deallocate anything:
+    /// nothing to decode or parse. A Query is one C string filling its body (Postgres refuses
+    /// bytes after the NUL), so the scan takes the body without its last byte, unsearched for a
+    /// first NUL: at worst it sees more than the text, which can only find more words.
     fn plain_query(&self, frame: &Frame) -> bool {
         self.pure_pass_through()
+            && !self.tx.following()
             && frame.body().strip_suffix(b"\0").is_some_and(|text| self.changes_no_session_state(text))
     }
 
@@ -134,7 +146,7 @@ impl Session {
     fn can_process_held(&self, t: u8) -> bool {
         !matches!(t, tag::QUERY | tag::PARSE | tag::TERMINATE)
             && self.server.is_some()
-            && !self.skip_until_sync
+            && !self.segment.is_skipping()
             && self.batch.is_empty()
             && !self.is_parked()
             && !self.gathering(t)
@@ -152,19 +164,21 @@ impl Session {
             tag::DESCRIBE => return self.on_describe(frame),
             tag::CLOSE => return self.on_close(frame),
             tag::EXECUTE => {
-                self.unsynced = true;
-                self.forward(frame, Entry::forward(Kind::Execute));
+                self.segment.open();
+                let effects = self.portal_effects(frame);
+                self.forward(frame, Entry::Server(Request::forward(Kind::Execute).effects(effects)));
             }
-            tag::SYNC if self.copy_in_open => {
+            tag::SYNC if self.copy_in => {
                 // Ignored by Postgres in copy-in mode: no reply to expect.
                 self.to_server.extend_from_slice(frame.as_bytes());
             }
             tag::SYNC => {
-                self.unsynced = false;
-                self.forward(frame, Entry::forward(Kind::Sync));
+                // The segment's fill (if any) now records until this Sync is answered.
+                let fill = self.segment.sync();
+                self.forward(frame, Entry::Server(Request::forward(Kind::Sync).recording(fill)));
             }
             tag::COPY_DONE | tag::COPY_FAIL => {
-                self.copy_in_open = false;
+                self.copy_in = false;
                 self.forward(frame, Entry::CopyEnd);
             }
             tag::FUNCTION_CALL => self.forward(frame, Entry::forward(Kind::FunctionCall)),
@@ -193,7 +207,7 @@ impl Session {
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has
     /// been answered) or the session must end.
     async fn get_server(&mut self, t: u8) -> Option<Flow> {
-        if self.draining {
+        if self.lifecycle == Lifecycle::Draining {
             build::error_response(
                 &mut self.to_client,
                 Severity::Fatal,
@@ -213,7 +227,7 @@ impl Session {
 
     /// Send `frame` to the server and expect `entry`'s answer.
     pub(super) fn forward(&mut self, frame: &Frame, entry: Entry) {
-        if let Entry::Server { kind: Kind::Sync | Kind::Query, .. } = entry {
+        if let Some(Kind::Sync | Kind::Query) = entry.server_kind() {
             self.syncs_sent += 1;
         }
         self.to_server.extend_from_slice(frame.as_bytes());
@@ -236,8 +250,8 @@ impl Session {
         }
         let Ok(text) = std::str::from_utf8(text) else {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
-            self.note_opaque_statement();
-            return self.forward_query(frame).await;
+            let effects = self.note_opaque_statement();
+            return self.forward_query_with(frame, effects, None).await;
         };
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
@@ -262,6 +276,7 @@ impl Session {
         });
         let sent = rewritten.as_ref().unwrap_or(frame);
         let sent_text = new_text.as_deref().unwrap_or(text);
+        let mut fill = None;
         if self.cache_usable() {
             let analysis = verdict.analysis.clone();
             if let Some(s) = cacheable_statement(&analysis, self.shared.config.cache.catalogs) {
@@ -270,97 +285,67 @@ impl Session {
                         self.replay_simple(&entry.frames);
                         return Ok(Flow::Continue);
                     }
-                    Lookup::Fill(recorder) => self.fill = Some(recorder),
+                    Lookup::Fill(recorder) => fill = Some(recorder),
                     Lookup::Wait(_) | Lookup::Bypass => {}
                 }
             }
         }
-        self.follow_statements(&verdict.analysis, &[]);
+        let effects = self.follow_statements(&verdict.analysis, &[]);
         let sent = sent.clone();
-        self.forward_query(&sent).await
+        self.forward_query_with(&sent, effects, fill).await
     }
 
+    /// Forward a Query with nothing to follow.
     async fn forward_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
-        if self.server.is_none() {
-            if let Some(flow) = self.get_server(tag::QUERY).await {
-                self.fill = None;
-                return Ok(flow);
-            }
+        self.forward_query_with(frame, None, None).await
+    }
+
+    /// Forward a Query whose statements have `effects`, recording its answer with `fill`.
+    async fn forward_query_with(
+        &mut self,
+        frame: &Frame,
+        effects: Option<Box<[Arc<Effects>]>>,
+        fill: Option<Recorder>,
+    ) -> Result<Flow, SessionError> {
+        if self.server.is_none()
+            && let Some(flow) = self.get_server(tag::QUERY).await
+        {
+            // `fill` is dropped: its followers go upstream themselves.
+            return Ok(flow);
         }
-        self.forward(frame, Entry::forward(Kind::Query));
+        let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new));
+        self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)
     }
 
-    /// What statements about to run change for the session: settings to carry, statements
-    /// that pin it to its server, invalidations owed at commit.
-    /// `params`: the text-format Bind parameters, to resolve `set_config('x', $1, false)`.
-    pub(super) fn follow_statements(&mut self, analysis: &Analysis, params: &[Option<String>]) {
-        self.note_effects(analysis);
-        for s in &analysis.statements {
-            let pins = matches!(s.keyword.as_str(), "listen" | "prepare") || !s.temp_tables_created.is_empty();
-            if pins && self.mode == PoolMode::Transaction && !self.pinned {
-                debug!(pool = %self.key, statement = %s.keyword, "pinned to its server connection");
-                self.pinned = true;
-            }
+    /// What statements about to run change for the session (see `effects`): pins, privacy
+    /// and custom settings take effect now; the effects of each statement are returned, to
+    /// travel with the request that runs them and take effect when the server reports it
+    /// complete. `params`: the text of the Bind parameters (for `set_config($1, $2, false)`).
+    pub(super) fn follow_statements(
+        &mut self,
+        analysis: &Analysis,
+        params: &[Option<String>],
+    ) -> Option<Box<[Arc<Effects>]>> {
+        let plan = effects::plan(analysis, params, self.lexing_unreliable());
+        self.private.add(plan.private);
+        if plan.untracked_settings {
+            // A setting the proxy cannot follow (computed set_config, SESSION AUTHORIZATION):
+            // it must not leak to the next client of this server, and this session's results
+            // can no longer be keyed safely.
+            self.settings_untracked();
         }
-        for change in analysis.settings() {
-            if change.local {
-                continue;
-            }
-            let value = match change.value.as_deref().and_then(|v| v.strip_prefix('$')) {
-                Some(n) => n.parse::<usize>().ok().and_then(|n| params.get(n.wrapping_sub(1)).cloned().flatten()),
-                None => change.value.clone(),
-            };
-            let effect = match (&change.name, &value, change.via) {
-                (None, _, SetVia::Reset) => Some(SetEffect::ResetAll),
-                (Some(name), _, SetVia::Reset) => Some(SetEffect::Reset { name: name.clone() }),
-                (Some(name), Some(v), _) if v.eq_ignore_ascii_case("default") => {
-                    Some(SetEffect::Reset { name: name.clone() })
-                }
-                (Some(name), Some(v), _) if params::is_tracked(name) => {
-                    Some(SetEffect::Set { name: name.clone(), value: params::set_value(v) })
-                }
-                _ => None,
-            };
-            match effect {
-                Some(effect) => self.pending_sets.push(effect),
-                None => {
-                    // A setting the proxy cannot follow (non-literal set_config, SESSION
-                    // AUTHORIZATION, …): it must not leak to the next client of this server,
-                    // and this session's results can no longer be keyed safely.
-                    self.reset_on_release = true;
-                    self.no_cache = true;
-                }
-            }
+        if !plan.placeholders.is_empty() {
+            self.define_placeholders(&plan.placeholders);
         }
-    }
-
-    /// Apply SETs whose transaction ended (called when the last ReadyForQuery arrived).
-    pub(super) fn settle_sets(&mut self) {
-        if self.pending_sets.is_empty() {
-            // Nearly every transaction: nothing to settle.
-            self.rolled_back = false;
-            return;
+        if !plan.pins.is_empty() && self.mode == PoolMode::Transaction && !self.pins.contains(plan.pins) {
+            debug!(pool = %self.key, reasons = ?plan.pins.names(), "pinned to its server connection");
         }
-        if self.tx_status == b'I' {
-            if self.rolled_back {
-                self.pending_sets.clear();
-            }
-            for effect in std::mem::take(&mut self.pending_sets) {
-                let dirty = &mut self.server_mut().obj.dirty;
-                match &effect {
-                    SetEffect::Set { name, value } => dirty.set(name, value),
-                    SetEffect::Reset { name } => dirty.remove(name),
-                    SetEffect::ResetAll => dirty.clear(),
-                }
-                match effect {
-                    SetEffect::Set { name, value } => self.wanted.set(&name, &value),
-                    SetEffect::Reset { name } => self.wanted.remove(&name),
-                    SetEffect::ResetAll => self.wanted.clear(),
-                }
-            }
+        self.pins.add(plan.pins);
+        if plan.statements.is_some() {
+            self.tx.sent();
         }
-        self.rolled_back = false;
+        plan.statements
     }
 
     /// Report an error for the current extended batch the way Postgres would (in order, then
@@ -369,13 +354,13 @@ impl Session {
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, code, message);
         self.queue.push(Entry::Synth(out.freeze()));
-        self.skip_until_sync = true;
+        self.segment.skip();
     }
 
     /// ReadyForQuery from the proxy itself, in queue order.
     fn synth_ready(&mut self) {
         let mut out = BytesMut::new();
-        build::ready_for_query(&mut out, self.tx_status);
+        build::ready_for_query(&mut out, self.tx.status());
         self.queue.push(Entry::Synth(out.freeze()));
     }
 
@@ -387,8 +372,12 @@ impl Session {
         build::error_response(&mut out, Severity::Error, err.sqlstate(), &err.to_string());
         self.queue.push(Entry::Synth(out.freeze()));
         match t {
-            tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => self.synth_ready(),
-            _ => self.skip_until_sync = true,
+            tag::QUERY | tag::FUNCTION_CALL => self.synth_ready(),
+            tag::SYNC => {
+                self.segment.sync();
+                self.synth_ready();
+            }
+            _ => self.segment.skip(),
         }
     }
 

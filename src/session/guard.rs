@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use tracing::info;
 
 use super::Session;
-use super::queue::{Entry, Kind, OnFail};
+use super::queue::{Entry, Kind, Request};
 use crate::sql::{self, Refusal, Verdict};
 use crate::wire::build::{self, Severity};
 
@@ -70,22 +70,21 @@ impl Session {
     /// client sees exactly what Postgres would show after an error. `simple`: as for
     /// [`Session::refuse_statement`].
     pub(super) fn fail_statement(&mut self, mut reply: BytesMut, simple: bool) {
-        // A cache fill armed for this exchange (a gathered batch) has no answer to record.
-        self.fill = None;
-        let in_transaction = self.tx_status != b'I' || self.unsynced;
+        let in_transaction = !self.tx.is_idle() || !self.segment.is_synced();
         if in_transaction && self.server.is_some() {
             let mut out = BytesMut::new();
             build::query(&mut out, ABORT_TRANSACTION);
             self.to_server.extend_from_slice(&out);
-            self.queue.push(Entry::Server { kind: Kind::Query, forward: false, on_fail: OnFail::Nothing });
+            self.queue.push(Entry::Server(Request::hidden(Kind::Query)));
             // Its ReadyForQuery counts in `syncs_done` like any other.
             self.syncs_sent += 1;
         }
         if simple {
-            let status = if self.tx_status == b'I' { b'I' } else { b'E' };
+            let status = if self.tx.is_idle() { b'I' } else { b'E' };
             build::ready_for_query(&mut reply, status);
         } else {
-            self.skip_until_sync = true;
+            // Drops a cache fill armed for the batch: it has no answer to record.
+            self.segment.skip();
         }
         self.queue.push(Entry::Synth(reply.freeze()));
     }
@@ -94,7 +93,7 @@ impl Session {
     /// None in a failed transaction: the statement will not run, and Postgres would say only
     /// that the transaction is aborted.
     pub(super) fn push_notices(&mut self, notices: &[String]) {
-        if self.tx_status == b'E' {
+        if self.tx.status() == b'E' {
             return;
         }
         for text in notices {

@@ -82,7 +82,13 @@ pub async fn login(
     for (name, value) in &welcome.reported {
         build::parameter_status(&mut out, name, value);
     }
-    let cancel = shared.cancels.register();
+    // Session mode: the client's backend is the server's, and its PID is that server's (so
+    // `pg_terminate_backend(pid)` and NOTIFY sender PIDs mean what they do directly). The
+    // secret stays pgcached's: a cancel must come through the proxy.
+    let cancel = match &server {
+        Some(obj) if mode == PoolMode::Session => shared.cancels.register_with_pid(obj.backend_key.0),
+        _ => shared.cancels.register(),
+    };
     build::backend_key_data(&mut out, cancel.pid, cancel.secret);
     build::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
@@ -100,6 +106,7 @@ pub async fn login(
     let session = Session {
         shared,
         key,
+        pool: None,
         mode,
         cancel,
         client_rx,
@@ -108,38 +115,34 @@ pub async fn login(
         to_client: BytesMut::with_capacity(16 * 1024),
         server,
         to_server: BytesMut::with_capacity(4 * 1024),
-        tx_status: b'I',
+        tx: Default::default(),
+        segment: Default::default(),
+        copy_in: false,
+        pins: Default::default(),
+        private: Default::default(),
+        placeholders: startup_placeholders(&wanted),
+        lifecycle: Default::default(),
         queue: Default::default(),
         statements: Default::default(),
-        unsynced: false,
-        skip_until_sync: false,
-        pinned: false,
-        parked: None,
         policy,
-        no_cache: false,
-        owed: Default::default(),
-        tx_rolled_back: false,
-        fill: None,
         batch: Vec::new(),
+        plain_parse: None,
         unnamed_query: None,
         local_unnamed: None,
+        portals: Vec::new(),
         renamed: Default::default(),
         syncs_sent: 0,
         syncs_done: 0,
-        copy_in_open: false,
+        parked: None,
+        startup: wanted.clone(),
         wanted,
-        pending_sets: Vec::new(),
-        rolled_back: false,
-        reset_on_release: false,
-        pool: None,
-        plain_parse: None,
-        last_client_activity: Instant::now(),
         digest_memo: std::cell::Cell::new(None),
         key_memo: std::cell::RefCell::default(),
+        last_client_activity: Instant::now(),
         client_unflushed: false,
         server_unflushed: false,
+        client_held: false,
         cancel_sent: false,
-        draining: false,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {
@@ -220,6 +223,11 @@ async fn first_server(shared: &Shared, key: &PoolKey, wanted: &mut ParamSet) -> 
         obj.dirty.set(&name, &value);
     }
     Ok(obj)
+}
+
+/// Custom settings a client defines at startup (`options=-c app.x=1`).
+fn startup_placeholders(wanted: &ParamSet) -> Vec<String> {
+    wanted.iter().map(|(name, _)| name.to_ascii_lowercase()).filter(|n| n.contains('.')).collect()
 }
 
 async fn refuse<T>(stream: &mut BoxStream, code: &str, message: &str) -> Result<T, LoginError> {

@@ -4,7 +4,11 @@
 //! and the two write buffers (client-bound and server-bound). Reads stop while the opposite
 //! write buffer is full, so memory stays bounded and neither side can deadlock the other.
 //!
+//! - [`state`]: every state the session can be in (transaction and savepoints, protocol
+//!   segment, pins, privacy, lifecycle) and their transitions — start here.
+//! - `effects`: what each statement sent will do to that state once it completes.
 //! - [`login`]: what happens between authentication and the first ReadyForQuery.
+//! - `lease`: taking a server connection for the client, and giving it back clean.
 //! - [`frontend`]: handling of client frames (forward, or answer locally).
 //! - [`backend`]: handling of server frames (track state, forward).
 //! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
@@ -18,21 +22,24 @@
 //! - [`shapes`]: result shapes of shared statements; 0A000 when one changed under a client.
 //!
 //! In transaction mode the session holds a server connection from the client's first message
-//! until the server reports ReadyForQuery `I` with nothing else outstanding; in session mode
-//! until the client leaves.
+//! until the server reports ReadyForQuery `I` with nothing else outstanding (or, once pinned,
+//! until the client leaves); in session mode until the client leaves.
 
 mod backend;
 mod batch;
 mod caching;
 pub mod cost;
+mod effects;
 mod extended;
 mod frontend;
 mod guard;
 mod keywords;
+mod lease;
 pub mod login;
 pub mod params;
 mod queue;
 pub mod shapes;
+pub mod state;
 pub mod statements;
 
 use std::sync::Arc;
@@ -47,13 +54,14 @@ use tracing::{debug, warn};
 use crate::client::cancel::{CancelHandle, CancelRegistry};
 use crate::client::startup::BoxStream;
 use crate::config::{Config, PoolMode};
-use crate::pool::{PoolError, PoolHandle, PoolKey, Pools, ServerObject};
+use crate::pool::{PoolHandle, PoolKey, Pools, ServerObject};
 use crate::server::ServerIo;
 use crate::wire::FrameError;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::keep_read_room;
-use params::{ParamSet, SetEffect};
+use params::ParamSet;
 use queue::Entry;
+use state::{Lifecycle, Pins, Private, Segment, Transaction};
 
 /// Stop reading from one side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 1 << 20;
@@ -129,29 +137,28 @@ pub struct Session {
     to_client: BytesMut,
     server: Option<Lease>,
     to_server: BytesMut,
-    /// Transaction status as last reported to the client.
-    tx_status: u8,
+    /// The transaction as the server reports it, its savepoints, and what it settles at its
+    /// end (see [`state`]).
+    tx: Transaction,
+    /// The client's extended-protocol segment: synced, open (with the fill it arms), or
+    /// skipping to Sync after an error.
+    segment: Segment,
+    /// The server is in COPY FROM STDIN mode and the client has not ended it yet.
+    copy_in: bool,
+    /// Why this client keeps its server connection under transaction pooling.
+    pins: Pins,
+    /// Why this session's answers may not be cached (none: they may).
+    private: Private,
+    /// Custom (dotted) settings this client defined: a server connection where another
+    /// client defined others is not for it (see `ServerConn::placeholders`).
+    placeholders: Vec<String>,
+    lifecycle: Lifecycle,
     /// Replies expected from the server (and the proxy's own), in order.
     queue: queue::ReplyQueue,
     /// The client's named prepared statements (transaction mode).
     statements: statements::ClientStatements,
-    /// Extended-protocol messages forwarded since the last Sync.
-    unsynced: bool,
-    /// The proxy failed this extended batch itself: drop client messages until Sync.
-    skip_until_sync: bool,
-    /// The server is in COPY FROM STDIN mode and the client has not ended it yet.
-    copy_in_open: bool,
     /// The session's policy (`None`: no rules, nothing checked).
     policy: Option<Arc<crate::sql::Policy>>,
-    /// The session did something that makes its results private to it (temporary tables) or
-    /// its settings unknown: no cache for it.
-    no_cache: bool,
-    /// Invalidations owed when the current transaction commits.
-    owed: caching::Owed,
-    /// The last CommandComplete was ROLLBACK: the transaction owes nothing.
-    tx_rolled_back: bool,
-    /// A cache fill recording the answer of the current exchange.
-    fill: Option<crate::cache::Recorder>,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
     /// The last unnamed Parse text found to change no session state (pure pass-through).
@@ -160,36 +167,34 @@ pub struct Session {
     unnamed_query: Option<bytes::Bytes>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
     local_unnamed: Option<bytes::Bytes>,
+    /// The effects of the statement bound to each portal, handed to its Executes.
+    portals: Vec<(bytes::Bytes, Arc<state::Effects>)>,
     /// Server statement name → the client name it was last used for (error messages).
     renamed: std::collections::HashMap<bytes::Bytes, bytes::Bytes>,
     /// Syncs and Queries forwarded, and answered: a statement parsed before `syncs_done`
     /// surely exists (see `Statement::seq`).
     syncs_sent: u64,
     syncs_done: u64,
-    /// The client did something that ties it to its server connection (e.g. LISTEN).
-    pinned: bool,
     /// Client messages held until the proxy's Describe of a statement is answered (see
     /// `shapes`); `None` when not parked.
     parked: Option<std::collections::VecDeque<crate::wire::Frame>>,
     /// Parameters this client has set (startup, SET, reported changes).
     wanted: ParamSet,
+    /// The parameters the client started with: what `RESET` / `RESET ALL` / `DISCARD ALL`
+    /// return it to.
+    startup: ParamSet,
     /// `wanted`'s cache-key digest, with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
     /// The last statement's cache-key state (see `caching::Session::statement_key`).
     key_memo: std::cell::RefCell<crate::cache::StatementKeyMemo>,
-    /// SETs of unreported parameters waiting for their transaction to end.
-    pending_sets: Vec<SetEffect>,
-    /// The last command tag seen was ROLLBACK (so pending SETs are dropped at `I`).
-    rolled_back: bool,
-    /// A statement may have changed settings the proxy could not follow: reset the server's
-    /// settings before another client gets it.
-    reset_on_release: bool,
     last_client_activity: Instant,
     /// Written without waiting but not yet flushed (see [`Session::write_now`]).
     client_unflushed: bool,
     server_unflushed: bool,
+    /// Whole client messages wait in `client_rbuf` while the client reads too slowly (see
+    /// [`Session::client_backlogged`]).
+    client_held: bool,
     cancel_sent: bool,
-    draining: bool,
 }
 
 impl Session {
@@ -222,19 +227,32 @@ impl Session {
         let probe = self.shared.shutdown.clone();
         let mut shutdown_armed = false;
         loop {
-            if self.draining {
-                self.maybe_release().await;
+            match self.lifecycle {
+                Lifecycle::Running => {}
+                Lifecycle::Draining => {
+                    self.maybe_release().await;
+                    if self.server.is_none() {
+                        build::error_response(
+                            &mut self.to_client,
+                            Severity::Fatal,
+                            "57P01",
+                            "terminating connection because pgcached is shutting down",
+                        );
+                        return Ok(());
+                    }
+                }
+                Lifecycle::Terminating => {
+                    if self.queue.is_empty() && self.to_server.is_empty() && !self.server_unflushed {
+                        // Every reply the server owed is in: the session ends as Postgres's would.
+                        return Ok(());
+                    }
+                }
             }
-            if self.draining && self.server.is_none() {
-                build::error_response(
-                    &mut self.to_client,
-                    Severity::Fatal,
-                    "57P01",
-                    "terminating connection because pgcached is shutting down",
-                );
+            if self.client_held && !self.client_backlogged() && self.on_client_data().await? == Flow::Close {
                 return Ok(());
             }
             let deadline = self.next_deadline();
+            let frame_incomplete = self.client_rbuf.len() >= HIGH_WATER && self.client_frame_incomplete();
             let event = {
                 let (server_rx, server_tx, mut server_rbuf) = match &mut self.server {
                     Some(Lease { io: ServerIo { reader, writer, rbuf }, .. }) => {
@@ -242,7 +260,10 @@ impl Session {
                     }
                     None => (None, None, None),
                 };
-                let read_client = self.to_server.len() < HIGH_WATER && self.client_rbuf.len() < HIGH_WATER;
+                let read_client = self.lifecycle != Lifecycle::Terminating
+                    && self.to_server.len() < HIGH_WATER
+                    && !self.client_held
+                    && (self.client_rbuf.len() < HIGH_WATER || frame_incomplete);
                 let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
                 if read_client {
                     keep_read_room(&mut self.client_rbuf);
@@ -253,7 +274,8 @@ impl Session {
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
-                let poll_shutdown = !self.draining && (!shutdown_armed || probe.has_changed().unwrap_or(true));
+                let poll_shutdown =
+                    self.lifecycle == Lifecycle::Running && (!shutdown_armed || probe.has_changed().unwrap_or(true));
                 shutdown_armed = true;
                 // Biased: no random start per turn; every branch does bounded work, so none starves.
                 tokio::select! {
@@ -269,7 +291,7 @@ impl Session {
             let flow = match event {
                 Event::ClientRead(Ok(0)) => {
                     debug!("client closed the connection");
-                    return Ok(());
+                    self.client_gone()
                 }
                 Event::ClientRead(Ok(_)) => {
                     if self.shared.config.timeouts.measure_from_client_activity() {
@@ -279,7 +301,16 @@ impl Session {
                     self.cancel_sent = false;
                     self.on_client_data().await?
                 }
-                Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => return Err(SessionError::Client(e)),
+                Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => {
+                    if self.lifecycle == Lifecycle::Terminating {
+                        // The client left first: what the server still owes goes nowhere.
+                        self.to_client.clear();
+                        self.client_unflushed = false;
+                        Flow::Continue
+                    } else {
+                        return Err(SessionError::Client(e));
+                    }
+                }
                 Event::ClientWrote(Ok(())) => {
                     self.client_unflushed = false;
                     Flow::Continue
@@ -325,20 +356,60 @@ impl Session {
     /// The client half of [`Session::write_now`].
     fn write_client_now(&mut self) -> Result<(), SessionError> {
         if !self.to_client.is_empty() || self.client_unflushed {
-            let done = write_without_waiting(&mut self.client_tx, &mut self.to_client).map_err(SessionError::Client)?;
-            self.client_unflushed = !done;
+            match write_without_waiting(&mut self.client_tx, &mut self.to_client) {
+                Ok(done) => self.client_unflushed = !done,
+                Err(_) if self.lifecycle == Lifecycle::Terminating => {
+                    self.to_client.clear();
+                    self.client_unflushed = false;
+                }
+                Err(e) => return Err(SessionError::Client(e)),
+            }
         }
         Ok(())
     }
 
     /// Stop taking new work; end the session once its server is given back.
     fn begin_draining(&mut self) {
-        self.draining = true;
+        if self.lifecycle == Lifecycle::Running {
+            self.lifecycle = Lifecycle::Draining;
+        }
     }
 
-    /// Nothing is outstanding on the server and no transaction is open.
+    /// The client sent Terminate (`gone`: or closed its socket). Postgres runs what was sent
+    /// before it: so does the proxy, then ends the session.
+    fn terminate(&mut self) -> Flow {
+        if self.queue.is_empty() && self.to_server.is_empty() {
+            return Flow::Close;
+        }
+        self.lifecycle = Lifecycle::Terminating;
+        self.batch.clear();
+        Flow::Continue
+    }
+
+    /// The client closed its socket: as a Terminate, minus a partial message it was sending
+    /// (Postgres drops that one too).
+    fn client_gone(&mut self) -> Flow {
+        self.client_rbuf.clear();
+        self.terminate()
+    }
+
+    /// Nothing is outstanding on the server and no transaction or segment is open.
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && !self.unsynced && self.tx_status == b'I'
+        self.queue.is_empty() && self.segment.is_synced() && self.tx.is_idle()
+    }
+
+    /// Too much is waiting for the client already: take no more of its messages until it
+    /// reads (every answer the proxy writes itself — cache hits, refusals — counts).
+    fn client_backlogged(&self) -> bool {
+        self.to_client.len() + self.queue.synth_bytes() >= HIGH_WATER
+    }
+
+    /// `client_rbuf` holds the start of a message that is not all there yet: keep reading
+    /// until it is (up to `limits.max_message_size`, checked when it is taken), however
+    /// large it is.
+    fn client_frame_incomplete(&self) -> bool {
+        let max = self.shared.config.limits.max_message_size.as_u64() as usize;
+        matches!(crate::wire::frame::peek_header(&self.client_rbuf, max), Ok(Some((_, len))) if len > self.client_rbuf.len())
     }
 
     /// The server this session holds (callers check that it holds one).
@@ -382,100 +453,6 @@ impl Session {
         write_all_buf(&mut self.client_tx, &mut self.to_client).await
     }
 
-    /// Get a server connection for this client if it has none: wait for the pool, bring the
-    /// server's parameters in line with the client's, publish it for cancels.
-    async fn ensure_server(&mut self) -> Result<(), PoolError> {
-        if self.server.is_some() {
-            return Ok(());
-        }
-        let pool = match &self.pool {
-            Some(pool) => pool,
-            None => self.pool.insert(self.shared.pools.handle(&self.key)?),
-        };
-        let mut obj = pool.get().await?;
-        if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
-            // Boxed: rare, and it would size the future of every statement that takes a server.
-            if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
-                warn!(error = %e, pool = %self.key, "could not restore session parameters on a server connection");
-                obj.broken = true;
-                return Err(PoolError::Connect(e));
-            }
-        }
-        let Some(io) = obj.io.take() else {
-            obj.broken = true;
-            return Err(PoolError::Closed);
-        };
-        let key =
-            crate::client::cancel::ServerKey { addr: obj.addr, pid: obj.backend_key.0, secret: obj.backend_key.1 };
-        if !self.cancel.slot.try_set(Some(key)) {
-            self.cancel.slot.set(Some(key)).await;
-        }
-        self.server = Some(Lease { obj, io });
-        Ok(())
-    }
-
-    /// Give the server back to its pool (or drop it when it is not reusable).
-    async fn release_server(&mut self, ending: bool) {
-        let Some(Lease { mut obj, io }) = self.server.take() else { return };
-        if !self.cancel.slot.try_set(None) {
-            self.cancel.slot.set(None).await;
-        }
-        let mid_exchange = !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.is_idle();
-        if mid_exchange {
-            // Something is still in flight: the connection's state is unknown, close it.
-            obj.broken = true;
-        }
-        obj.io = Some(io);
-        let evicted = obj.prepared.take_to_close();
-        if !evicted.is_empty() && !obj.broken {
-            let sql: Vec<String> =
-                evicted.iter().map(|n| format!("DEALLOCATE {}", params::ident(&String::from_utf8_lossy(n)))).collect();
-            if obj.run_hidden(&sql.join("; ")).await.is_err() {
-                obj.broken = true;
-            }
-        }
-        if std::mem::take(&mut self.reset_on_release) && !obj.broken {
-            if obj.run_hidden("SET SESSION AUTHORIZATION DEFAULT; RESET ALL").await.is_err() {
-                obj.broken = true;
-            }
-            obj.dirty.clear();
-        }
-        if ending && self.mode == PoolMode::Session && !obj.broken {
-            // Leave no session state behind for the next client.
-            if obj.run_hidden("DISCARD ALL").await.is_err() {
-                obj.broken = true;
-            }
-            obj.dirty.clear();
-            obj.prepared.clear();
-        }
-        self.to_server.clear();
-        self.server_unflushed = false;
-    }
-
-    /// Release the server if the transaction (or, in session mode, the session) is over.
-    async fn maybe_release(&mut self) {
-        let Some(lease) = &self.server else { return };
-        let done = self.is_idle() && lease.io.rbuf.is_empty() && self.to_server.is_empty() && !self.pinned;
-        if done && (self.mode == PoolMode::Transaction || self.draining) {
-            self.release_server(self.draining).await;
-        }
-    }
-
-    /// The server went away under this session.
-    fn on_server_lost(&mut self, err: Option<std::io::Error>) -> Flow {
-        if let Some(lease) = &mut self.server {
-            lease.obj.broken = true;
-        }
-        warn!(pool = %self.key, error = ?err, "server connection lost");
-        build::error_response(
-            &mut self.to_client,
-            Severity::Fatal,
-            "08006",
-            "pgcached: the server connection was lost",
-        );
-        Flow::Close
-    }
-
     fn next_deadline(&self) -> Option<Instant> {
         let t = &self.shared.config.timeouts;
         if !t.measure_from_client_activity() {
@@ -489,7 +466,7 @@ impl Session {
         if self.queue.pending_ready() > 0 && !self.cancel_sent {
             return t.query.map(since);
         }
-        if self.queue.is_empty() && self.tx_status != b'I' {
+        if self.queue.is_empty() && !self.tx.is_idle() {
             return t.idle_in_transaction.map(since);
         }
         None

@@ -176,7 +176,7 @@ pub fn from_startup(params: &[(String, String)]) -> ParamSet {
 }
 
 /// What a `SET`/`RESET` statement does to session parameters (from the SQL analysis).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetEffect {
     Set { name: String, value: String },
     Reset { name: String },

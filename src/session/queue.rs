@@ -6,9 +6,12 @@
 //! protocol the server skips everything up to Sync; the queue does the same with its entries.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::state::Effects;
+use crate::cache::Recorder;
 use crate::wire::backend::tag;
 
 /// What kind of message an entry answers; decides which server frame completes it.
@@ -46,10 +49,67 @@ pub enum OnFail {
     Revalidates(Bytes),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A request the server will answer.
+#[derive(Debug)]
+pub struct Request {
+    pub kind: Kind,
+    /// Whether the client sees the answer (false: the proxy's own, dropped).
+    pub forward: bool,
+    pub on_fail: OnFail,
+    /// What the statements it runs do to the session, in order (a Query: one per statement; an
+    /// Execute: its portal's), taken into account as the server reports each complete.
+    pub effects: Option<Box<[Arc<Effects>]>>,
+    /// Statements of `effects` the server reported complete so far.
+    pub done: usize,
+    /// The recording of this exchange's answer: a Query's own, or (on a Sync) the answer of
+    /// the Describe and Execute before it. Ends with the entry: stored at its ReadyForQuery,
+    /// dropped (and its stampede followers released) if the entry goes any other way.
+    pub fill: Option<Box<Recorder>>,
+}
+
+impl Request {
+    /// A client request whose answer goes to the client.
+    pub fn forward(kind: Kind) -> Request {
+        Request { kind, forward: true, on_fail: OnFail::Nothing, effects: None, done: 0, fill: None }
+    }
+
+    /// A request of the proxy's own: its answer is dropped.
+    pub fn hidden(kind: Kind) -> Request {
+        Request { forward: false, ..Request::forward(kind) }
+    }
+
+    pub fn on_fail(mut self, on_fail: OnFail) -> Request {
+        self.on_fail = on_fail;
+        self
+    }
+
+    pub fn effects(mut self, effects: Option<Box<[Arc<Effects>]>>) -> Request {
+        self.effects = effects;
+        self
+    }
+
+    pub fn recording(mut self, fill: Option<Box<Recorder>>) -> Request {
+        self.fill = fill;
+        self
+    }
+
+    /// The effects of the next statement to complete (and count it as completed).
+    pub fn next_effects(&mut self) -> Option<Arc<Effects>> {
+        let e = self.effects.as_ref()?.get(self.done)?.clone();
+        self.done += 1;
+        Some(e)
+    }
+
+    /// Effects of statements not reported complete yet.
+    pub fn pending_effects(&self) -> &[Arc<Effects>] {
+        self.effects.as_deref().map_or(&[], |e| &e[self.done.min(e.len())..])
+    }
+}
+
+#[derive(Debug)]
 pub enum Entry {
-    /// The server will answer; `forward` says whether the client sees the answer.
-    Server { kind: Kind, forward: bool, on_fail: OnFail },
+    /// The server will answer.
+    Server(Request),
     /// The proxy answers with these bytes when the entry reaches the head.
     Synth(Bytes),
     /// The client ended a COPY FROM STDIN here (CopyDone / CopyFail): a boundary, no reply.
@@ -62,7 +122,26 @@ pub enum Entry {
 
 impl Entry {
     pub fn forward(kind: Kind) -> Entry {
-        Entry::Server { kind, forward: true, on_fail: OnFail::Nothing }
+        Entry::Server(Request::forward(kind))
+    }
+
+    /// The kind of the server request this entry waits for, if it waits for one.
+    pub fn server_kind(&self) -> Option<Kind> {
+        match self {
+            Entry::Server(r) => Some(r.kind),
+            _ => None,
+        }
+    }
+
+    fn records(&self) -> bool {
+        matches!(self, Entry::Server(Request { fill: Some(_), .. }))
+    }
+
+    fn synth_len(&self) -> usize {
+        match self {
+            Entry::Synth(bytes) => bytes.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -100,11 +179,49 @@ pub fn is_async(server_tag: u8) -> bool {
 #[derive(Default, Debug)]
 pub struct ReplyQueue {
     entries: VecDeque<Entry>,
+    /// Entries holding a fill: zero on nearly every exchange, so a forwarded frame needs no
+    /// look for a recorder.
+    fills: usize,
+    /// Bytes of the proxy's own answers waiting in the queue (they count against the client's
+    /// back-pressure limit like bytes already in its write buffer).
+    synth_bytes: usize,
 }
 
 impl ReplyQueue {
     pub fn push(&mut self, entry: Entry) {
+        self.fills += usize::from(entry.records());
+        self.synth_bytes += entry.synth_len();
         self.entries.push_back(entry);
+    }
+
+    /// Bytes of the proxy's own answers waiting in the queue.
+    #[inline]
+    pub fn synth_bytes(&self) -> usize {
+        self.synth_bytes
+    }
+
+    /// Is some entry recording its answer?
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.fills > 0
+    }
+
+    /// The fill recording the head's answer: the one held by the first Query or Sync at or
+    /// after the head (the end of the head's exchange), if it holds one.
+    pub fn head_recorder(&mut self) -> Option<&mut Recorder> {
+        if self.fills == 0 {
+            return None;
+        }
+        let end = self.entries.iter_mut().find(|e| matches!(e.server_kind(), Some(Kind::Query | Kind::Sync)))?;
+        match end {
+            Entry::Server(Request { fill: Some(fill), .. }) => Some(fill),
+            _ => None,
+        }
+    }
+
+    /// Every entry, head first (for what requests in flight may still do).
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
     }
 
     pub fn head(&self) -> Option<&Entry> {
@@ -121,7 +238,10 @@ impl ReplyQueue {
     }
 
     pub fn pop(&mut self) -> Option<Entry> {
-        self.entries.pop_front()
+        let entry = self.entries.pop_front()?;
+        self.fills -= usize::from(entry.records());
+        self.synth_bytes -= entry.synth_len();
+        Some(entry)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,6 +259,7 @@ impl ReplyQueue {
         let mut out = Vec::new();
         while let Some(Entry::Synth(_) | Entry::CopyEnd) = self.entries.front() {
             if let Some(Entry::Synth(bytes)) = self.entries.pop_front() {
+                self.synth_bytes -= bytes.len();
                 out.push(bytes);
             }
         }
@@ -154,8 +275,10 @@ impl ReplyQueue {
         while i < self.entries.len() {
             match self.entries[i] {
                 Entry::CopyEnd => return true,
-                Entry::Server { kind: Kind::Sync, .. } => {
-                    self.entries.remove(i);
+                Entry::Server(Request { kind: Kind::Sync, .. }) => {
+                    if let Some(removed) = self.entries.remove(i) {
+                        self.fills -= usize::from(removed.records());
+                    }
                 }
                 _ => i += 1,
             }
@@ -168,11 +291,11 @@ impl ReplyQueue {
     pub fn fail_until_sync(&mut self) -> Vec<OnFail> {
         let mut undo = Vec::new();
         while let Some(entry) = self.entries.front() {
-            if matches!(entry, Entry::Server { kind: Kind::Sync, .. }) {
+            if entry.server_kind() == Some(Kind::Sync) {
                 break;
             }
-            match self.entries.pop_front() {
-                Some(Entry::Server { on_fail, .. }) if on_fail != OnFail::Nothing => {
+            match self.pop() {
+                Some(Entry::Server(Request { on_fail, .. })) if on_fail != OnFail::Nothing => {
                     undo.push(on_fail);
                 }
                 Some(Entry::Probe { server, .. }) => undo.push(OnFail::ProbeLost(server)),
@@ -186,7 +309,7 @@ impl ReplyQueue {
     /// Closes, Parses and Describes, and the proxy's own answers.
     pub fn is_quiet(&self) -> bool {
         self.entries.iter().all(|e| match e {
-            Entry::Server { kind, .. } => matches!(kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
+            Entry::Server(r) => matches!(r.kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
             Entry::Synth(_) | Entry::CopyEnd | Entry::Probe { .. } => true,
         })
     }
@@ -195,7 +318,7 @@ impl ReplyQueue {
     pub fn pending_ready(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| matches!(e, Entry::Server { kind: Kind::Sync | Kind::Query | Kind::FunctionCall, .. }))
+            .filter(|e| matches!(e.server_kind(), Some(Kind::Sync | Kind::Query | Kind::FunctionCall)))
             .count()
     }
 }
@@ -221,17 +344,15 @@ mod tests {
     fn a_failure_skips_to_sync_and_collects_undo_work() {
         let mut q = ReplyQueue::default();
         q.push(Entry::forward(Kind::Bind));
-        q.push(Entry::Server {
-            kind: Kind::Parse,
-            forward: false,
-            on_fail: OnFail::ForgetServerStatement(Bytes::from_static(b"s1")),
-        });
+        q.push(Entry::Server(
+            Request::hidden(Kind::Parse).on_fail(OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))),
+        ));
         q.push(Entry::Synth(Bytes::from_static(b"x")));
         q.push(Entry::forward(Kind::Sync));
         q.push(Entry::forward(Kind::Execute));
         let undo = q.fail_until_sync();
         assert_eq!(undo, vec![OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))]);
-        assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
+        assert_eq!(q.head().and_then(Entry::server_kind), Some(Kind::Sync));
         assert_eq!(q.pending_ready(), 1);
     }
 
@@ -258,7 +379,7 @@ mod tests {
         assert_eq!(q.pending_ready(), 1, "only the Sync after CopyDone is answered");
         q.pop();
         assert!(q.take_ready_synth().is_empty());
-        assert_eq!(q.head(), Some(&Entry::forward(Kind::Sync)));
+        assert_eq!(q.head().and_then(Entry::server_kind), Some(Kind::Sync));
     }
 
     #[test]

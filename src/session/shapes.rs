@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
-use super::queue::{Entry, Kind, OnFail};
+use super::queue::{Entry, Kind, OnFail, Request};
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::server::prepared::{Held, Shape};
@@ -164,18 +164,15 @@ impl Session {
         prepared.insert(server.clone());
         if close {
             build::close(&mut self.to_server, b'S', &server);
-            self.queue.push(Entry::Server {
-                kind: Kind::Close,
-                forward: false,
-                on_fail: OnFail::KeepStale(server.clone()),
-            });
+            self.queue.push(Entry::Server(Request::hidden(Kind::Close).on_fail(OnFail::KeepStale(server.clone()))));
         }
         self.to_server.extend_from_slice(&stmt.parse);
         let (forward, on_fail) = match client {
             Some(client) => (true, OnFail::ForgetStatement { client, server: server.clone() }),
             None => (false, OnFail::ForgetServerStatement(server.clone())),
         };
-        self.queue.push(Entry::Server { kind: Kind::Parse, forward, on_fail });
+        let request = if forward { Request::forward(Kind::Parse) } else { Request::hidden(Kind::Parse) };
+        self.queue.push(Entry::Server(request.on_fail(on_fail)));
         build::describe(&mut self.to_server, b'S', &server);
         self.queue.push(Entry::Probe { server, params: None });
     }
@@ -185,7 +182,7 @@ impl Session {
     /// or answer as Postgres would.
     pub(super) fn gate(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Gate {
         let server = &stmt.server_name;
-        if self.tx_status == b'E' {
+        if self.tx.status() == b'E' {
             // Postgres refuses the message for the failed transaction before it looks at the
             // plan; so does a Parse sent for it.
             if !self.server_mut().obj.prepared.touch(server) {
@@ -265,7 +262,7 @@ impl Session {
     }
 
     /// The probes a parked session waited for are answered (or skipped, and then so is the
-    /// rest of the batch: `skip_until_sync` is set): take the held messages, then the client's.
+    /// rest of the batch: the segment is skipping): take the held messages, then the client's.
     pub(super) async fn unpark(&mut self) -> Result<Flow, SessionError> {
         if !self.is_parked() || self.queue.holds_probe() {
             return Ok(Flow::Continue);

@@ -7,7 +7,7 @@
 
 use super::fingerprint::{fingerprint, hash64};
 use super::functions::{self, Volatility};
-use super::kind::{StatementKind, classify};
+use super::kind::{StatementKind, classify, savepoint_name};
 use super::lex::{StatementSpan, TokKind, Token, depth_estimate, split_statements};
 use super::limit::{LimitSite, find_limit_site};
 use super::settings::{SetVia, SettingChange, parse_set};
@@ -81,6 +81,10 @@ pub struct StatementAnalysis {
     pub executes_prepared: bool,
     /// Settings changed by SET / RESET / set_config().
     pub settings: Vec<SettingChange>,
+    /// The savepoint a SAVEPOINT / RELEASE / ROLLBACK TO names.
+    pub savepoint: Option<String>,
+    /// `DECLARE … WITH HOLD`: a cursor that outlives its transaction (session state).
+    pub hold_cursor: bool,
     /// Column uses, for `deny_columns`.
     pub columns: ColumnUses,
     /// Literals replaced by `?`, whitespace normalized.
@@ -187,6 +191,15 @@ pub fn analyze_uncached(text: &str) -> Analysis {
     Analysis { statements, fingerprint, fingerprint_hash }
 }
 
+/// `DECLARE name … WITH HOLD … FOR …`: the options before FOR include WITH HOLD.
+fn declares_hold_cursor(src: &str, toks: &[Token]) -> bool {
+    if word(src, toks.first()) != "declare" {
+        return false;
+    }
+    let options = toks.iter().take_while(|t| !t.is_word(src, "for")).collect::<Vec<_>>();
+    options.windows(2).any(|w| w[0].is_word(src, "with") && w[1].is_word(src, "hold"))
+}
+
 fn word(src: &str, t: Option<&Token>) -> String {
     t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase()).unwrap_or_default()
 }
@@ -265,6 +278,8 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         temp_tables_created: vec![],
         executes_prepared: word(src, toks.first()) == "execute",
         settings: parse_set(src, toks).into_iter().collect(),
+        savepoint: savepoint_name(src, toks),
+        hold_cursor: declares_hold_cursor(src, toks),
         columns: ColumnUses::default(),
         fingerprint: fp,
         fingerprint_hash,
@@ -394,15 +409,35 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     a
 }
 
-/// `set_config(name, value, is_local)` calls with literal arguments where they are literals.
+/// `set_config(name, value, is_local)` calls: literal arguments as written, Bind parameters
+/// (`$n`) by number, anything else (an expression) as unknown.
 fn set_config_calls(stmt: &Statement) -> Vec<SettingChange> {
-    struct V(Vec<SettingChange>);
-    fn lit(a: Option<&FunctionArg>) -> Option<Value> {
-        match a? {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
-            _ => None,
+    /// One argument: a literal, a Bind parameter number, or neither.
+    enum Arg {
+        Literal(Option<String>),
+        Param(usize),
+        Computed,
+    }
+    fn arg(a: Option<&FunctionArg>) -> Arg {
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = a else { return Arg::Computed };
+        // `$1::text` is as good as `$1`.
+        let e = match e {
+            Expr::Cast { expr, .. } => expr.as_ref(),
+            e => e,
+        };
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::Placeholder(p) => {
+                    p.strip_prefix('$').and_then(|n| n.parse().ok()).map_or(Arg::Computed, Arg::Param)
+                }
+                Value::SingleQuotedString(s) => Arg::Literal(Some(s.clone())),
+                Value::Null => Arg::Literal(None),
+                other => Arg::Literal(Some(other.to_string())),
+            },
+            _ => Arg::Computed,
         }
     }
+    struct V(Vec<SettingChange>);
     impl Visitor for V {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
@@ -413,19 +448,32 @@ fn set_config_calls(stmt: &Statement) -> Vec<SettingChange> {
                     FunctionArguments::List(l) => l.args.iter().collect::<Vec<_>>(),
                     _ => vec![],
                 };
-                let s = |v: Option<Value>| match v {
-                    Some(Value::SingleQuotedString(s)) => Some(s),
-                    Some(Value::Null) | None => None,
-                    Some(other) => Some(other.to_string()),
-                };
-                let local = matches!(lit(args.get(2).copied()), Some(Value::Boolean(true)))
-                    || matches!(lit(args.get(2).copied()), Some(Value::SingleQuotedString(ref s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("on"));
-                self.0.push(SettingChange {
-                    name: s(lit(args.first().copied())).map(|n| n.to_ascii_lowercase()),
-                    value: s(lit(args.get(1).copied())),
-                    local,
+                let mut change = SettingChange {
+                    name: None,
+                    value: None,
+                    local: false,
                     via: SetVia::SetConfig,
-                });
+                    name_param: None,
+                    value_param: None,
+                    local_param: None,
+                };
+                match arg(args.first().copied()) {
+                    Arg::Literal(name) => change.name = name.map(|n| n.to_ascii_lowercase()),
+                    Arg::Param(n) => change.name_param = Some(n),
+                    Arg::Computed => {}
+                }
+                match arg(args.get(1).copied()) {
+                    Arg::Literal(value) => change.value = value,
+                    Arg::Param(n) => change.value_param = Some(n),
+                    Arg::Computed => {}
+                }
+                match arg(args.get(2).copied()) {
+                    Arg::Literal(local) => change.local = local.as_deref().is_some_and(super::settings::is_true),
+                    Arg::Param(n) => change.local_param = Some(n),
+                    // Unknown: taken as session-wide, the change that outlives the transaction.
+                    Arg::Computed => {}
+                }
+                self.0.push(change);
             }
             ControlFlow::Continue(())
         }

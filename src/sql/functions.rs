@@ -401,6 +401,15 @@ pub fn writes(name: &str) -> bool {
     WRITES.contains(&base_name(name))
 }
 
+/// Whether calling `name` takes a session-level advisory lock: held by the server connection
+/// until released or the session ends, beyond the transaction (the `_xact_` ones are not).
+pub fn takes_session_lock(name: &str) -> bool {
+    matches!(
+        base_name(name),
+        "pg_advisory_lock" | "pg_advisory_lock_shared" | "pg_try_advisory_lock" | "pg_try_advisory_lock_shared"
+    )
+}
+
 /// Whether `name` matches a pattern from a deny list (`dblink*` is a prefix, else exact; a
 /// pattern with a dot must match the qualified name).
 pub fn matches_pattern(pattern: &str, name: &str) -> bool {

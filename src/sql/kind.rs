@@ -110,3 +110,55 @@ pub fn classify(src: &str, toks: &[Token]) -> StatementKind {
         _ => StatementKind::Unknown,
     }
 }
+
+/// The savepoint a `SAVEPOINT x`, `RELEASE [SAVEPOINT] x` or `ROLLBACK [WORK | TRANSACTION] TO
+/// [SAVEPOINT] x` names, folded as Postgres folds identifiers (unquoted: lower case).
+pub fn savepoint_name(src: &str, toks: &[Token]) -> Option<String> {
+    let is = |i: usize, w: &str| toks.get(i).is_some_and(|t| t.is_word(src, w));
+    let mut i = match classify(src, toks) {
+        StatementKind::Transaction(TxKind::Savepoint | TxKind::Release) => 1,
+        StatementKind::Transaction(TxKind::RollbackTo) => {
+            let mut i = 1;
+            if is(i, "work") || is(i, "transaction") {
+                i += 1;
+            }
+            i + 1 // past TO
+        }
+        _ => return None,
+    };
+    if is(i, "savepoint") && toks.len() > i + 1 {
+        i += 1;
+    }
+    let t = toks.get(i)?;
+    match t.kind {
+        super::lex::TokKind::Word => Some(t.text(src).to_ascii_lowercase()),
+        super::lex::TokKind::QuotedIdent => Some(t.text(src).trim_matches('"').replace("\"\"", "\"")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::lex::tokenize;
+
+    fn name(s: &str) -> Option<String> {
+        savepoint_name(s, &tokenize(s))
+    }
+
+    #[test]
+    fn savepoint_names_are_read_in_every_form() {
+        assert_eq!(name("SAVEPOINT Sp1").as_deref(), Some("sp1"));
+        assert_eq!(name("savepoint \"Mixed\"\"Q\"").as_deref(), Some("Mixed\"Q"));
+        assert_eq!(name("RELEASE SAVEPOINT a").as_deref(), Some("a"));
+        assert_eq!(name("RELEASE a").as_deref(), Some("a"));
+        assert_eq!(name("ROLLBACK TO SAVEPOINT b").as_deref(), Some("b"));
+        assert_eq!(name("ROLLBACK TO b").as_deref(), Some("b"));
+        assert_eq!(name("rollback work to savepoint c").as_deref(), Some("c"));
+        assert_eq!(name("ABORT TRANSACTION TO d").as_deref(), Some("d"));
+        // A savepoint may itself be called "savepoint".
+        assert_eq!(name("RELEASE savepoint").as_deref(), Some("savepoint"));
+        assert_eq!(name("ROLLBACK"), None);
+        assert_eq!(name("COMMIT"), None);
+    }
+}

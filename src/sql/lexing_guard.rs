@@ -34,8 +34,7 @@ fn unquote(v: &str) -> String {
 
 /// What Postgres' `parse_bool` reads as true (plus DEFAULT, which is on).
 fn is_true(v: &str) -> bool {
-    let prefix_of = |w: &str, min: usize| v.len() >= min && w.starts_with(v);
-    prefix_of("true", 1) || prefix_of("yes", 1) || v == "on" || v == "1" || v == "default"
+    super::settings::is_true(v) || v == "default"
 }
 
 fn is_utf8(v: &str) -> bool {

@@ -47,6 +47,6 @@ pub use memo::{Analyzer, analyze};
 pub use param_cap::{ParamCap, cap_bind_params, param_caps};
 pub use policy::{Policies, Policy, PolicyError};
 pub use refusal::Refusal;
-pub use settings::{SetVia, SettingChange};
+pub use settings::{SetVia, SettingChange, is_true};
 pub use tables::TableRef;
 pub use walk::FunctionCall;

@@ -31,6 +31,27 @@ pub struct SettingChange {
     pub local: bool,
     /// Which statement form changed it.
     pub via: SetVia,
+    /// `set_config($n, …)`: the name is Bind parameter `n` (1-based); `name` is then `None`.
+    pub name_param: Option<usize>,
+    /// `set_config(…, $n, …)`: the value is Bind parameter `n`; `value` is then `None`.
+    pub value_param: Option<usize>,
+    /// `set_config(…, …, $n)`: whether it is local is Bind parameter `n`; `local` is then false.
+    pub local_param: Option<usize>,
+}
+
+impl SettingChange {
+    /// A change read from a SET / RESET statement (no Bind parameters).
+    fn statement(name: Option<String>, value: Option<String>, local: bool, via: SetVia) -> SettingChange {
+        SettingChange { name, value, local, via, name_param: None, value_param: None, local_param: None }
+    }
+}
+
+/// What Postgres' `parse_bool` reads as true: a prefix of `true` or `yes`, `on`, `1` (any case,
+/// surrounding blanks ignored).
+pub fn is_true(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    let prefix_of = |w: &str| !v.is_empty() && w.starts_with(v.as_str());
+    prefix_of("true") || prefix_of("yes") || v == "on" || v == "1"
 }
 
 /// Reads a SET / RESET statement; `None` if the tokens are not one.
@@ -57,11 +78,8 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         let t = toks.get(j)?;
         Some(src[t.span.start..toks[toks.len() - 1].span.end].to_string())
     };
-    let special = |name: &str, skip: usize| SettingChange {
-        name: Some(name.to_string()),
-        value: if reset { None } else { rest(i + skip) },
-        local,
-        via,
+    let special = |name: &str, skip: usize| {
+        SettingChange::statement(Some(name.to_string()), if reset { None } else { rest(i + skip) }, local, via)
     };
     match (word(i).as_deref(), word(i + 1).as_deref()) {
         (Some("time"), Some("zone")) => return Some(special("timezone", 2)),
@@ -74,7 +92,7 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         (Some("schema"), _) if !reset => return Some(special("search_path", 1)),
         (Some("constraints"), _) if !reset => return Some(special("constraints", 1)),
         (Some("all"), None) if reset => {
-            return Some(SettingChange { name: None, value: None, local, via });
+            return Some(SettingChange::statement(None, None, local, via));
         }
         _ => {}
     }
@@ -96,13 +114,13 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
         }
     }
     if reset {
-        return Some(SettingChange { name: Some(name), value: None, local, via });
+        return Some(SettingChange::statement(Some(name), None, local, via));
     }
     let sep = toks.get(i)?;
     if !(sep.is_word(src, "to") || (sep.kind == TokKind::Op && sep.text(src) == "=")) {
         return None;
     }
-    Some(SettingChange { name: Some(name), value: rest(i + 1), local, via })
+    Some(SettingChange::statement(Some(name), rest(i + 1), local, via))
 }
 
 #[cfg(test)]

@@ -1,0 +1,265 @@
+//! What the statements of a query string will do to the session, worked out when they are sent
+//! (from the SQL analysis and, for the extended protocol, the Bind parameters): for each
+//! statement its [`Effects`] — transaction control, the tables its commit invalidates, the
+//! settings it changes, by value — and for the string as a whole the pins it adds, why it makes
+//! the session's answers private, and the custom settings it defines.
+//!
+//! Effects are taken into account only when the server reports each statement complete (see
+//! `state`); pins and privacy take effect at once, the safe direction.
+
+use std::sync::Arc;
+
+use super::params::{self, SetEffect};
+use super::state::{Control, Effects, Pins, Private, Writes};
+use crate::sql::{Analysis, SetVia, StatementAnalysis, StatementKind, TxKind};
+
+/// The effects of one query string (or one extended-protocol statement).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// One entry per statement, in order; `None` when no statement has anything to follow.
+    pub statements: Option<Box<[Arc<Effects>]>>,
+    /// Connection state the statements leave behind (transaction pooling keeps the server).
+    pub pins: Pins,
+    /// Reasons the session's answers become private to it.
+    pub private: Private,
+    /// Settings changed where the proxy cannot follow their values: the server connection must
+    /// be reset before another client may use it.
+    pub untracked_settings: bool,
+    /// Custom (dotted) settings the statements define: once defined, a placeholder stays on
+    /// its connection for good (see `Session::placeholders`).
+    pub placeholders: Vec<String>,
+}
+
+/// The plan of `analysis`. `params`: the text of the Bind parameters (for `set_config($1, $2,
+/// $3)`); `lexing_unreliable`: the server may split or read the text differently from the
+/// analysis (then every statement may write anything in the database).
+pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: bool) -> Plan {
+    let mut plan = Plan::default();
+    if lexing_unreliable {
+        plan.private.add(Private::OPAQUE);
+    }
+    let mut statements = Vec::with_capacity(analysis.statements.len());
+    for s in &analysis.statements {
+        let mut effects = Effects { control: control(s), writes: writes(s, lexing_unreliable), sets: Vec::new() };
+        note_session_state(s, &mut plan);
+        for change in &s.settings {
+            match setting(change, params) {
+                Setting::Session(effect) => effects.sets.push(effect),
+                Setting::Local => {}
+                Setting::Untracked => plan.untracked_settings = true,
+            }
+            let name = change.name.clone().or_else(|| change.name_param.and_then(|n| param(params, n)));
+            if let Some(name) = name.filter(|n| n.contains('.')) {
+                plan.placeholders.push(name.to_ascii_lowercase());
+            }
+        }
+        statements.push(Arc::new(effects));
+    }
+    if plan.untracked_settings {
+        plan.private.add(Private::UNTRACKED_SETTINGS);
+    }
+    if statements.iter().any(|e| !e.is_empty()) {
+        plan.statements = Some(statements.into_boxed_slice());
+    }
+    plan
+}
+
+/// Connection state a statement leaves behind, and what makes its session's answers private.
+fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
+    if !s.temp_tables_created.is_empty() {
+        plan.pins.add(Pins::TEMP_OBJECTS);
+        plan.private.add(Private::TEMP_OBJECTS);
+    }
+    match s.keyword.as_str() {
+        "listen" => plan.pins.add(Pins::LISTEN),
+        "prepare" if s.kind != StatementKind::Transaction(TxKind::Prepare) => plan.pins.add(Pins::SQL_PREPARED),
+        _ => {}
+    }
+    if s.hold_cursor {
+        plan.pins.add(Pins::HOLD_CURSOR);
+    }
+    if s.functions.iter().any(|f| crate::sql::functions::takes_session_lock(&f.name)) {
+        plan.pins.add(Pins::ADVISORY_LOCK);
+    }
+    if s.settings.iter().any(|c| c.name.as_deref() == Some("session_authorization")) {
+        // RESET ALL does not undo it, and the key holds the role, not this.
+        plan.untracked_settings = true;
+    }
+}
+
+fn control(s: &StatementAnalysis) -> Option<Control> {
+    let StatementKind::Transaction(kind) = s.kind else { return None };
+    let name = || s.savepoint.clone();
+    Some(match kind {
+        TxKind::Begin => Control::Begin,
+        TxKind::Commit => Control::Commit,
+        TxKind::Rollback => Control::Rollback,
+        TxKind::Savepoint => Control::Savepoint(name()?),
+        TxKind::Release => Control::Release(name()?),
+        TxKind::RollbackTo => Control::RollbackTo(name()?),
+        TxKind::Prepare => Control::PrepareTransaction,
+        TxKind::CommitPrepared | TxKind::RollbackPrepared | TxKind::SetCharacteristics => return None,
+    })
+}
+
+/// What committing `s` invalidates.
+fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
+    let mut w = Writes::default();
+    if s.kind == StatementKind::Ddl {
+        // Schema, grants, roles, policies: rare, and their reach is wide.
+        w.all = true;
+        return w;
+    }
+    // A user function may write anything (volatile PL/pgSQL); the analysis may not see the
+    // statements the server will run; `COMMIT PREPARED` lands writes nobody can name here.
+    w.database = lexing_unreliable
+        || s.unknown_functions().next().is_some()
+        || s.kind == StatementKind::Transaction(TxKind::CommitPrepared);
+    if s.may_write() {
+        w.database |= s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some();
+        w.tables = s.tables_written.iter().map(|t| t.name.clone()).collect();
+    }
+    w
+}
+
+/// What one setting change does, once its Bind parameters are known.
+enum Setting {
+    /// A session-level change the proxy follows by value.
+    Session(SetEffect),
+    /// Ends with the transaction: nothing to carry.
+    Local,
+    /// Its name or value cannot be known here.
+    Untracked,
+}
+
+fn setting(change: &crate::sql::SettingChange, params: &[Option<String>]) -> Setting {
+    let local = match change.local_param {
+        Some(n) => param(params, n).is_some_and(|v| v == "\u{1}" || crate::sql::is_true(&v)),
+        None => change.local,
+    };
+    if local {
+        return Setting::Local;
+    }
+    let name = match (&change.name, change.name_param) {
+        (Some(name), _) => Some(name.clone()),
+        (None, Some(n)) => param(params, n).map(|n| n.to_ascii_lowercase()),
+        (None, None) => None,
+    };
+    let value = match (&change.value, change.value_param) {
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(n)) => param(params, n),
+        (None, None) => None,
+    };
+    let via_set_config = change.via == SetVia::SetConfig;
+    match (name, value, change.via) {
+        (None, _, SetVia::Reset) => Setting::Session(SetEffect::ResetAll),
+        (Some(name), _, SetVia::Reset) => Setting::Session(SetEffect::Reset { name }),
+        // `SET x = DEFAULT` / `SET x TO DEFAULT`; set_config() takes 'default' literally.
+        (Some(name), Some(v), _) if !via_set_config && v.eq_ignore_ascii_case("default") => {
+            Setting::Session(SetEffect::Reset { name })
+        }
+        (Some(name), Some(v), _) if params::is_tracked(&name) => {
+            let value = if via_set_config { v } else { params::set_value(&v) };
+            Setting::Session(SetEffect::Set { name, value })
+        }
+        _ => Setting::Untracked,
+    }
+}
+
+/// Bind parameter `n` (1-based) as text.
+fn param(params: &[Option<String>], n: usize) -> Option<String> {
+    params.get(n.checked_sub(1)?).cloned().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::analyze_uncached as analyze;
+
+    fn one(sql: &str, params: &[Option<&str>]) -> Plan {
+        let params: Vec<Option<String>> = params.iter().map(|p| p.map(str::to_string)).collect();
+        plan(&analyze(sql), &params, false)
+    }
+
+    fn effects(p: &Plan) -> &[Arc<Effects>] {
+        p.statements.as_deref().expect("effects")
+    }
+
+    #[test]
+    fn plain_reads_have_nothing_to_follow() {
+        let p = one("SELECT * FROM t WHERE id = 1", &[]);
+        assert!(p.statements.is_none() && p.pins.is_empty() && p.private.is_empty());
+    }
+
+    #[test]
+    fn each_statement_of_a_string_gets_its_own_effects() {
+        let p = one("BEGIN; UPDATE t SET a = 1; SAVEPOINT \"S\"; SET search_path TO x; ROLLBACK TO s; COMMIT", &[]);
+        let e = effects(&p);
+        assert_eq!(e.len(), 6);
+        assert_eq!(e[0].control, Some(Control::Begin));
+        assert_eq!(e[1].writes.tables, ["t"]);
+        assert_eq!(e[2].control, Some(Control::Savepoint("S".into())));
+        assert_eq!(e[3].sets, [SetEffect::Set { name: "search_path".into(), value: "x".into() }]);
+        assert_eq!(e[4].control, Some(Control::RollbackTo("s".into())));
+        assert_eq!(e[5].control, Some(Control::Commit));
+    }
+
+    /// psycopg's `execute("select set_config(%s, %s, false)", …)`: name and value are Bind
+    /// parameters, followed by value (a setting literally named `$1` broke every client).
+    #[test]
+    fn set_config_with_bound_arguments_is_followed_by_value() {
+        let p = one("SELECT set_config($1, $2, false)", &[Some("Search_Path"), Some("a, b")]);
+        assert_eq!(effects(&p)[0].sets, [SetEffect::Set { name: "search_path".into(), value: "a, b".into() }]);
+        assert!(!p.untracked_settings);
+        let p = one("SELECT set_config($1, $2, $3)", &[Some("app.tenant"), Some("7"), Some("true")]);
+        assert!(p.statements.is_none(), "local: nothing to carry");
+        assert_eq!(p.placeholders, ["app.tenant"]);
+        let p = one("SELECT set_config($1::text, $2::text, $3)", &[Some("timezone"), Some("UTC"), Some("\u{1}")]);
+        assert!(p.statements.is_none(), "a binary true is local too");
+        let p = one("SELECT set_config(current_user, 'x', false)", &[]);
+        assert!(p.untracked_settings && p.private.contains(Private::UNTRACKED_SETTINGS));
+        let p = one("SELECT set_config($1, $2, false)", &[None, Some("x")]);
+        assert!(p.untracked_settings, "a NULL name is no name");
+    }
+
+    #[test]
+    fn set_default_resets_and_set_config_default_is_a_value() {
+        let p = one("SET search_path TO DEFAULT", &[]);
+        assert_eq!(effects(&p)[0].sets, [SetEffect::Reset { name: "search_path".into() }]);
+        let p = one("SELECT set_config('application_name', 'default', false)", &[]);
+        assert_eq!(effects(&p)[0].sets, [SetEffect::Set { name: "application_name".into(), value: "default".into() }]);
+        let p = one("RESET ALL", &[]);
+        assert_eq!(effects(&p)[0].sets, [SetEffect::ResetAll]);
+        let p = one("SET LOCAL search_path TO x", &[]);
+        assert!(p.statements.is_none());
+    }
+
+    #[test]
+    fn session_state_pins_and_privacy() {
+        let pins = |sql: &str| one(sql, &[]).pins;
+        assert!(pins("CREATE TEMP TABLE x (a int)").contains(Pins::TEMP_OBJECTS));
+        assert!(one("CREATE TEMP TABLE x (a int)", &[]).private.contains(Private::TEMP_OBJECTS));
+        assert!(pins("LISTEN ch").contains(Pins::LISTEN));
+        assert!(pins("PREPARE p AS SELECT 1").contains(Pins::SQL_PREPARED));
+        assert!(pins("PREPARE TRANSACTION 'x'").is_empty());
+        assert!(pins("SELECT pg_advisory_lock(1)").contains(Pins::ADVISORY_LOCK));
+        assert!(pins("SELECT pg_try_advisory_lock_shared(1, 2)").contains(Pins::ADVISORY_LOCK));
+        assert!(pins("SELECT pg_advisory_xact_lock(1)").is_empty(), "released with the transaction");
+        assert!(pins("DECLARE c CURSOR WITH HOLD FOR SELECT 1").contains(Pins::HOLD_CURSOR));
+        assert!(pins("DECLARE c CURSOR FOR SELECT 1").is_empty());
+        assert!(one("SET SESSION AUTHORIZATION bob", &[]).untracked_settings);
+        assert_eq!(one("SET app.x = '1'; SET LOCAL other.Y TO 2", &[]).placeholders, ["app.x", "other.y"]);
+    }
+
+    #[test]
+    fn writes_are_named_or_widened() {
+        let e = |sql: &str| effects(&one(sql, &[]))[0].writes.clone();
+        assert_eq!(e("INSERT INTO s.t VALUES (1)").tables, ["t"]);
+        assert!(e("CREATE TABLE t (a int)").all);
+        assert!(e("SELECT my_function()").database);
+        assert!(e("COMMIT PREPARED 'x'").database);
+        assert!(e("DO $$ BEGIN END $$").database);
+        let p = plan(&analyze("SELECT 1"), &[], true);
+        assert!(effects(&p)[0].writes.database && p.private.contains(Private::OPAQUE));
+    }
+}

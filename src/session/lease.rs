@@ -1,0 +1,223 @@
+//! Taking a server connection for the client and giving it back clean.
+//!
+//! A checkout finds a connection fit for this client (no custom setting another client defined
+//! on it, see `ServerConn::placeholders`), brings the server's settings in line with the
+//! client's, and publishes it for cancels. A release decides, from what the session left on
+//! the connection ([`ReleaseAction`]), whether it goes back as it is, reset, discarded or
+//! closed. A connection lost or closed mid-exchange leaves the outcome of what was sent
+//! unknown: everything it may have written is invalidated as if it committed.
+
+use tracing::{debug, warn};
+
+use super::params;
+use super::queue::{Entry, Kind, Request};
+use super::state::{Effects, Private, ReleaseAction, Writes};
+use super::{Flow, Lease, Session};
+use crate::config::PoolMode;
+use crate::pool::PoolError;
+use crate::server::ServerError;
+use crate::wire::build::{self, Severity};
+
+impl Session {
+    /// Get a server connection for this client if it has none: wait for the pool, bring the
+    /// server's parameters in line with the client's, publish it for cancels.
+    pub(super) async fn ensure_server(&mut self) -> Result<(), PoolError> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let pool = match &self.pool {
+            Some(pool) => pool,
+            None => self.pool.insert(self.shared.pools.handle(&self.key)?),
+        };
+        // Each refusal closes one connection: after `max_size` of them the next is a new one.
+        let mut attempts = self.shared.config.pool.max_size + 1;
+        let mut obj = loop {
+            let mut obj = pool.get().await?;
+            if obj.placeholders.iter().all(|p| self.placeholders.contains(p)) || attempts == 0 {
+                break obj;
+            }
+            debug!(pool = %self.key, placeholders = ?obj.placeholders, "server connection has custom settings this client never defined: closing it");
+            obj.broken = true;
+            attempts -= 1;
+        };
+        if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
+            // Boxed: rare, and it would size the future of every statement that takes a server.
+            if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
+                // What the server holds is not known now: nobody gets this connection again.
+                obj.broken = true;
+                return Err(self.settings_not_restored(e));
+            }
+        }
+        let Some(io) = obj.io.take() else {
+            obj.broken = true;
+            return Err(PoolError::Closed);
+        };
+        let key =
+            crate::client::cancel::ServerKey { addr: obj.addr, pid: obj.backend_key.0, secret: obj.backend_key.1 };
+        if !self.cancel.slot.try_set(Some(key)) {
+            self.cancel.slot.set(Some(key)).await;
+        }
+        self.server = Some(Lease { obj, io });
+        Ok(())
+    }
+
+    /// The client's settings could not be applied on a server connection (Postgres refused
+    /// one there, e.g. a role dropped since): this client — and only it — gets the server's
+    /// error, and its settings go back to what it started with, so its next statement runs.
+    fn settings_not_restored(&mut self, e: ServerError) -> PoolError {
+        warn!(error = %e, pool = %self.key, "could not restore this client's session settings on a server connection: reset to its startup values");
+        self.wanted = self.startup.clone();
+        PoolError::Settings(e)
+    }
+
+    /// Give the server back to its pool (or drop it when it is not reusable).
+    pub(super) async fn release_server(&mut self, ending: bool) {
+        let Some(Lease { mut obj, io }) = self.server.take() else { return };
+        if !self.cancel.slot.try_set(None) {
+            self.cancel.slot.set(None).await;
+        }
+        let in_flight = !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.queue.is_empty();
+        if in_flight {
+            // Requests were sent whose outcome nobody will see: they may have committed.
+            self.abandon();
+        }
+        let idle = !in_flight && self.segment.is_synced() && self.tx.is_idle();
+        let action =
+            ReleaseAction::decide(idle, ending, self.mode == PoolMode::Session, self.pins, obj.settings_unknown);
+        obj.io = Some(io);
+        let evicted = obj.prepared.take_to_close();
+        if !evicted.is_empty() && action != ReleaseAction::Close {
+            let sql: Vec<String> =
+                evicted.iter().map(|n| format!("DEALLOCATE {}", params::ident(&String::from_utf8_lossy(n)))).collect();
+            if obj.run_hidden(&sql.join("; ")).await.is_err() {
+                obj.broken = true;
+            }
+        }
+        let reset = match action {
+            ReleaseAction::Close => {
+                obj.broken = true;
+                None
+            }
+            ReleaseAction::Reuse => None,
+            ReleaseAction::ResetSettings => Some("SET SESSION AUTHORIZATION DEFAULT; RESET ALL"),
+            // Temporary objects, prepared statements, LISTEN, advisory locks, cursors, settings.
+            ReleaseAction::Discard => Some("DISCARD ALL"),
+        };
+        if let Some(sql) = reset.filter(|_| !obj.broken) {
+            if !self.pins.is_empty() {
+                debug!(pool = %self.key, pins = ?self.pins.names(), "resetting a pinned client's server connection");
+            }
+            if obj.run_hidden(sql).await.is_err() {
+                obj.broken = true;
+            }
+            obj.dirty.clear();
+            obj.settings_unknown = false;
+            if action == ReleaseAction::Discard {
+                obj.prepared.clear();
+            }
+        }
+        self.to_server.clear();
+        self.server_unflushed = false;
+    }
+
+    /// Release the server if the transaction (or, in session mode, the session) is over and
+    /// nothing pins the client to it.
+    pub(super) async fn maybe_release(&mut self) {
+        let Some(lease) = &self.server else { return };
+        let draining = self.lifecycle == super::Lifecycle::Draining;
+        let done = self.is_idle() && lease.io.rbuf.is_empty() && self.to_server.is_empty() && self.pins.is_empty();
+        if done && (self.mode == PoolMode::Transaction || draining) {
+            self.release_server(draining).await;
+        }
+    }
+
+    /// The server went away under this session.
+    pub(super) fn on_server_lost(&mut self, err: Option<std::io::Error>) -> Flow {
+        if let Some(lease) = &mut self.server {
+            lease.obj.broken = true;
+        }
+        warn!(pool = %self.key, error = ?err, "server connection lost");
+        self.abandon();
+        build::error_response(
+            &mut self.to_client,
+            Severity::Fatal,
+            "08006",
+            "pgcached: the server connection was lost",
+        );
+        Flow::Close
+    }
+
+    /// What was sent will never be answered here: everything the transaction logged and
+    /// every request in flight may have committed (a COMMIT the server ran just before the
+    /// connection broke). Invalidate it all; the session's transaction is over.
+    fn abandon(&mut self) {
+        let in_flight: Vec<&Effects> = self
+            .queue
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Server(r) => Some(r.pending_effects()),
+                _ => None,
+            })
+            .flatten()
+            .map(|e| &**e)
+            .collect();
+        let writes = self.tx.abandon(in_flight);
+        if !writes.is_empty() {
+            debug!(pool = %self.key, "outcome of writes unknown: invalidated as if committed");
+            self.invalidate(&writes);
+        }
+    }
+
+    /// Statements the proxy could not follow changed settings on the server connection held:
+    /// whoever gives it back resets it, and this session's answers are no longer cached.
+    pub(super) fn settings_untracked(&mut self) {
+        self.private.add(Private::UNTRACKED_SETTINGS);
+        if let Some(lease) = &mut self.server {
+            lease.obj.settings_unknown = true;
+        }
+    }
+
+    /// Custom settings the client defines on the server connection held.
+    pub(super) fn define_placeholders(&mut self, names: &[String]) {
+        for name in names {
+            if !self.placeholders.contains(name) {
+                self.placeholders.push(name.clone());
+            }
+            if let Some(lease) = &mut self.server
+                && !lease.obj.placeholders.contains(name)
+            {
+                lease.obj.placeholders.push(name.clone());
+            }
+        }
+    }
+
+    /// After a RESET, the server holds its defaults where the client wants its startup values:
+    /// put them back on the connection it holds before its next statement (a hidden Query).
+    pub(super) fn resync_settings(&mut self) {
+        let Some(lease) = &mut self.server else { return };
+        if let Some(sql) = params::sync_statement(&self.wanted, &mut lease.obj.dirty) {
+            build::query(&mut self.to_server, &sql);
+            self.queue.push(Entry::Server(Request::hidden(Kind::Query)));
+            self.syncs_sent += 1;
+        }
+    }
+
+    /// Invalidate what a commit (or an unknown outcome) wrote.
+    pub(super) fn invalidate(&self, writes: &Writes) {
+        use crate::cache::InvalidationCause;
+        let cache = &self.shared.cache;
+        if writes.all {
+            cache.flush_all(InvalidationCause::Ddl);
+            self.shared.catalogs.refresh_all();
+            self.shared.prepared_ok.invalidate_all();
+        } else if writes.database {
+            cache.flush_database(&self.key.database, InvalidationCause::Unknown);
+        } else if !writes.tables.is_empty() {
+            cache.invalidate_tables(
+                &self.key.database,
+                writes.tables.iter().map(String::as_str),
+                InvalidationCause::Write,
+            );
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Every state a session can be in, and the one place each of them changes.
+//!
+//! A session's state is four small machines, each fed by what the server itself reports
+//! (ReadyForQuery status, CommandComplete tags, ErrorResponses), never by guesses from the
+//! client's text alone:
+//!
+//! | machine | states | changed by |
+//! |---|---|---|
+//! | [`Transaction`] | idle / in a block (with its savepoint stack) / failed, and what the transaction owes at its end | [`Transaction::completed`] (a statement's CommandComplete), [`Transaction::error`], [`Transaction::ready`] (ReadyForQuery) |
+//! | [`Segment`] | synced / open (with the cache fill it arms) / skipping to Sync / in COPY FROM STDIN | the client's extended messages and Sync, errors before Sync, CopyInResponse / CopyDone |
+//! | [`Pins`] | why a client keeps its server connection (transaction pooling) | statements sent (LISTEN, PREPARE, temp tables, advisory locks, WITH HOLD cursors) |
+//! | [`Lifecycle`] | running / draining (shutdown) / terminating (client left, replies still due) | shutdown, Terminate, client EOF |
+//!
+//! What a statement does to the session — the transaction control it is, the tables its commit
+//! invalidates, the settings it changes — is worked out when it is sent (`effects`) and carried
+//! by the queue entry of the request that runs it; it takes effect here when the server reports
+//! the statement complete. A statement that fails never takes effect; a statement in a savepoint
+//! that is rolled back is undone with it, exactly as in Postgres:
+//!
+//! - `ROLLBACK TO s` keeps everything logged before `s` (Postgres tags it `ROLLBACK`, like a
+//!   whole rollback: the statement's own effects say which it was);
+//! - `COMMIT` of a failed transaction is tagged `ROLLBACK` and commits nothing;
+//! - an error outside a block fails the implicit transaction (a multi-statement Query, or the
+//!   messages before Sync): nothing logged since the last boundary survives its ReadyForQuery.
+//!
+//! Statements are followed only when they may matter: a session in pure pass-through forwards
+//! plain statements without analysing them. Once a statement with effects has gone out, every
+//! statement is analysed until the transaction settles ([`Transaction::following`]), so a
+//! savepoint the log does not know was created before anything logged, and rolling back to it
+//! undoes the whole log.
+
+use std::sync::Arc;
+
+use super::params::SetEffect;
+use crate::cache::Recorder;
+
+/// Transaction control a statement performs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    Begin,
+    Commit,
+    Rollback,
+    Savepoint(String),
+    Release(String),
+    RollbackTo(String),
+    /// `PREPARE TRANSACTION`: the transaction leaves the session; its settings stay (as at a
+    /// commit) and its writes are owed now (they land at `COMMIT PREPARED`, which the proxy
+    /// cannot tie to them, so that statement owes its whole database).
+    PrepareTransaction,
+}
+
+/// What committing a statement's transaction must invalidate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// Tables written (unqualified names: see `cache::names`).
+    pub tables: Vec<String>,
+    /// Something the proxy cannot name may have been written: the session's whole database.
+    pub database: bool,
+    /// DDL, privileges, roles: every database.
+    pub all: bool,
+}
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && !self.database && !self.all
+    }
+
+    /// Add what `other` writes.
+    pub fn merge(&mut self, other: &Writes) {
+        for t in &other.tables {
+            if !self.tables.contains(t) {
+                self.tables.push(t.clone());
+            }
+        }
+        self.database |= other.database;
+        self.all |= other.all;
+    }
+}
+
+/// What one statement does to the session once the server reports it complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    pub control: Option<Control>,
+    pub writes: Writes,
+    /// Session-level setting changes (`SET LOCAL` and local `set_config` end with the
+    /// transaction and are not followed).
+    pub sets: Vec<SetEffect>,
+}
+
+impl Effects {
+    /// Nothing for the session to follow: the statement needs no entry in the log.
+    pub fn is_empty(&self) -> bool {
+        self.control.is_none() && self.writes.is_empty() && self.sets.is_empty()
+    }
+}
+
+/// What a transaction made permanent when it ended: the caller invalidates `writes` and
+/// applies `sets` to the client's and the server's settings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub writes: Writes,
+    pub sets: Vec<SetEffect>,
+}
+
+impl Settled {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.sets.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct Savepoint {
+    name: String,
+    /// Log entries made before it: rolling back to it keeps exactly these.
+    mark: usize,
+}
+
+/// The session's transaction: the status the server last reported, the savepoints open in
+/// it, and the effects of the statements completed in it, kept until it ends.
+#[derive(Debug)]
+pub struct Transaction {
+    /// ReadyForQuery status: `I` idle, `T` in a block, `E` in a failed block.
+    status: u8,
+    savepoints: Vec<Savepoint>,
+    /// Effects of completed statements since the transaction began, in order.
+    log: Vec<Arc<Effects>>,
+    /// An error since the last boundary: the implicit transaction (or the block, until a
+    /// `ROLLBACK TO`) commits nothing.
+    failed: bool,
+    /// Statements with effects went out since the transaction last settled: follow every
+    /// statement until it does (see the module doc).
+    following: bool,
+}
+
+impl Default for Transaction {
+    fn default() -> Transaction {
+        Transaction { status: b'I', savepoints: Vec::new(), log: Vec::new(), failed: false, following: false }
+    }
+}
+
+impl Transaction {
+    /// The status of the last ReadyForQuery (`I`, `T` or `E`).
+    pub fn status(&self) -> u8 {
+        self.status
+    }
+
+    /// No transaction block is open (as of the last ReadyForQuery).
+    pub fn is_idle(&self) -> bool {
+        self.status == b'I'
+    }
+
+    /// Whether every statement must be analysed and followed right now.
+    #[inline]
+    pub fn following(&self) -> bool {
+        self.following
+    }
+
+    /// A statement with effects was sent.
+    pub fn sent(&mut self) {
+        self.following = true;
+    }
+
+    /// The server reported a statement with `effects` complete, with command tag `tag`.
+    /// Returns what a commit it performed made permanent.
+    pub fn completed(&mut self, effects: &Arc<Effects>, tag: &[u8]) -> Option<Settled> {
+        match &effects.control {
+            // COMMIT of a failed transaction is a rollback (and says so in its tag).
+            Some(Control::Commit) if tag == b"ROLLBACK" => self.discard(),
+            Some(Control::Commit | Control::PrepareTransaction) => return Some(self.settle()),
+            Some(Control::Rollback) => self.discard(),
+            Some(Control::Savepoint(name)) => {
+                self.savepoints.push(Savepoint { name: name.clone(), mark: self.log.len() });
+            }
+            Some(Control::Release(name)) => {
+                // Its writes and settings now belong to the enclosing level.
+                let at = self.find(name).unwrap_or(0);
+                self.savepoints.truncate(at);
+            }
+            Some(Control::RollbackTo(name)) => {
+                self.failed = false;
+                match self.find(name) {
+                    Some(at) => {
+                        self.log.truncate(self.savepoints[at].mark);
+                        // The savepoint itself stays, as in Postgres.
+                        self.savepoints.truncate(at + 1);
+                    }
+                    // Unknown: created before anything was followed (see the module doc).
+                    None => {
+                        self.log.clear();
+                        self.savepoints.clear();
+                    }
+                }
+            }
+            Some(Control::Begin) | None => {}
+        }
+        if !effects.writes.is_empty() || !effects.sets.is_empty() {
+            self.log.push(effects.clone());
+        }
+        None
+    }
+
+    /// The server reported an error for a request: the current transaction (implicit, or the
+    /// block until a `ROLLBACK TO`) commits nothing logged so far.
+    pub fn error(&mut self) {
+        self.failed = true;
+    }
+
+    /// ReadyForQuery with `status`. `last`: no other request that ends in ReadyForQuery is
+    /// outstanding. Returns what the transaction that ended here made permanent.
+    pub fn ready(&mut self, status: u8, last: bool) -> Option<Settled> {
+        self.status = status;
+        let settled = match status {
+            b'I' => {
+                let settled = if self.failed {
+                    self.discard();
+                    None
+                } else {
+                    Some(self.settle())
+                };
+                self.failed = false;
+                settled
+            }
+            b'E' => {
+                self.failed = true;
+                None
+            }
+            _ => {
+                self.failed = false;
+                None
+            }
+        };
+        if last && status == b'I' {
+            self.following = false;
+        }
+        settled.filter(|s| !s.is_empty())
+    }
+
+    /// The outcome of what was sent is unknown (the server or the client was lost mid-way):
+    /// everything the transaction logged may have committed. `in_flight`: the effects of the
+    /// requests still outstanding. Returns what must be invalidated; the transaction is over.
+    pub fn abandon<'a>(&mut self, in_flight: impl IntoIterator<Item = &'a Effects>) -> Writes {
+        let mut writes = Writes::default();
+        for e in &self.log {
+            writes.merge(&e.writes);
+        }
+        for e in in_flight {
+            writes.merge(&e.writes);
+        }
+        *self = Transaction::default();
+        writes
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.savepoints.iter().rposition(|s| s.name == name)
+    }
+
+    fn discard(&mut self) {
+        self.log.clear();
+        self.savepoints.clear();
+    }
+
+    /// Everything logged becomes permanent: fold it, in order, into one [`Settled`].
+    fn settle(&mut self) -> Settled {
+        let mut settled = Settled::default();
+        for e in self.log.drain(..) {
+            settled.writes.merge(&e.writes);
+            settled.sets.extend(e.sets.iter().cloned());
+        }
+        self.savepoints.clear();
+        self.failed = false;
+        settled
+    }
+}
+
+/// Where the client's extended-protocol stream stands relative to Sync.
+#[derive(Debug, Default)]
+pub enum Segment {
+    /// Everything sent is followed by a Sync (or was a simple Query).
+    #[default]
+    Synced,
+    /// Extended messages went out since the last Sync. `fill` records the answer of the
+    /// cacheable batch this segment is; it moves to the Sync's queue entry when the Sync goes
+    /// out, and is dropped (releasing any waiters) if the segment ends any other way.
+    Open { fill: Option<Box<Recorder>> },
+    /// An error ended the segment before its Sync: the client's messages are dropped until
+    /// the Sync, as the server does.
+    Skipping,
+}
+
+impl Segment {
+    #[inline]
+    pub fn is_synced(&self) -> bool {
+        matches!(self, Segment::Synced)
+    }
+
+    #[inline]
+    pub fn is_skipping(&self) -> bool {
+        matches!(self, Segment::Skipping)
+    }
+
+    /// An extended message went out: the segment is open (keeping its fill, if any).
+    #[inline]
+    pub fn open(&mut self) {
+        if self.is_synced() {
+            *self = Segment::Open { fill: None };
+        }
+    }
+
+    /// Open a segment that records its answer with `fill` (at a clean point only).
+    pub fn open_recording(&mut self, fill: Recorder) {
+        *self = Segment::Open { fill: Some(Box::new(fill)) };
+    }
+
+    /// The segment failed: skip to Sync (its fill, if any, is dropped).
+    pub fn skip(&mut self) {
+        *self = Segment::Skipping;
+    }
+
+    /// The Sync went out (or was answered by the proxy): returns the segment's fill.
+    pub fn sync(&mut self) -> Option<Box<Recorder>> {
+        match std::mem::take(self) {
+            Segment::Open { fill } => fill,
+            _ => None,
+        }
+    }
+
+    /// Drop a fill armed for this segment (the proxy answered the batch itself).
+    pub fn disarm(&mut self) {
+        if let Segment::Open { fill } = self {
+            *fill = None;
+        }
+    }
+}
+
+/// Why a client keeps its server connection for the rest of its session under transaction
+/// pooling: state that lives on that connection and nowhere else. A set of reasons; any of them
+/// also decides what the connection needs before another client may have it
+/// ([`ReleaseAction`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pins(u8);
+
+impl Pins {
+    /// A temporary table, view, sequence… (`CREATE TEMP`, `pg_temp.x`).
+    pub const TEMP_OBJECTS: Pins = Pins(1);
+    /// A statement prepared with SQL `PREPARE`.
+    pub const SQL_PREPARED: Pins = Pins(1 << 1);
+    /// `LISTEN`: notifications go to the connection that listens.
+    pub const LISTEN: Pins = Pins(1 << 2);
+    /// A session-level advisory lock (`pg_advisory_lock`, `pg_try_advisory_lock`, shared).
+    pub const ADVISORY_LOCK: Pins = Pins(1 << 3);
+    /// A cursor `WITH HOLD` that outlives its transaction.
+    pub const HOLD_CURSOR: Pins = Pins(1 << 4);
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn add(&mut self, other: Pins) {
+        self.0 |= other.0;
+    }
+
+    pub fn contains(self, other: Pins) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The reasons' names, for logs.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Pins::TEMP_OBJECTS, "temporary objects"),
+            (Pins::SQL_PREPARED, "SQL PREPARE"),
+            (Pins::LISTEN, "LISTEN"),
+            (Pins::ADVISORY_LOCK, "advisory lock"),
+            (Pins::HOLD_CURSOR, "WITH HOLD cursor"),
+        ]
+        .into_iter()
+        .filter(|(p, _)| self.contains(*p))
+        .map(|(_, n)| n)
+        .collect()
+    }
+}
+
+/// What a server connection needs before another client may have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseAction {
+    /// Nothing: the next client's settings are applied at checkout as usual.
+    Reuse,
+    /// `SET SESSION AUTHORIZATION DEFAULT; RESET ALL`: settings the proxy could not follow.
+    ResetSettings,
+    /// `DISCARD ALL`: temporary objects, prepared statements, LISTEN, advisory locks, cursors,
+    /// settings — everything a session can leave behind.
+    Discard,
+    /// Close it: the server is mid-exchange (or its state is otherwise unknown).
+    Close,
+}
+
+impl ReleaseAction {
+    /// What to do with a server connection given back by a session.
+    /// `idle`: nothing outstanding and no transaction open; `ending`: the client is leaving;
+    /// `session_mode`: `pool.mode: session`; `untracked_settings`: see [`ReleaseAction::ResetSettings`].
+    pub fn decide(idle: bool, ending: bool, session_mode: bool, pins: Pins, untracked_settings: bool) -> ReleaseAction {
+        if !idle {
+            ReleaseAction::Close
+        } else if ending && (session_mode || !pins.is_empty()) {
+            ReleaseAction::Discard
+        } else if untracked_settings {
+            ReleaseAction::ResetSettings
+        } else {
+            ReleaseAction::Reuse
+        }
+    }
+}
+
+/// Why a session's answers may not be cached (none: they may). Reasons are added as the
+/// session does something that makes its answers private to it, and removed when Postgres
+/// says the cause is gone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Private(u8);
+
+impl Private {
+    /// Temporary objects may shadow the tables other sessions read under the same names.
+    pub const TEMP_OBJECTS: Private = Private(1);
+    /// Settings changed where the proxy could not see their values (a computed `set_config`,
+    /// `SET SESSION AUTHORIZATION`, a function that may set them): the key cannot hold them.
+    /// Known again after `RESET ALL` / `DISCARD ALL`.
+    pub const UNTRACKED_SETTINGS: Private = Private(1 << 1);
+    /// A statement the proxy could not read (not UTF-8, or lexed differently by the server).
+    pub const OPAQUE: Private = Private(1 << 2);
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn add(&mut self, reason: Private) {
+        self.0 |= reason.0;
+    }
+
+    pub fn remove(&mut self, reason: Private) {
+        self.0 &= !reason.0;
+    }
+
+    pub fn contains(self, reason: Private) -> bool {
+        self.0 & reason.0 == reason.0
+    }
+}
+
+/// Where the session is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lifecycle {
+    #[default]
+    Running,
+    /// pgcached is shutting down: no new work; the session ends once its server is given back.
+    Draining,
+    /// The client sent Terminate (or closed its socket) after messages the server must still
+    /// run, as Postgres would: nothing more is read from the client; the session ends when
+    /// every reply is in.
+    Terminating,
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
