@@ -250,8 +250,7 @@ impl Session {
         }
         let Ok(text) = std::str::from_utf8(text) else {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
-            let effects = self.note_opaque_statement();
-            return self.forward_query_with(frame, effects, None).await;
+            return self.forward_query_with(frame, None, None).await;
         };
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
@@ -290,21 +289,28 @@ impl Session {
                 }
             }
         }
-        let effects = self.follow_statements(&verdict.analysis, &[]);
         let sent = sent.clone();
-        self.forward_query_with(&sent, effects, fill).await
+        self.forward_query_with(&sent, Some(&verdict.analysis), fill).await
     }
 
-    /// Forward a Query with nothing to follow.
+    /// Forward a Query with nothing to follow (see [`Session::plain_query`]).
     async fn forward_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
-        self.forward_query_with(frame, None, None).await
+        if self.server.is_none()
+            && let Some(flow) = self.get_server(tag::QUERY).await
+        {
+            return Ok(flow);
+        }
+        self.forward(frame, Entry::forward(Kind::Query));
+        Ok(Flow::Continue)
     }
 
-    /// Forward a Query whose statements have `effects`, recording its answer with `fill`.
+    /// Forward a Query whose statements are `analysis` (`None`: a text the proxy cannot read),
+    /// recording its answer with `fill`. The statements are followed once the server is held:
+    /// what they leave on it is marked there.
     async fn forward_query_with(
         &mut self,
         frame: &Frame,
-        effects: Option<Box<[Arc<Effects>]>>,
+        analysis: Option<&Analysis>,
         fill: Option<Recorder>,
     ) -> Result<Flow, SessionError> {
         if self.server.is_none()
@@ -313,6 +319,10 @@ impl Session {
             // `fill` is dropped: its followers go upstream themselves.
             return Ok(flow);
         }
+        let effects = match analysis {
+            Some(analysis) => self.follow_statements(analysis, &[]),
+            None => self.note_opaque_statement(),
+        };
         let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new));
         self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)

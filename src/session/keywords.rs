@@ -4,15 +4,16 @@
 //! It runs for every query and unnamed Parse in pure pass-through (no policy, no cache), so it
 //! is built for speed on short texts: it finds where a word's first two letters stand, sixteen
 //! positions at a time (SSE2 on x86_64, a plain loop elsewhere), and compares the word at each
-//! with one masked 8-byte load. Two letters, not one: `s`, `t`, `l`, `p`, `d` are in nearly
-//! every statement (`select`, `pgbench_accounts`), `se`, `te`, `li`, `pr`, `do`, `de`, `di`
-//! far less often. A text it flags gets a second, token-level look
+//! with one masked 8-byte load. Two letters, not one: `s`, `t`, `l`, `p`, `d`, `a` are in
+//! nearly every statement (`select`, `pgbench_accounts`), `se`, `te`, `li`, `pr`, `do`, `de`,
+//! `di`, `ad` far less often. A text it flags gets a second, token-level look
 //! ([`words_may_change_session`]) before the full analysis: `UPDATE t SET …` has the word but
 //! cannot change the session.
 
 /// Whether a statement may change session state the proxy follows (settings, pinning, statement
-/// names): true when any of `set`, `listen`, `prepare`, `temp`, `deallocate`, `discard`, `do`
-/// occurs in `text`, in any case, anywhere (also inside longer words: `offset`, `pg_temp`). A
+/// names): true when any of `set`, `listen`, `prepare`, `temp`, `deallocate`, `discard`, `do`,
+/// `declare` (a cursor WITH HOLD), `advisory` (a session-level advisory lock) occurs in `text`,
+/// in any case, anywhere (also inside longer words: `offset`, `pg_temp`). A
 /// text with none of them is forwarded without analysis when neither a policy nor the cache
 /// needs it; false positives only cost an analysis.
 ///
@@ -40,16 +41,18 @@ pub(super) fn may_change_session(text: &[u8]) -> bool {
 /// The second look at a text [`may_change_session`] flagged, on its tokens (strings, quoted
 /// identifiers and comments are not words): true when a statement starts with `set`, `reset`,
 /// `do`, `listen`, `unlisten`, `prepare`, `deallocate` or `discard`, or when any word or quoted
-/// identifier contains `temp` (TEMP, TEMPORARY, pg_temp) or `set_config`. Elsewhere those words
+/// identifier contains `temp` (TEMP, TEMPORARY, pg_temp), `set_config` or `advisory`
+/// (`pg_advisory_lock`), or a statement starts with `declare`. Elsewhere those words
 /// change nothing about the session (`UPDATE t SET`, `ON CONFLICT DO UPDATE SET`, `ALTER ROLE …
 /// SET`, `CREATE FUNCTION … SET`, `OFFSET`). Only for a session whose SQL the lexer reads as the
 /// server does (`Session::lexing_unreliable` is false).
 pub(super) fn words_may_change_session(text: &str) -> bool {
-    const STARTS: [&str; 8] = ["set", "reset", "do", "listen", "unlisten", "prepare", "deallocate", "discard"];
+    const STARTS: [&str; 9] =
+        ["set", "reset", "do", "listen", "unlisten", "prepare", "deallocate", "discard", "declare"];
     let anywhere = |t: &Token| {
         matches!(t.kind, TokKind::Word | TokKind::QuotedIdent) && {
             let word = t.text(text).to_ascii_lowercase();
-            word.contains("temp") || word.contains("set_config")
+            word.contains("temp") || word.contains("set_config") || word.contains("advisory")
         }
     };
     split_statements(text).iter().any(|s| {
@@ -69,7 +72,7 @@ fn padded_window(text: &[u8], block: usize) -> [u8; 17] {
 }
 
 /// Bit `i` set when position `i` of the window starts one of the words' first two letters
-/// (`se`, `li`, `pr`, `te`, `do`, `de`, `di`, in any case). `| 0x20` lower-cases ASCII letters
+/// (`se`, `li`, `pr`, `te`, `do`, `de`, `di`, `ad`, in any case). `| 0x20` lower-cases ASCII letters
 /// and turns no other byte into one; the zero padding becomes spaces.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -93,7 +96,8 @@ fn pair_starts_sse2(w: &[u8; 17]) -> u32 {
     let d_pairs = _mm_and_si128(is(a, b'd'), _mm_or_si128(_mm_or_si128(is(b, b'o'), b_e), b_i));
     let s_or_t = _mm_and_si128(_mm_or_si128(is(a, b's'), is(a, b't')), b_e);
     let l_p = _mm_or_si128(_mm_and_si128(is(a, b'l'), b_i), _mm_and_si128(is(a, b'p'), is(b, b'r')));
-    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(d_pairs, s_or_t), l_p)) as u32
+    let ad = _mm_and_si128(is(a, b'a'), is(b, b'd'));
+    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(d_pairs, s_or_t), _mm_or_si128(l_p, ad))) as u32
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -108,7 +112,7 @@ fn pair_starts_plain(w: &[u8; 17]) -> u32 {
     let mut starts = 0;
     for i in 0..16 {
         let pair = [w[i] | 0x20, w[i + 1] | 0x20];
-        if matches!(&pair, b"se" | b"li" | b"pr" | b"te" | b"do" | b"de" | b"di") {
+        if matches!(&pair, b"se" | b"li" | b"pr" | b"te" | b"do" | b"de" | b"di" | b"ad") {
             starts |= 1 << i;
         }
     }
@@ -125,7 +129,8 @@ fn word_at(text: &[u8], at: usize) -> bool {
         b'l' => is(LISTEN),
         b'p' => is(PREPARE),
         b't' => is(TEMP),
-        _ => is(DO) || is(DEALLOCATE) || is(DISCARD),
+        b'a' => is(ADVISORY),
+        _ => is(DO) || is(DEALLOCATE) || is(DISCARD) || is(DECLARE),
     }
 }
 
@@ -165,6 +170,8 @@ const DO: (u64, u64) = word(b"do");
 /// `deallocate` by its first eight letters: a false positive at worst.
 const DEALLOCATE: (u64, u64) = word(b"dealloca");
 const DISCARD: (u64, u64) = word(b"discard");
+const DECLARE: (u64, u64) = word(b"declare");
+const ADVISORY: (u64, u64) = word(b"advisory");
 
 use crate::sql::lex::{TokKind, Token, split_statements};
 
@@ -179,7 +186,10 @@ mod tests {
         assert!(!may_change_session(b"se"));
         assert!(!may_change_session(b"d"));
         assert!(!may_change_session(b""));
-        assert!(!may_change_session(b"select dea, disc, liste, prepar, tem, so"), "prefixes are no match");
+        assert!(
+            !may_change_session(b"select dea, disc, liste, prepar, tem, so, decla, advisor"),
+            "prefixes are no match"
+        );
         assert!(!may_change_session(b"select 'caf\xe9' -- LATIN1 bytes"));
         assert!(!may_change_session(b"\xd3\xc5\xd4 \xf3\xe5\xf4"), "0x80 | 'SET' is no letter");
         for t in [
@@ -200,6 +210,8 @@ mod tests {
             "select 1;set",
             "LISTEN",
             "x do",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "select pg_Advisory_lock(1)",
         ] {
             assert!(may_change_session(t.as_bytes()), "{t}");
         }
@@ -237,6 +249,8 @@ mod tests {
             "SELECT * FROM \"pg_temp\".x",
             "UPDATE t SET a = set_config('search_path', 'x', false)",
             "SELECT pg_catalog.SET_CONFIG('a', 'b', false)",
+            "declare c cursor with hold for select 1",
+            "SELECT pg_try_advisory_lock(42)",
         ] {
             assert!(words_may_change_session(t), "{t}");
         }
@@ -257,12 +271,13 @@ mod tests {
     /// letters straddle two blocks included).
     #[test]
     fn the_block_scan_agrees_with_a_plain_substring_search() {
-        const WORDS: [&str; 7] = ["set", "listen", "prepare", "temp", "do", "dealloca", "discard"];
+        const WORDS: [&str; 9] =
+            ["set", "listen", "prepare", "temp", "do", "dealloca", "discard", "declare", "advisory"];
         let reference = |text: &[u8]| {
             let lower: Vec<u8> = text.iter().map(|b| b.to_ascii_lowercase()).collect();
             WORDS.iter().any(|w| lower.windows(w.len()).any(|win| win == w.as_bytes()))
         };
-        let alphabet = b"sSeEtTlLiInNpPrRaAmMdDoOcC _;\xe9\xd3\x00";
+        let alphabet = b"sSeEtTlLiInNpPrRaAmMdDoOcCvVyY _;\xe9\xd3\x00";
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let (mut matched, mut unmatched) = (0, 0);
         for _ in 0..50_000 {
@@ -285,7 +300,7 @@ mod tests {
     /// The SSE2 pair search against the one-position-at-a-time definition, byte for byte.
     #[test]
     fn the_vector_pair_search_agrees_with_the_plain_one() {
-        let alphabet = b"sSeElLiIpPrRtTdDoO _\x00\xe5\xc4\x80\xff";
+        let alphabet = b"sSeElLiIpPrRtTdDoOaA _\x00\xe5\xc4\x80\xff";
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut hits = 0;
         for _ in 0..100_000 {

@@ -47,6 +47,12 @@ impl Session {
                 obj.broken = true;
                 return Err(self.settings_not_restored(e));
             }
+            // The custom settings just applied are defined there now.
+            for name in self.placeholders.iter().filter(|p| self.wanted.get(p).is_some()) {
+                if !obj.placeholders.contains(name) {
+                    obj.placeholders.push(name.clone());
+                }
+            }
         }
         let Some(io) = obj.io.take() else {
             obj.broken = true;

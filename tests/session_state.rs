@@ -1,0 +1,362 @@
+//! Session state through pgcached that must end where Postgres ends it: savepoints (what a
+//! rolled-back savepoint undoes, and only that), what a pinned client leaves on its server
+//! connection, settings by value, the end of a session (Terminate after pipelined messages, a
+//! client that vanishes after COMMIT), RESET ALL, and the backend PID in session mode.
+//!
+//! Each test would fail on the bug it names (checked against the code before the fix).
+
+mod common;
+
+use common::raw::RawClient;
+use common::{PgCluster, Proxy, connect};
+use pgcached::config::PoolMode;
+use tokio_postgres::Client;
+
+const SETUP: &str = "CREATE TABLE kv (k int PRIMARY KEY, v text);
+                     INSERT INTO kv VALUES (1, 'one'), (2, 'two');";
+
+async fn value(c: &Client, k: i32) -> String {
+    c.query_one("SELECT v FROM kv WHERE k = $1", &[&k]).await.unwrap().get(0)
+}
+
+async fn show(c: &Client, name: &str) -> String {
+    c.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0)
+}
+
+/// The text of the first column of the first row of a simple query.
+async fn simple_one(c: &Client, sql: &str) -> Option<String> {
+    c.simple_query(sql).await.unwrap().into_iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    })?
+}
+
+/// pgjdbc `autosave`, Django and psycopg nested transactions: an error inside a savepoint,
+/// ROLLBACK TO, COMMIT. The write before the savepoint is committed; Postgres tags ROLLBACK TO
+/// as `ROLLBACK`, which pgcached took for a whole rollback: cached reads stayed stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_before_a_rolled_back_savepoint_invalidates_at_commit() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let reader = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(value(&reader, 1).await, "one");
+    assert_eq!(simple_one(&reader, "SELECT v FROM kv WHERE k = 2").await.as_deref(), Some("two"));
+
+    // Simple protocol, statement by statement.
+    c.batch_execute("BEGIN; UPDATE kv SET v = 'uno' WHERE k = 1; SAVEPOINT s").await.unwrap();
+    assert!(c.batch_execute("SELECT 1/0").await.is_err());
+    c.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&reader, 1).await, "uno");
+
+    // Extended protocol (tokio-postgres savepoints), the write inside the savepoint undone.
+    let mut c = c;
+    let mut tx = c.transaction().await.unwrap();
+    tx.execute("UPDATE kv SET v = 'dos' WHERE k = 2", &[]).await.unwrap();
+    {
+        let sp = tx.savepoint("sp_inner").await.unwrap();
+        sp.execute("UPDATE kv SET v = 'never' WHERE k = 1", &[]).await.unwrap();
+        assert!(sp.execute("SELECT 1/0", &[]).await.is_err());
+        sp.rollback().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(simple_one(&reader, "SELECT v FROM kv WHERE k = 2").await.as_deref(), Some("dos"));
+    assert_eq!(value(&reader, 1).await, "uno");
+    assert_eq!(pg.psql_db("app", "SELECT v FROM kv ORDER BY k").trim(), "uno\ndos");
+}
+
+/// A SET before a savepoint that is rolled back stays, one inside it is undone, as in
+/// Postgres; and a SET that stays is never seen by another client of the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_follow_savepoints_as_postgres_does() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    let b = connect(&proxy.url("postgres", "app")).await;
+    a.batch_execute("BEGIN; SET search_path TO pg_catalog, public; SAVEPOINT s; SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    assert!(a.batch_execute("SELECT 1/0").await.is_err());
+    a.batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT").await.unwrap();
+    assert_eq!(show(&b, "search_path").await, "\"$user\", public", "a's setting did not leak to b");
+    assert_eq!(show(&a, "search_path").await, "pg_catalog, public", "the SET before the savepoint stays");
+    assert_ne!(show(&a, "TimeZone").await, "Asia/Tokyo", "the SET inside it is undone");
+    // A whole transaction rolled back takes its settings with it.
+    a.batch_execute("BEGIN; SET search_path TO public; ROLLBACK").await.unwrap();
+    assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
+    // An error in an implicit transaction (a multi-statement Query) undoes its SET too.
+    assert!(a.batch_execute("SET search_path TO public; SELECT 1/0").await.is_err());
+    assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
+}
+
+/// A pinned client leaves its temporary table, SQL prepared statement, LISTEN, advisory lock
+/// and WITH HOLD cursor on its server connection; none of it may reach the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_pinned_client_leaves_never_reaches_the_next_client() {
+    pinned_state_stays_with_its_client(true).await;
+}
+
+/// The same in pure pass-through (no cache, no policy), where statements are not analysed
+/// unless a keyword scan says they may matter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_pinned_client_leaves_never_reaches_the_next_client_in_pure_pass_through() {
+    pinned_state_stays_with_its_client(false).await;
+}
+
+async fn pinned_state_stays_with_its_client(cache: bool) {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 1;
+        c.cache.enabled = cache;
+    })
+    .await;
+    let count = |sql: &str| format!("SELECT count(*) FROM {sql}");
+    // (what the first client runs, one Query each; what the next client must not see)
+    let cases: [(&[&str], String); 5] = [
+        (
+            &["CREATE TEMP TABLE kv (k int, v text)", "INSERT INTO kv VALUES (1, 'temporary')"],
+            count("kv WHERE v = 'temporary'"),
+        ),
+        (&["PREPARE p AS SELECT 42"], count("pg_prepared_statements WHERE name = 'p'")),
+        (&["LISTEN channel_a"], count("pg_listening_channels()")),
+        (&["SELECT pg_advisory_lock(7)"], count("pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")),
+        (&["BEGIN", "DECLARE held CURSOR WITH HOLD FOR SELECT 1", "COMMIT"], count("pg_cursors")),
+    ];
+    for (statements, leftover) in cases {
+        {
+            let a = connect(&proxy.url("postgres", "app")).await;
+            for sql in statements {
+                a.batch_execute(sql).await.unwrap();
+            }
+            assert_eq!(simple_one(&a, &leftover).await.as_deref(), Some("1"), "{statements:?} took effect");
+        }
+        // One server connection: b gets the one a used.
+        let b = connect(&proxy.url("postgres", "app")).await;
+        assert_eq!(simple_one(&b, &leftover).await.as_deref(), Some("0"), "cache {cache}: {statements:?} leaked");
+        assert_eq!(value(&b, 1).await, "one", "the real table, never a temporary one (nor its cached rows)");
+    }
+    let locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'";
+    assert_eq!(pg.psql_db("app", locks).trim(), "0", "the advisory lock was released");
+}
+
+/// `SET app.tenant_id = '5'` by one client: directly, another session has never heard of the
+/// setting (`current_setting(…, true)` is NULL). A connection where it was defined says '' —
+/// the usual tenant pattern `current_setting('app.tenant_id', true)::int` then fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_setting_of_one_client_is_undefined_for_the_next() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    a.batch_execute("SET app.tenant_id = '5'").await.unwrap();
+    assert_eq!(simple_one(&a, "SELECT current_setting('app.tenant_id', true)").await.as_deref(), Some("5"));
+    let b = connect(&proxy.url("postgres", "app")).await;
+    let tenant = "SELECT current_setting('app.tenant_id', true)::int";
+    assert_eq!(simple_one(&b, tenant).await, None, "NULL, as on a connection of its own");
+    let row = b.query_one("SELECT current_setting('app.tenant_id', true) IS NULL", &[]).await.unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(simple_one(&a, "SELECT current_setting('app.tenant_id', true)").await.as_deref(), Some("5"));
+}
+
+/// psycopg's `execute("select set_config(%s, %s, false)", (name, value))`: the name is a Bind
+/// parameter. pgcached recorded a setting literally named `$1`, failed to replay it and broke
+/// other clients' checkouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_config_with_a_bound_name_is_followed_by_value() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 2).await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    a.query("SELECT set_config($1, $2, false)", &[&"search_path", &"pg_catalog, public"]).await.unwrap();
+    a.query("SELECT set_config($1, $2, false)", &[&"app.tenant", &"7"]).await.unwrap();
+    // Hold one connection elsewhere so that a's next transactions move between both.
+    let url = proxy.url("postgres", "app");
+    let others: Vec<Client> = futures::future::join_all((0..4).map(|_| connect(&url))).await;
+    for (i, o) in others.iter().enumerate() {
+        assert_eq!(show(o, "search_path").await, "\"$user\", public", "client {i}");
+        o.batch_execute("SELECT 1").await.expect("other clients keep working");
+    }
+    for _ in 0..4 {
+        assert_eq!(show(&a, "search_path").await, "pg_catalog, public");
+        assert_eq!(simple_one(&a, "SELECT current_setting('app.tenant')").await.as_deref(), Some("7"));
+    }
+}
+
+/// A setting Postgres accepted once but refuses on another connection (here a role dropped in
+/// between): only the client it belongs to gets the error, its settings go back to its startup
+/// values, and it goes on; no other client notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_that_cannot_be_restored_fails_only_its_own_client() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE ROLE fleeting");
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 2).await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    a.batch_execute("SET ROLE fleeting").await.unwrap();
+    assert_eq!(simple_one(&a, "SELECT current_user").await.as_deref(), Some("fleeting"));
+    pg.psql_db("app", "DROP ROLE fleeting");
+    // Keep a's last connection busy so that its next statement lands on another one.
+    let other = connect(&proxy.url("postgres", "app")).await;
+    let mut busy = other;
+    let tx = busy.transaction().await.unwrap();
+    tx.batch_execute("SELECT 1").await.unwrap();
+    let mut errors = 0;
+    for _ in 0..3 {
+        match a.simple_query("SELECT current_user").await {
+            Ok(_) => {}
+            Err(e) => {
+                errors += 1;
+                let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+                assert!(message.contains("settings could not be restored"), "{e:?}");
+            }
+        }
+    }
+    assert!(errors <= 1, "the client recovers after one error, got {errors}");
+    assert_eq!(simple_one(&a, "SELECT current_user").await.as_deref(), Some("postgres"));
+    tx.batch_execute("SELECT 2").await.expect("the other client never noticed");
+    tx.commit().await.unwrap();
+}
+
+/// Postgres runs the messages a client sent before Terminate. pgcached dropped them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pipelined_before_terminate_run_as_on_postgres() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    raw.query("INSERT INTO kv VALUES (3, 'three')");
+    raw.parse("", "INSERT INTO kv VALUES (4, 'four')").bind("", "", &[], 0).execute("", 0).sync();
+    raw.out.extend_from_slice(b"X\0\0\0\x04");
+    raw.flush().await;
+    drop(raw);
+    let c = connect(&proxy.url("postgres", "app")).await;
+    for _ in 0..50 {
+        if pg.psql_db("app", "SELECT count(*) FROM kv").trim() == "4" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pg.psql_db("app", "SELECT string_agg(v, ',' ORDER BY k) FROM kv").trim(), "one,two,three,four");
+    assert_eq!(simple_one(&c, "SELECT count(*) FROM kv").await.as_deref(), Some("4"));
+}
+
+/// A client that sends COMMIT and vanishes before the answer: the commit happens on the
+/// server, so its writes must be invalidated as if the client had seen it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_client_vanished_still_invalidates() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let reader = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(value(&reader, 1).await, "one");
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    raw.query("BEGIN; UPDATE kv SET v = 'gone' WHERE k = 1");
+    raw.flush().await;
+    raw.until_ready().await;
+    // A slow commit (a deferred pg_sleep would do too): the client is gone long before it ends.
+    raw.query("SELECT pg_sleep(0.3); COMMIT");
+    raw.flush().await;
+    drop(raw);
+    for _ in 0..50 {
+        if pg.psql_db("app", "SELECT v FROM kv WHERE k = 1").trim() == "gone" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(pg.psql_db("app", "SELECT v FROM kv WHERE k = 1").trim(), "gone");
+    assert_eq!(value(&reader, 1).await, "gone");
+}
+
+/// `RESET ALL` and `DISCARD ALL` return a setting to the value the client started with
+/// (`options=-c …`), not to the server's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_all_and_discard_all_restore_startup_values() {
+    let pg = PgCluster::start();
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.mode = mode;
+            // Transaction mode: the other client below lands on the same connection.
+            c.pool.max_size = if mode == PoolMode::Session { 2 } else { 1 };
+        })
+        .await;
+        let url = format!("{}?options=-c%20search_path%3Dpg_catalog", proxy.url("postgres", "app"));
+        let c = match common::try_connect(&url).await {
+            Ok(c) => c,
+            Err(e) => panic!("{mode:?}: {e:?}"),
+        };
+        assert_eq!(show(&c, "search_path").await, "pg_catalog", "{mode:?}");
+        c.batch_execute("SET search_path TO public").await.unwrap();
+        c.batch_execute("RESET ALL").await.unwrap();
+        assert_eq!(show(&c, "search_path").await, "pg_catalog", "{mode:?}: after RESET ALL");
+        c.batch_execute("SET search_path TO public").await.unwrap();
+        c.batch_execute("RESET search_path").await.unwrap();
+        assert_eq!(show(&c, "search_path").await, "pg_catalog", "{mode:?}: after RESET");
+        c.batch_execute("SET search_path TO public").await.unwrap();
+        c.batch_execute("DISCARD ALL").await.unwrap();
+        assert_eq!(show(&c, "search_path").await, "pg_catalog", "{mode:?}: after DISCARD ALL");
+        let other = connect(&proxy.url("postgres", "app")).await;
+        assert_eq!(show(&other, "search_path").await, "\"$user\", public", "{mode:?}: not another client's");
+        drop(other);
+        drop(c);
+        proxy.shutdown().await;
+    }
+}
+
+/// In session mode the client's backend is its server's: the PID in BackendKeyData is
+/// `pg_backend_pid()` (libpq's `PQbackendPID`, psycopg's `info.backend_pid`), as directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_mode_reports_the_servers_real_backend_pid() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.mode = PoolMode::Session).await;
+    let (pid, mut stream) = backend_key_pid(proxy.port).await;
+    // That connection's backend, asked through the proxy.
+    use tokio::io::AsyncWriteExt;
+    let mut out = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query("SELECT pg_backend_pid()", &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let rows = read_until_ready(&mut stream).await;
+    let backend: i32 = rows.iter().find_map(|m| m.strip_prefix("D:")).expect("a row").parse().unwrap();
+    assert_eq!(pid, backend, "BackendKeyData's PID is the server's");
+    // Cancel still works with the proxy's secret.
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let token = c.cancel_token();
+    let running = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(30)").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), running).await.unwrap().unwrap();
+    assert_eq!(res.unwrap_err().code().unwrap().code(), "57014");
+}
+
+/// Log in over a bare socket; the PID of the BackendKeyData, and the stream.
+async fn backend_key_pid(port: u16) -> (i32, tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut out = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::startup_message([("user", "postgres"), ("database", "app")], &mut out)
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
+    let greeting = read_until_ready(&mut stream).await;
+    let key = greeting.iter().find_map(|m| m.strip_prefix("K:")).expect("BackendKeyData");
+    (key.parse().unwrap(), stream)
+}
+
+/// Messages up to ReadyForQuery, as `tag:text` (`K:` the key's PID, `D:` a one-column row).
+async fn read_until_ready(stream: &mut tokio::net::TcpStream) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let mut msgs = Vec::new();
+    loop {
+        let tag = stream.read_u8().await.unwrap();
+        let len = stream.read_u32().await.unwrap() as usize;
+        let mut body = vec![0; len - 4];
+        stream.read_exact(&mut body).await.unwrap();
+        msgs.push(match tag {
+            b'K' => format!("K:{}", i32::from_be_bytes(body[..4].try_into().unwrap())),
+            b'D' => format!("D:{}", String::from_utf8_lossy(&body[6..])),
+            t => (t as char).to_string(),
+        });
+        if tag == b'Z' {
+            return msgs;
+        }
+    }
+}
