@@ -83,7 +83,7 @@ async fn a_message_larger_than_the_read_buffer_completes_up_to_the_limit() {
 
     // The header of a 5 MiB Query and the start of its text.
     let len = (5u32 << 20) + 4;
-    raw.out.extend_from_slice(&[b'Q']);
+    raw.out.extend_from_slice(b"Q");
     raw.out.extend_from_slice(&len.to_be_bytes());
     raw.out.extend_from_slice(b"SELECT length('zzzz");
     raw.flush().await;
