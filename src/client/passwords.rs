@@ -7,11 +7,15 @@
 //!
 //! Also the md5 challenge computation both sides of the md5 exchange agree on. Nothing here is
 //! ever formatted with the secret in it: the `Debug` impls redact.
+//!
+//! The primitives are the maintained crates (`md-5`, `base64`), not hand-written code: MD5 is
+//! only here because Postgres' legacy md5 exchange needs it.
 
-mod base64;
-pub mod md5;
+use std::fmt::{self, Write as _};
 
-use std::fmt;
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use md5::{Digest as _, Md5};
 
 /// Iteration count used when pgcached derives a SCRAM verifier itself (Postgres' default).
 pub const SCRAM_ITERATIONS: u32 = 4096;
@@ -79,9 +83,9 @@ impl ScramVerifier {
         let (iterations, salt) = iter_salt.split_once(':')?;
         let (stored_key, server_key) = keys.split_once(':')?;
         let iterations: u32 = iterations.parse().ok().filter(|&i| i > 0)?;
-        let salt = base64::decode(salt).filter(|s| !s.is_empty())?;
-        let stored_key = base64::decode(stored_key)?.try_into().ok()?;
-        let server_key = base64::decode(server_key)?.try_into().ok()?;
+        let salt = decode_base64(salt).filter(|s| !s.is_empty())?;
+        let stored_key = decode_base64(stored_key)?.try_into().ok()?;
+        let server_key = decode_base64(server_key)?.try_into().ok()?;
         Some(ScramVerifier { iterations, salt, stored_key, server_key })
     }
 
@@ -120,6 +124,19 @@ impl fmt::Debug for ScramVerifier {
     }
 }
 
+/// Standard base64 with required padding, as in a Postgres SCRAM verifier. Non-zero bits after
+/// the last byte are ignored rather than refused, because Postgres' own decoder
+/// (`pg_b64_decode`) ignores them: a verifier Postgres accepts must not become a plain-text
+/// password here.
+const VERIFIER_BASE64: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
+
+/// Decode one base64 field of a verifier; `None` when it is not padded standard base64 (wrong
+/// length, bad characters, misplaced padding), so the string is classified as plain text.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    VERIFIER_BASE64.decode(s).ok()
+}
+
 /// `md5` followed by exactly 32 lowercase hex digits (Postgres' `MD5_PASSWD_LEN` check).
 fn is_md5_hash(s: &str) -> bool {
     s.len() == 35 && s.starts_with("md5") && s.as_bytes()[3..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
@@ -129,18 +146,13 @@ fn is_md5_hash(s: &str) -> bool {
 /// `md5…` hash: `"md5" + hex(md5(hex_part + salt))`.
 pub fn md5_response(stored_md5: &str, salt: [u8; 4]) -> String {
     let hex = stored_md5.strip_prefix("md5").unwrap_or(stored_md5);
-    let mut input = Vec::with_capacity(hex.len() + 4);
-    input.extend_from_slice(hex.as_bytes());
-    input.extend_from_slice(&salt);
-    format!("md5{}", md5::hex_digest(&input))
-}
-
-/// Compare two secrets-derived byte strings without an early exit on the first difference.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    let digest = Md5::new().chain_update(hex.as_bytes()).chain_update(salt).finalize();
+    let mut out = String::with_capacity(3 + 2 * digest.len());
+    out.push_str("md5");
+    for b in digest {
+        let _ = write!(out, "{b:02x}"); // writing to a String cannot fail
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    out
 }
 
 #[cfg(test)]
@@ -184,6 +196,44 @@ mod tests {
         let salt = [1, 2, 3, 4];
         let stored = StoredPassword::Plain("pw".into()).md5_hash("alice").unwrap();
         assert_eq!(md5_response(&stored, salt), postgres_protocol::authentication::md5_hash(b"alice", b"pw", salt));
+    }
+
+    #[test]
+    fn md5_values_are_pinned() {
+        // printf 'secretalice' | md5sum; then printf '<that hex>\x01\x02\x03\x04' | md5sum
+        let stored = StoredPassword::Plain("secret".into()).md5_hash("alice").unwrap();
+        assert_eq!(stored, "md54a0a68b43b6cd5cf266fa02f196e2371");
+        assert_eq!(md5_response(&stored, [1, 2, 3, 4]), "md598a0412b9c31436fc53776e863350083");
+    }
+
+    #[test]
+    fn base64_rfc_4648_vectors_decode() {
+        for (enc, dec) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+        ] {
+            assert_eq!(decode_base64(enc).as_deref(), Some(dec.as_bytes()), "{enc}");
+        }
+    }
+
+    #[test]
+    fn base64_round_trips_and_ignores_trailing_bits_like_postgres() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert_eq!(decode_base64(&encoded), Some(bytes));
+        assert_eq!(decode_base64("Zh==").as_deref(), Some(&b"f"[..]), "non-zero trailing bits");
+    }
+
+    #[test]
+    fn base64_malformed_input_is_refused() {
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9v!A==", "Zm9", "Zg", "Zm9v YmFy", "===="] {
+            assert_eq!(decode_base64(bad), None, "{bad}");
+        }
     }
 
     #[test]

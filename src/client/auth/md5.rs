@@ -1,10 +1,11 @@
 //! The md5 exchange: `AuthenticationMD5Password` with a random 4-byte salt, then one
 //! `PasswordMessage` holding `"md5" + hex(md5(hex(md5(password + user)) + salt))`.
 
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{AuthConn, AuthError, FailReason, StoredPassword};
-use crate::client::passwords::{constant_time_eq, md5_response};
+use crate::client::passwords::md5_response;
 use crate::wire::frame::split_cstr;
 use pgwire::messages::startup::Authentication;
 
@@ -27,7 +28,8 @@ pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let Some(stored_hash) = stored.as_ref().and_then(|s| s.md5_hash(user)) else {
         return Err(AuthError::failed(user, FailReason::UnknownUser));
     };
-    if constant_time_eq(md5_response(&stored_hash, salt).as_bytes(), answer) {
+    // Constant time over the bytes, so the answer's timing does not reveal how much of it matched.
+    if bool::from(md5_response(&stored_hash, salt).as_bytes().ct_eq(answer)) {
         Ok(())
     } else {
         Err(AuthError::failed(user, FailReason::WrongPassword))
