@@ -84,3 +84,75 @@ async fn refresh_forgets_answers_made_stale_by_ddl() {
     cat.refresh();
     assert_eq!(names(&cat.dependencies("v1").await.unwrap()), ["public.c", "public.v1"]);
 }
+
+const SECURITY: &str = "
+    CREATE TABLE open_t (id int, tenant int);
+    CREATE TABLE by_role (id int, owner name);
+    ALTER TABLE by_role ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY mine ON by_role USING (owner = current_user);
+    CREATE TABLE by_setting (id int, tenant int);
+    ALTER TABLE by_setting ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY tenant ON by_setting USING (tenant = current_setting('app.tenant')::int);
+    CREATE TABLE by_session_user (id int, owner name);
+    ALTER TABLE by_session_user ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY mine ON by_session_user USING (owner = session_user);
+    CREATE TABLE members (tenant int, member name);
+    CREATE TABLE by_membership (id int, tenant int);
+    ALTER TABLE by_membership ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY member ON by_membership USING (tenant IN (SELECT tenant FROM members WHERE member = current_user));
+    CREATE TABLE events (id int, at timestamptz);
+    CREATE VIEW upcoming AS SELECT * FROM events WHERE at > now();
+    CREATE VIEW today AS SELECT * FROM events WHERE at > CURRENT_DATE;
+    CREATE VIEW plain AS SELECT id, lower(owner) AS o FROM by_role;
+    CREATE VIEW over_setting WITH (security_barrier) AS SELECT * FROM open_t WHERE tenant = current_setting('app.tenant')::int;
+    CREATE VIEW over_private AS SELECT * FROM by_setting;
+    CREATE FUNCTION set_tenant(t int) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN PERFORM set_config('app.tenant', t::text, false); END $$;
+    CREATE FUNCTION switch_path() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+          SET search_path = public; END $$;
+    CREATE FUNCTION touch(i int) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN UPDATE open_t SET tenant = 1 WHERE id = i; END $$;
+    CREATE FUNCTION with_clause() RETURNS int LANGUAGE sql SET search_path = public AS 'SELECT 1';
+";
+
+/// Reads through a relation are shared between sessions only when what Postgres filters them by
+/// is in the key (the role): not a setting, `SESSION_USER`, the clock, or another table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_names_relations_whose_rows_depend_on_more_than_the_role() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SECURITY);
+    let cat = catalog(&pg);
+    for shared in ["open_t", "by_role", "plain", "public.by_role", "no_such_table"] {
+        assert_eq!(cat.privacy(shared).await.unwrap(), None, "{shared}");
+    }
+    for private in
+        ["by_setting", "by_session_user", "by_membership", "upcoming", "today", "over_setting", "over_private"]
+    {
+        let why = cat.privacy(private).await.unwrap();
+        assert!(why.is_some(), "{private} is private");
+    }
+    let why = cat.privacy("over_private").await.unwrap().unwrap();
+    assert!(why.contains("row-level security policy of public.by_setting"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_that_may_set_settings_are_told_from_their_bodies() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SECURITY);
+    let cat = catalog(&pg);
+    assert_eq!(cat.may_set_settings_known("set_tenant"), None, "not looked up yet");
+    for (f, sets) in [
+        ("set_tenant", true),
+        ("switch_path", true),
+        ("touch", false),
+        ("with_clause", false),
+        ("lower", false),
+        ("pg_catalog.set_config", true),
+        ("no_such_function", true),
+    ] {
+        assert_eq!(cat.may_set_settings(f).await.unwrap(), sets, "{f}");
+    }
+    assert_eq!(cat.may_set_settings_known("set_tenant"), Some(true));
+    assert_eq!(cat.may_set_settings_known("touch"), Some(false));
+}

@@ -11,6 +11,14 @@
 //! Limits: tables read inside a function body are not dependencies in the catalog; such
 //! functions are STABLE or VOLATILE and make a statement uncacheable anyway (an IMMUTABLE
 //! function that reads tables is the user's lie, and TTL bounds it).
+//!
+//! Two more answers keep the cache inside security boundaries:
+//! - [`Catalog::privacy`]: why reads through a relation must not be shared between sessions
+//!   with the same role and settings — a row-level security policy, or a view body, whose
+//!   answer depends on more than the role (a stable or volatile function such as
+//!   `current_setting()`, `SESSION_USER`, the clock, or another table).
+//! - [`Catalog::may_set_settings`]: whether calling a function may change session settings
+//!   the proxy cannot see (`set_config` or `SET` inside its body, or code it cannot read).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +53,10 @@ pub struct Catalog {
     pool: Pool,
     relations: Mutex<HashMap<RelName, Arc<[String]>>>,
     functions: Mutex<HashMap<RelName, Option<Volatility>>>,
+    /// [`Catalog::privacy`] answers: `None` when reads may be shared.
+    privacy: Mutex<HashMap<RelName, Option<Arc<str>>>>,
+    /// [`Catalog::may_set_settings`] answers.
+    setters: Mutex<HashMap<RelName, bool>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -77,6 +89,77 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
   FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')";
 
+/// For each relation a read of `relation` depends on (as [`DEPENDENCIES_SQL`]), why its rows
+/// may differ between two sessions with the same role and settings; no row when none.
+/// - a table with row-level security whose policies call a function that is not immutable
+///   (`current_setting()`, `now()`, a user function), use `SESSION_USER` or the clock, or read
+///   another relation: the key holds the role and the settings, not what those depend on;
+/// - a view whose body does the same (a `security_barrier` view filtering by a setting, or
+///   `WHERE at > now()`).
+///
+/// `pg_depend` does not record uses of built-in (pinned) functions, so the stored expression
+/// trees are read: every `:funcid` and every operator's (`:opno`) implementing function must be
+/// immutable, and a policy may name no `:relid` but its own table's. The SQL keywords that are
+/// not functions (`SESSION_USER`, `CURRENT_DATE`, …) are found in the deparsed text, where
+/// keywords are upper case and identifiers are not.
+const PRIVACY_SQL: &str = "
+WITH RECURSIVE deps(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
+  UNION
+    SELECT nxt.oid FROM deps, LATERAL (
+        SELECT d.refobjid AS oid
+          FROM pg_rewrite r
+          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                          AND d.refclassid = 'pg_class'::regclass
+         WHERE r.ev_class = deps.oid AND d.refobjid <> deps.oid
+           AND (SELECT relkind FROM pg_class WHERE oid = deps.oid) = 'v'
+        UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = deps.oid
+        UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = deps.oid
+    ) nxt
+),
+-- what filters the rows of each relation: its policies (RLS tables), its body (views)
+guards(policy, rel, expr, tree) AS (
+    SELECT true, c.oid,
+           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''),
+           coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')
+      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_policy p ON p.polrelid = c.oid
+     WHERE c.relrowsecurity
+  UNION ALL
+    SELECT false, c.oid, pg_get_viewdef(c.oid), r.ev_action::text
+      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_rewrite r ON r.ev_class = c.oid
+     WHERE c.relkind = 'v'
+)
+SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
+       CASE WHEN g.policy THEN 'a row-level security policy of ' ELSE 'the view ' END
+       || format('%I.%I', n.nspname, c.relname) || ' depends on more than the role'
+  FROM guards g JOIN pg_class c ON c.oid = g.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE g.expr ~ '\\m(SESSION_USER|CURRENT_DATE|CURRENT_TIME|CURRENT_TIMESTAMP|LOCALTIME|LOCALTIMESTAMP)\\M'
+    OR EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
+                 JOIN pg_proc pr ON pr.oid = m[1]::oid WHERE pr.provolatile <> 'i')
+    OR EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':opno (\\d+)', 'g') m
+                 JOIN pg_operator o ON o.oid = m[1]::oid JOIN pg_proc pr ON pr.oid = o.oprcode
+                WHERE pr.provolatile <> 'i')
+    OR (g.policy AND EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':relid (\\d+)', 'g') m
+                              WHERE m[1]::oid <> g.rel))
+ ORDER BY 1";
+
+/// Whether any function named `$1` (in schema `$2`, or any) may change session settings when
+/// called: a built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions
+/// `set_config`, has a statement starting with `SET` or `RESET` (not `UPDATE … SET`), or runs
+/// dynamic SQL (`EXECUTE`); any other language (C, Python…) is opaque. No such function: NULL
+/// (the caller assumes it may). A function's own `SET` clause is restored when it returns and
+/// is not its body.
+const SETS_SETTINGS_SQL: &str = "
+SELECT bool_or(CASE
+         WHEN n.nspname = 'pg_catalog' THEN p.proname = 'set_config'
+         WHEN l.lanname IN ('sql', 'plpgsql') THEN
+              coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '')
+                ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
+         ELSE true END)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
+
 const VOLATILITY_SQL: &str = "
 SELECT max(p.provolatile::text)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -84,7 +167,13 @@ SELECT max(p.provolatile::text)
 
 impl Catalog {
     pub fn new(pool: Pool) -> Catalog {
-        Catalog { pool, relations: Mutex::default(), functions: Mutex::default() }
+        Catalog {
+            pool,
+            relations: Mutex::default(),
+            functions: Mutex::default(),
+            privacy: Mutex::default(),
+            setters: Mutex::default(),
+        }
     }
 
     /// The relations a read of `relation` must be tracked under: itself, and for a view every
@@ -127,10 +216,50 @@ impl Catalog {
         Ok(v)
     }
 
+    /// Why answers read through `relation` must not be shared between sessions that have the
+    /// same role and settings (see [`PRIVACY_SQL`]): `None` when they may. Views, partitions
+    /// and inheritance relatives count as for [`Catalog::dependencies`].
+    pub async fn privacy(&self, relation: &str) -> Result<Option<Arc<str>>, CatalogError> {
+        let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.privacy.lock().expect("catalog lock").get(&rel) {
+            return Ok(hit.clone());
+        }
+        let client = self.pool.get().await?;
+        let rows = client.query(PRIVACY_SQL, &[&rel.name, &rel.schema]).await?;
+        let why: Option<Arc<str>> = rows.first().map(|r| r.get::<_, String>(1).into());
+        memo_insert(&self.privacy, rel, why.clone());
+        Ok(why)
+    }
+
+    /// Whether calling function `name` may change session settings the proxy cannot see (see
+    /// [`SETS_SETTINGS_SQL`]); true for a function that does not exist.
+    pub async fn may_set_settings(&self, name: &str) -> Result<bool, CatalogError> {
+        let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.known_setter(&func) {
+            return Ok(hit);
+        }
+        let client = self.pool.get().await?;
+        let row = client.query_one(SETS_SETTINGS_SQL, &[&func.name, &func.schema]).await?;
+        let sets = row.get::<_, Option<bool>>(0).unwrap_or(true);
+        memo_insert(&self.setters, func, sets);
+        Ok(sets)
+    }
+
+    /// [`Catalog::may_set_settings`] if it is already known, without waiting.
+    pub fn may_set_settings_known(&self, name: &str) -> Option<bool> {
+        self.known_setter(&RelName::parse(name)?)
+    }
+
+    fn known_setter(&self, func: &RelName) -> Option<bool> {
+        self.setters.lock().expect("catalog lock").get(func).copied()
+    }
+
     /// Forget everything memoized (after DDL: CREATE/ALTER/DROP VIEW, FUNCTION, TABLE, …).
     pub fn refresh(&self) {
         self.relations.lock().expect("catalog lock").clear();
         self.functions.lock().expect("catalog lock").clear();
+        self.privacy.lock().expect("catalog lock").clear();
+        self.setters.lock().expect("catalog lock").clear();
     }
 }
 

@@ -92,6 +92,18 @@ impl Session {
                         return Lookup::Bypass;
                     }
                 }
+                // Row-level security or a view body that depends on more than the key holds.
+                match Box::pin(catalog.privacy(&rel)).await {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        debug!(relation = %rel, %why, "not cached");
+                        return Lookup::Bypass;
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "catalog look-up failed: not cached");
+                        return Lookup::Bypass;
+                    }
+                }
                 tables.push(t.name.clone());
             }
         }

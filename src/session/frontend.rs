@@ -339,7 +339,7 @@ impl Session {
     ) -> Option<Box<[Arc<Effects>]>> {
         let plan = effects::plan(analysis, params, self.lexing_unreliable());
         self.private.add(plan.private);
-        if plan.untracked_settings {
+        if plan.untracked_settings || self.calls_setting_functions(analysis) {
             // A setting the proxy cannot follow (computed set_config, SESSION AUTHORIZATION):
             // it must not leak to the next client of this server, and this session's results
             // can no longer be keyed safely.
@@ -356,6 +356,34 @@ impl Session {
             self.tx.sent();
         }
         plan.statements
+    }
+
+    /// Whether a statement calls a function that may change settings where the proxy cannot
+    /// see them (`set_config` inside a user function: `SELECT set_tenant(2)`). Answered from
+    /// the catalog's memo; a function not looked up yet counts as one that may, and is looked
+    /// up meanwhile so its next call is judged by what it is.
+    fn calls_setting_functions(&self, analysis: &Analysis) -> bool {
+        let mut names = analysis.statements.iter().flat_map(|s| s.unknown_functions()).peekable();
+        if names.peek().is_none() {
+            return false;
+        }
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return true };
+        let mut may = false;
+        for name in names {
+            match catalog.may_set_settings_known(name) {
+                Some(sets) => may |= sets,
+                None => {
+                    may = true;
+                    let (catalog, name) = (catalog.clone(), name.to_string());
+                    tokio::spawn(async move {
+                        if let Err(e) = catalog.may_set_settings(&name).await {
+                            debug!(error = %e, function = %name, "catalog look-up failed");
+                        }
+                    });
+                }
+            }
+        }
+        may
     }
 
     /// Report an error for the current extended batch the way Postgres would (in order, then
