@@ -20,7 +20,9 @@ const SETUP: &str = "
     CREATE TABLE t (x int);
     ANALYZE;
     GRANT ALL ON ALL TABLES IN SCHEMA public TO bi, app, etl;
-    ALTER TABLE t OWNER TO app;";
+    ALTER TABLE t OWNER TO app;
+    CREATE FUNCTION sneaky_write() RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO t VALUES (666); RETURN 1; END $$;";
 
 const POLICIES: &str = "
 - name: bi
@@ -359,4 +361,68 @@ async fn lexing_settings_cannot_be_changed_under_a_guarded_policy() {
     let app = connect(&format!("{}?options=-c%20standard_conforming_strings%3Doff", proxy.url("app", "app"))).await;
     app.simple_query(ATTACK).await.expect("the attack runs for the unguarded app");
     assert_eq!(pg.psql_db("app", "SELECT to_regclass('t') IS NOT NULL").trim(), "f");
+}
+
+/// A write hidden in a function (the analysis sees only a read): a `read_only` session is
+/// read-only on the server too, so Postgres itself refuses it (25006), in both protocols and
+/// both pooling modes; other users' sessions are not read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_sessions_are_read_only_on_the_server() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    for mode in [pgcached::config::PoolMode::Transaction, pgcached::config::PoolMode::Session] {
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.policies = serde_yaml::from_str(POLICIES).expect("policies");
+            c.pool.mode = mode;
+            c.pool.max_size = 2;
+        })
+        .await;
+        let bi = connect(&proxy.url("bi", "app")).await;
+        let (code, _) = simple_error(&bi, "SELECT sneaky_write()").await;
+        assert_eq!(code, "25006", "{mode:?}");
+        let (code, _) = extended_error(&bi, "SELECT sneaky_write()").await;
+        assert_eq!(code, "25006", "{mode:?}");
+        let (code, _) = simple_error(&bi, "RESET ALL").await;
+        assert_eq!(code, "42501", "{mode:?}");
+        still_usable(&bi).await;
+        let app = connect(&proxy.url("app", "app")).await;
+        assert_eq!(simple_rows(&app, "SELECT sneaky_write()").await, ["1"], "{mode:?}: app may write");
+        assert_eq!(simple_rows(&app, "SHOW default_transaction_read_only").await, ["off"], "{mode:?}");
+        drop((bi, app));
+        proxy.shutdown().await;
+    }
+    assert_eq!(pg.psql_db("app", "SELECT count(*) FROM t WHERE x = 666").trim(), "2");
+}
+
+/// `schema.*` table rules read an unqualified name where the session's own `search_path` takes
+/// it, not as `public`: a client cannot step around `allow_tables: [public.*]` (or into a
+/// denied schema) by changing its search_path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_rules_follow_the_sessions_search_path() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "CREATE TABLE shelf (item text); INSERT INTO shelf VALUES ('public');
+         CREATE SCHEMA vault; CREATE TABLE vault.shelf (item text); INSERT INTO vault.shelf VALUES ('vault');
+         CREATE ROLE reader LOGIN; CREATE ROLE auditor LOGIN;
+         GRANT USAGE ON SCHEMA vault TO reader, auditor;
+         GRANT SELECT ON shelf, vault.shelf TO reader, auditor;",
+    );
+    let policies = "
+- {name: public_only, user: reader, allow_tables: ['public.*']}
+- {name: no_vault, user: auditor, deny_tables: ['vault.*']}";
+    let proxy = Proxy::start_with(&pg, |c| c.policies = serde_yaml::from_str(policies).unwrap()).await;
+    for user in ["reader", "auditor"] {
+        let c = connect(&proxy.url(user, "app")).await;
+        assert_eq!(simple_rows(&c, "SELECT item FROM shelf").await, ["public"], "{user}");
+        c.batch_execute("SET search_path TO vault, public").await.unwrap();
+        let (code, message) = simple_error(&c, "SELECT item FROM shelf").await;
+        assert_eq!(code, "42501", "{user}: {message}");
+        assert!(message.contains("\"shelf\""), "{user}: {message}");
+        let (code, _) = extended_error(&c, "SELECT item FROM shelf").await;
+        assert_eq!(code, "42501", "{user}");
+        assert_eq!(simple_rows(&c, "SELECT item FROM public.shelf").await, ["public"], "{user}");
+        c.batch_execute("SET search_path TO public").await.unwrap();
+        assert_eq!(simple_rows(&c, "SELECT item FROM shelf").await, ["public"], "{user}");
+    }
 }

@@ -57,6 +57,9 @@ pub struct Catalog {
     privacy: Mutex<HashMap<RelName, Option<Arc<str>>>>,
     /// [`Catalog::may_set_settings`] answers.
     setters: Mutex<HashMap<RelName, bool>>,
+    /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
+    /// session's resolved table names) is stale when it moved.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -160,6 +163,16 @@ SELECT bool_or(CASE
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
 
+/// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
+/// an unqualified name under that search path.
+const RESOLVE_SQL: &str = "
+SELECT n.nspname
+  FROM unnest($2::text[]) WITH ORDINALITY AS s(name, pos)
+  JOIN pg_namespace n ON n.nspname = s.name
+  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $1
+ ORDER BY s.pos
+ LIMIT 1";
+
 const VOLATILITY_SQL: &str = "
 SELECT max(p.provolatile::text)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -173,6 +186,7 @@ impl Catalog {
             functions: Mutex::default(),
             privacy: Mutex::default(),
             setters: Mutex::default(),
+            epoch: Default::default(),
         }
     }
 
@@ -254,13 +268,48 @@ impl Catalog {
         self.setters.lock().expect("catalog lock").get(func).copied()
     }
 
+    /// The schema an unqualified relation name resolves to under the schemas `path`, in order
+    /// (see [`search_path_schemas`]); `None` when no schema of it has such a relation. Not
+    /// memoized here: the answer depends on the session's path (the session memoizes it).
+    pub async fn resolve(&self, name: &str, path: &[String]) -> Result<Option<String>, CatalogError> {
+        let client = self.pool.get().await?;
+        let rows = client.query(RESOLVE_SQL, &[&name, &path]).await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
     /// Forget everything memoized (after DDL: CREATE/ALTER/DROP VIEW, FUNCTION, TABLE, …).
     pub fn refresh(&self) {
         self.relations.lock().expect("catalog lock").clear();
         self.functions.lock().expect("catalog lock").clear();
         self.privacy.lock().expect("catalog lock").clear();
         self.setters.lock().expect("catalog lock").clear();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// See the field.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The schemas a `search_path` value makes Postgres search, in order: `pg_catalog` first unless
+/// the path names it, `"$user"` as `role`, quoted names as written, others folded to lower case.
+/// (The session's temporary schema, searched first, holds only its own tables.)
+pub fn search_path_schemas(search_path: &str, role: &str) -> Vec<String> {
+    let mut schemas = Vec::new();
+    for item in search_path.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = match item.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some("$user") => role.to_string(),
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None if item == "$user" => role.to_string(),
+            None => item.to_ascii_lowercase(),
+        };
+        schemas.push(name);
+    }
+    if !schemas.iter().any(|s| s == "pg_catalog") {
+        schemas.insert(0, "pg_catalog".to_string());
+    }
+    schemas
 }
 
 fn memo_insert<V>(memo: &Mutex<HashMap<RelName, V>>, k: RelName, v: V) {
@@ -269,4 +318,19 @@ fn memo_insert<V>(memo: &Mutex<HashMap<RelName, V>>, k: RelName, v: V) {
         m.clear();
     }
     m.insert(k, v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::search_path_schemas;
+
+    #[test]
+    fn search_paths_read_as_postgres_reads_them() {
+        assert_eq!(search_path_schemas("\"$user\", public", "alice"), ["pg_catalog", "alice", "public"]);
+        assert_eq!(
+            search_path_schemas("Secret, \"Mixed\"\"Q\", pg_catalog", "a"),
+            ["secret", "Mixed\"Q", "pg_catalog"]
+        );
+        assert_eq!(search_path_schemas("", "a"), ["pg_catalog"]);
+    }
 }

@@ -35,6 +35,11 @@ impl Catalogs {
         Some(catalog)
     }
 
+    /// The [`Catalog::epoch`] of `database` (0 before its catalog exists).
+    pub fn epoch(&self, database: &str) -> u64 {
+        self.by_database.lock().expect("catalogs poisoned").get(database).map_or(0, |c| c.epoch())
+    }
+
     /// Forget what is known of every database (after DDL).
     pub fn refresh_all(&self) {
         for c in self.by_database.lock().expect("catalogs poisoned").values() {

@@ -179,6 +179,7 @@ impl Session {
         }
         let Ok(text_str) = std::str::from_utf8(text) else { return Plan::Forward };
         // The policy sees every Parse; a statement it refuses or rewrites goes the long way.
+        self.resolve_tables(text_str).await;
         let verdict = match self.check_policy(text_str) {
             Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => v,
             _ => return Plan::Forward,
@@ -232,7 +233,8 @@ impl Session {
     /// this synchronously; taking a server for it could deadlock a client thread that holds
     /// others). The server prepares it when the client first binds it.
     fn known_parses_only(&mut self, frames: &[Frame]) -> Option<Bytes> {
-        if !self.statements_are_local() {
+        // Table rules need the session's table names resolved first: the long way.
+        if !self.statements_are_local() || self.policy.as_ref().is_some_and(|p| p.has_table_rules()) {
             return None;
         }
         let body = &frames[..frames.len() - 1];

@@ -43,6 +43,7 @@ impl Session {
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
+            self.resolve_tables(text).await;
             match self.check_policy(text) {
                 Ok(verdict) => {
                     if let Err(refusal) = self.check_cost(text, &verdict).await {

@@ -252,6 +252,7 @@ impl Session {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
             return self.forward_query_with(frame, None, None).await;
         };
+        self.resolve_tables(text).await;
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
             Err(refusal) => {

@@ -2,8 +2,10 @@
 //! the session's policy (statement kinds, tables, columns, functions, …) before anything reaches
 //! a server, and a refusal is reported the way Postgres reports a failing statement.
 
+use std::collections::HashMap;
+
 use bytes::BytesMut;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::Session;
 use super::queue::{Entry, Kind, Request};
@@ -13,10 +15,73 @@ use crate::wire::build::{self, Severity};
 /// Run on the server to put an open transaction in the failed state, as a real error would.
 const ABORT_TRANSACTION: &str = "SELECT 1/0 /* pgcached: a refused statement aborts the transaction */";
 
+/// Where this session's unqualified table names resolve, for a policy's table rules: worked
+/// out with the session's own `search_path` and role, for the settings generation and catalog
+/// epoch it was worked out at. Only names found are kept (a table created later must be seen).
+#[derive(Debug, Default)]
+pub(super) struct TableSchemas {
+    generation: u64,
+    epoch: u64,
+    map: HashMap<String, String>,
+}
+
+/// Names kept before the map starts over.
+const MAX_TABLE_SCHEMAS: usize = 10_000;
+
 impl Session {
-    /// Analyze `text` and apply the policy (memoized analysis; no policy → nothing checked).
+    /// Analyze `text` and apply the policy (memoized analysis; no policy → nothing checked),
+    /// unqualified table names resolved as far as [`Session::resolve_tables`] found them.
     pub(super) fn check_policy(&self, text: &str) -> Result<Verdict, Refusal> {
-        sql::guard(self.policy.as_deref(), text)
+        let schemas = self.policy.as_ref().filter(|p| p.has_table_rules()).and_then(|_| self.table_schemas_now());
+        sql::guard_with(self.policy.as_deref(), text, &|name| schemas.and_then(|s| s.map.get(name).cloned()))
+    }
+
+    /// The resolutions, if they still hold for the session's settings and the catalog.
+    fn table_schemas_now(&self) -> Option<&TableSchemas> {
+        let s = &self.table_schemas;
+        let epoch = self.shared.catalogs.epoch(&self.key.database);
+        (s.generation == self.wanted.generation() && s.epoch == epoch).then_some(s)
+    }
+
+    /// Before `text` is checked against a policy with table rules: find the schema each of its
+    /// unqualified tables resolves to with this session's `search_path` (the server's default,
+    /// `"$user", public`, when the client set none) — a rule for `public.*` must not pass a
+    /// table the session reads from another schema. A failed look-up leaves the name to the
+    /// rules' default reading (`public`).
+    pub(super) async fn resolve_tables(&mut self, text: &str) {
+        if !self.policy.as_ref().is_some_and(|p| p.has_table_rules()) {
+            return;
+        }
+        let epoch = self.shared.catalogs.epoch(&self.key.database);
+        if self.table_schemas_now().is_none() || self.table_schemas.map.len() > MAX_TABLE_SCHEMAS {
+            self.table_schemas = TableSchemas { generation: self.wanted.generation(), epoch, map: HashMap::new() };
+        }
+        let analysis = sql::analyze(text);
+        let mut names: Vec<&str> = analysis
+            .statements
+            .iter()
+            .flat_map(|s| s.tables())
+            .filter(|t| t.schema.is_none() && !self.table_schemas.map.contains_key(&t.name))
+            .map(|t| t.name.as_str())
+            .collect();
+        names.dedup();
+        if names.is_empty() {
+            return;
+        }
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
+        let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
+        let path =
+            crate::cache::search_path_schemas(self.wanted.get("search_path").unwrap_or("\"$user\", public"), role);
+        for name in names {
+            // Boxed: a catalog query is a large state machine, rare on this path.
+            match Box::pin(catalog.resolve(name, &path)).await {
+                Ok(Some(schema)) => {
+                    self.table_schemas.map.insert(name.to_string(), schema);
+                }
+                Ok(None) => {}
+                Err(e) => debug!(error = %e, table = name, "could not resolve a table name for the policy"),
+            }
+        }
     }
 
     /// The policy's `max_cost` for what will run: the rewritten text when the LIMIT rule

@@ -94,14 +94,22 @@ pub async fn login(
     stream.write_all(&out).await?;
     info!(%peer, %user, %database, tls, "client connected");
 
+    let mut wanted = welcome.wanted.clone();
+    if policy.as_ref().is_some_and(|p| p.read_only()) {
+        // Read-only on the server too: a write the analysis cannot see (inside a function) is
+        // refused by Postgres. Part of what the client starts with, so RESET keeps it.
+        wanted.set("default_transaction_read_only", "on");
+    }
     let server = match server {
         Some(mut obj) => {
+            if let Some(sql) = params::sync_statement(&wanted, &mut obj.dirty) {
+                obj.run_hidden(&sql).await.map_err(|e| LoginError::Refused(e.to_string()))?;
+            }
             let io = obj.io.take().ok_or_else(|| LoginError::Refused("server connection without streams".into()))?;
             Some(Lease { obj, io })
         }
         None => None,
     };
-    let wanted = welcome.wanted.clone();
     let (client_rx, client_tx) = tokio::io::split(stream);
     let session = Session {
         shared,
@@ -125,6 +133,7 @@ pub async fn login(
         queue: Default::default(),
         statements: Default::default(),
         policy,
+        table_schemas: Default::default(),
         batch: Vec::new(),
         plain_parse: None,
         unnamed_query: None,

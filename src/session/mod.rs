@@ -159,6 +159,8 @@ pub struct Session {
     statements: statements::ClientStatements,
     /// The session's policy (`None`: no rules, nothing checked).
     policy: Option<Arc<crate::sql::Policy>>,
+    /// Where its unqualified table names resolve, for the policy's table rules.
+    table_schemas: guard::TableSchemas,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
     /// The last unnamed Parse text found to change no session state (pure pass-through).

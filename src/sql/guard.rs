@@ -24,11 +24,21 @@ pub struct Verdict {
 
 /// Analyzes `text` and applies `policy` (`None`: no policy, nothing checked or rewritten).
 pub fn guard(policy: Option<&Policy>, text: &str) -> Result<Verdict, Refusal> {
+    guard_with(policy, text, &|_| None)
+}
+
+/// [`guard`], with `schema_of` resolving unqualified table names as the session would (see
+/// [`Policy::check_with`]).
+pub fn guard_with(
+    policy: Option<&Policy>,
+    text: &str,
+    schema_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<Verdict, Refusal> {
     let analysis = analyze(text);
     let Some(policy) = policy.filter(|p| !p.is_empty()) else {
         return Ok(Verdict { analysis, rewrite: None, notices: Vec::new() });
     };
-    policy.check(&analysis)?;
+    policy.check_with(&analysis, schema_of)?;
     let rewrite = policy.limit_rule().and_then(|rule| limit::rewrite(text, &analysis, &rule));
     let notices = match (&rewrite, policy.limit_notice()) {
         (Some(r), true) => r

@@ -8,7 +8,7 @@
 use super::analyze::{Analysis, StatementAnalysis, Wrapper};
 use super::columns::denied_column;
 use super::functions::{self, DEFAULT_DENIED, LOCKED_SETTINGS};
-use super::kind::StatementKind;
+use super::kind::{StatementKind, TxKind};
 use super::lexing_guard;
 use super::limit::LimitRule;
 use super::refusal::{FEATURE_NOT_SUPPORTED, INSUFFICIENT_PRIVILEGE, PROGRAM_LIMIT_EXCEEDED, Refusal, SYNTAX_ERROR};
@@ -194,6 +194,11 @@ impl Policy {
     pub fn limit_notice(&self) -> bool {
         self.notice
     }
+    /// `read_only`: the session is also read-only on the server (`default_transaction_read_only`),
+    /// so a write the analysis cannot see (inside a function) is refused by Postgres.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
     /// `max_cost`, checked through [`super::cost::check_cost`].
     pub fn max_cost(&self) -> Option<f64> {
         self.max_cost
@@ -212,8 +217,21 @@ impl Policy {
             .map_err(|why| self.refuse(INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")))
     }
 
-    /// Checks every statement of a query string (also use it for each Parse).
+    /// Checks every statement of a query string (also use it for each Parse), with unqualified
+    /// table names taken to live in `public` (`pg_catalog` for `pg_*`).
     pub fn check(&self, analysis: &Analysis) -> Result<(), Refusal> {
+        self.check_with(analysis, &|_| None)
+    }
+
+    /// Whether table rules apply: then an unqualified name should be resolved with the
+    /// session's real `search_path` ([`Policy::check_with`]).
+    pub fn has_table_rules(&self) -> bool {
+        self.allow_tables.is_some() || !self.deny_tables.is_empty()
+    }
+
+    /// [`Policy::check`], with `schema_of` telling the schema an unqualified table name resolves
+    /// to in the session (`None`: not known or no such table; then as [`Policy::check`]).
+    pub fn check_with(&self, analysis: &Analysis, schema_of: &dyn Fn(&str) -> Option<String>) -> Result<(), Refusal> {
         if self.is_empty() {
             return Ok(());
         }
@@ -225,10 +243,14 @@ impl Policy {
                 format!("{} statements in one query string exceed max_statements {max}", analysis.statements.len()),
             ));
         }
-        analysis.statements.iter().try_for_each(|s| self.check_statement(s))
+        analysis.statements.iter().try_for_each(|s| self.check_statement(s, schema_of))
     }
 
-    fn check_statement(&self, s: &StatementAnalysis) -> Result<(), Refusal> {
+    fn check_statement(
+        &self,
+        s: &StatementAnalysis,
+        schema_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), Refusal> {
         let keyword = s.keyword.as_str();
         let kinds = [Some(s.kind), s.inner_kind];
         for k in kinds.iter().flatten() {
@@ -258,6 +280,9 @@ impl Policy {
         if keyword == "load" {
             return Err(self.refuse(INSUFFICIENT_PRIVILEGE, "LOAD is denied".into()));
         }
+        if self.read_only {
+            self.check_stays_read_only(s)?;
+        }
         // EXECUTE runs a prepared statement this policy already checked at PREPARE (or Parse).
         if self.read_only && keyword != "execute" {
             if s.locking {
@@ -284,16 +309,22 @@ impl Policy {
                     .into(),
             ));
         }
-        for t in s.tables() {
+        for written in s.tables() {
+            // Messages name the table as the statement wrote it; the rules see where it is.
+            let t = match written.schema.as_ref().map_or_else(|| schema_of(&written.name), |_| None) {
+                Some(schema) => &TableRef { schema: Some(schema), name: written.name.clone() },
+                None => written,
+            };
             if self.deny_tables.iter().any(|p| p.matches(t)) {
-                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("table \"{t}\" is denied")));
+                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("table \"{written}\" is denied")));
             }
             if let Some(allow) = &self.allow_tables
                 && !allow.iter().any(|p| p.matches(t))
             {
-                return Err(
-                    self.refuse(INSUFFICIENT_PRIVILEGE, format!("table \"{t}\" is not in allow_tables; it is denied"))
-                );
+                return Err(self.refuse(
+                    INSUFFICIENT_PRIVILEGE,
+                    format!("table \"{written}\" is not in allow_tables; it is denied"),
+                ));
             }
         }
         if let Some((table, col)) = denied_column(s, &self.deny_columns) {
@@ -334,6 +365,34 @@ impl Policy {
             return Err(self.refuse(
                 INSUFFICIENT_PRIVILEGE,
                 format!("{} without WHERE is denied (require_where)", keyword.to_uppercase()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// Under `read_only` the server connection itself is read-only
+    /// (`default_transaction_read_only = on`, set by the session): nothing may turn that off —
+    /// no `RESET ALL`, `DISCARD ALL`, `RESET default_transaction_read_only`, nor a transaction
+    /// or session characteristic `READ WRITE`. (`SET` and `set_config` of the setting are
+    /// refused for every guarded policy.)
+    fn check_stays_read_only(&self, s: &StatementAnalysis) -> Result<(), Refusal> {
+        let words = s.fingerprint.to_ascii_lowercase();
+        let read_write = matches!(s.kind, StatementKind::Transaction(TxKind::Begin | TxKind::SetCharacteristics))
+            && words.contains("read write");
+        let discard_all = s.keyword == "discard" && words.contains("all");
+        let resets = s.settings.iter().any(|c| {
+            c.via == SetVia::Reset
+                && c.name
+                    .as_deref()
+                    .is_none_or(|n| n == "default_transaction_read_only" || n == "transaction_read_only")
+        });
+        if read_write || discard_all || resets {
+            let what = s.keyword.to_uppercase();
+            return Err(self.refuse(
+                INSUFFICIENT_PRIVILEGE,
+                format!("{what} would make the session writable; it is denied (read_only)"),
             ));
         }
         Ok(())

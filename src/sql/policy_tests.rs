@@ -56,6 +56,30 @@ fn returning_and_write_targets_use_columns() {
     assert!(check(&p, "UPDATE users SET name = 'x' WHERE id = 1 RETURNING id").is_ok());
 }
 
+/// `read_only` sessions are read-only on the server too; nothing may turn that off.
+#[test]
+fn read_only_keeps_the_server_read_only() {
+    let p = policy(BI);
+    for q in [
+        "RESET ALL",
+        "RESET default_transaction_read_only",
+        "RESET transaction_read_only",
+        "DISCARD ALL",
+        "BEGIN READ WRITE",
+        "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE",
+        "SET TRANSACTION READ WRITE",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SET default_transaction_read_only = off",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+    ] {
+        assert_eq!(refused(&p, q).sqlstate, "42501", "{q}");
+    }
+    for q in ["BEGIN", "BEGIN READ ONLY", "RESET search_path", "DISCARD PLANS", "SET TRANSACTION READ ONLY"] {
+        assert!(check(&p, q).is_ok(), "{q}");
+    }
+    assert!(check(&policy("name: n\nrequire_where: true"), "RESET ALL").is_ok(), "only under read_only");
+}
+
 #[test]
 fn read_only_refuses_hidden_writes() {
     let p = policy(BI);
