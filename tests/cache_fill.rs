@@ -1,0 +1,87 @@
+//! A cache fill records exactly the exchange it was armed for: not a reply to an earlier
+//! request still in flight, and nothing at all when its own request never reached a server.
+//! (Both were found by reading the session code of the time, where the fill was an `Option` on
+//! the session; now it belongs to the queue entry it records.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{Msg, RawClient};
+use common::{PgCluster, Proxy, connect};
+
+const SETUP: &str = "CREATE TABLE kv (k int PRIMARY KEY, v text);
+                     INSERT INTO kv VALUES (1, 'one'), (2, 'two');";
+
+/// Parse? Bind Describe(portal) Execute Sync of `sql` (named statement `stmt` if not empty).
+fn batch(raw: &mut RawClient, sql: &str) {
+    raw.parse("", sql).bind("", "", &[], 0).describe(b'P', "").execute("", 0).sync();
+}
+
+/// The RowDescription's column names and the rows of an answer.
+fn answer(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| matches!(m.tag, 'T' | 'D' | 'E'))
+        .map(|m| match m.tag {
+            'E' => format!("E:{}", m.code().unwrap_or_default()),
+            _ => format!("{}:{}", m.tag, String::from_utf8_lossy(&m.body).replace('\0', "|")),
+        })
+        .collect()
+}
+
+/// A Describe of a statement still unanswered when a cacheable batch is gathered behind it:
+/// its RowDescription belongs to the Describe, not to the batch's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_does_not_record_an_earlier_describe_in_flight() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
+    batch(&mut direct, "SELECT v FROM kv WHERE k = 1");
+    direct.flush().await;
+    let expected = answer(&direct.until_ready().await);
+
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    raw.parse("s1", "SELECT 1 AS not_this_column").describe(b'S', "s1").sync();
+    batch(&mut raw, "SELECT v FROM kv WHERE k = 1");
+    raw.flush().await;
+    raw.until_ready().await;
+    assert_eq!(answer(&raw.until_ready().await), expected, "the miss itself");
+    for _ in 0..2 {
+        batch(&mut raw, "SELECT v FROM kv WHERE k = 1");
+        raw.flush().await;
+        assert_eq!(answer(&raw.until_ready().await), expected, "a hit: the statement's own description");
+    }
+}
+
+/// A cacheable extended batch whose checkout fails (53300): its fill must not stay armed and
+/// record the client's next exchange under the first statement's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_whose_checkout_failed_records_nothing() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 1;
+        c.pool.acquire_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // Logged in first: a login with new startup parameters needs a server connection too.
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut holder = connect(&proxy.url("postgres", "app")).await;
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("SELECT 1").await.unwrap();
+
+    batch(&mut raw, "SELECT v FROM kv WHERE k = 1");
+    raw.flush().await;
+    let refused = raw.until_ready().await;
+    assert!(refused.iter().any(|m| m.code().as_deref() == Some("53300")), "{refused:?}");
+    tx.commit().await.unwrap();
+
+    batch(&mut raw, "SELECT v FROM kv WHERE k = 2");
+    raw.flush().await;
+    assert!(answer(&raw.until_ready().await).iter().any(|l| l.contains("two")));
+    batch(&mut raw, "SELECT v FROM kv WHERE k = 1");
+    raw.flush().await;
+    let first = answer(&raw.until_ready().await);
+    assert!(first.iter().any(|l| l.contains("one")), "k = 1 answers 'one', not the next exchange's rows: {first:?}");
+}
