@@ -65,6 +65,28 @@ async fn a_write_before_a_rolled_back_savepoint_invalidates_at_commit() {
     assert_eq!(simple_one(&reader, "SELECT v FROM kv WHERE k = 2").await.as_deref(), Some("dos"));
     assert_eq!(value(&reader, 1).await, "uno");
     assert_eq!(pg.psql_db("app", "SELECT v FROM kv ORDER BY k").trim(), "uno\ndos");
+
+    // An extended-protocol pipeline, every segment sent before any answer: the error comes in a
+    // later segment than the write that stays.
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    for sql in ["BEGIN", "UPDATE kv SET v = 'eins' WHERE k = 1", "SAVEPOINT s"] {
+        raw.parse("", sql).bind("", "", &[], 0).execute("", 0);
+    }
+    raw.sync();
+    for sql in ["UPDATE kv SET v = 'nope' WHERE k = 2", "SELECT 1/0"] {
+        raw.parse("", sql).bind("", "", &[], 0).execute("", 0);
+    }
+    raw.sync();
+    for sql in ["ROLLBACK TO SAVEPOINT s", "COMMIT"] {
+        raw.parse("", sql).bind("", "", &[], 0).execute("", 0);
+    }
+    raw.sync();
+    raw.flush().await;
+    for _ in 0..3 {
+        raw.until_ready().await;
+    }
+    assert_eq!(value(&reader, 1).await, "eins");
+    assert_eq!(simple_one(&reader, "SELECT v FROM kv WHERE k = 2").await.as_deref(), Some("dos"));
 }
 
 /// A SET before a savepoint that is rolled back stays, one inside it is undone, as in
