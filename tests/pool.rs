@@ -195,6 +195,25 @@ async fn connections_come_back_most_recently_used_first() {
     assert_eq!(pools.status()[0].1.available, 0);
 }
 
+/// A checkout that prefers some connections takes the most recently used one that fits, and
+/// only when none fits the most recently used one.
+#[tokio::test]
+async fn a_preferring_get_takes_the_most_recent_fitting_connection() {
+    let pg = PgCluster::start();
+    let pools = Pools::new(config(&pg, |c| c.pool.max_size = 3)).unwrap();
+    let handle = pools.handle(&key("postgres")).unwrap();
+    let (a, mut b) = (handle.get().await.unwrap(), handle.get().await.unwrap());
+    let (a_id, b_id) = (a.id, b.id);
+    b.placeholders.push("app.tenant".into());
+    drop(a);
+    drop(b);
+    let clean = |c: &pgcached::server::ServerConn| c.placeholders.is_empty();
+    let got = handle.get_preferring(&clean).await.unwrap();
+    assert_eq!(got.id, a_id, "the older one fits; the most recent does not");
+    let other = handle.get_preferring(&clean).await.unwrap();
+    assert_eq!(other.id, b_id, "none fits: the most recent one, for the caller to judge");
+}
+
 /// A pool of one connection: that one held, and a second `get` spawned and waiting for it.
 async fn one_held_one_waiting(
     pg: &PgCluster,

@@ -142,4 +142,13 @@ impl PoolHandle {
     pub async fn get(&self) -> Result<ServerObject, PoolError> {
         self.pool.get(self.acquire_timeout).await
     }
+
+    /// [`PoolHandle::get`], preferring an idle connection that `fits` (see
+    /// [`ServerPool::get_preferring`]).
+    pub async fn get_preferring(
+        &self,
+        fits: &(dyn Fn(&crate::server::ServerConn) -> bool + Sync),
+    ) -> Result<ServerObject, PoolError> {
+        self.pool.get_preferring(self.acquire_timeout, fits).await
+    }
 }

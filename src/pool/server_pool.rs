@@ -83,6 +83,16 @@ impl ServerPool {
 
     /// A connection, waiting up to `wait` for a free slot.
     pub async fn get(&self, wait: Duration) -> Result<ServerObject, PoolError> {
+        self.get_preferring(wait, &|_| true).await
+    }
+
+    /// [`ServerPool::get`], taking the most recently used idle connection that `fits`, or if
+    /// none does the most recently used one (the caller decides what to do with it).
+    pub async fn get_preferring(
+        &self,
+        wait: Duration,
+        fits: &(dyn Fn(&ServerConn) -> bool + Sync),
+    ) -> Result<ServerObject, PoolError> {
         let inner = &*self.inner;
         // Given back if this checkout fails or is dropped; the object's own once handed out.
         let permit = match inner.slots.try_acquire() {
@@ -92,7 +102,7 @@ impl ServerPool {
             Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
         };
         loop {
-            let Some(mut conn) = inner.pop_idle() else {
+            let Some(mut conn) = inner.pop_idle(fits) else {
                 let conn = Box::pin(inner.open()).await?;
                 return Ok(self.hand_out(permit, conn));
             };
@@ -208,8 +218,14 @@ impl Inner {
         self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn pop_idle(&self) -> Option<Box<ServerConn>> {
-        self.lock_idle().pop()
+    /// The most recently used idle connection that `fits`, else the most recently used one.
+    fn pop_idle(&self, fits: &dyn Fn(&ServerConn) -> bool) -> Option<Box<ServerConn>> {
+        let mut idle = self.lock_idle();
+        match idle.iter().rposition(|c| fits(c)) {
+            Some(i) if i + 1 == idle.len() => idle.pop(),
+            Some(i) => Some(idle.remove(i)),
+            None => idle.pop(),
+        }
     }
 
     /// Log in a new connection, bounded by `create_timeout`.

@@ -29,11 +29,15 @@ impl Session {
             Some(pool) => pool,
             None => self.pool.insert(self.shared.pools.handle(&self.key)?),
         };
-        // Each refusal closes one connection: after `max_size` of them the next is a new one.
+        // A connection with custom settings this client never defined is not for it: one
+        // without is preferred, and one with them, when that is all there is, is closed (after
+        // `max_size` of them the next one is new).
+        let mine = &self.placeholders;
+        let fits = |c: &crate::server::ServerConn| c.placeholders.iter().all(|p| mine.contains(p));
         let mut attempts = self.shared.config.pool.max_size + 1;
         let mut obj = loop {
-            let mut obj = pool.get().await?;
-            if obj.placeholders.iter().all(|p| self.placeholders.contains(p)) || attempts == 0 {
+            let mut obj = pool.get_preferring(&fits).await?;
+            if fits(&obj) || attempts == 0 {
                 break obj;
             }
             debug!(pool = %self.key, placeholders = ?obj.placeholders, "server connection has custom settings this client never defined: closing it");
