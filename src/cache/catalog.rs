@@ -68,8 +68,13 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-/// All relations `relation` depends on, itself included, as `"schema"."name"`.
-const DEPENDENCIES_SQL: &str = "
+/// `deps(oid)`: `$1` (in schema `$2`, or any) and every relation a read of it depends on — for a
+/// view the relations its rewrite rule references (recursively), for a partitioned or inherited
+/// table its children (a read of the parent reads them) and its parents (a write through the
+/// parent changes the child). A macro, to be the head of several queries.
+macro_rules! deps_cte {
+    () => {
+        "
 WITH RECURSIVE deps(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
@@ -88,9 +93,17 @@ WITH RECURSIVE deps(oid) AS (
         UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = deps.oid
     ) nxt
 )
-SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+"
+    };
+}
+
+/// All relations `relation` depends on, itself included, as `"schema"."name"`.
+const DEPENDENCIES_SQL: &str = concat!(
+    deps_cte!(),
+    "SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
   FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')";
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+);
 
 /// For each relation a read of `relation` depends on (as [`DEPENDENCIES_SQL`]), why its rows
 /// may differ between two sessions with the same role and settings; no row when none.
@@ -105,22 +118,9 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
 /// immutable, and a policy may name no `:relid` but its own table's. The SQL keywords that are
 /// not functions (`SESSION_USER`, `CURRENT_DATE`, …) are found in the deparsed text, where
 /// keywords are upper case and identifiers are not.
-const PRIVACY_SQL: &str = "
-WITH RECURSIVE deps(oid) AS (
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
-  UNION
-    SELECT nxt.oid FROM deps, LATERAL (
-        SELECT d.refobjid AS oid
-          FROM pg_rewrite r
-          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                          AND d.refclassid = 'pg_class'::regclass
-         WHERE r.ev_class = deps.oid AND d.refobjid <> deps.oid
-           AND (SELECT relkind FROM pg_class WHERE oid = deps.oid) = 'v'
-        UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = deps.oid
-        UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = deps.oid
-    ) nxt
-),
+const PRIVACY_SQL: &str = concat!(
+    deps_cte!(),
+    ",
 -- what filters the rows of each relation: its policies (RLS tables), its body (views)
 guards(policy, rel, expr, tree) AS (
     SELECT true, c.oid,
@@ -145,7 +145,8 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
                 WHERE pr.provolatile <> 'i')
     OR (g.policy AND EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':relid (\\d+)', 'g') m
                               WHERE m[1]::oid <> g.rel))
- ORDER BY 1";
+ ORDER BY 1"
+);
 
 /// Whether any function named `$1` (in schema `$2`, or any) may change session settings when
 /// called: a built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions
