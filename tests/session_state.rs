@@ -382,3 +382,29 @@ async fn read_until_ready(stream: &mut tokio::net::TcpStream) -> Vec<String> {
         }
     }
 }
+
+/// The unnamed statement belongs to the client that parsed it: another client landing on the
+/// same server connection has none (26000), and the client still has its own in a later
+/// transaction, wherever it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unnamed_statement_is_its_clients_own() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let mut a = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut b = RawClient::connect(proxy.port, "postgres", "app").await;
+    a.parse("", "SELECT 42").sync().flush().await;
+    a.until_ready().await;
+    b.bind("", "", &[], 0).execute("", 0).sync().flush().await;
+    let refused = b.until_ready().await;
+    assert_eq!(refused.iter().find(|m| m.tag == 'E').and_then(|m| m.code()).as_deref(), Some("26000"), "{refused:?}");
+    a.bind("", "", &[], 0).execute("", 0).sync().flush().await;
+    let rows = a.until_ready().await;
+    let row = rows.iter().find(|m| m.tag == 'D').unwrap_or_else(|| panic!("a row: {rows:?}"));
+    assert!(row.body.ends_with(b"42"), "{row:?}");
+    // A simple Query destroys it, as on Postgres.
+    a.query("SELECT 1").flush().await;
+    a.until_ready().await;
+    a.bind("", "", &[], 0).execute("", 0).sync().flush().await;
+    let gone = a.until_ready().await;
+    assert_eq!(gone.iter().find(|m| m.tag == 'E').and_then(|m| m.code()).as_deref(), Some("26000"), "{gone:?}");
+}

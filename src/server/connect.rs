@@ -98,6 +98,7 @@ impl ServerConn {
             prepared: PreparedSet::new(1),
             placeholders: Vec::new(),
             settings_unknown: false,
+            unnamed_owner: 0,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct ServerConn {
     /// A client changed settings here that the proxy could not follow: reset them before
     /// another client gets the connection.
     pub settings_unknown: bool,
+    /// The session whose unnamed statement this connection's is (0: nobody's).
+    pub unnamed_owner: u64,
 }
 
 impl ServerConn {

@@ -291,6 +291,8 @@ impl Session {
                 if self.unnamed_query.as_deref() != Some(p.query) {
                     self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
                 }
+                // The client has this unnamed statement; no server does (see `own_unnamed`).
+                self.unnamed_parse = Some(f.clone());
             } else {
                 self.statements.insert(Bytes::copy_from_slice(p.name), Statement::new(p.query, &p.param_types));
             }

@@ -167,6 +167,14 @@ impl Session {
 
     /// Answer a simple Query from a hit: the recorded frames, then ReadyForQuery.
     pub(super) fn replay_simple(&mut self, frames: &Bytes) {
+        // As the Query would have on the server: the client's unnamed statement is gone, and a
+        // server connection that held it must not keep it for this client.
+        self.unnamed_parse = None;
+        if let Some(lease) = &mut self.server
+            && lease.obj.unnamed_owner == self.id
+        {
+            lease.obj.unnamed_owner = 0;
+        }
         let status = self.tx.status();
         self.answer_with(frames.len() + 6, |out| {
             out.extend_from_slice(frames);

@@ -37,6 +37,7 @@ impl Session {
             // (its Bind then has no text to look at either).
             self.local_unnamed = None;
             self.unnamed_query = None;
+            self.parse_unnamed(frame.clone());
             self.forward(frame, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
@@ -79,14 +80,17 @@ impl Session {
                 // Session mode: the client's name is the server's; remember the text only.
                 self.statements.insert(name, Statement::new(&query, &p.param_types));
             }
-            if rewritten {
+            let sent = if rewritten {
                 let mut out = BytesMut::new();
                 build::parse(&mut out, p.name, &query, &p.param_types);
-                self.to_server.extend_from_slice(&out);
-                self.queue.push(Entry::forward(Kind::Parse));
+                Frame::from_bytes(out.freeze())
             } else {
-                self.forward(frame, Entry::forward(Kind::Parse));
+                frame.clone()
+            };
+            if p.name.is_empty() {
+                self.parse_unnamed(sent.clone());
             }
+            self.forward(&sent, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
         if let Some(existing) = self.statements.get(p.name) {
@@ -136,6 +140,7 @@ impl Session {
             if !self.portals.is_empty() {
                 self.bind_portal(b"", None);
             }
+            self.own_unnamed();
             self.forward(frame, Entry::forward(Kind::Bind));
             return Flow::Continue;
         }
@@ -186,6 +191,9 @@ impl Session {
             }
         };
         let stmt = known.filter(|_| self.renaming());
+        if b.statement.is_empty() {
+            self.own_unnamed();
+        }
         if stmt.is_none() && capped.is_none() {
             // Unnamed, session mode, or unknown to this client: the server answers as Postgres
             // would (an unknown name is unknown there too: server names are all pgcached_*).
@@ -223,6 +231,9 @@ impl Session {
             None
         };
         let Some(stmt) = stmt else {
+            if d.kind == b'S' && d.name.is_empty() {
+                self.own_unnamed();
+            }
             self.forward(frame, Entry::forward(Kind::Describe));
             return Flow::Continue;
         };
@@ -354,6 +365,39 @@ impl Session {
         self.segment.open();
         self.queue.push(Entry::Synth(out.freeze()));
         true
+    }
+
+    /// The client's unnamed statement is now `parse` (the Parse as sent), on the server
+    /// connection held: that connection's unnamed statement is this client's.
+    fn parse_unnamed(&mut self, parse: Frame) {
+        self.unnamed_parse = Some(parse);
+        if let Some(lease) = &mut self.server {
+            lease.obj.unnamed_owner = self.id;
+        }
+    }
+
+    /// Before a Bind or Describe of the unnamed statement: make the server connection's unnamed
+    /// statement this client's. It may be another client's (transaction pooling) or none, where
+    /// this client parsed one in an earlier transaction or had its Parse answered from the
+    /// cache: send the client's Parse again (answer dropped), or, if the client has none, close
+    /// the connection's so the server answers 26000 as it would directly.
+    fn own_unnamed(&mut self) {
+        let id = self.id;
+        let lease = self.server.as_mut().expect("the session holds a server here");
+        if lease.obj.unnamed_owner == id {
+            return;
+        }
+        lease.obj.unnamed_owner = id;
+        match &self.unnamed_parse {
+            Some(parse) => {
+                self.to_server.extend_from_slice(parse.as_bytes());
+                self.queue.push(Entry::Server(Request::hidden(Kind::Parse)));
+            }
+            None => {
+                build::close(&mut self.to_server, b'S', b"");
+                self.queue.push(Entry::Server(Request::hidden(Kind::Close)));
+            }
+        }
     }
 
     /// The statement bound to `portal` has `effects` (`None`: nothing to follow, or the portal

@@ -301,8 +301,19 @@ impl Session {
         {
             return Ok(flow);
         }
+        self.query_drops_unnamed();
         self.forward(frame, Entry::forward(Kind::Query));
         Ok(Flow::Continue)
+    }
+
+    /// A simple Query destroys the unnamed statement (Postgres's `exec_simple_query`): the
+    /// client has none now, and neither has the server connection that runs it.
+    pub(super) fn query_drops_unnamed(&mut self) {
+        self.unnamed_parse = None;
+        let id = self.id;
+        if let Some(lease) = &mut self.server {
+            lease.obj.unnamed_owner = id;
+        }
     }
 
     /// Forward a Query whose statements are `analysis` (`None`: a text the proxy cannot read),
@@ -324,6 +335,7 @@ impl Session {
             Some(analysis) => self.follow_statements(analysis, &[]),
             None => self.note_opaque_statement(),
         };
+        self.query_drops_unnamed();
         let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new));
         self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)

@@ -138,6 +138,8 @@ pub async fn login(
         plain_parse: None,
         unnamed_query: None,
         local_unnamed: None,
+        unnamed_parse: None,
+        id: next_session_id(),
         portals: Vec::new(),
         renamed: Default::default(),
         syncs_sent: 0,
@@ -232,6 +234,13 @@ async fn first_server(shared: &Shared, key: &PoolKey, wanted: &mut ParamSet) -> 
         obj.dirty.set(&name, &value);
     }
     Ok(obj)
+}
+
+/// A process-unique session id (never 0: a server connection's unnamed statement owned by
+/// nobody says 0).
+fn next_session_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Custom settings a client defines at startup (`options=-c app.x=1`).

@@ -169,6 +169,11 @@ pub struct Session {
     unnamed_query: Option<bytes::Bytes>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
     local_unnamed: Option<bytes::Bytes>,
+    /// The client's unnamed statement, as the Parse that made it (sent again where a server
+    /// connection holds another's: see `extended::own_unnamed`); `None`: it has none.
+    unnamed_parse: Option<crate::wire::Frame>,
+    /// Process-unique: tells a server connection's unnamed statement as this session's.
+    id: u64,
     /// The effects of the statement bound to each portal, handed to its Executes.
     portals: Vec<(bytes::Bytes, Arc<state::Effects>)>,
     /// Server statement name → the client name it was last used for (error messages).
