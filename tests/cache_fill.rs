@@ -77,7 +77,8 @@ async fn a_fill_whose_checkout_failed_records_nothing() {
     assert!(refused.iter().any(|m| m.code().as_deref() == Some("53300")), "{refused:?}");
     tx.commit().await.unwrap();
 
-    batch(&mut raw, "SELECT v FROM kv WHERE k = 2");
+    // The next exchange is not cacheable (a locking read): nothing arms a fill for it.
+    batch(&mut raw, "SELECT v FROM kv WHERE k = 2 FOR SHARE");
     raw.flush().await;
     assert!(answer(&raw.until_ready().await).iter().any(|l| l.contains("two")));
     batch(&mut raw, "SELECT v FROM kv WHERE k = 1");
