@@ -408,3 +408,24 @@ async fn the_unnamed_statement_is_its_clients_own() {
     let gone = a.until_ready().await;
     assert_eq!(gone.iter().find(|m| m.tag == 'E').and_then(|m| m.code()).as_deref(), Some("26000"), "{gone:?}");
 }
+
+/// psycopg's pool `configure` callbacks set `default_transaction_read_only`: a session setting
+/// like any other, followed to whichever connection the client lands on (Postgres reports it
+/// since 14, which once made pgcached take it for the server's own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_transaction_read_only_follows_its_client() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 2).await;
+    let a = connect(&proxy.url("postgres", "app")).await;
+    a.batch_execute("SET default_transaction_read_only = on").await.unwrap();
+    let url = proxy.url("postgres", "app");
+    let others: Vec<Client> = futures::future::join_all((0..3).map(|_| connect(&url))).await;
+    for o in &others {
+        assert_eq!(show(o, "default_transaction_read_only").await, "off");
+    }
+    for _ in 0..4 {
+        assert_eq!(show(&a, "default_transaction_read_only").await, "on");
+        let err = a.batch_execute("CREATE TABLE nope (x int)").await.unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "25006");
+    }
+}

@@ -37,7 +37,7 @@ impl Session {
             // (its Bind then has no text to look at either).
             self.local_unnamed = None;
             self.unnamed_query = None;
-            self.parse_unnamed(frame.clone());
+            self.parse_unnamed(frame);
             self.forward(frame, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
@@ -88,7 +88,7 @@ impl Session {
                 frame.clone()
             };
             if p.name.is_empty() {
-                self.parse_unnamed(sent.clone());
+                self.parse_unnamed(&sent);
             }
             self.forward(&sent, Entry::forward(Kind::Parse));
             return Flow::Continue;
@@ -368,9 +368,14 @@ impl Session {
     }
 
     /// The client's unnamed statement is now `parse` (the Parse as sent), on the server
-    /// connection held: that connection's unnamed statement is this client's.
-    fn parse_unnamed(&mut self, parse: Frame) {
-        self.unnamed_parse = Some(parse);
+    /// connection held: that connection's unnamed statement is this client's. Kept as a copy,
+    /// not the frame: the frame shares the client read buffer's memory, which could then
+    /// not be reused for the next read. Drivers repeat the same Parse: copied only when it
+    /// changes.
+    fn parse_unnamed(&mut self, parse: &Frame) {
+        if self.unnamed_parse.as_ref().is_none_or(|held| held.as_bytes() != parse.as_bytes()) {
+            self.unnamed_parse = Some(Frame::from_bytes(Bytes::copy_from_slice(parse.as_bytes())));
+        }
         if let Some(lease) = &mut self.server {
             lease.obj.unnamed_owner = self.id;
         }

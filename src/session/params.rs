@@ -20,7 +20,6 @@ const SERVER_OWNED: &[&str] = &[
     "is_superuser",
     "session_authorization",
     "in_hot_standby",
-    "default_transaction_read_only",
     "scram_iterations",
 ];
 
