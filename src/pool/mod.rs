@@ -147,7 +147,7 @@ impl PoolHandle {
     /// [`ServerPool::get_preferring`]).
     pub async fn get_preferring(
         &self,
-        fits: &(dyn Fn(&crate::server::ServerConn) -> bool + Sync),
+        fits: impl Fn(&crate::server::ServerConn) -> bool,
     ) -> Result<ServerObject, PoolError> {
         self.pool.get_preferring(self.acquire_timeout, fits).await
     }

@@ -83,7 +83,7 @@ impl ServerPool {
 
     /// A connection, waiting up to `wait` for a free slot.
     pub async fn get(&self, wait: Duration) -> Result<ServerObject, PoolError> {
-        self.get_preferring(wait, &|_| true).await
+        self.get_preferring(wait, |_| true).await
     }
 
     /// [`ServerPool::get`], taking the most recently used idle connection that `fits`, or if
@@ -91,7 +91,7 @@ impl ServerPool {
     pub async fn get_preferring(
         &self,
         wait: Duration,
-        fits: &(dyn Fn(&ServerConn) -> bool + Sync),
+        fits: impl Fn(&ServerConn) -> bool,
     ) -> Result<ServerObject, PoolError> {
         let inner = &*self.inner;
         // Given back if this checkout fails or is dropped; the object's own once handed out.
@@ -102,7 +102,7 @@ impl ServerPool {
             Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
         };
         loop {
-            let Some(mut conn) = inner.pop_idle(fits) else {
+            let Some(mut conn) = inner.pop_idle(&fits) else {
                 let conn = Box::pin(inner.open()).await?;
                 return Ok(self.hand_out(permit, conn));
             };
@@ -219,8 +219,12 @@ impl Inner {
     }
 
     /// The most recently used idle connection that `fits`, else the most recently used one.
-    fn pop_idle(&self, fits: &dyn Fn(&ServerConn) -> bool) -> Option<Box<ServerConn>> {
+    fn pop_idle(&self, fits: impl Fn(&ServerConn) -> bool) -> Option<Box<ServerConn>> {
         let mut idle = self.lock_idle();
+        if idle.last().is_some_and(|c| fits(c)) {
+            // The usual case: the most recent one fits.
+            return idle.pop();
+        }
         match idle.iter().rposition(|c| fits(c)) {
             Some(i) if i + 1 == idle.len() => idle.pop(),
             Some(i) => Some(idle.remove(i)),

@@ -104,7 +104,7 @@ impl Session {
             return None;
         }
         match self.queue.head() {
-            Some(Entry::Server(Request { kind, forward: true, on_fail: OnFail::Nothing, effects: None, .. })) => {
+            Some(Entry::Server(Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None })) => {
                 match queue::step(*kind, frame_tag) {
                     Step::Continue => Some(false),
                     Step::Complete => Some(true),
@@ -173,7 +173,11 @@ impl Session {
                 }
                 match self.queue.pop() {
                     Some(Entry::Probe { server, params }) => self.probe_answered(server, params, frame),
-                    Some(Entry::Server(Request { fill: Some(fill), .. })) => self.finish_fill(*fill),
+                    Some(Entry::Server(mut request)) => {
+                        if let Some(fill) = request.take_fill() {
+                            self.finish_fill(*fill);
+                        }
+                    }
                     _ => {}
                 }
                 if frame.tag() == tag::READY_FOR_QUERY {

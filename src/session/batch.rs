@@ -292,10 +292,7 @@ impl Session {
                     self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
                 }
                 // The client has this unnamed statement; no server does (see `own_unnamed`).
-                // A copy, not the frame: see `parse_unnamed`.
-                if self.unnamed_parse.as_ref().is_none_or(|held| held.as_bytes() != f.as_bytes()) {
-                    self.unnamed_parse = Some(Frame::from_bytes(Bytes::copy_from_slice(f.as_bytes())));
-                }
+                self.parse_unnamed_locally(f);
             } else {
                 self.statements.insert(Bytes::copy_from_slice(p.name), Statement::new(p.query, &p.param_types));
             }

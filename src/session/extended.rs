@@ -32,12 +32,12 @@ impl Session {
             return self.protocol_violation("invalid Parse message");
         };
         self.segment.open();
-        if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(p.query) {
-            // Nothing to check, rewrite, follow or invalidate later: forward, remember nothing
+        if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(frame, p.query)
+        {
+            // Nothing to check, rewrite, follow or invalidate later: forward, remember no text
             // (its Bind then has no text to look at either).
             self.local_unnamed = None;
             self.unnamed_query = None;
-            self.parse_unnamed(frame);
             self.forward(frame, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
@@ -88,7 +88,7 @@ impl Session {
                 frame.clone()
             };
             if p.name.is_empty() {
-                self.parse_unnamed(&sent);
+                self.parse_unnamed(&sent, false);
             }
             self.forward(&sent, Entry::forward(Kind::Parse));
             return Flow::Continue;
@@ -114,17 +114,27 @@ impl Session {
         Flow::Continue
     }
 
-    /// Whether an unnamed Parse's text can change no session state (see `may_change_session`).
-    /// Drivers send the same text over and over: the last one that passed is remembered.
-    fn is_plain_parse(&mut self, text: &[u8]) -> bool {
-        if self.plain_parse.as_deref() == Some(text) {
-            return true;
+    /// Whether an unnamed Parse's text can change no session state (see `may_change_session`);
+    /// if so it is now the client's unnamed statement. Drivers send the same Parse over and
+    /// over: the client's last one remembers the answer.
+    fn is_plain_parse(&mut self, frame: &Frame, text: &[u8]) -> bool {
+        match &self.unnamed_parse {
+            Some(held) if held.frame.as_bytes() == frame.as_bytes() => {
+                if !held.plain {
+                    return false;
+                }
+            }
+            _ => {
+                if may_change_session(text) {
+                    return false;
+                }
+                self.remember_unnamed(frame, true);
+            }
         }
-        let plain = !may_change_session(text);
-        if plain {
-            self.plain_parse = Some(Bytes::copy_from_slice(text));
+        if let Some(lease) = &mut self.server {
+            lease.obj.unnamed_owner = self.id;
         }
-        plain
+        true
     }
 
     pub(super) fn on_bind(&mut self, frame: &Frame) -> Flow {
@@ -368,16 +378,36 @@ impl Session {
     }
 
     /// The client's unnamed statement is now `parse` (the Parse as sent), on the server
-    /// connection held: that connection's unnamed statement is this client's. Kept as a copy,
-    /// not the frame: the frame shares the client read buffer's memory, which could then
-    /// not be reused for the next read. Drivers repeat the same Parse: copied only when it
-    /// changes.
-    fn parse_unnamed(&mut self, parse: &Frame) {
-        if self.unnamed_parse.as_ref().is_none_or(|held| held.as_bytes() != parse.as_bytes()) {
-            self.unnamed_parse = Some(Frame::from_bytes(Bytes::copy_from_slice(parse.as_bytes())));
-        }
+    /// connection held: that connection's unnamed statement is this client's. `plain`: its
+    /// text is known to change no session state.
+    pub(super) fn parse_unnamed(&mut self, parse: &Frame, plain: bool) {
+        self.remember_unnamed(parse, plain);
         if let Some(lease) = &mut self.server {
             lease.obj.unnamed_owner = self.id;
+        }
+    }
+
+    /// The client's unnamed statement is now `parse`, answered without a server (a cache hit):
+    /// no server connection holds it, whatever it held before.
+    pub(super) fn parse_unnamed_locally(&mut self, parse: &Frame) {
+        let plain = self.unnamed_parse.as_ref().is_some_and(|h| h.plain && h.frame.as_bytes() == parse.as_bytes());
+        self.remember_unnamed(parse, plain);
+        if let Some(lease) = &mut self.server
+            && lease.obj.unnamed_owner == self.id
+        {
+            lease.obj.unnamed_owner = 0;
+        }
+    }
+
+    /// Keep `parse` as the client's unnamed statement: a copy (see `UnnamedParse`), made only
+    /// when it changes.
+    fn remember_unnamed(&mut self, parse: &Frame, plain: bool) {
+        match &mut self.unnamed_parse {
+            Some(held) if held.frame.as_bytes() == parse.as_bytes() => held.plain = plain,
+            _ => {
+                let frame = Frame::from_bytes(Bytes::copy_from_slice(parse.as_bytes()));
+                self.unnamed_parse = Some(super::UnnamedParse { frame, plain });
+            }
         }
     }
 
@@ -394,8 +424,8 @@ impl Session {
         }
         lease.obj.unnamed_owner = id;
         match &self.unnamed_parse {
-            Some(parse) => {
-                self.to_server.extend_from_slice(parse.as_bytes());
+            Some(held) => {
+                self.to_server.extend_from_slice(held.frame.as_bytes());
                 self.queue.push(Entry::Server(Request::hidden(Kind::Parse)));
             }
             None => {

@@ -36,7 +36,7 @@ impl Session {
         let fits = |c: &crate::server::ServerConn| c.placeholders.iter().all(|p| mine.contains(p));
         let mut attempts = self.shared.config.pool.max_size + 1;
         let mut obj = loop {
-            let mut obj = pool.get_preferring(&fits).await?;
+            let mut obj = pool.get_preferring(fits).await?;
             if fits(&obj) || attempts == 0 {
                 break obj;
             }

@@ -135,7 +135,6 @@ pub async fn login(
         policy,
         table_schemas: Default::default(),
         batch: Vec::new(),
-        plain_parse: None,
         unnamed_query: None,
         local_unnamed: None,
         unnamed_parse: None,

@@ -124,6 +124,14 @@ enum Flow {
     Close,
 }
 
+/// The client's unnamed statement: the Parse that made it, as sent to a server (a copy: a frame
+/// shares the client read buffer's memory, which could then not be reused), and whether its
+/// text is known to change no session state (pure pass-through forwards it without analysis).
+struct UnnamedParse {
+    frame: crate::wire::Frame,
+    plain: bool,
+}
+
 pub struct Session {
     shared: Arc<Shared>,
     key: PoolKey,
@@ -163,15 +171,13 @@ pub struct Session {
     table_schemas: guard::TableSchemas,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
-    /// The last unnamed Parse text found to change no session state (pure pass-through).
-    plain_parse: Option<bytes::Bytes>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
     local_unnamed: Option<bytes::Bytes>,
-    /// The client's unnamed statement, as the Parse that made it (sent again where a server
-    /// connection holds another's: see `extended::own_unnamed`); `None`: it has none.
-    unnamed_parse: Option<crate::wire::Frame>,
+    /// The client's unnamed statement (sent again where a server connection holds another's:
+    /// see `extended::own_unnamed`); `None`: it has none.
+    unnamed_parse: Option<UnnamedParse>,
     /// Process-unique: tells a server connection's unnamed statement as this session's.
     id: u64,
     /// The effects of the statement bound to each portal, handed to its Executes.

@@ -56,6 +56,14 @@ pub struct Request {
     /// Whether the client sees the answer (false: the proxy's own, dropped).
     pub forward: bool,
     pub on_fail: OnFail,
+    /// What only some requests carry, boxed so that the usual entry stays small (it is moved
+    /// in and out of the queue for every message).
+    pub tracked: Option<Box<Tracked>>,
+}
+
+/// The parts of a [`Request`] the session follows or records.
+#[derive(Debug, Default)]
+pub struct Tracked {
     /// What the statements it runs do to the session, in order (a Query: one per statement; an
     /// Execute: its portal's), taken into account as the server reports each complete.
     pub effects: Option<Box<[Arc<Effects>]>>,
@@ -70,7 +78,7 @@ pub struct Request {
 impl Request {
     /// A client request whose answer goes to the client.
     pub fn forward(kind: Kind) -> Request {
-        Request { kind, forward: true, on_fail: OnFail::Nothing, effects: None, done: 0, fill: None }
+        Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None }
     }
 
     /// A request of the proxy's own: its answer is dropped.
@@ -84,25 +92,42 @@ impl Request {
     }
 
     pub fn effects(mut self, effects: Option<Box<[Arc<Effects>]>>) -> Request {
-        self.effects = effects;
+        if effects.is_some() {
+            self.tracked.get_or_insert_default().effects = effects;
+        }
         self
     }
 
     pub fn recording(mut self, fill: Option<Box<Recorder>>) -> Request {
-        self.fill = fill;
+        if fill.is_some() {
+            self.tracked.get_or_insert_default().fill = fill;
+        }
         self
     }
 
     /// The effects of the next statement to complete (and count it as completed).
     pub fn next_effects(&mut self) -> Option<Arc<Effects>> {
-        let e = self.effects.as_ref()?.get(self.done)?.clone();
-        self.done += 1;
+        let tracked = self.tracked.as_mut()?;
+        let e = tracked.effects.as_ref()?.get(tracked.done)?.clone();
+        tracked.done += 1;
         Some(e)
     }
 
     /// Effects of statements not reported complete yet.
     pub fn pending_effects(&self) -> &[Arc<Effects>] {
-        self.effects.as_deref().map_or(&[], |e| &e[self.done.min(e.len())..])
+        match self.tracked.as_deref() {
+            Some(Tracked { effects: Some(e), done, .. }) => &e[(*done).min(e.len())..],
+            _ => &[],
+        }
+    }
+
+    /// The fill this request holds, taken out.
+    pub fn take_fill(&mut self) -> Option<Box<Recorder>> {
+        self.tracked.as_mut()?.fill.take()
+    }
+
+    fn fill_mut(&mut self) -> Option<&mut Recorder> {
+        self.tracked.as_mut()?.fill.as_deref_mut()
     }
 }
 
@@ -134,7 +159,7 @@ impl Entry {
     }
 
     fn records(&self) -> bool {
-        matches!(self, Entry::Server(Request { fill: Some(_), .. }))
+        matches!(self, Entry::Server(Request { tracked: Some(t), .. }) if t.fill.is_some())
     }
 
     fn synth_len(&self) -> usize {
@@ -214,7 +239,7 @@ impl ReplyQueue {
         }
         let end = self.entries.iter_mut().find(|e| matches!(e.server_kind(), Some(Kind::Query | Kind::Sync)))?;
         match end {
-            Entry::Server(Request { fill: Some(fill), .. }) => Some(fill),
+            Entry::Server(request) => request.fill_mut(),
             _ => None,
         }
     }

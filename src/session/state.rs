@@ -208,6 +208,12 @@ impl Transaction {
     /// ReadyForQuery with `status`. `last`: no other request that ends in ReadyForQuery is
     /// outstanding. Returns what the transaction that ended here made permanent.
     pub fn ready(&mut self, status: u8, last: bool) -> Option<Settled> {
+        if status == b'I' && self.log.is_empty() && self.savepoints.is_empty() && !self.failed {
+            // Nearly every ReadyForQuery: nothing was logged, nothing to settle.
+            self.status = status;
+            self.following &= !last;
+            return None;
+        }
         self.status = status;
         let settled = match status {
             b'I' => {
