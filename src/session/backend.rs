@@ -42,7 +42,7 @@ impl Session {
                 }
                 rows.end = done;
                 if completes {
-                    self.queue.pop();
+                    self.queue.pop_plain();
                     if self.queue.synth_at_head() {
                         // The proxy's own answer comes next: after what the server said so far.
                         self.to_client.extend_from_slice(&rbuf[rows.clone()]);

@@ -416,6 +416,7 @@ impl Session {
     /// this client parsed one in an earlier transaction or had its Parse answered from the
     /// cache: send the client's Parse again (answer dropped), or, if the client has none, close
     /// the connection's so the server answers 26000 as it would directly.
+    #[inline]
     fn own_unnamed(&mut self) {
         let id = self.id;
         let lease = self.server.as_mut().expect("the session holds a server here");

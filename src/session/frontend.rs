@@ -165,8 +165,11 @@ impl Session {
             tag::CLOSE => return self.on_close(frame),
             tag::EXECUTE => {
                 self.segment.open();
-                let effects = self.portal_effects(frame);
-                self.forward(frame, Entry::Server(Request::forward(Kind::Execute).effects(effects)));
+                let entry = match self.portal_effects(frame) {
+                    None => Entry::forward(Kind::Execute),
+                    effects => Entry::Server(Request::forward(Kind::Execute).effects(effects)),
+                };
+                self.forward(frame, entry);
             }
             tag::SYNC if self.copy_in => {
                 // Ignored by Postgres in copy-in mode: no reply to expect.
@@ -174,8 +177,11 @@ impl Session {
             }
             tag::SYNC => {
                 // The segment's fill (if any) now records until this Sync is answered.
-                let fill = self.segment.sync();
-                self.forward(frame, Entry::Server(Request::forward(Kind::Sync).recording(fill)));
+                let entry = match self.segment.sync() {
+                    None => Entry::forward(Kind::Sync),
+                    fill => Entry::Server(Request::forward(Kind::Sync).recording(fill)),
+                };
+                self.forward(frame, entry);
             }
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.copy_in = false;

@@ -77,20 +77,24 @@ pub struct Tracked {
 
 impl Request {
     /// A client request whose answer goes to the client.
+    #[inline]
     pub fn forward(kind: Kind) -> Request {
         Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None }
     }
 
     /// A request of the proxy's own: its answer is dropped.
+    #[inline]
     pub fn hidden(kind: Kind) -> Request {
         Request { forward: false, ..Request::forward(kind) }
     }
 
+    #[inline]
     pub fn on_fail(mut self, on_fail: OnFail) -> Request {
         self.on_fail = on_fail;
         self
     }
 
+    #[inline]
     pub fn effects(mut self, effects: Option<Box<[Arc<Effects>]>>) -> Request {
         if effects.is_some() {
             self.tracked.get_or_insert_default().effects = effects;
@@ -98,6 +102,7 @@ impl Request {
         self
     }
 
+    #[inline]
     pub fn recording(mut self, fill: Option<Box<Recorder>>) -> Request {
         if fill.is_some() {
             self.tracked.get_or_insert_default().fill = fill;
@@ -146,6 +151,7 @@ pub enum Entry {
 }
 
 impl Entry {
+    #[inline]
     pub fn forward(kind: Kind) -> Entry {
         Entry::Server(Request::forward(kind))
     }
@@ -158,15 +164,9 @@ impl Entry {
         }
     }
 
+    #[inline]
     fn records(&self) -> bool {
         matches!(self, Entry::Server(Request { tracked: Some(t), .. }) if t.fill.is_some())
-    }
-
-    fn synth_len(&self) -> usize {
-        match self {
-            Entry::Synth(bytes) => bytes.len(),
-            _ => 0,
-        }
     }
 }
 
@@ -213,9 +213,13 @@ pub struct ReplyQueue {
 }
 
 impl ReplyQueue {
+    #[inline]
     pub fn push(&mut self, entry: Entry) {
-        self.fills += usize::from(entry.records());
-        self.synth_bytes += entry.synth_len();
+        match &entry {
+            Entry::Server(Request { tracked: None, .. }) => {}
+            Entry::Synth(bytes) => self.synth_bytes += bytes.len(),
+            other => self.fills += usize::from(other.records()),
+        }
         self.entries.push_back(entry);
     }
 
@@ -264,9 +268,25 @@ impl ReplyQueue {
 
     pub fn pop(&mut self) -> Option<Entry> {
         let entry = self.entries.pop_front()?;
-        self.fills -= usize::from(entry.records());
-        self.synth_bytes -= entry.synth_len();
+        match &entry {
+            Entry::Server(Request { tracked: None, .. }) => {}
+            Entry::Synth(bytes) => self.synth_bytes -= bytes.len(),
+            other => self.fills -= usize::from(other.records()),
+        }
         Some(entry)
+    }
+
+    /// Drop the head, a forwarded request with nothing to undo, follow or record (the caller
+    /// checked: see `Session::passes_straight`). Such an entry owns nothing, so it is let go
+    /// without running its drop glue — an out-of-line call per reply on the hot path.
+    #[inline]
+    pub fn pop_plain(&mut self) {
+        if let Some(entry) = self.entries.pop_front() {
+            match entry {
+                Entry::Server(Request { on_fail: OnFail::Nothing, tracked: None, .. }) => std::mem::forget(entry),
+                other => self.fills -= usize::from(other.records()),
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {

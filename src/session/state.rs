@@ -150,7 +150,7 @@ impl Transaction {
     }
 
     /// Whether every statement must be analysed and followed right now.
-    #[inline]
+    #[inline(always)]
     pub fn following(&self) -> bool {
         self.following
     }
@@ -323,6 +323,7 @@ impl Segment {
     }
 
     /// The Sync went out (or was answered by the proxy): returns the segment's fill.
+    #[inline]
     pub fn sync(&mut self) -> Option<Box<Recorder>> {
         match std::mem::take(self) {
             Segment::Open { fill } => fill,
