@@ -7,9 +7,14 @@
 //! | machine | states | changed by |
 //! |---|---|---|
 //! | [`Transaction`] | idle / in a block (with its savepoint stack) / failed, and what the transaction owes at its end | [`Transaction::completed`] (a statement's CommandComplete), [`Transaction::error`], [`Transaction::ready`] (ReadyForQuery) |
-//! | [`Segment`] | synced / open (with the cache fill it arms) / skipping to Sync / in COPY FROM STDIN | the client's extended messages and Sync, errors before Sync, CopyInResponse / CopyDone |
+//! | [`Segment`] | synced / open (with the cache fill it arms) / skipping to Sync | the client's extended messages and Sync, an error before the client's Sync |
 //! | [`Pins`] | why a client keeps its server connection (transaction pooling) | statements sent (LISTEN, PREPARE, temp tables, advisory locks, WITH HOLD cursors) |
 //! | [`Lifecycle`] | running / draining (shutdown) / terminating (client left, replies still due) | shutdown, Terminate, client EOF |
+//! | [`Private`] | why the session's answers are not cached | temporary objects, untracked settings, unreadable statements (added when sent; `DISCARD` removes) |
+//!
+//! Beside them the session keeps one flag of the COPY sub-protocol (`copy_in`: the server is
+//! in COPY FROM STDIN and the client has not ended it, set by CopyInResponse, cleared by
+//! CopyDone / CopyFail or an error), and the reply queue (`queue`) of what it still expects.
 //!
 //! What a statement does to the session — the transaction control it is, the tables its commit
 //! invalidates, the settings it changes — is worked out when it is sent (`effects`) and carried
