@@ -232,7 +232,7 @@ impl Catalog {
     }
 
     /// Why answers read through `relation` must not be shared between sessions that have the
-    /// same role and settings (see [`PRIVACY_SQL`]): `None` when they may. Views, partitions
+    /// same role and settings (see `PRIVACY_SQL`): `None` when they may. Views, partitions
     /// and inheritance relatives count as for [`Catalog::dependencies`].
     pub async fn privacy(&self, relation: &str) -> Result<Option<Arc<str>>, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
@@ -247,7 +247,7 @@ impl Catalog {
     }
 
     /// Whether calling function `name` may change session settings the proxy cannot see (see
-    /// [`SETS_SETTINGS_SQL`]); true for a function that does not exist.
+    /// `SETS_SETTINGS_SQL`); true for a function that does not exist.
     pub async fn may_set_settings(&self, name: &str) -> Result<bool, CatalogError> {
         let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
         if let Some(hit) = self.known_setter(&func) {
