@@ -429,3 +429,33 @@ async fn default_transaction_read_only_follows_its_client() {
         assert_eq!(err.code().unwrap().code(), "25006");
     }
 }
+
+/// A client that leaves in the middle of COPY FROM STDIN (psycopg's `execute("copy … from
+/// stdin")` raises and closes): Postgres ends the COPY at its EOF. The proxy must not wait for
+/// data that will never come, holding the table's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_during_copy_in_releases_everything() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    for terminate in [false, true] {
+        let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+        raw.query("BEGIN; LOCK TABLE kv; COPY kv FROM STDIN");
+        raw.flush().await;
+        assert_eq!(raw.recv().await.tag, 'C');
+        assert_eq!(raw.recv().await.tag, 'C');
+        assert_eq!(raw.recv().await.tag, 'G', "CopyInResponse");
+        if terminate {
+            raw.out.extend_from_slice(b"X\0\0\0\x04");
+            raw.flush().await;
+        }
+        drop(raw);
+        let c = connect(&proxy.url("postgres", "app")).await;
+        let count =
+            tokio::time::timeout(std::time::Duration::from_secs(10), c.query_one("SELECT count(*) FROM kv", &[]))
+                .await
+                .expect("the lock was released")
+                .unwrap();
+        assert_eq!(count.get::<_, i64>(0), 2, "terminate: {terminate}");
+    }
+}

@@ -259,6 +259,10 @@ impl Session {
                         // Every reply the server owed is in: the session ends as Postgres's would.
                         return Ok(());
                     }
+                    if self.copy_in {
+                        // A COPY FROM STDIN started after the client left: no data will come.
+                        return Ok(());
+                    }
                 }
             }
             if self.client_held && !self.client_backlogged() && self.on_client_data().await? == Flow::Close {
@@ -391,7 +395,9 @@ impl Session {
     /// The client sent Terminate (`gone`: or closed its socket). Postgres runs what was sent
     /// before it: so does the proxy, then ends the session.
     fn terminate(&mut self) -> Flow {
-        if self.queue.is_empty() && self.to_server.is_empty() {
+        // In COPY FROM STDIN the server waits for the client's data, which will never come:
+        // Postgres ends the COPY (and the session) at the client's EOF or Terminate.
+        if self.queue.is_empty() && self.to_server.is_empty() || self.copy_in {
             return Flow::Close;
         }
         self.lifecycle = Lifecycle::Terminating;
