@@ -151,8 +151,35 @@ async fn functions_that_may_set_settings_are_told_from_their_bodies() {
         ("pg_catalog.set_config", true),
         ("no_such_function", true),
     ] {
-        assert_eq!(cat.may_set_settings(f).await.unwrap(), sets, "{f}");
+        assert_eq!(cat.may_set_settings(f).await.unwrap().sets, sets, "{f}");
     }
-    assert_eq!(cat.may_set_settings_known("set_tenant"), Some(true));
-    assert_eq!(cat.may_set_settings_known("touch"), Some(false));
+    assert_eq!(cat.may_set_settings_known("set_tenant").map(|s| s.sets), Some(true));
+    assert_eq!(cat.may_set_settings_known("touch").map(|s| s.sets), Some(false));
+}
+
+/// The custom settings a function may define are named where its body names them: no reset
+/// undefines one, so the next client of its connection must not get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_name_the_custom_settings_they_define() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SECURITY);
+    pg.psql_db(
+        "app",
+        "CREATE FUNCTION two_settings() RETURNS void LANGUAGE sql AS
+           $$ SELECT set_config('App.Tenant', '1', false), set_config('app.user', '2', true) $$;
+         CREATE FUNCTION computed(n text) RETURNS void LANGUAGE sql AS
+           $$ SELECT set_config('app.tenant', '1', false), set_config(n, '2', false) $$;",
+    );
+    let cat = catalog(&pg);
+    let mut defined = Vec::new();
+    for f in ["set_tenant", "two_settings", "touch", "computed", "switch_path", "no_such_function"] {
+        defined.push(cat.may_set_settings(f).await.unwrap().defines.map(|d| d.to_vec()));
+    }
+    let names = |n: &[&str]| Some(n.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(defined[0], names(&["app.tenant"]), "set_tenant");
+    assert_eq!(defined[1], names(&["app.tenant", "app.user"]), "two_settings");
+    assert_eq!(defined[2], names(&[]), "touch sets nothing");
+    assert_eq!(defined[3], None, "a computed name");
+    assert_eq!(defined[4], None, "a SET statement");
+    assert_eq!(defined[5], None, "no such function");
 }

@@ -56,7 +56,7 @@ pub struct Catalog {
     /// [`Catalog::privacy`] answers: `None` when reads may be shared.
     privacy: Mutex<HashMap<RelName, Option<Arc<str>>>>,
     /// [`Catalog::may_set_settings`] answers.
-    setters: Mutex<HashMap<RelName, bool>>,
+    setters: Mutex<HashMap<RelName, SettingsSetter>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
     /// session's resolved table names) is stale when it moved.
     epoch: std::sync::atomic::AtomicU64,
@@ -154,15 +154,47 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
 /// dynamic SQL (`EXECUTE`); any other language (C, Python…) is opaque. No such function: NULL
 /// (the caller assumes it may). A function's own `SET` clause is restored when it returns and
 /// is not its body.
+///
+/// Then the custom (dotted) settings it may define: the literal names of its `set_config`
+/// calls, and whether that list is all of them (not when a `set_config` name is computed, a
+/// `SET` statement or dynamic SQL is in the body, or the body cannot be read).
 const SETS_SETTINGS_SQL: &str = "
+WITH f AS (
+  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname IN ('sql', 'plpgsql') AS readable,
+         coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '') AS body
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+   WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2))
 SELECT bool_or(CASE
-         WHEN n.nspname = 'pg_catalog' THEN p.proname = 'set_config'
-         WHEN l.lanname IN ('sql', 'plpgsql') THEN
-              coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '')
-                ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
-         ELSE true END)
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
- WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
+         WHEN builtin THEN proname = 'set_config'
+         WHEN readable THEN body ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
+         ELSE true END),
+       bool_or(CASE
+         WHEN builtin THEN proname = 'set_config'
+         WHEN readable THEN body ~* '((^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
+              OR (SELECT count(*) FROM regexp_matches(body, 'set_config\\s*\\(', 'gi'))
+               > (SELECT count(*) FROM regexp_matches(body, 'set_config\\s*\\(\\s*''[^'']*''', 'gi'))
+         ELSE true END),
+       array(SELECT DISTINCT lower(m[1])
+               FROM f f2, regexp_matches(f2.body, 'set_config\\s*\\(\\s*''([^'']*)''', 'gi') m
+              WHERE f2.readable AND strpos(m[1], '.') > 0 ORDER BY 1)
+  FROM f";
+
+/// What calling a function may do to the session's settings (see `SETS_SETTINGS_SQL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsSetter {
+    /// It may change settings the proxy cannot see.
+    pub sets: bool,
+    /// The custom (dotted) settings it may define, lower case; `None` when it may define
+    /// others the proxy cannot name.
+    pub defines: Option<Arc<[String]>>,
+}
+
+impl SettingsSetter {
+    /// A function that may do anything (one that does not exist, or whose body is opaque).
+    fn opaque() -> SettingsSetter {
+        SettingsSetter { sets: true, defines: None }
+    }
+}
 
 /// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
 /// an unqualified name under that search path.
@@ -246,27 +278,32 @@ impl Catalog {
         Ok(why)
     }
 
-    /// Whether calling function `name` may change session settings the proxy cannot see (see
-    /// `SETS_SETTINGS_SQL`); true for a function that does not exist.
-    pub async fn may_set_settings(&self, name: &str) -> Result<bool, CatalogError> {
+    /// What calling function `name` may do to session settings the proxy cannot see (see
+    /// `SETS_SETTINGS_SQL`); anything, for a function that does not exist.
+    pub async fn may_set_settings(&self, name: &str) -> Result<SettingsSetter, CatalogError> {
         let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
         if let Some(hit) = self.known_setter(&func) {
             return Ok(hit);
         }
         let client = self.pool.get().await?;
         let row = client.query_one(SETS_SETTINGS_SQL, &[&func.name, &func.schema]).await?;
-        let sets = row.get::<_, Option<bool>>(0).unwrap_or(true);
-        memo_insert(&self.setters, func, sets);
-        Ok(sets)
+        let setter = match (row.get::<_, Option<bool>>(0), row.get::<_, Option<bool>>(1)) {
+            (Some(sets), Some(unnamed)) => {
+                SettingsSetter { sets, defines: (!unnamed).then(|| row.get::<_, Vec<String>>(2).into()) }
+            }
+            _ => SettingsSetter::opaque(),
+        };
+        memo_insert(&self.setters, func, setter.clone());
+        Ok(setter)
     }
 
     /// [`Catalog::may_set_settings`] if it is already known, without waiting.
-    pub fn may_set_settings_known(&self, name: &str) -> Option<bool> {
+    pub fn may_set_settings_known(&self, name: &str) -> Option<SettingsSetter> {
         self.known_setter(&RelName::parse(name)?)
     }
 
-    fn known_setter(&self, func: &RelName) -> Option<bool> {
-        self.setters.lock().expect("catalog lock").get(func).copied()
+    fn known_setter(&self, func: &RelName) -> Option<SettingsSetter> {
+        self.setters.lock().expect("catalog lock").get(func).cloned()
     }
 
     /// The schema an unqualified relation name resolves to under the schemas `path`, in order

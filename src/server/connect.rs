@@ -89,6 +89,7 @@ impl ServerConn {
             addr,
             created: now,
             broken: false,
+            said_fatal: false,
             id: super::next_id(),
             last_used: now,
             user: user.to_string(),
@@ -98,6 +99,7 @@ impl ServerConn {
             prepared: PreparedSet::new(1),
             placeholders: Vec::new(),
             settings_unknown: false,
+            placeholders_unknown: false,
             unnamed_owner: 0,
         }
     }

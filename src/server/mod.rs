@@ -52,6 +52,8 @@ pub struct ServerConn {
     pub created: Instant,
     /// Set when the connection is out of sync and must not be reused.
     pub broken: bool,
+    /// The server sent a FATAL error (the client has it): its connection ends next.
+    pub said_fatal: bool,
     /// Process-unique id for log lines.
     pub id: u64,
     /// When the server last finished something for us (for idle reaping and health checks).
@@ -73,6 +75,9 @@ pub struct ServerConn {
     /// A client changed settings here that the proxy could not follow: reset them before
     /// another client gets the connection.
     pub settings_unknown: bool,
+    /// A client may have defined custom settings here under names the proxy could not see:
+    /// no reset undefines them, so the connection is closed when given back.
+    pub placeholders_unknown: bool,
     /// The session whose unnamed statement this connection's is (0: nobody's).
     pub unnamed_owner: u64,
 }

@@ -191,7 +191,11 @@ impl Session {
                 }
                 // The client sees the error even when it is about a message the proxy
                 // injected (e.g. a re-Parse that no longer compiles), in its own names.
-                match self.error_in_client_words(frame) {
+                let named = match &on_fail {
+                    OnFail::TakenName(client) => Some(client),
+                    _ => None,
+                };
+                match self.error_in_client_words(frame, named) {
                     Some(rewritten) => self.to_client.extend_from_slice(&rewritten),
                     None => self.to_client.extend_from_slice(frame.as_slice()),
                 }
@@ -238,7 +242,9 @@ impl Session {
                 let fields = backend::error_fields(body);
                 if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
                     warn!(pool = %self.key, code = %fields.code, message = %fields.message, "server sent a fatal error");
-                    self.server_mut().obj.broken = true;
+                    let obj = &mut self.server_mut().obj;
+                    obj.broken = true;
+                    obj.said_fatal = true;
                 }
                 // The statement failed, and with it its transaction (or the block, until a
                 // ROLLBACK TO).
@@ -345,9 +351,10 @@ impl Session {
                 self.statements.remove(&client);
                 self.server_mut().obj.prepared.forget(&server);
             }
+            OnFail::KeepStatement { client, stmt } => self.statements.insert(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),
-            OnFail::Revalidates(_) => {}
+            OnFail::Revalidates(_) | OnFail::TakenName(_) => {}
         }
     }
 }

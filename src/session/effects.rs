@@ -28,6 +28,9 @@ pub struct Plan {
     /// Custom (dotted) settings the statements define: once defined, a placeholder stays on
     /// its connection for good (see `Session::placeholders`).
     pub placeholders: Vec<String>,
+    /// A setting whose name the proxy cannot see (computed): it may define a custom setting,
+    /// and no reset undefines one (see `ServerConn::placeholders_unknown`).
+    pub unknown_placeholders: bool,
 }
 
 /// The plan of `analysis`. `params`: the text of the Bind parameters (for `set_config($1, $2,
@@ -49,8 +52,11 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: b
                 Setting::Untracked => plan.untracked_settings = true,
             }
             let name = change.name.clone().or_else(|| change.name_param.and_then(|n| param(params, n)));
-            if let Some(name) = name.filter(|n| n.contains('.')) {
-                plan.placeholders.push(name.to_ascii_lowercase());
+            match name {
+                Some(name) if name.contains('.') => plan.placeholders.push(name.to_ascii_lowercase()),
+                Some(_) => {}
+                None if change.via == SetVia::SetConfig => plan.unknown_placeholders = true,
+                None => {} // RESET ALL
             }
         }
         statements.push(Arc::new(effects));
@@ -218,8 +224,10 @@ mod tests {
         assert!(p.statements.is_none(), "a binary true is local too");
         let p = one("SELECT set_config(current_user, 'x', false)", &[]);
         assert!(p.untracked_settings && p.private.contains(Private::UNTRACKED_SETTINGS));
+        assert!(p.unknown_placeholders, "a computed name may be a custom setting's");
         let p = one("SELECT set_config($1, $2, false)", &[None, Some("x")]);
         assert!(p.untracked_settings, "a NULL name is no name");
+        assert!(!one("RESET ALL", &[]).unknown_placeholders);
     }
 
     #[test]

@@ -41,6 +41,9 @@ impl Session {
             self.forward(frame, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
+        if self.wait_for_name(frame, p.name) {
+            return Flow::Continue;
+        }
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
@@ -73,12 +76,13 @@ impl Session {
                 return Flow::Continue;
             }
         }
-        if p.name.is_empty() || !self.renaming() {
+        let taken_by_renamed = self.statements.get(p.name).is_some_and(|s| s.is_renamed(p.name));
+        if p.name.is_empty() || !(self.renaming() || taken_by_renamed) {
             if p.name.is_empty() {
                 self.unnamed_query = Some(query.clone());
             } else {
-                // Session mode: the client's name is the server's; remember the text only.
-                self.statements.insert(name, Statement::new(&query, &p.param_types));
+                // Session mode (or pinned): the client's name is the server's.
+                self.statements.insert(name, Statement::under_own_name(p.name, &query, &p.param_types));
             }
             let sent = if rewritten {
                 let mut out = BytesMut::new();
@@ -93,25 +97,52 @@ impl Session {
             self.forward(&sent, Entry::forward(Kind::Parse));
             return Flow::Continue;
         }
-        if let Some(existing) = self.statements.get(p.name) {
-            // Same segment (no Sync since): if an earlier error skips it, this Parse is skipped
-            // too, with the error dropped. Confirmed by a completed Sync: surely a duplicate.
-            if existing.seq == self.syncs_sent || existing.seq < self.syncs_done {
-                let msg = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name));
-                self.fail_batch("42P05", &msg);
-                return Flow::Continue;
-            }
-            // Its Parse is in an earlier segment still in flight, behind an error Postgres may
-            // report: then it was skipped and the name is free (libpq pipelines retry this way).
-            // Take the new definition.
+        if self.statements.contains(p.name) {
+            // Taken (see the in-flight check above): Postgres refuses it — but only after the
+            // checks that come first (syntax, failed transaction, analysis), and only if no
+            // earlier error skips it. The server decides, on a name it surely holds.
+            self.parse_under_taken_name(p.name, &query, &p.param_types);
+            return Flow::Continue;
         }
         let mut stmt = Statement::new(&query, &p.param_types);
         stmt.seq = self.syncs_sent;
+        self.statements.note_change(p.name, self.syncs_sent, self.syncs_done);
         // Prepared afresh even if this connection holds it: a copy from before a schema change
         // would give the client the old result type (Postgres analyzes every Parse anew).
         self.statements.insert(name.clone(), stmt.clone());
         self.prepare_copy(&stmt, Some(name));
         Flow::Continue
+    }
+
+    /// Whether `frame`, which uses the client's statement `name`, must wait (and is parked):
+    /// a Parse or Close of that name in an earlier segment is unanswered, and if an error
+    /// skipped it, the name is not what the proxy took it to be.
+    fn wait_for_name(&mut self, frame: &Frame, name: &[u8]) -> bool {
+        if name.is_empty() {
+            return false;
+        }
+        match self.statements.change_in_flight(name, self.syncs_done, self.syncs_sent) {
+            Some(seq) => {
+                self.park_until(frame, seq + 1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A Parse under a client name that is taken: sent to the server under a name the server
+    /// holds at that point (an empty statement, which even a failed transaction accepts), so it
+    /// fails exactly as Postgres would fail it — a syntax error, 25P02 or an analysis error
+    /// before 42P05 — and the failure skips the segment and aborts the transaction as there.
+    fn parse_under_taken_name(&mut self, client: &[u8], query: &[u8], param_types: &[u32]) {
+        const TAKEN: &[u8] = b"pgcached_taken";
+        build::close(&mut self.to_server, b'S', TAKEN);
+        self.queue.push(Entry::Server(Request::hidden(Kind::Close)));
+        build::parse(&mut self.to_server, TAKEN, b"", &[]);
+        self.queue.push(Entry::Server(Request::hidden(Kind::Parse)));
+        build::parse(&mut self.to_server, TAKEN, query, param_types);
+        let on_fail = OnFail::TakenName(Bytes::copy_from_slice(client));
+        self.queue.push(Entry::Server(Request::forward(Kind::Parse).on_fail(on_fail)));
     }
 
     /// Whether an unnamed Parse's text can change no session state (see `may_change_session`);
@@ -157,9 +188,13 @@ impl Session {
         let Some(b) = frontend::bind(frame.body()) else {
             return self.protocol_violation("invalid Bind message");
         };
+        if self.wait_for_name(frame, b.statement) {
+            return Flow::Continue;
+        }
         self.segment.open();
         let known = if b.statement.is_empty() { None } else { self.statements.get(b.statement).cloned() };
-        if let Some(stmt) = known.as_ref().filter(|_| self.renaming()) {
+        let renamed = |s: &Statement| s.is_renamed(b.statement);
+        if let Some(stmt) = known.as_ref().filter(|s| renamed(s)) {
             match self.gate(frame, stmt, false) {
                 Gate::Go => {}
                 Gate::Parked | Gate::Done => return Flow::Continue,
@@ -200,7 +235,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        let stmt = known.filter(|_| self.renaming());
+        let stmt = known.filter(|s| renamed(s));
         if b.statement.is_empty() {
             self.own_unnamed();
         }
@@ -234,9 +269,12 @@ impl Session {
         let Some(d) = frontend::target(frame.body()) else {
             return self.protocol_violation("invalid Describe message");
         };
+        if d.kind == b'S' && self.wait_for_name(frame, d.name) {
+            return Flow::Continue;
+        }
         self.segment.open();
-        let stmt = if d.kind == b'S' && !d.name.is_empty() && self.renaming() {
-            self.statements.get(d.name).cloned()
+        let stmt = if d.kind == b'S' && !d.name.is_empty() {
+            self.statements.get(d.name).filter(|s| s.is_renamed(d.name)).cloned()
         } else {
             None
         };
@@ -274,13 +312,21 @@ impl Session {
             self.bind_portal(c.name, None);
         }
         if c.kind == b'S' && !c.name.is_empty() {
-            let renamed = self.renaming();
-            self.statements.remove(c.name);
-            if renamed {
-                // The server statement is shared: only the client's name goes away.
-                let mut out = BytesMut::new();
-                build::close_complete(&mut out);
-                self.queue.push(Entry::Synth(out.freeze()));
+            if self.wait_for_name(frame, c.name) {
+                return Flow::Continue;
+            }
+            let gone = self.statements.remove(c.name);
+            if gone.as_ref().is_some_and(|s| s.is_renamed(c.name)) {
+                // The server statement is shared: only the client's name goes away — unless an
+                // earlier error makes the server skip this Close, as it skips the one sent in
+                // its place (a name no connection holds; the answer is the same CloseComplete).
+                self.statements.note_change(c.name, self.syncs_sent, self.syncs_done);
+                build::close(&mut self.to_server, b'S', b"pgcached_none");
+                let on_fail = match gone {
+                    Some(stmt) => OnFail::KeepStatement { client: Bytes::copy_from_slice(c.name), stmt: Box::new(stmt) },
+                    None => OnFail::Nothing,
+                };
+                self.queue.push(Entry::Server(Request::forward(Kind::Close).on_fail(on_fail)));
                 return Flow::Continue;
             }
         }
@@ -298,13 +344,14 @@ impl Session {
     }
 
     /// An ErrorResponse that names a server statement (`pgcached_…`), re-encoded with the
-    /// client's name for it; `None` when it names none.
-    pub(super) fn error_in_client_words(&self, frame: FrameRef<'_>) -> Option<Bytes> {
+    /// client's name for it (`client`, or the last one that server name stood for); `None` when
+    /// it names none.
+    pub(super) fn error_in_client_words(&self, frame: FrameRef<'_>, client: Option<&Bytes>) -> Option<Bytes> {
         let body = frame.body();
         let needle = b"\"pgcached_";
         let at = body.windows(needle.len()).position(|w| w == needle)? + 1;
         let end = at + body[at..].iter().position(|&b| b == b'"')?;
-        let client = self.renamed.get(&body[at..end])?;
+        let client = client.or_else(|| self.renamed.get(&body[at..end]))?;
         let mut out = BytesMut::with_capacity(frame.len());
         out.put_u8(frame.tag());
         out.put_u32(0);
@@ -319,7 +366,7 @@ impl Session {
     fn deallocate_target(&self, text: &str) -> Option<Bytes> {
         // Checked for every query: decide on the first word before splitting anything.
         let starts_deallocate = text.trim_start().get(..10).is_some_and(|w| w.eq_ignore_ascii_case("deallocate"));
-        if !starts_deallocate || !self.renaming() {
+        if !starts_deallocate {
             return None;
         }
         let words: Vec<&str> = text.trim().trim_end_matches(';').split_whitespace().collect();
@@ -329,7 +376,8 @@ impl Session {
             _ => return None,
         };
         let name = name.trim_matches('"');
-        self.statements.contains(name.as_bytes()).then(|| Bytes::copy_from_slice(name.as_bytes()))
+        let renamed = self.statements.get(name.as_bytes()).is_some_and(|s| s.is_renamed(name.as_bytes()));
+        renamed.then(|| Bytes::copy_from_slice(name.as_bytes()))
     }
 
     /// Answer `DEALLOCATE [PREPARE] name` (simple Query) for a renamed client statement locally.

@@ -14,7 +14,7 @@ use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
 use super::state::{Effects, Lifecycle};
 use super::{Flow, Session, SessionError};
-use crate::cache::{Lookup, Recorder};
+use crate::cache::{Lookup, Recorder, SettingsSetter};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
 use crate::sql::Analysis;
@@ -358,11 +358,20 @@ impl Session {
     ) -> Option<Box<[Arc<Effects>]>> {
         let plan = effects::plan(analysis, params, self.lexing_unreliable());
         self.private.add(plan.private);
-        if plan.untracked_settings || self.calls_setting_functions(analysis) {
+        let calls = self.calls_setting_functions(analysis);
+        if plan.untracked_settings || calls.sets {
             // A setting the proxy cannot follow (computed set_config, SESSION AUTHORIZATION):
             // it must not leak to the next client of this server, and this session's results
             // can no longer be keyed safely.
             self.settings_untracked();
+        }
+        match calls.defines {
+            Some(names) if !names.is_empty() => self.define_placeholders(&names),
+            Some(_) => {}
+            None => self.placeholders_unknown(),
+        }
+        if plan.unknown_placeholders {
+            self.placeholders_unknown();
         }
         if !plan.placeholders.is_empty() {
             self.define_placeholders(&plan.placeholders);
@@ -377,22 +386,31 @@ impl Session {
         plan.statements
     }
 
-    /// Whether a statement calls a function that may change settings where the proxy cannot
-    /// see them (`set_config` inside a user function: `SELECT set_tenant(2)`). Answered from
-    /// the catalog's memo; a function not looked up yet counts as one that may, and is looked
-    /// up meanwhile so its next call is judged by what it is.
-    fn calls_setting_functions(&self, analysis: &Analysis) -> bool {
+    /// What the functions a statement calls may do to settings where the proxy cannot see it
+    /// (`set_config` inside a user function: `SELECT set_tenant(2)`): change them, and define
+    /// which custom ones. Answered from the catalog's memo; a function not looked up yet counts
+    /// as one that may do anything, and is looked up meanwhile so its next call is judged by
+    /// what it is.
+    fn calls_setting_functions(&self, analysis: &Analysis) -> SettingsSetter {
+        let mut may = SettingsSetter { sets: false, defines: Some(Vec::new().into()) };
         let mut names = analysis.statements.iter().flat_map(|s| s.unknown_functions()).peekable();
         if names.peek().is_none() {
-            return false;
+            return may;
         }
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return true };
-        let mut may = false;
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+            return SettingsSetter { sets: true, defines: None };
+        };
         for name in names {
             match catalog.may_set_settings_known(name) {
-                Some(sets) => may |= sets,
+                Some(setter) => {
+                    may.sets |= setter.sets;
+                    may.defines = match (may.defines, setter.defines) {
+                        (Some(a), Some(b)) => Some(a.iter().chain(b.iter()).cloned().collect()),
+                        _ => None,
+                    };
+                }
                 None => {
-                    may = true;
+                    may = SettingsSetter { sets: true, defines: None };
                     let (catalog, name) = (catalog.clone(), name.to_string());
                     tokio::spawn(async move {
                         if let Err(e) = catalog.may_set_settings(&name).await {
@@ -403,15 +421,6 @@ impl Session {
             }
         }
         may
-    }
-
-    /// Report an error for the current extended batch the way Postgres would (in order, then
-    /// nothing until Sync).
-    pub(super) fn fail_batch(&mut self, code: &str, message: &str) {
-        let mut out = BytesMut::new();
-        build::error_response(&mut out, Severity::Error, code, message);
-        self.queue.push(Entry::Synth(out.freeze()));
-        self.segment.skip();
     }
 
     /// ReadyForQuery from the proxy itself, in queue order.

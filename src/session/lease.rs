@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::params;
 use super::queue::{Entry, Kind, Request};
-use super::state::{Effects, Private, ReleaseAction, Writes};
+use super::state::{Effects, Private, ReleaseAction, Untracked, Writes};
 use super::{Flow, Lease, Session};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
@@ -58,6 +58,21 @@ impl Session {
                 }
             }
         }
+        // Custom settings the client defined and holds no value for (a RESET defines one, empty):
+        // defined here the same way, so `current_setting(name, true)` is '' as directly, not NULL.
+        let undefined: Vec<&String> = self
+            .placeholders
+            .iter()
+            .filter(|p| self.wanted.get(p).is_none() && !obj.placeholders.contains(p))
+            .collect();
+        if !undefined.is_empty() {
+            let sql = undefined.iter().map(|p| format!("RESET {}", params::ident(p))).collect::<Vec<_>>().join("; ");
+            if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
+                obj.broken = true;
+                return Err(self.settings_not_restored(e));
+            }
+            obj.placeholders.extend(undefined.into_iter().cloned());
+        }
         let Some(io) = obj.io.take() else {
             obj.broken = true;
             return Err(PoolError::Closed);
@@ -92,8 +107,12 @@ impl Session {
             self.abandon();
         }
         let idle = !in_flight && self.segment.is_synced() && self.tx.is_idle();
-        let action =
-            ReleaseAction::decide(idle, ending, self.mode == PoolMode::Session, self.pins, obj.settings_unknown);
+        let untracked = match (obj.placeholders_unknown, obj.settings_unknown) {
+            (true, _) => Untracked::CustomNames,
+            (false, true) => Untracked::Values,
+            (false, false) => Untracked::Nothing,
+        };
+        let action = ReleaseAction::decide(idle, ending, self.mode == PoolMode::Session, self.pins, untracked);
         obj.io = Some(io);
         let evicted = obj.prepared.take_to_close();
         if !evicted.is_empty() && action != ReleaseAction::Close {
@@ -143,11 +162,17 @@ impl Session {
 
     /// The server went away under this session.
     pub(super) fn on_server_lost(&mut self, err: Option<std::io::Error>) -> Flow {
+        let mut told = false;
         if let Some(lease) = &mut self.server {
             lease.obj.broken = true;
+            told = lease.obj.said_fatal;
         }
         warn!(pool = %self.key, error = ?err, "server connection lost");
         self.abandon();
+        if told {
+            // The server's own FATAL reached the client: it closes as Postgres closes.
+            return Flow::Close;
+        }
         build::error_response(
             &mut self.to_client,
             Severity::Fatal,
@@ -184,6 +209,14 @@ impl Session {
         self.private.add(Private::UNTRACKED_SETTINGS);
         if let Some(lease) = &mut self.server {
             lease.obj.settings_unknown = true;
+        }
+    }
+
+    /// The client may have defined custom settings the proxy cannot name on the server
+    /// connection held: it is closed when given back (see `ServerConn::placeholders_unknown`).
+    pub(super) fn placeholders_unknown(&mut self) {
+        if let Some(lease) = &mut self.server {
+            lease.obj.placeholders_unknown = true;
         }
     }
 

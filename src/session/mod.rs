@@ -188,9 +188,9 @@ pub struct Session {
     /// surely exists (see `Statement::seq`).
     syncs_sent: u64,
     syncs_done: u64,
-    /// Client messages held until the proxy's Describe of a statement is answered (see
-    /// `shapes`); `None` when not parked.
-    parked: Option<std::collections::VecDeque<crate::wire::Frame>>,
+    /// Client messages held until the proxy's Describe of a statement, or an earlier segment, is
+    /// answered (see `shapes`); `None` when not parked.
+    parked: Option<shapes::Parked>,
     /// Parameters this client has set (startup, SET, reported changes).
     wanted: ParamSet,
     /// The parameters the client started with: what `RESET` / `RESET ALL` / `DISCARD ALL`

@@ -38,6 +38,14 @@ pub enum OnFail {
         client: Bytes,
         server: Bytes,
     },
+    /// The client's Close of its statement was skipped: the name still stands for `stmt`.
+    KeepStatement {
+        client: Bytes,
+        stmt: Box<super::statements::Statement>,
+    },
+    /// A Parse under a taken client name, sent as one under the server name `pgcached_taken`:
+    /// its error names the client's.
+    TakenName(Bytes),
     /// A hidden Close of this stale server statement was skipped: the server still has it.
     KeepStale(Bytes),
     /// The hidden Describe after a Parse of this server statement got no answer: if the Parse
@@ -333,6 +341,8 @@ impl ReplyQueue {
 
     /// The head failed: remove it and every entry up to (not including) the next Sync, and
     /// return what must be undone for them.
+    /// (Undo in the order returned: last skipped first, so that each undo finds the state its
+    /// message left.)
     pub fn fail_until_sync(&mut self) -> Vec<OnFail> {
         let mut undo = Vec::new();
         while let Some(entry) = self.entries.front() {
@@ -347,6 +357,7 @@ impl ReplyQueue {
                 _ => {}
             }
         }
+        undo.reverse();
         undo
     }
 

@@ -120,6 +120,13 @@ impl ShapeRegistry {
     }
 }
 
+/// Client messages held back, in order, and the number of answered Syncs they wait for (as
+/// well as for every probe in flight).
+pub(super) struct Parked {
+    pub frames: VecDeque<Frame>,
+    pub until: u64,
+}
+
 /// What to do with a client's Bind or Describe of a renamed statement.
 pub(super) enum Gate {
     /// Send it: the connection has the statement with the client's shape (or a Parse of it is
@@ -240,12 +247,19 @@ impl Session {
 
     /// Hold `frame` and every client message after it until the probes in flight are answered.
     fn park(&mut self, frame: &Frame) -> Gate {
-        build::flush(&mut self.to_server);
-        self.parked = Some(VecDeque::from([frame.clone()]));
+        self.park_until(frame, 0);
         Gate::Parked
     }
 
-    /// Is the session waiting for a probe before it takes more client messages?
+    /// Hold `frame` and every client message after it until the probes in flight are answered
+    /// and `syncs` Syncs (or Queries) in all have been.
+    pub(super) fn park_until(&mut self, frame: &Frame, syncs: u64) {
+        build::flush(&mut self.to_server);
+        self.parked = Some(Parked { frames: VecDeque::from([frame.clone()]), until: syncs });
+    }
+
+    /// Is the session waiting for a probe (or an earlier segment's answer) before it takes
+    /// more client messages?
     pub(super) fn is_parked(&self) -> bool {
         self.parked.is_some()
     }
@@ -254,7 +268,7 @@ impl Session {
     pub(super) fn park_behind(&mut self, frame: Frame) -> Option<Frame> {
         match &mut self.parked {
             Some(parked) => {
-                parked.push_back(frame);
+                parked.frames.push_back(frame);
                 None
             }
             None => Some(frame),
@@ -264,10 +278,11 @@ impl Session {
     /// The probes a parked session waited for are answered (or skipped, and then so is the
     /// rest of the batch: the segment is skipping): take the held messages, then the client's.
     pub(super) async fn unpark(&mut self) -> Result<Flow, SessionError> {
-        if !self.is_parked() || self.queue.holds_probe() {
+        let waits = self.parked.as_ref().is_some_and(|p| p.until > self.syncs_done);
+        if !self.is_parked() || self.queue.holds_probe() || waits {
             return Ok(Flow::Continue);
         }
-        for frame in self.parked.take().unwrap_or_default() {
+        for frame in self.parked.take().map(|p| p.frames).unwrap_or_default() {
             // Parked again: `process` holds the rest.
             if self.process(frame).await? == Flow::Close {
                 return Ok(Flow::Close);

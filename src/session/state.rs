@@ -401,20 +401,35 @@ pub enum ReleaseAction {
     /// `DISCARD ALL`: temporary objects, prepared statements, LISTEN, advisory locks, cursors,
     /// settings — everything a session can leave behind.
     Discard,
-    /// Close it: the server is mid-exchange (or its state is otherwise unknown).
+    /// Close it: the server is mid-exchange (or its state is otherwise unknown: custom
+    /// settings defined under names the proxy could not see, which no reset undefines).
     Close,
+}
+
+/// Settings a client changed on a server connection where the proxy could not follow them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untracked {
+    /// None: the proxy knows what the connection holds.
+    Nothing,
+    /// Values of settings (a function's `set_config`, `SET SESSION AUTHORIZATION`): a reset
+    /// undoes them.
+    Values,
+    /// Custom settings whose names the proxy could not see (a computed `set_config` name, a
+    /// function's `SET` or dynamic SQL): Postgres keeps a placeholder once defined, so only a
+    /// new connection is clean.
+    CustomNames,
 }
 
 impl ReleaseAction {
     /// What to do with a server connection given back by a session.
     /// `idle`: nothing outstanding and no transaction open; `ending`: the client is leaving;
-    /// `session_mode`: `pool.mode: session`; `untracked_settings`: see [`ReleaseAction::ResetSettings`].
-    pub fn decide(idle: bool, ending: bool, session_mode: bool, pins: Pins, untracked_settings: bool) -> ReleaseAction {
-        if !idle {
+    /// `session_mode`: `pool.mode: session`; `untracked`: what the proxy could not follow.
+    pub fn decide(idle: bool, ending: bool, session_mode: bool, pins: Pins, untracked: Untracked) -> ReleaseAction {
+        if !idle || untracked == Untracked::CustomNames {
             ReleaseAction::Close
         } else if ending && (session_mode || !pins.is_empty()) {
             ReleaseAction::Discard
-        } else if untracked_settings {
+        } else if untracked == Untracked::Values {
             ReleaseAction::ResetSettings
         } else {
             ReleaseAction::Reuse

@@ -174,11 +174,14 @@ fn release_actions_follow_what_the_session_left_behind() {
     let none = Pins::default();
     let mut temp = Pins::default();
     temp.add(Pins::TEMP_OBJECTS);
-    assert_eq!(ReleaseAction::decide(false, true, false, none, false), Close);
-    assert_eq!(ReleaseAction::decide(true, false, false, none, false), Reuse);
-    assert_eq!(ReleaseAction::decide(true, true, false, temp, false), Discard);
-    assert_eq!(ReleaseAction::decide(true, true, true, none, false), Discard);
-    assert_eq!(ReleaseAction::decide(true, false, false, none, true), ResetSettings);
+    let (nothing, values, names) = (Untracked::Nothing, Untracked::Values, Untracked::CustomNames);
+    assert_eq!(ReleaseAction::decide(false, true, false, none, nothing), Close);
+    assert_eq!(ReleaseAction::decide(true, false, false, none, nothing), Reuse);
+    assert_eq!(ReleaseAction::decide(true, true, false, temp, nothing), Discard);
+    assert_eq!(ReleaseAction::decide(true, true, true, none, nothing), Discard);
+    assert_eq!(ReleaseAction::decide(true, false, false, none, values), ResetSettings);
+    assert_eq!(ReleaseAction::decide(true, true, true, none, names), Close, "DISCARD ALL keeps placeholders");
+    assert_eq!(ReleaseAction::decide(true, false, false, none, names), Close);
     assert_eq!(temp.names(), ["temporary objects"]);
 }
 

@@ -18,7 +18,7 @@ use crate::server::prepared::Shape;
 use crate::wire::build;
 
 /// A client's prepared statement, as the server knows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
     /// The query text as the server runs it (after any LIMIT rewrite).
     pub query: Bytes,
@@ -51,6 +51,18 @@ impl Statement {
             shape: None,
         }
     }
+
+    /// A statement the server holds under the client's own name (session pooling, or a client
+    /// pinned to its server connection).
+    pub fn under_own_name(name: &[u8], query: &[u8], param_types: &[u32]) -> Statement {
+        Statement { server_name: Bytes::copy_from_slice(name), ..Statement::new(query, param_types) }
+    }
+
+    /// Whether the server holds it under another name than the client's `name` (transaction
+    /// pooling): then the proxy translates every use of it, pinned or not since.
+    pub fn is_renamed(&self, name: &[u8]) -> bool {
+        self.server_name != name
+    }
 }
 
 /// The server-side name of a statement: a hash of its text and parameter types. Two clients
@@ -67,6 +79,10 @@ pub fn server_name(query: &[u8], param_types: &[u32]) -> Bytes {
 #[derive(Default, Debug)]
 pub struct ClientStatements {
     by_name: HashMap<Bytes, Statement>,
+    /// Name → the segment (count of Syncs sent before it) of the last Parse or Close of it
+    /// whose answer may not have come: until then, whether the name is taken is the server's
+    /// to say (an earlier error skips the Parse or Close).
+    changed: HashMap<Bytes, u64>,
 }
 
 impl ClientStatements {
@@ -88,6 +104,21 @@ impl ClientStatements {
 
     pub fn clear(&mut self) {
         self.by_name.clear();
+        self.changed.clear();
+    }
+
+    /// A Parse or Close of `name` was sent in segment `seq`.
+    pub fn note_change(&mut self, name: &[u8], seq: u64, answered: u64) {
+        if self.changed.len() >= 64 {
+            self.changed.retain(|_, at| *at >= answered);
+        }
+        self.changed.insert(Bytes::copy_from_slice(name), seq);
+    }
+
+    /// The segment of a change of `name` still unanswered in an earlier segment than `current`
+    /// (`answered`: segments answered so far), if there is one.
+    pub fn change_in_flight(&self, name: &[u8], answered: u64, current: u64) -> Option<u64> {
+        self.changed.get(name).copied().filter(|&at| at >= answered && at < current)
     }
 
     /// A server statement was described: statements of this client that run on it and have

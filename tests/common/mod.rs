@@ -6,6 +6,7 @@
 
 pub mod pg;
 pub mod proxy;
+pub mod fuzz;
 pub mod raw;
 
 pub use pg::{PgCluster, PgOptions};

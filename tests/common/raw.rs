@@ -62,18 +62,51 @@ pub struct RawClient {
     stream: TcpStream,
     rbuf: BytesMut,
     pub out: BytesMut,
+    /// BackendKeyData of the login: (process id, secret), for [`cancel`].
+    pub key: Option<(i32, i32)>,
+}
+
+/// Why [`RawClient::recv_within`] returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing arrived in time.
+    Timeout,
+    /// The server closed the connection (or it broke).
+    Closed,
+}
+
+/// Send a CancelRequest for `key` to `port` (the protocol's out-of-band cancel).
+pub async fn cancel(port: u16, key: (i32, i32)) {
+    let mut out = BytesMut::new();
+    frontend::cancel_request(key.0, key.1, &mut out);
+    if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await {
+        let _ = stream.write_all(&out).await;
+        // The server closes the connection once it has read the request.
+        let mut sink = [0u8; 16];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.read(&mut sink)).await;
+    }
 }
 
 impl RawClient {
     /// Connect and log in (trust) as `user` to `db`; returns after the first ReadyForQuery.
     pub async fn connect(port: u16, user: &str, db: &str) -> RawClient {
+        RawClient::connect_with(port, &[("user", user), ("database", db)]).await
+    }
+
+    /// Connect and log in (trust) with these startup parameters; returns after the first
+    /// ReadyForQuery, with the BackendKeyData kept in `key`.
+    pub async fn connect_with(port: u16, params: &[(&str, &str)]) -> RawClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new() };
-        frontend::startup_message([("user", user), ("database", db)], &mut c.out).unwrap();
+        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None };
+        frontend::startup_message(params.iter().copied(), &mut c.out).unwrap();
         c.flush().await;
         let greeting = c.until_ready().await;
         assert!(greeting.iter().any(|m| m.tag == 'R'), "authenticated: {greeting:?}");
+        c.key = greeting.iter().find(|m| m.tag == 'K').map(|m| {
+            let int = |at: usize| i32::from_be_bytes(m.body[at..at + 4].try_into().unwrap());
+            (int(0), int(4))
+        });
         c
     }
 
@@ -152,6 +185,16 @@ impl RawClient {
         self
     }
 
+    pub fn copy_fail(&mut self, why: &str) -> &mut Self {
+        frontend::copy_fail(why, &mut self.out).unwrap();
+        self
+    }
+
+    pub fn terminate(&mut self) -> &mut Self {
+        frontend::terminate(&mut self.out);
+        self
+    }
+
     pub fn query(&mut self, sql: &str) -> &mut Self {
         frontend::query(sql, &mut self.out).unwrap();
         self
@@ -173,6 +216,25 @@ impl RawClient {
                 .expect("read");
             assert!(n > 0, "connection closed; have {:?}", self.rbuf);
             let _ = n;
+        }
+    }
+
+    /// Next message, or why none came within `wait`.
+    pub async fn recv_within(&mut self, wait: std::time::Duration) -> Result<Msg, RecvError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.rbuf.len() >= 5 {
+                let len = u32::from_be_bytes(self.rbuf[1..5].try_into().unwrap()) as usize;
+                if self.rbuf.len() > len {
+                    let frame = self.rbuf.split_to(len + 1);
+                    return Ok(Msg { tag: frame[0] as char, body: frame[5..].to_vec() });
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
+                Err(_) => return Err(RecvError::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(RecvError::Closed),
+                Ok(Ok(_)) => {}
+            }
         }
     }
 
