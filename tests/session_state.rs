@@ -182,6 +182,37 @@ async fn a_custom_setting_of_one_client_is_undefined_for_the_next() {
     assert_eq!(simple_one(&a, "SELECT current_setting('app.tenant_id', true)").await.as_deref(), Some("5"));
 }
 
+/// The same when a function defines the setting (`SELECT set_tenant(5)`), under a name its
+/// body gives or one it computes: no reset undefines a placeholder, so another client never
+/// gets a connection where one of those may be defined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_setting_a_function_defines_is_undefined_for_the_next() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "CREATE FUNCTION set_tenant(t int) RETURNS text LANGUAGE sql AS
+           $$ SELECT set_config('app.tenant_id', t::text, false) $$;
+         CREATE FUNCTION set_any(n text, v text) RETURNS text LANGUAGE sql AS
+           $$ SELECT set_config(n, v, false) $$;",
+    );
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
+    let url = proxy.url("postgres", "app");
+    let tenant = "SELECT current_setting('app.tenant_id', true)";
+    let other = "SELECT current_setting('app.other', true)";
+    // Twice each: the first call is judged before the catalog has answered, the second by it.
+    for round in 0..2 {
+        let a = connect(&url).await;
+        a.batch_execute("SELECT set_tenant(5)").await.unwrap();
+        let b = connect(&url).await;
+        assert_eq!(simple_one(&b, tenant).await, None, "round {round}: NULL, as on a connection of its own");
+        drop(b);
+        a.batch_execute("SELECT set_any('app.other', 'x')").await.unwrap();
+        let c = connect(&url).await;
+        assert_eq!(simple_one(&c, other).await, None, "round {round}: a computed name");
+        assert_eq!(simple_one(&c, tenant).await, None, "round {round}");
+    }
+}
+
 /// psycopg's `execute("select set_config(%s, %s, false)", (name, value))`: the name is a Bind
 /// parameter. pgcached recorded a setting literally named `$1`, failed to replay it and broke
 /// other clients' checkouts.
