@@ -161,3 +161,36 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A Bind with the wrong number of parameters to a renamed statement inside a transaction
+    /// another statement began on a connection where a placeholder was defined.
+    wrong_parameter_count_inside_a_transaction,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("s2", "SAVEPOINT a"), sync()])),
+            step(1, send(vec![q("SELECT owner FROM acct WHERE id = 1; RESET app.tenant")])),
+            step(0, send(vec![parse("", "BEGIN"), bind("", "", &[]), execute("", 0)])),
+            step(0, send(vec![execute("", 0), sync()])),
+            step(0, send(vec![bind("", "s2", &[Some("10"), Some("2")]), sync(), parse("", "SET application_name = 'fz_app'"), bind("", "", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// A Describe of a renamed statement that returns no rows, in a failed transaction, on a
+    /// connection that does not hold it: Postgres describes it all the same.
+    describe_of_a_no_data_statement_in_a_failed_transaction,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("s2", "SET application_name = 'fz_app'"), sync()])),
+            step(1, send(vec![q("SELECT owner FROM acct WHERE id = 1; RESET app.tenant")])),
+            step(0, send(vec![q("BEGIN; SELECT 1/0")])),
+            step(0, send(vec![describe(b'S', "s2"), bind("", "s2", &[]), sync(), q("ROLLBACK")])),
+        ],
+    }
+);

@@ -323,7 +323,9 @@ impl Session {
                 self.statements.note_change(c.name, self.syncs_sent, self.syncs_done);
                 build::close(&mut self.to_server, b'S', b"pgcached_none");
                 let on_fail = match gone {
-                    Some(stmt) => OnFail::KeepStatement { client: Bytes::copy_from_slice(c.name), stmt: Box::new(stmt) },
+                    Some(stmt) => {
+                        OnFail::KeepStatement { client: Bytes::copy_from_slice(c.name), stmt: Box::new(stmt) }
+                    }
                     None => OnFail::Nothing,
                 };
                 self.queue.push(Entry::Server(Request::forward(Kind::Close).on_fail(on_fail)));

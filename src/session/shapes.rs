@@ -191,8 +191,11 @@ impl Session {
         let server = &stmt.server_name;
         if self.tx.status() == b'E' {
             // Postgres refuses the message for the failed transaction before it looks at the
-            // plan; so does a Parse sent for it.
+            // plan; so does a Parse sent for it — but only after the checks that come first.
             if !self.server_mut().obj.prepared.touch(server) {
+                if let Some(gate) = self.answer_before_failed_transaction(frame, stmt, describe) {
+                    return gate;
+                }
                 self.prepare_copy(stmt, None);
             }
             return Gate::Go;
@@ -223,6 +226,42 @@ impl Session {
                 if want.is_some() { self.park(frame) } else { Gate::Go }
             }
         }
+    }
+
+    /// In a failed transaction, on a connection without `stmt`, a Parse of it would fail with
+    /// 25P02 — where Postgres, which has the statement, answers what it checks first: a Bind's
+    /// parameter count (08P01), and a Describe of a statement that returns no rows (answered,
+    /// failed transaction or not). Those answers, from what the proxy knows of `stmt`'s shape;
+    /// `None` when the server's 25P02 is the answer.
+    fn answer_before_failed_transaction(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Option<Gate> {
+        let shape = stmt.shape.as_ref()?;
+        let mut out = BytesMut::new();
+        if describe {
+            if Some(shape.rows) != backend::result_shape(tag::NO_DATA, b"") {
+                return None;
+            }
+            out.extend_from_slice(&shape.params);
+            build::no_data(&mut out);
+            self.queue.push(Entry::Synth(out.freeze()));
+            return Some(Gate::Done);
+        }
+        let wanted = shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?;
+        let bind = crate::wire::frontend::bind(frame.body())?;
+        let formats = i16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
+        let at = 2 + 2 * formats.max(0) as usize;
+        let supplied = i16::from_be_bytes(bind.params_and_formats.get(at..at + 2)?.try_into().ok()?);
+        let message = if formats > 1 && formats != supplied {
+            format!("bind message has {formats} parameter formats but {supplied} parameters")
+        } else if supplied != wanted {
+            let name = String::from_utf8_lossy(bind.statement);
+            format!("bind message supplies {supplied} parameters, but prepared statement \"{name}\" requires {wanted}")
+        } else {
+            return None;
+        };
+        build::error_response(&mut out, Severity::Error, "08P01", &message);
+        self.queue.push(Entry::Synth(out.freeze()));
+        self.segment.skip();
+        Some(Gate::Done)
     }
 
     /// Answer the client's Bind / Describe of `stmt` the way Postgres answers a statement whose

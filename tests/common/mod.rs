@@ -4,9 +4,9 @@
 //! items in one binary are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod fuzz;
 pub mod pg;
 pub mod proxy;
-pub mod fuzz;
 pub mod raw;
 
 pub use pg::{PgCluster, PgOptions};

@@ -24,7 +24,11 @@ impl Proxy {
     }
 
     /// Like [`Proxy::start`], with the configuration adjusted by `tweak` first.
+    /// `TEST_LOG=pgcached=debug` shows the proxy's log lines (with `--no-capture`).
     pub async fn start_with(pg: &PgCluster, tweak: impl FnOnce(&mut Config)) -> Proxy {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let mut config = Config::default();
         config.upstream.url = format!("postgres://127.0.0.1:{}", pg.port());
         config.upstream.tls = UpstreamTls::Disable;

@@ -91,10 +91,8 @@ impl Generator {
             _ => Kind::CopyOut,
         };
         let implicit = std::env::var_os("FUZZ_IMPLICIT_WRITES").is_some();
-        let of_kind: Vec<&Stmt> = STATEMENTS
-            .iter()
-            .filter(|s| s.kind == kind && (implicit || !IMPLICIT_WRITES.contains(&s.sql)))
-            .collect();
+        let of_kind: Vec<&Stmt> =
+            STATEMENTS.iter().filter(|s| s.kind == kind && (implicit || !IMPLICIT_WRITES.contains(&s.sql))).collect();
         *of_kind[self.rng.random_range(0..of_kind.len())]
     }
 
@@ -215,10 +213,7 @@ fn execute(portal: &str, max: i32) -> Fm {
 /// touches session-scoped objects).
 pub fn may_pin(fms: &[Fm]) -> bool {
     let pins = |sql: &str| {
-        STATEMENTS
-            .iter()
-            .filter(|s| matches!(s.kind, Kind::Pin | Kind::Session))
-            .any(|s| sql.contains(s.sql))
+        STATEMENTS.iter().filter(|s| matches!(s.kind, Kind::Pin | Kind::Session)).any(|s| sql.contains(s.sql))
             || sql.contains("advisory")
     };
     fms.iter().any(|fm| match fm {

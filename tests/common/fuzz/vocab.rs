@@ -132,7 +132,11 @@ pub const STATEMENTS: &[Stmt] = &[
     s("SELECT set_config('app.tenant', '1', false)", Set),
     p(
         "SELECT set_config($1, $2, $3::bool)",
-        &[&["app.tenant", "2", "false"], &["search_path", "other, public", "true"], &["application_name", "fz_bound", "false"]],
+        &[
+            &["app.tenant", "2", "false"],
+            &["search_path", "other, public", "true"],
+            &["application_name", "fz_bound", "false"],
+        ],
         Set,
     ),
     s("SELECT set_tenant(2)", Set),
