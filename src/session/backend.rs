@@ -154,7 +154,10 @@ impl Session {
             }
         };
         if frame.tag() == tag::COPY_IN {
-            self.copy_in = !self.queue.start_copy_in();
+            let (ended, ignored_syncs) = self.queue.start_copy_in();
+            self.copy_in = !ended;
+            // Never answered, yet sent: what waits for the segments before them must not wait.
+            self.syncs_done += ignored_syncs;
         }
         match queue::step(kind, frame.tag()) {
             Step::Continue => {

@@ -322,21 +322,24 @@ impl ReplyQueue {
     /// The head request started a COPY FROM STDIN. Postgres ignores Sync (and Flush) while in
     /// copy-in mode, so Syncs the client sent after the request and before its CopyDone /
     /// CopyFail get no reply: drop their entries. Returns whether the client already ended the
-    /// copy (if not, Syncs it sends until then must not be queued either).
-    pub fn start_copy_in(&mut self) -> bool {
+    /// copy (if not, Syncs it sends until then must not be queued either), and how many Syncs
+    /// were dropped (the session counts them as answered).
+    pub fn start_copy_in(&mut self) -> (bool, u64) {
         let mut i = 1;
+        let mut dropped = 0;
         while i < self.entries.len() {
             match self.entries[i] {
-                Entry::CopyEnd => return true,
+                Entry::CopyEnd => return (true, dropped),
                 Entry::Server(Request { kind: Kind::Sync, .. }) => {
                     if let Some(removed) = self.entries.remove(i) {
                         self.fills -= usize::from(removed.records());
+                        dropped += 1;
                     }
                 }
                 _ => i += 1,
             }
         }
-        false
+        (false, dropped)
     }
 
     /// The head failed: remove it and every entry up to (not including) the next Sync, and
@@ -431,7 +434,7 @@ mod tests {
         q.push(Entry::forward(Kind::Sync));
         q.push(Entry::CopyEnd);
         q.push(Entry::forward(Kind::Sync));
-        assert!(q.start_copy_in());
+        assert_eq!(q.start_copy_in(), (true, 1));
         assert_eq!(q.pending_ready(), 1, "only the Sync after CopyDone is answered");
         q.pop();
         assert!(q.take_ready_synth().is_empty());
