@@ -194,3 +194,23 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A client that left in session mode after defining a custom setting through a function:
+    /// the next client must not get a connection where it is defined.
+    custom_setting_of_a_client_that_left_in_session_mode,
+    Setup::session(),
+Scenario {
+    clients: 3,
+    steps: vec![
+        step(1, send(vec![bind("", "s1", &[Some("2")]), execute("", 0), parse("s1", "SELECT pg_notify('ch', 'fn')"), bind("", "s1", &[]), execute("", 0), close(b'S', "s1"), sync(), parse("", "RELEASE SAVEPOINT a"), bind("p1", "", &[]), execute("p1", 0), sync(), parse("s2", "SELECT id, owner, balance FROM acct ORDER BY id"), bind("p1", "s2", &[]), execute("p1", 2), execute("p1", 0), parse("s2", "SELECT set_config('app.tenant', '1', false)"), bind("p1", "s2", &[]), describe(b'P', "p1"), execute("p1", 0), parse("", "COPY item (acct_id, note) FROM STDIN"), bind("p1", "", &[]), execute("p1", 0), copy_data("x\ty\n"), copy_fail("fuzz says no"), sync()])),
+        step(0, send(vec![parse("", "COPY item (acct_id, note) FROM STDIN"), bind("", "", &[]), execute("", 0), copy_data("x\ty\n"), copy_done(), parse("", "SELECT generate_series(1, 5) AS n"), bind("p1", "", &[]), execute("p1", 0), parse("s2", "BEGIN"), bind("", "s2", &[]), execute("", 0), sync()])),
+        step(2, send(vec![parse("", "SELECT set_tenant(2)"), describe(b'S', ""), bind("", "", &[]), execute("", 0), flush(), close(b'S', ""), parse("", "SELECT pg_try_advisory_lock(7)"), bind("", "", &[]), execute("", 0), parse("s1", "COPY item (acct_id, note) FROM STDIN"), bind("", "s1", &[]), execute("", 0), copy_data("9\tno fk\n"), copy_done(), sync(), parse("", "SELECT pg_notify('ch', 'fn')"), describe(b'S', ""), bind("", "", &[]), execute("", 0), parse("", "SELECT set_tenant(2)"), bind("p1", "", &[]), execute("p1", 2), execute("p1", 0), parse("", "SAVEPOINT a"), bind("", "", &[]), execute("", 0), sync()])),
+        step(1, send(vec![parse("", "SELECT id, acct_id, note FROM item ORDER BY id"), bind("", "", &[]), execute("", 0), sync()])),
+        step(1, send(vec![parse("", "SET search_path = other, public"), bind("p1", "", &[]), describe(b'P', "p1"), execute("p1", 0), bind("", "s1", &[]), execute("", 0), sync(), parse("s2", "SELECT current_setting('app.tenant', true)"), describe(b'S', "s2"), bind("p1", "s2", &[]), execute("p1", 0), close(b'P', "p1"), sync(), parse("s1", "SELECT pg_try_advisory_xact_lock(8)"), describe(b'S', "s1"), bind("", "s1", &[]), execute("", 0), flush(), parse("", "SELECT set_tenant(2)"), bind("", "", &[]), execute("", 0), sync()])),
+        step(1, terminate(vec![])),
+        step(1, send(vec![parse("s1", "SELECT balance FROM acct WHERE id = 2"), bind("", "s1", &[]), execute("", 0), flush(), sync(), parse("", "ROLLBACK"), describe(b'S', ""), bind("p1", "", &[]), execute("p1", 0), flush(), sync()])),
+        step(1, send(vec![q("INSERT INTO doc VALUES (9, 2, 't2 new') ON CONFLICT (id) DO UPDATE SET body = 'upsert'")])),
+    ],
+}
+);

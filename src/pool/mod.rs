@@ -151,4 +151,24 @@ impl PoolHandle {
     ) -> Result<ServerObject, PoolError> {
         self.pool.get_preferring(self.acquire_timeout, fits).await
     }
+
+    /// A connection with no custom setting outside `defined` (the ones the client taking it
+    /// has defined; see `ServerConn::placeholders`): one is preferred, and one with others,
+    /// when that is all there is, is closed — after `attempts` of them the next one is taken.
+    pub async fn get_without_foreign_placeholders(
+        &self,
+        defined: &[String],
+        mut attempts: usize,
+    ) -> Result<ServerObject, PoolError> {
+        let fits = |c: &crate::server::ServerConn| c.placeholders.iter().all(|p| defined.contains(p));
+        loop {
+            let mut obj = self.get_preferring(fits).await?;
+            if fits(&obj) || attempts == 0 {
+                return Ok(obj);
+            }
+            tracing::debug!(placeholders = ?obj.placeholders, "server connection has custom settings this client never defined: closing it");
+            obj.broken = true;
+            attempts -= 1;
+        }
+    }
 }

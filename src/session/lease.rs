@@ -29,21 +29,10 @@ impl Session {
             Some(pool) => pool,
             None => self.pool.insert(self.shared.pools.handle(&self.key)?),
         };
-        // A connection with custom settings this client never defined is not for it: one
-        // without is preferred, and one with them, when that is all there is, is closed (after
+        // A connection with custom settings this client never defined is not for it (after
         // `max_size` of them the next one is new).
-        let mine = &self.placeholders;
-        let fits = |c: &crate::server::ServerConn| c.placeholders.iter().all(|p| mine.contains(p));
-        let mut attempts = self.shared.config.pool.max_size + 1;
-        let mut obj = loop {
-            let mut obj = pool.get_preferring(fits).await?;
-            if fits(&obj) || attempts == 0 {
-                break obj;
-            }
-            debug!(pool = %self.key, placeholders = ?obj.placeholders, "server connection has custom settings this client never defined: closing it");
-            obj.broken = true;
-            attempts -= 1;
-        };
+        let attempts = self.shared.config.pool.max_size + 1;
+        let mut obj = pool.get_without_foreign_placeholders(&self.placeholders, attempts).await?;
         if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
             // Boxed: rare, and it would size the future of every statement that takes a server.
             if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {

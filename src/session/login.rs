@@ -210,7 +210,11 @@ async fn greet(
 /// A server connection with the client's startup parameters applied; `wanted` is updated to
 /// the values as the server normalized them (e.g. `utc` → `UTC`).
 async fn first_server(shared: &Shared, key: &PoolKey, wanted: &mut ParamSet) -> Result<ServerObject, PoolError> {
-    let mut obj = shared.pools.get(key).await?;
+    // Not one where another client defined a custom setting this one did not (session mode
+    // keeps this connection for the client's whole session).
+    let attempts = shared.config.pool.max_size + 1;
+    let defined = startup_placeholders(wanted);
+    let mut obj = shared.pools.handle(key)?.get_without_foreign_placeholders(&defined, attempts).await?;
     if let Some(sql) = params::sync_statement(wanted, &mut obj.dirty) {
         if let Err(e) = obj.run_hidden(&sql).await {
             if !matches!(e, ServerError::Postgres { .. }) {
