@@ -4,7 +4,7 @@
 //! CI runs a short fixed set of seeds. Longer runs (fuzz/README.md):
 //!
 //! ```sh
-//! FUZZ_SECONDS=1800 FUZZ_KEEP_GOING=1 cargo nextest run --release --test protocol_fuzz --no-capture
+//! FUZZ_SECONDS=1800 FUZZ_KEEP_GOING=1 cargo nextest run --profile fuzz --test protocol_fuzz --no-capture
 //! ```
 //!
 //! | variable           | default | meaning                                                   |
