@@ -214,3 +214,19 @@ Scenario {
     ],
 }
 );
+
+regression!(
+    /// `DISCARD ALL` run by Execute, then a Parse of a name the client had, in the same pipeline
+    /// before any Sync: directly the name is free again; the proxy still takes it as taken (it
+    /// learns of the DISCARD ALL from its CommandComplete). Found by the long run, seed 1022.
+    #[ignore = "open: a statement name freed by DISCARD ALL / DEALLOCATE ALL earlier in the same pipeline"]
+    parse_after_discard_all_in_the_same_pipeline,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("s2", "DEALLOCATE pq"), execute("p1", 0), sync()])),
+            step(0, send(vec![parse("", "DISCARD ALL"), bind("", "", &[]), execute("", 0), parse("s2", "SELECT set_tenant(2)"), execute("p1", 0), sync()])),
+        ],
+    }
+);
