@@ -359,16 +359,16 @@ impl Session {
         let plan = effects::plan(analysis, params, self.lexing_unreliable());
         self.private.add(plan.private);
         let calls = self.calls_setting_functions(analysis);
-        if plan.untracked_settings || calls.sets {
+        if plan.untracked_settings || calls.as_ref().is_some_and(|c| c.sets) {
             // A setting the proxy cannot follow (computed set_config, SESSION AUTHORIZATION):
             // it must not leak to the next client of this server, and this session's results
             // can no longer be keyed safely.
             self.settings_untracked();
         }
-        match calls.defines {
-            Some(names) if !names.is_empty() => self.define_placeholders(&names),
-            Some(_) => {}
-            None => self.placeholders_unknown(),
+        match calls.map(|c| c.defines) {
+            Some(Some(names)) => self.define_placeholders(&names),
+            Some(None) => self.placeholders_unknown(),
+            None => {}
         }
         if plan.unknown_placeholders {
             self.placeholders_unknown();
@@ -390,16 +390,14 @@ impl Session {
     /// (`set_config` inside a user function: `SELECT set_tenant(2)`): change them, and define
     /// which custom ones. Answered from the catalog's memo; a function not looked up yet counts
     /// as one that may do anything, and is looked up meanwhile so its next call is judged by
-    /// what it is.
-    fn calls_setting_functions(&self, analysis: &Analysis) -> SettingsSetter {
-        let mut may = SettingsSetter { sets: false, defines: Some(Vec::new().into()) };
+    /// what it is. `None`: it calls no such function (nothing allocated on that common path).
+    fn calls_setting_functions(&self, analysis: &Analysis) -> Option<SettingsSetter> {
         let mut names = analysis.statements.iter().flat_map(|s| s.unknown_functions()).peekable();
-        if names.peek().is_none() {
-            return may;
-        }
+        names.peek()?;
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
-            return SettingsSetter { sets: true, defines: None };
+            return Some(SettingsSetter { sets: true, defines: None });
         };
+        let mut may = SettingsSetter { sets: false, defines: Some(Vec::new().into()) };
         for name in names {
             match catalog.may_set_settings_known(name) {
                 Some(setter) => {
@@ -420,7 +418,7 @@ impl Session {
                 }
             }
         }
-        may
+        Some(may)
     }
 
     /// ReadyForQuery from the proxy itself, in queue order.
