@@ -216,10 +216,45 @@ Scenario {
 );
 
 regression!(
+    /// After `DEALLOCATE ALL` earlier in the same pipeline, a Bind, Describe and Close of a name
+    /// the client had see it gone, as Postgres does; a Parse in the next pipeline, sent before
+    /// the first is answered, finds the name free.
+    statements_dropped_earlier_in_the_pipeline_are_gone,
+    Setup::transaction(),
+    Scenario {
+        clients: 2,
+        steps: vec![
+            step(0, send(vec![parse("s1", "SELECT id FROM acct ORDER BY id"), parse("s2", "SELECT 1"), sync()])),
+            step(0, send(vec![q("DEALLOCATE ALL"), parse("s1", "SELECT 2"), bind("", "s1", &[]), execute("", 0), sync()])),
+            step(0, send(vec![parse("", "DEALLOCATE ALL"), bind("", "", &[]), execute("", 0), describe(b'S', "s1"), sync()])),
+            step(0, send(vec![parse("s2", "SELECT 3"), bind("", "s2", &[]), execute("", 0), close(b'S', "s1"), sync()])),
+            step(0, send(vec![bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// `DISCARD ALL` inside a transaction block fails: the Parse after it is skipped, and the
+    /// name still stands for the statement it had.
+    a_failed_discard_all_keeps_the_statements,
+    Setup::transaction(),
+    Scenario {
+        clients: 2,
+        steps: vec![
+            step(0, send(vec![parse("s1", "SELECT id FROM acct ORDER BY id"), sync()])),
+            step(0, send(vec![q("BEGIN")])),
+            step(0, send(vec![parse("", "DISCARD ALL"), bind("", "", &[]), execute("", 0), parse("s1", "SELECT 2"), sync()])),
+            step(0, send(vec![q("ROLLBACK")])),
+            step(0, send(vec![bind("", "s1", &[]), execute("", 0), sync()])),
+            step(1, send(vec![parse("s1", "SELECT 5"), bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
     /// `DISCARD ALL` run by Execute, then a Parse of a name the client had, in the same pipeline
-    /// before any Sync: directly the name is free again; the proxy still takes it as taken (it
-    /// learns of the DISCARD ALL from its CommandComplete). Found by the long run, seed 1022.
-    #[ignore = "open: a statement name freed by DISCARD ALL / DEALLOCATE ALL earlier in the same pipeline"]
+    /// before any Sync: the name is free again (the proxy learns of the DISCARD ALL only from
+    /// its CommandComplete, so it notes it when sent). Found by the long run, seed 1022.
     parse_after_discard_all_in_the_same_pipeline,
     Setup::transaction(),
     Scenario {
@@ -227,6 +262,46 @@ regression!(
         steps: vec![
             step(0, send(vec![parse("s2", "DEALLOCATE pq"), execute("p1", 0), sync()])),
             step(0, send(vec![parse("", "DISCARD ALL"), bind("", "", &[]), execute("", 0), parse("s2", "SELECT set_tenant(2)"), execute("p1", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// In a failed transaction, a Bind of a statement this connection lacks sends a Parse that
+    /// fails (25P02); a Bind in the next segment, sent before that answer came, must not take
+    /// the statement for prepared (26000 where Postgres says 25P02). Found by the long run,
+    /// seed 1040.
+    bind_in_a_transaction_failed_by_a_taken_name,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), bind("", "", &[]), parse("s1", "SET search_path = other, public"), sync()])),
+            step(1, send(vec![parse("", "BEGIN"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+            step(0, send(vec![parse("", "BEGIN ISOLATION LEVEL REPEATABLE READ"), bind("", "", &[]), execute("", 0), execute("", 0), sync()])),
+            step(0, send(vec![close(b'P', "p1"), parse("s1", "SELECT id, body FROM doc ORDER BY id"), bind("", "s1", &[]), execute("", 0), parse("s1", "COPY item (acct_id, note) FROM STDIN"), bind("", "s1", &[]), execute("", 0), copy_data("1\tc1\n2\tc2\n"), copy_done(), sync(), bind("", "s1", &[]), execute("", 0), bind("p1", "s1", &[]), execute("p1", 0), bind("", "s2", &[]), execute("", 0), sync()])),
+            step(0, send(vec![bind("", "s1", &[]), execute("", 0), bind("", "s1", &[]), execute("", 0), sync()])),
+            step(1, send(vec![q("SELECT 1")])),
+            step(0, send(vec![bind("", "s1", &[]), execute("", 0), bind("", "s1", &[]), sync(), q("ROLLBACK")])),
+        ],
+    }
+);
+
+regression!(
+    /// A function sets a custom setting at session level (`set_config(…, false)` in its body,
+    /// the usual multi-tenant helper): its value is not the proxy's to see, so under
+    /// transaction pooling the client keeps its server connection, and its next transaction
+    /// reads the setting, as directly. Found by the long run, seed 1030.
+    a_setting_set_by_a_function_stays_with_its_client,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(2, send(vec![parse("", "SELECT set_tenant(2)"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![q("BEGIN")])),
+            step(2, send(vec![parse("", "SELECT current_setting('app.tenant', true)"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+            step(2, send(vec![q("SELECT count(*) FROM doc")])),
+            step(0, send(vec![q("SELECT current_setting('app.tenant', true)"), q("COMMIT")])),
         ],
     }
 );

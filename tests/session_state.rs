@@ -183,8 +183,9 @@ async fn a_custom_setting_of_one_client_is_undefined_for_the_next() {
 }
 
 /// The same when a function defines the setting (`SELECT set_tenant(5)`), under a name its
-/// body gives or one it computes: no reset undefines a placeholder, so another client never
-/// gets a connection where one of those may be defined.
+/// body gives or one it computes: the client keeps its connection while it is connected (the
+/// value is not the proxy's to follow), and no reset undefines a placeholder, so another client
+/// never gets a connection where one of those may be defined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_setting_a_function_defines_is_undefined_for_the_next() {
     let pg = PgCluster::start();
@@ -195,18 +196,21 @@ async fn a_custom_setting_a_function_defines_is_undefined_for_the_next() {
          CREATE FUNCTION set_any(n text, v text) RETURNS text LANGUAGE sql AS
            $$ SELECT set_config(n, v, false) $$;",
     );
+    // One server connection: whoever comes next gets the one the last client used.
     let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
     let url = proxy.url("postgres", "app");
     let tenant = "SELECT current_setting('app.tenant_id', true)";
     let other = "SELECT current_setting('app.other', true)";
-    // Twice each: the first call is judged before the catalog has answered, the second by it.
     for round in 0..2 {
         let a = connect(&url).await;
         a.batch_execute("SELECT set_tenant(5)").await.unwrap();
+        assert_eq!(simple_one(&a, tenant).await.as_deref(), Some("5"), "round {round}: its own setting");
+        drop(a);
         let b = connect(&url).await;
         assert_eq!(simple_one(&b, tenant).await, None, "round {round}: NULL, as on a connection of its own");
+        b.batch_execute("SELECT set_any('app.other', 'x')").await.unwrap();
+        assert_eq!(simple_one(&b, other).await.as_deref(), Some("x"), "round {round}: its own setting");
         drop(b);
-        a.batch_execute("SELECT set_any('app.other', 'x')").await.unwrap();
         let c = connect(&url).await;
         assert_eq!(simple_one(&c, other).await, None, "round {round}: a computed name");
         assert_eq!(simple_one(&c, tenant).await, None, "round {round}");

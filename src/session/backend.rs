@@ -277,7 +277,7 @@ impl Session {
                 obj.prepared.clear();
                 obj.dirty.clear();
                 obj.settings_unknown = false;
-                self.statements.clear();
+                self.statements.dropped(self.syncs_done);
                 self.pins = Pins::default();
                 self.private.remove(Private::TEMP_OBJECTS);
                 self.private.remove(Private::UNTRACKED_SETTINGS);
@@ -286,7 +286,7 @@ impl Session {
             b"DEALLOCATE ALL" => {
                 // Every statement on this server is gone, the client's included.
                 self.server_mut().obj.prepared.clear();
-                self.statements.clear();
+                self.statements.dropped(self.syncs_done);
             }
             b"DISCARD TEMP" | b"DISCARD TEMPORARY" => {
                 if self.pins == Pins::TEMP_OBJECTS {
@@ -350,11 +350,15 @@ impl Session {
         match undo {
             OnFail::Nothing => {}
             OnFail::ForgetServerStatement(server) => self.server_mut().obj.prepared.forget(&server),
-            OnFail::ForgetStatement { client, server } => {
+            OnFail::ForgetStatement { client, server, replaced } => {
                 self.statements.remove(&client);
                 self.server_mut().obj.prepared.forget(&server);
+                // Skipped after a DISCARD ALL that failed: the name still stands for the old one.
+                if let Some(old) = replaced.filter(|old| !self.statements.dropped_since(old)) {
+                    self.statements.restore(client, *old);
+                }
             }
-            OnFail::KeepStatement { client, stmt } => self.statements.insert(client, *stmt),
+            OnFail::KeepStatement { client, stmt } => self.statements.restore(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),
             OnFail::Revalidates(_) | OnFail::TakenName(_) => {}

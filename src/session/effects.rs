@@ -43,7 +43,12 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: b
     }
     let mut statements = Vec::with_capacity(analysis.statements.len());
     for s in &analysis.statements {
-        let mut effects = Effects { control: control(s), writes: writes(s, lexing_unreliable), sets: Vec::new() };
+        let mut effects = Effects {
+            control: control(s),
+            writes: writes(s, lexing_unreliable),
+            sets: Vec::new(),
+            drops_statements: drops_statements(s),
+        };
         note_session_state(s, &mut plan);
         for change in &s.settings {
             match setting(change, params) {
@@ -91,6 +96,19 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
         // RESET ALL does not undo it, and the key holds the role, not this.
         plan.untracked_settings = true;
     }
+}
+
+/// `DISCARD ALL`, `DEALLOCATE ALL`, `DEALLOCATE PREPARE ALL`.
+fn drops_statements(s: &StatementAnalysis) -> bool {
+    if s.keyword != "discard" && s.keyword != "deallocate" {
+        return false;
+    }
+    let mut words = s.fingerprint.split_whitespace().skip(1);
+    let word = match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("prepare") && s.keyword == "deallocate" => words.next(),
+        w => w,
+    };
+    word.is_some_and(|w| w.trim_end_matches(';').eq_ignore_ascii_case("all"))
 }
 
 fn control(s: &StatementAnalysis) -> Option<Control> {
@@ -189,6 +207,17 @@ mod tests {
 
     fn effects(p: &Plan) -> &[Arc<Effects>] {
         p.statements.as_deref().expect("effects")
+    }
+
+    #[test]
+    fn statements_that_drop_every_prepared_statement() {
+        for sql in ["DISCARD ALL", "deallocate all", "DEALLOCATE PREPARE ALL;", "SELECT 1; DISCARD ALL"] {
+            assert!(effects(&one(sql, &[])).iter().any(|e| e.drops_statements), "{sql}");
+        }
+        for sql in ["DEALLOCATE allocation", "DISCARD TEMP", "DEALLOCATE s1", "SELECT 'discard all'"] {
+            let p = one(sql, &[]);
+            assert!(!p.statements.as_deref().unwrap_or_default().iter().any(|e| e.drops_statements), "{sql}");
+        }
     }
 
     #[test]

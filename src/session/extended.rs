@@ -46,6 +46,9 @@ impl Session {
         }
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
+        if let Ok(text) = std::str::from_utf8(p.query) {
+            self.look_up_setting_functions(text).await;
+        }
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
             self.resolve_tables(text).await;
             match self.check_policy(text) {
@@ -76,6 +79,10 @@ impl Session {
                 return Flow::Continue;
             }
         }
+        // A DISCARD ALL / DEALLOCATE ALL earlier in this segment frees the name (or, failing,
+        // skips this Parse).
+        let replaced = self.statements.dropped_in_segment(p.name, self.syncs_sent);
+        let replaced = if replaced { self.statements.remove(p.name).map(Box::new) } else { None };
         let taken_by_renamed = self.statements.get(p.name).is_some_and(|s| s.is_renamed(p.name));
         if p.name.is_empty() || !(self.renaming() || taken_by_renamed) {
             if p.name.is_empty() {
@@ -110,7 +117,7 @@ impl Session {
         // Prepared afresh even if this connection holds it: a copy from before a schema change
         // would give the client the old result type (Postgres analyzes every Parse anew).
         self.statements.insert(name.clone(), stmt.clone());
-        self.prepare_copy(&stmt, Some(name));
+        self.prepare_copy(&stmt, Some((name, replaced)));
         Flow::Continue
     }
 
@@ -192,7 +199,9 @@ impl Session {
             return Flow::Continue;
         }
         self.segment.open();
-        let known = if b.statement.is_empty() { None } else { self.statements.get(b.statement).cloned() };
+        // A name a DISCARD ALL earlier in this segment drops is unknown to the server too.
+        let dropped = self.statements.dropped_in_segment(b.statement, self.syncs_sent);
+        let known = if b.statement.is_empty() || dropped { None } else { self.statements.get(b.statement).cloned() };
         let renamed = |s: &Statement| s.is_renamed(b.statement);
         if let Some(stmt) = known.as_ref().filter(|s| renamed(s)) {
             match self.gate(frame, stmt, false) {
@@ -273,7 +282,8 @@ impl Session {
             return Flow::Continue;
         }
         self.segment.open();
-        let stmt = if d.kind == b'S' && !d.name.is_empty() {
+        let dropped = d.kind == b'S' && self.statements.dropped_in_segment(d.name, self.syncs_sent);
+        let stmt = if d.kind == b'S' && !d.name.is_empty() && !dropped {
             self.statements.get(d.name).filter(|s| s.is_renamed(d.name)).cloned()
         } else {
             None
@@ -313,6 +323,11 @@ impl Session {
         }
         if c.kind == b'S' && !c.name.is_empty() {
             if self.wait_for_name(frame, c.name) {
+                return Flow::Continue;
+            }
+            if self.statements.dropped_in_segment(c.name, self.syncs_sent) {
+                // Gone on the server already (see `ClientStatements::dropped`).
+                self.forward(frame, Entry::forward(Kind::Close));
                 return Flow::Continue;
             }
             let gone = self.statements.remove(c.name);

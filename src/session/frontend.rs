@@ -165,7 +165,9 @@ impl Session {
             tag::CLOSE => return self.on_close(frame),
             tag::EXECUTE => {
                 self.segment.open();
-                let entry = match self.portal_effects(frame) {
+                let effects = self.portal_effects(frame);
+                self.note_drops(effects.as_deref());
+                let entry = match effects {
                     None => Entry::forward(Kind::Execute),
                     effects => Entry::Server(Request::forward(Kind::Execute).effects(effects)),
                 };
@@ -259,6 +261,7 @@ impl Session {
             return self.forward_query_with(frame, None, None).await;
         };
         self.resolve_tables(text).await;
+        self.look_up_setting_functions(text).await;
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
             Err(refusal) => {
@@ -342,6 +345,7 @@ impl Session {
             None => self.note_opaque_statement(),
         };
         self.query_drops_unnamed();
+        self.note_drops(effects.as_deref());
         let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new));
         self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)
@@ -384,6 +388,31 @@ impl Session {
             self.tx.sent();
         }
         plan.statements
+    }
+
+    /// Statements about to be sent in this segment drop every prepared statement: from here
+    /// on, names the client had are not to be counted on (see `ClientStatements`).
+    fn note_drops(&mut self, effects: Option<&[Arc<Effects>]>) {
+        if effects.is_some_and(|e| e.iter().any(|e| e.drops_statements)) {
+            self.statements.note_drop_all(self.syncs_sent);
+        }
+    }
+
+    /// Look up, before `text` is sent, what the user functions it calls may do to settings
+    /// (see `calls_setting_functions`), so that the decision when it runs is made on what they
+    /// are rather than on "not looked up yet". Memoized per database: one catalog query per
+    /// function name until DDL.
+    pub(super) async fn look_up_setting_functions(&mut self, text: &str) {
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
+        let analysis = crate::sql::analyze(text);
+        for name in analysis.statements.iter().flat_map(|s| s.unknown_functions()) {
+            if catalog.may_set_settings_known(name).is_none() {
+                // Boxed: a catalog query is a large state machine, rare on this path.
+                if let Err(e) = Box::pin(catalog.may_set_settings(name)).await {
+                    debug!(error = %e, function = %name, "catalog look-up failed");
+                }
+            }
+        }
     }
 
     /// What the functions a statement calls may do to settings where the proxy cannot see it

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::params;
 use super::queue::{Entry, Kind, Request};
-use super::state::{Effects, Private, ReleaseAction, Untracked, Writes};
+use super::state::{Effects, Pins, Private, ReleaseAction, Untracked, Writes};
 use super::{Flow, Lease, Session};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
@@ -193,9 +193,14 @@ impl Session {
     }
 
     /// Statements the proxy could not follow changed settings on the server connection held:
-    /// whoever gives it back resets it, and this session's answers are no longer cached.
+    /// whoever gives it back resets it, this session's answers are no longer cached, and under
+    /// transaction pooling the client keeps the connection (its settings stay where it set them).
     pub(super) fn settings_untracked(&mut self) {
         self.private.add(Private::UNTRACKED_SETTINGS);
+        if self.mode == PoolMode::Transaction && !self.pins.contains(Pins::UNTRACKED_SETTINGS) {
+            debug!(pool = %self.key, "pinned to its server connection: settings it cannot follow");
+        }
+        self.pins.add(Pins::UNTRACKED_SETTINGS);
         if let Some(lease) = &mut self.server {
             lease.obj.settings_unknown = true;
         }

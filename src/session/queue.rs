@@ -33,10 +33,13 @@ pub enum OnFail {
     Nothing,
     /// A Parse under this server name did not happen: the server does not have it.
     ForgetServerStatement(Bytes),
-    /// The client's Parse failed: forget the client's name and the server statement.
+    /// The client's Parse failed: forget the client's name and the server statement. If it
+    /// replaced a statement of that name a `DISCARD ALL` / `DEALLOCATE ALL` earlier in its
+    /// segment was to drop, and that did not happen, the name stands for that one again.
     ForgetStatement {
         client: Bytes,
         server: Bytes,
+        replaced: Option<Box<super::statements::Statement>>,
     },
     /// The client's Close of its statement was skipped: the name still stands for `stmt`.
     KeepStatement {

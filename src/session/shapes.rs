@@ -163,7 +163,7 @@ impl Session {
     /// Send a Parse of `stmt` under its server name (after a Close of the copy this connection
     /// has, if any) and the probe after it. `client`: the client's own Parse under that name
     /// (answer forwarded); `None`: injected (answer dropped).
-    pub(super) fn prepare_copy(&mut self, stmt: &Statement, client: Option<Bytes>) {
+    pub(super) fn prepare_copy(&mut self, stmt: &Statement, client: Option<(Bytes, Option<Box<Statement>>)>) {
         let server = stmt.server_name.clone();
         let prepared = &mut self.server_mut().obj.prepared;
         prepared.mark_stale(&server);
@@ -175,7 +175,7 @@ impl Session {
         }
         self.to_server.extend_from_slice(&stmt.parse);
         let (forward, on_fail) = match client {
-            Some(client) => (true, OnFail::ForgetStatement { client, server: server.clone() }),
+            Some((client, replaced)) => (true, OnFail::ForgetStatement { client, server: server.clone(), replaced }),
             None => (false, OnFail::ForgetServerStatement(server.clone())),
         };
         let request = if forward { Request::forward(Kind::Parse) } else { Request::hidden(Kind::Parse) };
@@ -192,7 +192,13 @@ impl Session {
         if self.tx.status() == b'E' {
             // Postgres refuses the message for the failed transaction before it looks at the
             // plan; so does a Parse sent for it — but only after the checks that come first.
-            if !self.server_mut().obj.prepared.touch(server) {
+            // A Parse of it still unanswered may be skipped (as the failed transaction skips
+            // most): whether the server has it is known once it is answered.
+            let held = self.server_mut().obj.prepared.get(server);
+            if held == Held::Pending {
+                return self.park(frame);
+            }
+            if !matches!(held, Held::Described { .. }) {
                 if let Some(gate) = self.answer_before_failed_transaction(frame, stmt, describe) {
                     return gate;
                 }

@@ -90,12 +90,15 @@ pub struct Effects {
     /// Session-level setting changes (`SET LOCAL` and local `set_config` end with the
     /// transaction and are not followed).
     pub sets: Vec<SetEffect>,
+    /// `DISCARD ALL` / `DEALLOCATE ALL`: every prepared statement goes (see
+    /// `ClientStatements::note_drop_all`).
+    pub drops_statements: bool,
 }
 
 impl Effects {
     /// Nothing for the session to follow: the statement needs no entry in the log.
     pub fn is_empty(&self) -> bool {
-        self.control.is_none() && self.writes.is_empty() && self.sets.is_empty()
+        self.control.is_none() && self.writes.is_empty() && self.sets.is_empty() && !self.drops_statements
     }
 }
 
@@ -362,6 +365,10 @@ impl Pins {
     pub const ADVISORY_LOCK: Pins = Pins(1 << 3);
     /// A cursor `WITH HOLD` that outlives its transaction.
     pub const HOLD_CURSOR: Pins = Pins(1 << 4);
+    /// Settings changed where the proxy cannot follow their values (a function's `set_config`,
+    /// `SET SESSION AUTHORIZATION`, a computed setting name): they stay where they were set,
+    /// as they would on a connection of the client's own.
+    pub const UNTRACKED_SETTINGS: Pins = Pins(1 << 5);
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -383,6 +390,7 @@ impl Pins {
             (Pins::LISTEN, "LISTEN"),
             (Pins::ADVISORY_LOCK, "advisory lock"),
             (Pins::HOLD_CURSOR, "WITH HOLD cursor"),
+            (Pins::UNTRACKED_SETTINGS, "settings set out of sight"),
         ]
         .into_iter()
         .filter(|(p, _)| self.contains(*p))

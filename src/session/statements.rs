@@ -9,7 +9,7 @@
 //! Each client statement also keeps the result shape it was prepared with (see `shapes`), since
 //! the shared server statements it runs on may have been prepared before or after a change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::{Bytes, BytesMut};
@@ -35,6 +35,9 @@ pub struct Statement {
     /// client's Parse, or after the Parse sent at its first use when the client's Parse was
     /// answered without a server. `None`: not known yet.
     pub shape: Option<Shape>,
+    /// When the client's name got it (see [`ClientStatements::insert`]): a `DISCARD ALL` or
+    /// `DEALLOCATE ALL` sent later does not drop it.
+    pub born: u64,
 }
 
 impl Statement {
@@ -49,6 +52,7 @@ impl Statement {
             param_types: param_types.to_vec(),
             seq: 0,
             shape: None,
+            born: 0,
         }
     }
 
@@ -83,6 +87,21 @@ pub struct ClientStatements {
     /// whose answer may not have come: until then, whether the name is taken is the server's
     /// to say (an earlier error skips the Parse or Close).
     changed: HashMap<Bytes, u64>,
+    /// Statements inserted so far: the last one's `born`.
+    births: u64,
+    /// `DISCARD ALL` / `DEALLOCATE ALL` sent and not answered yet, in order: (segment, births
+    /// when sent). What the client parsed before one is gone once it completes; what it parses
+    /// after one in the same segment is new (an error before it skips the rest anyway).
+    drops: VecDeque<PendingDrop>,
+    /// `births` when the last drop completed.
+    dropped_at: u64,
+}
+
+/// A `DISCARD ALL` / `DEALLOCATE ALL` in flight.
+#[derive(Debug, Clone, Copy)]
+struct PendingDrop {
+    seq: u64,
+    births: u64,
 }
 
 impl ClientStatements {
@@ -94,7 +113,15 @@ impl ClientStatements {
         self.by_name.contains_key(name)
     }
 
-    pub fn insert(&mut self, name: Bytes, stmt: Statement) {
+    /// `name` now stands for `stmt`, born now.
+    pub fn insert(&mut self, name: Bytes, mut stmt: Statement) {
+        self.births += 1;
+        stmt.born = self.births;
+        self.by_name.insert(name, stmt);
+    }
+
+    /// `name` stands for `stmt` again (a change of it did not happen), born when it was.
+    pub fn restore(&mut self, name: Bytes, stmt: Statement) {
         self.by_name.insert(name, stmt);
     }
 
@@ -105,6 +132,50 @@ impl ClientStatements {
     pub fn clear(&mut self) {
         self.by_name.clear();
         self.changed.clear();
+        self.drops.clear();
+        self.dropped_at = self.births;
+    }
+
+    /// A `DISCARD ALL` or `DEALLOCATE ALL` was sent in segment `seq`.
+    pub fn note_drop_all(&mut self, seq: u64) {
+        if self.drops.len() >= 64 {
+            // Its completion then drops everything (see `dropped`): safe, if coarse.
+            self.drops.pop_front();
+        }
+        self.drops.push_back(PendingDrop { seq, births: self.births });
+    }
+
+    /// A `DISCARD ALL` or `DEALLOCATE ALL` completed in segment `answered`: what the client
+    /// parsed before it is gone. One the proxy did not see sent (in a function, say) drops all.
+    pub fn dropped(&mut self, answered: u64) {
+        while self.drops.front().is_some_and(|d| d.seq < answered) {
+            // Failed: an error skipped it.
+            self.drops.pop_front();
+        }
+        match self.drops.front() {
+            Some(d) if d.seq == answered => {
+                let births = d.births;
+                self.drops.pop_front();
+                self.by_name.retain(|_, s| s.born > births);
+                self.dropped_at = births;
+            }
+            _ => {
+                self.by_name.clear();
+                self.dropped_at = self.births;
+            }
+        }
+    }
+
+    /// Whether a drop sent earlier in segment `current` drops `name`'s statement: then the
+    /// rest of the segment sees the name free (or, if the drop fails, is skipped).
+    pub fn dropped_in_segment(&self, name: &[u8], current: u64) -> bool {
+        let Some(stmt) = self.by_name.get(name) else { return false };
+        self.drops.iter().any(|d| d.seq == current && stmt.born <= d.births)
+    }
+
+    /// Whether a drop has completed since `stmt` was born.
+    pub fn dropped_since(&self, stmt: &Statement) -> bool {
+        self.dropped_at >= stmt.born
     }
 
     /// A Parse or Close of `name` was sent in segment `seq`.
@@ -117,8 +188,13 @@ impl ClientStatements {
 
     /// The segment of a change of `name` still unanswered in an earlier segment than `current`
     /// (`answered`: segments answered so far), if there is one.
+    /// A drop of every statement counts for the names it drops.
     pub fn change_in_flight(&self, name: &[u8], answered: u64, current: u64) -> Option<u64> {
-        self.changed.get(name).copied().filter(|&at| at >= answered && at < current)
+        let in_flight = |at: &u64| *at >= answered && *at < current;
+        let own = self.changed.get(name).copied().filter(in_flight);
+        let born = self.by_name.get(name).map(|s| s.born);
+        let dropped = self.drops.iter().rev().find(|d| in_flight(&d.seq) && born.is_some_and(|b| b <= d.births));
+        own.max(dropped.map(|d| d.seq))
     }
 
     /// A server statement was described: statements of this client that run on it and have
@@ -142,6 +218,38 @@ mod tests {
         assert_ne!(server_name(b"select $1", &[23]), server_name(b"select $1", &[25]));
         assert_ne!(server_name(b"select $1", &[23]), server_name(b"select $2", &[23]));
         assert!(server_name(b"x", &[]).starts_with(b"pgcached_"));
+    }
+
+    #[test]
+    fn a_drop_takes_only_what_was_parsed_before_it() {
+        let mut st = ClientStatements::default();
+        st.insert(Bytes::from_static(b"old"), Statement::new(b"select 1", &[]));
+        st.note_drop_all(3);
+        assert!(st.dropped_in_segment(b"old", 3));
+        assert!(!st.dropped_in_segment(b"old", 4));
+        // A later segment waits for the drop's answer.
+        assert_eq!(st.change_in_flight(b"old", 3, 4), Some(3));
+        st.insert(Bytes::from_static(b"new"), Statement::new(b"select 2", &[]));
+        assert!(!st.dropped_in_segment(b"new", 3));
+        let old = st.get(b"old").cloned().unwrap();
+        assert!(!st.dropped_since(&old));
+        st.dropped(3);
+        assert!(st.dropped_since(&old));
+        assert!(!st.contains(b"old") && st.contains(b"new"));
+        // A drop the proxy never saw sent drops everything.
+        st.dropped(5);
+        assert!(!st.contains(b"new"));
+    }
+
+    #[test]
+    fn a_failed_drop_is_forgotten_at_the_next_one() {
+        let mut st = ClientStatements::default();
+        st.note_drop_all(1);
+        st.insert(Bytes::from_static(b"a"), Statement::new(b"select 1", &[]));
+        st.note_drop_all(2);
+        // Segment 1's drop failed; segment 2's completes and drops `a`.
+        st.dropped(2);
+        assert!(!st.contains(b"a"));
     }
 
     #[test]

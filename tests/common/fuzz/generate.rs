@@ -210,11 +210,13 @@ fn execute(portal: &str, max: i32) -> Fm {
 }
 
 /// Whether sending `fms` may pin the client's server connection (conservatively: anything that
-/// touches session-scoped objects).
+/// touches session-scoped objects, or sets a setting where pgcached cannot see its value: a
+/// function's `set_config`).
 pub fn may_pin(fms: &[Fm]) -> bool {
     let pins = |sql: &str| {
         STATEMENTS.iter().filter(|s| matches!(s.kind, Kind::Pin | Kind::Session)).any(|s| sql.contains(s.sql))
             || sql.contains("advisory")
+            || sql.contains("set_tenant(")
     };
     fms.iter().any(|fm| match fm {
         Fm::Query(sql) | Fm::Parse(_, sql) => pins(sql),
