@@ -305,3 +305,54 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A Bind with the wrong number of parameters, sent in a pipeline that fails its transaction
+    /// before the Bind arrives: Postgres checks the count first (08P01), also on a connection
+    /// that must be given the statement first. Found by the long run, seed 2001.
+    wrong_parameter_count_in_a_pipeline_that_fails_its_transaction,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("s2", "INSERT INTO acct VALUES (5, 'eve', 500) ON CONFLICT DO NOTHING"), execute("p1", 0), parse("s1", "SELECT pg_try_advisory_xact_lock(8)"), sync()])),
+            step(0, send(vec![parse("", "START TRANSACTION READ ONLY"), bind("", "", &[]), execute("", 0), execute("p1", 0), sync(), bind("p1", "s2", &[Some("1")]), sync()])),
+            step(0, send(vec![q("ROLLBACK")])),
+            step(0, send(vec![parse("s3", "SELECT 1"), execute("p1", 0), close(b'S', "s3"), sync()])),
+            step(0, send(vec![parse("", "START TRANSACTION READ ONLY"), bind("", "", &[]), execute("", 0), execute("p1", 0), sync(), bind("p1", "s3", &[Some("1")]), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// A `SET app.tenant` an earlier error skipped defines nothing: the client's next
+    /// connection is not given the setting (empty) either, so a policy reading
+    /// `current_setting('app.tenant', true)::int` sees NULL, as directly. Found by the long
+    /// run, seed 2015.
+    a_skipped_set_defines_no_custom_setting,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("s2", "SELEC 1"), parse("", "SET app.tenant = '1'"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![q("SELECT id, body FROM doc ORDER BY id")])),
+            step(0, send(vec![q("SELECT current_setting('app.tenant', true)")])),
+        ],
+    }
+);
+
+regression!(
+    /// A Bind the proxy answers itself (wrong parameter count, 08P01) after a Parse under a
+    /// taken name that fails earlier in the same segment: skipped, as Postgres skips it, and the
+    /// Query the proxy sent to fail the transaction is skipped too — the session waited for its
+    /// answer forever. Found by the long run, seed 2015.
+    a_local_error_skipped_by_an_earlier_one_in_the_pipeline,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+        step(2, send(vec![parse("s1", "COMMIT"), bind("", "s1", &[]), parse("s2", "SELECT pg_advisory_lock(7)"), execute("p1", 0), close(b'P', "p1"), parse("", "UPDATE other.acct SET balance = balance + 1 WHERE id = 1"), bind("", "", &[]), execute("", 0), sync(), parse("s2", "INSERT INTO item (acct_id, note) VALUES ($1, $2)"), describe(b'S', "s2"), bind("p1", "s2", &[Some("9"), Some("no fk")]), describe(b'P', "p1"), execute("p1", 0), parse("", "SAVEPOINT a"), bind("", "", &[]), execute("", 0), sync()])),
+        step(2, send(vec![close(b'S', "s1"), parse("s1", "SET LOCAL app.tenant = '2'"), bind("", "s1", &[]), execute("", 0), parse("", "SELECT date '2024-03-01', 1.5::float8"), bind("p1", "", &[]), execute("p1", 2), execute("p1", 0), sync(), parse("s1", "COMMIT"), bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

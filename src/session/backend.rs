@@ -257,9 +257,13 @@ impl Session {
                 let command = backend::command_tag(body).unwrap_or_default();
                 if let Some(Entry::Server(request)) = self.queue.head_mut()
                     && let Some(effects) = request.next_effects()
-                    && let Some(settled) = self.tx.completed(&effects, command)
                 {
-                    self.settle(settled);
+                    if !effects.defines.is_empty() {
+                        self.defined_by_client(&effects.defines);
+                    }
+                    if let Some(settled) = self.tx.completed(&effects, command) {
+                        self.settle(settled);
+                    }
                 }
                 self.observe_command(command);
             }
@@ -361,6 +365,7 @@ impl Session {
             OnFail::KeepStatement { client, stmt } => self.statements.restore(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),
+            OnFail::Unanswered => self.syncs_done += 1,
             OnFail::Revalidates(_) | OnFail::TakenName(_) => {}
         }
     }

@@ -48,6 +48,7 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: b
             writes: writes(s, lexing_unreliable),
             sets: Vec::new(),
             drops_statements: drops_statements(s),
+            defines: Vec::new(),
         };
         note_session_state(s, &mut plan);
         for change in &s.settings {
@@ -58,7 +59,11 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: b
             }
             let name = change.name.clone().or_else(|| change.name_param.and_then(|n| param(params, n)));
             match name {
-                Some(name) if name.contains('.') => plan.placeholders.push(name.to_ascii_lowercase()),
+                Some(name) if name.contains('.') => {
+                    let name = name.to_ascii_lowercase();
+                    effects.defines.push(name.clone());
+                    plan.placeholders.push(name);
+                }
                 Some(_) => {}
                 None if change.via == SetVia::SetConfig => plan.unknown_placeholders = true,
                 None => {} // RESET ALL

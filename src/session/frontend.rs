@@ -360,7 +360,7 @@ impl Session {
         analysis: &Analysis,
         params: &[Option<String>],
     ) -> Option<Box<[Arc<Effects>]>> {
-        let plan = effects::plan(analysis, params, self.lexing_unreliable());
+        let mut plan = effects::plan(analysis, params, self.lexing_unreliable());
         self.private.add(plan.private);
         let calls = self.calls_setting_functions(analysis);
         if plan.untracked_settings || calls.as_ref().is_some_and(|c| c.sets) {
@@ -369,16 +369,28 @@ impl Session {
             // can no longer be keyed safely.
             self.settings_untracked();
         }
+        // Placeholders: the server connection may hold them from now on; the client, once
+        // the statement that defines them has run (an error before it skips it).
         match calls.map(|c| c.defines) {
-            Some(Some(names)) => self.define_placeholders(&names),
+            Some(Some(names)) if !names.is_empty() => {
+                self.define_on_server(&names);
+                match plan.statements.as_mut() {
+                    Some(statements) => {
+                        for effects in statements.iter_mut() {
+                            Arc::make_mut(effects).defines.extend(names.iter().cloned());
+                        }
+                    }
+                    None => self.defined_by_client(&names),
+                }
+            }
             Some(None) => self.placeholders_unknown(),
-            None => {}
+            _ => {}
         }
         if plan.unknown_placeholders {
             self.placeholders_unknown();
         }
         if !plan.placeholders.is_empty() {
-            self.define_placeholders(&plan.placeholders);
+            self.define_on_server(&plan.placeholders);
         }
         if !plan.pins.is_empty() && self.mode == PoolMode::Transaction && !self.pins.contains(plan.pins) {
             debug!(pool = %self.key, reasons = ?plan.pins.names(), "pinned to its server connection");

@@ -214,16 +214,21 @@ impl Session {
         }
     }
 
-    /// Custom settings the client defines on the server connection held.
-    pub(super) fn define_placeholders(&mut self, names: &[String]) {
+    /// Custom settings a statement about to run may define on the server connection held.
+    pub(super) fn define_on_server(&mut self, names: &[String]) {
+        let Some(lease) = &mut self.server else { return };
+        for name in names {
+            if !lease.obj.placeholders.contains(name) {
+                lease.obj.placeholders.push(name.clone());
+            }
+        }
+    }
+
+    /// Custom settings the client has defined: a statement that defines them ran.
+    pub(super) fn defined_by_client(&mut self, names: &[String]) {
         for name in names {
             if !self.placeholders.contains(name) {
                 self.placeholders.push(name.clone());
-            }
-            if let Some(lease) = &mut self.server
-                && !lease.obj.placeholders.contains(name)
-            {
-                lease.obj.placeholders.push(name.clone());
             }
         }
     }

@@ -58,6 +58,8 @@ pub enum OnFail {
     /// 0A000 (result type changed) means the statement is stale on this connection. Skipped:
     /// nothing to undo.
     Revalidates(Bytes),
+    /// A Query skipped after an error: counts as answered (see `Session::syncs_done`).
+    Unanswered,
 }
 
 /// A request the server will answer.
@@ -356,6 +358,9 @@ impl ReplyQueue {
                 break;
             }
             match self.pop() {
+                // A Query the proxy sent mid-pipeline (see `Session::fail_statement`) is
+                // skipped too: its ReadyForQuery never comes.
+                Some(Entry::Server(Request { kind: Kind::Query, .. })) => undo.push(OnFail::Unanswered),
                 Some(Entry::Server(Request { on_fail, .. })) if on_fail != OnFail::Nothing => {
                     undo.push(on_fail);
                 }
@@ -365,6 +370,19 @@ impl ReplyQueue {
         }
         undo.reverse();
         undo
+    }
+
+    /// A statement kept for the undo of a Close in flight (see [`OnFail::KeepStatement`]) that
+    /// runs on server statement `server_name` and has no shape yet takes `shape`.
+    pub fn adopt_shape(&mut self, server_name: &[u8], shape: &crate::server::prepared::Shape) {
+        for entry in &mut self.entries {
+            if let Entry::Server(Request { on_fail: OnFail::KeepStatement { stmt, .. }, .. }) = entry
+                && stmt.shape.is_none()
+                && stmt.server_name == server_name
+            {
+                stmt.shape = Some(shape.clone());
+            }
+        }
     }
 
     /// Nothing outstanding can change the transaction status or produce results: only Syncs,

@@ -189,6 +189,20 @@ impl Session {
     /// or answer as Postgres would.
     pub(super) fn gate(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Gate {
         let server = &stmt.server_name;
+        if !describe && let Some(message) = wrong_parameter_count(frame, stmt) {
+            // Checked before anything else, failed transaction or not (which may be what the
+            // pipeline leads to by the time this arrives): the answer is known here. Like the
+            // server's, it fails the transaction (or the pipeline's implicit one).
+            let mut out = BytesMut::new();
+            build::error_response(&mut out, Severity::Error, "08P01", &message);
+            if self.tx.status() == b'E' {
+                self.queue.push(Entry::Synth(out.freeze()));
+                self.segment.skip();
+            } else {
+                self.fail_statement(out, false);
+            }
+            return Gate::Done;
+        }
         if self.tx.status() == b'E' {
             // Postgres refuses the message for the failed transaction before it looks at the
             // plan; so does a Parse sent for it — but only after the checks that come first.
@@ -199,7 +213,7 @@ impl Session {
                 return self.park(frame);
             }
             if !matches!(held, Held::Described { .. }) {
-                if let Some(gate) = self.answer_before_failed_transaction(frame, stmt, describe) {
+                if let Some(gate) = self.answer_before_failed_transaction(stmt, describe) {
                     return gate;
                 }
                 self.prepare_copy(stmt, None);
@@ -235,38 +249,19 @@ impl Session {
     }
 
     /// In a failed transaction, on a connection without `stmt`, a Parse of it would fail with
-    /// 25P02 — where Postgres, which has the statement, answers what it checks first: a Bind's
-    /// parameter count (08P01), and a Describe of a statement that returns no rows (answered,
-    /// failed transaction or not). Those answers, from what the proxy knows of `stmt`'s shape;
-    /// `None` when the server's 25P02 is the answer.
-    fn answer_before_failed_transaction(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Option<Gate> {
+    /// 25P02 — where Postgres, which has the statement, describes a statement that returns no
+    /// rows (answered, failed transaction or not). That answer, from what the proxy knows of
+    /// `stmt`'s shape; `None` when the server's 25P02 is the answer. (A Bind's parameter count,
+    /// checked first too, is answered by `gate` in any transaction state.)
+    fn answer_before_failed_transaction(&mut self, stmt: &Statement, describe: bool) -> Option<Gate> {
         let shape = stmt.shape.as_ref()?;
-        let mut out = BytesMut::new();
-        if describe {
-            if Some(shape.rows) != backend::result_shape(tag::NO_DATA, b"") {
-                return None;
-            }
-            out.extend_from_slice(&shape.params);
-            build::no_data(&mut out);
-            self.queue.push(Entry::Synth(out.freeze()));
-            return Some(Gate::Done);
-        }
-        let wanted = shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?;
-        let bind = crate::wire::frontend::bind(frame.body())?;
-        let formats = i16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
-        let at = 2 + 2 * formats.max(0) as usize;
-        let supplied = i16::from_be_bytes(bind.params_and_formats.get(at..at + 2)?.try_into().ok()?);
-        let message = if formats > 1 && formats != supplied {
-            format!("bind message has {formats} parameter formats but {supplied} parameters")
-        } else if supplied != wanted {
-            let name = String::from_utf8_lossy(bind.statement);
-            format!("bind message supplies {supplied} parameters, but prepared statement \"{name}\" requires {wanted}")
-        } else {
+        if !describe || Some(shape.rows) != backend::result_shape(tag::NO_DATA, b"") {
             return None;
-        };
-        build::error_response(&mut out, Severity::Error, "08P01", &message);
+        }
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&shape.params);
+        build::no_data(&mut out);
         self.queue.push(Entry::Synth(out.freeze()));
-        self.segment.skip();
         Some(Gate::Done)
     }
 
@@ -349,6 +344,8 @@ impl Session {
         let generation = self.shared.shapes.learn(self.prepared_ok_key(&server), rows);
         self.server_mut().obj.prepared.described(&server, shape.clone(), generation);
         self.statements.adopt_all(&server, &shape);
+        // A statement whose Close is in flight comes back with its shape if the Close is skipped.
+        self.queue.adopt_shape(&server, &shape);
     }
 
     /// A probe got no answer: if its Parse succeeded, the copy's shape is unknown; it is not
@@ -371,6 +368,28 @@ impl Session {
         if let Some(shape) = self.server_mut().obj.prepared.mark_stale(server) {
             self.shared.shapes.changed(key, shape.rows);
         }
+    }
+}
+
+/// The error Postgres gives a Bind (`frame`) of `stmt` whose parameter formats or values do not
+/// match the statement's parameters (known from its shape); `None` when they match or the
+/// shape is not known.
+fn wrong_parameter_count(frame: &Frame, stmt: &Statement) -> Option<String> {
+    let shape = stmt.shape.as_ref()?;
+    let wanted = shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?;
+    let bind = crate::wire::frontend::bind(frame.body())?;
+    let formats = i16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
+    let at = 2 + 2 * formats.max(0) as usize;
+    let supplied = i16::from_be_bytes(bind.params_and_formats.get(at..at + 2)?.try_into().ok()?);
+    if formats > 1 && formats != supplied {
+        Some(format!("bind message has {formats} parameter formats but {supplied} parameters"))
+    } else if supplied != wanted {
+        let name = String::from_utf8_lossy(bind.statement);
+        Some(format!(
+            "bind message supplies {supplied} parameters, but prepared statement \"{name}\" requires {wanted}"
+        ))
+    } else {
+        None
     }
 }
 

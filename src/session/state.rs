@@ -93,12 +93,18 @@ pub struct Effects {
     /// `DISCARD ALL` / `DEALLOCATE ALL`: every prepared statement goes (see
     /// `ClientStatements::note_drop_all`).
     pub drops_statements: bool,
+    /// Custom settings it defines (see `Session::placeholders`): the client's once it ran.
+    pub defines: Vec<String>,
 }
 
 impl Effects {
     /// Nothing for the session to follow: the statement needs no entry in the log.
     pub fn is_empty(&self) -> bool {
-        self.control.is_none() && self.writes.is_empty() && self.sets.is_empty() && !self.drops_statements
+        self.control.is_none()
+            && self.writes.is_empty()
+            && self.sets.is_empty()
+            && !self.drops_statements
+            && self.defines.is_empty()
     }
 }
 
