@@ -356,3 +356,36 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A statement prepared on the server after `DISCARD ALL` in the same pipeline is still
+    /// there when the DISCARD ALL's answer comes: the proxy kept thinking it gone and prepared
+    /// it again (42P05). Found by the long run, seed 2106.
+    a_statement_prepared_after_discard_all_in_the_pipeline_is_kept,
+    Setup::transaction(),
+    Scenario {
+    clients: 3,
+    steps: vec![
+        step(2, send(vec![parse("", "DISCARD ALL"), bind("p1", "", &[]), execute("p1", 0), parse("s2", "SAVEPOINT a"), parse("s1", "SELECT pg_notify('ch', 'fn')"), describe(b'S', "s1"), bind("", "s1", &[]), describe(b'P', ""), execute("", 0), parse("s2", "DISCARD ALL"), bind("p1", "s2", &[]), execute("p1", 2), execute("p1", 0), sync()])),
+        step(2, send(vec![parse("", "INSERT INTO acct VALUES (5, 'eve', 500) ON CONFLICT DO NOTHING"), bind("", "", &[]), describe(b'P', ""), execute("", 0), parse("", "SELECT balance FROM acct WHERE id = $1"), bind("", "", &[Some("2")]), describe(b'P', ""), execute("", 0), flush(), sync(), parse("", "UPDATE acct SET balance = balance + 1 WHERE id = 1"), bind("", "", &[]), execute("", 0), bind("", "s2", &[]), execute("", 0), flush(), sync()])),
+    ],
+    }
+);
+
+regression!(
+    /// A client pinned (a function's setting) parses a statement under its own name after a
+    /// `DISCARD ALL` in the same pipeline: the DISCARD ALL unpins it, but that statement lives
+    /// on this connection only, so the client stays. Found by the long run, seed 2118.
+    a_statement_under_its_own_name_keeps_its_client_after_discard_all,
+    Setup::transaction(),
+    Scenario {
+    clients: 3,
+    steps: vec![
+        step(2, send(vec![parse("", "SELECT set_tenant(2)"), bind("", "", &[]), parse("", "DISCARD ALL"), bind("p1", "", &[]), execute("p1", 0), parse("", "SELECT count(*) FROM item WHERE acct_id = $1"), bind("", "", &[Some("1")]), parse("s1", "UPDATE acct SET balance = balance + $1 WHERE id = $2"), sync()])),
+        step(2, send(vec![parse("s2", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), parse("", "INSERT INTO acct VALUES (5, 'eve', 500) ON CONFLICT DO NOTHING"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+        step(0, send(vec![parse("", "DISCARD ALL"), describe(b'S', ""), bind("p1", "", &[]), execute("p1", 0), parse("", "SELECT generate_series(1, 5) AS n"), describe(b'S', ""), bind("", "", &[]), describe(b'P', ""), execute("", 0), flush(), sync()])),
+        step(2, send(vec![q("LISTEN ch")])),
+        step(2, send(vec![bind("", "s2", &[]), execute("", 0), parse("s1", "SELECT current_setting('app.tenant', true)"), bind("", "s1", &[]), execute("", 0), parse("s1", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), bind("p1", "s1", &[]), execute("p1", 2), execute("p1", 0), close(b'P', "p1"), sync()])),
+    ],
+    }
+);

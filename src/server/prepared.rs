@@ -156,6 +156,17 @@ impl PreparedSet {
         self.stale.clear();
     }
 
+    /// Every statement is gone but those in `keep` (prepared after the `DISCARD ALL` /
+    /// `DEALLOCATE ALL` that dropped the rest, in the same pipeline).
+    pub fn clear_except(&mut self, keep: &[Bytes]) {
+        let kept: Vec<(Bytes, Kept)> =
+            keep.iter().filter_map(|n| Some((n.clone(), self.lru.peek(n)?.clone()))).collect();
+        self.clear();
+        for (name, copy) in kept {
+            self.lru.put(name, copy);
+        }
+    }
+
     /// Statements to close now that the connection is idle (evicted and stale ones).
     pub fn take_to_close(&mut self) -> Vec<Bytes> {
         let mut names: Vec<Bytes> = self.to_close.drain(..).map(|(n, _)| n).collect();

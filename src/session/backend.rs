@@ -276,20 +276,27 @@ impl Session {
     fn observe_command(&mut self, command: &[u8]) {
         match command {
             b"DISCARD ALL" => {
-                // Every statement, temporary object, listener, lock and setting is gone.
+                // Every statement, temporary object, listener, lock and setting is gone (but
+                // statements prepared after it in the same pipeline).
+                let later = self.queue.parses_in_flight();
                 let obj = &mut self.server_mut().obj;
-                obj.prepared.clear();
+                obj.prepared.clear_except(&later);
                 obj.dirty.clear();
                 obj.settings_unknown = false;
                 self.statements.dropped(self.syncs_done);
                 self.pins = Pins::default();
+                if self.statements.any_under_own_name() {
+                    self.pins.add(Pins::OWN_NAMES);
+                }
                 self.private.remove(Private::TEMP_OBJECTS);
                 self.private.remove(Private::UNTRACKED_SETTINGS);
                 self.apply_sets(vec![SetEffect::ResetAll]);
             }
             b"DEALLOCATE ALL" => {
-                // Every statement on this server is gone, the client's included.
-                self.server_mut().obj.prepared.clear();
+                // Every statement on this server is gone, the client's included (but those
+                // prepared after it in the same pipeline).
+                let later = self.queue.parses_in_flight();
+                self.server_mut().obj.prepared.clear_except(&later);
                 self.statements.dropped(self.syncs_done);
             }
             b"DISCARD TEMP" | b"DISCARD TEMPORARY" => {

@@ -372,6 +372,17 @@ impl ReplyQueue {
         undo
     }
 
+    /// Server statements whose Parse is still unanswered (each is followed by its probe).
+    pub fn parses_in_flight(&self) -> Vec<Bytes> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Probe { server, .. } => Some(server.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A statement kept for the undo of a Close in flight (see [`OnFail::KeepStatement`]) that
     /// runs on server statement `server_name` and has no shape yet takes `shape`.
     pub fn adopt_shape(&mut self, server_name: &[u8], shape: &crate::server::prepared::Shape) {

@@ -375,6 +375,10 @@ impl Pins {
     /// `SET SESSION AUTHORIZATION`, a computed setting name): they stay where they were set,
     /// as they would on a connection of the client's own.
     pub const UNTRACKED_SETTINGS: Pins = Pins(1 << 5);
+    /// Statements prepared under the client's own names while it was pinned (they exist on this
+    /// connection only), still there after what unpinned it: parsed after a `DISCARD ALL` in
+    /// the same pipeline.
+    pub const OWN_NAMES: Pins = Pins(1 << 6);
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -397,6 +401,7 @@ impl Pins {
             (Pins::ADVISORY_LOCK, "advisory lock"),
             (Pins::HOLD_CURSOR, "WITH HOLD cursor"),
             (Pins::UNTRACKED_SETTINGS, "settings set out of sight"),
+            (Pins::OWN_NAMES, "statements under the client's names"),
         ]
         .into_iter()
         .filter(|(p, _)| self.contains(*p))

@@ -178,6 +178,11 @@ impl ClientStatements {
         self.dropped_at >= stmt.born
     }
 
+    /// Whether a statement is held under the client's own name (see `Statement::is_renamed`).
+    pub fn any_under_own_name(&self) -> bool {
+        self.by_name.iter().any(|(name, s)| !s.is_renamed(name))
+    }
+
     /// A Parse or Close of `name` was sent in segment `seq`.
     pub fn note_change(&mut self, name: &[u8], seq: u64, answered: u64) {
         if self.changed.len() >= 64 {
