@@ -15,7 +15,7 @@
 //! | `FUZZ_SECONDS`     | unset   | instead of a seed count: new seeds until the time is up   |
 //! | `FUZZ_KEEP_GOING`  | unset   | report every divergence (shrunk) instead of the first     |
 //! | `FUZZ_SHRINK`      | 80      | runs the shrinker may spend on one divergence             |
-//! | `FUZZ_IMPLICIT_WRITES` | unset | also send what sees trigger/cascade writes (issue 16)   |
+//! | `FUZZ_IMPLICIT_WRITES` | `1`   | `0`: leave out what sees trigger/cascade writes          |
 
 mod common;
 

@@ -19,6 +19,9 @@
 //!   `current_setting()`, `SESSION_USER`, the clock, or another table).
 //! - [`Catalog::may_set_settings`]: whether calling a function may change session settings
 //!   the proxy cannot see (`set_config` or `SET` inside its body, or code it cannot read).
+//!
+//! And one for completeness of invalidation: [`Catalog::write_closure`], every relation a write
+//! may change through what Postgres does on the writer's behalf.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,8 @@ pub struct Catalog {
     privacy: Mutex<HashMap<RelName, Option<Arc<str>>>>,
     /// [`Catalog::may_set_settings`] answers.
     setters: Mutex<HashMap<RelName, SettingsSetter>>,
+    /// [`Catalog::write_closure`] answers.
+    writes: Mutex<HashMap<RelName, WriteClosure>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
     /// session's resolved table names) is stale when it moved.
     epoch: std::sync::atomic::AtomicU64,
@@ -198,6 +203,49 @@ impl SettingsSetter {
 
 /// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
 /// an unqualified name under that search path.
+/// Every relation a write to `$1` (in schema `$2`, or any) may change, itself included: through
+/// a view or a rule (the relations its rewrite rules reference — a view's base tables, a `DO
+/// ALSO` rule's targets), partitions and inheritance relatives both ways, and tables whose
+/// foreign keys act on it (`ON DELETE/UPDATE CASCADE | SET NULL | SET DEFAULT`), recursively;
+/// with, for each, the user triggers' functions (language and source) — what those write is
+/// read from the source ([`crate::sql::body_writes`]).
+const WRITE_CLOSURE_SQL: &str = "
+WITH RECURSIVE w(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
+  UNION
+    SELECT nxt.oid FROM w, LATERAL (
+        SELECT d.refobjid AS oid
+          FROM pg_rewrite r
+          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                          AND d.refclassid = 'pg_class'::regclass
+         WHERE r.ev_class = w.oid AND d.refobjid <> w.oid
+        UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = w.oid
+        UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = w.oid
+        UNION ALL SELECT con.conrelid FROM pg_constraint con
+         WHERE con.contype = 'f' AND con.confrelid = w.oid
+           AND (con.confdeltype IN ('c', 'n', 'd') OR con.confupdtype IN ('c', 'n', 'd'))
+    ) nxt
+)
+SELECT c.relname::text,
+       coalesce((SELECT array_agg(l.lanname::text || ':' || p.prosrc)
+                   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                   JOIN pg_language l ON l.oid = p.prolang
+                  WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '{}')
+  FROM w JOIN pg_class c ON c.oid = w.oid";
+
+/// What a write to a relation may change (see [`Catalog::write_closure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteClosure {
+    /// Relation names (unqualified, as `cache::names` keys them), the written one included.
+    pub tables: Arc<[String]>,
+    /// A trigger may write what its source does not tell: the whole database.
+    pub database: bool,
+}
+
+/// Relations followed for one write before the closure gives up (and says: the database).
+const MAX_CLOSURE: usize = 64;
+
 const RESOLVE_SQL: &str = "
 SELECT n.nspname
   FROM unnest($2::text[]) WITH ORDINALITY AS s(name, pos)
@@ -219,6 +267,7 @@ impl Catalog {
             functions: Mutex::default(),
             privacy: Mutex::default(),
             setters: Mutex::default(),
+            writes: Mutex::default(),
             epoch: Default::default(),
         }
     }
@@ -306,6 +355,52 @@ impl Catalog {
         self.setters.lock().expect("catalog lock").get(func).cloned()
     }
 
+    /// Everything a write to `relation` may change, Postgres' own writes on its behalf
+    /// included (see `WRITE_CLOSURE_SQL`): foreign-key actions, rules, views, partitions and
+    /// inheritance, and what the trigger functions on any of those write — followed in turn.
+    /// A trigger whose writes cannot be read from its source (dynamic SQL, a call of a user
+    /// function, a language other than SQL or PL/pgSQL) makes it the whole database.
+    pub async fn write_closure(&self, relation: &str) -> Result<WriteClosure, CatalogError> {
+        let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.writes.lock().expect("catalog lock").get(&rel) {
+            return Ok(hit.clone());
+        }
+        let client = self.pool.get().await?;
+        let mut tables: Vec<String> = vec![rel.name.to_lowercase()];
+        let mut database = false;
+        let mut todo = vec![rel.clone()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(next) = todo.pop() {
+            if seen.len() >= MAX_CLOSURE {
+                database = true;
+                break;
+            }
+            if !seen.insert(next.clone()) {
+                continue;
+            }
+            for row in client.query(WRITE_CLOSURE_SQL, &[&next.name, &next.schema]).await? {
+                tables.push(row.get::<_, String>(0).to_lowercase());
+                for trigger in row.get::<_, Vec<String>>(1) {
+                    let (language, source) = trigger.split_once(':').unwrap_or(("", ""));
+                    match crate::sql::body_writes::body_writes(language, source) {
+                        Some(written) => todo.extend(written.into_iter().map(|name| RelName { schema: None, name })),
+                        None => database = true,
+                    }
+                }
+            }
+        }
+        tables.sort();
+        tables.dedup();
+        let closure = WriteClosure { tables: tables.into(), database };
+        memo_insert(&self.writes, rel, closure.clone());
+        Ok(closure)
+    }
+
+    /// [`Catalog::write_closure`] if it is already known, without waiting.
+    pub fn write_closure_known(&self, relation: &str) -> Option<WriteClosure> {
+        self.writes.lock().expect("catalog lock").get(&RelName::parse(relation)?).cloned()
+    }
+
     /// The schema an unqualified relation name resolves to under the schemas `path`, in order
     /// (see [`search_path_schemas`]); `None` when no schema of it has such a relation. Not
     /// memoized here: the answer depends on the session's path (the session memoizes it).
@@ -321,6 +416,7 @@ impl Catalog {
         self.functions.lock().expect("catalog lock").clear();
         self.privacy.lock().expect("catalog lock").clear();
         self.setters.lock().expect("catalog lock").clear();
+        self.writes.lock().expect("catalog lock").clear();
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 

@@ -41,7 +41,7 @@ pub mod stats;
 pub mod store;
 pub mod versions;
 
-pub use catalog::{Catalog, CatalogError, SettingsSetter, Volatility, search_path_schemas};
+pub use catalog::{Catalog, CatalogError, SettingsSetter, Volatility, WriteClosure, search_path_schemas};
 pub use flight::{Flight, Flights, Join, Waiter};
 pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest, StatementKeyMemo};
 pub use names::{RelName, version_key};

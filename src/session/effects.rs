@@ -135,6 +135,16 @@ fn control(s: &StatementAnalysis) -> Option<Control> {
 fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
     let mut w = Writes::default();
     if s.kind == StatementKind::Ddl {
+        if !s.temp_tables_created.is_empty() && s.keyword == "create" {
+            // A temporary table is the session's own (it pins and privatizes it): nothing
+            // shared changes.
+            return w;
+        }
+        if let Some(view) = refreshed_view(s) {
+            // `REFRESH MATERIALIZED VIEW v`: v's rows change, in this database.
+            w.tables = vec![view];
+            return w;
+        }
         // Schema, grants, roles, policies: rare, and their reach is wide.
         w.all = true;
         return w;
@@ -144,11 +154,56 @@ fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
     w.database = lexing_unreliable
         || s.unknown_functions().next().is_some()
         || s.kind == StatementKind::Transaction(TxKind::CommitPrepared);
+    if s.keyword == "truncate" && s.fingerprint.to_ascii_lowercase().split_whitespace().any(|w| w == "cascade") {
+        // Every table referencing the truncated ones, whatever their foreign keys' actions.
+        w.database = true;
+    }
     if s.may_write() {
-        w.database |= s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some();
+        w.database |= if writes_through_functions_only(s) {
+            // `nextval('s')` names its sequence (in `tables_written`); `pg_notify` and the
+            // like write no relation; anything else (a sequence named by an expression, large
+            // objects) may write what the proxy cannot name.
+            let sequence_calls = s.functions.iter().filter(|f| crate::sql::functions::writes_sequence(&f.name)).count();
+            let other = s.functions.iter().any(|f| {
+                crate::sql::functions::writes(&f.name)
+                    && !crate::sql::functions::writes_sequence(&f.name)
+                    && !crate::sql::functions::writes_no_table(&f.name)
+            });
+            other || sequence_calls > s.tables_written.len()
+        } else {
+            s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some()
+        };
         w.tables = s.tables_written.iter().map(|t| t.name.clone()).collect();
     }
     w
+}
+
+/// The materialized view `REFRESH MATERIALIZED VIEW [CONCURRENTLY] [schema.]v …` refreshes (its
+/// name without the schema, unquoted names folded: see `cache::names`).
+fn refreshed_view(s: &StatementAnalysis) -> Option<String> {
+    if s.keyword != "refresh" {
+        return None;
+    }
+    let mut words = s.fingerprint.split_whitespace().map(|w| w.trim_end_matches(';'));
+    let head: Vec<&str> = words.by_ref().take(3).collect();
+    if !head[1..].iter().map(|w| w.to_ascii_lowercase()).eq(["materialized", "view"]) {
+        return None;
+    }
+    let mut words = words.skip_while(|w| w.eq_ignore_ascii_case("concurrently"));
+    // The fingerprint may space a qualified name out (`app . totals`).
+    let name: String = words.by_ref().take_while(|w| !w.eq_ignore_ascii_case("with")).collect();
+    let simple = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$');
+    simple.then(|| name.rsplit('.').next().unwrap_or(&name).to_lowercase())
+}
+
+/// A read (`SELECT …`) that writes only through the built-in functions it calls.
+fn writes_through_functions_only(s: &StatementAnalysis) -> bool {
+    s.kind == StatementKind::Read
+        && !s.dynamic_sql
+        && !s.executes_prepared
+        && !s.data_modifying_cte
+        && !s.select_into
+        && s.parse_error.is_none()
 }
 
 /// What one setting change does, once its Bind parameters are known.
@@ -223,6 +278,21 @@ mod tests {
             let p = one(sql, &[]);
             assert!(!p.statements.as_deref().unwrap_or_default().iter().any(|e| e.drops_statements), "{sql}");
         }
+    }
+
+    #[test]
+    fn flush_no_more_than_the_statement_writes() {
+        let w = |sql: &str| one(sql, &[]).statements.map(|e| e[0].writes.clone()).unwrap_or_default();
+        let seq = w("SELECT nextval('order_seq')");
+        assert!(!seq.database && !seq.all && seq.tables == ["order_seq"], "{seq:?}");
+        assert_eq!(w("SELECT setval('app.s'::regclass, 5)").tables, ["s"]);
+        assert!(w("SELECT nextval($1)").database, "a sequence the proxy cannot name");
+        assert!(w("SELECT pg_notify('ch', 'x')").is_empty());
+        assert!(w("SELECT lo_create(0)").database);
+        assert!(w("CREATE TEMP TABLE tmp (x int)").is_empty());
+        let mv = w("REFRESH MATERIALIZED VIEW CONCURRENTLY app.totals");
+        assert!(!mv.all && !mv.database && mv.tables == ["totals"], "{mv:?}");
+        assert!(w("CREATE TABLE t (x int)").all);
     }
 
     #[test]

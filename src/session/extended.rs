@@ -47,7 +47,7 @@ impl Session {
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
         if let Ok(text) = std::str::from_utf8(p.query) {
-            self.look_up_setting_functions(text).await;
+            self.look_up_catalog(text).await;
         }
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
             self.resolve_tables(text).await;

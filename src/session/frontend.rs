@@ -261,7 +261,7 @@ impl Session {
             return self.forward_query_with(frame, None, None).await;
         };
         self.resolve_tables(text).await;
-        self.look_up_setting_functions(text).await;
+        self.look_up_catalog(text).await;
         let verdict = match self.check_policy(text) {
             Ok(v) => v,
             Err(refusal) => {
@@ -411,10 +411,10 @@ impl Session {
     }
 
     /// Look up, before `text` is sent, what the user functions it calls may do to settings
-    /// (see `calls_setting_functions`), so that the decision when it runs is made on what they
-    /// are rather than on "not looked up yet". Memoized per database: one catalog query per
-    /// function name until DDL.
-    pub(super) async fn look_up_setting_functions(&mut self, text: &str) {
+    /// (see `calls_setting_functions`) and what its writes may change (see `invalidate`), so
+    /// that the decisions when it runs and commits are made on what the catalog says rather
+    /// than on "not looked up yet". Memoized per database: one catalog query per name until DDL.
+    pub(super) async fn look_up_catalog(&mut self, text: &str) {
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
         let analysis = crate::sql::analyze(text);
         for name in analysis.statements.iter().flat_map(|s| s.unknown_functions()) {
@@ -423,6 +423,16 @@ impl Session {
                 if let Err(e) = Box::pin(catalog.may_set_settings(name)).await {
                     debug!(error = %e, function = %name, "catalog look-up failed");
                 }
+            }
+        }
+        if !self.shared.cache.enabled() {
+            return;
+        }
+        for table in analysis.statements.iter().flat_map(|s| s.tables_written.iter()) {
+            if catalog.write_closure_known(&table.name).is_none()
+                && let Err(e) = Box::pin(catalog.write_closure(&table.name)).await
+            {
+                debug!(error = %e, table = %table.name, "catalog look-up failed");
             }
         }
     }

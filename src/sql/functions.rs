@@ -401,6 +401,20 @@ pub fn writes(name: &str) -> bool {
     WRITES.contains(&base_name(name))
 }
 
+/// Whether `name`, though it writes, writes no relation a cached read could depend on
+/// (a notification, a WAL message, a transaction id, a server file).
+pub fn writes_no_table(name: &str) -> bool {
+    matches!(
+        base_name(name),
+        "pg_notify" | "pg_logical_emit_message" | "txid_current" | "pg_current_xact_id" | "pg_file_write"
+    )
+}
+
+/// Whether `name` writes the sequence its first argument names (`nextval`, `setval`).
+pub fn writes_sequence(name: &str) -> bool {
+    matches!(base_name(name), "nextval" | "setval")
+}
+
 /// Whether calling `name` takes a session-level advisory lock: held by the server connection
 /// until released or the session ends, beyond the transaction (the `_xact_` ones are not).
 pub fn takes_session_lock(name: &str) -> bool {

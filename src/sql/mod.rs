@@ -19,6 +19,7 @@
 //! ```
 
 pub mod analyze;
+pub mod body_writes;
 pub mod columns;
 pub mod cost;
 pub mod fingerprint;

@@ -284,9 +284,31 @@ impl Walker {
                 }
             }
         }
+        if functions::writes_sequence(&name)
+            && let Some(seq) = sequence_argument(f)
+        {
+            // `nextval('s')` writes the sequence `s` and nothing else: reads of `s` are stale
+            // after it, no other table is.
+            self.out.written.push(seq);
+        }
         let volatility = functions::volatility(&name);
         self.out.functions.push(FunctionCall { name, volatility });
     }
+}
+
+/// The sequence named by the first argument of `nextval` / `setval` when it is a string literal
+/// (`'s'`, `'app.s'`, `'s'::regclass`) Postgres folds as the proxy does: no quotes inside.
+fn sequence_argument(f: &sqlparser::ast::Function) -> Option<TableRef> {
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) = list.args.first()? else { return None };
+    let expr = match expr {
+        Expr::Cast { expr, .. } => expr.as_ref(),
+        e => e,
+    };
+    let Expr::Value(v) = expr else { return None };
+    let sqlparser::ast::Value::SingleQuotedString(text) = &v.value else { return None };
+    let ok = !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$');
+    ok.then(|| TableRef::parse(&text.to_lowercase()))
 }
 
 /// The constraint of the join kinds Postgres has.

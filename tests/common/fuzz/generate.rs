@@ -90,7 +90,7 @@ impl Generator {
             94..=97 => Kind::CopyIn,
             _ => Kind::CopyOut,
         };
-        let implicit = std::env::var_os("FUZZ_IMPLICIT_WRITES").is_some();
+        let implicit = std::env::var("FUZZ_IMPLICIT_WRITES").map_or(true, |v| v != "0");
         let of_kind: Vec<&Stmt> =
             STATEMENTS.iter().filter(|s| s.kind == kind && (implicit || !IMPLICIT_WRITES.contains(&s.sql))).collect();
         *of_kind[self.rng.random_range(0..of_kind.len())]

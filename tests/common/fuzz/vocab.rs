@@ -175,9 +175,8 @@ pub const STATEMENTS: &[Stmt] = &[
 ];
 
 /// Statements that see (or make) writes Postgres does on the client's behalf — the trigger's
-/// audit rows, the cascade from `acct` to `item` — which pgcached does not invalidate yet
-/// (issue 16). Left out unless `FUZZ_IMPLICIT_WRITES` is set, so that the seeded run guards
-/// everything else; set it to work on that issue.
+/// audit rows, the cascade from `acct` to `item` — invalidated through the catalog's write
+/// closure. In the vocabulary unless `FUZZ_IMPLICIT_WRITES=0`.
 pub const IMPLICIT_WRITES: &[&str] = &["SELECT what FROM audit ORDER BY n", "DELETE FROM acct WHERE id = 5"];
 
 /// What a COPY FROM STDIN gets: good rows, a row that breaks a constraint, garbage.
