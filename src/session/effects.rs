@@ -159,21 +159,21 @@ fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
         w.database = true;
     }
     if s.may_write() {
+        // `nextval('s')` names its sequence; a sequence named by an expression may be any.
+        let sequence_calls = s.functions.iter().filter(|f| crate::sql::functions::writes_sequence(&f.name)).count();
+        w.database |= sequence_calls > s.sequences_written.len();
         w.database |= if writes_through_functions_only(s) {
-            // `nextval('s')` names its sequence (in `tables_written`); `pg_notify` and the
-            // like write no relation; anything else (a sequence named by an expression, large
-            // objects) may write what the proxy cannot name.
-            let sequence_calls = s.functions.iter().filter(|f| crate::sql::functions::writes_sequence(&f.name)).count();
-            let other = s.functions.iter().any(|f| {
+            // `pg_notify` and the like write no relation; anything else (large objects) may
+            // write what the proxy cannot name.
+            s.functions.iter().any(|f| {
                 crate::sql::functions::writes(&f.name)
                     && !crate::sql::functions::writes_sequence(&f.name)
                     && !crate::sql::functions::writes_no_table(&f.name)
-            });
-            other || sequence_calls > s.tables_written.len()
+            })
         } else {
             s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some()
         };
-        w.tables = s.tables_written.iter().map(|t| t.name.clone()).collect();
+        w.tables = s.tables_written.iter().chain(&s.sequences_written).map(|t| t.name.clone()).collect();
     }
     w
 }
@@ -322,7 +322,8 @@ mod tests {
         assert_eq!(effects(&p)[0].sets, [SetEffect::Set { name: "search_path".into(), value: "a, b".into() }]);
         assert!(!p.untracked_settings);
         let p = one("SELECT set_config($1, $2, $3)", &[Some("app.tenant"), Some("7"), Some("true")]);
-        assert!(p.statements.is_none(), "local: nothing to carry");
+        assert!(effects(&p)[0].sets.is_empty(), "local: no value to carry");
+        assert_eq!(effects(&p)[0].defines, ["app.tenant"], "but the placeholder stays defined");
         assert_eq!(p.placeholders, ["app.tenant"]);
         let p = one("SELECT set_config($1::text, $2::text, $3)", &[Some("timezone"), Some("UTC"), Some("\u{1}")]);
         assert!(p.statements.is_none(), "a binary true is local too");

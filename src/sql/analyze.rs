@@ -52,6 +52,8 @@ pub struct StatementAnalysis {
     pub tables_read: Vec<TableRef>,
     /// Tables the statement writes (DML targets, COPY FROM, SELECT INTO, DDL objects).
     pub tables_written: Vec<TableRef>,
+    /// Sequences `nextval` / `setval` write, where a literal names them (see `functions::writes_sequence`).
+    pub sequences_written: Vec<TableRef>,
     /// Functions called, with their built-in volatility.
     pub functions: Vec<FunctionCall>,
     /// Top-level LIMIT / FETCH, and where a LIMIT would go: see [`LimitSite`].
@@ -264,6 +266,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         parse_error: None,
         tables_read: vec![],
         tables_written: vec![],
+        sequences_written: vec![],
         functions: vec![],
         limit: LimitSite::None,
         aggregates: false,
@@ -383,6 +386,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         .collect();
     a.tables_read = dedup(read);
     a.tables_written = dedup(w.written);
+    a.sequences_written = w.sequences;
     a.functions = w.functions;
     a.columns = w.columns;
     a.aggregates = w.aggregates;

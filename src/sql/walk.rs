@@ -48,6 +48,8 @@ pub struct ColumnUses {
 pub struct WalkResult {
     pub relations: Vec<TableRef>,
     pub written: Vec<TableRef>,
+    /// Sequences written by `nextval('s')` / `setval('s', …)` with the name as a literal.
+    pub sequences: Vec<TableRef>,
     pub functions: Vec<FunctionCall>,
     pub columns: ColumnUses,
     pub aggregates: bool,
@@ -289,7 +291,7 @@ impl Walker {
         {
             // `nextval('s')` writes the sequence `s` and nothing else: reads of `s` are stale
             // after it, no other table is.
-            self.out.written.push(seq);
+            self.out.sequences.push(seq);
         }
         let volatility = functions::volatility(&name);
         self.out.functions.push(FunctionCall { name, volatility });
