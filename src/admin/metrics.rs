@@ -51,6 +51,8 @@ pub struct ProxyCollector {
     invalidations: IntCounterVec,
     flight_joined: IntCounter,
     flight_fallbacks: IntCounter,
+    churn_suspensions: IntCounter,
+    churn_bypasses: IntCounter,
     bytes: IntGauge,
     entries: IntGauge,
     pool_max_size: IntGaugeVec,
@@ -97,6 +99,14 @@ impl ProxyCollector {
                 "pgcached_cache_flight_fallbacks_total",
                 "Concurrent misses of one key that had to go upstream themselves.",
             )?,
+            churn_suspensions: counter(
+                "pgcached_cache_churn_suspensions_total",
+                "Times a table stopped being recorded because its answers were invalidated before any hit.",
+            )?,
+            churn_bypasses: counter(
+                "pgcached_cache_churn_bypasses_total",
+                "Lookups that bypassed the cache because their table was suspended from recording.",
+            )?,
             bytes: gauge("pgcached_cache_bytes", "Weighed bytes of the live cache entries.")?,
             entries: gauge("pgcached_cache_entries", "Live cache entries.")?,
             pool_max_size: pool_gauge("pgcached_pool_max_size", "Server connections a pool may hold.")?,
@@ -107,7 +117,7 @@ impl ProxyCollector {
         })
     }
 
-    fn parts(&self) -> [&dyn Collector; 17] {
+    fn parts(&self) -> [&dyn Collector; 19] {
         [
             &self.build_info,
             &self.hits,
@@ -119,6 +129,8 @@ impl ProxyCollector {
             &self.invalidations,
             &self.flight_joined,
             &self.flight_fallbacks,
+            &self.churn_suspensions,
+            &self.churn_bypasses,
             &self.bytes,
             &self.entries,
             &self.pool_max_size,
@@ -149,6 +161,8 @@ impl ProxyCollector {
         }
         set(&self.flight_joined, s.flight_joined);
         set(&self.flight_fallbacks, s.flight_fallbacks);
+        set(&self.churn_suspensions, s.churn_suspensions);
+        set(&self.churn_bypasses, s.churn_bypasses);
         self.bytes.set(gauge_value(s.bytes));
         self.entries.set(gauge_value(s.entries));
 

@@ -32,6 +32,7 @@
 
 pub mod catalog;
 pub mod catalogs;
+pub mod churn;
 pub mod flight;
 pub mod key;
 pub mod names;

@@ -42,6 +42,8 @@ pub struct CachedResult {
     pub tables: Arc<[String]>,
     /// Time to live of this entry.
     pub ttl: Duration,
+    /// Whether it has been hit (see `churn`).
+    pub hit: std::sync::atomic::AtomicBool,
 }
 
 impl CachedResult {
@@ -165,6 +167,7 @@ impl Recorder {
             versions: self.versions.clone(),
             tables: self.tables.clone(),
             ttl: self.ttl,
+            hit: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

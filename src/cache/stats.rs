@@ -108,6 +108,9 @@ pub struct CacheStats {
     /// Followers of a fill that got the leader's answer / had to go upstream themselves.
     flight_joined: AtomicU64,
     flight_fallbacks: AtomicU64,
+    /// Tables suspended from recording, and lookups that bypassed the cache for it (`churn`).
+    churn_suspensions: AtomicU64,
+    churn_bypasses: AtomicU64,
     bytes: AtomicI64,
     entries: AtomicI64,
 }
@@ -126,6 +129,10 @@ pub struct StatsSnapshot {
     pub invalidations: Vec<(InvalidationCause, u64)>,
     pub flight_joined: u64,
     pub flight_fallbacks: u64,
+    /// Tables suspended from recording because their answers died unhit (`churn`).
+    pub churn_suspensions: u64,
+    /// Lookups that bypassed the cache because their table was suspended.
+    pub churn_bypasses: u64,
     /// Weighed bytes of the live entries (frames plus a fixed per-entry overhead).
     pub bytes: u64,
     pub entries: u64,
@@ -169,6 +176,12 @@ impl CacheStats {
     pub fn flight_fallback(&self) {
         self.flight_fallbacks.fetch_add(1, Relaxed);
     }
+    pub fn churn_suspended(&self, tables: u64) {
+        self.churn_suspensions.fetch_add(tables, Relaxed);
+    }
+    pub fn churn_bypass(&self) {
+        self.churn_bypasses.fetch_add(1, Relaxed);
+    }
     /// An entry of `weight` bytes was stored (+) or removed (-).
     pub fn entry_delta(&self, weight: u32, added: bool) {
         let (w, n) = if added { (i64::from(weight), 1) } else { (-i64::from(weight), -1) };
@@ -190,6 +203,8 @@ impl CacheStats {
                 .collect(),
             flight_joined: self.flight_joined.load(Relaxed),
             flight_fallbacks: self.flight_fallbacks.load(Relaxed),
+            churn_suspensions: self.churn_suspensions.load(Relaxed),
+            churn_bypasses: self.churn_bypasses.load(Relaxed),
             bytes: self.bytes.load(Relaxed).max(0) as u64,
             entries: self.entries.load(Relaxed).max(0) as u64,
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use moka::notification::RemovalCause;
 use moka::policy::Expiry;
 
+use super::churn::Churn;
 use super::flight::{Flights, Join, Waiter};
 use super::key::{CacheKey, CacheKeyHasher, KeySeed};
 use super::recorder::{CachedResult, Recorder, Rejected};
@@ -55,6 +56,8 @@ pub struct ResultCache {
     versions: Arc<TableVersions>,
     stats: Arc<CacheStats>,
     flights: Arc<Flights>,
+    /// Tables whose answers die unhit, not recorded for a while (see `churn`).
+    churn: Churn,
     seed: KeySeed,
     enabled: bool,
     max_entry_size: usize,
@@ -93,6 +96,7 @@ impl ResultCache {
             versions: Arc::new(TableVersions::new()),
             stats,
             flights: Flights::new(),
+            churn: Churn::default(),
             seed: KeySeed::new(),
             enabled: cfg.enabled,
             max_entry_size: usize::try_from(cfg.max_entry_size.as_u64()).unwrap_or(usize::MAX),
@@ -159,6 +163,11 @@ impl ResultCache {
             self.stats.hit();
             return Lookup::Hit(hit);
         }
+        if self.churn.suspended(spec.tables.iter().copied(), Instant::now()) {
+            // Its answers die before anyone reads them: recording would only cost.
+            self.stats.churn_bypass();
+            return Lookup::Bypass;
+        }
         match self.flights.join(key) {
             Join::Follower(w) => Lookup::Wait(w),
             Join::Leader(flight) => {
@@ -218,6 +227,7 @@ impl ResultCache {
         let entry = Arc::new(entry);
         self.stats.entry_delta(weight(&entry), true);
         self.stats.fill();
+        self.churn.filled(entry.tables.iter().map(String::as_str));
         self.entries.insert(key, entry);
         Ok(())
     }
@@ -229,8 +239,11 @@ impl ResultCache {
         tables: impl IntoIterator<Item = &'a str>,
         cause: InvalidationCause,
     ) {
-        self.versions.bump(database, tables);
+        let tables: Vec<&str> = tables.into_iter().collect();
+        self.versions.bump(database, tables.iter().copied());
         self.stats.invalidated(cause);
+        let suspended = self.churn.invalidated(tables, Instant::now());
+        self.stats.churn_suspended(suspended);
     }
 
     /// Every entry of `database` is dead (removed lazily: on its next hit, by TTL or by size).
@@ -255,6 +268,9 @@ impl ResultCache {
     fn fresh(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
         let entry = self.entries.get(key)?;
         if self.versions.is_current(&entry.versions) {
+            if !entry.hit.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                self.churn.first_hit(entry.tables.iter().map(String::as_str));
+            }
             return Some(entry);
         }
         self.entries.invalidate(key);

@@ -171,3 +171,17 @@ async fn a_dropped_recorder_releases_followers() {
     drop(rec);
     assert!(matches!(cache.wait(w, CacheKey(9), &SPEC).await, Lookup::Fill(_)));
 }
+
+#[test]
+fn a_table_whose_answers_die_unhit_is_bypassed_and_counted() {
+    let cache = ResultCache::new(&CacheConfig { max_memory: ByteSize::mib(16), ..CacheConfig::default() });
+    for key in 0..crate::cache::churn::MIN_WASTED {
+        fill(&cache, CacheKey(u128::from(key)), &SPEC).unwrap();
+    }
+    cache.invalidate_tables("app", ["t"], InvalidationCause::Write);
+    assert!(matches!(cache.lookup(CacheKey(9_999), &SPEC), Lookup::Bypass), "not recorded while suspended");
+    let other = FillSpec { tables: &["u"], ..SPEC };
+    assert!(matches!(cache.lookup(CacheKey(10_000), &other), Lookup::Fill(_)), "other tables still are");
+    let s = cache.stats().snapshot();
+    assert_eq!((s.churn_suspensions, s.churn_bypasses), (1, 1));
+}
