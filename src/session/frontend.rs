@@ -428,11 +428,17 @@ impl Session {
         if !self.shared.cache.enabled() {
             return;
         }
-        for table in analysis.statements.iter().flat_map(|s| s.tables_written.iter()) {
-            if catalog.write_closure_known(&table.name).is_none()
-                && let Err(e) = Box::pin(catalog.write_closure(&table.name)).await
+        let written: Vec<&str> = analysis
+            .statements
+            .iter()
+            .flat_map(|s| s.tables_written.iter().chain(&s.sequences_written))
+            .map(|t| t.name.as_str())
+            .collect();
+        for table in written {
+            if catalog.write_closure_known(table).is_none()
+                && let Err(e) = Box::pin(catalog.write_closure(table)).await
             {
-                debug!(error = %e, table = %table.name, "catalog look-up failed");
+                debug!(error = %e, %table, "catalog look-up failed");
             }
         }
     }
