@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# psycopg 3's own test suite (its repository's tests/, ~5,000 tests) directly against PostgreSQL
+# and through pgcached (session and transaction pooling, cache on), with the failure counts of
+# each and the tests that fail only through pgcached. Not part of CI (about 10 minutes a pass).
+#
+#   PSYCOPG_SRC=/path/to/psycopg bash integration/psycopg_suite.sh
+#
+# PSYCOPG_SRC   a checkout of https://github.com/psycopg/psycopg (e.g. tag 3.2.13)
+# PGCACHED_BIN  the binary to run (default target/debug/pgcached, built if missing)
+# UPSTREAM_PORT a PostgreSQL with trust auth on 127.0.0.1 (default: a private one, started here)
+# PASSES        which of "direct session transaction" to run (default all three)
+# TEST_DB       the database the suite uses (default psycopg_test; dropped and created)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+SRC=${PSYCOPG_SRC:?set PSYCOPG_SRC to a psycopg checkout}
+PASSES=${PASSES:-direct session transaction}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-psycopg.XXXXXX")
+chmod 755 "$WORK"
+trap 'run_cleanup; echo "logs: $WORK"' EXIT
+
+BIN=${PGCACHED_BIN:-$ROOT/target/debug/pgcached}
+[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q)
+
+if [[ -z "${UPSTREAM_PORT:-}" ]]; then
+    start_private_pg "$WORK/pg"
+    UPSTREAM_PORT=$PGPORT_PRIV
+fi
+as_pg_psql() { psql -h 127.0.0.1 -p "$UPSTREAM_PORT" -U postgres -qAt "$@"; }
+DB=${TEST_DB:-psycopg_test}
+as_pg_psql -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+
+VENV="$WORK/venv"
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check "$SRC/psycopg[test]" "$SRC/psycopg_pool"
+
+UPSTREAM="postgres://postgres@127.0.0.1:$UPSTREAM_PORT/$DB"
+declare -A PORT=([session]=6611 [transaction]=6612)
+for mode in session transaction; do
+    [[ " $PASSES " == *" $mode "* ]] || continue
+    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20
+    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
+done
+
+for pass in $PASSES; do
+    port=$UPSTREAM_PORT
+    [[ $pass == direct ]] || port=${PORT[$pass]}
+    dsn="host=127.0.0.1 port=$port user=postgres dbname=$DB"
+    (cd "$SRC" && timeout 3600 "$VENV/bin/python" -m pytest -q \
+        --test-dsn "$dsn" tests -o addopts="" >"$WORK/$pass.log" 2>&1 </dev/null) || true
+    { grep -E '^(FAILED|ERROR) ' "$WORK/$pass.log" || true; } | sed 's/ - .*//' | sort -u >"$WORK/$pass.failed"
+    echo "$pass: $(tail -1 "$WORK/$pass.log")"
+done
+for pass in session transaction; do
+    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
+    echo "--- failing only through pgcached ($pass pooling):"
+    comm -13 "$WORK/direct.failed" "$WORK/$pass.failed"
+done
