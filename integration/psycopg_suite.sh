@@ -48,7 +48,7 @@ for pass in $PASSES; do
     port=$UPSTREAM_PORT
     [[ $pass == direct ]] || port=${PORT[$pass]}
     dsn="host=127.0.0.1 port=$port user=postgres dbname=$DB"
-    (cd "$SRC" && timeout 3600 "$VENV/bin/python" -m pytest -q \
+    (cd "$SRC" && timeout 3600 "$VENV/bin/python" -m pytest -q -o cache_dir="$WORK/pytest_cache" \
         --test-dsn "$dsn" tests -o addopts="" >"$WORK/$pass.log" 2>&1 </dev/null) || true
     { grep -E '^(FAILED|ERROR) ' "$WORK/$pass.log" || true; } | sed 's/ - .*//' | sort -u >"$WORK/$pass.failed"
     echo "$pass: $(tail -1 "$WORK/$pass.log")"
