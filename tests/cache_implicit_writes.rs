@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{PgCluster, Proxy, connect};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use common::{PgCluster, Proxy, connect, simple_one};
 
 const SCHEMA: &str = "
     CREATE TABLE parent (id int PRIMARY KEY);
@@ -52,14 +51,6 @@ const SCHEMA: &str = "
     CREATE SEQUENCE order_seq;
 ";
 
-/// The first value of the first row of a simple query.
-async fn first(c: &Client, sql: &str) -> Option<String> {
-    c.simple_query(sql).await.unwrap().into_iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-        _ => None,
-    })?
-}
-
 struct Case {
     /// What the write implicitly changes, read (and cached) before it.
     read: &'static str,
@@ -88,17 +79,17 @@ async fn every_implicit_write_invalidates_what_it_changes() {
     let c = connect(&proxy.url("postgres", "app")).await;
     let direct = connect(&pg.url("postgres", "app")).await;
     for (i, case) in CASES.iter().enumerate() {
-        let before = first(&c, case.read).await;
-        assert_eq!(first(&c, case.read).await, before, "case {i}: cached");
+        let before = simple_one(&c, case.read).await;
+        assert_eq!(simple_one(&c, case.read).await, before, "case {i}: cached");
         // Autocommit, and inside a transaction (invalidated at COMMIT).
         if i % 2 == 0 {
             c.batch_execute(case.write).await.unwrap();
         } else {
             c.batch_execute(&format!("BEGIN; {}; COMMIT", case.write)).await.unwrap();
         }
-        let want = first(&direct, case.read).await;
+        let want = simple_one(&direct, case.read).await;
         assert_ne!(want, before, "case {i}: the write changes what `{}` reads", case.read);
-        assert_eq!(first(&c, case.read).await, want, "case {i}: `{}` then `{}`", case.write, case.read);
+        assert_eq!(simple_one(&c, case.read).await, want, "case {i}: `{}` then `{}`", case.write, case.read);
     }
 }
 
@@ -111,7 +102,7 @@ async fn what_writes_no_shared_table_flushes_nothing() {
     let proxy = Proxy::start(&pg).await;
     let c = connect(&proxy.url("postgres", "app")).await;
     let read = "SELECT v FROM bystander";
-    assert_eq!(first(&c, read).await.as_deref(), Some("before"));
+    assert_eq!(simple_one(&c, read).await.as_deref(), Some("before"));
     // Changed around the proxy: a cached answer still says 'before'.
     pg.psql_db("app", "UPDATE bystander SET v = 'after'");
     for statement in [
@@ -122,10 +113,10 @@ async fn what_writes_no_shared_table_flushes_nothing() {
     ] {
         c.batch_execute(statement).await.unwrap();
         let other = connect(&proxy.url("postgres", "app")).await;
-        assert_eq!(first(&other, read).await.as_deref(), Some("before"), "after `{statement}`: still cached");
+        assert_eq!(simple_one(&other, read).await.as_deref(), Some("before"), "after `{statement}`: still cached");
     }
     // A write that may change anything (a user function) still flushes.
     c.batch_execute("SELECT write_dst(1)").await.unwrap();
     let other = connect(&proxy.url("postgres", "app")).await;
-    assert_eq!(first(&other, read).await.as_deref(), Some("after"));
+    assert_eq!(simple_one(&other, read).await.as_deref(), Some("after"));
 }

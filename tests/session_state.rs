@@ -8,7 +8,7 @@
 mod common;
 
 use common::raw::RawClient;
-use common::{PgCluster, Proxy, connect};
+use common::{PgCluster, Proxy, connect, simple_one};
 use pgcached::config::PoolMode;
 use tokio_postgres::Client;
 
@@ -21,14 +21,6 @@ async fn value(c: &Client, k: i32) -> String {
 
 async fn show(c: &Client, name: &str) -> String {
     c.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0)
-}
-
-/// The text of the first column of the first row of a simple query.
-async fn simple_one(c: &Client, sql: &str) -> Option<String> {
-    c.simple_query(sql).await.unwrap().into_iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-        _ => None,
-    })?
 }
 
 /// pgjdbc `autosave`, Django and psycopg nested transactions: an error inside a savepoint,

@@ -201,8 +201,6 @@ impl SettingsSetter {
     }
 }
 
-/// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
-/// an unqualified name under that search path.
 /// Every relation a write to `$1` (in schema `$2`, or any) may change, itself included: through
 /// a view or a rule (the relations its rewrite rules reference — a view's base tables, a `DO
 /// ALSO` rule's targets), partitions and inheritance relatives both ways, and tables whose
@@ -246,6 +244,8 @@ pub struct WriteClosure {
 /// Relations followed for one write before the closure gives up (and says: the database).
 const MAX_CLOSURE: usize = 64;
 
+/// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
+/// an unqualified name under that search path.
 const RESOLVE_SQL: &str = "
 SELECT n.nspname
   FROM unnest($2::text[]) WITH ORDINALITY AS s(name, pos)

@@ -268,7 +268,10 @@ impl ResultCache {
     fn fresh(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
         let entry = self.entries.get(key)?;
         if self.versions.is_current(&entry.versions) {
-            if !entry.hit.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // A load first: every later hit only reads the flag (no write to a shared line).
+            if !entry.hit.load(std::sync::atomic::Ordering::Relaxed)
+                && !entry.hit.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
                 self.churn.first_hit(entry.tables.iter().map(String::as_str));
             }
             return Some(entry);

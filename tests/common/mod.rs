@@ -45,3 +45,11 @@ pub fn pgcached(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run pgcached")
 }
+
+/// The text of the first column of the first row a simple query returns (`None`: no row, or NULL).
+pub async fn simple_one(c: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    c.simple_query(sql).await.unwrap().into_iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    })?
+}
