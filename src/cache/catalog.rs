@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use deadpool_postgres::Pool;
 
 use super::names::RelName;
+use super::rowkey::{ColumnKind, RowColumns};
 
 /// Memoized names kept before the memo is cleared (bounds memory under odd workloads).
 const MAX_MEMO: usize = 10_000;
@@ -62,6 +63,8 @@ pub struct Catalog {
     setters: Mutex<HashMap<RelName, SettingsSetter>>,
     /// [`Catalog::write_closure`] answers.
     writes: Mutex<HashMap<RelName, WriteClosure>>,
+    /// [`Catalog::row_columns`] answers.
+    rows: Mutex<HashMap<RelName, Option<Arc<RowColumns>>>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
     /// session's resolved table names) is stale when it moved.
     epoch: std::sync::atomic::AtomicU64,
@@ -208,11 +211,11 @@ impl SettingsSetter {
 /// with, for each, the user triggers' functions (language and source) — what those write is
 /// read from the source ([`crate::sql::body_writes`]).
 const WRITE_CLOSURE_SQL: &str = "
-WITH RECURSIVE w(oid) AS (
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WITH RECURSIVE w(oid, depth) AS (
+    SELECT c.oid, 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
   UNION
-    SELECT nxt.oid FROM w, LATERAL (
+    SELECT nxt.oid, w.depth + 1 FROM w, LATERAL (
         SELECT d.refobjid AS oid
           FROM pg_rewrite r
           JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
@@ -224,13 +227,41 @@ WITH RECURSIVE w(oid) AS (
          WHERE con.contype = 'f' AND con.confrelid = w.oid
            AND (con.confdeltype IN ('c', 'n', 'd') OR con.confupdtype IN ('c', 'n', 'd'))
     ) nxt
+     WHERE w.depth < 64
 )
 SELECT c.relname::text,
        coalesce((SELECT array_agg(l.lanname::text || ':' || p.prosrc)
                    FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
                    JOIN pg_language l ON l.oid = p.prolang
-                  WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '{}')
-  FROM w JOIN pg_class c ON c.oid = w.oid";
+                  WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '{}'),
+       bool_or(w.depth > 0 AND w.oid IN (SELECT oid FROM w WHERE depth = 0) OR w.depth >= 63)
+  FROM w JOIN pg_class c ON c.oid = w.oid
+ GROUP BY c.oid, c.relname";
+
+/// Whether a table may be tracked by rows (a plain table nothing rewrites on a write's behalf:
+/// no user trigger, rule, inheritance or self-referencing foreign-key action), its pinnable
+/// columns as `name:kind` (integer, deterministic text, uuid; not generated) and its primary
+/// key's columns. One row per relation of that name: more than one is not tracked by rows.
+const ROW_COLUMNS_SQL: &str = "
+SELECT c.relkind = 'r'
+       AND NOT c.relhasrules AND NOT c.relispartition AND NOT c.relhassubclass
+       AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                        WHERE k.contype = 'f' AND k.conrelid = c.oid AND k.confrelid = c.oid
+                          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))),
+       coalesce((SELECT array_agg(a.attname::text || ':' || CASE WHEN a.atttypid IN (20, 21, 23) THEN 'int'
+                                                              WHEN a.atttypid = 2950 THEN 'uuid'
+                                                              ELSE 'text' END)
+                   FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                    AND (a.atttypid IN (20, 21, 23, 2950)
+                         OR a.atttypid IN (25, 1043) AND coalesce(co.collisdeterministic, true))), '{}'),
+       coalesce((SELECT array_agg(a.attname::text)
+                   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                  WHERE i.indrelid = c.oid AND i.indisprimary), '{}')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
 
 /// What a write to a relation may change (see [`Catalog::write_closure`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +270,9 @@ pub struct WriteClosure {
     pub tables: Arc<[String]>,
     /// A trigger may write what its source does not tell: the whole database.
     pub database: bool,
+    /// Postgres may write other rows of the written relation itself on the write's behalf (a
+    /// cycle of foreign-key actions or triggers leads back to it): not tracked by rows.
+    pub rewrites_self: bool,
 }
 
 /// Relations followed for one write before the closure gives up (and says: the database).
@@ -268,6 +302,7 @@ impl Catalog {
             privacy: Mutex::default(),
             setters: Mutex::default(),
             writes: Mutex::default(),
+            rows: Mutex::default(),
             epoch: Default::default(),
         }
     }
@@ -368,6 +403,7 @@ impl Catalog {
         let client = self.pool.get().await?;
         let mut tables: Vec<String> = vec![rel.name.to_lowercase()];
         let mut database = false;
+        let mut rewrites_self = false;
         let mut todo = vec![rel.clone()];
         let mut seen = std::collections::HashSet::new();
         while let Some(next) = todo.pop() {
@@ -379,7 +415,10 @@ impl Catalog {
                 continue;
             }
             for row in client.query(WRITE_CLOSURE_SQL, &[&next.name, &next.schema]).await? {
-                tables.push(row.get::<_, String>(0).to_lowercase());
+                let name = row.get::<_, String>(0).to_lowercase();
+                // Reached again from itself, or from a relation it makes Postgres write.
+                rewrites_self |= name == tables[0] && (next != rel || row.get::<_, Option<bool>>(2) == Some(true));
+                tables.push(name);
                 for trigger in row.get::<_, Vec<String>>(1) {
                     let (language, source) = trigger.split_once(':').unwrap_or(("", ""));
                     match crate::sql::body_writes::body_writes(language, source) {
@@ -391,9 +430,46 @@ impl Catalog {
         }
         tables.sort();
         tables.dedup();
-        let closure = WriteClosure { tables: tables.into(), database };
+        let closure = WriteClosure { tables: tables.into(), database, rewrites_self };
         memo_insert(&self.writes, rel, closure.clone());
         Ok(closure)
+    }
+
+    /// Whether writes to `relation` may be tracked by rows, and by which columns (see
+    /// `ROW_COLUMNS_SQL`); `None`: only as a whole.
+    pub async fn row_columns(&self, relation: &str) -> Result<Option<Arc<RowColumns>>, CatalogError> {
+        let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.rows.lock().expect("catalog lock").get(&rel) {
+            return Ok(hit.clone());
+        }
+        let client = self.pool.get().await?;
+        let rows = client.query(ROW_COLUMNS_SQL, &[&rel.name, &rel.schema]).await?;
+        let answer = match rows.as_slice() {
+            [row] if row.get::<_, Option<bool>>(0) == Some(true) => {
+                let columns = row
+                    .get::<_, Vec<String>>(1)
+                    .iter()
+                    .filter_map(|c| {
+                        let (name, kind) = c.rsplit_once(':')?;
+                        let kind = match kind {
+                            "int" => ColumnKind::Int,
+                            "uuid" => ColumnKind::Uuid,
+                            _ => ColumnKind::Text,
+                        };
+                        Some((name.to_owned(), kind))
+                    })
+                    .collect();
+                Some(Arc::new(RowColumns { columns, primary: row.get(2) }))
+            }
+            _ => None,
+        };
+        memo_insert(&self.rows, rel, answer.clone());
+        Ok(answer)
+    }
+
+    /// [`Catalog::row_columns`] if it is already known, without waiting.
+    pub fn row_columns_known(&self, relation: &str) -> Option<Option<Arc<RowColumns>>> {
+        self.rows.lock().expect("catalog lock").get(&RelName::parse(relation)?).cloned()
     }
 
     /// [`Catalog::write_closure`] if it is already known, without waiting.
@@ -417,6 +493,7 @@ impl Catalog {
         self.privacy.lock().expect("catalog lock").clear();
         self.setters.lock().expect("catalog lock").clear();
         self.writes.lock().expect("catalog lock").clear();
+        self.rows.lock().expect("catalog lock").clear();
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 

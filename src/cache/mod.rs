@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`key`]: [`CacheKey`], a keyed 128-bit hash of everything that changes an answer's bytes.
 //! - [`versions`]: per-(database, table) version counters and flush epochs.
+//! - [`row_versions`]: per-value versions of the columns reads pin by equality.
+//! - [`rowkey`]: the values that pin rows, compared as Postgres compares them for the column.
 //! - [`names`]: how table names are normalized so writes and reads meet.
 //! - [`store`]: [`ResultCache`], moka weighed in bytes with per-entry TTL; the session's API.
 //! - [`recorder`]: records one answer and decides whether it may be stored.
@@ -37,6 +39,8 @@ pub mod flight;
 pub mod key;
 pub mod names;
 pub mod recorder;
+pub mod row_versions;
+pub mod rowkey;
 pub mod rules;
 pub mod stats;
 pub mod store;
@@ -50,4 +54,4 @@ pub use recorder::{CachedResult, Recorder, Rejected};
 pub use rules::{Decision, DecisionSource, Hints, Rules, RulesError};
 pub use stats::{CacheStats, InvalidationCause, StatsSnapshot};
 pub use store::{FillSpec, Lookup, ResultCache};
-pub use versions::{TableVersions, Versions};
+pub use versions::{RowDeps, RowWrite, TableVersions, Versions};

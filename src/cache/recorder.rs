@@ -197,7 +197,7 @@ mod tests {
     }
 
     fn recorder(v: &Arc<TableVersions>, max: usize) -> Recorder {
-        let snap = v.snapshot("app", ["t"]);
+        let snap = v.snapshot("app", ["t"], None);
         Recorder::new(CacheKey(1), snap, v.clone(), Arc::from(vec!["t".to_string()]), Duration::from_secs(60), max)
     }
 

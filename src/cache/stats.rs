@@ -57,6 +57,9 @@ impl Rejected {
 pub enum InvalidationCause {
     /// A write through the proxy committed.
     Write,
+    /// A write through the proxy committed, to rows pinned by equality: only reads that may
+    /// see those rows were invalidated (see `row_versions`).
+    RowWrite,
     /// DDL, GRANT/REVOKE, ALTER POLICY… flushed a database or tables.
     Ddl,
     /// An unparseable statement that may write flushed its database.
@@ -72,8 +75,9 @@ pub enum InvalidationCause {
 }
 
 impl InvalidationCause {
-    pub const ALL: [InvalidationCause; 7] = [
+    pub const ALL: [InvalidationCause; 8] = [
         InvalidationCause::Write,
+        InvalidationCause::RowWrite,
         InvalidationCause::Ddl,
         InvalidationCause::Unknown,
         InvalidationCause::Notify,
@@ -85,6 +89,7 @@ impl InvalidationCause {
     pub fn label(self) -> &'static str {
         match self {
             InvalidationCause::Write => "write",
+            InvalidationCause::RowWrite => "row_write",
             InvalidationCause::Ddl => "ddl",
             InvalidationCause::Unknown => "unknown",
             InvalidationCause::Notify => "notify",

@@ -15,9 +15,10 @@ use moka::policy::Expiry;
 use super::churn::Churn;
 use super::flight::{Flights, Join, Waiter};
 use super::key::{CacheKey, CacheKeyHasher, KeySeed};
+use super::names::version_key;
 use super::recorder::{CachedResult, Recorder, Rejected};
 use super::stats::{CacheStats, InvalidationCause};
-use super::versions::TableVersions;
+use super::versions::{RowDeps, RowWrite, TableVersions};
 use crate::config::CacheConfig;
 
 /// What an entry costs beyond its frames (key, `Arc`, versions, moka's bookkeeping), so that
@@ -34,6 +35,9 @@ pub struct FillSpec<'a> {
     pub database: &'a str,
     /// The tables read, views expanded to their base tables (see [`super::Catalog`]).
     pub tables: &'a [&'a str],
+    /// The rows of one of `tables` the read is pinned to: it depends on those, not on the whole
+    /// table (see `versions`).
+    pub rows: Option<RowDeps<'a>>,
     pub ttl: Duration,
 }
 
@@ -200,7 +204,9 @@ impl ResultCache {
 
     /// A recorder for `key` without stampede protection; snapshots the versions now.
     pub fn begin(&self, key: CacheKey, spec: &FillSpec<'_>) -> Recorder {
-        let versions = self.versions.snapshot(spec.database, spec.tables.iter().copied());
+        let pinned = spec.rows.map(|r| version_key(r.table));
+        let others = spec.tables.iter().copied().filter(|t| pinned.as_deref() != Some(version_key(t).as_str()));
+        let versions = self.versions.snapshot(spec.database, others, spec.rows);
         let tables: Arc<[String]> = spec.tables.iter().map(|t| t.to_string()).collect();
         Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.max_entry_size)
     }
@@ -244,6 +250,16 @@ impl ResultCache {
         self.stats.invalidated(cause);
         let suspended = self.churn.invalidated(tables, Instant::now());
         self.stats.churn_suspended(suspended);
+    }
+
+    /// A write to some rows of tables of `database` committed (call before the client sees the
+    /// commit): reads pinned to other rows stay. No churn is counted: the entries it kills are
+    /// few, and not known here.
+    pub fn invalidate_rows(&self, database: &str, writes: &[RowWrite<'_>]) {
+        for w in writes {
+            self.versions.bump_rows(database, *w);
+        }
+        self.stats.invalidated(InvalidationCause::RowWrite);
     }
 
     /// Every entry of `database` is dead (removed lazily: on its next hit, by TTL or by size).

@@ -291,6 +291,7 @@ impl Session {
                 if self.unnamed_query.as_deref() != Some(p.query) {
                     self.unnamed_query = Some(Bytes::copy_from_slice(p.query));
                 }
+                self.unnamed_types.clone_from(&p.param_types);
                 // The client has this unnamed statement; no server does (see `own_unnamed`).
                 self.parse_unnamed_locally(f);
             } else {

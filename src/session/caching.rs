@@ -11,12 +11,15 @@
 use bytes::Bytes;
 use tracing::debug;
 
+use crate::cache::rowkey::{self, BindValues};
+use crate::cache::{Catalog, RowDeps, RowWrite};
+
 use super::Session;
 use super::state::{Effects, Private, Writes};
 use std::sync::Arc;
 
 use crate::cache::{CacheKey, CachedResult, FillSpec, KeyBuilder, Lookup, Protocol, SettingsDigest};
-use crate::sql::{Analysis, StatementAnalysis, StatementKind};
+use crate::sql::{Analysis, RowPins, StatementAnalysis, StatementKind};
 use crate::wire::build;
 
 /// What identifies an extended-protocol execution besides the statement text.
@@ -47,6 +50,26 @@ pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Opt
     ok.then_some(s)
 }
 
+/// The column and keys of the rows a read pinned by equality depends on (`None`: the whole
+/// table — its rows or types are not known well enough).
+async fn read_keys(
+    catalog: Option<Arc<Catalog>>,
+    pins: &RowPins,
+    exec: Option<Execution<'_>>,
+) -> Option<(String, Vec<u64>)> {
+    let catalog = catalog?;
+    let relation = rowkey::relation(&pins.table);
+    let columns = match Box::pin(catalog.row_columns(&relation)).await {
+        Ok(columns) => columns?,
+        Err(e) => {
+            debug!(error = %e, "catalog look-up failed: tracked by table");
+            return None;
+        }
+    };
+    let params = exec.map(|e| BindValues::parse(e.bind_tail, e.param_types)).unwrap_or_default();
+    rowkey::read_keys(&rowkey::bind(&pins.columns, &params), &columns)
+}
+
 impl Session {
     /// Whether this session may use the cache at all right now.
     pub(super) fn cache_usable(&self) -> bool {
@@ -74,6 +97,8 @@ impl Session {
         }
         // Views and partitions: track the entry under the base tables too.
         let mut tables: Vec<String> = Vec::new();
+        // One table read, that is not a view or a parent: it may be tracked by rows.
+        let mut plain = false;
         if !s.tables_read.is_empty() {
             let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
                 return Lookup::Bypass;
@@ -86,7 +111,10 @@ impl Session {
                 // Boxed (as the stampede wait below): a catalog query is a large state
                 // machine, and this future is part of every cacheable statement's.
                 match Box::pin(catalog.dependencies(&rel)).await {
-                    Ok(deps) => tables.extend(deps.iter().cloned()),
+                    Ok(deps) => {
+                        plain = deps.len() == 1;
+                        tables.extend(deps.iter().cloned());
+                    }
                     Err(e) => {
                         debug!(error = %e, "catalog look-up failed: not cached");
                         return Lookup::Bypass;
@@ -108,8 +136,20 @@ impl Session {
             }
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+        let rows = match (&s.rows, s.tables_read.as_slice()) {
+            (Some(pins), [table]) if plain && pins.table == *table => {
+                let catalog = self.shared.catalogs.for_database(&self.key.database);
+                read_keys(catalog, pins, exec).await
+            }
+            _ => None,
+        };
+        let rows = rows.as_ref().zip(s.tables_read.first()).map(|((column, values), table)| RowDeps {
+            table: &table.name,
+            column,
+            values,
+        });
         let key = self.cache_key(text, exec);
-        let spec = FillSpec { database: &self.key.database, tables: &table_refs, ttl: decision.ttl };
+        let spec = FillSpec { database: &self.key.database, tables: &table_refs, rows, ttl: decision.ttl };
         match cache.lookup(key, &spec) {
             Lookup::Wait(waiter) => Box::pin(cache.wait(waiter, key, &spec)).await,
             other => other,
@@ -197,5 +237,104 @@ impl Session {
         self.tx.sent();
         let writes = Writes { database: true, ..Writes::default() };
         Some(Box::new([Arc::new(Effects { writes, ..Effects::default() })]))
+    }
+
+    /// Invalidate what a commit (or an unknown outcome) wrote.
+    pub(super) fn invalidate(&self, writes: &Writes) {
+        use crate::cache::InvalidationCause;
+        let cache = &self.shared.cache;
+        if writes.all {
+            cache.flush_all(InvalidationCause::Ddl);
+            self.shared.catalogs.refresh_all();
+            self.shared.prepared_ok.invalidate_all();
+        } else if writes.database {
+            cache.flush_database(&self.key.database, InvalidationCause::Unknown);
+        } else if !writes.tables.is_empty() {
+            let Some(mut tables) = self.write_closure(&writes.tables) else {
+                cache.flush_database(&self.key.database, InvalidationCause::Unknown);
+                return;
+            };
+            let rows = self.rows_written(writes, &tables);
+            tables.retain(|t| !rows.iter().any(|(table, _)| table == t));
+            if !tables.is_empty() {
+                cache.invalidate_tables(
+                    &self.key.database,
+                    tables.iter().map(String::as_str),
+                    InvalidationCause::Write,
+                );
+            }
+            if !rows.is_empty() {
+                let rows: Vec<RowWrite<'_>> = rows.iter().map(|(table, columns)| RowWrite { table, columns }).collect();
+                cache.invalidate_rows(&self.key.database, &rows);
+            }
+        }
+    }
+
+    /// Every table a write to `tables` may change, Postgres' writes on its behalf included
+    /// (`Catalog::write_closure`, looked up before the statement was sent); `None` — flush the
+    /// database — when a trigger may write anything, or the catalog has not answered (it is
+    /// asked now, for the next time: failing safe, never guessing).
+    fn write_closure(&self, tables: &[String]) -> Option<Vec<String>> {
+        let catalog = self.shared.catalogs.for_database(&self.key.database)?;
+        let mut all = Vec::with_capacity(tables.len());
+        for table in tables {
+            let Some(closure) = catalog.write_closure_known(table) else {
+                let (catalog, table) = (catalog.clone(), table.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = catalog.write_closure(&table).await {
+                        debug!(error = %e, %table, "catalog look-up failed");
+                    }
+                });
+                return None;
+            };
+            if closure.database {
+                return None;
+            }
+            all.extend(closure.tables.iter().cloned());
+        }
+        all.sort();
+        all.dedup();
+        Some(all)
+    }
+
+    /// Of the tables written, those invalidated by rows (their version keys, and the keys of
+    /// the values pinned per column): the statements pinned their rows, the catalog says
+    /// Postgres writes no other row of the table on their behalf and how its columns compare,
+    /// and no other written table's closure reaches it. A catalog answer not known yet means
+    /// the whole table (it is asked now, for the next time).
+    fn rows_written(&self, writes: &Writes, closure: &[String]) -> Vec<(String, rowkey::ColumnKeys)> {
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Vec::new() };
+        let mut out = Vec::new();
+        for w in &writes.rows {
+            let table = crate::cache::version_key(&w.table.name);
+            let relation = rowkey::relation(&w.table);
+            let reached_otherwise = writes
+                .tables
+                .iter()
+                .filter(|t| **t != w.table.name)
+                .any(|t| catalog.write_closure_known(t).is_none_or(|c| c.tables.contains(&table)));
+            let rewrites_self = catalog.write_closure_known(&w.table.name).is_none_or(|c| c.rewrites_self);
+            if reached_otherwise || rewrites_self || !closure.contains(&table) {
+                continue;
+            }
+            let columns = match catalog.row_columns_known(&relation) {
+                Some(Some(columns)) => columns,
+                Some(None) => continue,
+                None => {
+                    let catalog = catalog.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = catalog.row_columns(&relation).await {
+                            debug!(error = %e, %relation, "catalog look-up failed");
+                        }
+                    });
+                    continue;
+                }
+            };
+            let keys = rowkey::keys(&w.columns, &columns);
+            if !keys.is_empty() {
+                out.push((table, keys));
+            }
+        }
+        out
     }
 }

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use super::params::{self, SetEffect};
-use super::state::{Control, Effects, Pins, Private, Writes};
+use super::state::{Control, Effects, Pins, Private, RowsWritten, Writes};
+use crate::cache::rowkey::{self, BindValues};
 use crate::sql::{Analysis, SetVia, StatementAnalysis, StatementKind, TxKind};
 
 /// The effects of one query string (or one extended-protocol statement).
@@ -36,7 +37,7 @@ pub struct Plan {
 /// The plan of `analysis`. `params`: the text of the Bind parameters (for `set_config($1, $2,
 /// $3)`); `lexing_unreliable`: the server may split or read the text differently from the
 /// analysis (then every statement may write anything in the database).
-pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: bool) -> Plan {
+pub fn plan(analysis: &Analysis, params: &[Option<String>], bind: &BindValues<'_>, lexing_unreliable: bool) -> Plan {
     let mut plan = Plan::default();
     if lexing_unreliable {
         plan.private.add(Private::OPAQUE);
@@ -45,7 +46,7 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], lexing_unreliable: b
     for s in &analysis.statements {
         let mut effects = Effects {
             control: control(s),
-            writes: writes(s, lexing_unreliable),
+            writes: writes(s, bind, lexing_unreliable),
             sets: Vec::new(),
             drops_statements: drops_statements(s),
             defines: Vec::new(),
@@ -131,8 +132,8 @@ fn control(s: &StatementAnalysis) -> Option<Control> {
     })
 }
 
-/// What committing `s` invalidates.
-fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
+/// What committing `s` invalidates (`bind`: its parameters, for the rows it pins).
+fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, lexing_unreliable: bool) -> Writes {
     let mut w = Writes::default();
     if s.kind == StatementKind::Ddl {
         if !s.temp_tables_created.is_empty() && s.keyword == "create" {
@@ -174,6 +175,15 @@ fn writes(s: &StatementAnalysis, lexing_unreliable: bool) -> Writes {
             s.tables_written.is_empty() || s.dynamic_sql || s.executes_prepared || s.parse_error.is_some()
         };
         w.tables = s.tables_written.iter().chain(&s.sequences_written).map(|t| t.name.clone()).collect();
+        if let Some(rows) = &s.rows
+            && s.kind == StatementKind::Write
+            && s.tables_written.as_slice() == std::slice::from_ref(&rows.table)
+        {
+            let columns = rowkey::bind(&rows.columns, bind);
+            if !columns.is_empty() {
+                w.rows.push(RowsWritten { table: rows.table.clone(), columns });
+            }
+        }
     }
     w
 }
@@ -262,7 +272,7 @@ mod tests {
 
     fn one(sql: &str, params: &[Option<&str>]) -> Plan {
         let params: Vec<Option<String>> = params.iter().map(|p| p.map(str::to_string)).collect();
-        plan(&analyze(sql), &params, false)
+        plan(&analyze(sql), &params, &BindValues::default(), false)
     }
 
     fn effects(p: &Plan) -> &[Arc<Effects>] {
@@ -372,7 +382,7 @@ mod tests {
         assert!(e("SELECT my_function()").database);
         assert!(e("COMMIT PREPARED 'x'").database);
         assert!(e("DO $$ BEGIN END $$").database);
-        let p = plan(&analyze("SELECT 1"), &[], true);
+        let p = plan(&analyze("SELECT 1"), &[], &BindValues::default(), true);
         assert!(effects(&p)[0].writes.database && p.private.contains(Private::OPAQUE));
     }
 }

@@ -14,6 +14,7 @@ use super::shapes::Gate;
 use super::state::Effects;
 use super::statements::Statement;
 use super::{Flow, Session};
+use crate::cache::rowkey::BindValues;
 use crate::config::PoolMode;
 use crate::wire::Frame;
 use crate::wire::build;
@@ -87,6 +88,7 @@ impl Session {
         if p.name.is_empty() || !(self.renaming() || taken_by_renamed) {
             if p.name.is_empty() {
                 self.unnamed_query = Some(query.clone());
+                self.unnamed_types = p.param_types.clone();
             } else {
                 // Session mode (or pinned): the client's name is the server's.
                 self.statements.insert(name, Statement::under_own_name(p.name, &query, &p.param_types));
@@ -210,11 +212,12 @@ impl Session {
             }
         }
         // What runs: note its writes (invalidated at commit) and settings.
-        let text = match &known {
-            Some(stmt) => Some(stmt.query.clone()),
-            None if b.statement.is_empty() => self.unnamed_query.clone(),
-            None => None,
+        let (text, types) = match &known {
+            Some(stmt) => (Some(stmt.query.clone()), stmt.param_types.as_slice()),
+            None if b.statement.is_empty() => (self.unnamed_query.clone(), self.unnamed_types.as_slice()),
+            None => (None, &[][..]),
         };
+        let types = types.to_vec();
         let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.
             Some(Ok(text))
@@ -226,7 +229,10 @@ impl Session {
                 let analysis = crate::sql::analyze(text);
                 let params =
                     if analysis.settings().next().is_some() { frontend::bind_text_params(&b) } else { Vec::new() };
-                self.follow_statements(&analysis, &params)
+                let pins_rows = analysis.statements.iter().any(|s| s.rows.is_some());
+                let bind =
+                    if pins_rows { BindValues::parse(b.params_and_formats, &types) } else { BindValues::default() };
+                self.follow_statements(&analysis, &params, &bind)
             }
             // Not UTF-8, or a statement this client never parsed here: assume the worst.
             Some(Err(_)) | None if !b.statement.is_empty() || text.is_some() => self.note_opaque_statement(),

@@ -14,10 +14,11 @@ use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
 use super::state::{Effects, Lifecycle};
 use super::{Flow, Session, SessionError};
+use crate::cache::rowkey::BindValues;
 use crate::cache::{Lookup, Recorder, SettingsSetter};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
-use crate::sql::Analysis;
+use crate::sql::{Analysis, StatementKind};
 use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
@@ -341,7 +342,7 @@ impl Session {
             return Ok(flow);
         }
         let effects = match analysis {
-            Some(analysis) => self.follow_statements(analysis, &[]),
+            Some(analysis) => self.follow_statements(analysis, &[], &BindValues::default()),
             None => self.note_opaque_statement(),
         };
         self.query_drops_unnamed();
@@ -359,8 +360,9 @@ impl Session {
         &mut self,
         analysis: &Analysis,
         params: &[Option<String>],
+        bind: &BindValues<'_>,
     ) -> Option<Box<[Arc<Effects>]>> {
-        let mut plan = effects::plan(analysis, params, self.lexing_unreliable());
+        let mut plan = effects::plan(analysis, params, bind, self.lexing_unreliable());
         self.private.add(plan.private);
         let calls = self.calls_setting_functions(analysis);
         if plan.untracked_settings || calls.as_ref().is_some_and(|c| c.sets) {
@@ -439,6 +441,15 @@ impl Session {
                 && let Err(e) = Box::pin(catalog.write_closure(table)).await
             {
                 debug!(error = %e, %table, "catalog look-up failed");
+            }
+        }
+        // How the rows a write pins compare (see `rowkey`).
+        let pinned = analysis.statements.iter().filter(|s| s.kind == StatementKind::Write);
+        for relation in pinned.filter_map(|s| s.rows.as_ref()).map(|r| crate::cache::rowkey::relation(&r.table)) {
+            if catalog.row_columns_known(&relation).is_none()
+                && let Err(e) = Box::pin(catalog.row_columns(&relation)).await
+            {
+                debug!(error = %e, %relation, "catalog look-up failed");
             }
         }
     }

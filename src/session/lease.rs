@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::params;
 use super::queue::{Entry, Kind, Request};
-use super::state::{Effects, Pins, Private, ReleaseAction, Untracked, Writes};
+use super::state::{Effects, Pins, Private, ReleaseAction, Untracked};
 use super::{Flow, Lease, Session};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
@@ -242,52 +242,5 @@ impl Session {
             self.queue.push(Entry::Server(Request::hidden(Kind::Query)));
             self.syncs_sent += 1;
         }
-    }
-
-    /// Invalidate what a commit (or an unknown outcome) wrote.
-    pub(super) fn invalidate(&self, writes: &Writes) {
-        use crate::cache::InvalidationCause;
-        let cache = &self.shared.cache;
-        if writes.all {
-            cache.flush_all(InvalidationCause::Ddl);
-            self.shared.catalogs.refresh_all();
-            self.shared.prepared_ok.invalidate_all();
-        } else if writes.database {
-            cache.flush_database(&self.key.database, InvalidationCause::Unknown);
-        } else if !writes.tables.is_empty() {
-            match self.write_closure(&writes.tables) {
-                Some(tables) => cache.invalidate_tables(
-                    &self.key.database,
-                    tables.iter().map(String::as_str),
-                    InvalidationCause::Write,
-                ),
-                None => cache.flush_database(&self.key.database, InvalidationCause::Unknown),
-            }
-        }
-    }
-
-    /// Every table a write to `tables` may change, Postgres' writes on its behalf included
-    /// (`Catalog::write_closure`, looked up before the statement was sent); `None` — flush the
-    /// database — when a trigger may write anything, or the catalog has not answered (it is
-    /// asked now, for the next time: failing safe, never guessing).
-    fn write_closure(&self, tables: &[String]) -> Option<Vec<String>> {
-        let catalog = self.shared.catalogs.for_database(&self.key.database)?;
-        let mut all = Vec::with_capacity(tables.len());
-        for table in tables {
-            let Some(closure) = catalog.write_closure_known(table) else {
-                let (catalog, table) = (catalog.clone(), table.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = catalog.write_closure(&table).await {
-                        debug!(error = %e, %table, "catalog look-up failed");
-                    }
-                });
-                return None;
-            };
-            if closure.database {
-                return None;
-            }
-            all.extend(closure.tables.iter().cloned());
-        }
-        Some(all)
     }
 }

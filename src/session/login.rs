@@ -136,6 +136,7 @@ pub async fn login(
         table_schemas: Default::default(),
         batch: Vec::new(),
         unnamed_query: None,
+        unnamed_types: Vec::new(),
         local_unnamed: None,
         unnamed_parse: None,
         id: next_session_id(),

@@ -173,6 +173,8 @@ pub struct Session {
     batch: Vec<crate::wire::Frame>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
+    /// The parameter types of the last unnamed statement (for the rows its Bind pins).
+    unnamed_types: Vec<u32>,
     /// The unnamed statement is `DEALLOCATE <this client statement>`, answered by the proxy.
     local_unnamed: Option<bytes::Bytes>,
     /// The client's unnamed statement (sent again where a server connection holds another's:

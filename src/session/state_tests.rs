@@ -194,3 +194,38 @@ fn private_reasons_are_added_and_removed_one_by_one() {
     p.remove(Private::UNTRACKED_SETTINGS);
     assert!(p.contains(Private::TEMP_OBJECTS) && !p.contains(Private::UNTRACKED_SETTINGS));
 }
+
+fn rows(table: &str, columns: &[(&str, &[i64])]) -> Writes {
+    use crate::cache::rowkey::PinValue;
+    let table = crate::sql::TableRef::parse(table);
+    Writes {
+        tables: vec![table.name.clone()],
+        rows: vec![RowsWritten {
+            table,
+            columns: columns
+                .iter()
+                .map(|(c, vs)| (c.to_string(), vs.iter().map(|v| PinValue::Number(v.to_string().into())).collect()))
+                .collect(),
+        }],
+        ..Writes::default()
+    }
+}
+
+#[test]
+fn a_transactions_row_writes_merge_by_the_columns_all_pin() {
+    let mut w = rows("t", &[("id", &[1]), ("k", &[5])]);
+    w.merge(&rows("t", &[("id", &[2])]));
+    assert_eq!(w, rows("t", &[("id", &[1, 2])]), "k is unknown for the second write's rows");
+    let mut whole = w.clone();
+    whole.merge(&Writes { tables: vec!["t".into()], ..Writes::default() });
+    assert!(whole.rows.is_empty(), "a table-level write of the same table makes it table level");
+    let mut other = Writes { tables: vec!["t".into()], ..Writes::default() };
+    other.merge(&rows("t", &[("id", &[3])]));
+    assert!(other.rows.is_empty(), "…in either order");
+    let mut two = rows("t", &[("id", &[1])]);
+    two.merge(&rows("u", &[("id", &[1])]));
+    assert_eq!(two.rows.len(), 2);
+    let mut schemas = rows("a.t", &[("id", &[1])]);
+    schemas.merge(&rows("b.t", &[("id", &[1])]));
+    assert!(schemas.rows.is_empty(), "two tables of one name: not merged by rows");
+}

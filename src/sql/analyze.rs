@@ -10,6 +10,7 @@ use super::functions::{self, Volatility};
 use super::kind::{StatementKind, classify, savepoint_name};
 use super::lex::{StatementSpan, TokKind, Token, depth_estimate, split_statements};
 use super::limit::{LimitSite, find_limit_site};
+use super::rows::{RowPins, read_pins, write_pins};
 use super::settings::{SetVia, SettingChange, parse_set};
 use super::tables::TableRef;
 use super::walk::{ColumnUses, FunctionCall, walk};
@@ -89,6 +90,8 @@ pub struct StatementAnalysis {
     pub hold_cursor: bool,
     /// Column uses, for `deny_columns`.
     pub columns: ColumnUses,
+    /// The rows of its one table it reads or changes, where equality pins them (see `rows`).
+    pub rows: Option<RowPins>,
     /// Literals replaced by `?`, whitespace normalized.
     pub fingerprint: String,
     /// Stable hash of `fingerprint`.
@@ -284,6 +287,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         savepoint: savepoint_name(src, toks),
         hold_cursor: declares_hold_cursor(src, toks),
         columns: ColumnUses::default(),
+        rows: None,
         fingerprint: fp,
         fingerprint_hash,
     };
@@ -367,6 +371,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         }
     };
     let w = walk(&stmt);
+    a.rows = read_pins(&stmt).or_else(|| write_pins(&stmt));
     // A write target is also visited as a relation once; it is read only if it appears again.
     let mut targets: std::collections::HashMap<&TableRef, usize> = std::collections::HashMap::new();
     for t in &w.written {

@@ -1,0 +1,272 @@
+//! Row keys: the values that pin a statement's rows (`sql::rows`), compared as Postgres compares
+//! them for the column's type — or not at all.
+//!
+//! A value pins rows only when the proxy is sure which column values equal it: integer columns
+//! (`int2`/`int4`/`int8`, compared with an integer literal, an integer string, or a parameter
+//! declared unspecified, integer or numeric), `text`/`varchar` columns with a deterministic
+//! collation (byte equality; compared with a plain string or a parameter declared unspecified,
+//! `text` or `varchar`) and `uuid` columns. A literal like `5.0` or `'1e3'`, a cast, a `bpchar`,
+//! `float` or unknown parameter type, a nondeterministic collation, a generated column: no key,
+//! and the caller falls back to the whole table. A key is a 64-bit hash of the canonical form,
+//! tagged by kind, so `'01'` and `1` meet on an integer column and never on a text one.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::sql::{ColumnPin, Operand, TableRef};
+
+/// How a column's values compare, for the types row keys support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Int,
+    Text,
+    Uuid,
+}
+
+/// What the catalog says about a table that may be tracked by rows: its pinnable columns, and
+/// its primary key (the preferred pin).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowColumns {
+    pub columns: HashMap<String, ColumnKind>,
+    pub primary: Vec<String>,
+}
+
+/// A pin's value with its parameters bound: what a key is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinValue {
+    Number(Box<str>),
+    Str(Box<str>),
+    /// A Bind parameter: its bytes (`None`: NULL), format and declared type (0: unspecified).
+    Param {
+        value: Option<Box<[u8]>>,
+        binary: bool,
+        declared: u32,
+    },
+}
+
+/// Each parameter: binary?, and its bytes (`None`: NULL).
+type Params<'a> = Vec<(bool, Option<&'a [u8]>)>;
+
+/// The keys of the values of each pinned column.
+pub type ColumnKeys = Vec<(String, Vec<u64>)>;
+
+/// A Bind message's parameters, as read from its body after the names.
+#[derive(Debug, Default)]
+pub struct BindValues<'a> {
+    values: Params<'a>,
+    types: &'a [u32],
+}
+
+impl<'a> BindValues<'a> {
+    /// `params_and_formats`: the Bind body after the portal and statement names; `types`: the
+    /// parameter types of the statement's Parse. Malformed input gives no values.
+    pub fn parse(params_and_formats: &'a [u8], types: &'a [u32]) -> BindValues<'a> {
+        let read = || -> Option<Params<'a>> {
+            let mut b = params_and_formats;
+            let mut take = |n: usize| -> Option<&'a [u8]> {
+                let (head, rest) = (b.get(..n)?, b.get(n..)?);
+                b = rest;
+                Some(head)
+            };
+            let i16_at = |s: &[u8]| i16::from_be_bytes([s[0], s[1]]);
+            let nfmt = i16_at(take(2)?).max(0) as usize;
+            let formats: Vec<i16> = (0..nfmt).map(|_| take(2).map(i16_at)).collect::<Option<_>>()?;
+            let n = i16_at(take(2)?).max(0) as usize;
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                let len = i32::from_be_bytes(take(4)?.try_into().ok()?);
+                let value = if len < 0 { None } else { Some(take(len as usize)?) };
+                let format = match formats.as_slice() {
+                    [] => 0,
+                    [one] => *one,
+                    many => *many.get(i)?,
+                };
+                values.push((format == 1, value));
+            }
+            Some(values)
+        };
+        BindValues { values: read().unwrap_or_default(), types }
+    }
+
+    fn get(&self, n: usize) -> Option<PinValue> {
+        let (binary, value) = *self.values.get(n.checked_sub(1)?)?;
+        let declared = self.types.get(n - 1).copied().unwrap_or(0);
+        Some(PinValue::Param { value: value.map(Into::into), binary, declared })
+    }
+}
+
+/// The values of each pinned column, parameters bound (a column with a missing parameter is
+/// dropped: its rows are not known).
+pub fn bind(pins: &[ColumnPin], params: &BindValues<'_>) -> Vec<(String, Vec<PinValue>)> {
+    pins.iter()
+        .filter_map(|p| {
+            let values: Option<Vec<PinValue>> = p
+                .values
+                .iter()
+                .map(|v| match v {
+                    Operand::Number(n) => Some(PinValue::Number(n.as_str().into())),
+                    Operand::Str(s) => Some(PinValue::Str(s.as_str().into())),
+                    Operand::Param(n) => params.get(*n),
+                })
+                .collect();
+            Some((p.column.clone(), values?))
+        })
+        .collect()
+}
+
+/// The keys of each column whose every value has one (others dropped: a write whose rows'
+/// values there are unknown).
+pub fn keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> ColumnKeys {
+    columns
+        .iter()
+        .filter_map(|(column, values)| {
+            let kind = *table.columns.get(column)?;
+            let keys: Option<Vec<u64>> = values.iter().map(|v| key(kind, v)).collect();
+            Some((column.clone(), keys?))
+        })
+        .collect()
+}
+
+/// The column a read is best tracked by (the primary key's first, when pinned) and its keys.
+pub fn read_keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> Option<(String, Vec<u64>)> {
+    let mut all = keys(columns, table);
+    let best = all.iter().position(|(c, _)| table.primary.contains(c)).unwrap_or(0);
+    (!all.is_empty()).then(|| all.swap_remove(best))
+}
+
+/// The key of `value` in a column of `kind`, when it compares there exactly as its canonical form.
+pub fn key(kind: ColumnKind, value: &PinValue) -> Option<u64> {
+    let canonical = match (kind, value) {
+        (ColumnKind::Int, PinValue::Number(n) | PinValue::Str(n)) => int(n.as_bytes())?.to_string(),
+        (ColumnKind::Int, PinValue::Param { value: Some(v), binary: false, declared: 0 | 20 | 21 | 23 | 1700 }) => {
+            int(v)?.to_string()
+        }
+        (ColumnKind::Int, PinValue::Param { value: Some(v), binary: true, declared: 0 | 20 | 21 | 23 }) => {
+            binary_int(v)?.to_string()
+        }
+        (ColumnKind::Text, PinValue::Str(s)) => s.to_string(),
+        (ColumnKind::Text, PinValue::Param { value: Some(v), declared: 0 | 25 | 1043, .. }) => {
+            std::str::from_utf8(v).ok()?.to_owned()
+        }
+        (ColumnKind::Uuid, PinValue::Str(s)) => uuid(s.as_bytes())?,
+        (ColumnKind::Uuid, PinValue::Param { value: Some(v), binary: false, declared: 0 | 2950 }) => uuid(v)?,
+        (ColumnKind::Uuid, PinValue::Param { value: Some(v), binary: true, declared: 0 | 2950 }) if v.len() == 16 => {
+            v.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        _ => return None,
+    };
+    let mut h = DefaultHasher::new();
+    (kind as u8, canonical).hash(&mut h);
+    Some(h.finish())
+}
+
+/// An integer as `int8in` reads it (surrounding whitespace allowed), or `None`.
+fn int(text: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(text).ok()?;
+    let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
+    if s.is_empty() || !s.trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A binary integer parameter (`int2`, `int4` or `int8`, by its length).
+fn binary_int(v: &[u8]) -> Option<i64> {
+    Some(match v.len() {
+        2 => i64::from(i16::from_be_bytes(v.try_into().ok()?)),
+        4 => i64::from(i32::from_be_bytes(v.try_into().ok()?)),
+        8 => i64::from_be_bytes(v.try_into().ok()?),
+        _ => return None,
+    })
+}
+
+/// A uuid's 32 hex digits, lower case (braces and hyphens as `uuid_in` allows them dropped).
+fn uuid(text: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(text).ok()?;
+    let s = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(s);
+    let hex: String = s.chars().filter(|c| *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// `t` as a relation name the catalog reads back exactly (each part quoted: `TableRef` holds
+/// names already folded).
+pub fn relation(t: &TableRef) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    match &t.schema {
+        Some(s) => format!("{}.{}", quote(s), quote(&t.name)),
+        None => quote(&t.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str, declared: u32) -> PinValue {
+        PinValue::Param { value: Some(text.as_bytes().into()), binary: false, declared }
+    }
+
+    #[test]
+    fn integers_meet_whatever_their_spelling() {
+        let five = key(ColumnKind::Int, &PinValue::Number("5".into()));
+        assert!(five.is_some());
+        assert_eq!(key(ColumnKind::Int, &PinValue::Str(" 05 ".into())), five);
+        assert_eq!(key(ColumnKind::Int, &p("+5", 0)), five);
+        assert_eq!(key(ColumnKind::Int, &p("5", 1700)), five);
+        let bin = PinValue::Param { value: Some(5i32.to_be_bytes().as_slice().into()), binary: true, declared: 0 };
+        assert_eq!(key(ColumnKind::Int, &bin), five);
+        assert_ne!(key(ColumnKind::Int, &PinValue::Number("-5".into())), five);
+    }
+
+    #[test]
+    fn values_not_certain_to_compare_as_written_have_no_key() {
+        assert_eq!(key(ColumnKind::Int, &PinValue::Number("5.0".into())), None);
+        assert_eq!(key(ColumnKind::Int, &PinValue::Str("1e3".into())), None);
+        assert_eq!(key(ColumnKind::Int, &p("5", 701)), None, "float8 rounds big integers");
+        assert_eq!(key(ColumnKind::Int, &p("5", 25)), None);
+        assert_eq!(key(ColumnKind::Int, &PinValue::Number("99999999999999999999".into())), None);
+        assert_eq!(key(ColumnKind::Text, &PinValue::Number("5".into())), None);
+        assert_eq!(key(ColumnKind::Text, &p("a", 1042)), None, "bpchar ignores trailing blanks");
+        assert_eq!(key(ColumnKind::Int, &PinValue::Param { value: None, binary: false, declared: 0 }), None);
+    }
+
+    #[test]
+    fn text_is_exact_and_never_meets_an_integer() {
+        let a = key(ColumnKind::Text, &PinValue::Str("a".into()));
+        assert_eq!(key(ColumnKind::Text, &p("a", 0)), a);
+        assert_ne!(key(ColumnKind::Text, &PinValue::Str("A".into())), a);
+        assert_ne!(key(ColumnKind::Text, &PinValue::Str("a ".into())), a);
+        assert_ne!(
+            key(ColumnKind::Text, &PinValue::Str("1".into())),
+            key(ColumnKind::Int, &PinValue::Number("1".into()))
+        );
+    }
+
+    #[test]
+    fn uuids_meet_in_every_spelling() {
+        let u = key(ColumnKind::Uuid, &PinValue::Str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()));
+        assert!(u.is_some());
+        assert_eq!(key(ColumnKind::Uuid, &PinValue::Str("{A0EEBC999C0B4EF8BB6D6BB9BD380A11}".into())), u);
+        assert_eq!(key(ColumnKind::Uuid, &PinValue::Str("zz".into())), None);
+    }
+
+    #[test]
+    fn bind_values_are_read_per_format() {
+        // 2 format codes (text, binary), 2 values ("7", int4 7), 1 result format.
+        let mut body = vec![0, 2, 0, 0, 0, 1, 0, 2];
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.push(b'7');
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&7i32.to_be_bytes());
+        body.extend_from_slice(&[0, 1, 0, 0]);
+        let types = [0, 23];
+        let params = BindValues::parse(&body, &types);
+        let pins = [ColumnPin { column: "id".into(), values: vec![Operand::Param(1), Operand::Param(2)] }];
+        let table = RowColumns { columns: [("id".to_string(), ColumnKind::Int)].into(), primary: vec![] };
+        let (column, keys) = read_keys(&bind(&pins, &params), &table).expect("pinned");
+        assert_eq!(column, "id");
+        assert_eq!(keys[0], keys[1]);
+        let missing = [ColumnPin { column: "id".into(), values: vec![Operand::Param(3)] }];
+        assert!(bind(&missing, &params).is_empty());
+    }
+}
