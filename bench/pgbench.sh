@@ -16,7 +16,7 @@
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
 #   BENCH_POOL=8              server connections for pgcached and PgBouncer (transaction pooling)
 #   BENCH_SCALE=1             pgbench -i scale (100k accounts per unit)
-#   BENCH_WORKLOADS="pk heavy mixed"
+#   BENCH_WORKLOADS="pk heavy mixed"   also: hot (the mix with Zipf keys), write (UPDATEs only)
 #   BENCH_MODES               pgbench -M values for every workload; unset = per workload:
 #                             pk "simple extended prepared", others "simple extended"
 #                             (BENCH_MODES_<workload> overrides one workload)
@@ -24,6 +24,8 @@
 #                             pgcached-plain: cache off, the plain `cargo build --release` binary
 #                             (skipped when the other pgcached targets run that build too)
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
+#   BENCH_CACHE_MEMORY=2GiB   cache.max_memory of the pgcached targets (a warm pass of scale 10
+#                             holds a million answers per protocol)
 #   BENCH_TTL=1h              cache.default_ttl of the pgcached targets (pgpool-II's entries never expire)
 #   BENCH_BUILD=pgo           how the pgcached targets are built: pgo (bench/pgo-build.sh, a
 #                             profile-guided release build; falls back to release, with a note,
@@ -51,6 +53,7 @@ ROUNDS=${BENCH_ROUNDS:-1}
 # Entries must outlive the run, as pgpool-II's do (memqcache_expire = 0): the default 60s would
 # expire a warm pass's entries in the middle of a run and measure refills instead of hits.
 TTL=${BENCH_TTL:-1h}
+CACHE_MEMORY=${BENCH_CACHE_MEMORY:-2GiB}
 CLIENTS=${BENCH_CLIENTS:-8}
 POOL=${BENCH_POOL:-8}
 SCALE=${BENCH_SCALE:-1}
@@ -164,6 +167,7 @@ start_pgc() {
 cache:
   enabled: $cache
   default_ttl: $TTL
+  max_memory: $CACHE_MEMORY
 $limits"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
     start_pgcached "$bin" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
@@ -480,6 +484,12 @@ for w in $WORKLOADS; do
         fi
         [[ $w == pk ]] && check "$w $mode: pgcached cache on (warm) / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.0
         [[ $w == heavy ]] && check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 100
+        if [[ $w == mixed || $w == hot ]]; then
+            check "$w $mode: pgcached cache on, hit ratio" "${HIT[pgcached-cache,$mode,$w]:-}" 0.9
+            check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.5
+            check "$w $mode: pgcached cache on / cache off" "$(ratio "$c" "${TPS[pgcached-nocache,$mode,$w]:-}")" 2
+        fi
+        [[ $w == write ]] && check "$w $mode: pgcached cache on / cache off" "$(ratio "$c" "${TPS[pgcached-nocache,$mode,$w]:-}")" 0.95
         if [[ $w == pk || $w == heavy ]] && [[ -n "${TPS[pgpool,$mode,$w]:-}" ]]; then
             case $mode in
             simple) check "$w $mode: pgcached cache on / pgpool-II" "$(ratio "$c" "${TPS[pgpool,$mode,$w]}")" 2 ;;
