@@ -136,6 +136,22 @@ else
         fail "pgcached (session pool) did not start"
         summary || exit 1
     fi
+    # Two more instances invalidating by NOTIFY, for the freshness checker across instances
+    # (test_freshness_notify.py installs the triggers on its tables).
+    NOTIFY_DSNS=""
+    for n in a b; do
+        port=$(free_port)
+        write_pgcached_config "$WORK/pgcached-notify-$n.yaml" "$port" "$UPSTREAM" transaction 4 "cache:
+  invalidation: notify"
+        if start_pgcached "$BIN" "$WORK/pgcached-notify-$n.yaml" "$port" "$WORK/pgcached-notify-$n.log"; then
+            pass "pgcached (notify invalidation, instance $n) listening on 127.0.0.1:$port"
+        else
+            fail "pgcached (notify invalidation, instance $n) did not start"
+            summary || exit 1
+        fi
+        NOTIFY_DSNS="$NOTIFY_DSNS${NOTIFY_DSNS:+|}host=127.0.0.1 port=$port user=postgres dbname=app"
+    done
+    export PGCACHED_NOTIFY_DSNS=$NOTIFY_DSNS PGCACHED_BIN=$BIN PGCACHED_NOTIFY_CONFIG=$WORK/pgcached-notify-a.yaml
 fi
 
 export PGUSER=postgres PGHOST=127.0.0.1 PGCONNECT_TIMEOUT=10

@@ -44,7 +44,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
     let costs = Arc::new(CostEstimates::new(pools.target_arc(), config.pool.acquire_timeout));
     let listeners = Arc::new(if config.cache.enabled && config.cache.invalidation == InvalidationMode::Notify {
-        Listeners::new(pools.target_arc(), cache.clone())
+        Listeners::new(pools.target_arc(), cache.clone(), catalogs.clone())
     } else {
         Listeners::disabled()
     });

@@ -22,7 +22,7 @@ async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool
 }
 
 async fn listening(pg: &PgCluster, cache: &Arc<ResultCache>) -> ListenerHandle {
-    let h = spawn_listener(pg.url("postgres", "app").parse().unwrap(), NoTls, "app".into(), cache.clone());
+    let h = spawn_listener(pg.url("postgres", "app").parse().unwrap(), NoTls, "app".into(), cache.clone(), None);
     let state = h.state().clone();
     eventually("listener connected", Duration::from_secs(10), || state.is_connected()).await;
     h

@@ -179,3 +179,23 @@ async fn killing_the_listener_flushes_the_cache_and_it_reconnects() {
     sneak(&pg, "watched", "new");
     fresh_within(&c, "watched", "new", FRESH_WITHIN).await;
 }
+
+/// DDL made around the proxy (here: a view redefined, which writes no row and so fires no table
+/// trigger) reaches a notify-mode proxy through the event trigger `install_triggers` puts in
+/// place as a superuser: the database's answers and the catalog's memos are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_around_the_proxy_is_seen_within_one_second() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    pg.psql_db("app", "CREATE VIEW shown AS SELECT k, v FROM plain");
+    let mut admin = connect(&pg.url("postgres", "app")).await;
+    let done = install_triggers(&mut admin, &["watched"], &[]).await.unwrap();
+    assert!(done.ddl, "a superuser installs the DDL event trigger");
+    let proxy = notify_proxy(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    wait_listening(&pg, 1, &[]).await;
+    assert_eq!(value(&c, "shown").await, "old");
+    assert_eq!(value(&c, "shown").await, "old", "cached");
+    pg.psql_db("app", "CREATE OR REPLACE VIEW shown AS SELECT k, 'redefined'::text AS v FROM plain");
+    fresh_within(&c, "shown", "redefined", FRESH_WITHIN).await;
+}

@@ -239,14 +239,18 @@ SELECT c.relname::text,
  GROUP BY c.oid, c.relname";
 
 /// Whether a table may be tracked by rows (a plain table nothing rewrites on a write's behalf:
-/// no user trigger, rule, inheritance or self-referencing foreign-key action), its pinnable
+/// no user trigger — pgcached's own NOTIFY trigger aside —, rule, inheritance or self-referencing
+/// foreign-key action), its pinnable
 /// columns as `name:kind` (integer, deterministic text, uuid; not generated) and its primary
 /// key's columns. One row per relation of that name: more than one is not tracked by rows.
 const ROW_COLUMNS_SQL: &str = "
 SELECT c.relkind = 'r'
        AND NOT c.relhasrules AND NOT c.relispartition AND NOT c.relhassubclass
        AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
-       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                         JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+                        WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                          AND NOT (pn.nspname = 'pgcached' AND p.proname = 'notify_invalidate'))
        AND NOT EXISTS (SELECT 1 FROM pg_constraint k
                         WHERE k.contype = 'f' AND k.conrelid = c.oid AND k.confrelid = c.oid
                           AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))),

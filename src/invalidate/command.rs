@@ -39,6 +39,8 @@ pub struct TriggerReport {
     pub user: String,
     /// `"schema"."name"`, sorted.
     pub tables: Vec<String>,
+    /// Install only: whether the DDL event trigger is in place (`None`: not an install).
+    pub ddl: Option<bool>,
 }
 
 impl std::fmt::Display for TriggerReport {
@@ -52,6 +54,15 @@ impl std::fmt::Display for TriggerReport {
         writeln!(f, "pgcached: {verb} {n} table{s} in database {:?} (as {:?}):", self.database, self.user)?;
         for t in &self.tables {
             writeln!(f, "  {t}")?;
+        }
+        match self.ddl {
+            Some(true) => writeln!(f, "pgcached: DDL made around the proxy is reported too (event trigger pgcached_ddl)")?,
+            Some(false) => writeln!(
+                f,
+                "pgcached: not a superuser: DDL made around the proxy (a view redefined, a trigger added) is not \
+                 reported; run this as a superuser once to install the event trigger pgcached_ddl"
+            )?,
+            None => {}
         }
         Ok(())
     }
@@ -70,15 +81,19 @@ pub async fn run_trigger_command(
     let mut client = control::connect(target, &database).await?;
     let tables: Vec<&str> = request.tables.iter().map(String::as_str).collect();
     let schemas: Vec<&str> = request.schemas.iter().map(String::as_str).collect();
-    let done = match action {
-        TriggerAction::Install => install_triggers(&mut client, &tables, &schemas).await?,
-        TriggerAction::Uninstall => uninstall_triggers(&mut client, &tables, &schemas).await?,
+    let (done, ddl) = match action {
+        TriggerAction::Install => {
+            let done = install_triggers(&mut client, &tables, &schemas).await?;
+            let ddl = Some(done.ddl);
+            (done, ddl)
+        }
+        TriggerAction::Uninstall => (uninstall_triggers(&mut client, &tables, &schemas).await?, None),
     };
     if done.tables.is_empty() && action == TriggerAction::Install {
         return Err(InvalidateError::NoTables(request.schemas.join(", ")));
     }
     let user = control::pg_config(target, &database, "").get_user().unwrap_or(control::DEFAULT_USER).to_string();
-    Ok(TriggerReport { action, database, user, tables: done.tables })
+    Ok(TriggerReport { action, database, user, tables: done.tables, ddl })
 }
 
 #[cfg(test)]
@@ -92,6 +107,7 @@ mod tests {
             database: "app".into(),
             user: "postgres".into(),
             tables: vec!["public.a".into(), "s.\"B\"".into()],
+            ddl: Some(true),
         };
         let text = r.to_string();
         assert!(text.starts_with("pgcached: installed the invalidation trigger on 2 tables in database \"app\""));

@@ -1,6 +1,7 @@
 //! The NOTIFY listener: one control-plane connection per database, LISTENing on [`CHANNEL`].
 //!
-//! Each notification's payload (a table name) bumps that table's version in the cache. The
+//! Each notification's payload (a table name) bumps that table's version in the cache; the DDL
+//! event trigger's (`ddl`) flushes the database and the catalog's answers for it. The
 //! connection is the only way the proxy learns of writes made around it, so losing it means
 //! writes may have gone unseen: the listener then **flushes its database's entries** (every
 //! entry the proxy holds for that database), reconnects with exponential backoff (100 ms to
@@ -24,6 +25,8 @@ use tokio_postgres::{AsyncMessage, Client, Socket};
 use tracing::{debug, info, warn};
 
 use super::CHANNEL;
+use super::triggers::DDL_PAYLOAD;
+use crate::cache::catalogs::Catalogs;
 use crate::cache::{InvalidationCause, ResultCache};
 
 /// `application_name` of the listener's connection, unless the config sets one.
@@ -96,6 +99,7 @@ pub fn spawn_listener<T>(
     tls: T,
     database: String,
     cache: Arc<ResultCache>,
+    catalogs: Option<Arc<Catalogs>>,
 ) -> ListenerHandle
 where
     T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
@@ -109,7 +113,7 @@ where
     pg.keepalives(true);
     let state = Arc::new(ListenerState::default());
     let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(run(pg, tls, database, cache, state.clone(), stop_rx));
+    let task = tokio::spawn(run(pg, tls, database, cache, catalogs, state.clone(), stop_rx));
     ListenerHandle { state, stop: Some(stop_tx), task: Some(task) }
 }
 
@@ -118,6 +122,7 @@ async fn run<T>(
     tls: T,
     db: String,
     cache: Arc<ResultCache>,
+    catalogs: Option<Arc<Catalogs>>,
     state: Arc<ListenerState>,
     mut stop: oneshot::Receiver<()>,
 ) where
@@ -137,7 +142,7 @@ async fn run<T>(
                 // the loss): nothing filled until now is vouched for.
                 cache.flush_database(&db, InvalidationCause::ListenerLost);
                 info!(database = %db, "invalidation listener: LISTEN {CHANNEL}");
-                let stopped = serve(&client, &mut notes, &db, &cache, &state, &mut stop).await;
+                let stopped = serve(&client, &mut notes, &db, (&cache, catalogs.as_deref()), &state, &mut stop).await;
                 state.connected.store(false, Ordering::SeqCst);
                 if stopped {
                     return;
@@ -196,7 +201,7 @@ async fn serve(
     client: &Client,
     notes: &mut mpsc::UnboundedReceiver<String>,
     db: &str,
-    cache: &ResultCache,
+    (cache, catalogs): (&ResultCache, Option<&Catalogs>),
     state: &ListenerState,
     stop: &mut oneshot::Receiver<()>,
 ) -> bool {
@@ -206,6 +211,15 @@ async fn serve(
         tokio::select! {
             _ = &mut *stop => return true,
             note = notes.recv() => match note {
+                Some(payload) if payload == DDL_PAYLOAD => {
+                    // DDL around the proxy: what was learned from the catalog (views' tables,
+                    // write closures, row keys) and every answer that relied on it.
+                    state.notifications.fetch_add(1, Ordering::SeqCst);
+                    if let Some(catalog) = catalogs.and_then(|c| c.for_database(db)) {
+                        catalog.refresh();
+                    }
+                    cache.flush_database(db, InvalidationCause::Ddl);
+                }
                 Some(table) => {
                     state.notifications.fetch_add(1, Ordering::SeqCst);
                     cache.invalidate_tables(db, [table.as_str()], InvalidationCause::Notify);

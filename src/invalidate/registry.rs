@@ -11,6 +11,7 @@ use tracing::info;
 use super::listener::{ListenerHandle, ListenerState};
 use super::{control, spawn_listener};
 use crate::cache::ResultCache;
+use crate::cache::catalogs::Catalogs;
 use crate::server::UpstreamTarget;
 
 /// The running listeners, by database.
@@ -25,13 +26,15 @@ pub struct Listeners {
 struct Inner {
     target: Arc<UpstreamTarget>,
     cache: Arc<ResultCache>,
+    catalogs: Arc<Catalogs>,
 }
 
 impl Listeners {
-    /// Listeners that will LISTEN through `target` and invalidate `cache`.
-    pub fn new(target: Arc<UpstreamTarget>, cache: Arc<ResultCache>) -> Listeners {
+    /// Listeners that will LISTEN through `target` and invalidate `cache` (and, after DDL,
+    /// refresh `catalogs`).
+    pub fn new(target: Arc<UpstreamTarget>, cache: Arc<ResultCache>, catalogs: Arc<Catalogs>) -> Listeners {
         Listeners {
-            inner: Some(Inner { target, cache }),
+            inner: Some(Inner { target, cache, catalogs }),
             by_database: Mutex::default(),
             closed: AtomicBool::new(false),
         }
@@ -57,9 +60,10 @@ impl Listeners {
             return;
         }
         let pg = control::pg_config(&inner.target, database, super::listener::APPLICATION_NAME);
+        let (cache, catalogs) = (inner.cache.clone(), Some(inner.catalogs.clone()));
         let handle = match control::tls(&inner.target) {
-            Some(tls) => spawn_listener(pg, tls, database.to_string(), inner.cache.clone()),
-            None => spawn_listener(pg, tokio_postgres::NoTls, database.to_string(), inner.cache.clone()),
+            Some(tls) => spawn_listener(pg, tls, database.to_string(), cache, catalogs),
+            None => spawn_listener(pg, tokio_postgres::NoTls, database.to_string(), cache, catalogs),
         };
         info!(%database, "invalidation listener started");
         map.insert(database.to_string(), handle);

@@ -16,6 +16,26 @@ use super::{CHANNEL, InvalidateError};
 
 /// The trigger name on every table.
 pub const TRIGGER_NAME: &str = "pgcached_invalidate";
+/// The event trigger that reports DDL (see [`DDL_PAYLOAD`]).
+pub const DDL_TRIGGER_NAME: &str = "pgcached_ddl";
+/// The payload of a DDL notification: no table's (those are always `schema.name`).
+pub const DDL_PAYLOAD: &str = "ddl";
+
+/// The event trigger reporting DDL (views redefined, triggers added, columns retyped, grants…)
+/// made around the proxy, so that its listeners refresh what they learned from the catalog.
+/// Only a superuser may create event triggers.
+fn ddl_trigger_sql() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION pgcached.notify_ddl() RETURNS event_trigger
+         LANGUAGE plpgsql AS $pgcached$
+         BEGIN
+             PERFORM pg_notify('{CHANNEL}', '{DDL_PAYLOAD}');
+         END
+         $pgcached$;
+         DROP EVENT TRIGGER IF EXISTS {DDL_TRIGGER_NAME};
+         CREATE EVENT TRIGGER {DDL_TRIGGER_NAME} ON ddl_command_end EXECUTE FUNCTION pgcached.notify_ddl();"
+    )
+}
 
 fn function_sql() -> String {
     format!(
@@ -35,6 +55,8 @@ fn function_sql() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledTriggers {
     pub tables: Vec<String>,
+    /// Whether the DDL event trigger is in place (installing needs a superuser).
+    pub ddl: bool,
 }
 
 /// Install the trigger function and a trigger on each of `tables` (names as the connection's
@@ -58,8 +80,12 @@ pub async fn install_triggers(
         ))
         .await?;
     }
+    let superuser: bool = tx.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await?.get(0);
+    if superuser {
+        tx.batch_execute(&ddl_trigger_sql()).await?;
+    }
     tx.commit().await?;
-    Ok(InstalledTriggers { tables: targets })
+    Ok(InstalledTriggers { tables: targets, ddl: superuser })
 }
 
 /// Remove the trigger from the given tables / schemas (the function stays: other tables or
@@ -75,7 +101,7 @@ pub async fn uninstall_triggers(
         tx.batch_execute(&format!("DROP TRIGGER IF EXISTS {TRIGGER_NAME} ON {t};")).await?;
     }
     tx.commit().await?;
-    Ok(InstalledTriggers { tables: targets })
+    Ok(InstalledTriggers { tables: targets, ddl: false })
 }
 
 /// The `"schema"."name"` of each target, quoted by the server (safe to splice into DDL).
