@@ -180,3 +180,15 @@ async fn rows_postgres_changes_on_the_writes_behalf_fall_back_to_the_table() {
     f.proxied.batch_execute("DELETE FROM parent WHERE id = 1").await.unwrap();
     f.assert_fresh(child, "the cascade deleted child 1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_depends_on_its_driving_rows_and_on_the_other_tables_whole() {
+    let f = Fixture::new().await;
+    let join = "SELECT a.bal, n.v FROM acct a JOIN named n ON n.name = a.owner OR n.name = 'b' WHERE a.id = 1";
+    let cached = f.cache(join).await;
+    f.write("UPDATE acct SET bal = bal + 100", "UPDATE acct SET bal = bal + 1 WHERE id = 2").await;
+    f.assert_kept(join, &cached, "acct row 2 is not the driving row").await;
+    // The joined table is read whole: any row of it written reaches the join.
+    f.proxied.batch_execute("UPDATE named SET v = 3 WHERE name = 'a'").await.unwrap();
+    f.assert_fresh(join, "named written").await;
+}

@@ -20,6 +20,10 @@ impl RelName {
     /// Parse `name`, `schema.name`, `"Schema"."Na.me"` or `db.schema.name` (the database part
     /// is dropped). Returns `None` for an empty name.
     pub fn parse(text: &str) -> Option<RelName> {
+        if is_plain(text) {
+            // The common case (`orders`): nothing to unquote, split or fold.
+            return Some(RelName { schema: None, name: text.to_owned() });
+        }
         let mut parts = split_ident(text.trim());
         let name = parts.pop().filter(|n| !n.is_empty())?;
         let schema = parts.pop().filter(|s| !s.is_empty());
@@ -30,10 +34,18 @@ impl RelName {
 /// The key of a table's version counter: the unquoted relation name without its schema,
 /// lower-cased. See the module doc for why this is safe.
 pub fn version_key(table: &str) -> String {
+    if is_plain(table) {
+        return table.to_owned();
+    }
     match RelName::parse(table) {
         Some(rel) => rel.name.to_lowercase(),
         None => String::new(),
     }
+}
+
+/// A bare lower-case name: what folding, unquoting and splitting leave as it is.
+fn is_plain(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Split a possibly quoted, dotted identifier into its parts, unquoting each.

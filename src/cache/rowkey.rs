@@ -191,6 +191,10 @@ fn uuid(text: &[u8]) -> Option<String> {
 /// `t` as a relation name the catalog reads back exactly (each part quoted: `TableRef` holds
 /// names already folded).
 pub fn relation(t: &TableRef) -> String {
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if t.schema.is_none() && !t.name.is_empty() && plain(&t.name) {
+        return t.name.clone();
+    }
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     match &t.schema {
         Some(s) => format!("{}.{}", quote(s), quote(&t.name)),

@@ -56,7 +56,9 @@ impl std::fmt::Display for TriggerReport {
             writeln!(f, "  {t}")?;
         }
         match self.ddl {
-            Some(true) => writeln!(f, "pgcached: DDL made around the proxy is reported too (event trigger pgcached_ddl)")?,
+            Some(true) => {
+                writeln!(f, "pgcached: DDL made around the proxy is reported too (event trigger pgcached_ddl)")?
+            }
             Some(false) => writeln!(
                 f,
                 "pgcached: not a superuser: DDL made around the proxy (a view redefined, a trigger added) is not \

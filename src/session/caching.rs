@@ -97,8 +97,11 @@ impl Session {
         }
         // Views and partitions: track the entry under the base tables too.
         let mut tables: Vec<String> = Vec::new();
-        // One table read, that is not a view or a parent: it may be tracked by rows.
-        let mut plain = false;
+        // The table whose rows the read pins, if it is not a view or a parent and no other
+        // relation read depends on it: it may be tracked by rows.
+        let pinned = s.rows.as_ref().map(|r| &r.table);
+        let mut pinned_plain = false;
+        let mut others_deps: Vec<String> = Vec::new();
         if !s.tables_read.is_empty() {
             let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
                 return Lookup::Bypass;
@@ -112,7 +115,11 @@ impl Session {
                 // machine, and this future is part of every cacheable statement's.
                 match Box::pin(catalog.dependencies(&rel)).await {
                     Ok(deps) => {
-                        plain = deps.len() == 1;
+                        if pinned == Some(t) {
+                            pinned_plain = deps.len() == 1;
+                        } else {
+                            others_deps.extend(deps.iter().map(|d| crate::cache::version_key(d)));
+                        }
                         tables.extend(deps.iter().cloned());
                     }
                     Err(e) => {
@@ -136,18 +143,14 @@ impl Session {
             }
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
-        let rows = match (&s.rows, s.tables_read.as_slice()) {
-            (Some(pins), [table]) if plain && pins.table == *table => {
+        let rows = match &s.rows {
+            Some(pins) if pinned_plain && !others_deps.contains(&crate::cache::version_key(&pins.table.name)) => {
                 let catalog = self.shared.catalogs.for_database(&self.key.database);
-                read_keys(catalog, pins, exec).await
+                read_keys(catalog, pins, exec).await.map(|keys| (&pins.table.name, keys))
             }
             _ => None,
         };
-        let rows = rows.as_ref().zip(s.tables_read.first()).map(|((column, values), table)| RowDeps {
-            table: &table.name,
-            column,
-            values,
-        });
+        let rows = rows.as_ref().map(|(table, (column, values))| RowDeps { table, column, values });
         let key = self.cache_key(text, exec);
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, rows, ttl: decision.ttl };
         match cache.lookup(key, &spec) {

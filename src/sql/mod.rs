@@ -37,6 +37,7 @@ pub mod refusal;
 pub mod rows;
 pub mod settings;
 pub mod tables;
+pub mod template;
 pub mod walk;
 
 pub use analyze::{Analysis, StatementAnalysis, Wrapper, analyze_uncached};

@@ -46,18 +46,31 @@ pub struct RowPins {
     pub columns: Vec<ColumnPin>,
 }
 
-/// The pins of a read: a single SELECT of one table with a WHERE clause, and no subquery or CTE
-/// that could see other rows.
+/// The pins of a read: a single SELECT of plain tables with a WHERE clause, and no subquery or
+/// CTE that could see other rows. With joins, the first table whose columns the WHERE pins
+/// (qualified by its name or alias: an unqualified column could be any table's) drives: the
+/// read depends on its pinned rows and on the other tables as a whole. A table named twice
+/// (a self-join) is not pinned: one of its names may see any row.
 pub fn read_pins(stmt: &Statement) -> Option<RowPins> {
     let Statement::Query(q) = stmt else { return None };
     if q.with.is_some() || count_queries(stmt) != 1 {
         return None;
     }
     let SetExpr::Select(sel) = q.body.as_ref() else { return None };
-    let [from] = sel.from.as_slice() else { return None };
-    let target = Target::of(from)?;
-    let pins = target.pins(sel.selection.as_ref()?);
-    (!pins.is_empty()).then_some(RowPins { table: target.table, columns: pins })
+    let mut targets = Vec::new();
+    for from in &sel.from {
+        targets.push(Target::of_factor(&from.relation)?);
+        for join in &from.joins {
+            targets.push(Target::of_factor(&join.relation)?);
+        }
+    }
+    let filter = sel.selection.as_ref()?;
+    let qualified_only = targets.len() > 1;
+    targets.iter().enumerate().find_map(|(i, target)| {
+        let named_twice = targets.iter().enumerate().any(|(j, o)| j != i && o.table.name == target.table.name);
+        let pins = target.pins(filter, qualified_only);
+        (!named_twice && !pins.is_empty()).then(|| RowPins { table: target.table.clone(), columns: pins })
+    })
 }
 
 /// The pins of a write: `INSERT … VALUES` (with `ON CONFLICT (columns)` at most), `UPDATE` and
@@ -70,7 +83,7 @@ pub fn write_pins(stmt: &Statement) -> Option<RowPins> {
                 return None;
             }
             let target = Target::of(&u.table)?;
-            let mut pins = target.pins(u.selection.as_ref()?);
+            let mut pins = target.pins(u.selection.as_ref()?, false);
             for a in &u.assignments {
                 match &a.target {
                     AssignmentTarget::ColumnName(name) => {
@@ -100,7 +113,7 @@ pub fn write_pins(stmt: &Statement) -> Option<RowPins> {
             let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
             let [from] = from.as_slice() else { return None };
             let target = Target::of(from)?;
-            RowPins { columns: target.pins(d.selection.as_ref()?), table: target.table }
+            RowPins { columns: target.pins(d.selection.as_ref()?, false), table: target.table }
         }
         _ => return None,
     };
@@ -163,7 +176,11 @@ impl Target {
         if !from.joins.is_empty() {
             return None;
         }
-        let TableFactor::Table { name, alias, args: None, with_hints, .. } = &from.relation else { return None };
+        Target::of_factor(&from.relation)
+    }
+
+    fn of_factor(relation: &TableFactor) -> Option<Target> {
+        let TableFactor::Table { name, alias, args: None, with_hints, .. } = relation else { return None };
         if !with_hints.is_empty() {
             return None;
         }
@@ -176,22 +193,25 @@ impl Target {
     }
 
     /// The pins among the top-level conjuncts of `filter` (one entry per column: the first
-    /// conjunct that pins it; every row satisfies all of them).
-    fn pins(&self, filter: &Expr) -> Vec<ColumnPin> {
+    /// conjunct that pins it; every row satisfies all of them). `qualified_only`: other tables
+    /// are in scope, so a bare column name may be theirs.
+    fn pins(&self, filter: &Expr, qualified_only: bool) -> Vec<ColumnPin> {
         let mut conj = Vec::new();
         conjuncts(filter, &mut conj);
         let mut pins: Vec<ColumnPin> = Vec::new();
         for e in conj {
             let pin = match e {
                 Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
-                    match (self.column(left), operand(right), self.column(right), operand(left)) {
+                    let column = |e: &Expr| self.column(e).filter(|_| !qualified_only || !is_bare(e));
+                    match (column(left), operand(right), column(right), operand(left)) {
                         (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, vec![v])),
                         _ => None,
                     }
                 }
                 Expr::InList { expr, list, negated: false } => {
                     let values: Option<Vec<Operand>> = list.iter().map(operand).collect();
-                    self.column(expr).zip(values).filter(|(_, v)| !v.is_empty())
+                    let column = self.column(expr).filter(|_| !qualified_only || !is_bare(expr));
+                    column.zip(values).filter(|(_, v)| !v.is_empty())
                 }
                 _ => None,
             };
@@ -221,6 +241,15 @@ impl Target {
             }
             _ => None,
         }
+    }
+}
+
+/// A column named without a table.
+fn is_bare(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_bare(inner),
+        Expr::CompoundIdentifier(_) => false,
+        _ => true,
     }
 }
 

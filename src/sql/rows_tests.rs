@@ -50,8 +50,9 @@ fn reads_that_may_see_other_rows_are_not_pinned() {
     for sql in [
         "SELECT * FROM t WHERE id = 1 OR id = 2",
         "SELECT * FROM t",
-        "SELECT * FROM t JOIN u ON u.id = t.id WHERE t.id = 1",
-        "SELECT * FROM t, u WHERE t.id = 1",
+        "SELECT * FROM t JOIN u ON u.id = t.id WHERE id = 1",
+        "SELECT * FROM t a JOIN t b ON a.p = b.id WHERE a.id = 1",
+        "SELECT * FROM t JOIN (SELECT 1 AS id) s ON s.id = t.id WHERE t.id = 1",
         "SELECT (SELECT count(*) FROM t) FROM t WHERE id = 1",
         "SELECT * FROM t WHERE id = 1 AND EXISTS (SELECT 1 FROM t x WHERE x.id = 2)",
         "WITH c AS (SELECT 1) SELECT * FROM t WHERE id = 1",
@@ -66,6 +67,13 @@ fn reads_that_may_see_other_rows_are_not_pinned() {
     ] {
         assert_eq!(read(sql), "-", "{sql}");
     }
+}
+
+#[test]
+fn a_join_is_pinned_by_its_driving_table() {
+    assert_eq!(read("SELECT * FROM t JOIN u ON u.id = t.uid WHERE t.id = 1"), "t id=1");
+    assert_eq!(read("SELECT * FROM t, u WHERE u.id = t.uid AND u.k = $1"), "u k=$1");
+    assert_eq!(read("SELECT o.x FROM orders o LEFT JOIN c ON c.id = o.cid WHERE o.id IN (1, 2)"), "orders id=1|2");
 }
 
 #[test]

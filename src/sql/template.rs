@@ -1,0 +1,213 @@
+//! Analyses reused across literal values: `UPDATE t SET v = v + 5 WHERE id = 7` and `… + 9
+//! WHERE id = 12` are the same statement but two texts, and a simple-protocol client (pgbench,
+//! psql scripts, ORMs that inline values) sends a new text every time. Parsing each costs far
+//! more than forwarding it; with the cache on every write must be analysed to be invalidated.
+//!
+//! A *template* is the analysis of one text, kept under the statement's *shape*: its tokens with
+//! every literal replaced by its kind (so `IN (1, 2)` and `IN (1, 2, 3)`, `5` and `'5'`, `'x'`
+//! and `E'x'` are different shapes). A text of the same shape has the same parse tree but for
+//! the literals' values, so its analysis is the template's with its own span and the values of
+//! its row pins (`rows`) read from its literal tokens. Only statements whose analysis depends on
+//! no literal value otherwise are templates: `INSERT`, `UPDATE`, `DELETE` without settings,
+//! `nextval('…')`, wrappers or parse errors, and whose pinned values each match exactly one
+//! literal token (so which token holds each is certain).
+
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
+
+use super::analyze::{Analysis, StatementAnalysis};
+use super::kind::StatementKind;
+use super::lex::{StatementSpan, TokKind, Token};
+use super::limit::LimitSite;
+use super::rows::Operand;
+
+/// Where a template's pinned value comes from in a text of its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Param(usize),
+    /// The `index`-th literal token, negated when the statement writes `-` before it.
+    Literal {
+        index: usize,
+        negative: bool,
+    },
+}
+
+/// An analysis to reuse for texts of one shape.
+#[derive(Debug)]
+pub struct Template {
+    analysis: Arc<Analysis>,
+    /// Per pinned column, per value: its slot.
+    slots: Vec<Vec<Slot>>,
+}
+
+/// The keys shapes are hashed with: random per process, two of them (a 128-bit key), so texts
+/// cannot be crafted to share a shape's key.
+fn hashers() -> &'static (RandomState, RandomState) {
+    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
+    KEYS.get_or_init(|| (RandomState::new(), RandomState::new()))
+}
+
+/// Whether `st` may have a template: it starts with INSERT, UPDATE or DELETE.
+pub fn may_have_template(src: &str, st: &StatementSpan) -> bool {
+    st.tokens.first().is_some_and(|t| ["insert", "update", "delete"].iter().any(|kw| t.is_word(src, kw)))
+}
+
+/// The shape of statement `st` of `src`, as a 128-bit keyed hash.
+pub fn shape(src: &str, st: &StatementSpan) -> u128 {
+    let (a, b) = hashers();
+    let (mut ha, mut hb) = (a.build_hasher(), b.build_hasher());
+    for t in &st.tokens {
+        let piece = match t.kind {
+            // The prefix before the quote (`E`, `B`, `$tag$`…) changes what a string means.
+            TokKind::String => t.text(src).split('\'').next().unwrap_or(""),
+            TokKind::Number => "",
+            _ => t.text(src),
+        };
+        (t.kind as u8, piece).hash(&mut ha);
+        (t.kind as u8, piece).hash(&mut hb);
+    }
+    (u128::from(ha.finish()) << 64) | u128::from(hb.finish())
+}
+
+fn literals(st: &StatementSpan) -> Vec<&Token> {
+    st.tokens.iter().filter(|t| matches!(t.kind, TokKind::String | TokKind::Number)).collect()
+}
+
+/// A plain `'…'` literal's value, quotes removed and doubled quotes undone.
+fn plain_string(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
+}
+
+impl Template {
+    /// The template `analysis` (of `src`, statement `st`) makes, if it may be reused.
+    pub fn of(src: &str, st: &StatementSpan, analysis: &Arc<Analysis>) -> Option<Template> {
+        let [s] = analysis.statements.as_slice() else { return None };
+        let reusable = s.kind == StatementKind::Write
+            && s.wrapper.is_none()
+            && s.parse_error.is_none()
+            && s.settings.is_empty()
+            && s.sequences_written.is_empty()
+            && s.limit == LimitSite::None
+            && !s.dynamic_sql;
+        if !reusable {
+            return None;
+        }
+        let lits = literals(st);
+        let slot = |op: &Operand| -> Option<Slot> {
+            let (negative, wanted) = match op {
+                Operand::Param(n) => return Some(Slot::Param(*n)),
+                Operand::Number(n) => match n.strip_prefix('-') {
+                    Some(abs) => (true, abs),
+                    None => (false, n.as_str()),
+                },
+                Operand::Str(_) => (false, ""),
+            };
+            let matches: Vec<usize> = lits
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| match op {
+                    Operand::Str(s) => plain_string(t.text(src)).as_deref() == Some(s.as_str()),
+                    _ => t.kind == TokKind::Number && t.text(src) == wanted,
+                })
+                .map(|(i, _)| i)
+                .collect();
+            match matches.as_slice() {
+                [index] => Some(Slot::Literal { index: *index, negative }),
+                _ => None,
+            }
+        };
+        let slots = match &s.rows {
+            Some(rows) => rows
+                .columns
+                .iter()
+                .map(|c| c.values.iter().map(slot).collect::<Option<Vec<_>>>())
+                .collect::<Option<_>>()?,
+            None => Vec::new(),
+        };
+        Some(Template { analysis: analysis.clone(), slots })
+    }
+
+    /// The analysis of `src` (statement `st`, of this template's shape); `None` when a literal
+    /// is not what the template needs there (then the text is analysed in full).
+    pub fn instantiate(&self, src: &str, st: &StatementSpan) -> Option<Analysis> {
+        let template = self.analysis.statements.first()?;
+        let mut s: StatementAnalysis = template.clone();
+        s.span = st.span.clone();
+        if let Some(rows) = s.rows.as_mut() {
+            let lits = literals(st);
+            for (column, slots) in rows.columns.iter_mut().zip(&self.slots) {
+                for (value, slot) in column.values.iter_mut().zip(slots) {
+                    *value = match *slot {
+                        Slot::Param(n) => Operand::Param(n),
+                        Slot::Literal { index, negative } => {
+                            let t = lits.get(index)?;
+                            match t.kind {
+                                TokKind::Number if negative => Operand::Number(format!("-{}", t.text(src))),
+                                TokKind::Number => Operand::Number(t.text(src).to_string()),
+                                _ => Operand::Str(plain_string(t.text(src))?),
+                            }
+                        }
+                    };
+                }
+            }
+        }
+        Some(Analysis {
+            statements: vec![s],
+            fingerprint: self.analysis.fingerprint.clone(),
+            fingerprint_hash: self.analysis.fingerprint_hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::analyze::analyze_uncached;
+    use super::super::lex::split_statements;
+    use super::*;
+
+    /// The analysis of `text` from the template of `first` (`None`: another shape, or no template).
+    fn via_template(first: &str, text: &str) -> Option<Analysis> {
+        let st0 = split_statements(first).remove(0);
+        let st = split_statements(text).remove(0);
+        if shape(first, &st0) != shape(text, &st) {
+            return None;
+        }
+        Template::of(first, &st0, &Arc::new(analyze_uncached(first)))?.instantiate(text, &st)
+    }
+
+    #[test]
+    fn a_template_gives_what_a_full_analysis_gives() {
+        for (first, text) in [
+            (
+                "UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5678",
+                "UPDATE pgbench_accounts SET abalance = abalance + -77 WHERE aid = 77",
+            ),
+            ("UPDATE t SET v = 1 WHERE id = -5", "UPDATE t SET v = 1 WHERE id = -6"),
+            ("DELETE FROM t WHERE id IN (1, 2) AND k = 'it''s'", "DELETE FROM t WHERE id IN (3, 4) AND k = 'x'"),
+            (
+                "INSERT INTO t (id, name) VALUES (1, 'a'), (2, 'b')",
+                "INSERT INTO t (id, name) VALUES (9, 'q'), (8, 'a')",
+            ),
+            ("UPDATE t SET id = 2 WHERE id = 1", "UPDATE t SET id = 5 WHERE id = 5"),
+            ("UPDATE t SET x = $1 WHERE id = $2", "UPDATE t SET x = $1 WHERE id = $2"),
+        ] {
+            let reused = via_template(first, text).unwrap_or_else(|| panic!("`{first}` is a template for `{text}`"));
+            assert_eq!(format!("{reused:?}"), format!("{:?}", analyze_uncached(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn statements_whose_analysis_depends_on_literals_or_shape_are_not_reused() {
+        for (first, text) in [
+            ("UPDATE t SET v = 1 WHERE id = 1", "UPDATE t SET v = 2 WHERE id = 2"), // which literal pins: ambiguous
+            ("DELETE FROM t WHERE id IN (1, 2)", "DELETE FROM t WHERE id IN (1, 2, 3)"),
+            ("DELETE FROM t WHERE id = 1", "DELETE FROM t WHERE id = '1'"),
+            ("DELETE FROM t WHERE k = 'a'", "DELETE FROM t WHERE k = E'a'"),
+            ("INSERT INTO t (id) VALUES (nextval('a'))", "INSERT INTO t (id) VALUES (nextval('b'))"),
+            ("SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2"),
+        ] {
+            assert!(via_template(first, text).is_none(), "`{first}` must not stand for `{text}`");
+        }
+    }
+}
