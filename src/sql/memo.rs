@@ -10,10 +10,14 @@ use super::analyze::{Analysis, analyze_uncached};
 use super::lex::split_statements;
 use super::template::{Template, may_have_template, shape};
 use moka::sync::Cache;
+use std::cell::RefCell;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
 /// Default memo budget: about 64 MiB of query text (plus a fixed charge per entry).
 pub const DEFAULT_CAPACITY: u64 = 64 * 1024 * 1024;
+/// Longest text a thread keeps as its last (see `LAST`).
+const LAST_MAX: usize = 4096;
 /// Templates kept (one per statement shape: few in any application).
 const TEMPLATES: u64 = 10_000;
 
@@ -21,7 +25,9 @@ const TEMPLATES: u64 = 10_000;
 #[derive(Clone)]
 pub struct Analyzer {
     cache: Cache<String, Arc<Analysis>>,
-    templates: Cache<u128, Arc<Template>>,
+    /// By the hash of their shape (see `template`).
+    templates: Cache<u64, Arc<Template>>,
+    shape_hasher: RandomState,
 }
 
 impl Analyzer {
@@ -31,11 +37,29 @@ impl Analyzer {
             .max_capacity(capacity)
             .weigher(|k: &String, _v: &Arc<Analysis>| u32::try_from(k.len() * 2 + 512).unwrap_or(u32::MAX))
             .build();
-        Analyzer { cache, templates: Cache::new(TEMPLATES) }
+        Analyzer { cache, templates: Cache::new(TEMPLATES), shape_hasher: RandomState::new() }
     }
 
     /// The analysis of `text`, from the memo, from a template of its shape, or computed once.
     pub fn analyze(&self, text: &str) -> Arc<Analysis> {
+        // A session asks again for the text it just had analysed (its guard, then its
+        // invalidation): the thread's last answer, without hashing the text.
+        if let Some(a) = LAST.with_borrow(|(t, a)| (t == text).then(|| a.clone()).flatten()) {
+            return a;
+        }
+        let a = self.analyze_new(text);
+        if text.len() > LAST_MAX {
+            return a;
+        }
+        LAST.with_borrow_mut(|last| {
+            last.0.clear();
+            last.0.push_str(text);
+            last.1 = Some(a.clone());
+        });
+        a
+    }
+
+    fn analyze_new(&self, text: &str) -> Arc<Analysis> {
         if let Some(a) = self.cache.get(text) {
             return a;
         }
@@ -43,12 +67,13 @@ impl Analyzer {
         if let [st] = spans.as_slice()
             && may_have_template(text, st)
         {
-            let key = shape(text, st);
-            if let Some(a) = self.templates.get(&key).and_then(|t| t.instantiate(text, st)) {
+            let shape = shape(text, st);
+            let key = self.shape_hasher.hash_one(&shape);
+            if let Some(a) = self.templates.get(&key).and_then(|t| t.instantiate(text, st, &shape)) {
                 return Arc::new(a);
             }
             let a = self.cache.get_with(text.to_string(), || Arc::new(analyze_uncached(text)));
-            if let Some(t) = Template::of(text, st, &a) {
+            if let Some(t) = Template::of(text, st, shape, &a) {
                 self.templates.insert(key, Arc::new(t));
             }
             return a;
@@ -63,6 +88,11 @@ impl Analyzer {
 }
 
 static GLOBAL: OnceLock<Analyzer> = OnceLock::new();
+
+thread_local! {
+    /// The last text this thread had analysed, and its analysis.
+    static LAST: RefCell<(String, Option<Arc<Analysis>>)> = const { RefCell::new((String::new(), None)) };
+}
 
 /// The analysis of `text`, memoized process-wide (see [`Analyzer`]).
 pub fn analyze(text: &str) -> Arc<Analysis> {

@@ -12,8 +12,7 @@
 //! `nextval('…')`, wrappers or parse errors, and whose pinned values each match exactly one
 //! literal token (so which token holds each is certain).
 
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::analyze::{Analysis, StatementAnalysis};
 use super::kind::StatementKind;
@@ -35,16 +34,11 @@ enum Slot {
 /// An analysis to reuse for texts of one shape.
 #[derive(Debug)]
 pub struct Template {
+    /// The shape it was made for, compared in full (its hash only finds it).
+    shape: Box<[u8]>,
     analysis: Arc<Analysis>,
     /// Per pinned column, per value: its slot.
     slots: Vec<Vec<Slot>>,
-}
-
-/// The keys shapes are hashed with: random per process, two of them (a 128-bit key), so texts
-/// cannot be crafted to share a shape's key.
-fn hashers() -> &'static (RandomState, RandomState) {
-    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-    KEYS.get_or_init(|| (RandomState::new(), RandomState::new()))
 }
 
 /// Whether `st` may have a template: it starts with INSERT, UPDATE or DELETE.
@@ -52,10 +46,9 @@ pub fn may_have_template(src: &str, st: &StatementSpan) -> bool {
     st.tokens.first().is_some_and(|t| ["insert", "update", "delete"].iter().any(|kw| t.is_word(src, kw)))
 }
 
-/// The shape of statement `st` of `src`, as a 128-bit keyed hash.
-pub fn shape(src: &str, st: &StatementSpan) -> u128 {
-    let (a, b) = hashers();
-    let (mut ha, mut hb) = (a.build_hasher(), b.build_hasher());
+/// The shape of statement `st` of `src`: each token's kind and text, literals' text left out.
+pub fn shape(src: &str, st: &StatementSpan) -> Vec<u8> {
+    let mut out = Vec::with_capacity(st.span.len() + st.tokens.len() * 2);
     for t in &st.tokens {
         let piece = match t.kind {
             // The prefix before the quote (`E`, `B`, `$tag$`…) changes what a string means.
@@ -63,10 +56,11 @@ pub fn shape(src: &str, st: &StatementSpan) -> u128 {
             TokKind::Number => "",
             _ => t.text(src),
         };
-        (t.kind as u8, piece).hash(&mut ha);
-        (t.kind as u8, piece).hash(&mut hb);
+        out.push(t.kind as u8);
+        out.extend_from_slice(piece.as_bytes());
+        out.push(0xff); // not in UTF-8 text: pieces cannot run into each other
     }
-    (u128::from(ha.finish()) << 64) | u128::from(hb.finish())
+    out
 }
 
 fn literals(st: &StatementSpan) -> Vec<&Token> {
@@ -81,7 +75,7 @@ fn plain_string(text: &str) -> Option<String> {
 
 impl Template {
     /// The template `analysis` (of `src`, statement `st`) makes, if it may be reused.
-    pub fn of(src: &str, st: &StatementSpan, analysis: &Arc<Analysis>) -> Option<Template> {
+    pub fn of(src: &str, st: &StatementSpan, shape: Vec<u8>, analysis: &Arc<Analysis>) -> Option<Template> {
         let [s] = analysis.statements.as_slice() else { return None };
         let reusable = s.kind == StatementKind::Write
             && s.wrapper.is_none()
@@ -125,12 +119,15 @@ impl Template {
                 .collect::<Option<_>>()?,
             None => Vec::new(),
         };
-        Some(Template { analysis: analysis.clone(), slots })
+        Some(Template { shape: shape.into_boxed_slice(), analysis: analysis.clone(), slots })
     }
 
     /// The analysis of `src` (statement `st`, of this template's shape); `None` when a literal
     /// is not what the template needs there (then the text is analysed in full).
-    pub fn instantiate(&self, src: &str, st: &StatementSpan) -> Option<Analysis> {
+    pub fn instantiate(&self, src: &str, st: &StatementSpan, shape: &[u8]) -> Option<Analysis> {
+        if *self.shape != *shape {
+            return None;
+        }
         let template = self.analysis.statements.first()?;
         let mut s: StatementAnalysis = template.clone();
         s.span = st.span.clone();
@@ -170,10 +167,9 @@ mod tests {
     fn via_template(first: &str, text: &str) -> Option<Analysis> {
         let st0 = split_statements(first).remove(0);
         let st = split_statements(text).remove(0);
-        if shape(first, &st0) != shape(text, &st) {
-            return None;
-        }
-        Template::of(first, &st0, &Arc::new(analyze_uncached(first)))?.instantiate(text, &st)
+        let shape0 = shape(first, &st0);
+        let t = Template::of(first, &st0, shape0, &Arc::new(analyze_uncached(first)))?;
+        t.instantiate(text, &st, &shape(text, &st))
     }
 
     #[test]
