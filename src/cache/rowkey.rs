@@ -136,27 +136,29 @@ pub fn read_keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> Opt
 
 /// The key of `value` in a column of `kind`, when it compares there exactly as its canonical form.
 pub fn key(kind: ColumnKind, value: &PinValue) -> Option<u64> {
-    let canonical = match (kind, value) {
-        (ColumnKind::Int, PinValue::Number(n) | PinValue::Str(n)) => int(n.as_bytes())?.to_string(),
+    let mut h = DefaultHasher::new();
+    (kind as u8).hash(&mut h);
+    match (kind, value) {
+        (ColumnKind::Int, PinValue::Number(n) | PinValue::Str(n)) => int(n.as_bytes())?.hash(&mut h),
         (ColumnKind::Int, PinValue::Param { value: Some(v), binary: false, declared: 0 | 20 | 21 | 23 | 1700 }) => {
-            int(v)?.to_string()
+            int(v)?.hash(&mut h)
         }
         (ColumnKind::Int, PinValue::Param { value: Some(v), binary: true, declared: 0 | 20 | 21 | 23 }) => {
-            binary_int(v)?.to_string()
+            binary_int(v)?.hash(&mut h)
         }
-        (ColumnKind::Text, PinValue::Str(s)) => s.to_string(),
+        (ColumnKind::Text, PinValue::Str(s)) => s.as_bytes().hash(&mut h),
         (ColumnKind::Text, PinValue::Param { value: Some(v), declared: 0 | 25 | 1043, .. }) => {
-            std::str::from_utf8(v).ok()?.to_owned()
+            std::str::from_utf8(v).ok()?.as_bytes().hash(&mut h)
         }
-        (ColumnKind::Uuid, PinValue::Str(s)) => uuid(s.as_bytes())?,
-        (ColumnKind::Uuid, PinValue::Param { value: Some(v), binary: false, declared: 0 | 2950 }) => uuid(v)?,
+        (ColumnKind::Uuid, PinValue::Str(s)) => uuid(s.as_bytes())?.hash(&mut h),
+        (ColumnKind::Uuid, PinValue::Param { value: Some(v), binary: false, declared: 0 | 2950 }) => {
+            uuid(v)?.hash(&mut h)
+        }
         (ColumnKind::Uuid, PinValue::Param { value: Some(v), binary: true, declared: 0 | 2950 }) if v.len() == 16 => {
-            v.iter().map(|b| format!("{b:02x}")).collect()
+            v.iter().map(|b| format!("{b:02x}")).collect::<String>().hash(&mut h)
         }
         _ => return None,
-    };
-    let mut h = DefaultHasher::new();
-    (kind as u8, canonical).hash(&mut h);
+    }
     Some(h.finish())
 }
 

@@ -115,12 +115,16 @@ impl Session {
                 // machine, and this future is part of every cacheable statement's.
                 match Box::pin(catalog.dependencies(&rel)).await {
                     Ok(deps) => {
+                        // Tracked by their version keys from here on (cheap to compare).
+                        let keys = deps.iter().map(|d| crate::cache::version_key(d));
                         if pinned == Some(t) {
                             pinned_plain = deps.len() == 1;
+                            tables.extend(keys);
                         } else {
-                            others_deps.extend(deps.iter().map(|d| crate::cache::version_key(d)));
+                            let start = tables.len();
+                            tables.extend(keys);
+                            others_deps.extend_from_slice(&tables[start..]);
                         }
-                        tables.extend(deps.iter().cloned());
                     }
                     Err(e) => {
                         debug!(error = %e, "catalog look-up failed: not cached");
@@ -139,8 +143,10 @@ impl Session {
                         return Lookup::Bypass;
                     }
                 }
-                tables.push(t.name.clone());
+                tables.push(crate::cache::version_key(&t.name));
             }
+            tables.sort();
+            tables.dedup();
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
         let rows = match &s.rows {

@@ -250,7 +250,7 @@ impl Session {
         let Some(text) = frontend::query_text(frame.body()) else {
             return Ok(self.protocol_violation("invalid Query message"));
         };
-        if self.policy.is_none() && self.cache_usable() {
+        if self.policy.is_none() && self.cache_usable() && !starts_with_write(text) {
             // Before decoding: an entry exists only for a text that was analyzed (UTF-8).
             if let Some(entry) = self.cached_answer(text, None) {
                 self.replay_simple(&entry.frames);
@@ -517,4 +517,12 @@ impl Session {
         build::error_response(&mut self.to_client, Severity::Fatal, "08P01", &format!("pgcached: {message}"));
         Flow::Close
     }
+}
+
+/// Whether a query text starts with INSERT, UPDATE or DELETE: never a cached answer, so not
+/// worth the hash of a key.
+fn starts_with_write(text: &[u8]) -> bool {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+    let word = &text[start..text.len().min(start + 7)];
+    [&b"insert "[..], b"update ", b"delete "].iter().any(|w| word.len() == 7 && word.eq_ignore_ascii_case(w))
 }
