@@ -107,3 +107,29 @@ fn truncated_statements_never_panic() {
         }
     }
 }
+
+/// A template made from a corpus statement gives back, for the same text, exactly the full
+/// analysis (the span, the LIMIT site and the pins rebuilt from its tokens): `sql::template`'s
+/// mapping from analysis to tokens holds on every shape the corpus has.
+#[test]
+fn templates_reproduce_the_analysis_they_were_made_from() {
+    use pgcached::sql::lex::split_statements;
+    use pgcached::sql::template::{Template, may_have_template, shape};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sql_corpus.yaml"))
+        .expect("corpus file");
+    let cases: Vec<Case> = serde_yaml::from_str(&text).expect("corpus parses");
+    let mut templates = 0;
+    for c in &cases {
+        let spans = split_statements(&c.q);
+        let [st] = spans.as_slice() else { continue };
+        if !may_have_template(&c.q, st) {
+            continue;
+        }
+        let full = std::sync::Arc::new(analyze_uncached(&c.q));
+        let Some(t) = Template::of(&c.q, st, shape(&c.q, st), &full) else { continue };
+        templates += 1;
+        let again = t.instantiate(&c.q, st, &shape(&c.q, st)).expect("same shape");
+        assert_eq!(format!("{again:?}"), format!("{full:?}"), "{}", c.q);
+    }
+    assert!(templates >= 30, "only {templates} corpus statements made templates");
+}

@@ -6,11 +6,12 @@
 //! A *template* is the analysis of one text, kept under the statement's *shape*: its tokens with
 //! every literal replaced by its kind (so `IN (1, 2)` and `IN (1, 2, 3)`, `5` and `'5'`, `'x'`
 //! and `E'x'` are different shapes). A text of the same shape has the same parse tree but for
-//! the literals' values, so its analysis is the template's with its own span and the values of
-//! its row pins (`rows`) read from its literal tokens. Only statements whose analysis depends on
-//! no literal value otherwise are templates: `INSERT`, `UPDATE`, `DELETE` without settings,
-//! `nextval('…')`, wrappers or parse errors, and whose pinned values each match exactly one
-//! literal token (so which token holds each is certain).
+//! the literals' values, so its analysis is the template's with its own span, LIMIT site (by
+//! token) and row pins' values (`rows`) read from its literal tokens. Only statements whose
+//! analysis depends on no literal value otherwise are templates: `SELECT`, `INSERT`, `UPDATE`,
+//! `DELETE` without settings, `nextval('…')`, dynamic SQL, a literal LIMIT, wrappers or parse
+//! errors, and whose pinned values each match exactly one literal token (so which token holds
+//! each is certain). A miss of a simple-protocol read pays the same (its text is new too).
 
 use std::sync::Arc;
 
@@ -39,11 +40,23 @@ pub struct Template {
     analysis: Arc<Analysis>,
     /// Per pinned column, per value: its slot.
     slots: Vec<Vec<Slot>>,
+    /// Where a read's LIMIT goes or is, by token (byte offsets differ between texts).
+    limit: LimitSlot,
 }
 
-/// Whether `st` may have a template: it starts with INSERT, UPDATE or DELETE.
+/// A [`LimitSite`] by token index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimitSlot {
+    None,
+    /// `Missing`: after this token.
+    After(usize),
+    /// `LIMIT $n`: this token.
+    Param(u32, usize),
+}
+
+/// Whether `st` may have a template: it starts with SELECT, INSERT, UPDATE or DELETE.
 pub fn may_have_template(src: &str, st: &StatementSpan) -> bool {
-    st.tokens.first().is_some_and(|t| ["insert", "update", "delete"].iter().any(|kw| t.is_word(src, kw)))
+    st.tokens.first().is_some_and(|t| ["select", "insert", "update", "delete"].iter().any(|kw| t.is_word(src, kw)))
 }
 
 /// The shape of statement `st` of `src`: each token's kind and text, literals' text left out.
@@ -77,16 +90,25 @@ impl Template {
     /// The template `analysis` (of `src`, statement `st`) makes, if it may be reused.
     pub fn of(src: &str, st: &StatementSpan, shape: Vec<u8>, analysis: &Arc<Analysis>) -> Option<Template> {
         let [s] = analysis.statements.as_slice() else { return None };
-        let reusable = s.kind == StatementKind::Write
+        let reusable = matches!(s.kind, StatementKind::Write | StatementKind::Read)
             && s.wrapper.is_none()
             && s.parse_error.is_none()
             && s.settings.is_empty()
             && s.sequences_written.is_empty()
-            && s.limit == LimitSite::None
             && !s.dynamic_sql;
         if !reusable {
             return None;
         }
+        let token_ending = |at: usize| st.tokens.iter().position(|t| t.span.end == at);
+        let limit = match &s.limit {
+            LimitSite::None => LimitSlot::None,
+            LimitSite::Missing { insert_at } => LimitSlot::After(token_ending(*insert_at)?),
+            LimitSite::Param { index, span } => {
+                LimitSlot::Param(*index, st.tokens.iter().position(|t| t.span == *span)?)
+            }
+            // A literal's value, or bytes that are not one token.
+            _ => return None,
+        };
         let lits = literals(st);
         let slot = |op: &Operand| -> Option<Slot> {
             let (negative, wanted) = match op {
@@ -119,7 +141,7 @@ impl Template {
                 .collect::<Option<_>>()?,
             None => Vec::new(),
         };
-        Some(Template { shape: shape.into_boxed_slice(), analysis: analysis.clone(), slots })
+        Some(Template { shape: shape.into_boxed_slice(), analysis: analysis.clone(), slots, limit })
     }
 
     /// The analysis of `src` (statement `st`, of this template's shape); `None` when a literal
@@ -131,6 +153,11 @@ impl Template {
         let template = self.analysis.statements.first()?;
         let mut s: StatementAnalysis = template.clone();
         s.span = st.span.clone();
+        s.limit = match self.limit {
+            LimitSlot::None => LimitSite::None,
+            LimitSlot::After(i) => LimitSite::Missing { insert_at: st.tokens.get(i)?.span.end },
+            LimitSlot::Param(index, i) => LimitSite::Param { index, span: st.tokens.get(i)?.span.clone() },
+        };
         if let Some(rows) = s.rows.as_mut() {
             let lits = literals(st);
             for (column, slots) in rows.columns.iter_mut().zip(&self.slots) {
@@ -187,6 +214,16 @@ mod tests {
             ),
             ("UPDATE t SET id = 2 WHERE id = 1", "UPDATE t SET id = 5 WHERE id = 5"),
             ("UPDATE t SET x = $1 WHERE id = $2", "UPDATE t SET x = $1 WHERE id = $2"),
+            (
+                "SELECT abalance FROM pgbench_accounts WHERE aid = 5",
+                "SELECT abalance FROM pgbench_accounts WHERE aid = 123456",
+            ),
+            ("SELECT * FROM t WHERE k = 'a' FOR UPDATE", "SELECT * FROM t WHERE k = 'long value' FOR UPDATE"),
+            ("SELECT * FROM t WHERE k = 'a' LIMIT $1", "SELECT * FROM t WHERE k = 'bcd' LIMIT $1"),
+            (
+                "SELECT a.x FROM t a JOIN u ON u.id = a.u WHERE a.id IN (1, 2)",
+                "SELECT a.x FROM t a JOIN u ON u.id = a.u WHERE a.id IN (30, 40)",
+            ),
         ] {
             let reused = via_template(first, text).unwrap_or_else(|| panic!("`{first}` is a template for `{text}`"));
             assert_eq!(format!("{reused:?}"), format!("{:?}", analyze_uncached(text)), "{text}");
@@ -201,7 +238,9 @@ mod tests {
             ("DELETE FROM t WHERE id = 1", "DELETE FROM t WHERE id = '1'"),
             ("DELETE FROM t WHERE k = 'a'", "DELETE FROM t WHERE k = E'a'"),
             ("INSERT INTO t (id) VALUES (nextval('a'))", "INSERT INTO t (id) VALUES (nextval('b'))"),
-            ("SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2"),
+            ("SELECT * FROM t WHERE id = 1 LIMIT 5", "SELECT * FROM t WHERE id = 2 LIMIT 6"),
+            ("SELECT set_config('a', 'b', false)", "SELECT set_config('a', 'c', false)"),
+            ("SELECT nextval('a')", "SELECT nextval('b')"),
         ] {
             assert!(via_template(first, text).is_none(), "`{first}` must not stand for `{text}`");
         }
