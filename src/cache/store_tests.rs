@@ -185,3 +185,20 @@ fn a_table_whose_answers_die_unhit_is_bypassed_and_counted() {
     let s = cache.stats().snapshot();
     assert_eq!((s.churn_suspensions, s.churn_bypasses), (1, 1));
 }
+
+#[test]
+fn a_write_to_a_pinned_row_during_its_fill_discards_the_fill_and_other_rows_stay() {
+    let cache = ResultCache::new(&config());
+    let (row1, row2) = ([11u64], [22u64]);
+    let pinned = |values| FillSpec { rows: Some(RowDeps { table: "t", column: "id", values }), ..SPEC };
+    fill(&cache, CacheKey(2), &pinned(&row2)).unwrap();
+    let Lookup::Fill(mut rec) = cache.lookup(CacheKey(1), &pinned(&row1)) else { panic!("expected a fill") };
+    for f in answer(10) {
+        rec.record(&f);
+    }
+    // The write commits while the fill of row 1 is in flight.
+    let id1 = [("id".to_string(), vec![11u64])];
+    cache.invalidate_rows("app", &[RowWrite { table: "t", columns: &id1 }]);
+    assert_eq!(cache.complete(rec), Err(Rejected::Stale), "the fill may predate the write");
+    assert!(matches!(cache.lookup(CacheKey(2), &pinned(&row2)), Lookup::Hit(_)), "row 2 was not written");
+}
