@@ -39,16 +39,11 @@ struct Fixture {
     direct: tokio_postgres::Client,
 }
 
-async fn fixture() -> (PgCluster, Proxy) {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SCHEMA);
-    let proxy = Proxy::start(&pg).await;
-    (pg, proxy)
-}
-
 impl Fixture {
     async fn new() -> Fixture {
-        let (pg, proxy) = fixture().await;
+        let pg = PgCluster::start();
+        pg.psql_db("app", SCHEMA);
+        let proxy = Proxy::start(&pg).await;
         let proxied = connect(&proxy.url("postgres", "app")).await;
         let direct = connect(&pg.url("postgres", "app")).await;
         Fixture { _pg: pg, _proxy: proxy, proxied, direct }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::sql::{ColumnPin, Operand, TableRef};
+use crate::wire::frontend::{BindValue, bind_values};
 
 /// How a column's values compare, for the types row keys support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +45,13 @@ pub enum PinValue {
     },
 }
 
-/// Each parameter: binary?, and its bytes (`None`: NULL).
-type Params<'a> = Vec<(bool, Option<&'a [u8]>)>;
-
 /// The keys of the values of each pinned column.
 pub type ColumnKeys = Vec<(String, Vec<u64>)>;
 
 /// A Bind message's parameters, as read from its body after the names.
 #[derive(Debug, Default)]
 pub struct BindValues<'a> {
-    values: Params<'a>,
+    values: Vec<BindValue<'a>>,
     types: &'a [u32],
 }
 
@@ -61,35 +59,11 @@ impl<'a> BindValues<'a> {
     /// `params_and_formats`: the Bind body after the portal and statement names; `types`: the
     /// parameter types of the statement's Parse. Malformed input gives no values.
     pub fn parse(params_and_formats: &'a [u8], types: &'a [u32]) -> BindValues<'a> {
-        let read = || -> Option<Params<'a>> {
-            let mut b = params_and_formats;
-            let mut take = |n: usize| -> Option<&'a [u8]> {
-                let (head, rest) = (b.get(..n)?, b.get(n..)?);
-                b = rest;
-                Some(head)
-            };
-            let i16_at = |s: &[u8]| i16::from_be_bytes([s[0], s[1]]);
-            let nfmt = i16_at(take(2)?).max(0) as usize;
-            let formats: Vec<i16> = (0..nfmt).map(|_| take(2).map(i16_at)).collect::<Option<_>>()?;
-            let n = i16_at(take(2)?).max(0) as usize;
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                let len = i32::from_be_bytes(take(4)?.try_into().ok()?);
-                let value = if len < 0 { None } else { Some(take(len as usize)?) };
-                let format = match formats.as_slice() {
-                    [] => 0,
-                    [one] => *one,
-                    many => *many.get(i)?,
-                };
-                values.push((format == 1, value));
-            }
-            Some(values)
-        };
-        BindValues { values: read().unwrap_or_default(), types }
+        BindValues { values: bind_values(params_and_formats).unwrap_or_default(), types }
     }
 
     fn get(&self, n: usize) -> Option<PinValue> {
-        let (binary, value) = *self.values.get(n.checked_sub(1)?)?;
+        let BindValue { binary, value } = *self.values.get(n.checked_sub(1)?)?;
         let declared = self.types.get(n - 1).copied().unwrap_or(0);
         Some(PinValue::Param { value: value.map(Into::into), binary, declared })
     }

@@ -310,9 +310,9 @@ mod tests {
     }
 
     #[test]
-    fn a_column_pinned_while_a_write_runs_is_not_missed() {
+    fn a_write_pinning_no_column_reaches_reads_pinned_after_earlier_writes() {
         let v = TableVersions::new();
-        // The write comes first and registers nothing; the read after it is fresh.
+        // The write comes first, before any column is pinned; the read after it is fresh.
         v.bump_rows("app", RowWrite { table: "t", columns: &[] });
         let read = v.snapshot("app", [], pinned("id", &[1]));
         assert!(v.is_current(&read));

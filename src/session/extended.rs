@@ -217,7 +217,6 @@ impl Session {
             None if b.statement.is_empty() => (self.unnamed_query.clone(), self.unnamed_types.as_slice()),
             None => (None, &[][..]),
         };
-        let types = types.to_vec();
         let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.
             Some(Ok(text))
@@ -229,7 +228,10 @@ impl Session {
                 let analysis = crate::sql::analyze(text);
                 let params =
                     if analysis.settings().next().is_some() { frontend::bind_text_params(&b) } else { Vec::new() };
+                // The parameter types, owned (the session is borrowed mutably below), only when
+                // the statement pins rows by them.
                 let pins_rows = analysis.statements.iter().any(|s| s.rows.is_some());
+                let types = if pins_rows { types.to_vec() } else { Vec::new() };
                 let bind =
                     if pins_rows { BindValues::parse(b.params_and_formats, &types) } else { BindValues::default() };
                 self.follow_statements(&analysis, &params, &bind)

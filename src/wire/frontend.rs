@@ -94,20 +94,37 @@ pub fn bind_is_unnamed(body: &[u8]) -> bool {
 /// text arguments this is read for (`set_config($1, $2, …)`), a value of another type makes
 /// Postgres refuse the call, so nothing is followed from it.
 pub fn bind_text_params(b: &Bind<'_>) -> Vec<Option<String>> {
-    let mut r = Reader(b.params_and_formats);
-    // Format codes: text and binary are read alike (see above).
-    let Some(nfmt) = r.i16() else { return Vec::new() };
-    for _ in 0..nfmt {
-        r.i16();
+    // Text and binary are read alike (see above).
+    let values = bind_values(b.params_and_formats).unwrap_or_default();
+    values.iter().map(|v| v.value.and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string)).collect()
+}
+
+/// One Bind parameter: its format and bytes (`None`: NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindValue<'a> {
+    pub binary: bool,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The parameters of a Bind, from its body after the portal and statement names
+/// ([`Bind::params_and_formats`]); `None` when malformed.
+pub fn bind_values(params_and_formats: &[u8]) -> Option<Vec<BindValue<'_>>> {
+    let mut r = Reader(params_and_formats);
+    let nfmt = r.i16()?.max(0) as usize;
+    let formats: Vec<i16> = (0..nfmt).map(|_| r.i16()).collect::<Option<_>>()?;
+    let n = r.i16()?.max(0) as usize;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let len = r.i32()?;
+        let value = if len < 0 { None } else { Some(r.take(len as usize)?) };
+        let format = match formats.as_slice() {
+            [] => 0,
+            [one] => *one,
+            many => *many.get(i)?,
+        };
+        out.push(BindValue { binary: format == 1, value });
     }
-    let Some(n) = r.i16() else { return Vec::new() };
-    let mut out = Vec::new();
-    for _ in 0..n.max(0) {
-        let Some(len) = r.i32() else { break };
-        let value = if len < 0 { None } else { r.take(len as usize) };
-        out.push(value.and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string));
-    }
-    out
+    Some(out)
 }
 
 /// Describe or Close target: `b'S'` statement or `b'P'` portal, and its name.
