@@ -8,10 +8,12 @@
 #   bash bench/callgrind.sh                          # builds the plain release binary
 #   PGCACHED_BIN=path/to/pgcached bash bench/callgrind.sh
 #   CALLGRIND_MODES="simple extended" CALLGRIND_TX=1000 CALLGRIND_CACHE=false bash bench/callgrind.sh
+#   CALLGRIND_SCRIPT=bench/write.sql CALLGRIND_CACHE=true bash bench/callgrind.sh   # the write path
 #
 # Knobs: CALLGRIND_MODES (pgbench -M values, default "simple extended"), CALLGRIND_TX
 # (transactions per client in the measured run, default 1000; 8 clients), CALLGRIND_CACHE
-# (cache.enabled, default false: forwarded transactions), KEEP_WORK=1 (keep the dumps).
+# (cache.enabled, default false: forwarded transactions), CALLGRIND_SCRIPT (a pgbench script
+# instead of the built-in `-S` lookups), KEEP_WORK=1 (keep the dumps).
 # Prints one line per mode: "<mode> <Ir per transaction>".
 set -euo pipefail
 
@@ -22,6 +24,8 @@ source "$ROOT/integration/lib.sh"
 MODES=${CALLGRIND_MODES:-simple extended}
 TX=${CALLGRIND_TX:-1000}
 CACHE=${CALLGRIND_CACHE:-false}
+WORKLOAD=(-S)
+[[ -n "${CALLGRIND_SCRIPT:-}" ]] && WORKLOAD=(-f "$(cd "$(dirname "$CALLGRIND_SCRIPT")" && pwd)/$(basename "$CALLGRIND_SCRIPT")")
 CLIENTS=8
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 
@@ -57,9 +61,9 @@ for mode in $MODES; do
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$mode.yaml"
     start_pgcached "$WORK/under-callgrind" "$WORK/$mode.yaml" "$port" "$WORK/$mode.log"
     pid=$PGCACHED_PID
-    pgbench -n -S -M "$mode" -c "$CLIENTS" -j 4 -t 200 -p "$port" app >"$WORK/$mode.warm.log" 2>&1
+    pgbench -n "${WORKLOAD[@]}" -M "$mode" -c "$CLIENTS" -j 4 -t 200 -p "$port" app >"$WORK/$mode.warm.log" 2>&1
     callgrind_control -z "$pid" >/dev/null
-    pgbench -n -S -M "$mode" -c "$CLIENTS" -j 4 -t "$TX" -p "$port" app >"$WORK/$mode.run.log" 2>&1
+    pgbench -n "${WORKLOAD[@]}" -M "$mode" -c "$CLIENTS" -j 4 -t "$TX" -p "$port" app >"$WORK/$mode.run.log" 2>&1
     callgrind_control -d "$pid" >/dev/null
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

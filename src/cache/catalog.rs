@@ -52,19 +52,23 @@ pub enum CatalogError {
     EmptyName,
 }
 
+/// Answers memoized by relation or function name (a fast seeded hash: looked up for every
+/// write, see `session::caching`).
+type Memo<V> = Mutex<HashMap<RelName, V, foldhash::fast::RandomState>>;
+
 /// Catalog look-ups for one database (the pool's).
 pub struct Catalog {
     pool: Pool,
-    relations: Mutex<HashMap<RelName, Arc<[String]>>>,
-    functions: Mutex<HashMap<RelName, Option<Volatility>>>,
+    relations: Memo<Arc<[String]>>,
+    functions: Memo<Option<Volatility>>,
     /// [`Catalog::privacy`] answers: `None` when reads may be shared.
-    privacy: Mutex<HashMap<RelName, Option<Arc<str>>>>,
+    privacy: Memo<Option<Arc<str>>>,
     /// [`Catalog::may_set_settings`] answers.
-    setters: Mutex<HashMap<RelName, SettingsSetter>>,
+    setters: Memo<SettingsSetter>,
     /// [`Catalog::write_closure`] answers.
-    writes: Mutex<HashMap<RelName, WriteClosure>>,
+    writes: Memo<WriteClosure>,
     /// [`Catalog::row_columns`] answers.
-    rows: Mutex<HashMap<RelName, Option<Arc<RowColumns>>>>,
+    rows: Memo<Option<Arc<RowColumns>>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
     /// session's resolved table names) is stale when it moved.
     epoch: std::sync::atomic::AtomicU64,
@@ -527,7 +531,7 @@ pub fn search_path_schemas(search_path: &str, role: &str) -> Vec<String> {
     schemas
 }
 
-fn memo_insert<V>(memo: &Mutex<HashMap<RelName, V>>, k: RelName, v: V) {
+fn memo_insert<V>(memo: &Memo<V>, k: RelName, v: V) {
     let mut m = memo.lock().expect("catalog lock");
     if m.len() >= MAX_MEMO {
         m.clear();

@@ -14,12 +14,12 @@ const CATALOG_POOL_SIZE: usize = 2;
 pub struct Catalogs {
     target: Arc<UpstreamTarget>,
     acquire_timeout: Duration,
-    by_database: Mutex<HashMap<String, Arc<Catalog>>>,
+    by_database: Mutex<HashMap<String, Arc<Catalog>, foldhash::fast::RandomState>>,
 }
 
 impl Catalogs {
     pub fn new(target: Arc<UpstreamTarget>, acquire_timeout: Duration) -> Catalogs {
-        Catalogs { target, acquire_timeout, by_database: Mutex::new(HashMap::new()) }
+        Catalogs { target, acquire_timeout, by_database: Mutex::default() }
     }
 
     /// The catalog of `database`, or `None` if no control-plane pool can be made for it (then

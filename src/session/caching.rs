@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::cache::rowkey::{self, BindValues};
-use crate::cache::{Catalog, RowDeps, RowWrite};
+use crate::cache::{Catalog, RowDeps, RowWrite, WriteClosure};
 
 use super::Session;
 use super::state::{Effects, Private, Writes};
@@ -234,9 +234,18 @@ impl Session {
     /// Whether the server may lex this session's SQL differently from the analyzer: a client
     /// encoding other than UTF-8, or backslash escapes in ordinary strings.
     pub(super) fn lexing_unreliable(&self) -> bool {
+        let generation = self.wanted.generation();
+        if let Some((at, unreliable)) = self.lexing_memo.get()
+            && at == generation
+        {
+            return unreliable;
+        }
         let encoding = self.wanted.get("client_encoding").unwrap_or("UTF8");
         let utf8 = ["UTF8", "UTF-8", "UNICODE"].iter().any(|e| encoding.eq_ignore_ascii_case(e));
-        !utf8 || self.wanted.get("standard_conforming_strings").is_some_and(|v| v.eq_ignore_ascii_case("off"))
+        let unreliable =
+            !utf8 || self.wanted.get("standard_conforming_strings").is_some_and(|v| v.eq_ignore_ascii_case("off"));
+        self.lexing_memo.set(Some((generation, unreliable)));
+        unreliable
     }
 
     /// A statement whose text is not UTF-8 (or unknown to the proxy): nothing can be known
@@ -259,18 +268,18 @@ impl Session {
         } else if writes.database {
             cache.flush_database(&self.key.database, InvalidationCause::Unknown);
         } else if !writes.tables.is_empty() {
-            let Some(mut tables) = self.write_closure(&writes.tables) else {
+            let closures = self.write_closures(&writes.tables);
+            let Some((catalog, closures)) = closures else {
                 cache.flush_database(&self.key.database, InvalidationCause::Unknown);
                 return;
             };
-            let rows = self.rows_written(writes, &tables);
+            let mut tables: Vec<&str> = closures.iter().flat_map(|c| c.tables.iter().map(String::as_str)).collect();
+            tables.sort_unstable();
+            tables.dedup();
+            let rows = rows_written(&catalog, writes, &closures, &tables);
             tables.retain(|t| !rows.iter().any(|(table, _)| table == t));
             if !tables.is_empty() {
-                cache.invalidate_tables(
-                    &self.key.database,
-                    tables.iter().map(String::as_str),
-                    InvalidationCause::Write,
-                );
+                cache.invalidate_tables(&self.key.database, tables.iter().copied(), InvalidationCause::Write);
             }
             if !rows.is_empty() {
                 let rows: Vec<RowWrite<'_>> = rows.iter().map(|(table, columns)| RowWrite { table, columns }).collect();
@@ -279,13 +288,13 @@ impl Session {
         }
     }
 
-    /// Every table a write to `tables` may change, Postgres' writes on its behalf included
-    /// (`Catalog::write_closure`, looked up before the statement was sent); `None` — flush the
-    /// database — when a trigger may write anything, or the catalog has not answered (it is
-    /// asked now, for the next time: failing safe, never guessing).
-    fn write_closure(&self, tables: &[String]) -> Option<Vec<String>> {
+    /// What a write to each of `tables` may change, Postgres' writes on its behalf included
+    /// (`Catalog::write_closure`, looked up before the statement was sent), in their order;
+    /// `None` — flush the database — when a trigger may write anything, or the catalog has not
+    /// answered (it is asked now, for the next time: failing safe, never guessing).
+    fn write_closures(&self, tables: &[String]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
         let catalog = self.shared.catalogs.for_database(&self.key.database)?;
-        let mut all = Vec::with_capacity(tables.len());
+        let mut closures = Vec::with_capacity(tables.len());
         for table in tables {
             let Some(closure) = catalog.write_closure_known(table) else {
                 let (catalog, table) = (catalog.clone(), table.clone());
@@ -299,51 +308,58 @@ impl Session {
             if closure.database {
                 return None;
             }
-            all.extend(closure.tables.iter().cloned());
+            closures.push(closure);
         }
-        all.sort();
-        all.dedup();
-        Some(all)
+        Some((catalog, closures))
     }
+}
 
-    /// Of the tables written, those invalidated by rows (their version keys, and the keys of
-    /// the values pinned per column): the statements pinned their rows, the catalog says
-    /// Postgres writes no other row of the table on their behalf and how its columns compare,
-    /// and no other written table's closure reaches it. A catalog answer not known yet means
-    /// the whole table (it is asked now, for the next time).
-    fn rows_written(&self, writes: &Writes, closure: &[String]) -> Vec<(String, rowkey::ColumnKeys)> {
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Vec::new() };
-        let mut out = Vec::new();
-        for w in &writes.rows {
-            let table = crate::cache::version_key(&w.table.name);
-            let relation = rowkey::relation(&w.table);
-            let reached_otherwise = writes
-                .tables
-                .iter()
-                .filter(|t| **t != w.table.name)
-                .any(|t| catalog.write_closure_known(t).is_none_or(|c| c.tables.contains(&table)));
-            let rewrites_self = catalog.write_closure_known(&w.table.name).is_none_or(|c| c.rewrites_self);
-            if reached_otherwise || rewrites_self || !closure.contains(&table) {
+/// Of the tables written, those invalidated by rows (their version keys, and the keys of the
+/// values pinned per column): the statements pinned their rows, the catalog says Postgres
+/// writes no other row of the table on their behalf and how its columns compare, and no other
+/// written table's closure reaches it. `closures`: those of `writes.tables`, in order; `all`:
+/// their union. A catalog answer not known yet means the whole table (it is asked now, for the
+/// next time).
+fn rows_written(
+    catalog: &Arc<Catalog>,
+    writes: &Writes,
+    closures: &[WriteClosure],
+    all: &[&str],
+) -> Vec<(String, rowkey::ColumnKeys)> {
+    let mut out = Vec::new();
+    for w in &writes.rows {
+        let table = crate::cache::version_key(&w.table.name);
+        let mut own = None;
+        let mut reached_otherwise = false;
+        for (name, closure) in writes.tables.iter().zip(closures) {
+            if *name == w.table.name {
+                own = Some(closure);
+            } else {
+                reached_otherwise |= closure.tables.contains(&table);
+            }
+        }
+        let rewrites_self = own.is_none_or(|c| c.rewrites_self);
+        if reached_otherwise || rewrites_self || !all.contains(&table.as_str()) {
+            continue;
+        }
+        let relation = rowkey::relation(&w.table);
+        let columns = match catalog.row_columns_known(&relation) {
+            Some(Some(columns)) => columns,
+            Some(None) => continue,
+            None => {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = catalog.row_columns(&relation).await {
+                        debug!(error = %e, %relation, "catalog look-up failed");
+                    }
+                });
                 continue;
             }
-            let columns = match catalog.row_columns_known(&relation) {
-                Some(Some(columns)) => columns,
-                Some(None) => continue,
-                None => {
-                    let catalog = catalog.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = catalog.row_columns(&relation).await {
-                            debug!(error = %e, %relation, "catalog look-up failed");
-                        }
-                    });
-                    continue;
-                }
-            };
-            let keys = rowkey::keys(&w.columns, &columns);
-            if !keys.is_empty() {
-                out.push((table, keys));
-            }
+        };
+        let keys = rowkey::keys(&w.columns, &columns);
+        if !keys.is_empty() {
+            out.push((table, keys));
         }
-        out
     }
+    out
 }

@@ -18,7 +18,7 @@ use crate::cache::rowkey::BindValues;
 use crate::cache::{Lookup, Recorder, SettingsSetter};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
-use crate::sql::{Analysis, StatementKind};
+use crate::sql::{Analysis, StatementKind, starts_with_write};
 use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
@@ -517,12 +517,4 @@ impl Session {
         build::error_response(&mut self.to_client, Severity::Fatal, "08P01", &format!("pgcached: {message}"));
         Flow::Close
     }
-}
-
-/// Whether a query text starts with INSERT, UPDATE or DELETE: never a cached answer, so not
-/// worth the hash of a key.
-fn starts_with_write(text: &[u8]) -> bool {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
-    let word = &text[start..text.len().min(start + 7)];
-    [&b"insert "[..], b"update ", b"delete "].iter().any(|w| word.len() == 7 && word.eq_ignore_ascii_case(w))
 }

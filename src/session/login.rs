@@ -148,6 +148,7 @@ pub async fn login(
         startup: wanted.clone(),
         wanted,
         digest_memo: std::cell::Cell::new(None),
+        lexing_memo: std::cell::Cell::new(None),
         key_memo: std::cell::RefCell::default(),
         last_client_activity: Instant::now(),
         client_unflushed: false,

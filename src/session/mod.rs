@@ -200,6 +200,8 @@ pub struct Session {
     startup: ParamSet,
     /// `wanted`'s cache-key digest, with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
+    /// [`Session::lexing_unreliable`] of `wanted`, with the generation it was computed at.
+    lexing_memo: std::cell::Cell<Option<(u64, bool)>>,
     /// The last statement's cache-key state (see `caching::Session::statement_key`).
     key_memo: std::cell::RefCell<crate::cache::StatementKeyMemo>,
     last_client_activity: Instant,

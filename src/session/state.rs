@@ -87,6 +87,13 @@ impl Writes {
     /// Add what `other` writes. A table written by rows in both stays so, by the columns both
     /// pin (with the values of both); written as a whole by either, it is so.
     pub fn merge(&mut self, other: &Writes) {
+        if *self == Writes::default() {
+            // The first statement of a transaction (every autocommit one): what it wrote.
+            self.clone_from(other);
+            self.tables.sort_unstable();
+            self.tables.dedup();
+            return;
+        }
         let before = self.tables.clone();
         for t in &other.tables {
             if !self.tables.contains(t) {

@@ -19,6 +19,7 @@ use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Stat
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
 
 /// What wraps a statement whose real content is another statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,8 +89,8 @@ pub struct StatementAnalysis {
     pub savepoint: Option<String>,
     /// `DECLARE … WITH HOLD`: a cursor that outlives its transaction (session state).
     pub hold_cursor: bool,
-    /// Column uses, for `deny_columns`.
-    pub columns: ColumnUses,
+    /// Column uses, for `deny_columns` (shared: the same for every text of a template's shape).
+    pub columns: Arc<ColumnUses>,
     /// The rows of its one table it reads or changes, where equality pins them (see `rows`).
     pub rows: Option<RowPins>,
     /// Literals replaced by `?`, whitespace normalized.
@@ -286,7 +287,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         settings: parse_set(src, toks).into_iter().collect(),
         savepoint: savepoint_name(src, toks),
         hold_cursor: declares_hold_cursor(src, toks),
-        columns: ColumnUses::default(),
+        columns: Arc::default(),
         rows: None,
         fingerprint: fp,
         fingerprint_hash,
@@ -393,7 +394,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     a.tables_written = dedup(w.written);
     a.sequences_written = w.sequences;
     a.functions = w.functions;
-    a.columns = w.columns;
+    a.columns = Arc::new(w.columns);
     a.aggregates = w.aggregates;
     a.distinct = w.distinct;
     a.window = w.window;

@@ -83,7 +83,9 @@ fn is_op_char(b: u8) -> bool {
 /// Lexes `src` into tokens (comments and whitespace dropped).
 pub fn tokenize(src: &str) -> Vec<Token> {
     let b = src.as_bytes();
-    let mut out = Vec::new();
+    // About one token per five bytes of SQL: sized once rather than grown (a large text is
+    // grown past the cap instead of reserving for tokens it may not have).
+    let mut out = Vec::with_capacity((b.len() / 4).min(4096) + 1);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -268,21 +270,21 @@ pub struct StatementSpan {
 
 /// Splits `src` at `;` tokens into non-empty statements, as the Postgres server does.
 pub fn split_statements(src: &str) -> Vec<StatementSpan> {
-    let mut out = Vec::new();
-    let mut cur: Vec<Token> = Vec::new();
-    for t in tokenize(src) {
-        if t.is_punct(src, ';') {
-            if !cur.is_empty() {
-                out.push(finish(std::mem::take(&mut cur)));
-            }
-        } else {
-            cur.push(t);
+    let mut tokens = tokenize(src);
+    // Cut from the end: each statement's tokens move once, and a text of one statement (the
+    // common case) keeps the vector it was lexed into.
+    let mut pieces = Vec::new();
+    while let Some(semicolon) = tokens.iter().rposition(|t| t.is_punct(src, ';')) {
+        let tail = tokens.split_off(semicolon + 1);
+        tokens.truncate(semicolon);
+        if !tail.is_empty() {
+            pieces.push(tail);
         }
     }
-    if !cur.is_empty() {
-        out.push(finish(cur));
+    if !tokens.is_empty() {
+        pieces.push(tokens);
     }
-    out
+    pieces.into_iter().rev().map(finish).collect()
 }
 
 fn finish(tokens: Vec<Token>) -> StatementSpan {

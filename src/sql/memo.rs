@@ -10,8 +10,9 @@ use super::analyze::{Analysis, analyze_uncached};
 use super::lex::split_statements;
 use super::template::{Template, may_have_template, shape};
 use moka::sync::Cache;
+use foldhash::fast::RandomState;
 use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 /// Default memo budget: about 64 MiB of query text (plus a fixed charge per entry).
@@ -24,9 +25,9 @@ const TEMPLATES: u64 = 10_000;
 /// A bounded memo of analyses.
 #[derive(Clone)]
 pub struct Analyzer {
-    cache: Cache<String, Arc<Analysis>>,
+    cache: Cache<String, Arc<Analysis>, RandomState>,
     /// By the hash of their shape (see `template`).
-    templates: Cache<u64, Arc<Template>>,
+    templates: Cache<u64, Arc<Template>, RandomState>,
     shape_hasher: RandomState,
 }
 
@@ -36,8 +37,9 @@ impl Analyzer {
         let cache = Cache::builder()
             .max_capacity(capacity)
             .weigher(|k: &String, _v: &Arc<Analysis>| u32::try_from(k.len() * 2 + 512).unwrap_or(u32::MAX))
-            .build();
-        Analyzer { cache, templates: Cache::new(TEMPLATES), shape_hasher: RandomState::new() }
+            .build_with_hasher(RandomState::default());
+        let templates = Cache::builder().max_capacity(TEMPLATES).build_with_hasher(RandomState::default());
+        Analyzer { cache, templates, shape_hasher: RandomState::default() }
     }
 
     /// The analysis of `text`, from the memo, from a template of its shape, or computed once.
@@ -60,7 +62,10 @@ impl Analyzer {
     }
 
     fn analyze_new(&self, text: &str) -> Arc<Analysis> {
-        if let Some(a) = self.cache.get(text) {
+        // A write's text is rarely seen twice (its values change): its shape first. Other texts
+        // repeat (prepared and ORM statements, cache misses of the same read): the memo first.
+        let write = starts_with_write(text.as_bytes());
+        if !write && let Some(a) = self.cache.get(text) {
             return a;
         }
         let spans = split_statements(text);
@@ -71,6 +76,9 @@ impl Analyzer {
             let key = self.shape_hasher.hash_one(&shape);
             if let Some(a) = self.templates.get(&key).and_then(|t| t.instantiate(text, st, &shape)) {
                 return Arc::new(a);
+            }
+            if write && let Some(a) = self.cache.get(text) {
+                return a;
             }
             let a = self.cache.get_with(text.to_string(), || Arc::new(analyze_uncached(text)));
             if let Some(t) = Template::of(text, st, shape, &a) {
@@ -85,6 +93,13 @@ impl Analyzer {
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
     }
+}
+
+/// Whether `text` starts with INSERT, UPDATE or DELETE (leading whitespace skipped).
+pub fn starts_with_write(text: &[u8]) -> bool {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+    let word = &text[start..text.len().min(start + 7)];
+    [&b"insert "[..], b"update ", b"delete "].iter().any(|w| word.len() == 7 && word.eq_ignore_ascii_case(w))
 }
 
 static GLOBAL: OnceLock<Analyzer> = OnceLock::new();

@@ -46,7 +46,7 @@ pub use functions::Volatility;
 pub use guard::{Verdict, guard, guard_with};
 pub use kind::{StatementKind, TxKind};
 pub use limit::{LimitChange, LimitRewrite, LimitRule, LimitSite};
-pub use memo::{Analyzer, analyze};
+pub use memo::{Analyzer, analyze, starts_with_write};
 pub use param_cap::{ParamCap, cap_bind_params, param_caps};
 pub use policy::{Policies, Policy, PolicyError};
 pub use refusal::Refusal;
