@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin::AdminServer;
 use crate::cache::catalogs::Catalogs;
@@ -21,14 +22,19 @@ use crate::session::Shared;
 use crate::session::cost::CostEstimates;
 use crate::sql::Policies;
 
-/// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT.
+/// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT (a second one stops at
+/// once). SIGHUP is logged and changes nothing.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+    let mut signals = Signals::install().context("install signal handlers")?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("signal received: shutting down");
+        let first = signals.next_stop().await;
+        info!(signal = first, "signal received: shutting down (send it again to stop at once)");
         let _ = stop.send(true);
+        let second = signals.next_stop().await;
+        warn!(signal = second, "second signal received: stopping at once");
+        std::process::exit(1);
     });
     serve(config, listener, stopped).await
 }
@@ -86,11 +92,33 @@ fn password_lookup(config: &Config, pools: &Pools) -> anyhow::Result<Arc<dyn Pas
     Ok(Arc::new(LookupChain::new(vec![users, by_query])))
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// The signals pgcached acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Wait for SIGTERM or SIGINT (its name); a SIGHUP meanwhile (`systemctl reload`, a
+    /// logrotate hook) is logged: the configuration is read at start only.
+    async fn next_stop(&mut self) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => {
+                    warn!("SIGHUP received and ignored: the configuration is read at start only (restart to change it)");
+                }
+            }
+        }
     }
 }

@@ -155,6 +155,20 @@ async fn bi_results_are_capped_with_a_notice() {
     assert_eq!(notices(&msgs).len(), 1);
 }
 
+/// Metadata is never cut: a read of system catalogs only gets no LIMIT and no notice (psql `\d`,
+/// driver reflection and BI field sync would otherwise show a wrong schema without an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_reads_are_left_whole_under_a_limit_policy() {
+    let (pg, proxy) = setup().await;
+    let mut raw = RawClient::connect(proxy.port, "bi", "app").await;
+    let sql = "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+    let direct: usize = pg.psql_db("app", &format!("SELECT count(*) FROM ({sql}) s")).trim().parse().unwrap();
+    assert!(direct > 10, "more catalog rows than the policy's limit: {direct}");
+    raw.query(sql).flush().await;
+    let msgs = raw.until_ready().await;
+    assert_eq!((data_rows(&msgs), notices(&msgs).len()), (direct, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_parameters_are_capped_at_bind() {
     let (_pg, proxy) = setup().await;

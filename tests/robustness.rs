@@ -143,3 +143,44 @@ async fn a_query_with_bytes_after_its_nul_gets_the_servers_answer() {
     assert_eq!(transcripts[0][..2], ["E 08P01", "Z"], "{:?}", transcripts[0]);
     assert!(!transcripts[0].iter().any(|m| m.contains("Tokyo")), "no SET ran: {:?}", transcripts[0]);
 }
+
+/// Over `limits.max_clients`, a client that asks for TLS first (libpq's and asyncpg's default)
+/// gets the SSLRequest answered and then 53300, as from Postgres — not an error in place of the
+/// one-byte answer, which clients report without a SQLSTATE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_clients_is_said_after_the_ssl_answer() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.limits.max_clients = 1).await;
+    let _holder = connect(&proxy.url("postgres", "app")).await;
+
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.unwrap(); // SSLRequest
+    let mut answer = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut answer)).await.expect("timely").unwrap();
+    assert_eq!(answer[0], b'N', "the proxy has no TLS configured");
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    body.extend_from_slice(b"user\0postgres\0database\0app\0\0");
+    let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    pkt.extend(body);
+    s.write_all(&pkt).await.unwrap();
+    let msgs = read_until(&mut s, b'E').await;
+    let (_, error) = msgs.last().unwrap();
+    assert_eq!(sqlstate(error), "53300");
+}
+
+/// A CancelRequest is no client: with `limits.max_clients` taken by the very client whose query
+/// is to be cancelled, the cancel still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_goes_through_when_max_clients_is_reached() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.limits.max_clients = 1).await;
+    let client = connect(&proxy.url("postgres", "app")).await;
+    let token = client.cancel_token();
+    let started = std::time::Instant::now();
+    let sleeping = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(20)").await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), sleeping).await.expect("cancelled").unwrap().unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

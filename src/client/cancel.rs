@@ -26,6 +26,8 @@ pub struct CancelSlot {
     state: Mutex<SlotState>,
     /// Signalled when the last cancel in progress has been sent.
     cancels_done: tokio::sync::Notify,
+    /// Signalled when a cancel arrives while the session waits for a server.
+    wait_cancelled: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -33,6 +35,10 @@ struct SlotState {
     current: Option<ServerKey>,
     /// Cancels being sent to `current` right now; it can't change until they are done.
     sending: usize,
+    /// The session waits for a server for its statement (see [`CancelSlot::begin_wait`]).
+    waiting: bool,
+    /// A cancel arrived during that wait.
+    cancelled: bool,
 }
 
 impl CancelSlot {
@@ -70,7 +76,37 @@ impl CancelSlot {
         }
     }
 
+    /// The session starts waiting for a server for its statement: a cancel from now until
+    /// [`CancelSlot::end_wait`] cancels the wait (see [`CancelSlot::wait_cancelled`]).
+    pub fn begin_wait(&self) {
+        let mut state = self.lock();
+        state.waiting = true;
+        state.cancelled = false;
+    }
+
+    /// The wait is over (a server was had, or not).
+    pub fn end_wait(&self) {
+        let mut state = self.lock();
+        state.waiting = false;
+        state.cancelled = false;
+    }
+
+    /// Resolves once a cancel arrives during the wait.
+    pub async fn wait_cancelled(&self) {
+        loop {
+            let cancelled = self.wait_cancelled.notified();
+            tokio::pin!(cancelled);
+            // Registered before the check, so a cancel arriving in between is not missed.
+            cancelled.as_mut().enable();
+            if self.lock().cancelled {
+                return;
+            }
+            cancelled.await;
+        }
+    }
+
     /// Run `send` with the current server key, holding the slot so it can't change meanwhile.
+    /// With no server, a session waiting for one has its wait cancelled instead.
     pub async fn with_current<F, Fut>(&self, send: F)
     where
         F: FnOnce(ServerKey) -> Fut,
@@ -78,7 +114,13 @@ impl CancelSlot {
     {
         let key = {
             let mut state = self.lock();
-            let Some(key) = state.current else { return };
+            let Some(key) = state.current else {
+                if state.waiting {
+                    state.cancelled = true;
+                    self.wait_cancelled.notify_waiters();
+                }
+                return;
+            };
             state.sending += 1;
             key
         };

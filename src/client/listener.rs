@@ -28,6 +28,7 @@ impl Listener {
     /// Serve until `shutdown` turns true, then drain.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(self.shared.config.limits.max_clients));
+        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
         let mut tasks = JoinSet::new();
         loop {
             tokio::select! {
@@ -49,9 +50,20 @@ impl Listener {
                                 drop(permit);
                             });
                         }
-                        Err(_) => {
-                            tasks.spawn(too_many_clients(socket, peer));
-                        }
+                        Err(_) => match refusals.clone().try_acquire_owned() {
+                            // Answered as Postgres answers: after the SSLRequest (so a client that
+                            // asked for TLS reads the SQLSTATE), and a cancel is still forwarded.
+                            Ok(permit) => {
+                                tasks.spawn(async move {
+                                    this.refuse(socket, peer).await;
+                                    drop(permit);
+                                });
+                            }
+                            // Past that many refusals in progress: said at once, unnegotiated.
+                            Err(_) => {
+                                tasks.spawn(too_many_clients(socket, peer));
+                            }
+                        },
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -61,7 +73,10 @@ impl Listener {
         drop(listener);
         let grace = self.shared.config.timeouts.shutdown;
         info!(clients = tasks.len(), ?grace, "shutting down: no new connections, waiting for open transactions");
-        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        // Each session ends itself at the deadline, telling its client why (57P01); the margin
+        // lets those last words go out before what is left is cut.
+        let margin = std::time::Duration::from_millis(500);
+        let drained = tokio::time::timeout(grace + margin, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             warn!(clients = tasks.len(), "shutdown deadline reached: closing remaining clients");
             tasks.shutdown().await;
@@ -115,9 +130,32 @@ impl Listener {
         })
         .await;
     }
+
+    /// Over `limits.max_clients`: take the client through SSL negotiation and its startup
+    /// message (within `timeouts.login`), then say so the way Postgres does and close; a
+    /// CancelRequest is no client and is forwarded.
+    async fn refuse(&self, socket: TcpStream, peer: SocketAddr) {
+        let login_timeout = self.shared.config.timeouts.login;
+        match tokio::time::timeout(login_timeout, handshake(socket, &self.tls)).await {
+            Ok(Ok(Handshake::Cancel { pid, secret })) => self.forward_cancel(pid, secret).await,
+            Ok(Ok(Handshake::Startup(mut startup))) => {
+                warn!(%peer, "refusing a client: limits.max_clients reached");
+                let mut out = BytesMut::new();
+                build::error_response(&mut out, Severity::Fatal, "53300", "sorry, too many clients already");
+                let _ = startup.stream.write_all(&out).await;
+                let _ = startup.stream.flush().await;
+            }
+            Ok(Err(e)) => debug!(%peer, error = %e, "refused connection ended before its startup"),
+            Err(_) => debug!(%peer, "refused connection did not send its startup in time"),
+        }
+    }
 }
 
-/// Over `limits.max_clients`: say so the way Postgres does and close.
+/// Refusals over `limits.max_clients` negotiated at once (each holds a socket for up to
+/// `timeouts.login`); more are refused without waiting for their startup.
+const MAX_REFUSALS: usize = 64;
+
+/// Over `limits.max_clients` with [`MAX_REFUSALS`] refusals in progress: say so at once and close.
 async fn too_many_clients(mut socket: TcpStream, peer: SocketAddr) {
     warn!(%peer, "refusing a client: limits.max_clients reached");
     let mut out = BytesMut::new();

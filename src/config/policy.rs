@@ -55,6 +55,9 @@ pub struct PolicyLimitConfig {
     pub max: Option<u64>,
     /// Send a NoticeResponse telling the client its result was limited.
     pub notice: bool,
+    /// Limit reads of system catalogs only (`pg_catalog`, `information_schema`) too; by default
+    /// they are left whole (metadata for psql, drivers, ORMs and BI tools).
+    pub catalogs: bool,
 }
 
 /// One entry of `policies:`.

@@ -34,6 +34,10 @@ pub enum PoolError {
     /// The upstream configuration is unusable (bad URL, bad CA file, …).
     #[error("pgcached: invalid pool configuration: {0}")]
     Config(String),
+    /// The client cancelled its statement while it waited for a connection (Postgres's words:
+    /// nothing was sent upstream).
+    #[error("canceling statement due to user request")]
+    Cancelled,
 }
 
 impl PoolError {
@@ -44,6 +48,7 @@ impl PoolError {
             PoolError::Connect(source) | PoolError::Settings(source) => source.sqlstate(),
             PoolError::Closed => "57P01",
             PoolError::Config(_) => "08006",
+            PoolError::Cancelled => "57014",
         }
     }
 
@@ -64,6 +69,7 @@ impl PoolError {
             PoolError::Settings(_) => "settings",
             PoolError::Closed => "closed",
             PoolError::Config(_) => "config",
+            PoolError::Cancelled => "cancelled",
         }
     }
 }

@@ -5,7 +5,7 @@
 //! parameter changes (ParameterStatus), fatal errors, statements the server dropped, and the
 //! result shapes of statements it prepared (see `shapes`).
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tracing::warn;
 
 use super::params::{self, SetEffect};
@@ -13,6 +13,7 @@ use super::queue::{self, Entry, Kind, OnFail, Request, Step};
 use super::state::{Pins, Private, Settled};
 use super::{Flow, Session, SessionError};
 use crate::wire::backend::{self, tag};
+use crate::wire::build::{self, Severity};
 use crate::wire::frame::{FrameRef, peek_frame, reserve_for_next};
 
 /// Postgres's own limit for a message (1 GiB); a server frame beyond it is corrupt.
@@ -118,6 +119,21 @@ impl Session {
     /// One server frame: note what it says, then forward it, drop it, or record it.
     fn on_server_frame(&mut self, frame: FrameRef<'_>) {
         self.observe(frame);
+        let timeout_error;
+        let frame = if frame.tag() == tag::ERROR_RESPONSE && self.cancelled_for_timeout(frame) {
+            // Postgres says "due to user request": the user did not ask, the timeout did.
+            let mut out = BytesMut::new();
+            build::error_response(
+                &mut out,
+                Severity::Error,
+                "57014",
+                "canceling statement due to statement timeout (pgcached timeouts.query)",
+            );
+            timeout_error = out.freeze();
+            peek_frame(&timeout_error, usize::MAX).ok().flatten().unwrap_or(frame)
+        } else {
+            frame
+        };
         if self.queue.recording() {
             // The answer being filled: what belongs to its Query, or to its Describe and
             // Execute (earlier requests still in flight are not part of it).
@@ -217,6 +233,11 @@ impl Session {
         self.emit_ready_synth();
     }
 
+    /// Whether this ErrorResponse is the cancel the proxy sent for `timeouts.query`.
+    fn cancelled_for_timeout(&self, error: FrameRef<'_>) -> bool {
+        self.timeout_cancel.is_some() && backend::error_fields(error.body()).code == "57014"
+    }
+
     /// State carried by a server frame, whoever it is for: the transaction's transitions
     /// (see `state`), parameter reports, fatal errors, statements the server dropped.
     fn observe(&mut self, frame: FrameRef<'_>) {
@@ -229,6 +250,10 @@ impl Session {
                 let last = self.queue.pending_ready() <= 1;
                 if let Some(settled) = self.tx.ready(status, last) {
                     self.settle(settled);
+                }
+                if last && self.shared.config.timeouts.measure_from_client_activity() {
+                    // Idle from now, however long the statement ran.
+                    self.last_activity = std::time::Instant::now();
                 }
             }
             tag::PARAMETER_STATUS => {

@@ -499,7 +499,11 @@ impl Session {
     /// The proxy could not get a server for this message: answer it the way Postgres would
     /// answer a failing statement, keeping the session usable.
     fn refuse(&mut self, t: u8, err: &PoolError) {
-        warn!(pool = %self.key, error = %err, "no server connection for a client request");
+        if matches!(err, PoolError::Cancelled) {
+            debug!(pool = %self.key, "statement cancelled while it waited for a server connection");
+        } else {
+            warn!(pool = %self.key, error = %err, "no server connection for a client request");
+        }
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, err.sqlstate(), &err.to_string());
         self.queue.push(Entry::Synth(out.freeze()));

@@ -32,7 +32,17 @@ impl Session {
         // A connection with custom settings this client never defined is not for it (after
         // `max_size` of them the next one is new).
         let attempts = self.shared.config.pool.max_size + 1;
-        let mut obj = pool.get_without_foreign_placeholders(&self.placeholders, attempts).await?;
+        // A cancel during the wait ends it: the statement is answered 57014, as by Postgres,
+        // and never sent.
+        let slot = &self.cancel.slot;
+        slot.begin_wait();
+        let got = tokio::select! {
+            biased;
+            () = slot.wait_cancelled() => Err(PoolError::Cancelled),
+            got = pool.get_without_foreign_placeholders(&self.placeholders, attempts) => got,
+        };
+        slot.end_wait();
+        let mut obj = got?;
         if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
             // Boxed: rare, and it would size the future of every statement that takes a server.
             if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {

@@ -150,11 +150,12 @@ pub async fn login(
         digest_memo: std::cell::Cell::new(None),
         lexing_memo: std::cell::Cell::new(None),
         key_memo: std::cell::RefCell::default(),
-        last_client_activity: Instant::now(),
+        last_activity: Instant::now(),
+        drain_deadline: None,
         client_unflushed: false,
         server_unflushed: false,
         client_held: false,
-        cancel_sent: false,
+        timeout_cancel: None,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

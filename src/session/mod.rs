@@ -204,15 +204,28 @@ pub struct Session {
     lexing_memo: std::cell::Cell<Option<(u64, bool)>>,
     /// The last statement's cache-key state (see `caching::Session::statement_key`).
     key_memo: std::cell::RefCell<crate::cache::StatementKeyMemo>,
-    last_client_activity: Instant,
+    /// The client's last message, or the server's last ReadyForQuery that left nothing pending,
+    /// whichever came later: statements time out from it, and idle timers start at it (as
+    /// Postgres's own do, when it reports the statement or transaction done).
+    last_activity: Instant,
+    /// Set when shutdown begins: `timeouts.shutdown` from then, the session ends whatever it
+    /// is doing.
+    drain_deadline: Option<Instant>,
     /// Written without waiting but not yet flushed (see [`Session::write_now`]).
     client_unflushed: bool,
     server_unflushed: bool,
     /// Whole client messages wait in `client_rbuf` while the client reads too slowly (see
     /// [`Session::client_backlogged`]).
     client_held: bool,
-    cancel_sent: bool,
+    /// When the proxy cancelled the running statement for `timeouts.query` (cleared by the
+    /// client's next message): its error then names the timeout, and a server that has not
+    /// answered [`CANCEL_GRACE`] later is dropped.
+    timeout_cancel: Option<Instant>,
 }
+
+/// How long a statement cancelled for `timeouts.query` may take to end before its server
+/// connection is closed under it (a frozen host never answers the cancel).
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 impl Session {
     /// The main loop. Returns when the client leaves or the session must end.
@@ -238,11 +251,7 @@ impl Session {
         // Made once: a fresh `changed()` per turn would take the channel's waiter lock twice.
         let shutdown_changed = shutdown.changed();
         tokio::pin!(shutdown_changed);
-        // Polled once, `shutdown_changed` stays registered with this task's waker; polling it
-        // again every turn would take the channel's waiter lock each time. After the first turn
-        // it is polled only when the channel's version moved (an atomic load on `probe`).
         let probe = self.shared.shutdown.clone();
-        let mut shutdown_armed = false;
         loop {
             match self.lifecycle {
                 Lifecycle::Running => {}
@@ -295,9 +304,13 @@ impl Session {
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
-                let poll_shutdown =
-                    self.lifecycle == Lifecycle::Running && (!shutdown_armed || probe.has_changed().unwrap_or(true));
-                shutdown_armed = true;
+                // Polled on every turn that may wait for the client (nothing in flight), and when
+                // the channel moved: a wake-up registered by an earlier poll alone did not reach a
+                // session idle in a transaction (tests/timeouts.rs
+                // `the_shutdown_deadline_tells_the_client_why`); every turn costs ~1k instructions
+                // per forwarded transaction.
+                let poll_shutdown = self.lifecycle == Lifecycle::Running
+                    && (self.queue.is_empty() || probe.has_changed().unwrap_or(true));
                 // Biased: no random start per turn; every branch does bounded work, so none starves.
                 tokio::select! {
                     biased;
@@ -317,9 +330,9 @@ impl Session {
                 Event::ClientRead(Ok(_)) => {
                     if self.shared.config.timeouts.measure_from_client_activity() {
                         // Only the timeouts read it, and a clock read costs per message.
-                        self.last_client_activity = Instant::now();
+                        self.last_activity = Instant::now();
                     }
-                    self.cancel_sent = false;
+                    self.timeout_cancel = None;
                     self.on_client_data().await?
                 }
                 Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => {
@@ -393,6 +406,7 @@ impl Session {
     fn begin_draining(&mut self) {
         if self.lifecycle == Lifecycle::Running {
             self.lifecycle = Lifecycle::Draining;
+            self.drain_deadline = Some(Instant::now() + self.shared.config.timeouts.shutdown);
         }
     }
 
@@ -477,17 +491,28 @@ impl Session {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        match (self.drain_deadline, self.timeout_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the statement or idle timeout in force (see `timeouts`) runs out.
+    fn timeout_deadline(&self) -> Option<Instant> {
         let t = &self.shared.config.timeouts;
         if !t.measure_from_client_activity() {
             // No timeout configured (the default): nothing to work out, every turn.
             return None;
         }
-        let since = |d: Duration| self.last_client_activity + d;
+        let since = |d: Duration| self.last_activity + d;
         if self.server.is_none() {
             return t.client_idle.map(since);
         }
-        if self.queue.pending_ready() > 0 && !self.cancel_sent {
-            return t.query.map(since);
+        if self.queue.pending_ready() > 0 {
+            return match self.timeout_cancel {
+                None => t.query.map(since),
+                Some(cancelled) => Some(cancelled + CANCEL_GRACE),
+            };
         }
         if self.queue.is_empty() && !self.tx.is_idle() {
             return t.idle_in_transaction.map(since);
@@ -497,7 +522,21 @@ impl Session {
 
     async fn on_timer(&mut self) -> Flow {
         let now = Instant::now();
-        if self.next_deadline().is_none_or(|d| d > now) {
+        if self.drain_deadline.is_some_and(|d| d <= now) {
+            // Shutting down and still in a transaction at the deadline: Postgres rolls it back
+            // when the connection closes; the client is told why, as Postgres tells it.
+            if let Some(lease) = &mut self.server {
+                lease.obj.broken = true;
+            }
+            build::error_response(
+                &mut self.to_client,
+                Severity::Fatal,
+                "57P01",
+                "terminating connection because pgcached is shutting down (timeouts.shutdown reached)",
+            );
+            return Flow::Close;
+        }
+        if self.timeout_deadline().is_none_or(|d| d > now) {
             return Flow::Continue;
         }
         if self.server.is_none() {
@@ -510,7 +549,21 @@ impl Session {
             return Flow::Close;
         }
         if !self.queue.is_empty() {
-            self.cancel_sent = true;
+            if self.timeout_cancel.is_some() {
+                // The cancel went unanswered: the server is not coming back to this statement.
+                warn!(pool = %self.key, grace = ?CANCEL_GRACE, "a statement over timeouts.query did not end after its cancel: closing its server connection");
+                if let Some(lease) = &mut self.server {
+                    lease.obj.broken = true;
+                }
+                build::error_response(
+                    &mut self.to_client,
+                    Severity::Fatal,
+                    "57014",
+                    "canceling statement due to statement timeout (pgcached timeouts.query); the server did not answer the cancel, connection closed",
+                );
+                return Flow::Close;
+            }
+            self.timeout_cancel = Some(now);
             let target = self.shared.pools.target_arc();
             self.cancel
                 .slot

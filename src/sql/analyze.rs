@@ -132,10 +132,13 @@ impl StatementAnalysis {
     /// Whether it reads a system catalog (`pg_catalog.*`, `information_schema.*`, or an
     /// unqualified `pg_*` name): not cacheable unless configured.
     pub fn reads_system_catalog(&self) -> bool {
-        self.tables_read.iter().any(|t| match t.schema.as_deref() {
-            Some(s) => s == "pg_catalog" || s == "information_schema",
-            None => t.name.starts_with("pg_"),
-        })
+        self.tables_read.iter().any(TableRef::is_system_catalog)
+    }
+
+    /// Whether it reads tables and all of them are system catalogs (metadata: its size is
+    /// bounded by the schema's).
+    pub fn reads_only_system_catalogs(&self) -> bool {
+        !self.tables_read.is_empty() && self.tables_read.iter().all(TableRef::is_system_catalog)
     }
 
     /// Every table the statement touches (read or written).

@@ -159,6 +159,10 @@ pub struct LimitRule {
     pub inject: Option<u64>,
     /// Cap for existing limits (and the injected one when `inject` is not set).
     pub max: Option<u64>,
+    /// Limit reads of system catalogs only (`pg_catalog`, `information_schema`) too. Off by
+    /// default: metadata (psql `\d`, driver and ORM reflection, BI field sync) is bounded by the
+    /// schema, and a tool shown a cut schema is wrong without an error.
+    pub catalogs: bool,
 }
 
 /// One change made to one statement.
@@ -212,6 +216,9 @@ pub fn rewrite(text: &str, analysis: &Analysis, rule: &LimitRule) -> Option<Limi
     let mut changes = Vec::new();
     for (statement, s) in analysis.statements.iter().enumerate() {
         if s.kind != StatementKind::Read || s.wrapper.is_some() || s.parse_error.is_some() {
+            continue;
+        }
+        if !rule.catalogs && s.reads_only_system_catalogs() {
             continue;
         }
         match (&s.limit, rule.max) {

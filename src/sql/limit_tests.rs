@@ -1,7 +1,7 @@
 use super::*;
 use crate::sql::analyze_uncached;
 
-const RULE: LimitRule = LimitRule { inject: Some(100), max: Some(1000) };
+const RULE: LimitRule = LimitRule { inject: Some(100), max: Some(1000), catalogs: true };
 
 fn rw(q: &str) -> Option<String> {
     rewrite(q, &analyze_uncached(q), &RULE).and_then(|r| r.text)
@@ -99,9 +99,10 @@ fn every_read_of_a_multi_statement_string_is_limited() {
 #[test]
 fn inject_alone_and_max_alone() {
     let q = "SELECT * FROM t LIMIT ALL";
-    assert_eq!(rewrite(q, &analyze_uncached(q), &LimitRule { inject: Some(5), max: None }), None);
+    assert_eq!(rewrite(q, &analyze_uncached(q), &LimitRule { inject: Some(5), max: None, catalogs: true }), None);
     let q = "SELECT * FROM t";
-    let r = rewrite(q, &analyze_uncached(q), &LimitRule { inject: None, max: Some(7) }).expect("change");
+    let r =
+        rewrite(q, &analyze_uncached(q), &LimitRule { inject: None, max: Some(7), catalogs: true }).expect("change");
     assert_eq!(r.text.as_deref(), Some("SELECT * FROM t LIMIT 7"));
 }
 
@@ -109,4 +110,23 @@ fn inject_alone_and_max_alone() {
 fn notice_names_the_policy() {
     let n = notice_text("bi", &LimitChange::Injected { statement: 0, limit: 100 });
     assert_eq!(n, "pgcached: result limited to 100 rows by policy \"bi\" (LIMIT 100 added)");
+}
+
+#[test]
+fn reads_of_system_catalogs_only_are_left_whole_unless_asked() {
+    let rule = LimitRule { inject: Some(1000), max: Some(5000), catalogs: false };
+    for q in [
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'",
+        "SELECT relname FROM pg_class WHERE relkind = 'r' LIMIT 100000",
+    ] {
+        assert_eq!(rewrite(q, &analyze_uncached(q), &rule), None, "{q}");
+    }
+    // A user table among them, or no table at all: limited as before.
+    for q in ["SELECT * FROM pg_class c JOIN orders o ON o.id = c.oid", "SELECT generate_series(1, 100000000)"] {
+        assert!(rewrite(q, &analyze_uncached(q), &rule).is_some(), "{q}");
+    }
+    let q = "SELECT relname FROM pg_catalog.pg_class";
+    let limited = rewrite(q, &analyze_uncached(q), &LimitRule { catalogs: true, ..rule }).expect("asked for");
+    assert_eq!(limited.text.as_deref(), Some("SELECT relname FROM pg_catalog.pg_class LIMIT 1000"));
 }

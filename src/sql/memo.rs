@@ -9,8 +9,8 @@
 use super::analyze::{Analysis, analyze_uncached};
 use super::lex::split_statements;
 use super::template::{Template, may_have_template, shape};
-use moka::sync::Cache;
 use foldhash::fast::RandomState;
+use moka::sync::Cache;
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};

@@ -137,7 +137,11 @@ impl Policy {
             deny_columns.push((TableRef::parse(table), column.to_string()));
         }
         let limit = c.limit.as_ref().filter(|_| limit_on).and_then(|l| {
-            (l.inject.is_some() || l.max.is_some()).then_some(LimitRule { inject: l.inject, max: l.max })
+            (l.inject.is_some() || l.max.is_some()).then_some(LimitRule {
+                inject: l.inject,
+                max: l.max,
+                catalogs: l.catalogs,
+            })
         });
         if let Some(l) = &limit {
             if l.inject == Some(0) || l.max == Some(0) {

@@ -17,6 +17,15 @@ pub struct TableRef {
 }
 
 impl TableRef {
+    /// A system catalog: `pg_catalog.*`, `information_schema.*`, or an unqualified `pg_*` name
+    /// (`pg_catalog` comes first in every search path).
+    pub fn is_system_catalog(&self) -> bool {
+        match self.schema.as_deref() {
+            Some(s) => s == "pg_catalog" || s == "information_schema",
+            None => self.name.starts_with("pg_"),
+        }
+    }
+
     /// Builds a reference from a folded `schema.name` or `name` string (config lists use it).
     pub fn parse(s: &str) -> TableRef {
         match s.rsplit_once('.') {

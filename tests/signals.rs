@@ -1,0 +1,123 @@
+//! The `pgcached` process and signals: SIGHUP (`systemctl reload`, logrotate hooks) is logged
+//! and changes nothing; SIGTERM and SIGINT drain; a second one stops at once.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PgCluster, connect, free_port, simple_one};
+
+struct Running {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// The binary in front of `pg`, with `timeouts.shutdown` = `shutdown`; returns once it listens.
+    async fn start(pg: &PgCluster, shutdown: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("pgcached.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\nupstream:\n  url: {}\n  tls: disable\ntimeouts:\n  shutdown: {shutdown}\n",
+                pg.url("postgres", "postgres")
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("pgcached.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pgcached"))
+            .arg("--config")
+            .arg(&config)
+            .env_remove("PGCACHED_CONFIG")
+            .env_remove("PGCACHED_LISTEN")
+            .env_remove("PGCACHED_UPSTREAM")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn pgcached");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "pgcached did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Running { child, port, log, _dir: dir }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{name}");
+    }
+
+    /// The exit status, if the process ends within `wait`.
+    async fn exit_within(&mut self, wait: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_nothing_and_sigterm_stops() {
+    let pg = PgCluster::start();
+    let mut p = Running::start(&pg, "5s").await;
+    let c = connect(&p.url()).await;
+    assert_eq!(simple_one(&c, "SELECT 1").await.as_deref(), Some("1"));
+
+    p.signal("HUP");
+    assert!(p.exit_within(Duration::from_millis(500)).await.is_none(), "SIGHUP must not stop pgcached: {}", p.log());
+    assert_eq!(simple_one(&c, "SELECT 2").await.as_deref(), Some("2"), "the client kept its session");
+    let other = connect(&p.url()).await;
+    assert_eq!(simple_one(&other, "SELECT 3").await.as_deref(), Some("3"), "new clients are served");
+    assert!(p.log().contains("SIGHUP received"), "the signal is logged: {}", p.log());
+
+    drop((c, other));
+    p.signal("TERM");
+    let status = p.exit_within(Duration::from_secs(5)).await.expect("SIGTERM stops it");
+    assert!(status.success(), "a drained stop exits 0: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stop_signal_stops_at_once() {
+    let pg = PgCluster::start();
+    let mut p = Running::start(&pg, "60s").await;
+    let c = connect(&p.url()).await;
+    c.batch_execute("BEGIN").await.unwrap();
+
+    // SIGINT drains like SIGTERM: the open transaction holds the stop.
+    p.signal("INT");
+    assert!(p.exit_within(Duration::from_millis(700)).await.is_none(), "draining waits for the transaction");
+    p.signal("TERM");
+    let status = p.exit_within(Duration::from_secs(3)).await.expect("the second signal stops it at once");
+    assert_eq!(status.code(), Some(1), "{}", p.log());
+    assert!(p.log().contains("second signal received"), "{}", p.log());
+}
