@@ -59,6 +59,7 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         pools,
         cancels: Arc::new(CancelRegistry::default()),
         shutdown: shutdown.clone(),
+        shutdown_wakers: Default::default(),
         welcomes: crate::session::login::welcome_cache(),
         policies: Arc::new(policies),
         cache,

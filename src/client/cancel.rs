@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
@@ -28,6 +29,10 @@ pub struct CancelSlot {
     cancels_done: tokio::sync::Notify,
     /// Signalled when a cancel arrives while the session waits for a server.
     wait_cancelled: tokio::sync::Notify,
+    /// The session waits for a server for its statement (see [`CancelSlot::begin_wait`]).
+    waiting: AtomicBool,
+    /// A cancel arrived during that wait.
+    cancelled: AtomicBool,
 }
 
 #[derive(Default)]
@@ -35,10 +40,6 @@ struct SlotState {
     current: Option<ServerKey>,
     /// Cancels being sent to `current` right now; it can't change until they are done.
     sending: usize,
-    /// The session waits for a server for its statement (see [`CancelSlot::begin_wait`]).
-    waiting: bool,
-    /// A cancel arrived during that wait.
-    cancelled: bool,
 }
 
 impl CancelSlot {
@@ -79,16 +80,13 @@ impl CancelSlot {
     /// The session starts waiting for a server for its statement: a cancel from now until
     /// [`CancelSlot::end_wait`] cancels the wait (see [`CancelSlot::wait_cancelled`]).
     pub fn begin_wait(&self) {
-        let mut state = self.lock();
-        state.waiting = true;
-        state.cancelled = false;
+        self.cancelled.store(false, Ordering::SeqCst);
+        self.waiting.store(true, Ordering::SeqCst);
     }
 
     /// The wait is over (a server was had, or not).
     pub fn end_wait(&self) {
-        let mut state = self.lock();
-        state.waiting = false;
-        state.cancelled = false;
+        self.waiting.store(false, Ordering::SeqCst);
     }
 
     /// Resolves once a cancel arrives during the wait.
@@ -98,7 +96,7 @@ impl CancelSlot {
             tokio::pin!(cancelled);
             // Registered before the check, so a cancel arriving in between is not missed.
             cancelled.as_mut().enable();
-            if self.lock().cancelled {
+            if self.cancelled.load(Ordering::SeqCst) {
                 return;
             }
             cancelled.await;
@@ -115,8 +113,8 @@ impl CancelSlot {
         let key = {
             let mut state = self.lock();
             let Some(key) = state.current else {
-                if state.waiting {
-                    state.cancelled = true;
+                if self.waiting.load(Ordering::SeqCst) {
+                    self.cancelled.store(true, Ordering::SeqCst);
                     self.wait_cancelled.notify_waiters();
                 }
                 return;

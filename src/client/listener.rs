@@ -71,6 +71,8 @@ impl Listener {
             }
         }
         drop(listener);
+        // Sessions waiting idle (in a transaction, say) see the shutdown when woken.
+        self.shared.shutdown_wakers.wake_all();
         let grace = self.shared.config.timeouts.shutdown;
         info!(clients = tasks.len(), ?grace, "shutting down: no new connections, waiting for open transactions");
         // Each session ends itself at the deadline, telling its client why (57P01); the margin

@@ -37,9 +37,10 @@ impl Session {
         let slot = &self.cancel.slot;
         slot.begin_wait();
         let got = tokio::select! {
+            // The pool first: a connection at hand is taken without registering for cancels.
             biased;
-            () = slot.wait_cancelled() => Err(PoolError::Cancelled),
             got = pool.get_without_foreign_placeholders(&self.placeholders, attempts) => got,
+            () = slot.wait_cancelled() => Err(PoolError::Cancelled),
         };
         slot.end_wait();
         let mut obj = got?;

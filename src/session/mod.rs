@@ -39,8 +39,10 @@ pub mod login;
 pub mod params;
 mod queue;
 pub mod shapes;
+pub mod shutdown;
 pub mod state;
 pub mod statements;
+mod timers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::client::cancel::{CancelHandle, CancelRegistry};
 use crate::client::startup::BoxStream;
@@ -72,6 +74,8 @@ pub struct Shared {
     pub pools: Arc<Pools>,
     pub cancels: Arc<CancelRegistry>,
     pub shutdown: watch::Receiver<bool>,
+    /// Woken when shutdown begins (see `shutdown`).
+    pub shutdown_wakers: Arc<shutdown::ShutdownWakers>,
     /// Greetings already checked against a server (see [`login::WelcomeCache`]).
     pub welcomes: login::WelcomeCache,
     pub policies: Arc<crate::sql::Policies>,
@@ -219,13 +223,9 @@ pub struct Session {
     client_held: bool,
     /// When the proxy cancelled the running statement for `timeouts.query` (cleared by the
     /// client's next message): its error then names the timeout, and a server that has not
-    /// answered [`CANCEL_GRACE`] later is dropped.
+    /// answered `timers::CANCEL_GRACE` later is dropped.
     timeout_cancel: Option<Instant>,
 }
-
-/// How long a statement cancelled for `timeouts.query` may take to end before its server
-/// connection is closed under it (a frozen host never answers the cancel).
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 impl Session {
     /// The main loop. Returns when the client leaves or the session must end.
@@ -244,14 +244,13 @@ impl Session {
     }
 
     async fn run_loop(&mut self) -> Result<(), SessionError> {
-        let mut shutdown = self.shared.shutdown.clone();
-        if *shutdown.borrow() {
+        let probe = self.shared.shutdown.clone();
+        let _woken_at_shutdown = self.shared.shutdown_wakers.register(self.id).await;
+        if *probe.borrow() {
+            // Shutdown began before the registration (or before this session): no wake-up or
+            // channel change will come for it.
             self.begin_draining();
         }
-        // Made once: a fresh `changed()` per turn would take the channel's waiter lock twice.
-        let shutdown_changed = shutdown.changed();
-        tokio::pin!(shutdown_changed);
-        let probe = self.shared.shutdown.clone();
         loop {
             match self.lifecycle {
                 Lifecycle::Running => {}
@@ -304,17 +303,11 @@ impl Session {
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
                 let to_server = &mut self.to_server;
-                // Polled on every turn that may wait for the client (nothing in flight), and when
-                // the channel moved: a wake-up registered by an earlier poll alone did not reach a
-                // session idle in a transaction (tests/timeouts.rs
-                // `the_shutdown_deadline_tells_the_client_why`); every turn costs ~1k instructions
-                // per forwarded transaction.
-                let poll_shutdown = self.lifecycle == Lifecycle::Running
-                    && (self.queue.is_empty() || probe.has_changed().unwrap_or(true));
+                let running = self.lifecycle == Lifecycle::Running;
                 // Biased: no random start per turn; every branch does bounded work, so none starves.
                 tokio::select! {
                     biased;
-                    _ = &mut shutdown_changed, if poll_shutdown => Event::Shutdown,
+                    () = shutdown::seen(&probe), if running => Event::Shutdown,
                     _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
                     r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
                     r = write_all_buf(&mut self.client_tx, &mut self.to_client), if write_client => Event::ClientWrote(r),
@@ -488,103 +481,6 @@ impl Session {
 
     async fn flush_client(&mut self) -> std::io::Result<()> {
         write_all_buf(&mut self.client_tx, &mut self.to_client).await
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        match (self.drain_deadline, self.timeout_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// When the statement or idle timeout in force (see `timeouts`) runs out.
-    fn timeout_deadline(&self) -> Option<Instant> {
-        let t = &self.shared.config.timeouts;
-        if !t.measure_from_client_activity() {
-            // No timeout configured (the default): nothing to work out, every turn.
-            return None;
-        }
-        let since = |d: Duration| self.last_activity + d;
-        if self.server.is_none() {
-            return t.client_idle.map(since);
-        }
-        if self.queue.pending_ready() > 0 {
-            return match self.timeout_cancel {
-                None => t.query.map(since),
-                Some(cancelled) => Some(cancelled + CANCEL_GRACE),
-            };
-        }
-        if self.queue.is_empty() && !self.tx.is_idle() {
-            return t.idle_in_transaction.map(since);
-        }
-        None
-    }
-
-    async fn on_timer(&mut self) -> Flow {
-        let now = Instant::now();
-        if self.drain_deadline.is_some_and(|d| d <= now) {
-            // Shutting down and still in a transaction at the deadline: Postgres rolls it back
-            // when the connection closes; the client is told why, as Postgres tells it.
-            if let Some(lease) = &mut self.server {
-                lease.obj.broken = true;
-            }
-            build::error_response(
-                &mut self.to_client,
-                Severity::Fatal,
-                "57P01",
-                "terminating connection because pgcached is shutting down (timeouts.shutdown reached)",
-            );
-            return Flow::Close;
-        }
-        if self.timeout_deadline().is_none_or(|d| d > now) {
-            return Flow::Continue;
-        }
-        if self.server.is_none() {
-            build::error_response(
-                &mut self.to_client,
-                Severity::Fatal,
-                "57P05",
-                "terminating connection due to idle-session timeout (pgcached timeouts.client_idle)",
-            );
-            return Flow::Close;
-        }
-        if !self.queue.is_empty() {
-            if self.timeout_cancel.is_some() {
-                // The cancel went unanswered: the server is not coming back to this statement.
-                warn!(pool = %self.key, grace = ?CANCEL_GRACE, "a statement over timeouts.query did not end after its cancel: closing its server connection");
-                if let Some(lease) = &mut self.server {
-                    lease.obj.broken = true;
-                }
-                build::error_response(
-                    &mut self.to_client,
-                    Severity::Fatal,
-                    "57014",
-                    "canceling statement due to statement timeout (pgcached timeouts.query); the server did not answer the cancel, connection closed",
-                );
-                return Flow::Close;
-            }
-            self.timeout_cancel = Some(now);
-            let target = self.shared.pools.target_arc();
-            self.cancel
-                .slot
-                .with_current(|k| async move {
-                    if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
-                        warn!(error = %e, "could not send a cancel for a query over timeouts.query");
-                    }
-                })
-                .await;
-            return Flow::Continue;
-        }
-        if let Some(lease) = &mut self.server {
-            lease.obj.broken = true;
-        }
-        build::error_response(
-            &mut self.to_client,
-            Severity::Fatal,
-            "25P03",
-            "terminating connection due to idle-in-transaction timeout (pgcached timeouts.idle_in_transaction)",
-        );
-        Flow::Close
     }
 }
 

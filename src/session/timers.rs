@@ -1,0 +1,116 @@
+//! The session's timers: `timeouts.query` (cancel, then close a server that does not answer),
+//! `timeouts.idle_in_transaction` and `timeouts.client_idle` (counted from the later of the
+//! client's last message and the server's last ReadyForQuery, as Postgres counts its own), and
+//! the shutdown deadline.
+
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::{Flow, Session};
+use crate::wire::build::{self, Severity};
+
+/// How long a statement cancelled for `timeouts.query` may take to end before its server
+/// connection is closed under it (a frozen host never answers the cancel).
+pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+impl Session {
+    /// The next instant a timer of this session runs out, if any.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        match (self.drain_deadline, self.timeout_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the statement or idle timeout in force (see `timeouts`) runs out.
+    fn timeout_deadline(&self) -> Option<Instant> {
+        let t = &self.shared.config.timeouts;
+        if !t.measure_from_client_activity() {
+            // No timeout configured (the default): nothing to work out, every turn.
+            return None;
+        }
+        let since = |d: Duration| self.last_activity + d;
+        if self.server.is_none() {
+            return t.client_idle.map(since);
+        }
+        if self.queue.pending_ready() > 0 {
+            return match self.timeout_cancel {
+                None => t.query.map(since),
+                Some(cancelled) => Some(cancelled + CANCEL_GRACE),
+            };
+        }
+        if self.queue.is_empty() && !self.tx.is_idle() {
+            return t.idle_in_transaction.map(since);
+        }
+        None
+    }
+
+    /// A timer ran out: act on whichever it was.
+    pub(super) async fn on_timer(&mut self) -> Flow {
+        let now = Instant::now();
+        if self.drain_deadline.is_some_and(|d| d <= now) {
+            // Shutting down and still in a transaction at the deadline: Postgres rolls it back
+            // when the connection closes; the client is told why, as Postgres tells it.
+            if let Some(lease) = &mut self.server {
+                lease.obj.broken = true;
+            }
+            build::error_response(
+                &mut self.to_client,
+                Severity::Fatal,
+                "57P01",
+                "terminating connection because pgcached is shutting down (timeouts.shutdown reached)",
+            );
+            return Flow::Close;
+        }
+        if self.timeout_deadline().is_none_or(|d| d > now) {
+            return Flow::Continue;
+        }
+        if self.server.is_none() {
+            build::error_response(
+                &mut self.to_client,
+                Severity::Fatal,
+                "57P05",
+                "terminating connection due to idle-session timeout (pgcached timeouts.client_idle)",
+            );
+            return Flow::Close;
+        }
+        if !self.queue.is_empty() {
+            if self.timeout_cancel.is_some() {
+                // The cancel went unanswered: the server is not coming back to this statement.
+                warn!(pool = %self.key, grace = ?CANCEL_GRACE, "a statement over timeouts.query did not end after its cancel: closing its server connection");
+                if let Some(lease) = &mut self.server {
+                    lease.obj.broken = true;
+                }
+                build::error_response(
+                    &mut self.to_client,
+                    Severity::Fatal,
+                    "57014",
+                    "canceling statement due to statement timeout (pgcached timeouts.query); the server did not answer the cancel, connection closed",
+                );
+                return Flow::Close;
+            }
+            self.timeout_cancel = Some(now);
+            let target = self.shared.pools.target_arc();
+            self.cancel
+                .slot
+                .with_current(|k| async move {
+                    if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
+                        warn!(error = %e, "could not send a cancel for a query over timeouts.query");
+                    }
+                })
+                .await;
+            return Flow::Continue;
+        }
+        if let Some(lease) = &mut self.server {
+            lease.obj.broken = true;
+        }
+        build::error_response(
+            &mut self.to_client,
+            Severity::Fatal,
+            "25P03",
+            "terminating connection due to idle-in-transaction timeout (pgcached timeouts.idle_in_transaction)",
+        );
+        Flow::Close
+    }
+}
