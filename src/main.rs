@@ -11,7 +11,7 @@ use pgcached::invalidate::command::run_trigger_command;
 use pgcached::server::UpstreamTarget;
 
 /// Small allocations dominate the data path (frames, analyses, keys): mimalloc serves them in a
-/// fraction of glibc's instructions and returns freed pages to the system (docs/DECISIONS.md 33).
+/// fraction of glibc's instructions (callgrind, docs/DECISIONS.md 33).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

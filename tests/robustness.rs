@@ -12,14 +12,19 @@ use tokio::net::TcpStream;
 /// Log in with a raw socket (trust auth) and read up to the first ReadyForQuery.
 async fn raw_login(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(&startup_packet()).await.unwrap();
+    let got = read_until(&mut s, b'Z').await;
+    assert!(!got.is_empty());
+    s
+}
+
+/// A StartupMessage (protocol 3.0) for user postgres, database app.
+fn startup_packet() -> Vec<u8> {
     let mut body = 196_608u32.to_be_bytes().to_vec();
     body.extend_from_slice(b"user\0postgres\0database\0app\0\0");
     let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
     pkt.extend(body);
-    s.write_all(&pkt).await.unwrap();
-    let got = read_until(&mut s, b'Z').await;
-    assert!(!got.is_empty());
-    s
+    pkt
 }
 
 /// Read messages until one with tag `until` (inclusive); returns the tags seen.
@@ -158,11 +163,7 @@ async fn too_many_clients_is_said_after_the_ssl_answer() {
     let mut answer = [0u8; 1];
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut answer)).await.expect("timely").unwrap();
     assert_eq!(answer[0], b'N', "the proxy has no TLS configured");
-    let mut body = 196_608u32.to_be_bytes().to_vec();
-    body.extend_from_slice(b"user\0postgres\0database\0app\0\0");
-    let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    pkt.extend(body);
-    s.write_all(&pkt).await.unwrap();
+    s.write_all(&startup_packet()).await.unwrap();
     let msgs = read_until(&mut s, b'E').await;
     let (_, error) = msgs.last().unwrap();
     assert_eq!(sqlstate(error), "53300");

@@ -142,9 +142,7 @@ impl Listener {
             Ok(Ok(Handshake::Cancel { pid, secret })) => self.forward_cancel(pid, secret).await,
             Ok(Ok(Handshake::Startup(mut startup))) => {
                 warn!(%peer, "refusing a client: limits.max_clients reached");
-                let mut out = BytesMut::new();
-                build::error_response(&mut out, Severity::Fatal, "53300", "sorry, too many clients already");
-                let _ = startup.stream.write_all(&out).await;
+                let _ = startup.stream.write_all(&too_many_clients_error()).await;
                 let _ = startup.stream.flush().await;
             }
             Ok(Err(e)) => debug!(%peer, error = %e, "refused connection ended before its startup"),
@@ -160,7 +158,12 @@ const MAX_REFUSALS: usize = 64;
 /// Over `limits.max_clients` with [`MAX_REFUSALS`] refusals in progress: say so at once and close.
 async fn too_many_clients(mut socket: TcpStream, peer: SocketAddr) {
     warn!(%peer, "refusing a client: limits.max_clients reached");
+    let _ = socket.write_all(&too_many_clients_error()).await;
+}
+
+/// Postgres's answer over its connection limit.
+fn too_many_clients_error() -> BytesMut {
     let mut out = BytesMut::new();
     build::error_response(&mut out, Severity::Fatal, "53300", "sorry, too many clients already");
-    let _ = socket.write_all(&out).await;
+    out
 }

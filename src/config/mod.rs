@@ -263,9 +263,9 @@ pub struct TimeoutsConfig {
 }
 
 impl TimeoutsConfig {
-    /// Whether any timeout counts from a client's last message (`query`, `idle_in_transaction`,
-    /// `client_idle`).
-    pub fn measure_from_client_activity(&self) -> bool {
+    /// Whether any timeout a session keeps a clock for is set (`query`, `idle_in_transaction`,
+    /// `client_idle`): without one, sessions read no clock per message.
+    pub fn any_session_timeout(&self) -> bool {
         self.query.is_some() || self.idle_in_transaction.is_some() || self.client_idle.is_some()
     }
 }

@@ -251,7 +251,7 @@ impl Session {
                 if let Some(settled) = self.tx.ready(status, last) {
                     self.settle(settled);
                 }
-                if last && self.shared.config.timeouts.measure_from_client_activity() {
+                if last && self.shared.config.timeouts.any_session_timeout() {
                     // Idle from now, however long the statement ran.
                     self.last_activity = std::time::Instant::now();
                 }

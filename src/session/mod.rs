@@ -321,7 +321,7 @@ impl Session {
                     self.client_gone()
                 }
                 Event::ClientRead(Ok(_)) => {
-                    if self.shared.config.timeouts.measure_from_client_activity() {
+                    if self.shared.config.timeouts.any_session_timeout() {
                         // Only the timeouts read it, and a clock read costs per message.
                         self.last_activity = Instant::now();
                     }

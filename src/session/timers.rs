@@ -26,7 +26,7 @@ impl Session {
     /// When the statement or idle timeout in force (see `timeouts`) runs out.
     fn timeout_deadline(&self) -> Option<Instant> {
         let t = &self.shared.config.timeouts;
-        if !t.measure_from_client_activity() {
+        if !t.any_session_timeout() {
             // No timeout configured (the default): nothing to work out, every turn.
             return None;
         }
@@ -52,43 +52,28 @@ impl Session {
         if self.drain_deadline.is_some_and(|d| d <= now) {
             // Shutting down and still in a transaction at the deadline: Postgres rolls it back
             // when the connection closes; the client is told why, as Postgres tells it.
-            if let Some(lease) = &mut self.server {
-                lease.obj.broken = true;
-            }
-            build::error_response(
-                &mut self.to_client,
-                Severity::Fatal,
+            return self.end_with_fatal(
                 "57P01",
                 "terminating connection because pgcached is shutting down (timeouts.shutdown reached)",
             );
-            return Flow::Close;
         }
         if self.timeout_deadline().is_none_or(|d| d > now) {
             return Flow::Continue;
         }
         if self.server.is_none() {
-            build::error_response(
-                &mut self.to_client,
-                Severity::Fatal,
+            return self.end_with_fatal(
                 "57P05",
                 "terminating connection due to idle-session timeout (pgcached timeouts.client_idle)",
             );
-            return Flow::Close;
         }
         if !self.queue.is_empty() {
             if self.timeout_cancel.is_some() {
                 // The cancel went unanswered: the server is not coming back to this statement.
                 warn!(pool = %self.key, grace = ?CANCEL_GRACE, "a statement over timeouts.query did not end after its cancel: closing its server connection");
-                if let Some(lease) = &mut self.server {
-                    lease.obj.broken = true;
-                }
-                build::error_response(
-                    &mut self.to_client,
-                    Severity::Fatal,
+                return self.end_with_fatal(
                     "57014",
                     "canceling statement due to statement timeout (pgcached timeouts.query); the server did not answer the cancel, connection closed",
                 );
-                return Flow::Close;
             }
             self.timeout_cancel = Some(now);
             let target = self.shared.pools.target_arc();
@@ -102,15 +87,19 @@ impl Session {
                 .await;
             return Flow::Continue;
         }
+        self.end_with_fatal(
+            "25P03",
+            "terminating connection due to idle-in-transaction timeout (pgcached timeouts.idle_in_transaction)",
+        )
+    }
+
+    /// End the session with a FATAL `code`: the server connection it holds (mid-statement or
+    /// mid-transaction) is not given to anyone again; Postgres rolls back what it was doing.
+    fn end_with_fatal(&mut self, code: &str, message: &str) -> Flow {
         if let Some(lease) = &mut self.server {
             lease.obj.broken = true;
         }
-        build::error_response(
-            &mut self.to_client,
-            Severity::Fatal,
-            "25P03",
-            "terminating connection due to idle-in-transaction timeout (pgcached timeouts.idle_in_transaction)",
-        );
+        build::error_response(&mut self.to_client, Severity::Fatal, code, message);
         Flow::Close
     }
 }
