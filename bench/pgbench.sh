@@ -16,7 +16,8 @@
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
 #   BENCH_POOL=8              server connections for pgcached and PgBouncer (transaction pooling)
 #   BENCH_SCALE=1             pgbench -i scale (100k accounts per unit)
-#   BENCH_WORKLOADS="pk heavy mixed"   also: hot (the mix with Zipf keys), write (UPDATEs only)
+#   BENCH_WORKLOADS="pk heavy mixed"   also: hot (the mix with Zipf keys), write (UPDATEs only),
+#                             orm (each pk lookup in its own BEGIN … COMMIT)
 #   BENCH_MODES               pgbench -M values for every workload; unset = per workload:
 #                             pk "simple extended prepared", others "simple extended"
 #                             (BENCH_MODES_<workload> overrides one workload)
@@ -488,6 +489,10 @@ for w in $WORKLOADS; do
             check "$w $mode: pgcached cache on, hit ratio" "${HIT[pgcached-cache,$mode,$w]:-}" 0.9
             check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.5
             check "$w $mode: pgcached cache on / cache off" "$(ratio "$c" "${TPS[pgcached-nocache,$mode,$w]:-}")" 2
+        fi
+        if [[ $w == orm ]]; then
+            check "$w $mode: pgcached cache on, hit ratio" "${HIT[pgcached-cache,$mode,$w]:-}" 0.9
+            check "$w $mode: pgcached cache on / direct" "$(ratio "$c" "${TPS[direct,$mode,$w]:-}")" 1.5
         fi
         [[ $w == write ]] && check "$w $mode: pgcached cache on / cache off" "$(ratio "$c" "${TPS[pgcached-nocache,$mode,$w]:-}")" 0.95
         if [[ $w == pk || $w == heavy ]] && [[ -n "${TPS[pgpool,$mode,$w]:-}" ]]; then

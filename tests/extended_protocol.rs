@@ -280,8 +280,8 @@ async fn a_named_statement_follows_the_client_to_another_server_connection() {
     let mut backends = std::collections::HashSet::new();
     for releaser in [&b, &c, &b, &c] {
         // Both server connections are taken by b and c; a waits for the one `releaser` frees.
-        b.batch_execute("BEGIN").await.unwrap();
-        c.batch_execute("BEGIN").await.unwrap();
+        b.batch_execute(common::BEGIN_ON_SERVER).await.unwrap();
+        c.batch_execute(common::BEGIN_ON_SERVER).await.unwrap();
         a.bind("", "s", &[Some("2")], 0).execute("", 0).query("SELECT pg_backend_pid()").flush().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         releaser.batch_execute("COMMIT").await.unwrap();

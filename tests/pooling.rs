@@ -55,7 +55,7 @@ async fn an_exhausted_pool_answers_53300_naming_the_pool() {
     })
     .await;
     let holder = connect(&proxy.url("postgres", "app")).await;
-    holder.batch_execute("BEGIN").await.unwrap(); // holds the only server connection
+    holder.batch_execute(common::BEGIN_ON_SERVER).await.unwrap(); // holds the only server connection
     let waiter = connect(&proxy.url("postgres", "app")).await;
     let err = waiter.simple_query("SELECT 1").await.unwrap_err();
     let db = err.as_db_error().expect("a server-style error");

@@ -134,7 +134,7 @@ async fn a_cancel_during_the_pool_wait_answers_at_once_and_runs_nothing() {
     .await;
     let url = proxy.url("postgres", "app");
     let holder = common::connect(&url).await;
-    holder.batch_execute("BEGIN").await.unwrap(); // the pool's only connection, held
+    holder.batch_execute(common::BEGIN_ON_SERVER).await.unwrap(); // the pool's only connection, held
 
     let waiter = common::connect(&url).await;
     let token = waiter.cancel_token();

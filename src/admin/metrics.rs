@@ -53,6 +53,7 @@ pub struct ProxyCollector {
     flight_fallbacks: IntCounter,
     churn_suspensions: IntCounter,
     churn_bypasses: IntCounter,
+    bypassed: IntCounterVec,
     bytes: IntGauge,
     entries: IntGauge,
     pool_max_size: IntGaugeVec,
@@ -107,6 +108,13 @@ impl ProxyCollector {
                 "pgcached_cache_churn_bypasses_total",
                 "Lookups that bypassed the cache because their table was suspended from recording.",
             )?,
+            bypassed: IntCounterVec::new(
+                Opts::new(
+                    "pgcached_cache_bypassed_total",
+                    "Reads sent to Postgres without the cache (neither answered nor recorded), by reason.",
+                ),
+                &["reason"],
+            )?,
             bytes: gauge("pgcached_cache_bytes", "Weighed bytes of the live cache entries.")?,
             entries: gauge("pgcached_cache_entries", "Live cache entries.")?,
             pool_max_size: pool_gauge("pgcached_pool_max_size", "Server connections a pool may hold.")?,
@@ -117,7 +125,7 @@ impl ProxyCollector {
         })
     }
 
-    fn parts(&self) -> [&dyn Collector; 19] {
+    fn parts(&self) -> [&dyn Collector; 20] {
         [
             &self.build_info,
             &self.hits,
@@ -131,6 +139,7 @@ impl ProxyCollector {
             &self.flight_fallbacks,
             &self.churn_suspensions,
             &self.churn_bypasses,
+            &self.bypassed,
             &self.bytes,
             &self.entries,
             &self.pool_max_size,
@@ -163,6 +172,9 @@ impl ProxyCollector {
         set(&self.flight_fallbacks, s.flight_fallbacks);
         set(&self.churn_suspensions, s.churn_suspensions);
         set(&self.churn_bypasses, s.churn_bypasses);
+        for (why, n) in &s.bypassed {
+            set(&self.bypassed.with_label_values(&[why.label()]), *n);
+        }
         self.bytes.set(gauge_value(s.bytes));
         self.entries.set(gauge_value(s.entries));
 

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
 
+use super::catalog_sql::*;
 use super::names::RelName;
 use super::rowkey::{ColumnKind, RowColumns};
 
@@ -69,6 +70,8 @@ pub struct Catalog {
     writes: Memo<WriteClosure>,
     /// [`Catalog::row_columns`] answers.
     rows: Memo<Option<Arc<RowColumns>>>,
+    /// [`Catalog::default_isolation`] answers, by role.
+    isolation: Mutex<HashMap<String, Option<Arc<str>>>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
     /// session's resolved table names) is stale when it moved.
     epoch: std::sync::atomic::AtomicU64,
@@ -79,117 +82,6 @@ impl std::fmt::Debug for Catalog {
         f.debug_struct("Catalog").finish_non_exhaustive()
     }
 }
-
-/// `deps(oid)`: `$1` (in schema `$2`, or any) and every relation a read of it depends on — for a
-/// view the relations its rewrite rule references (recursively), for a partitioned or inherited
-/// table its children (a read of the parent reads them) and its parents (a write through the
-/// parent changes the child). A macro, to be the head of several queries.
-macro_rules! deps_cte {
-    () => {
-        "
-WITH RECURSIVE deps(oid) AS (
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
-  UNION
-    SELECT nxt.oid FROM deps, LATERAL (
-        -- a view: the relations its rewrite rule references
-        SELECT d.refobjid AS oid
-          FROM pg_rewrite r
-          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                          AND d.refclassid = 'pg_class'::regclass
-         WHERE r.ev_class = deps.oid AND d.refobjid <> deps.oid
-           AND (SELECT relkind FROM pg_class WHERE oid = deps.oid) = 'v'
-        -- partitions / inheritance children (a read of the parent reads them)
-        UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = deps.oid
-        -- and parents (a write through the parent changes the child)
-        UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = deps.oid
-    ) nxt
-)
-"
-    };
-}
-
-/// All relations `relation` depends on, itself included, as `"schema"."name"`.
-const DEPENDENCIES_SQL: &str = concat!(
-    deps_cte!(),
-    "SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
-  FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
-);
-
-/// For each relation a read of `relation` depends on (as [`DEPENDENCIES_SQL`]), why its rows
-/// may differ between two sessions with the same role and settings; no row when none.
-/// - a table with row-level security whose policies call a function that is not immutable
-///   (`current_setting()`, `now()`, a user function), use `SESSION_USER` or the clock, or read
-///   another relation: the key holds the role and the settings, not what those depend on;
-/// - a view whose body does the same (a `security_barrier` view filtering by a setting, or
-///   `WHERE at > now()`).
-///
-/// `pg_depend` does not record uses of built-in (pinned) functions, so the stored expression
-/// trees are read: every `:funcid` and every operator's (`:opno`) implementing function must be
-/// immutable, and a policy may name no `:relid` but its own table's. The SQL keywords that are
-/// not functions (`SESSION_USER`, `CURRENT_DATE`, …) are found in the deparsed text, where
-/// keywords are upper case and identifiers are not.
-const PRIVACY_SQL: &str = concat!(
-    deps_cte!(),
-    ",
--- what filters the rows of each relation: its policies (RLS tables), its body (views)
-guards(policy, rel, expr, tree) AS (
-    SELECT true, c.oid,
-           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''),
-           coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')
-      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_policy p ON p.polrelid = c.oid
-     WHERE c.relrowsecurity
-  UNION ALL
-    SELECT false, c.oid, pg_get_viewdef(c.oid), r.ev_action::text
-      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_rewrite r ON r.ev_class = c.oid
-     WHERE c.relkind = 'v'
-)
-SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
-       CASE WHEN g.policy THEN 'a row-level security policy of ' ELSE 'the view ' END
-       || format('%I.%I', n.nspname, c.relname) || ' depends on more than the role'
-  FROM guards g JOIN pg_class c ON c.oid = g.rel JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE g.expr ~ '\\m(SESSION_USER|CURRENT_DATE|CURRENT_TIME|CURRENT_TIMESTAMP|LOCALTIME|LOCALTIMESTAMP)\\M'
-    OR EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
-                 JOIN pg_proc pr ON pr.oid = m[1]::oid WHERE pr.provolatile <> 'i')
-    OR EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':opno (\\d+)', 'g') m
-                 JOIN pg_operator o ON o.oid = m[1]::oid JOIN pg_proc pr ON pr.oid = o.oprcode
-                WHERE pr.provolatile <> 'i')
-    OR (g.policy AND EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':relid (\\d+)', 'g') m
-                              WHERE m[1]::oid <> g.rel))
- ORDER BY 1"
-);
-
-/// Whether any function named `$1` (in schema `$2`, or any) may change session settings when
-/// called: a built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions
-/// `set_config`, has a statement starting with `SET` or `RESET` (not `UPDATE … SET`), or runs
-/// dynamic SQL (`EXECUTE`); any other language (C, Python…) is opaque. No such function: NULL
-/// (the caller assumes it may). A function's own `SET` clause is restored when it returns and
-/// is not its body.
-///
-/// Then the custom (dotted) settings it may define: the literal names of its `set_config`
-/// calls, and whether that list is all of them (not when a `set_config` name is computed, a
-/// `SET` statement or dynamic SQL is in the body, or the body cannot be read).
-const SETS_SETTINGS_SQL: &str = "
-WITH f AS (
-  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname IN ('sql', 'plpgsql') AS readable,
-         coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '') AS body
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-   WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2))
-SELECT bool_or(CASE
-         WHEN builtin THEN proname = 'set_config'
-         WHEN readable THEN body ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
-         ELSE true END),
-       bool_or(CASE
-         WHEN builtin THEN proname = 'set_config'
-         WHEN readable THEN body ~* '((^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
-              OR (SELECT count(*) FROM regexp_matches(body, 'set_config\\s*\\(', 'gi'))
-               > (SELECT count(*) FROM regexp_matches(body, 'set_config\\s*\\(\\s*''[^'']*''', 'gi'))
-         ELSE true END),
-       array(SELECT DISTINCT lower(m[1])
-               FROM f f2, regexp_matches(f2.body, 'set_config\\s*\\(\\s*''([^'']*)''', 'gi') m
-              WHERE f2.readable AND strpos(m[1], '.') > 0 ORDER BY 1)
-  FROM f";
 
 /// What calling a function may do to the session's settings (see `SETS_SETTINGS_SQL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,69 +100,6 @@ impl SettingsSetter {
     }
 }
 
-/// Every relation a write to `$1` (in schema `$2`, or any) may change, itself included: through
-/// a view or a rule (the relations its rewrite rules reference — a view's base tables, a `DO
-/// ALSO` rule's targets), partitions and inheritance relatives both ways, and tables whose
-/// foreign keys act on it (`ON DELETE/UPDATE CASCADE | SET NULL | SET DEFAULT`), recursively;
-/// with, for each, the user triggers' functions (language and source) — what those write is
-/// read from the source ([`crate::sql::body_writes`]).
-const WRITE_CLOSURE_SQL: &str = "
-WITH RECURSIVE w(oid, depth) AS (
-    SELECT c.oid, 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
-  UNION
-    SELECT nxt.oid, w.depth + 1 FROM w, LATERAL (
-        SELECT d.refobjid AS oid
-          FROM pg_rewrite r
-          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                          AND d.refclassid = 'pg_class'::regclass
-         WHERE r.ev_class = w.oid AND d.refobjid <> w.oid
-        UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = w.oid
-        UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = w.oid
-        UNION ALL SELECT con.conrelid FROM pg_constraint con
-         WHERE con.contype = 'f' AND con.confrelid = w.oid
-           AND (con.confdeltype IN ('c', 'n', 'd') OR con.confupdtype IN ('c', 'n', 'd'))
-    ) nxt
-     WHERE w.depth < 64
-)
-SELECT c.relname::text,
-       coalesce((SELECT array_agg(l.lanname::text || ':' || p.prosrc)
-                   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-                   JOIN pg_language l ON l.oid = p.prolang
-                  WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '{}'),
-       bool_or(w.depth > 0 AND w.oid IN (SELECT oid FROM w WHERE depth = 0) OR w.depth >= 63)
-  FROM w JOIN pg_class c ON c.oid = w.oid
- GROUP BY c.oid, c.relname";
-
-/// Whether a table may be tracked by rows (a plain table nothing rewrites on a write's behalf:
-/// no user trigger — pgcached's own NOTIFY trigger aside —, rule, inheritance or self-referencing
-/// foreign-key action), its pinnable
-/// columns as `name:kind` (integer, deterministic text, uuid; not generated) and its primary
-/// key's columns. One row per relation of that name: more than one is not tracked by rows.
-const ROW_COLUMNS_SQL: &str = "
-SELECT c.relkind = 'r'
-       AND NOT c.relhasrules AND NOT c.relispartition AND NOT c.relhassubclass
-       AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
-       AND NOT EXISTS (SELECT 1 FROM pg_trigger t
-                         JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
-                        WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
-                          AND NOT (pn.nspname = 'pgcached' AND p.proname = 'notify_invalidate'))
-       AND NOT EXISTS (SELECT 1 FROM pg_constraint k
-                        WHERE k.contype = 'f' AND k.conrelid = c.oid AND k.confrelid = c.oid
-                          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))),
-       coalesce((SELECT array_agg(a.attname::text || ':' || CASE WHEN a.atttypid IN (20, 21, 23) THEN 'int'
-                                                              WHEN a.atttypid = 2950 THEN 'uuid'
-                                                              ELSE 'text' END)
-                   FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
-                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-                    AND (a.atttypid IN (20, 21, 23, 2950)
-                         OR a.atttypid IN (25, 1043) AND coalesce(co.collisdeterministic, true))), '{}'),
-       coalesce((SELECT array_agg(a.attname::text)
-                   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                  WHERE i.indrelid = c.oid AND i.indisprimary), '{}')
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
-
 /// What a write to a relation may change (see [`Catalog::write_closure`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteClosure {
@@ -286,21 +115,6 @@ pub struct WriteClosure {
 /// Relations followed for one write before the closure gives up (and says: the database).
 const MAX_CLOSURE: usize = 64;
 
-/// The first schema of `$2` (in order) holding a relation named `$1`: where Postgres resolves
-/// an unqualified name under that search path.
-const RESOLVE_SQL: &str = "
-SELECT n.nspname
-  FROM unnest($2::text[]) WITH ORDINALITY AS s(name, pos)
-  JOIN pg_namespace n ON n.nspname = s.name
-  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $1
- ORDER BY s.pos
- LIMIT 1";
-
-const VOLATILITY_SQL: &str = "
-SELECT max(p.provolatile::text)
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
-
 impl Catalog {
     pub fn new(pool: Pool) -> Catalog {
         Catalog {
@@ -311,6 +125,7 @@ impl Catalog {
             setters: Mutex::default(),
             writes: Mutex::default(),
             rows: Mutex::default(),
+            isolation: Mutex::default(),
             epoch: Default::default(),
         }
     }
@@ -494,6 +309,29 @@ impl Catalog {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
+    /// The `default_transaction_isolation` a session of `role` starts with in this database
+    /// (see `DEFAULT_ISOLATION_SQL`), as Postgres spells it; `None` when it cannot be known.
+    /// Memoized until [`Catalog::refresh`] (`ALTER ROLE/DATABASE … SET` is DDL).
+    pub async fn default_isolation(&self, role: &str) -> Result<Option<Arc<str>>, CatalogError> {
+        if let Some(hit) = self.default_isolation_known(role) {
+            return Ok(hit);
+        }
+        let client = self.pool.get().await?;
+        let row = client.query_one(DEFAULT_ISOLATION_SQL, &[&role]).await?;
+        let value: Option<Arc<str>> = row.get::<_, Option<String>>(0).map(Into::into);
+        let mut memo = self.isolation.lock().expect("catalog lock");
+        if memo.len() >= MAX_MEMO {
+            memo.clear();
+        }
+        memo.insert(role.to_string(), value.clone());
+        Ok(value)
+    }
+
+    /// [`Catalog::default_isolation`] if it is already known, without waiting.
+    pub fn default_isolation_known(&self, role: &str) -> Option<Option<Arc<str>>> {
+        self.isolation.lock().expect("catalog lock").get(role).cloned()
+    }
+
     /// Forget everything memoized (after DDL: CREATE/ALTER/DROP VIEW, FUNCTION, TABLE, …).
     pub fn refresh(&self) {
         self.relations.lock().expect("catalog lock").clear();
@@ -502,6 +340,7 @@ impl Catalog {
         self.setters.lock().expect("catalog lock").clear();
         self.writes.lock().expect("catalog lock").clear();
         self.rows.lock().expect("catalog lock").clear();
+        self.isolation.lock().expect("catalog lock").clear();
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 

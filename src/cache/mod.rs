@@ -33,6 +33,7 @@
 //! write is done. Inside a transaction: do not fill (step 4 → forward uncached).
 
 pub mod catalog;
+mod catalog_sql;
 pub mod catalogs;
 pub mod churn;
 pub mod flight;
@@ -52,6 +53,6 @@ pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest, Statement
 pub use names::{RelName, version_key};
 pub use recorder::{CachedResult, Recorder, Rejected};
 pub use rules::{Decision, DecisionSource, Hints, Rules, RulesError};
-pub use stats::{CacheStats, InvalidationCause, StatsSnapshot};
+pub use stats::{Bypass, CacheStats, InvalidationCause, StatsSnapshot};
 pub use store::{FillSpec, Lookup, ResultCache};
 pub use versions::{RowDeps, RowWrite, TableVersions, Versions};

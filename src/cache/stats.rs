@@ -52,6 +52,65 @@ impl Rejected {
     }
 }
 
+/// Why a read went to Postgres without the cache (neither answered nor recorded). Also a
+/// metrics label, and said in the debug log with the statement's fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bypass {
+    /// In a REPEATABLE READ or SERIALIZABLE block (or one whose level is unknown, or that
+    /// began where the proxy could not follow it).
+    TransactionIsolation,
+    /// In a block that wrote a table the read depends on (or may have: unknown functions).
+    WrittenInTransaction,
+    /// In a block that changed settings or its characteristics.
+    SettingsInTransaction,
+    /// The session's answers are private to it (temporary tables, settings the proxy cannot
+    /// follow, statements it could not read).
+    PrivateSession,
+    /// It calls a volatile, stable or unknown function.
+    Function,
+    /// `FOR UPDATE` / `FOR SHARE`.
+    Locking,
+    /// It reads system catalogs and `cache.catalogs` is off.
+    SystemCatalog,
+    /// A `cache.rules` rule says not to cache it.
+    Rule,
+    /// Row-level security or a view body that depends on more than the key holds.
+    RowSecurity,
+    /// Anything else: several statements in one Query, `SELECT INTO`, a statement the analysis
+    /// could not read, the catalog not answering.
+    Other,
+}
+
+impl Bypass {
+    pub const ALL: [Bypass; 10] = [
+        Bypass::TransactionIsolation,
+        Bypass::WrittenInTransaction,
+        Bypass::SettingsInTransaction,
+        Bypass::PrivateSession,
+        Bypass::Function,
+        Bypass::Locking,
+        Bypass::SystemCatalog,
+        Bypass::Rule,
+        Bypass::RowSecurity,
+        Bypass::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Bypass::TransactionIsolation => "transaction_isolation",
+            Bypass::WrittenInTransaction => "written_in_transaction",
+            Bypass::SettingsInTransaction => "settings_in_transaction",
+            Bypass::PrivateSession => "private_session",
+            Bypass::Function => "function",
+            Bypass::Locking => "locking",
+            Bypass::SystemCatalog => "system_catalog",
+            Bypass::Rule => "rule",
+            Bypass::RowSecurity => "row_security",
+            Bypass::Other => "other",
+        }
+    }
+}
+
 /// What caused an invalidation. Also a metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidationCause {
@@ -116,6 +175,7 @@ pub struct CacheStats {
     /// Tables suspended from recording, and lookups that bypassed the cache for it (`churn`).
     churn_suspensions: AtomicU64,
     churn_bypasses: AtomicU64,
+    bypassed: [AtomicU64; Bypass::ALL.len()],
     bytes: AtomicI64,
     entries: AtomicI64,
 }
@@ -138,6 +198,8 @@ pub struct StatsSnapshot {
     pub churn_suspensions: u64,
     /// Lookups that bypassed the cache because their table was suspended.
     pub churn_bypasses: u64,
+    /// Reads that went to Postgres without the cache, by reason.
+    pub bypassed: Vec<(Bypass, u64)>,
     /// Weighed bytes of the live entries (frames plus a fixed per-entry overhead).
     pub bytes: u64,
     pub entries: u64,
@@ -146,6 +208,10 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     pub fn rejected(&self, why: Rejected) -> u64 {
         self.rejected.iter().find(|(r, _)| *r == why).map_or(0, |(_, n)| *n)
+    }
+
+    pub fn bypassed(&self, why: Bypass) -> u64 {
+        self.bypassed.iter().find(|(r, _)| *r == why).map_or(0, |(_, n)| *n)
     }
 
     pub fn invalidations(&self, cause: InvalidationCause) -> u64 {
@@ -187,6 +253,9 @@ impl CacheStats {
     pub fn churn_bypass(&self) {
         self.churn_bypasses.fetch_add(1, Relaxed);
     }
+    pub fn bypassed(&self, why: Bypass) {
+        self.bypassed[why as usize].fetch_add(1, Relaxed);
+    }
     /// An entry of `weight` bytes was stored (+) or removed (-).
     pub fn entry_delta(&self, weight: u32, added: bool) {
         let (w, n) = if added { (i64::from(weight), 1) } else { (-i64::from(weight), -1) };
@@ -210,6 +279,7 @@ impl CacheStats {
             flight_fallbacks: self.flight_fallbacks.load(Relaxed),
             churn_suspensions: self.churn_suspensions.load(Relaxed),
             churn_bypasses: self.churn_bypasses.load(Relaxed),
+            bypassed: Bypass::ALL.iter().map(|r| (*r, self.bypassed[*r as usize].load(Relaxed))).collect(),
             bytes: self.bytes.load(Relaxed).max(0) as u64,
             entries: self.entries.load(Relaxed).max(0) as u64,
         }
@@ -241,7 +311,13 @@ mod tests {
     #[test]
     fn labels_are_distinct() {
         let mut l: Vec<_> = Rejected::ALL.iter().map(|r| r.label()).collect();
+        l.sort_unstable();
         l.dedup();
         assert_eq!(l.len(), Rejected::ALL.len());
+        let mut l: Vec<_> = Bypass::ALL.iter().map(|r| r.label()).collect();
+        l.sort_unstable();
+        l.dedup();
+        assert_eq!(l.len(), Bypass::ALL.len());
+        assert!(Bypass::ALL.iter().enumerate().all(|(i, b)| *b as usize == i), "ALL in declaration order");
     }
 }

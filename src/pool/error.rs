@@ -28,6 +28,10 @@ pub enum PoolError {
         "pgcached: this session's settings could not be restored on a server connection ({0}); they were reset to their startup values"
     )]
     Settings(#[source] ServerError),
+    /// The transaction the proxy held (see `session::held`) could not be begun on the
+    /// connection the client got (the server's error is kept inside).
+    #[error("pgcached: the transaction could not be begun on a server connection: {0}")]
+    Begin(#[source] ServerError),
     /// The pools are shut down.
     #[error("pgcached: the connection pool is closed (shutting down)")]
     Closed,
@@ -45,7 +49,7 @@ impl PoolError {
     pub fn sqlstate(&self) -> &str {
         match self {
             PoolError::Timeout { .. } => "53300",
-            PoolError::Connect(source) | PoolError::Settings(source) => source.sqlstate(),
+            PoolError::Connect(source) | PoolError::Settings(source) | PoolError::Begin(source) => source.sqlstate(),
             PoolError::Closed => "57P01",
             PoolError::Config(_) => "08006",
             PoolError::Cancelled => "57014",
@@ -67,6 +71,7 @@ impl PoolError {
             PoolError::Timeout { .. } => "timeout",
             PoolError::Connect(_) => "connect",
             PoolError::Settings(_) => "settings",
+            PoolError::Begin(_) => "begin",
             PoolError::Closed => "closed",
             PoolError::Config(_) => "config",
             PoolError::Cancelled => "cancelled",

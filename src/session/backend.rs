@@ -373,9 +373,10 @@ impl Session {
     }
 
     /// The exchange a fill was recording is over: store it if it is a complete, fresh answer
-    /// of an autocommit statement.
+    /// (armed only where reads may be shared: see `isolation`).
     fn finish_fill(&mut self, recorder: crate::cache::Recorder) {
-        if self.tx.is_idle()
+        // A block that failed meanwhile recorded no answer worth keeping.
+        if self.tx.status() != b'E'
             && let Err(why) = self.shared.cache.complete(recorder)
         {
             tracing::debug!(?why, "cache fill rejected");

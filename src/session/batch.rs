@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::caching::{Execution, cacheable_statement};
+use super::caching::Execution;
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::cache::{CachedResult, Lookup, Recorder};
@@ -70,7 +70,8 @@ impl Session {
             }
             Plan::Hit { entry, parses, describe } => {
                 self.register_parses(&frames);
-                self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe));
+                let status = self.tx.status();
+                self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe, status));
             }
             Plan::Fill(recorder) => {
                 // The segment this batch opens records its answer (see `state::Segment`).
@@ -113,6 +114,9 @@ impl Session {
             return Plan::Local(reply);
         }
         if let Some(reply) = self.known_parses_only(frames) {
+            return Plan::Local(reply);
+        }
+        if let Some(reply) = self.held_batch(frames).await {
             return Plan::Local(reply);
         }
         if !self.cache_usable() {
@@ -184,7 +188,7 @@ impl Session {
             Ok(v) if v.rewrite.is_none() && v.notices.is_empty() => v,
             _ => return Plan::Forward,
         };
-        let Some(s) = cacheable_statement(&verdict.analysis, self.shared.config.cache.catalogs) else {
+        let Some(s) = self.cacheable_now(&verdict.analysis) else {
             return Plan::Forward;
         };
         match self.cache_lookup(text, s, Some(exec)).await {
@@ -304,7 +308,7 @@ impl Session {
 /// The whole answer to a cacheable batch from a hit: a ParseComplete per Parse, BindComplete,
 /// the RowDescription if the portal was described (the caller checked the entry has it), the
 /// rows, ReadyForQuery.
-fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: bool) {
+fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: bool, status: u8) {
     for _ in 0..parses {
         build::parse_complete(out);
     }
@@ -313,5 +317,5 @@ fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: 
         out.extend_from_slice(entry.description().unwrap_or_default());
     }
     out.extend_from_slice(entry.rows());
-    build::ready_for_query(out, b'I');
+    build::ready_for_query(out, status);
 }

@@ -4,17 +4,20 @@
 //!
 //! Cacheable (DESIGN.md, cache correctness rules): one read-only, deterministic statement — no
 //! volatile/stable/unknown functions, no FOR UPDATE/SHARE, no SELECT INTO, no data-modifying
-//! CTE, no system catalogs unless `cache.catalogs` — outside an explicit transaction, in a
-//! session whose answers are not private to it (`state::Private`: temporary tables, settings
-//! the proxy cannot follow, statements it cannot read).
+//! CTE, no system catalogs unless `cache.catalogs` — in autocommit or in a READ COMMITTED block
+//! that has not written what it reads nor changed settings (see `isolation`), in a session
+//! whose answers are not private to it (`state::Private`: temporary tables, settings the proxy
+//! cannot follow, statements it cannot read). A read that is not is counted by reason
+//! ([`Bypass`]).
 
 use bytes::Bytes;
 use tracing::debug;
 
 use crate::cache::rowkey::{self, BindValues};
-use crate::cache::{Catalog, RowDeps, RowWrite, WriteClosure};
+use crate::cache::{Bypass, Catalog, RowDeps, RowWrite, WriteClosure};
 
 use super::Session;
+use super::isolation::TxReads;
 use super::state::{Effects, Private, Writes};
 use std::sync::Arc;
 
@@ -50,6 +53,27 @@ pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Opt
     ok.then_some(s)
 }
 
+/// Why the statements of `analysis` are not cacheable ([`cacheable_statement`] said no), if
+/// they read: statements that do not read are not counted.
+fn why_not_cacheable(analysis: &Analysis, catalogs_ok: bool) -> Option<Bypass> {
+    let reads = |s: &StatementAnalysis| s.kind == StatementKind::Read;
+    let [s] = analysis.statements.as_slice() else {
+        return analysis.statements.iter().any(reads).then_some(Bypass::Other);
+    };
+    if !reads(s) {
+        return None;
+    }
+    Some(if s.locking {
+        Bypass::Locking
+    } else if !s.is_deterministic() || !s.is_read_only() {
+        Bypass::Function
+    } else if !catalogs_ok && s.reads_system_catalog() {
+        Bypass::SystemCatalog
+    } else {
+        Bypass::Other
+    })
+}
+
 /// The column and keys of the rows a read pinned by equality depends on (`None`: the whole
 /// table — its rows or types are not known well enough).
 async fn read_keys(
@@ -75,9 +99,46 @@ impl Session {
     pub(super) fn cache_usable(&self) -> bool {
         self.shared.cache.enabled()
             && self.private.is_empty()
-            && self.tx.is_idle()
+            && self.tx_reads().usable()
             && self.queue.is_quiet()
             && self.segment.is_synced()
+    }
+
+    /// The statement of `analysis` to look up in the cache, if it is cacheable and the session
+    /// may use the cache now; else `None`, and a read is counted with the reason.
+    pub(super) fn cacheable_now<'a>(&self, analysis: &'a Analysis) -> Option<&'a StatementAnalysis> {
+        if !self.shared.cache.enabled() {
+            return None;
+        }
+        let catalogs = self.shared.config.cache.catalogs;
+        let why = if self.cache_usable() {
+            match cacheable_statement(analysis, catalogs) {
+                Some(s) => return Some(s),
+                None => why_not_cacheable(analysis, catalogs)?,
+            }
+        } else {
+            // Not yet usable because requests are in flight (a pipeline): not a reason.
+            let why = if !self.private.is_empty() {
+                Bypass::PrivateSession
+            } else if let TxReads::Uncached(why) = self.tx_reads() {
+                why
+            } else {
+                return None;
+            };
+            if !analysis.statements.iter().any(|s| s.kind == StatementKind::Read) {
+                return None;
+            }
+            why
+        };
+        self.note_bypass(why, analysis.statements.first().map_or("", |s| s.fingerprint.as_str()));
+        None
+    }
+
+    /// Count a read sent to Postgres without the cache, and say why in the debug log (the
+    /// fingerprint masks literals).
+    fn note_bypass(&self, why: Bypass, fingerprint: &str) {
+        self.shared.cache.stats().bypassed(why);
+        debug!(reason = why.label(), %fingerprint, "read not cached");
     }
 
     /// Look a statement's answer up (waiting for a concurrent fill of the same key if there is
@@ -93,6 +154,7 @@ impl Session {
         let read: Vec<&str> = s.tables_read.iter().map(|t| t.name.as_str()).collect();
         let decision = self.shared.rules.decide(text_str, &read, Some(&s.fingerprint));
         if !decision.cache {
+            self.note_bypass(Bypass::Rule, &s.fingerprint);
             return Lookup::Bypass;
         }
         // Views and partitions: track the entry under the base tables too.
@@ -104,6 +166,7 @@ impl Session {
         let mut others_deps: Vec<String> = Vec::new();
         if !s.tables_read.is_empty() {
             let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+                self.note_bypass(Bypass::Other, &s.fingerprint);
                 return Lookup::Bypass;
             };
             for t in &s.tables_read {
@@ -128,6 +191,7 @@ impl Session {
                     }
                     Err(e) => {
                         debug!(error = %e, "catalog look-up failed: not cached");
+                        self.note_bypass(Bypass::Other, &s.fingerprint);
                         return Lookup::Bypass;
                     }
                 }
@@ -136,10 +200,12 @@ impl Session {
                     Ok(None) => {}
                     Ok(Some(why)) => {
                         debug!(relation = %rel, %why, "not cached");
+                        self.note_bypass(Bypass::RowSecurity, &s.fingerprint);
                         return Lookup::Bypass;
                     }
                     Err(e) => {
                         debug!(error = %e, "catalog look-up failed: not cached");
+                        self.note_bypass(Bypass::Other, &s.fingerprint);
                         return Lookup::Bypass;
                     }
                 }
@@ -147,6 +213,11 @@ impl Session {
             }
             tables.sort();
             tables.dedup();
+        }
+        if self.tx_reads() == TxReads::AfterWrites && self.tx_wrote_any(&tables) {
+            // Its own uncommitted writes are what this read must see.
+            self.note_bypass(Bypass::WrittenInTransaction, &s.fingerprint);
+            return Lookup::Bypass;
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
         let rows = match &s.rows {
@@ -211,6 +282,10 @@ impl Session {
     /// `cache.catalogs`) change while the process runs. A miss takes the long way
     /// ([`Self::cache_lookup`]), which counts it.
     pub(super) fn cached_answer(&self, text: &[u8], exec: Option<Execution<'_>>) -> Option<Arc<CachedResult>> {
+        // In a block that wrote, whether the entry's tables were written needs the analysis.
+        if !matches!(self.tx_reads(), TxReads::Autocommit | TxReads::Clean) {
+            return None;
+        }
         self.shared.cache.peek(&self.cache_key(text, exec))
     }
 
@@ -292,7 +367,7 @@ impl Session {
     /// (`Catalog::write_closure`, looked up before the statement was sent), in their order;
     /// `None` — flush the database — when a trigger may write anything, or the catalog has not
     /// answered (it is asked now, for the next time: failing safe, never guessing).
-    fn write_closures(&self, tables: &[String]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
+    pub(super) fn write_closures(&self, tables: &[String]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
         let catalog = self.shared.catalogs.for_database(&self.key.database)?;
         let mut closures = Vec::with_capacity(tables.len());
         for table in tables {

@@ -50,6 +50,11 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], bind: &BindValues<'_
             sets: Vec::new(),
             drops_statements: drops_statements(s),
             defines: Vec::new(),
+            // In a block, a setting changed (or the block's characteristics) is not in the key
+            // of what later reads there see.
+            private_reads: !s.settings.is_empty()
+                || s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
+                || s.kind == StatementKind::SessionSet,
         };
         note_session_state(s, &mut plan);
         for change in &s.settings {
@@ -98,6 +103,13 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
     if s.functions.iter().any(|f| crate::sql::functions::takes_session_lock(&f.name)) {
         plan.pins.add(Pins::ADVISORY_LOCK);
     }
+    if s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
+        && s.fingerprint.split_whitespace().nth(1).is_some_and(|w| w.eq_ignore_ascii_case("session"))
+    {
+        // `SET SESSION CHARACTERISTICS AS TRANSACTION …`: the session's defaults change, by
+        // words the settings do not follow.
+        plan.untracked_settings = true;
+    }
     if s.settings.iter().any(|c| c.name.as_deref() == Some("session_authorization")) {
         // RESET ALL does not undo it, and the key holds the role, not this.
         plan.untracked_settings = true;
@@ -121,7 +133,7 @@ fn control(s: &StatementAnalysis) -> Option<Control> {
     let StatementKind::Transaction(kind) = s.kind else { return None };
     let name = || s.savepoint.clone();
     Some(match kind {
-        TxKind::Begin => Control::Begin,
+        TxKind::Begin => Control::Begin(super::isolation::begin_form(&s.fingerprint).and_then(|f| f.isolation)),
         TxKind::Commit => Control::Commit,
         TxKind::Rollback => Control::Rollback,
         TxKind::Savepoint => Control::Savepoint(name()?),
@@ -306,6 +318,19 @@ mod tests {
     }
 
     #[test]
+    fn a_begin_carries_its_level_and_settings_make_reads_private() {
+        use crate::session::isolation::Isolation;
+        let p = one("BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '1MB'", &[]);
+        let e = effects(&p);
+        assert_eq!(e[0].control, Some(Control::Begin(Some(Isolation::RepeatableRead))));
+        assert!(e[1].private_reads && e[1].sets.is_empty(), "local: not followed, but private");
+        let p = one("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]);
+        assert!(effects(&p)[0].private_reads);
+        let p = one("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]);
+        assert!(p.untracked_settings, "the session's default level changes where no setting shows it");
+    }
+
+    #[test]
     fn plain_reads_have_nothing_to_follow() {
         let p = one("SELECT * FROM t WHERE id = 1", &[]);
         assert!(p.statements.is_none() && p.pins.is_empty() && p.private.is_empty());
@@ -316,8 +341,9 @@ mod tests {
         let p = one("BEGIN; UPDATE t SET a = 1; SAVEPOINT \"S\"; SET search_path TO x; ROLLBACK TO s; COMMIT", &[]);
         let e = effects(&p);
         assert_eq!(e.len(), 6);
-        assert_eq!(e[0].control, Some(Control::Begin));
+        assert_eq!(e[0].control, Some(Control::Begin(None)));
         assert_eq!(e[1].writes.tables, ["t"]);
+        assert!(e[3].private_reads && !e[1].private_reads);
         assert_eq!(e[2].control, Some(Control::Savepoint("S".into())));
         assert_eq!(e[3].sets, [SetEffect::Set { name: "search_path".into(), value: "x".into() }]);
         assert_eq!(e[4].control, Some(Control::RollbackTo("s".into())));
@@ -336,7 +362,7 @@ mod tests {
         assert_eq!(effects(&p)[0].defines, ["app.tenant"], "but the placeholder stays defined");
         assert_eq!(p.placeholders, ["app.tenant"]);
         let p = one("SELECT set_config($1::text, $2::text, $3)", &[Some("timezone"), Some("UTC"), Some("\u{1}")]);
-        assert!(p.statements.is_none(), "a binary true is local too");
+        assert!(effects(&p)[0].sets.is_empty() && effects(&p)[0].private_reads, "a binary true is local too");
         let p = one("SELECT set_config(current_user, 'x', false)", &[]);
         assert!(p.untracked_settings && p.private.contains(Private::UNTRACKED_SETTINGS));
         assert!(p.unknown_placeholders, "a computed name may be a custom setting's");
@@ -354,7 +380,8 @@ mod tests {
         let p = one("RESET ALL", &[]);
         assert_eq!(effects(&p)[0].sets, [SetEffect::ResetAll]);
         let p = one("SET LOCAL search_path TO x", &[]);
-        assert!(p.statements.is_none());
+        assert!(effects(&p)[0].sets.is_empty(), "ends with the transaction: not carried");
+        assert!(effects(&p)[0].private_reads, "but the block's later reads are not shared");
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl Session {
         let mut query = Bytes::copy_from_slice(p.query);
         if let Ok(text) = std::str::from_utf8(p.query) {
             self.look_up_catalog(text).await;
+            if self.shared.cache.enabled() && !self.cache_usable() {
+                // Not gathered into a batch (see `batch`): a read is counted here, once per
+                // Parse, if the session or its transaction keeps it from the cache.
+                self.cacheable_now(&crate::sql::analyze(text));
+            }
         }
         if let Some(text) = std::str::from_utf8(p.query).ok().filter(|_| self.policy.is_some()) {
             self.resolve_tables(text).await;
@@ -532,10 +537,7 @@ impl Session {
 /// CommandComplete `DEALLOCATE`.
 fn deallocate_complete() -> BytesMut {
     let mut out = BytesMut::new();
-    out.put_u8(b'C');
-    out.put_u32(0);
-    out.put_slice(b"DEALLOCATE\0");
-    patch_len(&mut out);
+    build::command_complete(&mut out, "DEALLOCATE");
     out
 }
 

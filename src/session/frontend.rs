@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tracing::{debug, warn};
 
-use super::caching::cacheable_statement;
 use super::effects;
 use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
@@ -274,7 +273,7 @@ impl Session {
             self.refuse_statement(&refusal, true);
             return Ok(Flow::Continue);
         }
-        if self.answer_deallocate(text) {
+        if self.answer_deallocate(text) || self.answer_held(&verdict.analysis, text).await {
             return Ok(Flow::Continue);
         }
         self.push_notices(&verdict.notices);
@@ -287,17 +286,15 @@ impl Session {
         let sent = rewritten.as_ref().unwrap_or(frame);
         let sent_text = new_text.as_deref().unwrap_or(text);
         let mut fill = None;
-        if self.cache_usable() {
-            let analysis = verdict.analysis.clone();
-            if let Some(s) = cacheable_statement(&analysis, self.shared.config.cache.catalogs) {
-                match self.cache_lookup(sent_text.as_bytes(), s, None).await {
-                    Lookup::Hit(entry) => {
-                        self.replay_simple(&entry.frames);
-                        return Ok(Flow::Continue);
-                    }
-                    Lookup::Fill(recorder) => fill = Some(recorder),
-                    Lookup::Wait(_) | Lookup::Bypass => {}
+        let analysis = verdict.analysis.clone();
+        if let Some(s) = self.cacheable_now(&analysis) {
+            match self.cache_lookup(sent_text.as_bytes(), s, None).await {
+                Lookup::Hit(entry) => {
+                    self.replay_simple(&entry.frames);
+                    return Ok(Flow::Continue);
                 }
+                Lookup::Fill(recorder) => fill = Some(recorder),
+                Lookup::Wait(_) | Lookup::Bypass => {}
             }
         }
         let sent = sent.clone();
@@ -507,6 +504,7 @@ impl Session {
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, err.sqlstate(), &err.to_string());
         self.queue.push(Entry::Synth(out.freeze()));
+        self.fail_held();
         match t {
             tag::QUERY | tag::FUNCTION_CALL => self.synth_ready(),
             tag::SYNC => {

@@ -13,7 +13,7 @@ use crate::sql::{self, Refusal, Verdict};
 use crate::wire::build::{self, Severity};
 
 /// Run on the server to put an open transaction in the failed state, as a real error would.
-const ABORT_TRANSACTION: &str = "SELECT 1/0 /* pgcached: a refused statement aborts the transaction */";
+pub(super) const ABORT_TRANSACTION: &str = "SELECT 1/0 /* pgcached: a refused statement aborts the transaction */";
 
 /// Where this session's unqualified table names resolve, for a policy's table rules: worked
 /// out with the session's own `search_path` and role, for the settings generation and catalog
@@ -135,6 +135,7 @@ impl Session {
     /// client sees exactly what Postgres would show after an error. `simple`: as for
     /// [`Session::refuse_statement`].
     pub(super) fn fail_statement(&mut self, mut reply: BytesMut, simple: bool) {
+        self.fail_held();
         let in_transaction = !self.tx.is_idle() || !self.segment.is_synced();
         if in_transaction && self.server.is_some() {
             let mut out = BytesMut::new();

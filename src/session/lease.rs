@@ -73,6 +73,10 @@ impl Session {
             }
             obj.placeholders.extend(undefined.into_iter().cloned());
         }
+        if self.held_begin.is_some() {
+            // Boxed: once per held transaction that needs a server.
+            Box::pin(self.begin_held_on(&mut obj)).await.map_err(PoolError::Begin)?;
+        }
         let Some(io) = obj.io.take() else {
             obj.broken = true;
             return Err(PoolError::Closed);

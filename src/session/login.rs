@@ -156,6 +156,7 @@ pub async fn login(
         server_unflushed: false,
         client_held: false,
         timeout_cancel: None,
+        held_begin: None,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

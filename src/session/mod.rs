@@ -13,6 +13,8 @@
 //! - [`backend`]: handling of server frames (track state, forward).
 //! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
 //! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
+//! - `isolation` and `held`: reads inside transaction blocks, and blocks answered without a
+//!   server until they need one.
 //! - `guard`: the policy check of every query string and Parse, and refusals.
 //! - `keywords`: the scan that tells a statement that may change session state from one that cannot.
 //! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit.
@@ -33,6 +35,8 @@ mod effects;
 mod extended;
 mod frontend;
 mod guard;
+mod held;
+pub mod isolation;
 mod keywords;
 mod lease;
 pub mod login;
@@ -225,6 +229,9 @@ pub struct Session {
     /// client's next message): its error then names the timeout, and a server that has not
     /// answered `timers::CANCEL_GRACE` later is dropped.
     timeout_cancel: Option<Instant>,
+    /// The `BEGIN` the proxy answered itself, to be sent before the first statement that needs
+    /// a server (see `held`); `None`: no block is held.
+    held_begin: Option<String>,
 }
 
 impl Session {
@@ -256,7 +263,9 @@ impl Session {
                 Lifecycle::Running => {}
                 Lifecycle::Draining => {
                     self.maybe_release().await;
-                    if self.server.is_none() {
+                    // A held block is a transaction in progress: it may end (or the deadline
+                    // come) first.
+                    if self.server.is_none() && self.held_begin.is_none() {
                         build::error_response(
                             &mut self.to_client,
                             Severity::Fatal,

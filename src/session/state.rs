@@ -36,6 +36,7 @@
 
 use std::sync::Arc;
 
+use super::isolation::Isolation;
 use super::params::SetEffect;
 use crate::cache::Recorder;
 use crate::cache::rowkey::PinValue;
@@ -44,7 +45,8 @@ use crate::sql::TableRef;
 /// Transaction control a statement performs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    Begin,
+    /// `BEGIN` / `START TRANSACTION`, with the isolation level it names (`None`: the default).
+    Begin(Option<Isolation>),
     Commit,
     Rollback,
     Savepoint(String),
@@ -142,6 +144,10 @@ pub struct Effects {
     pub drops_statements: bool,
     /// Custom settings it defines (see `Session::placeholders`): the client's once it ran.
     pub defines: Vec<String>,
+    /// It changes settings or the transaction's characteristics (`SET LOCAL`, `SET`,
+    /// `set_config`, `SET TRANSACTION`): in a block, later reads may see what no cache key
+    /// holds (the proxy follows session settings only from the commit on).
+    pub private_reads: bool,
 }
 
 impl Effects {
@@ -152,6 +158,7 @@ impl Effects {
             && self.sets.is_empty()
             && !self.drops_statements
             && self.defines.is_empty()
+            && !self.private_reads
     }
 }
 
@@ -176,12 +183,23 @@ struct Savepoint {
     mark: usize,
 }
 
+/// What the proxy saw of the transaction block open now (see `isolation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The level its `BEGIN` named (`None`: the session's default).
+    pub isolation: Option<Isolation>,
+    /// A statement in it changed settings or its characteristics (see `Effects::private_reads`).
+    pub private_reads: bool,
+}
+
 /// The session's transaction: the status the server last reported, the savepoints open in
 /// it, and the effects of the statements completed in it, kept until it ends.
 #[derive(Debug)]
 pub struct Transaction {
     /// ReadyForQuery status: `I` idle, `T` in a block, `E` in a failed block.
     status: u8,
+    /// The block open now, if the proxy saw it begin (`None` also outside a block).
+    block: Option<Block>,
     savepoints: Vec<Savepoint>,
     /// Effects of completed statements since the transaction began, in order.
     log: Vec<Arc<Effects>>,
@@ -195,7 +213,14 @@ pub struct Transaction {
 
 impl Default for Transaction {
     fn default() -> Transaction {
-        Transaction { status: b'I', savepoints: Vec::new(), log: Vec::new(), failed: false, following: false }
+        Transaction {
+            status: b'I',
+            block: None,
+            savepoints: Vec::new(),
+            log: Vec::new(),
+            failed: false,
+            following: false,
+        }
     }
 }
 
@@ -208,6 +233,47 @@ impl Transaction {
     /// No transaction block is open (as of the last ReadyForQuery).
     pub fn is_idle(&self) -> bool {
         self.status == b'I'
+    }
+
+    /// The block open now, if the proxy saw it begin.
+    pub fn block(&self) -> Option<Block> {
+        self.block
+    }
+
+    /// Whether a statement completed in this transaction wrote anything.
+    pub fn wrote(&self) -> bool {
+        self.log.iter().any(|e| !e.writes.is_empty())
+    }
+
+    /// Everything the statements completed in this transaction wrote so far.
+    pub fn writes(&self) -> Writes {
+        let mut writes = Writes::default();
+        for e in &self.log {
+            writes.merge(&e.writes);
+        }
+        writes
+    }
+
+    /// The proxy answered a `BEGIN` itself (see `held`): the client is in a block that has
+    /// not reached Postgres yet.
+    pub fn begin_held(&mut self, isolation: Option<Isolation>) {
+        *self = Transaction {
+            status: b'T',
+            block: Some(Block { isolation, private_reads: false }),
+            following: true,
+            ..Transaction::default()
+        };
+    }
+
+    /// A statement of a block that has not reached Postgres failed (the proxy refused it):
+    /// the block is failed, as an error there would leave it.
+    pub fn fail_held(&mut self) {
+        self.status = b'E';
+    }
+
+    /// The proxy answered the `COMMIT` / `ROLLBACK` of a block that never reached Postgres.
+    pub fn end_held(&mut self) {
+        *self = Transaction::default();
     }
 
     /// Whether every statement must be analysed and followed right now.
@@ -252,7 +318,16 @@ impl Transaction {
                     }
                 }
             }
-            Some(Control::Begin) | None => {}
+            // A BEGIN inside a block changes nothing (Postgres warns).
+            Some(Control::Begin(isolation)) if self.status == b'I' && self.block.is_none() => {
+                self.block = Some(Block { isolation: *isolation, private_reads: false });
+            }
+            Some(Control::Begin(_)) | None => {}
+        }
+        if effects.private_reads
+            && let Some(block) = &mut self.block
+        {
+            block.private_reads = true;
         }
         if !effects.writes.is_empty() || !effects.sets.is_empty() {
             self.log.push(effects.clone());
@@ -272,12 +347,14 @@ impl Transaction {
         if status == b'I' && self.log.is_empty() && self.savepoints.is_empty() && !self.failed {
             // Nearly every ReadyForQuery: nothing was logged, nothing to settle.
             self.status = status;
+            self.block = None;
             self.following &= !last;
             return None;
         }
         self.status = status;
         let settled = match status {
             b'I' => {
+                self.block = None;
                 let settled = if self.failed {
                     self.discard();
                     None

@@ -72,6 +72,11 @@ pub fn notice_response(out: &mut BytesMut, code: &str, message: &str) {
     });
 }
 
+/// CommandComplete with command tag `tag` (`BEGIN`, `COMMIT`, `DEALLOCATE`…).
+pub fn command_complete(out: &mut BytesMut, tag: &str) {
+    put_frame(out, b'C', |b| put_cstr(b, tag.as_bytes()));
+}
+
 pub fn ready_for_query(out: &mut BytesMut, status: u8) {
     put_frame(out, b'Z', |b| b.put_u8(status));
 }

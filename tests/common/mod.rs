@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod fuzz;
+pub mod http;
 pub mod pg;
 pub mod proxy;
 pub mod raw;
@@ -13,6 +14,10 @@ pub use pg::{PgCluster, PgOptions};
 pub use proxy::Proxy;
 
 use std::net::TcpListener;
+
+/// A transaction block that holds a server connection until it ends. A plain `BEGIN` alone
+/// does not: pgcached answers it itself until a statement needs a server (`session::held`).
+pub const BEGIN_ON_SERVER: &str = "BEGIN; SELECT pg_backend_pid()";
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to :0, read it, release it).
 /// Callers that bind it later must tolerate a (rare) race with another process.

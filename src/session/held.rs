@@ -1,0 +1,162 @@
+//! Transactions held off the server: under transaction pooling, a `BEGIN` (READ COMMITTED,
+//! nothing in it that could fail on the server) is answered by the proxy, and goes to Postgres
+//! only with the first statement that needs a server. A transaction whose reads are all
+//! answered from the cache — an ORM's `BEGIN; SELECT …; COMMIT` — never takes a server
+//! connection; its `COMMIT` or `ROLLBACK` is answered with the tag and status Postgres sends
+//! for a transaction that did nothing.
+//!
+//! What the client sees is what Postgres would send, with one difference: the transaction's
+//! start (`now()`, `transaction_timestamp()`, and the `xact_start` of `pg_stat_activity`) is
+//! the moment its first statement reached Postgres, not the `BEGIN` — the READ COMMITTED
+//! snapshot is first taken then in Postgres too. A statement the proxy fails in a held block
+//! (a refusal, no server to be had) fails the block, as an error would: the server's block is
+//! failed too before anything else runs there.
+
+use bytes::{Bytes, BytesMut};
+
+use super::Session;
+use super::isolation::{Isolation, begin_form};
+use crate::config::PoolMode;
+use crate::server::{ServerConn, ServerError};
+use crate::sql::{Analysis, StatementKind, TxKind};
+use crate::wire::Frame;
+use crate::wire::build;
+use crate::wire::frontend::{self, tag};
+
+impl Session {
+    /// Answer a simple-protocol `BEGIN`, `COMMIT` or `ROLLBACK` without the server if it may
+    /// be (see the module doc); `false`: it goes the usual way.
+    pub(super) async fn answer_held(&mut self, analysis: &Analysis, text: &str) -> bool {
+        let Some((tag, status)) = self.take_held(analysis, text).await else { return false };
+        self.answer_with(32, |out| {
+            build::command_complete(out, tag);
+            build::ready_for_query(out, status);
+        });
+        true
+    }
+
+    /// `Parse Bind Describe(portal)? Execute Sync` of one `BEGIN` / `COMMIT` / `ROLLBACK`
+    /// the proxy may answer itself (what `pgbench -M extended` and drivers that send every
+    /// statement in the extended protocol send): the whole answer. Not under a policy (its
+    /// checks of a Parse are the usual way's).
+    pub(super) async fn held_batch(&mut self, frames: &[Frame]) -> Option<Bytes> {
+        let [parse, bind, rest @ ..] = frames else { return None };
+        let (describe, [execute, sync]) = match rest {
+            [d, e, s] if d.tag() == tag::DESCRIBE => (true, [e, s]),
+            [e, s] => (false, [e, s]),
+            _ => return None,
+        };
+        let tags = [parse.tag(), bind.tag(), execute.tag(), sync.tag()];
+        if self.policy.is_some() || tags != [tag::PARSE, tag::BIND, tag::EXECUTE, tag::SYNC] {
+            return None;
+        }
+        let p = frontend::parse(parse.body())?;
+        let b = frontend::bind(bind.body())?;
+        let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
+        let described =
+            !describe || frontend::target(rest[0].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
+        let plain = b.portal.is_empty() && b.statement == p.name && p.param_types.is_empty();
+        if !(plain && whole_portal && described && frontend::bind_values(b.params_and_formats)?.is_empty()) {
+            return None;
+        }
+        let text = std::str::from_utf8(p.query).ok()?;
+        let analysis = crate::sql::analyze(text);
+        let (command, status) = self.take_held(&analysis, text).await?;
+        let mut out = BytesMut::with_capacity(64);
+        build::parse_complete(&mut out);
+        build::bind_complete(&mut out);
+        if describe {
+            build::no_data(&mut out);
+        }
+        build::command_complete(&mut out, command);
+        build::ready_for_query(&mut out, status);
+        Some(out.freeze())
+    }
+
+    /// Hold a `BEGIN`, or end a held block, if `analysis` is one such statement and the session
+    /// may: the command tag and the transaction status to answer with.
+    async fn take_held(&mut self, analysis: &Analysis, text: &str) -> Option<(&'static str, u8)> {
+        let [s] = analysis.statements.as_slice() else { return None };
+        match s.kind {
+            StatementKind::Transaction(TxKind::Begin) => self.hold_begin(text).await.map(|tag| (tag, b'T')),
+            StatementKind::Transaction(TxKind::Commit | TxKind::Rollback) if self.held_begin.is_some() => {
+                self.end_held(text, s.kind == StatementKind::Transaction(TxKind::Commit)).map(|tag| (tag, b'I'))
+            }
+            _ => None,
+        }
+    }
+
+    async fn hold_begin(&mut self, text: &str) -> Option<&'static str> {
+        let may = self.shared.cache.enabled()
+            && self.mode == PoolMode::Transaction
+            && self.server.is_none()
+            && self.held_begin.is_none()
+            && self.tx.is_idle()
+            && self.queue.is_empty()
+            && self.segment.is_synced()
+            && self.private.is_empty()
+            && self.lifecycle == super::Lifecycle::Running;
+        if !may {
+            return None;
+        }
+        let form = begin_form(text).filter(|f| f.holdable)?;
+        let read_committed = match form.isolation {
+            Some(level) => level == Isolation::ReadCommitted,
+            None => self.default_isolation_now().await == Some(Isolation::ReadCommitted),
+        };
+        if !read_committed {
+            return None;
+        }
+        self.tx.begin_held(form.isolation);
+        self.held_begin = Some(text.to_string());
+        Some(form.tag)
+    }
+
+    /// `COMMIT` / `END` / `ROLLBACK` / `ABORT` of a block that never reached Postgres: the tag
+    /// Postgres gives (`ROLLBACK` for a failed block's COMMIT). `AND CHAIN` goes the usual way
+    /// (the block reaches the server first).
+    fn end_held(&mut self, text: &str, commit: bool) -> Option<&'static str> {
+        let words: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let plain = matches!(
+            words.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            [_] | [_, "work" | "transaction"]
+                | [_, "and", "no", "chain"]
+                | [_, "work" | "transaction", "and", "no", "chain"]
+        );
+        if !plain || self.server.is_some() || !self.queue.is_empty() {
+            return None;
+        }
+        let tag = if commit && self.tx.status() == b'T' { "COMMIT" } else { "ROLLBACK" };
+        self.tx.end_held();
+        self.held_begin = None;
+        Some(tag)
+    }
+
+    /// On a server connection just taken: begin the held block there (failed, if a statement
+    /// of it failed already), before the client's statement.
+    pub(super) async fn begin_held_on(&mut self, obj: &mut ServerConn) -> Result<(), ServerError> {
+        let Some(begin) = self.held_begin.take() else { return Ok(()) };
+        if let Err(e) = obj.run_hidden(&begin).await {
+            // Not begun: the client's block is still held (and fails with this statement).
+            obj.broken = true;
+            self.held_begin = Some(begin);
+            return Err(e);
+        }
+        if self.tx.status() == b'E' {
+            // Expected to fail: that is its purpose.
+            let _ = obj.run_hidden(super::guard::ABORT_TRANSACTION).await;
+        }
+        Ok(())
+    }
+
+    /// A statement of a held block failed without reaching Postgres: the block is failed.
+    pub(super) fn fail_held(&mut self) {
+        if self.held_begin.is_some() && self.server.is_none() {
+            self.tx.fail_held();
+        }
+    }
+}

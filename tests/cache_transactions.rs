@@ -1,0 +1,259 @@
+//! Reads inside transaction blocks (`session::isolation`) and blocks the proxy holds off the
+//! server (`session::held`), against a real Postgres. A hit is seen from the outside: a row is
+//! changed directly in Postgres (around the proxy), so an answer from the cache still shows the
+//! old value, and an answer from Postgres the new one.
+
+mod common;
+
+use common::http::{get, sample};
+use common::raw::{RawClient, summaries};
+use common::{PgCluster, Proxy, connect, free_port};
+use tokio_postgres::{Client, GenericClient, IsolationLevel};
+
+const SETUP: &str = "CREATE TABLE kv (k int PRIMARY KEY, v text);
+                     INSERT INTO kv VALUES (1, 'one'), (2, 'two');
+                     CREATE TABLE other (k int PRIMARY KEY, v text);
+                     INSERT INTO other VALUES (1, 'first');
+                     CREATE ROLE rr LOGIN SUPERUSER;
+                     ALTER ROLE rr SET default_transaction_isolation = 'repeatable read';";
+
+async fn value(c: &impl GenericClient, table: &str, k: i32) -> String {
+    let sql = format!("SELECT v FROM {table} WHERE k = $1");
+    c.query_one(sql.as_str(), &[&k]).await.unwrap().get(0)
+}
+
+/// Change a row behind the proxy's back.
+fn sneak(pg: &PgCluster, table: &str, k: i32, v: &str) {
+    pg.psql_db("app", &format!("UPDATE {table} SET v = '{v}' WHERE k = {k}"));
+}
+
+/// Backends of database `app` in a transaction block (idle in it, or running).
+fn open_blocks(pg: &PgCluster) -> String {
+    pg.psql_db(
+        "app",
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = 'app' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+    )
+    .trim()
+    .to_string()
+}
+
+async fn in_block(c: &mut Client, table: &str, k: i32) -> String {
+    let tx = c.transaction().await.unwrap();
+    let v = value(&tx, table, k).await;
+    tx.commit().await.unwrap();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_in_a_read_committed_block_are_answered_and_recorded_by_the_cache() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let mut a = connect(&proxy.url("postgres", "app")).await;
+    let b = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(in_block(&mut a, "kv", 1).await, "one", "a miss in a block records the answer");
+    common::simple_one(&a, "SELECT v FROM kv WHERE k = 1").await;
+    sneak(&pg, "kv", 1, "behind");
+    assert_eq!(in_block(&mut a, "kv", 1).await, "one", "a hit in a block");
+    assert_eq!(value(&b, "kv", 1).await, "one", "the answer recorded in a block is everyone's");
+    // psycopg / SQLAlchemy style: the whole block in the simple protocol.
+    a.batch_execute("BEGIN").await.unwrap();
+    let inside = common::simple_one(&a, "SELECT v FROM kv WHERE k = 1").await;
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(inside.as_deref(), Some("one"), "simple protocol: a hit in a block");
+    // A write through the proxy invalidates for reads in blocks as for any.
+    b.execute("UPDATE kv SET v = 'new' WHERE k = 1", &[]).await.unwrap();
+    assert_eq!(in_block(&mut a, "kv", 1).await, "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeatable_read_and_serializable_blocks_read_from_postgres() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let admin = free_port();
+    let proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    let mut c = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(value(&c, "kv", 1).await, "one");
+    sneak(&pg, "kv", 1, "truth");
+    assert_eq!(value(&c, "kv", 1).await, "one", "autocommit: the cached answer");
+
+    for level in [IsolationLevel::RepeatableRead, IsolationLevel::Serializable] {
+        let tx = c.build_transaction().isolation_level(level).start().await.unwrap();
+        assert_eq!(value(&tx, "kv", 1).await, "truth", "{level:?} by BEGIN");
+        tx.commit().await.unwrap();
+    }
+    c.batch_execute("BEGIN; SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    assert_eq!(value(&c, "kv", 1).await, "truth", "by SET TRANSACTION");
+    c.batch_execute("COMMIT").await.unwrap();
+
+    c.batch_execute("SET default_transaction_isolation = 'serializable'").await.unwrap();
+    assert_eq!(in_block(&mut c, "kv", 1).await, "truth", "by the session's default");
+    c.batch_execute("RESET default_transaction_isolation").await.unwrap();
+    assert_eq!(in_block(&mut c, "kv", 1).await, "one", "READ COMMITTED again");
+
+    c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    assert_eq!(in_block(&mut c, "kv", 1).await, "truth", "by SET SESSION CHARACTERISTICS");
+
+    // The role's default (ALTER ROLE … SET), read from the catalog.
+    let mut rr = connect(&proxy.url("rr", "app")).await;
+    assert_eq!(value(&rr, "kv", 2).await, "two");
+    sneak(&pg, "kv", 2, "truth");
+    assert_eq!(value(&rr, "kv", 2).await, "two", "autocommit: cached");
+    assert_eq!(in_block(&mut rr, "kv", 2).await, "truth", "the role's default level");
+    // The client's startup options.
+    let mut opt = RawClient::connect_with(
+        proxy.port,
+        &[("user", "postgres"), ("database", "app"), ("options", "-c default_transaction_isolation=serializable")],
+    )
+    .await;
+    opt.query("BEGIN").flush().await;
+    opt.until_ready().await;
+    opt.query("SELECT v FROM kv WHERE k = 1").flush().await;
+    let rows = opt.until_ready().await;
+    assert!(summaries(&rows).iter().any(|m| m.contains("truth")), "startup options: {rows:?}");
+
+    let (_, metrics) = get(admin, "/metrics").await;
+    let bypassed = sample(&metrics, "pgcached_cache_bypassed_total{reason=\"transaction_isolation\"}");
+    assert!(bypassed.is_some_and(|n| n >= 5.0), "counted by reason: {bypassed:?}\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_reads_its_own_writes_and_settings_from_postgres() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let admin = free_port();
+    let proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    let mut c = connect(&proxy.url("postgres", "app")).await;
+    for (table, k) in [("kv", 1), ("other", 1)] {
+        value(&c, table, k).await;
+        sneak(&pg, table, k, "truth");
+    }
+    let tx = c.transaction().await.unwrap();
+    tx.execute("UPDATE kv SET v = 'mine' WHERE k = 2", &[]).await.unwrap();
+    assert_eq!(value(&tx, "kv", 1).await, "truth", "a table the block wrote: from Postgres");
+    assert_eq!(value(&tx, "kv", 2).await, "mine", "its own write");
+    assert_eq!(value(&tx, "other", 1).await, "first", "a table it did not write: from the cache");
+    tx.execute("SET LOCAL work_mem = '1MB'", &[]).await.unwrap();
+    assert_eq!(value(&tx, "other", 1).await, "truth", "after a setting changed in the block");
+    tx.rollback().await.unwrap();
+    assert_eq!(value(&c, "kv", 2).await, "two", "rolled back");
+    assert_eq!(value(&c, "other", 1).await, "first", "autocommit: cached again");
+
+    let (_, metrics) = get(admin, "/metrics").await;
+    for reason in ["written_in_transaction", "settings_in_transaction"] {
+        let n = sample(&metrics, &format!("pgcached_cache_bypassed_total{{reason=\"{reason}\"}}"));
+        assert!(n.is_some_and(|n| n >= 1.0), "{reason}: {n:?}\n{metrics}");
+    }
+}
+
+/// Each step through the proxy and directly: the same messages, statuses and tags.
+async fn same(via: &mut RawClient, direct: &mut RawClient, sql: &str) -> Vec<String> {
+    via.query(sql).flush().await;
+    direct.query(sql).flush().await;
+    let (got, want) = (summaries(&via.until_ready().await), summaries(&direct.until_ready().await));
+    assert_eq!(got, want, "{sql}");
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_answered_from_the_cache_takes_no_server_and_ends_as_in_postgres() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let mut via = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
+    let read = "SELECT v FROM kv WHERE k = 1";
+    same(&mut via, &mut direct, read).await;
+    for (begin, end) in [
+        ("BEGIN", "COMMIT"),
+        ("START TRANSACTION", "ROLLBACK"),
+        ("begin work", "end"),
+        ("BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY", "ABORT"),
+        ("BEGIN", "COMMIT AND NO CHAIN"),
+    ] {
+        assert_eq!(same(&mut via, &mut direct, begin).await.last().unwrap(), "Z:T");
+        same(&mut via, &mut direct, read).await;
+        // Directly, this client's own backend is in a block; through the proxy none is.
+        assert_eq!(open_blocks(&pg), "1", "{begin}: only the direct client's block");
+        assert_eq!(same(&mut via, &mut direct, end).await.last().unwrap(), "Z:I");
+    }
+    // A block that needs Postgres gets there, begun before its first statement.
+    same(&mut via, &mut direct, "BEGIN").await;
+    same(&mut via, &mut direct, read).await;
+    same(&mut via, &mut direct, "SELECT count(*) FROM kv").await;
+    assert_eq!(open_blocks(&pg), "2", "both blocks reached Postgres");
+    // (No row is locked: the two clients' blocks must not wait for each other.)
+    same(&mut via, &mut direct, "UPDATE kv SET v = 'x' WHERE k = 3").await;
+    same(&mut via, &mut direct, "ROLLBACK").await;
+    same(&mut via, &mut direct, "SELECT v FROM kv WHERE k = 2").await;
+    // COMMIT AND CHAIN keeps a block open: it goes to Postgres.
+    same(&mut via, &mut direct, "BEGIN").await;
+    assert_eq!(same(&mut via, &mut direct, "COMMIT AND CHAIN").await.last().unwrap(), "Z:T");
+    same(&mut via, &mut direct, "ROLLBACK").await;
+    // An error in a held block fails it: 25P02 until it ends, and COMMIT says ROLLBACK.
+    same(&mut via, &mut direct, "BEGIN").await;
+    same(&mut via, &mut direct, "SELECT 1/0").await;
+    same(&mut via, &mut direct, read).await;
+    assert_eq!(same(&mut via, &mut direct, "COMMIT").await, ["C:ROLLBACK\0", "Z:I"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_in_a_held_block_fails_the_block_on_the_server_too() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE secrets (k int); CREATE TABLE items (k int); INSERT INTO items VALUES (1);");
+    let policies = "
+- name: guarded
+  user: postgres
+  deny_tables: [secrets]
+";
+    let proxy = Proxy::start_with(&pg, |c| c.policies = serde_yaml::from_str(policies).expect("policies")).await;
+    let mut via = RawClient::connect(proxy.port, "postgres", "app").await;
+    via.query("BEGIN").flush().await;
+    assert_eq!(summaries(&via.until_ready().await), ["C:BEGIN\0", "Z:T"]);
+    via.query("SELECT * FROM secrets").flush().await;
+    let refused = via.until_ready().await;
+    assert_eq!(refused[0].code().as_deref(), Some("42501"));
+    assert_eq!(refused.last().unwrap().body, b"E");
+    // The next statement needs the server: the block there is failed as the client's is.
+    via.query("SELECT k FROM items").flush().await;
+    let next = via.until_ready().await;
+    assert_eq!(next[0].code().as_deref(), Some("25P02"), "{next:?}");
+    via.query("COMMIT").flush().await;
+    assert_eq!(summaries(&via.until_ready().await), ["C:ROLLBACK\0", "Z:I"]);
+    via.query("SELECT k FROM items").flush().await;
+    assert!(summaries(&via.until_ready().await).contains(&"D:\0\u{1}\0\0\0\u{1}1".to_string()));
+}
+
+/// `pgbench -M extended` and drivers that send every statement in the extended protocol: the
+/// same block, message for message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_protocol_block_answered_from_the_cache_takes_no_server() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let mut via = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
+    let mut step = async |sql: &str, params: &[Option<&str>]| {
+        for c in [&mut via, &mut direct] {
+            c.parse("", sql).bind("", "", params, 0).describe(b'P', "").execute("", 0).sync().flush().await;
+        }
+        let (got, want) = (summaries(&via.until_ready().await), summaries(&direct.until_ready().await));
+        assert_eq!(got, want, "{sql}");
+        got
+    };
+    let read = "SELECT v FROM kv WHERE k = $1::int";
+    step(read, &[Some("1")]).await;
+    for end in ["COMMIT", "ROLLBACK"] {
+        assert_eq!(step("BEGIN", &[]).await.last().unwrap(), "Z:T");
+        step(read, &[Some("1")]).await;
+        assert_eq!(open_blocks(&pg), "1", "only the direct client's block");
+        assert_eq!(step(end, &[]).await.last().unwrap(), "Z:I");
+    }
+    // A miss in the block: it reaches Postgres, and ends there.
+    step("BEGIN", &[]).await;
+    step(read, &[Some("2")]).await;
+    assert_eq!(open_blocks(&pg), "2");
+    step("COMMIT", &[]).await;
+    assert_eq!(open_blocks(&pg), "0");
+}
