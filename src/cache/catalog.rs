@@ -62,6 +62,8 @@ pub struct Catalog {
     pool: Pool,
     relations: Memo<Arc<[String]>>,
     functions: Memo<Option<Volatility>>,
+    /// [`Catalog::user_volatility`] answers.
+    shadows: Memo<Option<Volatility>>,
     /// [`Catalog::privacy`] answers: `None` when reads may be shared.
     privacy: Memo<Option<Arc<str>>>,
     /// [`Catalog::may_set_settings`] answers.
@@ -121,6 +123,7 @@ impl Catalog {
             pool,
             relations: Mutex::default(),
             functions: Mutex::default(),
+            shadows: Mutex::default(),
             privacy: Mutex::default(),
             setters: Mutex::default(),
             writes: Mutex::default(),
@@ -160,14 +163,33 @@ impl Catalog {
         }
         let client = self.pool.get().await?;
         let row = client.query_one(VOLATILITY_SQL, &[&func.name, &func.schema]).await?;
-        let v = match row.get::<_, Option<String>>(0).as_deref() {
-            Some("i") => Some(Volatility::Immutable),
-            Some("s") => Some(Volatility::Stable),
-            Some(_) => Some(Volatility::Volatile),
-            None => None,
-        };
+        let v = volatility_of(row.get::<_, Option<String>>(0).as_deref());
         memo_insert(&self.functions, func, v);
         Ok(v)
+    }
+
+    /// [`Catalog::function_volatility`] if it is already known, without waiting.
+    pub fn function_volatility_known(&self, name: &str) -> Option<Option<Volatility>> {
+        self.functions.lock().expect("catalog lock").get(&RelName::parse(name)?).copied()
+    }
+
+    /// The most volatile user function named `name` (no schema; outside `pg_catalog`), `None`
+    /// when there is none (see `USER_VOLATILITY_SQL`).
+    pub async fn user_volatility(&self, name: &str) -> Result<Option<Volatility>, CatalogError> {
+        let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.shadows.lock().expect("catalog lock").get(&func) {
+            return Ok(*hit);
+        }
+        let client = self.pool.get().await?;
+        let row = client.query_one(USER_VOLATILITY_SQL, &[&func.name]).await?;
+        let v = volatility_of(row.get::<_, Option<String>>(0).as_deref());
+        memo_insert(&self.shadows, func, v);
+        Ok(v)
+    }
+
+    /// [`Catalog::user_volatility`] if it is already known, without waiting.
+    pub fn user_volatility_known(&self, name: &str) -> Option<Option<Volatility>> {
+        self.shadows.lock().expect("catalog lock").get(&RelName::parse(name)?).copied()
     }
 
     /// Why answers read through `relation` must not be shared between sessions that have the
@@ -336,6 +358,7 @@ impl Catalog {
     pub fn refresh(&self) {
         self.relations.lock().expect("catalog lock").clear();
         self.functions.lock().expect("catalog lock").clear();
+        self.shadows.lock().expect("catalog lock").clear();
         self.privacy.lock().expect("catalog lock").clear();
         self.setters.lock().expect("catalog lock").clear();
         self.writes.lock().expect("catalog lock").clear();
@@ -347,6 +370,16 @@ impl Catalog {
     /// See the field.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `pg_proc.provolatile` as read (`None`: no such function).
+fn volatility_of(provolatile: Option<&str>) -> Option<Volatility> {
+    match provolatile {
+        Some("i") => Some(Volatility::Immutable),
+        Some("s") => Some(Volatility::Stable),
+        Some(_) => Some(Volatility::Volatile),
+        None => None,
     }
 }
 

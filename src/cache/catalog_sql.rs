@@ -189,6 +189,14 @@ SELECT max(p.provolatile::text)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2)";
 
+/// The most volatile function named `$1` outside `pg_catalog` and `information_schema` (`i` <
+/// `s` < `v`), NULL when there is none: a user function that may shadow a built-in of that name
+/// (a bare call resolves by search path and argument types).
+pub(super) const USER_VOLATILITY_SQL: &str = "
+SELECT max(p.provolatile::text)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.proname = $1 AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
 /// The `default_transaction_isolation` a new session of role `$1` in this database starts
 /// with: the most specific `ALTER ROLE … IN DATABASE` / `ALTER ROLE` / `ALTER DATABASE` /
 /// `ALTER ROLE ALL` setting, as Postgres applies them at login, else the server's own value —

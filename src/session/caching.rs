@@ -152,6 +152,11 @@ impl Session {
         let cache = &self.shared.cache;
         let Ok(text_str) = std::str::from_utf8(text) else { return Lookup::Bypass };
         let read: Vec<&str> = s.tables_read.iter().map(|t| t.name.as_str()).collect();
+        if !self.judge_calls(s).immutable {
+            // A bare built-in name a user function of that name may shadow.
+            self.note_bypass(Bypass::Function, &s.fingerprint);
+            return Lookup::Bypass;
+        }
         let decision = self.shared.rules.decide(text_str, &read, Some(&s.fingerprint));
         if !decision.cache {
             self.note_bypass(Bypass::Rule, &s.fingerprint);

@@ -36,8 +36,16 @@ pub struct Plan {
 
 /// The plan of `analysis`. `params`: the text of the Bind parameters (for `set_config($1, $2,
 /// $3)`); `lexing_unreliable`: the server may split or read the text differently from the
-/// analysis (then every statement may write anything in the database).
-pub fn plan(analysis: &Analysis, params: &[Option<String>], bind: &BindValues<'_>, lexing_unreliable: bool) -> Plan {
+/// analysis (then every statement may write anything in the database); `unknown_writer`:
+/// whether a statement calls a function that may write what the proxy cannot name (see
+/// `calls`).
+pub fn plan(
+    analysis: &Analysis,
+    params: &[Option<String>],
+    bind: &BindValues<'_>,
+    lexing_unreliable: bool,
+    unknown_writer: &dyn Fn(&StatementAnalysis) -> bool,
+) -> Plan {
     let mut plan = Plan::default();
     if lexing_unreliable {
         plan.private.add(Private::OPAQUE);
@@ -46,7 +54,7 @@ pub fn plan(analysis: &Analysis, params: &[Option<String>], bind: &BindValues<'_
     for s in &analysis.statements {
         let mut effects = Effects {
             control: control(s),
-            writes: writes(s, bind, lexing_unreliable),
+            writes: writes(s, bind, lexing_unreliable || unknown_writer(s)),
             sets: Vec::new(),
             drops_statements: drops_statements(s),
             defines: Vec::new(),
@@ -144,8 +152,9 @@ fn control(s: &StatementAnalysis) -> Option<Control> {
     })
 }
 
-/// What committing `s` invalidates (`bind`: its parameters, for the rows it pins).
-fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, lexing_unreliable: bool) -> Writes {
+/// What committing `s` invalidates (`bind`: its parameters, for the rows it pins; `anything`:
+/// it may write what the proxy cannot name — see `plan`).
+fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, anything: bool) -> Writes {
     let mut w = Writes::default();
     if s.kind == StatementKind::Ddl {
         if !s.temp_tables_created.is_empty() && s.keyword == "create" {
@@ -164,9 +173,7 @@ fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, lexing_unreliable: bool)
     }
     // A user function may write anything (volatile PL/pgSQL); the analysis may not see the
     // statements the server will run; `COMMIT PREPARED` lands writes nobody can name here.
-    w.database = lexing_unreliable
-        || s.unknown_functions().next().is_some()
-        || s.kind == StatementKind::Transaction(TxKind::CommitPrepared);
+    w.database = anything || s.kind == StatementKind::Transaction(TxKind::CommitPrepared);
     if s.keyword == "truncate" && s.fingerprint.to_ascii_lowercase().split_whitespace().any(|w| w == "cascade") {
         // Every table referencing the truncated ones, whatever their foreign keys' actions.
         w.database = true;
@@ -284,7 +291,8 @@ mod tests {
 
     fn one(sql: &str, params: &[Option<&str>]) -> Plan {
         let params: Vec<Option<String>> = params.iter().map(|p| p.map(str::to_string)).collect();
-        plan(&analyze(sql), &params, &BindValues::default(), false)
+        // As without a catalog: a function the built-in list does not know may write.
+        plan(&analyze(sql), &params, &BindValues::default(), false, &|s| s.unknown_functions().next().is_some())
     }
 
     fn effects(p: &Plan) -> &[Arc<Effects>] {
@@ -409,7 +417,7 @@ mod tests {
         assert!(e("SELECT my_function()").database);
         assert!(e("COMMIT PREPARED 'x'").database);
         assert!(e("DO $$ BEGIN END $$").database);
-        let p = plan(&analyze("SELECT 1"), &[], &BindValues::default(), true);
+        let p = plan(&analyze("SELECT 1"), &[], &BindValues::default(), true, &|_| false);
         assert!(effects(&p)[0].writes.database && p.private.contains(Private::OPAQUE));
     }
 }

@@ -359,7 +359,8 @@ impl Session {
         params: &[Option<String>],
         bind: &BindValues<'_>,
     ) -> Option<Box<[Arc<Effects>]>> {
-        let mut plan = effects::plan(analysis, params, bind, self.lexing_unreliable());
+        let unknown_writer = |s: &crate::sql::StatementAnalysis| self.judge_calls(s).may_write;
+        let mut plan = effects::plan(analysis, params, bind, self.lexing_unreliable(), &unknown_writer);
         self.private.add(plan.private);
         let calls = self.calls_setting_functions(analysis);
         if plan.untracked_settings || calls.as_ref().is_some_and(|c| c.sets) {
@@ -416,6 +417,7 @@ impl Session {
     pub(super) async fn look_up_catalog(&mut self, text: &str) {
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
         let analysis = crate::sql::analyze(text);
+        super::calls::look_up_calls(&catalog, &analysis).await;
         for name in analysis.statements.iter().flat_map(|s| s.unknown_functions()) {
             if catalog.may_set_settings_known(name).is_none() {
                 // Boxed: a catalog query is a large state machine, rare on this path.

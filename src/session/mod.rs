@@ -17,7 +17,8 @@
 //!   server until they need one.
 //! - `guard`: the policy check of every query string and Parse, and refusals.
 //! - `keywords`: the scan that tells a statement that may change session state from one that cannot.
-//! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit.
+//! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit; `calls`: what the
+//!   functions a statement calls may do, from `pg_proc`.
 //! - [`params`]: the parameters that must follow a client across server connections.
 //! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
 //! - [`statements`]: a client's named prepared statements and their shared server names.
@@ -30,6 +31,7 @@
 mod backend;
 mod batch;
 mod caching;
+mod calls;
 pub mod cost;
 mod effects;
 mod extended;

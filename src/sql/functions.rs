@@ -371,8 +371,13 @@ pub fn base_name(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
 }
 
-/// The built-in volatility of `name` (schema-qualified names use their last part).
+/// The built-in volatility of `name` (`pg_catalog.`-qualified names use their last part). A
+/// name qualified with another schema is a user's function, whatever its name (`app.lower` is
+/// not `lower`): [`Volatility::Unknown`].
 pub fn volatility(name: &str) -> Volatility {
+    if name.rsplit_once('.').is_some_and(|(schema, _)| schema != "pg_catalog") {
+        return Volatility::Unknown;
+    }
     let n = base_name(name);
     if VOLATILE.contains(&n) {
         Volatility::Volatile

@@ -1,0 +1,130 @@
+//! What the functions a statement calls may do, from the built-in list and what `pg_proc`
+//! says (through the catalog's memo, looked up before the statement is sent):
+//!
+//! - a function the built-in list does not know (`pg_get_expr`, `pg_typeof`, a user's) is as
+//!   volatile as the most volatile function of that name in the catalog (for a bare name, in
+//!   any schema); only a volatile one may write — Postgres refuses data-modifying statements in
+//!   stable and immutable functions — so only such a call makes the statement an unknown writer
+//!   (its database is flushed at commit); a name the catalog does not know may be anything;
+//! - a bare call of a built-in name may resolve to a user function of the same name (search
+//!   path, argument types): when one exists, the call is as volatile as the worse of the two,
+//!   and a volatile one may write; `app.lower(…)` is never the built-in (see
+//!   `sql::functions::volatility`);
+//! - a statement is answered from the cache only if every call is immutable by both.
+
+use std::sync::Arc;
+
+use tracing::debug;
+
+use super::Session;
+use crate::cache::{Catalog, Volatility as PgVolatility};
+use crate::sql::functions::{self, Volatility};
+use crate::sql::{Analysis, StatementAnalysis};
+
+/// What the calls of one statement may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Calls {
+    /// Every call is immutable: the statement may be cached.
+    pub immutable: bool,
+    /// A call may write what the proxy cannot name: its database is invalidated at commit.
+    pub may_write: bool,
+}
+
+/// The catalog answers a judgment needs that are not memoized yet.
+enum Ask {
+    /// [`Catalog::function_volatility`] of the name.
+    Function(String),
+    /// [`Catalog::user_volatility`] of the bare name.
+    User(String),
+}
+
+impl Session {
+    /// Judge the calls of `s` from the built-in list and what the catalog already said; a name
+    /// not looked up yet counts as volatile and writing (it is looked up meanwhile). Without a
+    /// catalog, the built-in list alone decides (nothing is cached then, and writes flush the
+    /// database anyway).
+    pub(super) fn judge_calls(&self, s: &StatementAnalysis) -> Calls {
+        if s.functions.is_empty() {
+            return Calls { immutable: true, may_write: false };
+        }
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+            return Calls { immutable: s.is_deterministic(), may_write: s.unknown_functions().next().is_some() };
+        };
+        let mut asks = Vec::new();
+        let mut calls = Calls { immutable: true, may_write: false };
+        for f in &s.functions {
+            let (volatility, may_write) = judge(&catalog, &f.name, &mut asks);
+            calls.immutable &= volatility == Volatility::Immutable;
+            calls.may_write |= may_write;
+        }
+        if !asks.is_empty() {
+            tokio::spawn(async move {
+                for ask in asks {
+                    if let Err(e) = ask_catalog(&catalog, &ask).await {
+                        debug!(error = %e, "catalog look-up failed");
+                    }
+                }
+            });
+        }
+        calls
+    }
+}
+
+/// Look up, before `analysis` is sent, what [`Session::judge_calls`] needs (memoized per
+/// database: one catalog query per function name until DDL).
+pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis) {
+    let mut asks = Vec::new();
+    for f in analysis.statements.iter().flat_map(|s| &s.functions) {
+        judge(catalog, &f.name, &mut asks);
+    }
+    for ask in asks {
+        // Boxed: a catalog query is a large state machine, rare on this path.
+        if let Err(e) = Box::pin(ask_catalog(catalog, &ask)).await {
+            debug!(error = %e, "catalog look-up failed");
+        }
+    }
+}
+
+/// The volatility of a call of `name`, and whether it may write what the proxy cannot name;
+/// catalog answers it lacks are added to `asks`.
+fn judge(catalog: &Catalog, name: &str, asks: &mut Vec<Ask>) -> (Volatility, bool) {
+    let builtin = functions::volatility(name);
+    if builtin == Volatility::Unknown {
+        return match catalog.function_volatility_known(name) {
+            Some(Some(v)) => (volatility(v), v == PgVolatility::Volatile),
+            // No such function: the statement will fail; nothing is known of it.
+            Some(None) => (Volatility::Volatile, true),
+            None => {
+                asks.push(Ask::Function(name.to_string()));
+                (Volatility::Volatile, true)
+            }
+        };
+    }
+    if name.contains('.') {
+        // `pg_catalog.lower`: the built-in itself.
+        return (builtin, false);
+    }
+    match catalog.user_volatility_known(name) {
+        Some(None) => (builtin, false),
+        Some(Some(user)) => (builtin.max(volatility(user)), user == PgVolatility::Volatile),
+        None => {
+            asks.push(Ask::User(name.to_string()));
+            (Volatility::Volatile, true)
+        }
+    }
+}
+
+async fn ask_catalog(catalog: &Catalog, ask: &Ask) -> Result<(), crate::cache::CatalogError> {
+    match ask {
+        Ask::Function(name) => catalog.function_volatility(name).await.map(drop),
+        Ask::User(name) => catalog.user_volatility(name).await.map(drop),
+    }
+}
+
+fn volatility(v: PgVolatility) -> Volatility {
+    match v {
+        PgVolatility::Immutable => Volatility::Immutable,
+        PgVolatility::Stable => Volatility::Stable,
+        PgVolatility::Volatile => Volatility::Volatile,
+    }
+}

@@ -1,0 +1,68 @@
+//! Functions are what `pg_proc` says they are (`session::calls`), against a real Postgres: a
+//! stable or immutable function the built-in list does not know writes nothing (no flush), a
+//! volatile user function writes (flush, never cached) even when it shares a built-in's name,
+//! qualified or reached through the search path.
+
+mod common;
+
+use common::{PgCluster, Proxy, connect, simple_one};
+use tokio_postgres::Client;
+
+const SETUP: &str = "
+    CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');
+    CREATE TABLE log (n serial, what text);
+    CREATE SCHEMA app;
+    CREATE FUNCTION app.lower(text) RETURNS text VOLATILE LANGUAGE plpgsql AS
+      $$BEGIN INSERT INTO log (what) VALUES ($1); RETURN pg_catalog.lower($1); END$$;
+    CREATE FUNCTION app.answer() RETURNS int STABLE LANGUAGE sql AS 'SELECT 42';";
+
+async fn cached_value(c: &Client) -> String {
+    simple_one(c, "SELECT v FROM kv WHERE k = 1").await.unwrap()
+}
+
+fn logged(pg: &PgCluster) -> String {
+    pg.psql_db("app", "SELECT count(*) FROM log").trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_and_immutable_functions_flush_nothing() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(cached_value(&c).await, "one");
+    pg.psql_db("app", "UPDATE kv SET v = 'behind' WHERE k = 1");
+    // Not in the built-in list; stable or immutable in pg_proc. (psql's \d, pgjdbc metadata.)
+    for sql in [
+        "SELECT pg_typeof(1)",
+        "SELECT pg_get_userbyid(10)",
+        "SELECT pg_size_pretty(1024::bigint)",
+        "SELECT pg_table_is_visible('kv'::regclass)",
+        "SELECT app.answer()",
+    ] {
+        c.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(cached_value(&c).await, "one", "{sql} flushed the cache");
+    }
+    // A volatile user function may write: its database is flushed.
+    c.simple_query("SELECT app.lower('X')").await.unwrap();
+    assert_eq!(cached_value(&c).await, "behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volatile_user_function_with_a_built_in_name_is_never_cached() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    for _ in 0..2 {
+        assert_eq!(simple_one(&c, "SELECT app.lower('A')").await.as_deref(), Some("a"));
+    }
+    assert_eq!(logged(&pg), "2", "qualified: both calls ran");
+    // Through the search path, before pg_catalog: the bare name is the user's function.
+    c.batch_execute("SET search_path = app, pg_catalog, public").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(simple_one(&c, "SELECT lower('B')").await.as_deref(), Some("b"));
+        c.query_one("SELECT lower($1::text)", &[&"C"]).await.unwrap();
+    }
+    assert_eq!(logged(&pg), "6", "bare: every call ran");
+}
