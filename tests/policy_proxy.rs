@@ -440,3 +440,21 @@ async fn schema_rules_follow_the_sessions_search_path() {
         assert_eq!(simple_rows(&c, "SELECT item FROM shelf").await, ["public"], "{user}");
     }
 }
+
+/// What tools generate — a long flat `OR` list, a `CASE` of many branches, a `UNION ALL` of
+/// many arms, `ROWS FROM` — is analysed (not refused as unreadable) under a guarded policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_generated_statements_pass_a_guarded_policy() {
+    let (_pg, proxy) = setup().await;
+    let c = connect(&proxy.url("bi", "app")).await;
+    let list = |n: usize, f: &dyn Fn(usize) -> String, sep: &str| (0..n).map(f).collect::<Vec<_>>().join(sep);
+    for sql in [
+        format!("SELECT id FROM items WHERE {} ORDER BY id", list(1500, &|i| format!("id = {i}"), " OR ")),
+        format!("SELECT CASE {} END FROM items ORDER BY id", list(1500, &|i| format!("WHEN id = {i} THEN {i}"), " ")),
+        format!("SELECT id FROM ({}) u ORDER BY id", list(1200, &|i| format!("SELECT {i} AS id"), " UNION ALL ")),
+        "SELECT a FROM ROWS FROM (generate_series(1, 3), generate_series(1, 2)) AS t(a, b) ORDER BY a".to_string(),
+    ] {
+        let rows = simple_rows(&c, &sql).await;
+        assert_eq!(rows.len(), if sql.contains("ROWS FROM") { 3 } else { 5 }, "{sql:.60}: limited, not refused");
+    }
+}

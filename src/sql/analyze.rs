@@ -253,9 +253,15 @@ fn unwrap_inner(src: &str, toks: &[Token]) -> Option<(Wrapper, usize)> {
     }
 }
 
-/// Deepest tree (see [`depth_estimate`]) handed to sqlparser; real queries stay far below it,
-/// and a tree of this depth is walked well within a 2 MiB thread stack.
-const MAX_DEPTH: usize = 1000;
+/// Deepest tree (see [`depth_estimate`]) analysed on the caller's stack: real queries stay far
+/// below it, and a tree of this depth is parsed, walked and dropped well within a 2 MiB thread
+/// stack.
+const STACK_DEPTH: usize = 1000;
+/// Deepest tree analysed at all. Deeper than [`STACK_DEPTH`] (what tools generate: thousands of
+/// `OR` terms, `CASE` branches, `UNION ALL` arms) it is analysed on a stack of its own, sized
+/// [`STACK_PER_LEVEL`] per level (reserved, touched only as deep as the tree goes).
+const MAX_DEPTH: usize = 20_000;
+const STACK_PER_LEVEL: usize = 4 << 10;
 /// Most wrappers (`EXPLAIN EXPLAIN …`, `PREPARE a AS PREPARE …`) unwrapped.
 const MAX_WRAPPERS: usize = 4;
 
@@ -354,10 +360,20 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     if lexical_only {
         return a;
     }
-    if depth_estimate(src, toks) > MAX_DEPTH {
+    let depth = depth_estimate(src, toks);
+    if depth > MAX_DEPTH {
         a.parse_error = Some(format!("statement nested deeper than {MAX_DEPTH} levels; not analyzed"));
         return a;
     }
+    if depth > STACK_DEPTH {
+        // Parsed, walked and dropped (the tree's drop recurses as deep) on the larger stack.
+        return stacker::grow((depth + 256) * STACK_PER_LEVEL, move || analyze_tree(src, toks, a));
+    }
+    analyze_tree(src, toks, a)
+}
+
+/// The part of [`analyze_statement`] that parses the statement and walks its tree.
+fn analyze_tree(src: &str, toks: &[Token], mut a: StatementAnalysis) -> StatementAnalysis {
     let text = super::preprocess::for_parser(src, toks);
     let parsed = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(64)

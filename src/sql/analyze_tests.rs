@@ -236,6 +236,31 @@ fn pathological_nesting_is_refused_not_a_stack_overflow() {
 }
 
 #[test]
+fn long_flat_chains_from_tools_are_analysed_on_a_stack_of_their_own() {
+    // pgjdbc getUDTs, BI tools' IN-lists as ORs, generated CASE maps, UNION ALL of many arms:
+    // trees thousands of levels deep, analysed on the test thread's 2 MiB stack.
+    let list = |n: usize, f: &dyn Fn(usize) -> String, sep: &str| (0..n).map(f).collect::<Vec<_>>().join(sep);
+    for q in [
+        format!("SELECT * FROM t WHERE {}", list(5000, &|i| format!("id = {i}"), " OR ")),
+        format!("SELECT 1 FROM t WHERE {}", list(5000, &|i| format!("a = {i}"), " AND ")),
+        format!("SELECT CASE {} END FROM t", list(5000, &|i| format!("WHEN id = {i} THEN {i}"), " ")),
+        list(5000, &|i| format!("SELECT {i} FROM t"), " UNION ALL "),
+    ] {
+        let s = one(&q);
+        assert!(s.parse_error.is_none(), "{:.60}: {:?}", q, s.parse_error);
+        assert_eq!(names(&s.tables_read), ["t"], "{q:.60}");
+    }
+}
+
+#[test]
+fn rows_from_is_analysed_with_its_functions() {
+    let s = one("SELECT * FROM ROWS FROM (generate_series(1, 3), app.f(2)) WITH ORDINALITY AS t(a, b, n)");
+    assert!(s.parse_error.is_none(), "{:?}", s.parse_error);
+    let called: Vec<&str> = s.functions.iter().map(|f| f.name.as_str()).collect();
+    assert!(called.contains(&"generate_series") && called.contains(&"app.f"), "{called:?}");
+}
+
+#[test]
 fn many_targets_are_all_reported() {
     // (Quadratic bookkeeping here once made this take minutes.)
     let q = format!("TRUNCATE {}", (0..50_000).map(|i| format!("t{i}")).collect::<Vec<_>>().join(", "));

@@ -1,8 +1,10 @@
 //! Rewrites a statement's text, for sqlparser only, around the Postgres syntax it gets wrong
 //! (verified against sqlparser 0.63): `FROM ONLY t` (reported as a table named `ONLY`),
 //! `FROM t*` (fails to parse), `TABLE t` (fails to parse) and `FOR NO KEY UPDATE` / `FOR KEY
-//! SHARE` (fail to parse; read as `FOR UPDATE` / `FOR SHARE`). The result is never sent to
-//! Postgres; it only has to mean the same tables to the analysis.
+//! SHARE` (fail to parse; read as `FOR UPDATE` / `FOR SHARE`), and `ROWS FROM (f(…), g(…)) [WITH
+//! ORDINALITY]` (fails to parse; read as the subquery `(SELECT * FROM f(…), g(…))`, which calls
+//! the same functions). The result is never sent to Postgres; it only has to mean the same
+//! tables and functions to the analysis.
 
 use super::lex::{TokKind, Token};
 
@@ -38,15 +40,38 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
     let mut prev: Option<&Token> = None;
     let mut prev2: Option<&Token> = None;
     let word = |t: Option<&Token>| t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase());
+    // Tokens of a `ROWS FROM (` / `WITH ORDINALITY` being dropped, and the FROM depth inside
+    // the `ROWS FROM (…)` whose closing parenthesis may be followed by `WITH ORDINALITY`.
+    let mut drop = 0usize;
+    let mut rows_from_depth: Option<usize> = None;
+    let mut after_rows_from = false;
     for (i, t) in toks.iter().enumerate() {
         let lower = word(Some(t));
         let mut replace: Option<&str> = None;
-        if t.is_punct(src, '(') {
+        let closed_rows_from = std::mem::take(&mut after_rows_from);
+        if drop > 0 {
+            drop -= 1;
+            replace = Some("");
+            if t.is_punct(src, '(') {
+                in_from.push(false);
+                rows_from_depth = Some(in_from.len());
+            }
+        } else if t.is_punct(src, '(') {
             in_from.push(false);
         } else if t.is_punct(src, ')') {
+            if rows_from_depth == Some(in_from.len()) {
+                rows_from_depth = None;
+                after_rows_from = true;
+            }
             if in_from.len() > 1 {
                 in_from.pop();
             }
+        } else if closed_rows_from
+            && lower.as_deref() == Some("with")
+            && word(toks.get(i + 1)).as_deref() == Some("ordinality")
+        {
+            replace = Some("");
+            drop = 1;
         } else if let Some(w) = &lower {
             let top = in_from.last_mut().expect("never empty");
             if w == "from" || w == "join" || w == "using" {
@@ -79,6 +104,17 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
             }
             if w == "table" && query_start && next_is_name {
                 replace = Some("SELECT * FROM");
+            }
+            // `ROWS FROM (`, in a FROM list: the subquery `(SELECT * FROM`.
+            let in_from_list = prevw.as_deref().is_some_and(|p| p == "from" || p == "join" || p == "lateral")
+                || prev.is_some_and(|p| p.is_punct(src, ','));
+            if w == "rows"
+                && in_from_list
+                && word(toks.get(i + 1)).as_deref() == Some("from")
+                && toks.get(i + 2).is_some_and(|t| t.is_punct(src, '('))
+            {
+                replace = Some("(SELECT * FROM");
+                drop = 2;
             }
         } else if t.kind == TokKind::Op && t.text(src) == "*" && *in_from.last().expect("never empty") {
             // `FROM t*`: a star right after a table name in a FROM list (inheritance, the default).
@@ -127,6 +163,17 @@ mod tests {
     #[test]
     fn inheritance_star_is_dropped_only_in_from() {
         assert_eq!(pp("SELECT a*b FROM t*, u * WHERE c*d > 1"), "SELECT a*b FROM t , u   WHERE c*d > 1");
+    }
+
+    #[test]
+    fn rows_from_becomes_a_subquery_of_its_functions() {
+        let words = |s: &str| pp(s).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words("SELECT * FROM ROWS FROM (f(1), g(2)) WITH ORDINALITY AS t(a, b, n)"),
+            "SELECT * FROM (SELECT * FROM f(1), g(2)) AS t(a, b, n)"
+        );
+        assert_eq!(words("SELECT * FROM x, rows from (f()) AS t"), "SELECT * FROM x, (SELECT * FROM f()) AS t");
+        assert_eq!(pp("SELECT rows FROM t"), "SELECT rows FROM t");
     }
 
     #[test]
