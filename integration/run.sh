@@ -274,7 +274,8 @@ EOF
         if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f "$pxml" ]]; then
             fail "pytest run$tag (exit $rc)" "$(tail -40 "$plog")"
         elif [[ $rc -eq 1 ]]; then
-            sed -n '/= FAILURES =/,$p' "$plog" | head -150 | sed 's/^/      /'
+            # (head closes the pipe early on long output: not an error under pipefail.)
+            sed -n '/= FAILURES =/,$p' "$plog" | head -150 | sed 's/^/      /' || true
         fi
     done
 fi
