@@ -6,7 +6,8 @@
 //!
 //! - [`state`]: every state the session can be in (transaction and savepoints, protocol
 //!   segment, pins, privacy, lifecycle) and their transitions — start here.
-//! - `effects`: what each statement sent will do to that state once it completes.
+//! - `effects`: what each statement sent will do to that state once it completes; `writes`:
+//!   what a commit owes the cache.
 //! - [`login`]: what happens between authentication and the first ReadyForQuery.
 //! - `lease`: taking a server connection for the client, and giving it back clean.
 //! - [`frontend`]: handling of client frames (forward, or answer locally).
@@ -49,6 +50,7 @@ pub mod shutdown;
 pub mod state;
 pub mod statements;
 mod timers;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -38,9 +38,8 @@ use std::sync::Arc;
 
 use super::isolation::Isolation;
 use super::params::SetEffect;
+pub use super::writes::{RowsWritten, Writes};
 use crate::cache::Recorder;
-use crate::cache::rowkey::PinValue;
-use crate::sql::TableRef;
 
 /// Transaction control a statement performs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,79 +55,6 @@ pub enum Control {
     /// commit) and its writes are owed now (they land at `COMMIT PREPARED`, which the proxy
     /// cannot tie to them, so that statement owes its whole database).
     PrepareTransaction,
-}
-
-/// What committing a statement's transaction must invalidate.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Writes {
-    /// Tables written (unqualified names: see `cache::names`).
-    pub tables: Vec<String>,
-    /// Of `tables`, those whose written rows the statements pin; the others are invalidated as
-    /// a whole.
-    pub rows: Vec<RowsWritten>,
-    /// Something the proxy cannot name may have been written: the session's whole database.
-    pub database: bool,
-    /// DDL, privileges, roles: every database.
-    pub all: bool,
-}
-
-/// The rows a transaction wrote in one table, by the values of the columns its statements
-/// pinned (`sql::rows`, parameters bound): every row written, before and after, holds one of
-/// them. Columns not listed may have changed anywhere.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowsWritten {
-    pub table: TableRef,
-    pub columns: Vec<(String, Vec<PinValue>)>,
-}
-
-impl Writes {
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && !self.database && !self.all
-    }
-
-    /// Add what `other` writes. A table written by rows in both stays so, by the columns both
-    /// pin (with the values of both); written as a whole by either, it is so.
-    pub fn merge(&mut self, other: &Writes) {
-        if *self == Writes::default() {
-            // The first statement of a transaction (every autocommit one): what it wrote.
-            self.clone_from(other);
-            self.tables.sort_unstable();
-            self.tables.dedup();
-            return;
-        }
-        let before = self.tables.clone();
-        for t in &other.tables {
-            if !self.tables.contains(t) {
-                self.tables.push(t.clone());
-            }
-        }
-        let by_rows = |w: &[RowsWritten], name: &str| w.iter().position(|r| r.table.name == *name);
-        let mut rows = Vec::new();
-        for t in &self.tables {
-            let mine = by_rows(&self.rows, t).map(|i| &self.rows[i]);
-            let theirs = by_rows(&other.rows, t).map(|i| &other.rows[i]);
-            let merged = match (before.contains(t), mine, other.tables.contains(t), theirs) {
-                (true, Some(a), true, Some(b)) if a.table == b.table => {
-                    let columns = a
-                        .columns
-                        .iter()
-                        .filter_map(|(c, va)| {
-                            let (_, vb) = b.columns.iter().find(|(cb, _)| cb == c)?;
-                            Some((c.clone(), va.iter().chain(vb).cloned().collect()))
-                        })
-                        .collect::<Vec<_>>();
-                    (!columns.is_empty()).then(|| RowsWritten { table: a.table.clone(), columns })
-                }
-                (true, Some(a), false, _) => Some(a.clone()),
-                (false, _, true, Some(b)) => Some(b.clone()),
-                _ => None,
-            };
-            rows.extend(merged);
-        }
-        self.rows = rows;
-        self.database |= other.database;
-        self.all |= other.all;
-    }
 }
 
 /// What one statement does to the session once the server reports it complete.
