@@ -458,3 +458,22 @@ async fn long_generated_statements_pass_a_guarded_policy() {
         assert_eq!(rows.len(), if sql.contains("ROWS FROM") { 3 } else { 5 }, "{sql:.60}: limited, not refused");
     }
 }
+
+/// `COPY (query) TO STDOUT` is limited like the query itself: a BI tool cannot pull every row
+/// through COPY where its SELECT would be cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_of_a_query_is_limited_like_the_query() {
+    let (_pg, proxy) = setup().await;
+    let c = connect(&proxy.url("bi", "app")).await;
+    for (sql, want) in [
+        ("COPY (SELECT id FROM items ORDER BY id) TO STDOUT", 5),
+        ("COPY (SELECT id FROM items ORDER BY id LIMIT 50) TO STDOUT", 10),
+        ("COPY (SELECT id FROM items ORDER BY id LIMIT 3) TO STDOUT", 3),
+    ] {
+        use futures::StreamExt;
+        let stream = c.copy_out(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let chunks: Vec<_> = std::pin::pin!(stream).collect().await;
+        let data: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        assert_eq!(data.iter().filter(|b| **b == b'\n').count(), want, "{sql}");
+    }
+}

@@ -435,7 +435,30 @@ fn analyze_tree(src: &str, toks: &[Token], mut a: StatementAnalysis) -> Statemen
     if a.kind == StatementKind::Read && matches!(stmt, Statement::Query(_)) && !a.select_into {
         a.limit = find_limit_site(src, toks);
     }
+    if let Statement::Copy { source: sqlparser::ast::CopySource::Query(_), to: true, .. } = &stmt {
+        // `COPY (query) TO …`: the query's rows are what a limit rule caps.
+        a.limit = copy_query_tokens(src, toks).map_or(LimitSite::None, |inner| find_limit_site(src, inner));
+    }
     a
+}
+
+/// The tokens of the query inside `COPY ( … ) TO`, without the parentheses.
+fn copy_query_tokens<'t>(src: &str, toks: &'t [Token]) -> Option<&'t [Token]> {
+    if !toks.get(1)?.is_punct(src, '(') {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, t) in toks.iter().enumerate().skip(1) {
+        if t.is_punct(src, '(') {
+            depth += 1;
+        } else if t.is_punct(src, ')') {
+            depth -= 1;
+            if depth == 0 {
+                return toks.get(2..i).filter(|inner| !inner.is_empty());
+            }
+        }
+    }
+    None
 }
 
 /// `set_config(name, value, is_local)` calls: literal arguments as written, Bind parameters

@@ -215,7 +215,9 @@ pub fn rewrite(text: &str, analysis: &Analysis, rule: &LimitRule) -> Option<Limi
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     let mut changes = Vec::new();
     for (statement, s) in analysis.statements.iter().enumerate() {
-        if s.kind != StatementKind::Read || s.wrapper.is_some() || s.parse_error.is_some() {
+        // Reads, and `COPY (query) TO …` (its query's site: see the analysis).
+        let copies_query = s.keyword == "copy" && s.limit != LimitSite::None;
+        if !(s.kind == StatementKind::Read || copies_query) || s.wrapper.is_some() || s.parse_error.is_some() {
             continue;
         }
         if !rule.catalogs && s.reads_only_system_catalogs() {

@@ -130,3 +130,25 @@ fn reads_of_system_catalogs_only_are_left_whole_unless_asked() {
     let limited = rewrite(q, &analyze_uncached(q), &LimitRule { catalogs: true, ..rule }).expect("asked for");
     assert_eq!(limited.text.as_deref(), Some("SELECT relname FROM pg_catalog.pg_class LIMIT 1000"));
 }
+
+#[test]
+fn copy_of_a_query_is_limited_inside_its_parentheses() {
+    let rule = LimitRule { inject: Some(100), max: Some(500), catalogs: false };
+    let rw = |q: &str| rewrite(q, &analyze_uncached(q), &rule).and_then(|r| r.text);
+    assert_eq!(
+        rw("COPY (SELECT * FROM t) TO STDOUT WITH (FORMAT csv)").as_deref(),
+        Some("COPY (SELECT * FROM t LIMIT 100) TO STDOUT WITH (FORMAT csv)")
+    );
+    assert_eq!(
+        rw("copy (select a from t limit 10000) to stdout").as_deref(),
+        Some("copy (select a from t limit 500) to stdout")
+    );
+    assert_eq!(
+        rw("COPY ((SELECT * FROM t)) TO STDOUT").as_deref(),
+        Some("COPY ((SELECT * FROM t) LIMIT 100) TO STDOUT")
+    );
+    // A table's COPY, COPY FROM, and a query that aggregates are left alone.
+    for q in ["COPY t TO STDOUT", "COPY t FROM STDIN", "COPY (SELECT count(*) FROM t) TO STDOUT"] {
+        assert_eq!(rw(q), None, "{q}");
+    }
+}
