@@ -281,6 +281,13 @@ impl Session {
             tag::COMMAND_COMPLETE => {
                 let command = backend::command_tag(body).unwrap_or_default();
                 if let Some(Entry::Server(request)) = self.queue.head_mut()
+                    && request.forward
+                    && let Some(text) = request.notice_due(command)
+                {
+                    // Before the CommandComplete it is about (observed before it is forwarded).
+                    build::notice_response(&mut self.to_client, "01000", &text);
+                }
+                if let Some(Entry::Server(request)) = self.queue.head_mut()
                     && let Some(effects) = request.next_effects()
                 {
                     if !effects.defines.is_empty() {

@@ -47,6 +47,7 @@ impl Session {
         }
         // Every Parse is checked, and a LIMIT rewrite applies to what the server prepares.
         let mut query = Bytes::copy_from_slice(p.query);
+        let mut notice = None;
         if let Ok(text) = std::str::from_utf8(p.query) {
             self.look_up_catalog(text).await;
             if self.shared.cache.enabled() && !self.cache_usable() {
@@ -66,7 +67,7 @@ impl Session {
                     if let Some(text) = verdict.rewrite.as_ref().and_then(|r| r.text.clone()) {
                         query = Bytes::from(text);
                     }
-                    self.push_notices(&verdict.notices);
+                    notice = verdict.notices.into_iter().next();
                 }
                 Err(refusal) => {
                     self.refuse_statement(&refusal, false);
@@ -75,6 +76,9 @@ impl Session {
             }
         }
         let rewritten = query != p.query;
+        if let Some(notice) = notice {
+            self.limited.note(query.clone(), notice);
+        }
         let name = Bytes::copy_from_slice(p.name);
         if p.name.is_empty() {
             self.local_unnamed = std::str::from_utf8(&query).ok().and_then(|t| self.deallocate_target(t));
@@ -222,6 +226,7 @@ impl Session {
             None if b.statement.is_empty() => (self.unnamed_query.clone(), self.unnamed_types.as_slice()),
             None => (None, &[][..]),
         };
+        self.limited.bind(b.portal, text.as_ref());
         let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.
             Some(Ok(text))

@@ -167,9 +167,12 @@ impl Session {
                 self.segment.open();
                 let effects = self.portal_effects(frame);
                 self.note_drops(effects.as_deref());
-                let entry = match effects {
-                    None => Entry::forward(Kind::Execute),
-                    effects => Entry::Server(Request::forward(Kind::Execute).effects(effects)),
+                let notice = self.limited.for_execute(frame);
+                let entry = match (effects, notice) {
+                    (None, None) => Entry::forward(Kind::Execute),
+                    (effects, notice) => Entry::Server(
+                        Request::forward(Kind::Execute).effects(effects).notices(notice.into_iter().collect()),
+                    ),
                 };
                 self.forward(frame, entry);
             }
@@ -258,7 +261,7 @@ impl Session {
         }
         let Ok(text) = std::str::from_utf8(text) else {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
-            return self.forward_query_with(frame, None, None).await;
+            return self.forward_query_with(frame, None, None, Vec::new()).await;
         };
         self.resolve_tables(text).await;
         self.look_up_catalog(text).await;
@@ -276,7 +279,6 @@ impl Session {
         if self.answer_deallocate(text) || self.answer_held(&verdict.analysis, text).await {
             return Ok(Flow::Continue);
         }
-        self.push_notices(&verdict.notices);
         let new_text = verdict.rewrite.as_ref().and_then(|r| r.text.clone());
         let rewritten = new_text.as_ref().map(|t| {
             let mut out = BytesMut::new();
@@ -290,6 +292,7 @@ impl Session {
         if let Some(s) = self.cacheable_now(&analysis) {
             match self.cache_lookup(sent_text.as_bytes(), s, None).await {
                 Lookup::Hit(entry) => {
+                    self.notice_if_cut(&verdict.notices, &entry.frames);
                     self.replay_simple(&entry.frames);
                     return Ok(Flow::Continue);
                 }
@@ -298,7 +301,8 @@ impl Session {
             }
         }
         let sent = sent.clone();
-        self.forward_query_with(&sent, Some(&verdict.analysis), fill).await
+        let notices = verdict.notices.clone();
+        self.forward_query_with(&sent, Some(&verdict.analysis), fill, notices).await
     }
 
     /// Forward a Query with nothing to follow (see [`Session::plain_query`]).
@@ -324,13 +328,14 @@ impl Session {
     }
 
     /// Forward a Query whose statements are `analysis` (`None`: a text the proxy cannot read),
-    /// recording its answer with `fill`. The statements are followed once the server is held:
-    /// what they leave on it is marked there.
+    /// recording its answer with `fill`, with the `notices` due if its results are cut. The
+    /// statements are followed once the server is held: what they leave on it is marked there.
     async fn forward_query_with(
         &mut self,
         frame: &Frame,
         analysis: Option<&Analysis>,
         fill: Option<Recorder>,
+        notices: Vec<crate::sql::LimitNotice>,
     ) -> Result<Flow, SessionError> {
         if self.server.is_none()
             && let Some(flow) = self.get_server(tag::QUERY).await
@@ -344,7 +349,7 @@ impl Session {
         };
         self.query_drops_unnamed();
         self.note_drops(effects.as_deref());
-        let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new));
+        let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new)).notices(notices);
         self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)
     }

@@ -155,17 +155,22 @@ impl Session {
         self.queue.push(Entry::Synth(reply.freeze()));
     }
 
-    /// NoticeResponses telling the client its result was limited.
-    /// None in a failed transaction: the statement will not run, and Postgres would say only
-    /// that the transaction is aborted.
-    pub(super) fn push_notices(&mut self, notices: &[String]) {
-        if self.tx.status() == b'E' {
-            return;
+    /// The notice due for a cached answer `frames` (one statement's, ending in its
+    /// CommandComplete) if its rows reached the limit: answered ahead of it.
+    pub(super) fn notice_if_cut(&mut self, notices: &[crate::sql::LimitNotice], frames: &[u8]) {
+        let Some(notice) = notices.first() else { return };
+        let mut rest = frames;
+        let mut tag: &[u8] = &[];
+        while let Ok(Some(frame)) = crate::wire::frame::peek_frame(rest, usize::MAX) {
+            if frame.tag() == crate::wire::backend::tag::COMMAND_COMPLETE {
+                tag = crate::wire::backend::command_tag(frame.body()).unwrap_or_default();
+            }
+            rest = &rest[frame.len()..];
         }
-        for text in notices {
+        if notice.cut(tag) {
             let mut out = BytesMut::new();
-            build::notice_response(&mut out, "01000", text);
-            self.queue.push(Entry::Synth(out.freeze()));
+            build::notice_response(&mut out, "01000", &notice.text);
+            self.answer(out.freeze());
         }
     }
 }

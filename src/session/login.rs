@@ -157,6 +157,7 @@ pub async fn login(
         client_held: false,
         timeout_cancel: None,
         held_begin: None,
+        limited: Default::default(),
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

@@ -16,7 +16,8 @@
 //! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
 //! - `isolation` and `held`: reads inside transaction blocks, and blocks answered without a
 //!   server until they need one.
-//! - `guard`: the policy check of every query string and Parse, and refusals.
+//! - `guard`: the policy check of every query string and Parse, and refusals; `limited`: the
+//!   statements whose results it limited, for the notice when they are cut.
 //! - `keywords`: the scan that tells a statement that may change session state from one that cannot.
 //! - `caching`: what is cacheable, keys, hits, fills, invalidation at commit; `calls`: what the
 //!   functions a statement calls may do, from `pg_proc`.
@@ -42,6 +43,7 @@ mod held;
 pub mod isolation;
 mod keywords;
 mod lease;
+mod limited;
 pub mod login;
 pub mod params;
 mod queue;
@@ -236,6 +238,8 @@ pub struct Session {
     /// The `BEGIN` the proxy answered itself, to be sent before the first statement that needs
     /// a server (see `held`); `None`: no block is held.
     held_begin: Option<String>,
+    /// Extended-protocol statements whose results a policy limited (for the notice).
+    limited: limited::Limited,
 }
 
 impl Session {

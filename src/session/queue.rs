@@ -86,6 +86,10 @@ pub struct Tracked {
     /// the Describe and Execute before it. Ends with the entry: stored at its ReadyForQuery,
     /// dropped (and its stampede followers released) if the entry goes any other way.
     pub fill: Option<Box<Recorder>>,
+    /// Notices due when a statement's result was cut at its policy limit (see
+    /// `sql::LimitNotice`), and the statements completed so far (CommandCompletes seen).
+    pub notices: Vec<crate::sql::LimitNotice>,
+    pub completed: usize,
 }
 
 impl Request {
@@ -121,6 +125,26 @@ impl Request {
             self.tracked.get_or_insert_default().fill = fill;
         }
         self
+    }
+
+    #[inline]
+    pub fn notices(mut self, notices: Vec<crate::sql::LimitNotice>) -> Request {
+        if !notices.is_empty() {
+            self.tracked.get_or_insert_default().notices = notices;
+        }
+        self
+    }
+
+    /// A statement of this request completed with command tag `tag`: the notice due for it, if
+    /// its result was cut.
+    pub fn notice_due(&mut self, tag: &[u8]) -> Option<String> {
+        let tracked = self.tracked.as_deref_mut()?;
+        if tracked.notices.is_empty() {
+            return None;
+        }
+        let at = tracked.completed;
+        tracked.completed += 1;
+        tracked.notices.iter().find(|n| n.statement == at && n.cut(tag)).map(|n| n.text.clone())
     }
 
     /// The effects of the next statement to complete (and count it as completed).

@@ -18,8 +18,26 @@ pub struct Verdict {
     /// `rewrite.text` instead of the original when it is `Some`; cap parameters listed in
     /// `rewrite.changes` as [`LimitChange::CapParam`] at Bind.
     pub rewrite: Option<LimitRewrite>,
-    /// NoticeResponse messages to send (the policy's `limit.notice`), one per limited statement.
-    pub notices: Vec<String>,
+    /// NoticeResponse messages to send (the policy's `limit.notice`), one per limited statement,
+    /// each when that statement's result was really cut.
+    pub notices: Vec<LimitNotice>,
+}
+
+/// A NoticeResponse due when statement `statement` of the string (0 for a Parse) returns `rows`
+/// rows or more: its result was cut at the limit the policy added or capped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitNotice {
+    pub statement: usize,
+    pub rows: u64,
+    pub text: String,
+}
+
+impl LimitNotice {
+    /// Whether a statement that completed with command tag `tag` (`SELECT 5`, `COPY 5`) was cut.
+    pub fn cut(&self, tag: &[u8]) -> bool {
+        let rows = tag.rsplit(|b| *b == b' ').next().and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok());
+        rows.is_some_and(|n| n >= self.rows)
+    }
 }
 
 /// Analyzes `text` and applies `policy` (`None`: no policy, nothing checked or rewritten).
@@ -44,8 +62,14 @@ pub fn guard_with(
         (Some(r), true) => r
             .changes
             .iter()
-            .filter(|c| !matches!(c, LimitChange::CapParam { .. }))
-            .map(|c| limit::notice_text(policy.name(), c))
+            .filter_map(|c| {
+                let (statement, rows) = match *c {
+                    LimitChange::Injected { statement, limit } => (statement, limit),
+                    LimitChange::Capped { statement, to, .. } => (statement, to),
+                    LimitChange::CapParam { .. } => return None,
+                };
+                Some(LimitNotice { statement, rows, text: limit::notice_text(policy.name(), c) })
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -78,6 +102,14 @@ mod tests {
         assert_eq!(r.sqlstate, "42501");
         let v = guard(Some(&bi), "SELECT * FROM t -- all").expect("a read");
         assert_eq!(v.rewrite.and_then(|r| r.text).as_deref(), Some("SELECT * FROM t LIMIT 50 -- all"));
-        assert_eq!(v.notices, ["pgcached: result limited to 50 rows by policy \"bi\" (LIMIT 50 added)"]);
+        let text = "pgcached: result limited to 50 rows by policy \"bi\" (LIMIT 50 added)".to_string();
+        assert_eq!(v.notices, [LimitNotice { statement: 0, rows: 50, text }]);
+    }
+
+    #[test]
+    fn a_notice_is_due_only_when_the_rows_reached_the_limit() {
+        let n = LimitNotice { statement: 0, rows: 50, text: String::new() };
+        assert!(n.cut(b"SELECT 50") && n.cut(b"COPY 50"));
+        assert!(!n.cut(b"SELECT 49") && !n.cut(b"SELECT") && !n.cut(b""));
     }
 }

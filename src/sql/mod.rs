@@ -43,7 +43,7 @@ pub mod walk;
 pub use analyze::{Analysis, StatementAnalysis, Wrapper, analyze_uncached};
 pub use cost::{CostError, CostEstimator, check_cost};
 pub use functions::Volatility;
-pub use guard::{Verdict, guard, guard_with};
+pub use guard::{LimitNotice, Verdict, guard, guard_with};
 pub use kind::{StatementKind, TxKind};
 pub use limit::{LimitChange, LimitRewrite, LimitRule, LimitSite};
 pub use memo::{Analyzer, analyze, starts_with_write};
