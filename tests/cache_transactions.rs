@@ -257,3 +257,49 @@ async fn an_extended_protocol_block_answered_from_the_cache_takes_no_server() {
     step("COMMIT", &[]).await;
     assert_eq!(open_blocks(&pg), "0");
 }
+
+/// Send what `write` writes to both clients; the answers, message for message, must be equal.
+async fn both(via: &mut RawClient, direct: &mut RawClient, what: &str, write: impl Fn(&mut RawClient)) {
+    for c in [&mut *via, &mut *direct] {
+        write(c);
+        c.flush().await;
+    }
+    let (got, want) = (summaries(&via.until_ready().await), summaries(&direct.until_ready().await));
+    assert_eq!(got, want, "{what}");
+}
+
+/// pgjdbc with autocommit off: the block's BEGIN goes in one batch with its first statement.
+/// When that statement is a hit, the batch is answered whole and the block takes no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_begin_pipelined_with_a_hit_takes_no_server() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start(&pg).await;
+    let (mut via, mut direct) = (
+        RawClient::connect(proxy.port, "postgres", "app").await,
+        RawClient::connect(pg.port(), "postgres", "app").await,
+    );
+    let begin_and_read = |c: &mut RawClient| {
+        c.parse("", "BEGIN").bind("", "", &[], 0).execute("", 0);
+        c.parse("", "SELECT v FROM kv WHERE k = $1::int").bind("", "", &[Some("1")], 0).describe(b'P', "");
+        c.execute("", 0).sync();
+    };
+    for end in ["COMMIT", "ROLLBACK"] {
+        let end_block = |c: &mut RawClient| {
+            c.parse("", end).bind("", "", &[], 0).execute("", 0).sync();
+        };
+        // A miss the first time (to Postgres, BEGIN and all), then a hit answered whole.
+        both(&mut via, &mut direct, "BEGIN + a miss", begin_and_read).await;
+        both(&mut via, &mut direct, end, end_block).await;
+        both(&mut via, &mut direct, "BEGIN + a hit", begin_and_read).await;
+        assert_eq!(open_blocks(&pg), "1", "only the direct client's block");
+        both(&mut via, &mut direct, end, end_block).await;
+    }
+    // The block held so reaches Postgres with its first statement that needs it.
+    both(&mut via, &mut direct, "BEGIN + a hit", begin_and_read).await;
+    both(&mut via, &mut direct, "count", |c| {
+        c.query("SELECT count(*) FROM kv");
+    })
+    .await;
+    assert_eq!(open_blocks(&pg), "2");
+}

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::caching::Execution;
+use super::isolation::begin_form;
+use super::queue::{Entry, Kind, Request};
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::cache::{CachedResult, Lookup, Recorder};
@@ -63,6 +65,33 @@ impl Session {
     /// Answer or process the gathered batch.
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
         let frames = std::mem::take(&mut self.batch);
+        if let Some((n, described, begin)) = self.leading_begin(&frames) {
+            // A block's BEGIN with its first statement (pgjdbc): if that is a hit, the block is
+            // held and the whole batch needs no server.
+            match self.plan(&frames[n..]).await {
+                Plan::Hit { entry, parses, describe } => {
+                    if let Some(tag) = self.hold_begin(begin).await {
+                        self.register_parses(&frames);
+                        self.answer_with(entry.frames.len() + 64, |out| {
+                            build::parse_complete(out);
+                            build::bind_complete(out);
+                            if described {
+                                build::no_data(out);
+                            }
+                            build::command_complete(out, tag);
+                            write_hit(out, &entry, parses, describe, b'T');
+                        });
+                        self.keep_batch_buffer(frames);
+                        return Ok(Flow::Continue);
+                    }
+                }
+                Plan::Fill(recorder) if begin_form(begin).is_some_and(|f| f.holdable) => {
+                    return self.begin_then_fill(frames, n, recorder).await;
+                }
+                _ => {}
+            }
+            return self.process_batch(frames).await;
+        }
         match self.plan(&frames).await {
             Plan::Local(reply) => {
                 self.register_parses(&frames);
@@ -82,6 +111,35 @@ impl Session {
         }
         self.keep_batch_buffer(frames);
         Ok(Flow::Continue)
+    }
+
+    /// A batch `BEGIN …; <cacheable read>; Sync` whose read missed: the BEGIN (one that cannot
+    /// fail) goes first with a Sync of the proxy's own — inside the block it begins, a Sync
+    /// ends nothing — so that the read's exchange is a segment of its own, recorded by
+    /// `recorder` (the BEGIN's answer is not part of it).
+    async fn begin_then_fill(
+        &mut self,
+        mut frames: Vec<Frame>,
+        n: usize,
+        recorder: Recorder,
+    ) -> Result<Flow, SessionError> {
+        let rest = frames.split_off(n);
+        for frame in frames {
+            if self.process(frame).await? == Flow::Close {
+                return Ok(Flow::Close);
+            }
+        }
+        if self.server.is_none() || self.segment.is_skipping() {
+            // No server could be had (the client was answered), or the BEGIN failed: the rest
+            // goes the usual way, unrecorded.
+            return self.process_batch(rest).await;
+        }
+        let mut sync = BytesMut::new();
+        build::sync(&mut sync);
+        self.forward(&Frame::from_bytes(sync.freeze()), Entry::Server(Request::hidden(Kind::Sync)));
+        self.segment.sync();
+        self.segment.open_recording(recorder);
+        self.process_batch(rest).await
     }
 
     /// Process the frames of a batch one by one, as they would have been without gathering.

@@ -73,6 +73,35 @@ impl Session {
         Some(out.freeze())
     }
 
+    /// `Parse(BEGIN) Bind Describe(portal)? Execute` at the head of a longer batch, as pgjdbc
+    /// sends a block's first statement (not under a policy): the frames it takes, whether it
+    /// was described, and its text. Whether it may be held is decided with the rest.
+    pub(super) fn leading_begin<'f>(&self, frames: &'f [Frame]) -> Option<(usize, bool, &'f str)> {
+        if self.policy.is_some() || frames.len() < 4 {
+            return None;
+        }
+        let p = (frames[0].tag() == tag::PARSE).then(|| frontend::parse(frames[0].body())).flatten()?;
+        let b = (frames[1].tag() == tag::BIND).then(|| frontend::bind(frames[1].body())).flatten()?;
+        let described = frames[2].tag() == tag::DESCRIBE;
+        let execute = &frames[if described { 3 } else { 2 }];
+        let whole = execute.tag() == tag::EXECUTE
+            && frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
+        let portal_described =
+            !described || frontend::target(frames[2].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
+        let plain = b.portal.is_empty() && b.statement == p.name && p.param_types.is_empty();
+        if !(whole && portal_described && plain && frontend::bind_values(b.params_and_formats)?.is_empty()) {
+            return None;
+        }
+        let n = if described { 4 } else { 3 };
+        if frames.len() <= n + 1 {
+            // Only the BEGIN and its Sync: see `held_batch`.
+            return None;
+        }
+        let text = std::str::from_utf8(p.query).ok()?;
+        begin_form(text)?;
+        Some((n, described, text))
+    }
+
     /// Hold a `BEGIN`, or end a held block, if `analysis` is one such statement and the session
     /// may: the command tag and the transaction status to answer with.
     async fn take_held(&mut self, analysis: &Analysis, text: &str) -> Option<(&'static str, u8)> {
@@ -86,7 +115,8 @@ impl Session {
         }
     }
 
-    async fn hold_begin(&mut self, text: &str) -> Option<&'static str> {
+    /// Hold `text` (a `BEGIN`) if the session may (see the module doc): its command tag.
+    pub(super) async fn hold_begin(&mut self, text: &str) -> Option<&'static str> {
         let may = self.shared.cache.enabled()
             && self.mode == PoolMode::Transaction
             && self.server.is_none()
