@@ -38,6 +38,16 @@ fn open_blocks(pg: &PgCluster) -> String {
     .to_string()
 }
 
+/// A private Postgres with `SETUP`, and pgcached in front of it with its metrics on the port
+/// returned.
+async fn setup() -> (PgCluster, Proxy, u16) {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let admin = free_port();
+    let proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    (pg, proxy, admin)
+}
+
 async fn in_block(c: &mut Client, table: &str, k: i32) -> String {
     let tx = c.transaction().await.unwrap();
     let v = value(&tx, table, k).await;
@@ -47,9 +57,7 @@ async fn in_block(c: &mut Client, table: &str, k: i32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_in_a_read_committed_block_are_answered_and_recorded_by_the_cache() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let proxy = Proxy::start(&pg).await;
+    let (pg, proxy, _) = setup().await;
     let mut a = connect(&proxy.url("postgres", "app")).await;
     let b = connect(&proxy.url("postgres", "app")).await;
     assert_eq!(in_block(&mut a, "kv", 1).await, "one", "a miss in a block records the answer");
@@ -69,10 +77,7 @@ async fn reads_in_a_read_committed_block_are_answered_and_recorded_by_the_cache(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeatable_read_and_serializable_blocks_read_from_postgres() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let admin = free_port();
-    let proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    let (pg, proxy, admin) = setup().await;
     let mut c = connect(&proxy.url("postgres", "app")).await;
     assert_eq!(value(&c, "kv", 1).await, "one");
     sneak(&pg, "kv", 1, "truth");
@@ -120,10 +125,7 @@ async fn repeatable_read_and_serializable_blocks_read_from_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_reads_its_own_writes_and_settings_from_postgres() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let admin = free_port();
-    let proxy = Proxy::start_with(&pg, |c| c.admin.http_listen = Some(format!("127.0.0.1:{admin}"))).await;
+    let (pg, proxy, admin) = setup().await;
     let mut c = connect(&proxy.url("postgres", "app")).await;
     for (table, k) in [("kv", 1), ("other", 1)] {
         value(&c, table, k).await;
@@ -158,9 +160,7 @@ async fn same(via: &mut RawClient, direct: &mut RawClient, sql: &str) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_answered_from_the_cache_takes_no_server_and_ends_as_in_postgres() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let proxy = Proxy::start(&pg).await;
+    let (pg, proxy, _) = setup().await;
     let mut via = RawClient::connect(proxy.port, "postgres", "app").await;
     let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
     let read = "SELECT v FROM kv WHERE k = 1";
@@ -229,9 +229,7 @@ async fn a_refusal_in_a_held_block_fails_the_block_on_the_server_too() {
 /// same block, message for message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_protocol_block_answered_from_the_cache_takes_no_server() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let proxy = Proxy::start(&pg).await;
+    let (pg, proxy, _) = setup().await;
     let mut via = RawClient::connect(proxy.port, "postgres", "app").await;
     let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
     let mut step = async |sql: &str, params: &[Option<&str>]| {
@@ -272,9 +270,7 @@ async fn both(via: &mut RawClient, direct: &mut RawClient, what: &str, write: im
 /// When that statement is a hit, the batch is answered whole and the block takes no server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_begin_pipelined_with_a_hit_takes_no_server() {
-    let pg = PgCluster::start();
-    pg.psql_db("app", SETUP);
-    let proxy = Proxy::start(&pg).await;
+    let (pg, proxy, _) = setup().await;
     let (mut via, mut direct) = (
         RawClient::connect(proxy.port, "postgres", "app").await,
         RawClient::connect(pg.port(), "postgres", "app").await,

@@ -65,7 +65,8 @@ impl Session {
     /// Answer or process the gathered batch.
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
         let frames = std::mem::take(&mut self.batch);
-        if let Some((n, described, begin)) = self.leading_begin(&frames) {
+        if let Some(head) = self.leading_begin(&frames) {
+            let (n, described, begin) = (head.frames, head.described, head.text);
             // A block's BEGIN with its first statement (pgjdbc): if that is a hit, the block is
             // held and the whole batch needs no server.
             match self.plan(&frames[n..]).await {

@@ -23,6 +23,16 @@ use crate::wire::Frame;
 use crate::wire::build;
 use crate::wire::frontend::{self, tag};
 
+/// One parameterless statement run through the unnamed portal at the head of a batch (see
+/// [`Session::plain_head`]).
+pub(super) struct PlainHead<'f> {
+    /// Frames it takes (Parse, Bind, Describe if any, Execute).
+    pub frames: usize,
+    /// Its portal was described (the answer has a NoData).
+    pub described: bool,
+    pub text: &'f str,
+}
+
 impl Session {
     /// Answer a simple-protocol `BEGIN`, `COMMIT` or `ROLLBACK` without the server if it may
     /// be (see the module doc); `false`: it goes the usual way.
@@ -40,32 +50,16 @@ impl Session {
     /// statement in the extended protocol send): the whole answer. Not under a policy (its
     /// checks of a Parse are the usual way's).
     pub(super) async fn held_batch(&mut self, frames: &[Frame]) -> Option<Bytes> {
-        let [parse, bind, rest @ ..] = frames else { return None };
-        let (describe, [execute, sync]) = match rest {
-            [d, e, s] if d.tag() == tag::DESCRIBE => (true, [e, s]),
-            [e, s] => (false, [e, s]),
-            _ => return None,
-        };
-        let tags = [parse.tag(), bind.tag(), execute.tag(), sync.tag()];
-        if self.policy.is_some() || tags != [tag::PARSE, tag::BIND, tag::EXECUTE, tag::SYNC] {
+        let head = self.plain_head(frames)?;
+        if frames.len() != head.frames + 1 || frames[head.frames].tag() != tag::SYNC {
             return None;
         }
-        let p = frontend::parse(parse.body())?;
-        let b = frontend::bind(bind.body())?;
-        let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
-        let described =
-            !describe || frontend::target(rest[0].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
-        let plain = b.portal.is_empty() && b.statement == p.name && p.param_types.is_empty();
-        if !(plain && whole_portal && described && frontend::bind_values(b.params_and_formats)?.is_empty()) {
-            return None;
-        }
-        let text = std::str::from_utf8(p.query).ok()?;
-        let analysis = crate::sql::analyze(text);
-        let (command, status) = self.take_held(&analysis, text).await?;
+        let analysis = crate::sql::analyze(head.text);
+        let (command, status) = self.take_held(&analysis, head.text).await?;
         let mut out = BytesMut::with_capacity(64);
         build::parse_complete(&mut out);
         build::bind_complete(&mut out);
-        if describe {
+        if head.described {
             build::no_data(&mut out);
         }
         build::command_complete(&mut out, command);
@@ -73,33 +67,37 @@ impl Session {
         Some(out.freeze())
     }
 
-    /// `Parse(BEGIN) Bind Describe(portal)? Execute` at the head of a longer batch, as pgjdbc
-    /// sends a block's first statement (not under a policy): the frames it takes, whether it
-    /// was described, and its text. Whether it may be held is decided with the rest.
-    pub(super) fn leading_begin<'f>(&self, frames: &'f [Frame]) -> Option<(usize, bool, &'f str)> {
-        if self.policy.is_some() || frames.len() < 4 {
+    /// A `BEGIN` at the head of a longer batch, as pgjdbc sends a block's first statement (not
+    /// under a policy). Whether it may be held is decided with the rest.
+    pub(super) fn leading_begin<'f>(&self, frames: &'f [Frame]) -> Option<PlainHead<'f>> {
+        let head = self.plain_head(frames)?;
+        // Only the BEGIN and its Sync: see `held_batch`.
+        (frames.len() > head.frames + 1 && begin_form(head.text).is_some()).then_some(head)
+    }
+
+    /// `Parse Bind Describe(portal)? Execute` of one parameterless statement through the
+    /// unnamed portal, at the head of `frames`, under no policy.
+    fn plain_head<'f>(&self, frames: &'f [Frame]) -> Option<PlainHead<'f>> {
+        if self.policy.is_some() {
             return None;
         }
-        let p = (frames[0].tag() == tag::PARSE).then(|| frontend::parse(frames[0].body())).flatten()?;
-        let b = (frames[1].tag() == tag::BIND).then(|| frontend::bind(frames[1].body())).flatten()?;
-        let described = frames[2].tag() == tag::DESCRIBE;
-        let execute = &frames[if described { 3 } else { 2 }];
-        let whole = execute.tag() == tag::EXECUTE
-            && frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
+        let [parse, bind, rest @ ..] = frames else { return None };
+        let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
+        let execute = rest.get(usize::from(described))?;
+        if (parse.tag(), bind.tag(), execute.tag()) != (tag::PARSE, tag::BIND, tag::EXECUTE) {
+            return None;
+        }
+        let p = frontend::parse(parse.body())?;
+        let b = frontend::bind(bind.body())?;
+        let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
         let portal_described =
-            !described || frontend::target(frames[2].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
+            !described || frontend::target(rest[0].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
         let plain = b.portal.is_empty() && b.statement == p.name && p.param_types.is_empty();
-        if !(whole && portal_described && plain && frontend::bind_values(b.params_and_formats)?.is_empty()) {
-            return None;
-        }
-        let n = if described { 4 } else { 3 };
-        if frames.len() <= n + 1 {
-            // Only the BEGIN and its Sync: see `held_batch`.
+        if !(plain && whole_portal && portal_described && frontend::bind_values(b.params_and_formats)?.is_empty()) {
             return None;
         }
         let text = std::str::from_utf8(p.query).ok()?;
-        begin_form(text)?;
-        Some((n, described, text))
+        Some(PlainHead { frames: if described { 4 } else { 3 }, described, text })
     }
 
     /// Hold a `BEGIN`, or end a held block, if `analysis` is one such statement and the session

@@ -14,9 +14,11 @@
 //! set one, else the default of its role and database (`ALTER ROLE/DATABASE … SET`, then the
 //! server's), read from the catalog. Unknown means "not READ COMMITTED".
 
+use std::sync::Arc;
+
 use super::Session;
 use super::state::Writes;
-use crate::cache::Bypass;
+use crate::cache::{Bypass, Catalog};
 
 /// Transaction isolation levels (READ UNCOMMITTED behaves as READ COMMITTED in Postgres).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,30 +147,23 @@ impl Session {
     /// The isolation a `BEGIN` that names none gets in this session, if known without waiting
     /// (the catalog's answer is asked for meanwhile, for the next time).
     pub(super) fn default_isolation(&self) -> Option<Isolation> {
-        if let Some(value) = self.wanted.get("default_transaction_isolation") {
-            return Isolation::parse(value);
-        }
-        let catalog = self.shared.catalogs.for_database(&self.key.database)?;
-        match catalog.default_isolation_known(&self.key.user) {
-            Some(value) => Isolation::parse(value.as_deref()?),
-            None => {
-                let role = self.key.user.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = catalog.default_isolation(&role).await {
-                        tracing::debug!(error = %e, "catalog look-up failed");
-                    }
-                });
-                None
-            }
-        }
+        self.known_default_isolation().unwrap_or_else(|catalog| {
+            let role = self.key.user.clone();
+            tokio::spawn(async move {
+                if let Err(e) = catalog.default_isolation(&role).await {
+                    tracing::debug!(error = %e, "catalog look-up failed");
+                }
+            });
+            None
+        })
     }
 
     /// Like [`Session::default_isolation`], waiting for the catalog if it was not asked yet.
     pub(super) async fn default_isolation_now(&mut self) -> Option<Isolation> {
-        if let Some(value) = self.wanted.get("default_transaction_isolation") {
-            return Isolation::parse(value);
-        }
-        let catalog = self.shared.catalogs.for_database(&self.key.database)?;
+        let catalog = match self.known_default_isolation() {
+            Ok(level) => return level,
+            Err(catalog) => catalog,
+        };
         let role = self.key.user.clone();
         // Boxed: a catalog query is a large state machine, asked once per role and database.
         match Box::pin(catalog.default_isolation(&role)).await {
@@ -177,6 +172,19 @@ impl Session {
                 tracing::debug!(error = %e, "catalog look-up failed");
                 None
             }
+        }
+    }
+
+    /// The default level from the client's own setting or the catalog's memo (`Ok(None)`: not
+    /// known to be any); `Err(catalog)` when the catalog has not been asked yet.
+    fn known_default_isolation(&self) -> Result<Option<Isolation>, Arc<Catalog>> {
+        if let Some(value) = self.wanted.get("default_transaction_isolation") {
+            return Ok(Isolation::parse(value));
+        }
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Ok(None) };
+        match catalog.default_isolation_known(&self.key.user) {
+            Some(value) => Ok(value.as_deref().and_then(Isolation::parse)),
+            None => Err(catalog),
         }
     }
 
@@ -189,7 +197,8 @@ impl Session {
             return true;
         }
         let Some((_, closures)) = self.write_closures(&writes.tables) else { return true };
-        closures.iter().flat_map(|c| c.tables.iter()).any(|t| tables.contains(&crate::cache::version_key(t)))
+        // Closure tables are version keys already (see `WriteClosure::tables`).
+        closures.iter().flat_map(|c| c.tables.iter()).any(|t| tables.contains(t))
     }
 }
 
