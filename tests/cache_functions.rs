@@ -66,3 +66,35 @@ async fn a_volatile_user_function_with_a_built_in_name_is_never_cached() {
     }
     assert_eq!(logged(&pg), "6", "bare: every call ran");
 }
+
+/// Functions in a view's body run on the reader's behalf: a volatile user function there may
+/// write, so reading the view invalidates like calling it; a volatile built-in that writes
+/// nothing (`random()`) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_whose_body_calls_a_writing_function_invalidates_what_it_writes() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        &format!(
+            "{SETUP};
+             CREATE FUNCTION app.audit(t text) RETURNS boolean VOLATILE LANGUAGE plpgsql AS
+               $$BEGIN INSERT INTO log (what) VALUES (t); RETURN true; END$$;
+             CREATE VIEW audited AS SELECT k, v FROM kv WHERE app.audit(v);
+             CREATE VIEW sampled AS SELECT k, v FROM kv WHERE random() >= 0;"
+        ),
+    );
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(simple_one(&c, "SELECT count(*) FROM log").await.unwrap(), "0");
+    assert_eq!(cached_value(&c).await, "one");
+    pg.psql_db("app", "UPDATE kv SET v = 'behind' WHERE k = 1");
+    c.simple_query("SELECT * FROM sampled").await.unwrap();
+    assert_eq!(cached_value(&c).await, "one", "random() in a view writes nothing: still cached");
+    c.simple_query("SELECT * FROM audited").await.unwrap();
+    assert_eq!(
+        simple_one(&c, "SELECT count(*) FROM log").await.unwrap(),
+        "1",
+        "the view's function wrote a row: the cached count is gone"
+    );
+    assert_eq!(cached_value(&c).await, "behind", "an unknown writer flushes its database");
+}

@@ -66,6 +66,8 @@ pub struct Catalog {
     shadows: Memo<Option<Volatility>>,
     /// [`Catalog::privacy`] answers: `None` when reads may be shared.
     privacy: Memo<Option<Arc<str>>>,
+    /// [`Catalog::read_may_write`] answers.
+    read_writes: Memo<bool>,
     /// [`Catalog::may_set_settings`] answers.
     setters: Memo<SettingsSetter>,
     /// [`Catalog::write_closure`] answers.
@@ -125,6 +127,7 @@ impl Catalog {
             functions: Mutex::default(),
             shadows: Mutex::default(),
             privacy: Mutex::default(),
+            read_writes: Mutex::default(),
             setters: Mutex::default(),
             writes: Mutex::default(),
             rows: Mutex::default(),
@@ -205,6 +208,35 @@ impl Catalog {
         let why: Option<Arc<str>> = rows.first().map(|r| r.get::<_, String>(1).into());
         memo_insert(&self.privacy, rel, why.clone());
         Ok(why)
+    }
+
+    /// Whether reading `relation` makes Postgres call a function that may write (see
+    /// `READ_VOLATILE_CALLS_SQL`): a volatile user function in the body of a view it depends
+    /// on or in a row-level security policy, or a built-in that writes or runs SQL.
+    pub async fn read_may_write(&self, relation: &str) -> Result<bool, CatalogError> {
+        let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
+        if let Some(hit) = self.read_writes.lock().expect("catalog lock").get(&rel) {
+            return Ok(*hit);
+        }
+        let client = self.pool.get().await?;
+        let rows = client.query(READ_VOLATILE_CALLS_SQL, &[&rel.name, &rel.schema]).await?;
+        let writes = rows.iter().any(|r| {
+            let function = r.get::<_, String>(0);
+            match function.strip_prefix("pg_catalog.") {
+                Some(name) => {
+                    crate::sql::functions::writes(name) && !crate::sql::functions::writes_no_table(name)
+                        || crate::sql::functions::executes_sql(name)
+                }
+                None => true,
+            }
+        });
+        memo_insert(&self.read_writes, rel, writes);
+        Ok(writes)
+    }
+
+    /// [`Catalog::read_may_write`] if it is already known, without waiting.
+    pub fn read_may_write_known(&self, relation: &str) -> Option<bool> {
+        self.read_writes.lock().expect("catalog lock").get(&RelName::parse(relation)?).copied()
     }
 
     /// What calling function `name` may do to session settings the proxy cannot see (see
@@ -360,6 +392,7 @@ impl Catalog {
         self.functions.lock().expect("catalog lock").clear();
         self.shadows.lock().expect("catalog lock").clear();
         self.privacy.lock().expect("catalog lock").clear();
+        self.read_writes.lock().expect("catalog lock").clear();
         self.setters.lock().expect("catalog lock").clear();
         self.writes.lock().expect("catalog lock").clear();
         self.rows.lock().expect("catalog lock").clear();

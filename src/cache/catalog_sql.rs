@@ -37,6 +37,27 @@ pub(super) const DEPENDENCIES_SQL: &str = concat!(
  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
 );
 
+/// `guards(policy, rel, expr, tree)`, after [`deps_cte`]: what filters the rows of each relation
+/// a read depends on — its row-level security policies (`policy`), its body (views) — deparsed
+/// (`expr`) and as the stored expression tree (`tree`).
+macro_rules! guards_cte {
+    () => {
+        ",
+guards(policy, rel, expr, tree) AS (
+    SELECT true, c.oid,
+           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''),
+           coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')
+      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_policy p ON p.polrelid = c.oid
+     WHERE c.relrowsecurity
+  UNION ALL
+    SELECT false, c.oid, pg_get_viewdef(c.oid), r.ev_action::text
+      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_rewrite r ON r.ev_class = c.oid
+     WHERE c.relkind = 'v'
+)
+"
+    };
+}
+
 /// For each relation a read of `relation` depends on (as [`DEPENDENCIES_SQL`]), why its rows
 /// may differ between two sessions with the same role and settings; no row when none.
 /// - a table with row-level security whose policies call a function that is not immutable
@@ -52,20 +73,8 @@ pub(super) const DEPENDENCIES_SQL: &str = concat!(
 /// keywords are upper case and identifiers are not.
 pub(super) const PRIVACY_SQL: &str = concat!(
     deps_cte!(),
-    ",
--- what filters the rows of each relation: its policies (RLS tables), its body (views)
-guards(policy, rel, expr, tree) AS (
-    SELECT true, c.oid,
-           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''),
-           coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')
-      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_policy p ON p.polrelid = c.oid
-     WHERE c.relrowsecurity
-  UNION ALL
-    SELECT false, c.oid, pg_get_viewdef(c.oid), r.ev_action::text
-      FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_rewrite r ON r.ev_class = c.oid
-     WHERE c.relkind = 'v'
-)
-SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
+    guards_cte!(),
+    "SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
        CASE WHEN g.policy THEN 'a row-level security policy of ' ELSE 'the view ' END
        || format('%I.%I', n.nspname, c.relname) || ' depends on more than the role'
   FROM guards g JOIN pg_class c ON c.oid = g.rel JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -78,6 +87,25 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname),
     OR (g.policy AND EXISTS (SELECT 1 FROM regexp_matches(g.tree, ':relid (\\d+)', 'g') m
                               WHERE m[1]::oid <> g.rel))
  ORDER BY 1"
+);
+
+/// The volatile functions (`schema.name`) Postgres may call on behalf of a read of `$1` (in
+/// schema `$2`, or any): in the body of a view it depends on or a row-level security policy of
+/// a table it reads, found as [`PRIVACY_SQL`] finds calls. Such a function may write (see
+/// `Catalog::read_may_write`).
+pub(super) const READ_VOLATILE_CALLS_SQL: &str = concat!(
+    deps_cte!(),
+    guards_cte!(),
+    ",
+calls(oid) AS (
+    SELECT m[1]::oid FROM guards g, regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
+  UNION
+    SELECT o.oprcode FROM guards g, regexp_matches(g.tree, ':opno (\\d+)', 'g') m
+      JOIN pg_operator o ON o.oid = m[1]::oid
+)
+SELECT DISTINCT n.nspname || '.' || p.proname
+  FROM calls JOIN pg_proc p ON p.oid = calls.oid JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.provolatile = 'v'"
 );
 
 /// Whether any function named `$1` (in schema `$2`, or any) may change session settings when

@@ -10,7 +10,11 @@
 //!   path, argument types): when one exists, the call is as volatile as the worse of the two,
 //!   and a volatile one may write; `app.lower(…)` is never the built-in (see
 //!   `sql::functions::volatility`);
-//! - a statement is answered from the cache only if every call is immutable by both.
+//! - a statement is answered from the cache only if every call is immutable by both;
+//! - reading a view or a table with row-level security makes Postgres call the functions in the
+//!   view's body or the policies: when one of those may write (a volatile user function; see
+//!   `Catalog::read_may_write`), so does the read (with the cache on: without it there is
+//!   nothing to invalidate).
 
 use std::sync::Arc;
 
@@ -36,6 +40,8 @@ enum Ask {
     Function(String),
     /// [`Catalog::user_volatility`] of the bare name.
     User(String),
+    /// [`Catalog::read_may_write`] of the relation.
+    Relation(String),
 }
 
 impl Session {
@@ -44,7 +50,8 @@ impl Session {
     /// catalog, the built-in list alone decides (nothing is cached then, and writes flush the
     /// database anyway).
     pub(super) fn judge_calls(&self, s: &StatementAnalysis) -> Calls {
-        if s.functions.is_empty() {
+        let reads_relations = self.shared.cache.enabled() && relations_read(s).next().is_some();
+        if s.functions.is_empty() && !reads_relations {
             return Calls { immutable: true, may_write: false };
         }
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
@@ -56,6 +63,11 @@ impl Session {
             let (volatility, may_write) = judge(&catalog, &f.name, &mut asks);
             calls.immutable &= volatility == Volatility::Immutable;
             calls.may_write |= may_write;
+        }
+        if reads_relations {
+            for rel in relations_read(s) {
+                calls.may_write |= judge_read(&catalog, rel, &mut asks);
+            }
         }
         if !asks.is_empty() {
             tokio::spawn(async move {
@@ -72,10 +84,15 @@ impl Session {
 
 /// Look up, before `analysis` is sent, what [`Session::judge_calls`] needs (memoized per
 /// database: one catalog query per function name until DDL).
-pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis) {
+pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis, cache_enabled: bool) {
     let mut asks = Vec::new();
     for f in analysis.statements.iter().flat_map(|s| &s.functions) {
         judge(catalog, &f.name, &mut asks);
+    }
+    if cache_enabled {
+        for rel in analysis.statements.iter().flat_map(relations_read) {
+            judge_read(catalog, rel, &mut asks);
+        }
     }
     for ask in asks {
         // Boxed: a catalog query is a large state machine, rare on this path.
@@ -114,10 +131,26 @@ fn judge(catalog: &Catalog, name: &str, asks: &mut Vec<Ask>) -> (Volatility, boo
     }
 }
 
+/// The relations `s` reads that are not system catalogs, as `schema.name` or `name`.
+fn relations_read(s: &StatementAnalysis) -> impl Iterator<Item = &crate::sql::TableRef> {
+    s.tables_read.iter().filter(|t| !t.is_system_catalog())
+}
+
+/// Whether reading `rel` may make Postgres call a function that writes; a relation not looked
+/// up yet may (it is added to `asks`).
+fn judge_read(catalog: &Catalog, rel: &crate::sql::TableRef, asks: &mut Vec<Ask>) -> bool {
+    let name = rel.to_string();
+    catalog.read_may_write_known(&name).unwrap_or_else(|| {
+        asks.push(Ask::Relation(name));
+        true
+    })
+}
+
 async fn ask_catalog(catalog: &Catalog, ask: &Ask) -> Result<(), crate::cache::CatalogError> {
     match ask {
         Ask::Function(name) => catalog.function_volatility(name).await.map(drop),
         Ask::User(name) => catalog.user_volatility(name).await.map(drop),
+        Ask::Relation(name) => catalog.read_may_write(name).await.map(drop),
     }
 }
 

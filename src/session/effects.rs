@@ -162,9 +162,13 @@ fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, anything: bool) -> Write
             // shared changes.
             return w;
         }
-        if let Some(view) = refreshed_view(s) {
+        if let ("refresh", [view]) = (s.keyword.as_str(), s.tables_written.as_slice()) {
             // `REFRESH MATERIALIZED VIEW v`: v's rows change, in this database.
-            w.tables = vec![view];
+            w.tables = vec![view.name.clone()];
+            return w;
+        }
+        if s.keyword == "alter" && starts_with_words(&s.fingerprint, &["alter", "default", "privileges"]) {
+            // Privileges of objects created later: nothing that exists changes.
             return w;
         }
         // Schema, grants, roles, policies: rare, and their reach is wide.
@@ -207,22 +211,10 @@ fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, anything: bool) -> Write
     w
 }
 
-/// The materialized view `REFRESH MATERIALIZED VIEW [CONCURRENTLY] [schema.]v …` refreshes (its
-/// name without the schema, unquoted names folded: see `cache::names`).
-fn refreshed_view(s: &StatementAnalysis) -> Option<String> {
-    if s.keyword != "refresh" {
-        return None;
-    }
-    let mut words = s.fingerprint.split_whitespace().map(|w| w.trim_end_matches(';'));
-    let head: Vec<&str> = words.by_ref().take(3).collect();
-    if !head[1..].iter().map(|w| w.to_ascii_lowercase()).eq(["materialized", "view"]) {
-        return None;
-    }
-    let mut words = words.skip_while(|w| w.eq_ignore_ascii_case("concurrently"));
-    // The fingerprint may space a qualified name out (`app . totals`).
-    let name: String = words.by_ref().take_while(|w| !w.eq_ignore_ascii_case("with")).collect();
-    let simple = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$');
-    simple.then(|| name.rsplit('.').next().unwrap_or(&name).to_lowercase())
+/// Whether `fingerprint` starts with the keywords `words` (any case).
+fn starts_with_words(fingerprint: &str, words: &[&str]) -> bool {
+    let mut head = fingerprint.split_whitespace();
+    words.iter().all(|w| head.next().is_some_and(|h| h.eq_ignore_ascii_case(w)))
 }
 
 /// A read (`SELECT …`) that writes only through the built-in functions it calls.
@@ -322,6 +314,10 @@ mod tests {
         assert!(w("CREATE TEMP TABLE tmp (x int)").is_empty());
         let mv = w("REFRESH MATERIALIZED VIEW CONCURRENTLY app.totals");
         assert!(!mv.all && !mv.database && mv.tables == ["totals"], "{mv:?}");
+        assert_eq!(w("refresh materialized view \"Sums\" with no data").tables, ["Sums"]);
+        assert!(w("REFRESH MATERIALIZED VIEW a, b").all, "not understood: everything");
+        assert!(w("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO bi").is_empty());
+        assert!(w("VACUUM (ANALYZE) t").is_empty());
         assert!(w("CREATE TABLE t (x int)").all);
     }
 

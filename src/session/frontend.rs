@@ -422,7 +422,7 @@ impl Session {
     pub(super) async fn look_up_catalog(&mut self, text: &str) {
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
         let analysis = crate::sql::analyze(text);
-        super::calls::look_up_calls(&catalog, &analysis).await;
+        super::calls::look_up_calls(&catalog, &analysis, self.shared.cache.enabled()).await;
         for name in analysis.statements.iter().flat_map(|s| s.unknown_functions()) {
             if catalog.may_set_settings_known(name).is_none() {
                 // Boxed: a catalog query is a large state machine, rare on this path.

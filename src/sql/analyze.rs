@@ -13,6 +13,7 @@ use super::limit::{LimitSite, find_limit_site};
 use super::rows::{RowPins, read_pins, write_pins};
 use super::settings::{SetVia, SettingChange, parse_set};
 use super::tables::TableRef;
+use super::utility::Utility;
 use super::walk::{ColumnUses, FunctionCall, walk};
 use serde::Serialize;
 use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, Visit, Visitor};
@@ -359,6 +360,14 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         );
     if lexical_only {
         return a;
+    }
+    match super::utility::recognize(src, toks) {
+        Some(Utility::Refresh(view)) => {
+            a.tables_written = vec![view];
+            return a;
+        }
+        Some(Utility::Vacuum | Utility::DefaultPrivileges) => return a,
+        None => {}
     }
     let depth = depth_estimate(src, toks);
     if depth > MAX_DEPTH {

@@ -38,6 +38,7 @@ pub mod rows;
 pub mod settings;
 pub mod tables;
 pub mod template;
+pub mod utility;
 pub mod walk;
 
 pub use analyze::{Analysis, StatementAnalysis, Wrapper, analyze_uncached};

@@ -3,8 +3,10 @@
 //! `FROM t*` (fails to parse), `TABLE t` (fails to parse) and `FOR NO KEY UPDATE` / `FOR KEY
 //! SHARE` (fail to parse; read as `FOR UPDATE` / `FOR SHARE`), and `ROWS FROM (f(…), g(…)) [WITH
 //! ORDINALITY]` (fails to parse; read as the subquery `(SELECT * FROM f(…), g(…))`, which calls
-//! the same functions). The result is never sent to Postgres; it only has to mean the same
-//! tables and functions to the analysis.
+//! the same functions), and `expr::type COLLATE "C"` (fails to parse after a cast; in a query or
+//! DML statement every `COLLATE name` is read as `|| ''`, which keeps the expression's columns
+//! and, like a collation, keeps a predicate from pinning rows). The result is never sent to
+//! Postgres; it only has to mean the same tables, columns and functions to the analysis.
 
 use super::lex::{TokKind, Token};
 
@@ -31,6 +33,21 @@ const FROM_END: &[&str] = &[
     "values",
 ];
 
+/// Statements whose `COLLATE` clauses are in expressions.
+const EXPRESSION_STATEMENTS: &[&str] = &[
+    "select", "with", "values", "table", "insert", "update", "delete", "merge", "explain", "declare", "prepare", "copy",
+];
+
+/// How many tokens the (possibly qualified) name at the start of `toks` spans.
+fn qualified_name_len(src: &str, toks: &[Token]) -> usize {
+    let is_name = |i: usize| toks.get(i).is_some_and(|t| matches!(t.kind, TokKind::Word | TokKind::QuotedIdent));
+    let mut n = usize::from(is_name(0));
+    while n > 0 && toks.get(n).is_some_and(|t| t.is_punct(src, '.')) && is_name(n + 1) {
+        n += 2;
+    }
+    n
+}
+
 /// Returns the text to hand to sqlparser for the statement `src[span]` with tokens `toks`.
 pub fn for_parser(src: &str, toks: &[Token]) -> String {
     let mut out = String::with_capacity(src.len() + 16);
@@ -45,6 +62,10 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
     let mut drop = 0usize;
     let mut rows_from_depth: Option<usize> = None;
     let mut after_rows_from = false;
+    // Queries and DML, where a `COLLATE` clause is part of an expression (not a column
+    // definition).
+    let expressions = toks.first().is_some_and(|t| t.is_punct(src, '('))
+        || word(toks.first()).is_some_and(|w| EXPRESSION_STATEMENTS.contains(&w.as_str()));
     for (i, t) in toks.iter().enumerate() {
         let lower = word(Some(t));
         let mut replace: Option<&str> = None;
@@ -101,6 +122,10 @@ pub fn for_parser(src: &str, toks: &[Token]) -> String {
                         || prevw.as_deref() == Some("no") && word(prev2).as_deref() == Some("for")))
             {
                 replace = Some("");
+            }
+            if w == "collate" && expressions && next_is_name {
+                replace = Some("|| ''");
+                drop = qualified_name_len(src, &toks[i + 1..]);
             }
             if w == "table" && query_start && next_is_name {
                 replace = Some("SELECT * FROM");
@@ -174,6 +199,18 @@ mod tests {
         );
         assert_eq!(words("SELECT * FROM x, rows from (f()) AS t"), "SELECT * FROM x, (SELECT * FROM f()) AS t");
         assert_eq!(pp("SELECT rows FROM t"), "SELECT rows FROM t");
+    }
+
+    #[test]
+    fn collate_clauses_in_expressions_become_a_concatenation() {
+        let words = |s: &str| pp(s).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words("SELECT a::text COLLATE \"C\" FROM t ORDER BY b COLLATE pg_catalog.\"default\" DESC"),
+            "SELECT a::text || '' FROM t ORDER BY b || '' DESC"
+        );
+        assert_eq!(words("(SELECT 'x' COLLATE \"C\")"), "(SELECT 'x' || '' )");
+        let ddl = "CREATE TABLE t (a text COLLATE \"C\")";
+        assert_eq!(pp(ddl), ddl, "a column definition keeps its collation");
     }
 
     #[test]
