@@ -71,7 +71,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 use pgcached::sql::{LimitRule, analyze_uncached, limit::rewrite};
 
 const N: u64 = 7;
-const RULE: LimitRule = LimitRule { inject: Some(N), max: Some(N), catalogs: true };
+const RULE: LimitRule = LimitRule { inject: Some(N), max: Some(N), catalogs: true, exempt_schemas: Vec::new() };
 
 /// Ordered reads; each is run as written and rewritten.
 const CASES: &[&str] = &[

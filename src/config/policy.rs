@@ -58,6 +58,10 @@ pub struct PolicyLimitConfig {
     /// Limit reads of system catalogs only (`pg_catalog`, `information_schema`) too; by default
     /// they are left whole (metadata for psql, drivers, ORMs and BI tools).
     pub catalogs: bool,
+    /// More schemas left whole like the system catalogs: a read whose every table is qualified
+    /// with one of these (or is a system catalog) is not limited. Names as Postgres folds them
+    /// (unquoted: lower case).
+    pub exempt_schemas: Vec<String>,
 }
 
 /// One entry of `policies:`.

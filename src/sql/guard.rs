@@ -57,7 +57,7 @@ pub fn guard_with(
         return Ok(Verdict { analysis, rewrite: None, notices: Vec::new() });
     };
     policy.check_with(&analysis, schema_of)?;
-    let rewrite = policy.limit_rule().and_then(|rule| limit::rewrite(text, &analysis, &rule));
+    let rewrite = policy.limit_rule().and_then(|rule| limit::rewrite(text, &analysis, rule));
     let notices = match (&rewrite, policy.limit_notice()) {
         (Some(r), true) => r
             .changes

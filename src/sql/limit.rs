@@ -153,7 +153,7 @@ fn value_site(src: &str, toks: &[Token], i: usize, d: usize) -> LimitSite {
 }
 
 /// A policy's `limit:` rule, as the rewrite needs it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LimitRule {
     /// LIMIT added to reads without one.
     pub inject: Option<u64>,
@@ -163,6 +163,21 @@ pub struct LimitRule {
     /// default: metadata (psql `\d`, driver and ORM reflection, BI field sync) is bounded by the
     /// schema, and a tool shown a cut schema is wrong without an error.
     pub catalogs: bool,
+    /// More schemas whose reads are left whole like the system catalogs' (a metadata schema):
+    /// a read all of whose tables are qualified with one of these (or are system catalogs).
+    pub exempt_schemas: Vec<String>,
+}
+
+impl LimitRule {
+    /// Whether `s` reads only what this rule leaves whole.
+    fn exempts(&self, s: &super::StatementAnalysis) -> bool {
+        !self.catalogs && s.reads_only_system_catalogs()
+            || !s.tables_read.is_empty()
+                && s.tables_read.iter().all(|t| {
+                    (!self.catalogs && t.is_system_catalog())
+                        || t.schema.as_ref().is_some_and(|schema| self.exempt_schemas.contains(schema))
+                })
+    }
 }
 
 /// One change made to one statement.
@@ -220,7 +235,7 @@ pub fn rewrite(text: &str, analysis: &Analysis, rule: &LimitRule) -> Option<Limi
         if !(s.kind == StatementKind::Read || copies_query) || s.wrapper.is_some() || s.parse_error.is_some() {
             continue;
         }
-        if !rule.catalogs && s.reads_only_system_catalogs() {
+        if rule.exempts(s) {
             continue;
         }
         match (&s.limit, rule.max) {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::sql::analyze_uncached;
 
-const RULE: LimitRule = LimitRule { inject: Some(100), max: Some(1000), catalogs: true };
+const RULE: LimitRule = LimitRule { inject: Some(100), max: Some(1000), catalogs: true, exempt_schemas: Vec::new() };
 
 fn rw(q: &str) -> Option<String> {
     rewrite(q, &analyze_uncached(q), &RULE).and_then(|r| r.text)
@@ -99,10 +99,21 @@ fn every_read_of_a_multi_statement_string_is_limited() {
 #[test]
 fn inject_alone_and_max_alone() {
     let q = "SELECT * FROM t LIMIT ALL";
-    assert_eq!(rewrite(q, &analyze_uncached(q), &LimitRule { inject: Some(5), max: None, catalogs: true }), None);
+    assert_eq!(
+        rewrite(
+            q,
+            &analyze_uncached(q),
+            &LimitRule { inject: Some(5), max: None, catalogs: true, exempt_schemas: Vec::new() }
+        ),
+        None
+    );
     let q = "SELECT * FROM t";
-    let r =
-        rewrite(q, &analyze_uncached(q), &LimitRule { inject: None, max: Some(7), catalogs: true }).expect("change");
+    let r = rewrite(
+        q,
+        &analyze_uncached(q),
+        &LimitRule { inject: None, max: Some(7), catalogs: true, exempt_schemas: Vec::new() },
+    )
+    .expect("change");
     assert_eq!(r.text.as_deref(), Some("SELECT * FROM t LIMIT 7"));
 }
 
@@ -114,7 +125,7 @@ fn notice_names_the_policy() {
 
 #[test]
 fn reads_of_system_catalogs_only_are_left_whole_unless_asked() {
-    let rule = LimitRule { inject: Some(1000), max: Some(5000), catalogs: false };
+    let rule = LimitRule { inject: Some(1000), max: Some(5000), catalogs: false, exempt_schemas: Vec::new() };
     for q in [
         "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'",
@@ -127,13 +138,39 @@ fn reads_of_system_catalogs_only_are_left_whole_unless_asked() {
         assert!(rewrite(q, &analyze_uncached(q), &rule).is_some(), "{q}");
     }
     let q = "SELECT relname FROM pg_catalog.pg_class";
-    let limited = rewrite(q, &analyze_uncached(q), &LimitRule { catalogs: true, ..rule }).expect("asked for");
+    let limited = rewrite(q, &analyze_uncached(q), &LimitRule { catalogs: true, ..rule.clone() }).expect("asked for");
     assert_eq!(limited.text.as_deref(), Some("SELECT relname FROM pg_catalog.pg_class LIMIT 1000"));
 }
 
 #[test]
+fn configured_metadata_schemas_are_left_whole_when_named() {
+    let rule = LimitRule {
+        inject: Some(10),
+        max: Some(50),
+        catalogs: false,
+        exempt_schemas: vec!["meta".into(), "Docs".into()],
+    };
+    for q in [
+        "SELECT * FROM meta.fields",
+        "SELECT f.* FROM meta.fields f JOIN pg_catalog.pg_class c ON c.relname = f.t",
+        "SELECT * FROM \"Docs\".pages",
+    ] {
+        assert_eq!(rewrite(q, &analyze_uncached(q), &rule), None, "{q}");
+    }
+    // Unqualified (the search path decides), another schema, or a user table beside it.
+    for q in ["SELECT * FROM fields", "SELECT * FROM docs.pages", "SELECT * FROM meta.fields, public.orders"] {
+        assert!(rewrite(q, &analyze_uncached(q), &rule).is_some(), "{q}");
+    }
+    // With `catalogs: true` the system catalogs are limited, the named schemas still not.
+    let strict = LimitRule { catalogs: true, ..rule };
+    let q = "SELECT * FROM meta.fields f JOIN pg_class c ON c.relname = f.t";
+    assert!(rewrite(q, &analyze_uncached(q), &strict).is_some());
+    assert_eq!(rewrite("SELECT * FROM meta.f", &analyze_uncached("SELECT * FROM meta.f"), &strict), None);
+}
+
+#[test]
 fn copy_of_a_query_is_limited_inside_its_parentheses() {
-    let rule = LimitRule { inject: Some(100), max: Some(500), catalogs: false };
+    let rule = LimitRule { inject: Some(100), max: Some(500), catalogs: false, exempt_schemas: Vec::new() };
     let rw = |q: &str| rewrite(q, &analyze_uncached(q), &rule).and_then(|r| r.text);
     assert_eq!(
         rw("COPY (SELECT * FROM t) TO STDOUT WITH (FORMAT csv)").as_deref(),

@@ -141,6 +141,7 @@ impl Policy {
                 inject: l.inject,
                 max: l.max,
                 catalogs: l.catalogs,
+                exempt_schemas: l.exempt_schemas.clone(),
             })
         });
         if let Some(l) = &limit {
@@ -191,8 +192,8 @@ impl Policy {
         !self.guarded
     }
     /// The LIMIT rule, if any (for [`super::limit::rewrite`]).
-    pub fn limit_rule(&self) -> Option<LimitRule> {
-        self.limit
+    pub fn limit_rule(&self) -> Option<&LimitRule> {
+        self.limit.as_ref()
     }
     /// Whether to send a NoticeResponse when a result is limited.
     pub fn limit_notice(&self) -> bool {
