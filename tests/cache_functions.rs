@@ -98,3 +98,50 @@ async fn a_view_whose_body_calls_a_writing_function_invalidates_what_it_writes()
     );
     assert_eq!(cached_value(&c).await, "behind", "an unknown writer flushes its database");
 }
+
+/// What may be cached besides immutable built-ins: a user function `pg_proc` says is immutable,
+/// and stable built-ins the key determines (the role, the settings, catalog look-ups) — not the
+/// clock, not the login user, and not a built-in name a user function may shadow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_user_functions_and_key_determined_stable_built_ins_are_cached() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        &format!(
+            "{SETUP};
+             CREATE FUNCTION app.shout(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT upper($1)';
+             CREATE FUNCTION app.pg_typeof(anyelement) RETURNS text STABLE LANGUAGE sql AS 'SELECT ''app''';"
+        ),
+    );
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    c.batch_execute("SET app.tenant = 'one'").await.unwrap();
+    let cached = [
+        "SELECT app.shout(v) FROM kv WHERE k = 1",
+        "SELECT v || current_user || current_setting('app.tenant') || to_char(1.5, '9.9') FROM kv WHERE k = 1",
+        "SELECT v || format_type(23, NULL) || pg_table_is_visible('kv'::regclass)::text FROM kv WHERE k = 1",
+    ];
+    let fresh = [
+        "SELECT v || (now() > '2000-01-01')::text FROM kv WHERE k = 1",
+        "SELECT v || session_user FROM kv WHERE k = 1",
+        // A user function named like the built-in exists: the call may be it.
+        "SELECT v || pg_typeof(1)::text FROM kv WHERE k = 1",
+    ];
+    let mut before = Vec::new();
+    for sql in cached.iter().chain(&fresh) {
+        before.push(simple_one(&c, sql).await.unwrap_or_else(|| panic!("{sql}")));
+    }
+    pg.psql_db("app", "UPDATE kv SET v = 'two' WHERE k = 1");
+    for (sql, was) in cached.iter().zip(&before) {
+        assert_eq!(&simple_one(&c, sql).await.unwrap(), was, "answered from the cache: {sql}");
+    }
+    for (sql, was) in fresh.iter().zip(&before[cached.len()..]) {
+        let now = simple_one(&c, sql).await.unwrap();
+        assert_ne!(&now, was, "not cached: {sql}");
+        assert!(now.starts_with("two"), "{sql}: {now}");
+    }
+    // The setting is part of the key: another value is another answer.
+    c.batch_execute("SET app.tenant = 'other'").await.unwrap();
+    let other = simple_one(&c, cached[1]).await.unwrap();
+    assert!(other.starts_with("two") && other.contains("other"), "{other}");
+}

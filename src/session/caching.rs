@@ -42,7 +42,7 @@ pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Opt
     let [s] = analysis.statements.as_slice() else { return None };
     let ok = s.kind == StatementKind::Read
         && s.is_read_only()
-        && s.is_deterministic()
+        && s.calls_may_be_cached()
         && s.wrapper.is_none()
         && s.parse_error.is_none()
         && !s.locking
@@ -65,7 +65,7 @@ fn why_not_cacheable(analysis: &Analysis, catalogs_ok: bool) -> Option<Bypass> {
     }
     Some(if s.locking {
         Bypass::Locking
-    } else if !s.is_deterministic() || !s.is_read_only() {
+    } else if !s.calls_may_be_cached() || !s.is_read_only() {
         Bypass::Function
     } else if !catalogs_ok && s.reads_system_catalog() {
         Bypass::SystemCatalog
@@ -152,7 +152,7 @@ impl Session {
         let cache = &self.shared.cache;
         let Ok(text_str) = std::str::from_utf8(text) else { return Lookup::Bypass };
         let read: Vec<&str> = s.tables_read.iter().map(|t| t.name.as_str()).collect();
-        if !self.judge_calls(s).immutable {
+        if !self.judge_calls(s).cacheable {
             // A bare built-in name a user function of that name may shadow.
             self.note_bypass(Bypass::Function, &s.fingerprint);
             return Lookup::Bypass;

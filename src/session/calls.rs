@@ -10,7 +10,9 @@
 //!   path, argument types): when one exists, the call is as volatile as the worse of the two,
 //!   and a volatile one may write; `app.lower(…)` is never the built-in (see
 //!   `sql::functions::volatility`);
-//! - a statement is answered from the cache only if every call is immutable by both;
+//! - a statement is answered from the cache only if every call is immutable by both, or is a
+//!   built-in stable function the cache key determines (`sql::functions::keyed`: catalog
+//!   look-ups, the role, settings) that no user function of the same name may shadow;
 //! - reading a view or a table with row-level security makes Postgres call the functions in the
 //!   view's body or the policies: when one of those may write (a volatile user function; see
 //!   `Catalog::read_may_write`), so does the read (with the cache on: without it there is
@@ -28,8 +30,8 @@ use crate::sql::{Analysis, StatementAnalysis};
 /// What the calls of one statement may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Calls {
-    /// Every call is immutable: the statement may be cached.
-    pub immutable: bool,
+    /// Every call is immutable or determined by the cache key: the statement may be cached.
+    pub cacheable: bool,
     /// A call may write what the proxy cannot name: its database is invalidated at commit.
     pub may_write: bool,
 }
@@ -52,17 +54,17 @@ impl Session {
     pub(super) fn judge_calls(&self, s: &StatementAnalysis) -> Calls {
         let reads_relations = self.shared.cache.enabled() && relations_read(s).next().is_some();
         if s.functions.is_empty() && !reads_relations {
-            return Calls { immutable: true, may_write: false };
+            return Calls { cacheable: true, may_write: false };
         }
         let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
-            return Calls { immutable: s.is_deterministic(), may_write: s.unknown_functions().next().is_some() };
+            return Calls { cacheable: s.is_deterministic(), may_write: s.unknown_functions().next().is_some() };
         };
         let mut asks = Vec::new();
-        let mut calls = Calls { immutable: true, may_write: false };
+        let mut calls = Calls { cacheable: true, may_write: false };
         for f in &s.functions {
-            let (volatility, may_write) = judge(&catalog, &f.name, &mut asks);
-            calls.immutable &= volatility == Volatility::Immutable;
-            calls.may_write |= may_write;
+            let judged = judge(&catalog, &f.name, &mut asks);
+            calls.cacheable &= judged.cacheable;
+            calls.may_write |= judged.may_write;
         }
         if reads_relations {
             for rel in relations_read(s) {
@@ -102,31 +104,47 @@ pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis, c
     }
 }
 
-/// The volatility of a call of `name`, and whether it may write what the proxy cannot name;
-/// catalog answers it lacks are added to `asks`.
-fn judge(catalog: &Catalog, name: &str, asks: &mut Vec<Ask>) -> (Volatility, bool) {
+/// What one call may do.
+struct Judged {
+    /// Its answer may be cached: immutable, or a built-in [`functions::keyed`] stable function.
+    cacheable: bool,
+    /// It may write what the proxy cannot name.
+    may_write: bool,
+}
+
+/// What a call of `name` may do; catalog answers it lacks are added to `asks` (meanwhile it
+/// counts as volatile and writing).
+fn judge(catalog: &Catalog, name: &str, asks: &mut Vec<Ask>) -> Judged {
+    const UNKNOWN: Judged = Judged { cacheable: false, may_write: true };
     let builtin = functions::volatility(name);
+    // The built-in itself: cacheable when immutable or determined by the key.
+    let as_builtin = Judged { cacheable: builtin == Volatility::Immutable || functions::keyed(name), may_write: false };
     if builtin == Volatility::Unknown {
         return match catalog.function_volatility_known(name) {
-            Some(Some(v)) => (volatility(v), v == PgVolatility::Volatile),
+            Some(Some(v)) => Judged { cacheable: v == PgVolatility::Immutable, may_write: v == PgVolatility::Volatile },
             // No such function: the statement will fail; nothing is known of it.
-            Some(None) => (Volatility::Volatile, true),
+            Some(None) => UNKNOWN,
             None => {
                 asks.push(Ask::Function(name.to_string()));
-                (Volatility::Volatile, true)
+                UNKNOWN
             }
         };
     }
     if name.contains('.') {
         // `pg_catalog.lower`: the built-in itself.
-        return (builtin, false);
+        return as_builtin;
     }
     match catalog.user_volatility_known(name) {
-        Some(None) => (builtin, false),
-        Some(Some(user)) => (builtin.max(volatility(user)), user == PgVolatility::Volatile),
+        Some(None) => as_builtin,
+        // A user function of that name may be the one called: as volatile as the worse of
+        // the two, and never "determined by the key" (it may read anything).
+        Some(Some(user)) => Judged {
+            cacheable: builtin == Volatility::Immutable && user == PgVolatility::Immutable,
+            may_write: user == PgVolatility::Volatile,
+        },
         None => {
             asks.push(Ask::User(name.to_string()));
-            (Volatility::Volatile, true)
+            UNKNOWN
         }
     }
 }
@@ -151,13 +169,5 @@ async fn ask_catalog(catalog: &Catalog, ask: &Ask) -> Result<(), crate::cache::C
         Ask::Function(name) => catalog.function_volatility(name).await.map(drop),
         Ask::User(name) => catalog.user_volatility(name).await.map(drop),
         Ask::Relation(name) => catalog.read_may_write(name).await.map(drop),
-    }
-}
-
-fn volatility(v: PgVolatility) -> Volatility {
-    match v {
-        PgVolatility::Immutable => Volatility::Immutable,
-        PgVolatility::Stable => Volatility::Stable,
-        PgVolatility::Volatile => Volatility::Volatile,
     }
 }

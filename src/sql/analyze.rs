@@ -119,6 +119,17 @@ impl StatementAnalysis {
         self.kind == StatementKind::Read && !self.may_write()
     }
 
+    /// Whether no call keeps the answer from being cached: each is immutable, a stable
+    /// function the cache key determines ([`functions::keyed`]), or not in the built-in list
+    /// (the session asks `pg_proc`: see `session::calls`).
+    pub fn calls_may_be_cached(&self) -> bool {
+        self.functions.iter().all(|f| match f.volatility {
+            Volatility::Immutable | Volatility::Unknown => true,
+            Volatility::Stable => functions::keyed(&f.name),
+            Volatility::Volatile => false,
+        })
+    }
+
     /// Whether every function is known immutable (the cache may still need pg_proc for
     /// `Unknown` ones: see [`Self::unknown_functions`]).
     pub fn is_deterministic(&self) -> bool {

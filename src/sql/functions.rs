@@ -13,7 +13,8 @@ use serde::Serialize;
 pub enum Volatility {
     /// Same result for the same arguments, forever (`lower`, `abs`, `count`…).
     Immutable,
-    /// Same result within one statement (`now`, `current_user`…): not cacheable.
+    /// Same result within one statement (`now`, `current_user`…): cacheable only when the
+    /// cache key determines it ([`keyed`]).
     Stable,
     /// May change at every call or have side effects (`random`, `nextval`…).
     Volatile,
@@ -133,6 +134,119 @@ const STABLE: &[&str] = &[
     "pg_get_functiondef",
     "to_regclass",
     "format_type",
+    "has_sequence_privilege",
+    "has_type_privilege",
+    "has_any_column_privilege",
+    "has_language_privilege",
+    "has_tablespace_privilege",
+    "has_foreign_data_wrapper_privilege",
+    "has_server_privilege",
+    "has_parameter_privilege",
+    "pg_get_expr",
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+    "pg_get_triggerdef",
+    "pg_get_ruledef",
+    "pg_get_function_arguments",
+    "pg_get_function_identity_arguments",
+    "pg_get_function_result",
+    "pg_get_userbyid",
+    "pg_get_serial_sequence",
+    "pg_get_partkeydef",
+    "pg_get_partition_constraintdef",
+    "pg_get_statisticsobjdef",
+    "pg_table_is_visible",
+    "pg_type_is_visible",
+    "pg_function_is_visible",
+    "pg_operator_is_visible",
+    "pg_collation_is_visible",
+    "pg_statistics_obj_is_visible",
+    "shobj_description",
+    "to_regtype",
+    "to_regproc",
+    "to_regprocedure",
+    "to_regnamespace",
+    "to_regrole",
+    "pg_typeof",
+    "pg_relation_is_updatable",
+    "pg_column_is_updatable",
+    "pg_index_column_has_property",
+    "pg_tablespace_location",
+];
+
+/// Stable functions whose answer depends on nothing outside a cache key (database, effective
+/// role, the session's settings, the statement and its parameters) but the catalog — which
+/// changes only by DDL, and DDL through pgcached flushes every cached answer: catalog look-ups
+/// (`pg_get_*`, `format_type`, `*_is_visible`, privileges), the role and settings (`current_user`,
+/// `current_setting`, `current_schema`) and formatting under the session's settings (`to_char`,
+/// `date_part`). Not here, and never cached: the clock (`now`, `age(x)` against today), the
+/// login user (`session_user`: not the key's role), the server's state (sizes, WAL positions,
+/// snapshots, addresses, statistics).
+const KEYED: &[&str] = &[
+    "current_user",
+    "user",
+    "current_role",
+    "current_schema",
+    "current_schemas",
+    "current_database",
+    "current_catalog",
+    "current_setting",
+    "has_table_privilege",
+    "has_column_privilege",
+    "has_schema_privilege",
+    "has_database_privilege",
+    "has_function_privilege",
+    "has_sequence_privilege",
+    "has_type_privilege",
+    "has_any_column_privilege",
+    "has_language_privilege",
+    "has_tablespace_privilege",
+    "has_foreign_data_wrapper_privilege",
+    "has_server_privilege",
+    "has_parameter_privilege",
+    "pg_has_role",
+    "to_char",
+    "to_timestamp",
+    "to_date",
+    "date_part",
+    "extract",
+    "version",
+    "obj_description",
+    "col_description",
+    "shobj_description",
+    "pg_get_viewdef",
+    "pg_get_functiondef",
+    "pg_get_expr",
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+    "pg_get_triggerdef",
+    "pg_get_ruledef",
+    "pg_get_function_arguments",
+    "pg_get_function_identity_arguments",
+    "pg_get_function_result",
+    "pg_get_userbyid",
+    "pg_get_serial_sequence",
+    "pg_get_partkeydef",
+    "pg_get_partition_constraintdef",
+    "pg_get_statisticsobjdef",
+    "pg_table_is_visible",
+    "pg_type_is_visible",
+    "pg_function_is_visible",
+    "pg_operator_is_visible",
+    "pg_collation_is_visible",
+    "pg_statistics_obj_is_visible",
+    "to_regclass",
+    "to_regtype",
+    "to_regproc",
+    "to_regprocedure",
+    "to_regnamespace",
+    "to_regrole",
+    "format_type",
+    "pg_typeof",
+    "pg_relation_is_updatable",
+    "pg_column_is_updatable",
+    "pg_index_column_has_property",
+    "pg_tablespace_location",
 ];
 
 const IMMUTABLE: &[&str] = &[
@@ -399,6 +513,12 @@ pub fn is_aggregate(name: &str) -> bool {
 pub fn executes_sql(name: &str) -> bool {
     let n = base_name(name);
     EXECUTES_SQL.contains(&n) || n.starts_with("dblink")
+}
+
+/// Whether the built-in `name` is a stable function whose answer a cache key determines (see
+/// [`KEYED`]): a statement calling it may be cached like an immutable one.
+pub fn keyed(name: &str) -> bool {
+    volatility(name) == Volatility::Stable && KEYED.contains(&base_name(name))
 }
 
 /// Whether calling `name` writes something (a sequence, a large object, a setting).

@@ -34,7 +34,7 @@ pub fn param_caps(policy: Option<&Policy>, text: &str) -> Vec<ParamCap> {
         return Vec::new();
     }
     let analysis = analyze(text);
-    let Some(rewrite) = limit::rewrite(text, &analysis, &rule) else {
+    let Some(rewrite) = limit::rewrite(text, &analysis, rule) else {
         return Vec::new();
     };
     rewrite
