@@ -299,3 +299,46 @@ async fn a_begin_pipelined_with_a_hit_takes_no_server() {
     .await;
     assert_eq!(open_blocks(&pg), "2");
 }
+
+/// pgjdbc after a few uses of a statement (`prepareThreshold`, 5 by default, 1 in Spring
+/// setups that lower it) names it: the block's `BEGIN READ ONLY` and `COMMIT` come as a Bind of
+/// a statement parsed earlier, and COMMIT with a row limit of 1. A block of hits still takes no
+/// server, and every answer is Postgres's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_begin_and_commit_statements_hold_the_block_too() {
+    let (pg, proxy, _) = setup().await;
+    let (mut via, mut direct) = (
+        RawClient::connect(proxy.port, "postgres", "app").await,
+        RawClient::connect(pg.port(), "postgres", "app").await,
+    );
+    both(&mut via, &mut direct, "prepare", |c| {
+        c.parse("S_1", "BEGIN READ ONLY").parse("S_2", "SELECT v FROM kv WHERE k = $1::int").parse("S_3", "COMMIT");
+        c.sync();
+    })
+    .await;
+    let begin_and_read = |c: &mut RawClient| {
+        c.bind("", "S_1", &[], 0).execute("", 0);
+        c.bind("", "S_2", &[Some("1")], 0).describe(b'P', "").execute("", 0).sync();
+    };
+    let commit = |c: &mut RawClient| {
+        c.bind("", "S_3", &[], 0).execute("", 1).sync();
+    };
+    both(&mut via, &mut direct, "BEGIN + a miss", begin_and_read).await;
+    both(&mut via, &mut direct, "COMMIT", commit).await;
+    for _ in 0..2 {
+        both(&mut via, &mut direct, "BEGIN + a hit", begin_and_read).await;
+        assert_eq!(open_blocks(&pg), "1", "only the direct client's block");
+        both(&mut via, &mut direct, "COMMIT", commit).await;
+    }
+    // A held block's BEGIN alone, then its read, then COMMIT: still no server.
+    both(&mut via, &mut direct, "BEGIN", |c| {
+        c.bind("", "S_1", &[], 0).execute("", 0).sync();
+    })
+    .await;
+    both(&mut via, &mut direct, "a hit", |c| {
+        c.bind("", "S_2", &[Some("1")], 0).execute("", 0).sync();
+    })
+    .await;
+    assert_eq!(open_blocks(&pg), "1");
+    both(&mut via, &mut direct, "COMMIT", commit).await;
+}

@@ -66,27 +66,22 @@ impl Session {
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
         let frames = std::mem::take(&mut self.batch);
         if let Some(head) = self.leading_begin(&frames) {
-            let (n, described, begin) = (head.frames, head.described, head.text);
+            let n = head.frames;
             // A block's BEGIN with its first statement (pgjdbc): if that is a hit, the block is
             // held and the whole batch needs no server.
             match self.plan(&frames[n..]).await {
                 Plan::Hit { entry, parses, describe } => {
-                    if let Some(tag) = self.hold_begin(begin).await {
+                    if let Some(tag) = self.hold_begin(head.text()).await {
                         self.register_parses(&frames);
                         self.answer_with(entry.frames.len() + 64, |out| {
-                            build::parse_complete(out);
-                            build::bind_complete(out);
-                            if described {
-                                build::no_data(out);
-                            }
-                            build::command_complete(out, tag);
+                            head.answer(out, tag);
                             write_hit(out, &entry, parses, describe, b'T');
                         });
                         self.keep_batch_buffer(frames);
                         return Ok(Flow::Continue);
                     }
                 }
-                Plan::Fill(recorder) if begin_form(begin).is_some_and(|f| f.holdable) => {
+                Plan::Fill(recorder) if begin_form(head.text()).is_some_and(|f| f.holdable) => {
                     return self.begin_then_fill(frames, n, recorder).await;
                 }
                 _ => {}

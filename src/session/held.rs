@@ -25,12 +25,34 @@ use crate::wire::frontend::{self, tag};
 
 /// One parameterless statement run through the unnamed portal at the head of a batch (see
 /// [`Session::plain_head`]).
-pub(super) struct PlainHead<'f> {
-    /// Frames it takes (Parse, Bind, Describe if any, Execute).
+pub(super) struct PlainHead {
+    /// Frames it takes (Parse if any, Bind, Describe if any, Execute).
     pub frames: usize,
+    /// It was parsed in the batch (the answer has a ParseComplete), not bound from a statement
+    /// the client prepared earlier.
+    pub parsed: bool,
     /// Its portal was described (the answer has a NoData).
     pub described: bool,
-    pub text: &'f str,
+    /// Its text (UTF-8, checked).
+    text: Bytes,
+}
+
+impl PlainHead {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.text).expect("checked when made")
+    }
+
+    /// Its answer up to its CommandComplete (`tag`).
+    pub fn answer(&self, out: &mut BytesMut, tag: &str) {
+        if self.parsed {
+            build::parse_complete(out);
+        }
+        build::bind_complete(out);
+        if self.described {
+            build::no_data(out);
+        }
+        build::command_complete(out, tag);
+    }
 }
 
 impl Session {
@@ -54,50 +76,67 @@ impl Session {
         if frames.len() != head.frames + 1 || frames[head.frames].tag() != tag::SYNC {
             return None;
         }
-        let analysis = crate::sql::analyze(head.text);
-        let (command, status) = self.take_held(&analysis, head.text).await?;
+        let analysis = crate::sql::analyze(head.text());
+        let (command, status) = self.take_held(&analysis, head.text()).await?;
         let mut out = BytesMut::with_capacity(64);
-        build::parse_complete(&mut out);
-        build::bind_complete(&mut out);
-        if head.described {
-            build::no_data(&mut out);
-        }
-        build::command_complete(&mut out, command);
+        head.answer(&mut out, command);
         build::ready_for_query(&mut out, status);
         Some(out.freeze())
     }
 
     /// A `BEGIN` at the head of a longer batch, as pgjdbc sends a block's first statement (not
     /// under a policy). Whether it may be held is decided with the rest.
-    pub(super) fn leading_begin<'f>(&self, frames: &'f [Frame]) -> Option<PlainHead<'f>> {
+    pub(super) fn leading_begin(&self, frames: &[Frame]) -> Option<PlainHead> {
         let head = self.plain_head(frames)?;
         // Only the BEGIN and its Sync: see `held_batch`.
-        (frames.len() > head.frames + 1 && begin_form(head.text).is_some()).then_some(head)
+        (frames.len() > head.frames + 1 && begin_form(head.text()).is_some()).then_some(head)
     }
 
-    /// `Parse Bind Describe(portal)? Execute` of one parameterless statement through the
-    /// unnamed portal, at the head of `frames`, under no policy.
-    fn plain_head<'f>(&self, frames: &'f [Frame]) -> Option<PlainHead<'f>> {
+    /// `Parse? Bind Describe(portal)? Execute` of one parameterless statement through the
+    /// unnamed portal, at the head of `frames`, under no policy: parsed there, or bound from a
+    /// statement the client prepared earlier (pgjdbc names its `BEGIN` and `COMMIT` once it
+    /// has used them a few times). The Execute's row limit is not looked at: the callers take
+    /// only transaction statements, which return no rows.
+    fn plain_head(&self, frames: &[Frame]) -> Option<PlainHead> {
         if self.policy.is_some() {
             return None;
         }
-        let [parse, bind, rest @ ..] = frames else { return None };
+        let parsed = frames.first()?.tag() == tag::PARSE;
+        let [bind, rest @ ..] = &frames[usize::from(parsed)..] else { return None };
         let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
         let execute = rest.get(usize::from(described))?;
-        if (parse.tag(), bind.tag(), execute.tag()) != (tag::PARSE, tag::BIND, tag::EXECUTE) {
+        if (bind.tag(), execute.tag()) != (tag::BIND, tag::EXECUTE) {
             return None;
         }
-        let p = frontend::parse(parse.body())?;
         let b = frontend::bind(bind.body())?;
-        let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty() && e.max_rows == 0);
+        let text = if parsed {
+            let p = frontend::parse(frames[0].body())?;
+            if b.statement != p.name || !p.param_types.is_empty() {
+                return None;
+            }
+            frames[0].as_bytes().slice_ref(p.query)
+        } else {
+            if b.statement.is_empty() || self.statements.dropped_in_segment(b.statement, self.syncs_sent) {
+                return None;
+            }
+            let known = self.statements.get(b.statement)?;
+            if !known.param_types.is_empty() {
+                return None;
+            }
+            known.query.clone()
+        };
+        let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty());
         let portal_described =
             !described || frontend::target(rest[0].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
-        let plain = b.portal.is_empty() && b.statement == p.name && p.param_types.is_empty();
-        if !(plain && whole_portal && portal_described && frontend::bind_values(b.params_and_formats)?.is_empty()) {
+        if !(b.portal.is_empty()
+            && whole_portal
+            && portal_described
+            && frontend::bind_values(b.params_and_formats)?.is_empty())
+        {
             return None;
         }
-        let text = std::str::from_utf8(p.query).ok()?;
-        Some(PlainHead { frames: if described { 4 } else { 3 }, described, text })
+        std::str::from_utf8(&text).ok()?;
+        Some(PlainHead { frames: usize::from(parsed) + 2 + usize::from(described), parsed, described, text })
     }
 
     /// Hold a `BEGIN`, or end a held block, if `analysis` is one such statement and the session
