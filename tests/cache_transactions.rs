@@ -7,7 +7,7 @@ mod common;
 
 use common::http::{get, sample};
 use common::raw::{RawClient, summaries};
-use common::{PgCluster, Proxy, connect, free_port};
+use common::{PgCluster, Proxy, connect, free_port, simple_one};
 use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 const SETUP: &str = "CREATE TABLE kv (k int PRIMARY KEY, v text);
@@ -99,6 +99,15 @@ async fn repeatable_read_and_serializable_blocks_read_from_postgres() {
 
     c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.unwrap();
     assert_eq!(in_block(&mut c, "kv", 1).await, "truth", "by SET SESSION CHARACTERISTICS");
+    // It is `default_transaction_isolation` (pgjdbc's setTransactionIsolation sends it): followed
+    // like that setting, so going back to READ COMMITTED uses the cache again.
+    assert_eq!(simple_one(&c, "SHOW default_transaction_isolation").await.as_deref(), Some("repeatable read"));
+    c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED").await.unwrap();
+    // (A new setting value: a new key, so a miss first, then hits.)
+    assert_eq!(in_block(&mut c, "kv", 1).await, "truth");
+    sneak(&pg, "kv", 1, "later");
+    assert_eq!(in_block(&mut c, "kv", 1).await, "truth", "READ COMMITTED again: cached");
+    sneak(&pg, "kv", 1, "truth");
 
     // The role's default (ALTER ROLE … SET), read from the catalog.
     let mut rr = connect(&proxy.url("rr", "app")).await;

@@ -112,10 +112,11 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
         plan.pins.add(Pins::ADVISORY_LOCK);
     }
     if s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
+        && s.settings.is_empty()
         && s.fingerprint.split_whitespace().nth(1).is_some_and(|w| w.eq_ignore_ascii_case("session"))
     {
-        // `SET SESSION CHARACTERISTICS AS TRANSACTION …`: the session's defaults change, by
-        // words the settings do not follow.
+        // `SET SESSION CHARACTERISTICS AS TRANSACTION …` whose modes were not understood (those
+        // that are are followed as the `default_transaction_*` settings they are).
         plan.untracked_settings = true;
     }
     if s.settings.iter().any(|c| c.name.as_deref() == Some("session_authorization")) {
@@ -331,7 +332,8 @@ mod tests {
         let p = one("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]);
         assert!(effects(&p)[0].private_reads);
         let p = one("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]);
-        assert!(p.untracked_settings, "the session's default level changes where no setting shows it");
+        assert!(!p.untracked_settings, "followed as default_transaction_isolation");
+        assert_eq!(effects(&p)[0].sets.len(), 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::kind::{StatementKind, classify, savepoint_name};
 use super::lex::{StatementSpan, TokKind, Token, depth_estimate, split_statements};
 use super::limit::{LimitSite, find_limit_site};
 use super::rows::{RowPins, read_pins, write_pins};
-use super::settings::{SetVia, SettingChange, parse_set};
+use super::settings::{SetVia, SettingChange, parse_set, session_characteristics};
 use super::tables::TableRef;
 use super::utility::Utility;
 use super::walk::{ColumnUses, FunctionCall, walk};
@@ -305,7 +305,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         copy_server_side: false,
         temp_tables_created: vec![],
         executes_prepared: word(src, toks.first()) == "execute",
-        settings: parse_set(src, toks).into_iter().collect(),
+        settings: session_characteristics(src, toks).unwrap_or_else(|| parse_set(src, toks).into_iter().collect()),
         savepoint: savepoint_name(src, toks),
         hold_cursor: declares_hold_cursor(src, toks),
         columns: Arc::default(),

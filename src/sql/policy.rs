@@ -340,7 +340,10 @@ impl Policy {
                 return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("function \"{}\" is denied", f.name)));
             }
         }
-        for c in &s.settings {
+        // `SET SESSION CHARACTERISTICS` (followed as the `default_transaction_*` settings): what
+        // it may not do is `check_stays_read_only`'s to say.
+        let characteristics = s.kind == StatementKind::Transaction(TxKind::SetCharacteristics);
+        for c in s.settings.iter().filter(|_| !characteristics) {
             let Some(name) = &c.name else {
                 if c.via == SetVia::SetConfig {
                     return Err(self

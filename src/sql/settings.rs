@@ -123,6 +123,38 @@ pub fn parse_set(src: &str, toks: &[Token]) -> Option<SettingChange> {
     Some(SettingChange::statement(Some(name), rest(i + 1), local, via))
 }
 
+/// `SET SESSION CHARACTERISTICS AS TRANSACTION mode [, …]` as the settings it changes (it is
+/// `SET default_transaction_isolation` / `_read_only` / `_deferrable`, as Postgres documents);
+/// `None` if the tokens are not that statement or a mode is not understood.
+pub fn session_characteristics(src: &str, toks: &[Token]) -> Option<Vec<SettingChange>> {
+    let words: Vec<String> = toks
+        .iter()
+        .map(|t| if t.is_punct(src, ',') { ",".to_string() } else { t.text(src).to_ascii_lowercase() })
+        .collect();
+    let head = ["set", "session", "characteristics", "as", "transaction"];
+    if words.len() <= head.len() || !words.iter().zip(head).all(|(w, h)| w == h) {
+        return None;
+    }
+    let set =
+        |name: &str, value: &str| SettingChange::statement(Some(name.into()), Some(value.into()), false, SetVia::Set);
+    let mut changes = Vec::new();
+    for mode in words[head.len()..].split(|w| w == ",") {
+        let mode: Vec<&str> = mode.iter().map(String::as_str).collect();
+        changes.push(match mode.as_slice() {
+            ["isolation", "level", "serializable"] => set("default_transaction_isolation", "'serializable'"),
+            ["isolation", "level", "repeatable", "read"] => set("default_transaction_isolation", "'repeatable read'"),
+            ["isolation", "level", "read", "committed"] => set("default_transaction_isolation", "'read committed'"),
+            ["isolation", "level", "read", "uncommitted"] => set("default_transaction_isolation", "'read uncommitted'"),
+            ["read", "only"] => set("default_transaction_read_only", "on"),
+            ["read", "write"] => set("default_transaction_read_only", "off"),
+            ["deferrable"] => set("default_transaction_deferrable", "on"),
+            ["not", "deferrable"] => set("default_transaction_deferrable", "off"),
+            _ => return None,
+        });
+    }
+    Some(changes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +181,26 @@ mod tests {
         assert_eq!(set("SET ROLE admin").value.as_deref(), Some("admin"));
         assert_eq!(set("SET SCHEMA 'x'").name.as_deref(), Some("search_path"));
         assert_eq!(set("SET CONSTRAINTS ALL DEFERRED").value.as_deref(), Some("ALL DEFERRED"));
+    }
+
+    #[test]
+    fn session_characteristics_are_the_default_transaction_settings() {
+        let of = |s: &str| session_characteristics(s, &tokenize(s));
+        let pairs =
+            |s: &str| of(s).map(|v| v.into_iter().map(|c| (c.name.unwrap(), c.value.unwrap())).collect::<Vec<_>>());
+        assert_eq!(
+            pairs("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+            Some(vec![("default_transaction_isolation".into(), "'repeatable read'".into())])
+        );
+        assert_eq!(
+            pairs("set session characteristics as transaction read only, not deferrable"),
+            Some(vec![
+                ("default_transaction_read_only".into(), "on".into()),
+                ("default_transaction_deferrable".into(), "off".into())
+            ])
+        );
+        assert!(of("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL CHAOS").is_none());
+        assert!(of("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").is_none());
     }
 
     #[test]
