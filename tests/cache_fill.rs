@@ -86,3 +86,37 @@ async fn a_fill_whose_checkout_failed_records_nothing() {
     let first = answer(&raw.until_ready().await);
     assert!(first.iter().any(|l| l.contains("one")), "k = 1 answers 'one', not the next exchange's rows: {first:?}");
 }
+
+/// A client in a block (holding the only server connection) reads what another client is
+/// already filling — but that leader waits for a server connection. The block's client must not
+/// wait for the leader (each would sit out its timeout, and the leader's checkout fail): it runs
+/// the read itself, commits, and the leader gets the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_a_server_never_waits_for_a_leader_that_needs_one() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", SETUP);
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.pool.max_size = 1;
+        c.pool.acquire_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let mut leader = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut holder = RawClient::connect(proxy.port, "postgres", "app").await;
+    holder.query("BEGIN").flush().await;
+    holder.until_ready().await;
+    holder.query("SELECT 1").flush().await;
+    holder.until_ready().await;
+    // The leader misses, takes the flight, and waits for the only connection.
+    batch(&mut leader, "SELECT v FROM kv WHERE k = 1");
+    leader.flush().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Same statement, same key, from the block that holds the connection.
+    batch(&mut holder, "SELECT v FROM kv WHERE k = 1");
+    holder.flush().await;
+    let read = answer(&holder.until_ready().await);
+    assert!(read.iter().any(|l| l.contains("one")), "{read:?}");
+    holder.query("COMMIT").flush().await;
+    holder.until_ready().await;
+    let answered = answer(&leader.until_ready().await);
+    assert!(answered.iter().any(|l| l.contains("one")), "the leader got the connection: {answered:?}");
+}

@@ -351,3 +351,34 @@ async fn named_begin_and_commit_statements_hold_the_block_too() {
     assert_eq!(open_blocks(&pg), "1");
     both(&mut via, &mut direct, "COMMIT", commit).await;
 }
+
+/// pgjdbc's `setSavepoint()` at the start of a block: its named BEGIN pipelined with the
+/// SAVEPOINT. Not holdable with it (the savepoint needs the server): every answer is Postgres's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_begin_pipelined_with_a_savepoint_runs_on_the_server() {
+    let (pg, proxy, _) = setup().await;
+    let (mut via, mut direct) = (
+        RawClient::connect(proxy.port, "postgres", "app").await,
+        RawClient::connect(pg.port(), "postgres", "app").await,
+    );
+    both(&mut via, &mut direct, "prepare", |c| {
+        c.parse("S_1", "BEGIN").parse("S_2", "SELECT v FROM kv WHERE k = $1::int").parse("S_3", "COMMIT");
+        c.sync();
+    })
+    .await;
+    for _ in 0..3 {
+        both(&mut via, &mut direct, "BEGIN + SAVEPOINT", |c| {
+            c.bind("", "S_1", &[], 0).execute("", 0);
+            c.parse("", "SAVEPOINT sp1").bind("", "", &[], 0).execute("", 1).sync();
+        })
+        .await;
+        both(&mut via, &mut direct, "read", |c| {
+            c.bind("", "S_2", &[Some("1")], 0).describe(b'P', "").execute("", 0).sync();
+        })
+        .await;
+        both(&mut via, &mut direct, "COMMIT", |c| {
+            c.bind("", "S_3", &[], 0).execute("", 1).sync();
+        })
+        .await;
+    }
+}

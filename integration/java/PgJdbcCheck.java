@@ -1,6 +1,7 @@
 // pgjdbc through pgcached's transaction pool, compared with the same run direct.
 //
-//   java -cp build:/usr/share/java/postgresql.jar PgJdbcCheck DIRECT_JDBC_URL PGCACHED_JDBC_URL
+//   java -cp build:/usr/share/java/postgresql.jar PgJdbcCheck DIRECT_JDBC_URL PGCACHED_JDBC_URL \
+//       [PGCACHED_CATALOGS_JDBC_URL]
 //
 // prepareThreshold=1 (in the URLs): every PreparedStatement becomes a named server statement
 // (S_1, S_2, ...) on its first execution, and pgjdbc reuses it in later transactions, which under
@@ -266,6 +267,9 @@ public class PgJdbcCheck {
         check("pgjdbc: shared statement text, Close, DEALLOCATE ALL", PgJdbcCheck::edgeCases, direct, proxy);
         check("pgjdbc: result type changed by ALTER TABLE under a prepared statement",
             PgJdbcCheck::schemaChange, direct, proxy);
+        // DatabaseMetaData parity and Spring-style read-only transactions (PgJdbcMetaCheck.java);
+        // args[2], when given, is a pgcached with cache.catalogs: true.
+        PgJdbcMetaCheck.run(direct, proxy, args.length > 2 ? args[2] : null);
         System.out.println(passed + " passed, " + failed + " failed" + (xfailed > 0 ? " (" + xfailed + " known bugs reproduced: XFAIL)" : ""));
         System.exit(failed == 0 ? 0 : 1);
     }

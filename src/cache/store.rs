@@ -202,6 +202,15 @@ impl ResultCache {
         Lookup::Fill(self.begin(key, spec))
     }
 
+    /// A miss that does not wait for the leader of `key` (its caller holds what the leader may
+    /// be waiting for: a server connection): `Fill` without the flight, fresh snapshot.
+    pub fn fill_alone(&self, waiter: Waiter, key: CacheKey, spec: &FillSpec<'_>) -> Lookup {
+        drop(waiter);
+        self.stats.miss();
+        self.stats.flight_fallback();
+        Lookup::Fill(self.begin(key, spec))
+    }
+
     /// A recorder for `key` without stampede protection; snapshots the versions now.
     pub fn begin(&self, key: CacheKey, spec: &FillSpec<'_>) -> Recorder {
         let pinned = spec.rows.map(|r| version_key(r.table));

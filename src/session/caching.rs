@@ -236,6 +236,10 @@ impl Session {
         let key = self.cache_key(text, exec);
         let spec = FillSpec { database: &self.key.database, tables: &table_refs, rows, ttl: decision.ttl };
         match cache.lookup(key, &spec) {
+            // Holding a server connection (in a block), never wait for a leader: it may be
+            // waiting for this very connection (a pool of one), and both would sit out their
+            // timeouts. The read runs here instead.
+            Lookup::Wait(waiter) if self.server.is_some() => cache.fill_alone(waiter, key, &spec),
             Lookup::Wait(waiter) => Box::pin(cache.wait(waiter, key, &spec)).await,
             other => other,
         }
