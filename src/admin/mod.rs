@@ -1,4 +1,5 @@
-//! The admin HTTP endpoint (`admin.http_listen`): `GET /metrics`, `/healthz`, `/readyz`.
+//! The admin HTTP endpoint (`admin.http_listen`): `GET /metrics`, `/healthz`, `/readyz`; and the
+//! admin console in psql ([`console`], [`commands`]).
 //!
 //! - [`metrics`]: the Prometheus registry, read from the shared structures at scrape time.
 //! - [`health`]: the readiness check of the upstream, cached for a second.
@@ -8,6 +9,8 @@
 //! on shutdown, so a load balancer stops sending new clients. The server runs until its
 //! [`AdminServer`] is dropped, then finishes the requests in flight and stops.
 
+pub mod commands;
+pub mod console;
 pub mod health;
 pub mod metrics;
 

@@ -21,9 +21,46 @@ pub struct ServerKey {
     pub secret: i32,
 }
 
+/// Who a connected client is (for the admin console: `SHOW CLIENTS`, `SHOW POOLS`).
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The session's id (as in the logs).
+    pub id: u64,
+    pub user: String,
+    pub database: String,
+    pub addr: SocketAddr,
+    pub application_name: String,
+    pub tls: bool,
+    pub connected_at: std::time::SystemTime,
+}
+
+/// What a client is doing, as its slot shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// It holds a server connection (a statement or transaction in progress, or a pinned
+    /// session).
+    Active,
+    /// It waits for a server connection.
+    Waiting,
+    /// Neither.
+    Idle,
+}
+
+impl ClientState {
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientState::Active => "active",
+            ClientState::Waiting => "waiting",
+            ClientState::Idle => "idle",
+        }
+    }
+}
+
 /// One client's slot.
 #[derive(Default)]
 pub struct CancelSlot {
+    /// Who the client is, once its login is done.
+    info: std::sync::OnceLock<Arc<ClientInfo>>,
     state: Mutex<SlotState>,
     /// Signalled when the last cancel in progress has been sent.
     cancels_done: tokio::sync::Notify,
@@ -43,6 +80,25 @@ struct SlotState {
 }
 
 impl CancelSlot {
+    /// Record who the client is (once; later calls change nothing).
+    pub fn set_info(&self, info: ClientInfo) {
+        let _ = self.info.set(Arc::new(info));
+    }
+
+    /// Who the client is, and what it is doing: the server it holds, if any.
+    pub fn describe(&self) -> Option<(Arc<ClientInfo>, ClientState, Option<ServerKey>)> {
+        let info = self.info.get()?.clone();
+        let current = self.lock().current;
+        let state = if current.is_some() {
+            ClientState::Active
+        } else if self.waiting.load(Ordering::SeqCst) {
+            ClientState::Waiting
+        } else {
+            ClientState::Idle
+        };
+        Some((info, state, current))
+    }
+
     /// Publish the server the client's queries now run on (`None`: none). Waits while a cancel
     /// to the previous one is being sent.
     pub async fn set(&self, key: Option<ServerKey>) {
@@ -203,6 +259,15 @@ impl CancelRegistry {
 
     pub fn len(&self) -> usize {
         self.slots.lock().expect("cancel registry poisoned").len()
+    }
+
+    /// Every logged-in client (see [`CancelSlot::describe`]), by id.
+    pub fn clients(&self) -> Vec<(Arc<ClientInfo>, ClientState, Option<ServerKey>)> {
+        let slots: Vec<Arc<CancelSlot>> =
+            self.slots.lock().expect("cancel registry poisoned").values().cloned().collect();
+        let mut all: Vec<_> = slots.iter().filter_map(|s| s.describe()).collect();
+        all.sort_by_key(|(info, _, _)| info.id);
+        all
     }
 
     pub fn is_empty(&self) -> bool {

@@ -103,7 +103,13 @@ impl Listener {
         })
         .await;
         let session = match started {
-            Ok(Ok(Some(session))) => session,
+            Ok(Ok(Some(login::Login::Session(session)))) => session,
+            Ok(Ok(Some(login::Login::Admin(console)))) => {
+                if let Err(e) = console.run().await {
+                    debug!(%peer, error = %e, "admin console connection ended");
+                }
+                return;
+            }
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "connection ended before a session started");

@@ -303,11 +303,23 @@ impl Default for LogConfig {
 }
 
 /// Metrics / health HTTP endpoint and admin console.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// `HOST:PORT` for `/metrics`, `/healthz`, `/readyz`; disabled when absent.
     pub http_listen: Option<String>,
+    /// Users who may log in to the admin console (authenticated like any client); empty: the
+    /// console refuses everyone.
+    pub users: Vec<String>,
+    /// The console's virtual database name (`psql -d pgcached`); no upstream database of this
+    /// name is reachable through the proxy.
+    pub database: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { http_listen: None, users: Vec::new(), database: "pgcached".into() }
+    }
 }
 
 /// The result cache.

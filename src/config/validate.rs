@@ -109,6 +109,12 @@ impl Config {
             .map_err(|e| err("log.level", format!("{:?} is not a level or filter: {e}", self.log.level)))?;
 
         // admin
+        if self.admin.database.is_empty() {
+            return Err(err("admin.database", "must not be empty"));
+        }
+        if let Some(i) = self.admin.users.iter().position(String::is_empty) {
+            return Err(err(format!("admin.users[{i}]"), "must not be empty"));
+        }
         if let Some(h) = &self.admin.http_listen {
             parse_host_port(h).map_err(|m| err("admin.http_listen", m))?;
         }

@@ -53,6 +53,13 @@ pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Opt
     ok.then_some(s)
 }
 
+/// For `EXPLAIN CACHE`: the statement of `analysis` that may be cached whatever the session's
+/// state (the catalog and the session decide the rest), or why none may.
+pub fn cacheability(analysis: &Analysis, catalogs_ok: bool) -> Result<&StatementAnalysis, &'static str> {
+    cacheable_statement(analysis, catalogs_ok)
+        .ok_or_else(|| why_not_cacheable(analysis, catalogs_ok).map_or("it does not read", Bypass::label))
+}
+
 /// Why the statements of `analysis` are not cacheable ([`cacheable_statement`] said no), if
 /// they read: statements that do not read are not counted.
 fn why_not_cacheable(analysis: &Analysis, catalogs_ok: bool) -> Option<Bypass> {

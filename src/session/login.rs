@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::params::{self, ParamSet};
 use super::{Lease, Session, Shared};
 use crate::client::auth::{self, PasswordLookup};
+use crate::client::cancel::ClientInfo;
 use crate::client::startup::{BoxStream, Startup};
 use crate::config::{AuthMethod, PoolMode};
 use crate::pool::{PoolError, PoolKey, ServerObject};
@@ -28,13 +29,21 @@ pub enum LoginError {
     Refused(String),
 }
 
+/// What a client logged in to.
+pub enum Login {
+    /// A database upstream: a session.
+    Session(Box<Session>),
+    /// The admin console's virtual database (`admin.database`).
+    Admin(Box<crate::admin::console::Console>),
+}
+
 /// Authenticate the client, prepare its first server connection and greet it.
 pub async fn login(
     shared: Arc<Shared>,
     startup: Startup,
     peer: SocketAddr,
     lookup: &dyn PasswordLookup,
-) -> Result<Session, LoginError> {
+) -> Result<Login, LoginError> {
     let Startup { mut stream, mut rbuf, params: startup_params, tls } = startup;
     let find = |n: &str| startup_params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let Some(user) = find("user") else {
@@ -58,6 +67,10 @@ pub async fn login(
         return refuse(&mut stream, e.sqlstate(), &e.client_message()).await;
     }
 
+    let application_name = find("application_name").unwrap_or_default();
+    if database == shared.config.admin.database {
+        return admin_login(shared, stream, rbuf, user, peer, tls, application_name).await;
+    }
     let policy = shared.policies.for_session(&user, &database);
     if let Some(p) = &policy {
         // Under a guarded policy, settings that change how SQL is lexed cannot be chosen at
@@ -93,6 +106,16 @@ pub async fn login(
     build::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
     info!(%peer, %user, %database, tls, "client connected");
+    let id = next_session_id();
+    cancel.slot.set_info(ClientInfo {
+        id,
+        user: user.clone(),
+        database: database.clone(),
+        addr: peer,
+        application_name,
+        tls,
+        connected_at: std::time::SystemTime::now(),
+    });
 
     let mut wanted = welcome.wanted.clone();
     if policy.as_ref().is_some_and(|p| p.read_only()) {
@@ -139,7 +162,7 @@ pub async fn login(
         unnamed_types: Vec::new(),
         local_unnamed: None,
         unnamed_parse: None,
-        id: next_session_id(),
+        id,
         portals: Vec::new(),
         renamed: Default::default(),
         syncs_sent: 0,
@@ -167,7 +190,53 @@ pub async fn login(
         };
         session.cancel.slot.set(Some(k)).await;
     }
-    Ok(session)
+    Ok(Login::Session(Box::new(session)))
+}
+
+/// A client of the admin console: one of `admin.users` (else 42501, as Postgres refuses a
+/// database one may not connect to), greeted with what psql needs to know of a server.
+async fn admin_login(
+    shared: Arc<Shared>,
+    mut stream: BoxStream,
+    rbuf: BytesMut,
+    user: String,
+    peer: SocketAddr,
+    tls: bool,
+    application_name: String,
+) -> Result<Login, LoginError> {
+    if !shared.config.admin.users.contains(&user) {
+        warn!(%peer, %user, "admin console refused: not in admin.users");
+        let message = format!("pgcached: user \"{user}\" may not use the admin console (admin.users)");
+        return refuse(&mut stream, "42501", &message).await;
+    }
+    let cancel = shared.cancels.register();
+    let mut out = BytesMut::with_capacity(256);
+    build::authentication_ok(&mut out);
+    for (name, value) in [
+        ("server_version", concat!(env!("CARGO_PKG_VERSION"), " (pgcached admin console)")),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("application_name", application_name.as_str()),
+    ] {
+        build::parameter_status(&mut out, name, value);
+    }
+    build::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    build::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await?;
+    info!(%peer, %user, "admin console client connected");
+    cancel.slot.set_info(ClientInfo {
+        id: next_session_id(),
+        user: user.clone(),
+        database: shared.config.admin.database.clone(),
+        addr: peer,
+        application_name,
+        tls,
+        connected_at: std::time::SystemTime::now(),
+    });
+    Ok(Login::Admin(Box::new(crate::admin::console::Console { shared, stream, rbuf, user, cancel })))
 }
 
 /// What a client is told at login (its ParameterStatus list) and the parameters it starts with.

@@ -54,6 +54,8 @@ pub mod statements;
 mod timers;
 pub mod writes;
 
+pub use caching::cacheability;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

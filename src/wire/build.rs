@@ -36,6 +36,38 @@ impl Severity {
     }
 }
 
+/// RowDescription of text-format columns: name and type OID each (no table, typmod -1).
+pub fn row_description(out: &mut BytesMut, columns: &[(&str, u32)]) {
+    put_frame(out, b'T', |b| {
+        b.put_u16(columns.len() as u16);
+        for (name, type_oid) in columns {
+            put_cstr(b, name.as_bytes());
+            b.put_u32(0); // table
+            b.put_u16(0); // column
+            b.put_u32(*type_oid);
+            b.put_i16(-1); // size: variable (good enough for text output)
+            b.put_i32(-1); // typmod
+            b.put_u16(0); // text format
+        }
+    });
+}
+
+/// DataRow of text values (`None`: NULL).
+pub fn data_row(out: &mut BytesMut, values: &[Option<&str>]) {
+    put_frame(out, b'D', |b| {
+        b.put_u16(values.len() as u16);
+        for v in values {
+            match v {
+                Some(v) => {
+                    b.put_u32(v.len() as u32);
+                    b.put_slice(v.as_bytes());
+                }
+                None => b.put_i32(-1),
+            }
+        }
+    });
+}
+
 /// ErrorResponse with severity, SQLSTATE and message (the fields every client reads).
 pub fn error_response(out: &mut BytesMut, severity: Severity, code: &str, message: &str) {
     error_response_with(out, severity, code, message, &[]);
