@@ -76,6 +76,14 @@ impl Session {
         if frames.len() != head.frames + 1 || frames[head.frames].tag() != tag::SYNC {
             return None;
         }
+        if !head.parsed && begin_form(head.text()).is_some() {
+            // A named BEGIN on its own (pgbench -M prepared) is not held: such a client may
+            // next prepare a statement synchronously (libpq's PQprepare), and that Parse would
+            // wait for a server connection while the client's other connections hold the pool
+            // (DECISIONS 41). pgjdbc pipelines its named BEGIN with the block's first statement
+            // (`dispatch_batch`), which is held.
+            return None;
+        }
         let analysis = crate::sql::analyze(head.text());
         let (command, status) = self.take_held(&analysis, head.text()).await?;
         let mut out = BytesMut::with_capacity(64);
