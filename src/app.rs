@@ -39,6 +39,16 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     serve(config, listener, stopped).await
 }
 
+/// Everything startup builds from the configuration alone (no network): what `--check` runs, so
+/// that a file it calls OK also starts.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    Pools::new(Arc::new(config.clone())).context("upstream configuration")?;
+    ClientTls::from_config(&config.tls).context("tls")?;
+    Policies::from_config(&config.safety, &config.limit, &config.policies).context("policies")?;
+    Rules::new(&config.cache).context("cache.rules")?;
+    Ok(())
+}
+
 /// Serve clients on an already bound listener until `shutdown` becomes true.
 pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);

@@ -32,6 +32,10 @@ fn main() -> ExitCode {
         return run_command(command, &config);
     }
     if cli.check {
+        if let Err(e) = pgcached::app::check(&config) {
+            eprintln!("pgcached: invalid configuration: {e:#}");
+            return ExitCode::from(1);
+        }
         match &cli.config {
             Some(p) => println!("pgcached: configuration OK: {}", p.display()),
             None => println!("pgcached: configuration OK"),

@@ -113,3 +113,33 @@ fn config_from_env_var() {
     assert!(!o.status.success());
     assert!(text(&o).contains("bogus"), "{}", text(&o));
 }
+
+/// `--check` refuses what startup refuses, and a few mistakes that used to pass both and then
+/// did nothing (a level that logs nothing, a statement kind that never matches).
+#[test]
+fn check_refuses_what_startup_would_and_silent_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, names) in [
+        ("policies: [{user: bi, read_only: true}]", "policies[0].name"),
+        ("policies: [{name: a, deny_columns: [ssn]}]", "policies[0].deny_columns"),
+        ("policies: [{name: a, limit: {inject: 0}}]", "policies[0].limit"),
+        ("policies: [{name: a, limit: {inject: 100, max: 10}}]", "policies[0].limit"),
+        ("policies: [{name: a, deny_statements: [dll]}]", "policies[0].deny_statements"),
+        ("policies: [{name: a}, {name: a}]", "policies[1].name"),
+        ("log: {level: verbose}", "log.level"),
+        ("cache: {rules: [{ttl: 5s}]}", "cache.rules[0]"),
+    ] {
+        let f = write(dir.path(), "c.yaml", &format!("upstream: {{url: \"postgres://127.0.0.1:5432\"}}\n{extra}\n"));
+        let o = pgcached(&["--check", "--config", &f]);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains(names), "{extra}: {t}");
+    }
+    let f = write(
+        dir.path(),
+        "ok.yaml",
+        "upstream: {url: \"postgres://127.0.0.1:5432\"}\nlog: {level: \"info,pgcached=debug\"}\n\
+         policies: [{name: a, deny_statements: [ddl, truncate], limit: {inject: 10, max: 10}}]\n",
+    );
+    let o = pgcached(&["--check", "--config", &f]);
+    assert!(o.status.success(), "{}", text(&o));
+}

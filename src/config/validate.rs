@@ -107,6 +107,20 @@ impl Config {
         // log
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| err("log.level", format!("{:?} is not a level or filter: {e}", self.log.level)))?;
+        // A bare word the filter syntax takes as a target (`verbose`) would log nothing.
+        const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+        if let Some(bad) = self
+            .log
+            .level
+            .split(',')
+            .map(str::trim)
+            .find(|d| !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str()))
+        {
+            return Err(err(
+                "log.level",
+                format!("{bad:?} is not a level (trace, debug, info, warn, error, off) or a target=level directive"),
+            ));
+        }
 
         // admin
         if self.admin.database.is_empty() {

@@ -23,8 +23,10 @@ pub enum PolicyError {
     /// An entry without a name.
     #[error("policies[{0}].name: a policy needs a name")]
     MissingName(usize),
-    /// An unknown statement kind in `deny_statements`.
-    #[error("policies[{index}].deny_statements: unknown statement kind {value:?}")]
+    /// An unknown statement kind or keyword in `deny_statements`.
+    #[error(
+        "policies[{index}].deny_statements: {value:?} is neither a statement kind (read, write, ddl, transaction, set, utility, unknown) nor a statement's first keyword"
+    )]
     UnknownKind { index: usize, value: String },
     /// A `deny_columns` entry that is not `table.column`.
     #[error("policies[{index}].deny_columns: {value:?} is not table.column")]
@@ -32,9 +34,70 @@ pub enum PolicyError {
     /// `limit.inject` or `limit.max` is zero, or inject above max.
     #[error("policies[{index}].limit: {why}")]
     BadLimit { index: usize, why: &'static str },
+    /// Two entries with one name (refusals and logs name the policy).
+    #[error("policies[{index}].name: {name:?} is already the name of policies[{first}]")]
+    DuplicateName { index: usize, first: usize, name: String },
 }
 
 const KINDS: &[&str] = &["read", "write", "ddl", "transaction", "set", "utility", "unknown"];
+
+/// The words a PostgreSQL statement may start with (`deny_statements` takes these besides the
+/// kinds): a typo such as `dll` is refused rather than silently never matching.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "abort",
+    "alter",
+    "analyze",
+    "analyse",
+    "begin",
+    "call",
+    "checkpoint",
+    "close",
+    "cluster",
+    "comment",
+    "commit",
+    "copy",
+    "create",
+    "deallocate",
+    "declare",
+    "delete",
+    "discard",
+    "do",
+    "drop",
+    "end",
+    "execute",
+    "explain",
+    "fetch",
+    "grant",
+    "import",
+    "insert",
+    "listen",
+    "load",
+    "lock",
+    "merge",
+    "move",
+    "notify",
+    "prepare",
+    "reassign",
+    "refresh",
+    "reindex",
+    "release",
+    "reset",
+    "revoke",
+    "rollback",
+    "savepoint",
+    "security",
+    "select",
+    "set",
+    "show",
+    "start",
+    "table",
+    "truncate",
+    "unlisten",
+    "update",
+    "vacuum",
+    "values",
+    "with",
+];
 
 /// A table pattern from config: `name`, `schema.name`, `schema.*`, `*`.
 #[derive(Debug, Clone)]
@@ -95,6 +158,11 @@ impl Policies {
         limit: &LimitConfig,
         list: &[PolicyConfig],
     ) -> Result<Policies, PolicyError> {
+        for (index, c) in list.iter().enumerate() {
+            if let Some(first) = list[..index].iter().position(|p| !c.name.is_empty() && p.name == c.name) {
+                return Err(PolicyError::DuplicateName { index, first, name: c.name.clone() });
+            }
+        }
         let list = list
             .iter()
             .enumerate()
@@ -123,7 +191,7 @@ impl Policy {
         let mut deny_statements = Vec::new();
         for k in &c.deny_statements {
             let k = k.to_ascii_lowercase();
-            if !KINDS.contains(&k.as_str()) && !k.chars().all(|ch| ch.is_ascii_alphabetic()) {
+            if !KINDS.contains(&k.as_str()) && !STATEMENT_KEYWORDS.contains(&k.as_str()) {
                 return Err(PolicyError::UnknownKind { index, value: k });
             }
             deny_statements.push(k);
@@ -147,6 +215,11 @@ impl Policy {
         if let Some(l) = &limit {
             if l.inject == Some(0) || l.max == Some(0) {
                 return Err(PolicyError::BadLimit { index, why: "inject and max must be at least 1" });
+            }
+            if let (Some(inject), Some(max)) = (l.inject, l.max)
+                && inject > max
+            {
+                return Err(PolicyError::BadLimit { index, why: "inject must not be above max (max caps it)" });
             }
         }
         let safety_rules = safety && c.has_rules();
