@@ -68,6 +68,8 @@ pub struct Catalog {
     privacy: Memo<Option<Arc<str>>>,
     /// [`Catalog::read_may_write`] answers.
     read_writes: Memo<bool>,
+    /// [`Catalog::any_read_may_write`]'s answer.
+    any_read_writes: Mutex<Option<bool>>,
     /// [`Catalog::may_set_settings`] answers.
     setters: Memo<SettingsSetter>,
     /// [`Catalog::write_closure`] answers.
@@ -128,6 +130,7 @@ impl Catalog {
             shadows: Mutex::default(),
             privacy: Mutex::default(),
             read_writes: Mutex::default(),
+            any_read_writes: Mutex::default(),
             setters: Mutex::default(),
             writes: Mutex::default(),
             rows: Mutex::default(),
@@ -220,18 +223,28 @@ impl Catalog {
         }
         let client = self.pool.get().await?;
         let rows = client.query(READ_VOLATILE_CALLS_SQL, &[&rel.name, &rel.schema]).await?;
-        let writes = rows.iter().any(|r| {
-            let function = r.get::<_, String>(0);
-            match function.strip_prefix("pg_catalog.") {
-                Some(name) => {
-                    crate::sql::functions::writes(name) && !crate::sql::functions::writes_no_table(name)
-                        || crate::sql::functions::executes_sql(name)
-                }
-                None => true,
-            }
-        });
+        let writes = rows.iter().any(|r| may_write(&r.get::<_, String>(0)));
         memo_insert(&self.read_writes, rel, writes);
         Ok(writes)
+    }
+
+    /// Whether reading any relation of the database may make Postgres call a function that
+    /// may write (see `ANY_VOLATILE_CALLS_SQL`): when not — nearly always — no read needs
+    /// [`Catalog::read_may_write`].
+    pub async fn any_read_may_write(&self) -> Result<bool, CatalogError> {
+        if let Some(known) = self.any_read_may_write_known() {
+            return Ok(known);
+        }
+        let client = self.pool.get().await?;
+        let rows = client.query(ANY_VOLATILE_CALLS_SQL, &[]).await?;
+        let writes = rows.iter().any(|r| may_write(&r.get::<_, String>(0)));
+        *self.any_read_writes.lock().expect("catalog lock") = Some(writes);
+        Ok(writes)
+    }
+
+    /// [`Catalog::any_read_may_write`] if it is already known, without waiting.
+    pub fn any_read_may_write_known(&self) -> Option<bool> {
+        *self.any_read_writes.lock().expect("catalog lock")
     }
 
     /// [`Catalog::read_may_write`] if it is already known, without waiting.
@@ -393,6 +406,7 @@ impl Catalog {
         self.shadows.lock().expect("catalog lock").clear();
         self.privacy.lock().expect("catalog lock").clear();
         self.read_writes.lock().expect("catalog lock").clear();
+        *self.any_read_writes.lock().expect("catalog lock") = None;
         self.setters.lock().expect("catalog lock").clear();
         self.writes.lock().expect("catalog lock").clear();
         self.rows.lock().expect("catalog lock").clear();
@@ -403,6 +417,18 @@ impl Catalog {
     /// See the field.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Whether a volatile function (`schema.name`) a view or policy calls may write: a user's may,
+/// a built-in if it writes a relation or runs SQL.
+fn may_write(function: &str) -> bool {
+    match function.strip_prefix("pg_catalog.") {
+        Some(name) => {
+            crate::sql::functions::writes(name) && !crate::sql::functions::writes_no_table(name)
+                || crate::sql::functions::executes_sql(name)
+        }
+        None => true,
     }
 }
 

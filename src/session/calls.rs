@@ -44,6 +44,8 @@ enum Ask {
     User(String),
     /// [`Catalog::read_may_write`] of the relation.
     Relation(String),
+    /// [`Catalog::any_read_may_write`].
+    AnyRelation,
 }
 
 impl Session {
@@ -91,8 +93,16 @@ pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis, c
     for f in analysis.statements.iter().flat_map(|s| &s.functions) {
         judge(catalog, &f.name, &mut asks);
     }
-    if cache_enabled {
-        for rel in analysis.statements.iter().flat_map(relations_read) {
+    let relations: Vec<&crate::sql::TableRef> =
+        if cache_enabled { analysis.statements.iter().flat_map(relations_read).collect() } else { Vec::new() };
+    if !relations.is_empty() {
+        // The database-wide answer first: it decides whether relations need looking up.
+        if catalog.any_read_may_write_known().is_none()
+            && let Err(e) = Box::pin(catalog.any_read_may_write()).await
+        {
+            debug!(error = %e, "catalog look-up failed");
+        }
+        for rel in relations {
             judge_read(catalog, rel, &mut asks);
         }
     }
@@ -155,8 +165,19 @@ fn relations_read(s: &StatementAnalysis) -> impl Iterator<Item = &crate::sql::Ta
 }
 
 /// Whether reading `rel` may make Postgres call a function that writes; a relation not looked
-/// up yet may (it is added to `asks`).
+/// up yet may (it is added to `asks`). Nearly always no view or policy of the database calls
+/// one, and that is known without a look-up per relation.
 fn judge_read(catalog: &Catalog, rel: &crate::sql::TableRef, asks: &mut Vec<Ask>) -> bool {
+    match catalog.any_read_may_write_known() {
+        Some(false) => return false,
+        Some(true) => {}
+        None => {
+            if !asks.iter().any(|a| matches!(a, Ask::AnyRelation)) {
+                asks.push(Ask::AnyRelation);
+            }
+            return true;
+        }
+    }
     let name = rel.to_string();
     catalog.read_may_write_known(&name).unwrap_or_else(|| {
         asks.push(Ask::Relation(name));
@@ -169,5 +190,6 @@ async fn ask_catalog(catalog: &Catalog, ask: &Ask) -> Result<(), crate::cache::C
         Ask::Function(name) => catalog.function_volatility(name).await.map(drop),
         Ask::User(name) => catalog.user_volatility(name).await.map(drop),
         Ask::Relation(name) => catalog.read_may_write(name).await.map(drop),
+        Ask::AnyRelation => catalog.any_read_may_write().await.map(drop),
     }
 }
