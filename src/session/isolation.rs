@@ -32,15 +32,33 @@ impl Isolation {
     /// A level as `default_transaction_isolation` or `ISOLATION LEVEL` spell it (any case,
     /// quoted or not, blanks collapsed).
     pub fn parse(value: &str) -> Option<Isolation> {
-        let words: Vec<String> =
-            value.trim_matches(|c| c == '\'' || c == '"').split_whitespace().map(str::to_ascii_lowercase).collect();
-        match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["read", "committed"] | ["read", "uncommitted"] => Some(Isolation::ReadCommitted),
-            ["repeatable", "read"] => Some(Isolation::RepeatableRead),
-            ["serializable"] => Some(Isolation::Serializable),
-            _ => None,
+        // Without allocating: asked for every read in a block (see `tx_reads`).
+        let mut words = value.trim_matches(|c| c == '\'' || c == '"').split_whitespace();
+        let is = |w: Option<&str>, want: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(want));
+        let (first, second, rest) = (words.next(), words.next(), words.next());
+        if rest.is_some() {
+            return None;
+        }
+        if is(first, "read") && (is(second, "committed") || is(second, "uncommitted")) {
+            Some(Isolation::ReadCommitted)
+        } else if is(first, "repeatable") && is(second, "read") {
+            Some(Isolation::RepeatableRead)
+        } else if is(first, "serializable") && second.is_none() {
+            Some(Isolation::Serializable)
+        } else {
+            None
         }
     }
+}
+
+/// A session's default isolation as last worked out (see `known_default_isolation`).
+pub(super) struct IsolationMemo {
+    /// The session's settings generation it was worked out under.
+    generation: u64,
+    /// The catalog that answered (`None`: the client's own setting did), and its epoch then.
+    catalog: Option<Arc<Catalog>>,
+    epoch: u64,
+    level: Option<Isolation>,
 }
 
 /// What a `BEGIN` / `START TRANSACTION` says, read from its words (a fingerprint: keywords as
@@ -176,16 +194,29 @@ impl Session {
     }
 
     /// The default level from the client's own setting or the catalog's memo (`Ok(None)`: not
-    /// known to be any); `Err(catalog)` when the catalog has not been asked yet.
+    /// known to be any); `Err(catalog)` when the catalog has not been asked yet. Asked several
+    /// times per statement in a block: memoized until the session's settings or the catalog's
+    /// answers change.
     fn known_default_isolation(&self) -> Result<Option<Isolation>, Arc<Catalog>> {
-        if let Some(value) = self.wanted.get("default_transaction_isolation") {
-            return Ok(Isolation::parse(value));
+        let generation = self.wanted.generation();
+        if let Some(memo) = &*self.isolation_memo.borrow()
+            && memo.generation == generation
+            && memo.catalog.as_ref().map_or(0, |c| c.epoch()) == memo.epoch
+        {
+            return Ok(memo.level);
         }
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Ok(None) };
-        match catalog.default_isolation_known(&self.key.user) {
-            Some(value) => Ok(value.as_deref().and_then(Isolation::parse)),
-            None => Err(catalog),
-        }
+        let (level, catalog) = if let Some(value) = self.wanted.get("default_transaction_isolation") {
+            (Isolation::parse(value), None)
+        } else {
+            let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Ok(None) };
+            match catalog.default_isolation_known(&self.key.user) {
+                Some(value) => (value.as_deref().and_then(Isolation::parse), Some(catalog)),
+                None => return Err(catalog),
+            }
+        };
+        let epoch = catalog.as_ref().map_or(0, |c| c.epoch());
+        *self.isolation_memo.borrow_mut() = Some(IsolationMemo { generation, catalog, epoch, level });
+        Ok(level)
     }
 
     /// Whether the transaction's writes so far may change a read tracked under `tables`

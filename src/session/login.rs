@@ -171,6 +171,7 @@ pub async fn login(
         startup: wanted.clone(),
         wanted,
         digest_memo: std::cell::Cell::new(None),
+        isolation_memo: std::cell::RefCell::default(),
         lexing_memo: std::cell::Cell::new(None),
         key_memo: std::cell::RefCell::default(),
         last_activity: Instant::now(),

@@ -216,6 +216,9 @@ pub struct Session {
     startup: ParamSet,
     /// `wanted`'s cache-key digest, with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
+    /// The default isolation of this session's blocks (see `isolation`), memoized until its
+    /// settings (generation) or the catalog's answers (epoch) change.
+    isolation_memo: std::cell::RefCell<Option<isolation::IsolationMemo>>,
     /// [`Session::lexing_unreliable`] of `wanted`, with the generation it was computed at.
     lexing_memo: std::cell::Cell<Option<(u64, bool)>>,
     /// The last statement's cache-key state (see `caching::Session::statement_key`).
