@@ -44,8 +44,6 @@ enum Ask {
     User(String),
     /// [`Catalog::read_may_write`] of the relation.
     Relation(String),
-    /// [`Catalog::any_read_may_write`].
-    AnyRelation,
 }
 
 impl Session {
@@ -171,12 +169,9 @@ fn judge_read(catalog: &Catalog, rel: &crate::sql::TableRef, asks: &mut Vec<Ask>
     match catalog.any_read_may_write_known() {
         Some(false) => return false,
         Some(true) => {}
-        None => {
-            if !asks.iter().any(|a| matches!(a, Ask::AnyRelation)) {
-                asks.push(Ask::AnyRelation);
-            }
-            return true;
-        }
+        // Not known yet: `look_up_calls` asks (once, before the statement is sent); asking
+        // here too would only add a query to the catalog's two connections as sessions start.
+        None => return true,
     }
     let name = rel.to_string();
     catalog.read_may_write_known(&name).unwrap_or_else(|| {
@@ -190,6 +185,5 @@ async fn ask_catalog(catalog: &Catalog, ask: &Ask) -> Result<(), crate::cache::C
         Ask::Function(name) => catalog.function_volatility(name).await.map(drop),
         Ask::User(name) => catalog.user_volatility(name).await.map(drop),
         Ask::Relation(name) => catalog.read_may_write(name).await.map(drop),
-        Ask::AnyRelation => catalog.any_read_may_write().await.map(drop),
     }
 }
