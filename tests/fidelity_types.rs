@@ -4,20 +4,9 @@
 
 mod common;
 
+use common::values::Raw;
 use common::{PgCluster, Proxy, connect};
-use tokio_postgres::types::{FromSql, Type};
-
-/// Any column's raw bytes, whatever its type (`None` for NULL).
-struct Raw(Vec<u8>);
-
-impl<'a> FromSql<'a> for Raw {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(raw.to_vec()))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
+use tokio_postgres::types::Type;
 
 const SETUP: &str = "
 CREATE TABLE all_types (

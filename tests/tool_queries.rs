@@ -11,36 +11,11 @@
 
 mod common;
 
+use common::values::{Null, Raw};
 use common::{PgCluster, Proxy, connect};
 use pgcached::sql::{LimitRule, StatementKind, analyze_uncached, limit::rewrite};
 use tokio_postgres::SimpleQueryMessage;
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-
-/// SQL NULL for a parameter of any type.
-#[derive(Debug)]
-struct Null;
-
-impl ToSql for Null {
-    fn to_sql(&self, _: &Type, _: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(IsNull::Yes)
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-    to_sql_checked!();
-}
-
-/// A value of any type, as the bytes Postgres sent.
-struct Raw(Vec<u8>);
-
-impl<'a> FromSql<'a> for Raw {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(raw.to_vec()))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
+use tokio_postgres::types::ToSql;
 
 const TOOLS: &[&str] = &["psql", "pgjdbc", "sqlalchemy", "superset", "metabase", "dbeaver"];
 

@@ -89,42 +89,37 @@ pub(super) const PRIVACY_SQL: &str = concat!(
  ORDER BY 1"
 );
 
+/// After [`guards_cte`]: the volatile functions (`schema.name`) the guards call, directly or
+/// as an operator's implementation. A macro, to end two queries.
+macro_rules! volatile_calls {
+    () => {
+        ",
+calls(oid) AS (
+    SELECT m[1]::oid FROM guards g, regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
+  UNION
+    SELECT o.oprcode FROM guards g, regexp_matches(g.tree, ':opno (\\d+)', 'g') m
+      JOIN pg_operator o ON o.oid = m[1]::oid
+)
+SELECT DISTINCT n.nspname || '.' || p.proname
+  FROM calls JOIN pg_proc p ON p.oid = calls.oid JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.provolatile = 'v'"
+    };
+}
+
 /// The volatile functions (`schema.name`) called in the body of any view or the policy of any
 /// row-level-security table of the database: when none may write, no read of it can, and the
 /// per-relation look-up ([`READ_VOLATILE_CALLS_SQL`]) is never needed.
 pub(super) const ANY_VOLATILE_CALLS_SQL: &str = concat!(
     "WITH RECURSIVE deps(oid) AS (SELECT oid FROM pg_class WHERE relkind = 'v' OR relrowsecurity)",
     guards_cte!(),
-    ",
-calls(oid) AS (
-    SELECT m[1]::oid FROM guards g, regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
-  UNION
-    SELECT o.oprcode FROM guards g, regexp_matches(g.tree, ':opno (\\d+)', 'g') m
-      JOIN pg_operator o ON o.oid = m[1]::oid
-)
-SELECT DISTINCT n.nspname || '.' || p.proname
-  FROM calls JOIN pg_proc p ON p.oid = calls.oid JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE p.provolatile = 'v'"
+    volatile_calls!()
 );
 
 /// The volatile functions (`schema.name`) Postgres may call on behalf of a read of `$1` (in
 /// schema `$2`, or any): in the body of a view it depends on or a row-level security policy of
 /// a table it reads, found as [`PRIVACY_SQL`] finds calls. Such a function may write (see
 /// `Catalog::read_may_write`).
-pub(super) const READ_VOLATILE_CALLS_SQL: &str = concat!(
-    deps_cte!(),
-    guards_cte!(),
-    ",
-calls(oid) AS (
-    SELECT m[1]::oid FROM guards g, regexp_matches(g.tree, ':funcid (\\d+)', 'g') m
-  UNION
-    SELECT o.oprcode FROM guards g, regexp_matches(g.tree, ':opno (\\d+)', 'g') m
-      JOIN pg_operator o ON o.oid = m[1]::oid
-)
-SELECT DISTINCT n.nspname || '.' || p.proname
-  FROM calls JOIN pg_proc p ON p.oid = calls.oid JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE p.provolatile = 'v'"
-);
+pub(super) const READ_VOLATILE_CALLS_SQL: &str = concat!(deps_cte!(), guards_cte!(), volatile_calls!());
 
 /// Whether any function named `$1` (in schema `$2`, or any) may change session settings when
 /// called: a built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions

@@ -91,8 +91,12 @@ pub(super) async fn look_up_calls(catalog: &Arc<Catalog>, analysis: &Analysis, c
     for f in analysis.statements.iter().flat_map(|s| &s.functions) {
         judge(catalog, &f.name, &mut asks);
     }
-    let relations: Vec<&crate::sql::TableRef> =
-        if cache_enabled { analysis.statements.iter().flat_map(relations_read).collect() } else { Vec::new() };
+    // Nearly always known to be none: then nothing is collected per statement.
+    let relations: Vec<&crate::sql::TableRef> = if cache_enabled && catalog.any_read_may_write_known() != Some(false) {
+        analysis.statements.iter().flat_map(relations_read).collect()
+    } else {
+        Vec::new()
+    };
     if !relations.is_empty() {
         // The database-wide answer first: it decides whether relations need looking up.
         if catalog.any_read_may_write_known().is_none()

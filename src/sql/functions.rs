@@ -83,6 +83,7 @@ const VOLATILE: &[&str] = &[
     "pg_backend_pid",
 ];
 
+/// Stable functions whose answer a cache key does not determine (see [`KEYED`] for the others).
 const STABLE: &[&str] = &[
     "now",
     "current_timestamp",
@@ -91,32 +92,12 @@ const STABLE: &[&str] = &[
     "localtime",
     "localtimestamp",
     "transaction_timestamp",
-    "current_user",
     "session_user",
-    "user",
-    "current_role",
-    "current_schema",
-    "current_schemas",
-    "current_database",
-    "current_catalog",
-    "current_setting",
     "current_query",
     "pg_my_temp_schema",
-    "has_table_privilege",
-    "has_column_privilege",
-    "has_schema_privilege",
-    "has_database_privilege",
-    "has_function_privilege",
-    "pg_has_role",
-    "to_char",
-    "to_timestamp",
-    "to_date",
     "age",
-    "date_part",
-    "extract",
     "pg_postmaster_start_time",
     "pg_conf_load_time",
-    "version",
     "pg_table_size",
     "pg_relation_size",
     "pg_total_relation_size",
@@ -128,54 +109,10 @@ const STABLE: &[&str] = &[
     "pg_is_in_recovery",
     "pg_last_wal_replay_lsn",
     "pg_current_wal_lsn",
-    "obj_description",
-    "col_description",
-    "pg_get_viewdef",
-    "pg_get_functiondef",
-    "to_regclass",
-    "format_type",
-    "has_sequence_privilege",
-    "has_type_privilege",
-    "has_any_column_privilege",
-    "has_language_privilege",
-    "has_tablespace_privilege",
-    "has_foreign_data_wrapper_privilege",
-    "has_server_privilege",
-    "has_parameter_privilege",
-    "pg_get_expr",
-    "pg_get_indexdef",
-    "pg_get_constraintdef",
-    "pg_get_triggerdef",
-    "pg_get_ruledef",
-    "pg_get_function_arguments",
-    "pg_get_function_identity_arguments",
-    "pg_get_function_result",
-    "pg_get_userbyid",
-    "pg_get_serial_sequence",
-    "pg_get_partkeydef",
-    "pg_get_partition_constraintdef",
-    "pg_get_statisticsobjdef",
-    "pg_table_is_visible",
-    "pg_type_is_visible",
-    "pg_function_is_visible",
-    "pg_operator_is_visible",
-    "pg_collation_is_visible",
-    "pg_statistics_obj_is_visible",
-    "shobj_description",
-    "to_regtype",
-    "to_regproc",
-    "to_regprocedure",
-    "to_regnamespace",
-    "to_regrole",
-    "pg_typeof",
-    "pg_relation_is_updatable",
-    "pg_column_is_updatable",
-    "pg_index_column_has_property",
-    "pg_tablespace_location",
 ];
 
-/// Stable functions whose answer depends on nothing outside a cache key (database, effective
-/// role, the session's settings, the statement and its parameters) but the catalog — which
+/// The other stable functions: those whose answer depends on nothing outside a cache key
+/// (database, effective role, the session's settings, the statement and its parameters) but the catalog — which
 /// changes only by DDL, and DDL through pgcached flushes every cached answer: catalog look-ups
 /// (`pg_get_*`, `format_type`, `*_is_visible`, privileges), the role and settings (`current_user`,
 /// `current_setting`, `current_schema`) and formatting under the session's settings (`to_char`,
@@ -495,7 +432,7 @@ pub fn volatility(name: &str) -> Volatility {
     let n = base_name(name);
     if VOLATILE.contains(&n) {
         Volatility::Volatile
-    } else if STABLE.contains(&n) {
+    } else if STABLE.contains(&n) || KEYED.contains(&n) {
         Volatility::Stable
     } else if IMMUTABLE.contains(&n) {
         Volatility::Immutable
@@ -518,7 +455,7 @@ pub fn executes_sql(name: &str) -> bool {
 /// Whether the built-in `name` is a stable function whose answer a cache key determines (see
 /// [`KEYED`]): a statement calling it may be cached like an immutable one.
 pub fn keyed(name: &str) -> bool {
-    volatility(name) == Volatility::Stable && KEYED.contains(&base_name(name))
+    KEYED.contains(&base_name(name)) && volatility(name) == Volatility::Stable
 }
 
 /// Whether calling `name` writes something (a sequence, a large object, a setting).

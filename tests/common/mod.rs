@@ -9,6 +9,7 @@ pub mod http;
 pub mod pg;
 pub mod proxy;
 pub mod raw;
+pub mod values;
 
 pub use pg::{PgCluster, PgOptions};
 pub use proxy::Proxy;
