@@ -9,53 +9,74 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::AdminServer;
+use crate::cache::ResultCache;
 use crate::cache::catalogs::Catalogs;
-use crate::cache::{ResultCache, Rules};
-use crate::client::auth::{AuthQuery, ConfigUsers, LookupChain, PasswordLookup};
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
 use crate::client::tls::ClientTls;
-use crate::config::{Config, InvalidationMode, redact_url};
+use crate::config::{Config, ConfigSource, InvalidationMode, redact_url};
 use crate::invalidate::Listeners;
 use crate::pool::Pools;
+use crate::reload::{self, Parts};
 use crate::session::Shared;
 use crate::session::cost::CostEstimates;
-use crate::sql::Policies;
+use crate::session::live::Live;
 
 /// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT (a second one stops at
-/// once). SIGHUP is logged and changes nothing.
-pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+/// once). SIGHUP reads the configuration again from `source` (see [`crate::reload`]).
+pub async fn run(config: Arc<Config>, source: Option<ConfigSource>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let mut signals = Signals::install().context("install signal handlers")?;
     let (stop, stopped) = watch::channel(false);
+    let (live_tx, live_rx) = tokio::sync::oneshot::channel::<Arc<Live>>();
     tokio::spawn(async move {
-        let first = signals.next_stop().await;
+        let live = live_rx.await.ok();
+        let first = signals.next_stop(live.as_deref()).await;
         info!(signal = first, "signal received: shutting down (send it again to stop at once)");
         let _ = stop.send(true);
-        let second = signals.next_stop().await;
+        let second = signals.next_stop(live.as_deref()).await;
         warn!(signal = second, "second signal received: stopping at once");
         std::process::exit(1);
     });
-    serve(config, listener, stopped).await
+    serve_with(config, source, listener, stopped, Some(live_tx)).await
 }
 
 /// Everything startup builds from the configuration alone (no network): what `--check` runs, so
 /// that a file it calls OK also starts.
 pub fn check(config: &Config) -> anyhow::Result<()> {
-    Pools::new(Arc::new(config.clone())).context("upstream configuration")?;
-    ClientTls::from_config(&config.tls).context("tls")?;
-    Policies::from_config(&config.safety, &config.limit, &config.policies).context("policies")?;
-    Rules::new(&config.cache).context("cache.rules")?;
-    Ok(())
+    reload::check(config)
 }
 
-/// Serve clients on an already bound listener until `shutdown` becomes true.
+/// Serve clients on an already bound listener until `shutdown` becomes true (no reload).
 pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    serve_with(config, None, listener, shutdown, None).await
+}
+
+/// [`serve`], reloading from `source` on request; `live` receives the generations' handle (for
+/// whoever else reloads: the signal handler).
+pub async fn serve_with(
+    config: Arc<Config>,
+    source: Option<ConfigSource>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    live: Option<tokio::sync::oneshot::Sender<Arc<Live>>>,
+) -> anyhow::Result<()> {
+    // The caller's shutdown, or the console's `SHUTDOWN`: one channel the sessions watch.
+    let (stop, shutdown) = {
+        let (stop, stopped) = watch::channel(false);
+        let forward = stop.clone();
+        let mut outside = shutdown;
+        tokio::spawn(async move {
+            // A caller that drops its sender stops the proxy too (as `shutdown::seen` reads it).
+            let _ = outside.wait_for(|down| *down).await;
+            let _ = forward.send(true);
+        });
+        (stop, stopped)
+    };
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
     let tls = ClientTls::from_config(&config.tls).context("tls")?;
-    let lookup = password_lookup(&config, &pools)?;
-    let policies = Policies::from_config(&config.safety, &config.limit, &config.policies).context("policies")?;
-    let rules = Rules::new(&config.cache).context("cache.rules")?;
+    let lookup = reload::password_lookup(&config, &pools)?;
+    let Parts { policies, rules } = Parts::build(&config)?;
     let cache = Arc::new(ResultCache::new(&config.cache));
     let catalogs = Arc::new(Catalogs::new(pools.target_arc(), config.pool.acquire_timeout));
     let costs = Arc::new(CostEstimates::new(pools.target_arc(), config.pool.acquire_timeout));
@@ -79,28 +100,18 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: watch::
         prepared_ok: moka::sync::Cache::new(100_000),
         shapes: Default::default(),
         listeners: listeners.clone(),
+        lookup,
     });
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
     let _admin = AdminServer::start_configured(&shared).await?;
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
-    Arc::new(Listener { shared, tls, lookup }).serve(listener, shutdown).await;
+    let live_shared = Live::new(shared, source, stop);
+    if let Some(tx) = live {
+        let _ = tx.send(live_shared.clone());
+    }
+    Arc::new(Listener { live: live_shared, tls }).serve(listener, shutdown).await;
     listeners.shutdown().await;
     Ok(())
-}
-
-/// Where client passwords come from: `auth.users`, then `auth.auth_query` (run on a
-/// control-plane connection to the upstream URL's database, `postgres` when it names none).
-fn password_lookup(config: &Config, pools: &Pools) -> anyhow::Result<Arc<dyn PasswordLookup>> {
-    let users: Arc<dyn PasswordLookup> = Arc::new(ConfigUsers::new(&config.auth.users));
-    let Some(query) = &config.auth.auth_query else {
-        return Ok(users);
-    };
-    let target = pools.target();
-    let database = target.url_database.clone().unwrap_or_else(|| "postgres".into());
-    let pool = crate::pool::control::control_pool(target, &database, 2, config.pool.acquire_timeout)
-        .context("auth.auth_query needs a control-plane connection")?;
-    let by_query: Arc<dyn PasswordLookup> = Arc::new(AuthQuery::new(pool, query.clone()));
-    Ok(Arc::new(LookupChain::new(vec![users, by_query])))
 }
 
 /// The signals pgcached acts on.
@@ -120,15 +131,20 @@ impl Signals {
     }
 
     /// Wait for SIGTERM or SIGINT (its name); a SIGHUP meanwhile (`systemctl reload`, a
-    /// logrotate hook) is logged: the configuration is read at start only.
-    async fn next_stop(&mut self) -> &'static str {
+    /// logrotate hook) reloads the configuration (see [`crate::reload`]).
+    async fn next_stop(&mut self, live: Option<&Live>) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => {
-                    warn!("SIGHUP received and ignored: the configuration is read at start only (restart to change it)");
-                }
+                _ = self.hup.recv() => match live {
+                    Some(live) => {
+                        info!("SIGHUP received: reloading the configuration");
+                        // Its outcome is logged by `reload` itself.
+                        let _ = reload::reload(live).await;
+                    }
+                    None => warn!("SIGHUP received before serving began: ignored"),
+                },
             }
         }
     }

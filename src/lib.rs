@@ -11,6 +11,7 @@
 //! - [`server`]: one upstream connection: connect, TLS, login, reset.
 //! - [`invalidate`]: control-plane NOTIFY listener for invalidation from outside the proxy.
 //! - [`admin`]: metrics and health over HTTP, admin console.
+//! - [`reload`]: reading the configuration again (admin `RELOAD`, SIGHUP).
 
 pub mod admin;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod invalidate;
 pub mod pool;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -46,10 +46,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    if let Err(e) = init_tracing(&config.log) {
-        eprintln!("pgcached: {e:#}");
-        return ExitCode::from(1);
-    }
+    let log = match init_tracing(&config.log) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("pgcached: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
@@ -74,7 +77,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(Arc::new(config))) {
+    // A reload reads the same file, environment and flags again.
+    let source = cli.source(Some(log));
+    match runtime.block_on(run(Arc::new(config), Some(source))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "pgcached stopped with an error");

@@ -1,5 +1,6 @@
-//! The `pgcached` process and signals: SIGHUP (`systemctl reload`, logrotate hooks) is logged
-//! and changes nothing; SIGTERM and SIGINT drain; a second one stops at once.
+//! The `pgcached` process and signals: SIGHUP (`systemctl reload`, logrotate hooks) reloads the
+//! configuration file without dropping a client; SIGTERM and SIGINT drain; a second one stops
+//! at once.
 
 mod common;
 
@@ -13,6 +14,7 @@ struct Running {
     child: Child,
     port: u16,
     log: PathBuf,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -48,7 +50,7 @@ impl Running {
             assert!(Instant::now() < deadline, "pgcached did not listen");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Running { child, port, log, _dir: dir }
+        Running { child, port, log, config, _dir: dir }
     }
 
     fn url(&self) -> String {
@@ -87,18 +89,40 @@ impl Drop for Running {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_changes_nothing_and_sigterm_stops() {
+async fn sighup_reloads_the_configuration_and_sigterm_stops() {
     let pg = PgCluster::start();
+    pg.psql("CREATE TABLE kv (k int); INSERT INTO kv VALUES (1)");
     let mut p = Running::start(&pg, "5s").await;
     let c = connect(&p.url()).await;
-    assert_eq!(simple_one(&c, "SELECT 1").await.as_deref(), Some("1"));
+    assert_eq!(simple_one(&c, "SELECT k FROM kv").await.as_deref(), Some("1"));
 
+    // The same file plus a policy; then one that is not valid.
+    let running = std::fs::read_to_string(&p.config).unwrap();
+    std::fs::write(&p.config, format!("{running}policies:\n  - name: locked\n    deny_tables: [kv]\n")).unwrap();
     p.signal("HUP");
-    assert!(p.exit_within(Duration::from_millis(500)).await.is_none(), "SIGHUP must not stop pgcached: {}", p.log());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refusal = loop {
+        match c.simple_query("SELECT k FROM kv").await {
+            Err(e) => break e,
+            Ok(_) => assert!(Instant::now() < deadline, "SIGHUP did not reload: {}", p.log()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refusal.code().map(|c| c.code()), Some("42501"), "{refusal}");
+    assert!(p.exit_within(Duration::from_millis(200)).await.is_none(), "SIGHUP must not stop pgcached: {}", p.log());
     assert_eq!(simple_one(&c, "SELECT 2").await.as_deref(), Some("2"), "the client kept its session");
+    assert!(p.log().contains("configuration reloaded"), "the reload is logged: {}", p.log());
+
+    std::fs::write(&p.config, "listen: [broken").unwrap();
+    p.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p.log().contains("configuration reload refused") {
+        assert!(Instant::now() < deadline, "an invalid file is logged: {}", p.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let other = connect(&p.url()).await;
+    assert!(other.simple_query("SELECT k FROM kv").await.is_err(), "the running policy is kept");
     assert_eq!(simple_one(&other, "SELECT 3").await.as_deref(), Some("3"), "new clients are served");
-    assert!(p.log().contains("SIGHUP received"), "the signal is logged: {}", p.log());
 
     drop((c, other));
     p.signal("TERM");

@@ -2,7 +2,8 @@
 //! typed columns — named as PgBouncer names the same concept — or a command tag.
 //!
 //! `SHOW HELP | VERSION | CLIENTS | POOLS | DATABASES | CACHE | CONFIG`, `INVALIDATE ALL |
-//! DATABASE db | TABLE name [IN DATABASE db]`, `EXPLAIN CACHE statement`. An unknown command is
+//! DATABASE db | TABLE name [IN DATABASE db]`, `EXPLAIN CACHE statement`, `RELOAD`, `PAUSE [db]`, `RESUME [db]`,
+//! `KILL CLIENT id`, `SHUTDOWN`. An unknown command is
 //! 42601 naming `SHOW HELP`.
 
 use std::time::Duration;
@@ -11,7 +12,9 @@ use bytes::{BufMut, BytesMut};
 
 use crate::cache::InvalidationCause;
 use crate::session::Shared;
+use crate::session::live::Live;
 use crate::wire::build::{self, Severity};
+use tracing::info;
 
 /// Type OIDs of the columns.
 const TEXT: u32 = 25;
@@ -32,6 +35,11 @@ const HELP: &[(&str, &str)] = &[
     ("INVALIDATE DATABASE db", "drop the cached answers of one database"),
     ("INVALIDATE TABLE name [IN DATABASE db]", "drop the cached answers that read a table (every database by default)"),
     ("EXPLAIN CACHE statement", "whether a statement may be cached, under which rule and TTL, what it depends on"),
+    ("RELOAD", "read the configuration file again; new transactions use it (no client is dropped)"),
+    ("PAUSE [db]", "let transactions in progress finish, close the server connections, hold new transactions"),
+    ("RESUME [db]", "let held transactions go on after PAUSE"),
+    ("KILL CLIENT id", "end one client session (its transaction in progress is lost), as pg_terminate_backend"),
+    ("SHUTDOWN", "stop as SIGTERM does: no new clients, open transactions may finish for timeouts.shutdown"),
 ];
 
 /// A result set: typed columns and rows of text values.
@@ -65,7 +73,7 @@ fn text(v: impl ToString) -> Option<String> {
 
 /// Run every `;`-separated command of `query`, writing their answers to `out`; the first error
 /// ends the query, as in Postgres.
-pub async fn run(shared: &Shared, query: &str, out: &mut BytesMut) {
+pub async fn run(live: &Live, query: &str, out: &mut BytesMut) {
     let commands: Vec<&str> = query.split(';').map(str::trim).filter(|c| !c.is_empty()).collect();
     if commands.is_empty() {
         // EmptyQueryResponse.
@@ -74,14 +82,28 @@ pub async fn run(shared: &Shared, query: &str, out: &mut BytesMut) {
         return;
     }
     for command in commands {
-        if let Err(message) = one(shared, command, out).await {
-            build::error_response(out, Severity::Error, "42601", &message);
+        if let Err(e) = one(live, command, out).await {
+            build::error_response(out, Severity::Error, e.code, &e.message);
             return;
         }
     }
 }
 
-async fn one(shared: &Shared, command: &str, out: &mut BytesMut) -> Result<(), String> {
+/// A command that failed: its SQLSTATE and message.
+struct Failed {
+    code: &'static str,
+    message: String,
+}
+
+impl From<String> for Failed {
+    /// A command not understood (42601).
+    fn from(message: String) -> Failed {
+        Failed { code: "42601", message }
+    }
+}
+
+async fn one(live: &Live, command: &str, out: &mut BytesMut) -> Result<(), Failed> {
+    let shared = &*live.shared();
     let words: Vec<String> = command.split_whitespace().map(str::to_ascii_lowercase).collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
@@ -121,7 +143,49 @@ async fn one(shared: &Shared, command: &str, out: &mut BytesMut) -> Result<(), S
             let statement = command.splitn(3, char::is_whitespace).nth(2).unwrap_or_default().trim();
             explain(shared, statement).write(out);
         }
-        _ => return Err(format!("unknown admin command \"{command}\" (SHOW HELP lists them)")),
+        ["pause"] | ["pause", _] => {
+            let database = (words.len() == 2).then(|| fold(last_word(command)));
+            info!(database = database.as_deref().unwrap_or("(all)"), "PAUSE: waiting for transactions in progress");
+            shared.pools.pause(database.as_deref()).await;
+            info!(database = database.as_deref().unwrap_or("(all)"), "paused: no server connection open");
+            build::command_complete(out, "PAUSE");
+        }
+        ["resume"] | ["resume", _] => {
+            let database = (words.len() == 2).then(|| fold(last_word(command)));
+            shared.pools.resume(database.as_deref());
+            info!(database = database.as_deref().unwrap_or("(all)"), "resumed");
+            build::command_complete(out, "RESUME");
+        }
+        ["kill", "client", id] => {
+            let known = id.parse::<u64>().ok().filter(|id| shared.shutdown_wakers.kill(*id));
+            if known.is_none() {
+                let message = format!("no client session with id {id} (SHOW CLIENTS lists them)");
+                return Err(Failed { code: "42704", message });
+            }
+            info!(client = id, "KILL CLIENT");
+            build::command_complete(out, "KILL");
+        }
+        ["shutdown"] => {
+            info!("SHUTDOWN from the admin console: draining");
+            let _ = live.stop.send(true);
+            build::command_complete(out, "SHUTDOWN");
+        }
+        ["reload"] => match crate::reload::reload(live).await {
+            Ok(report) => {
+                for line in &report.applied {
+                    build::notice_response(out, "00000", line);
+                }
+                for setting in &report.restart_needed {
+                    let message =
+                        format!("{setting} changed in the file: it takes effect at a restart (kept as it runs)");
+                    build::notice_response(out, "01000", &message);
+                }
+                build::command_complete(out, "RELOAD");
+            }
+            // config_file_error, as Postgres names a configuration file it cannot use.
+            Err(e) => return Err(Failed { code: "F0000", message: e.to_string() }),
+        },
+        _ => return Err(format!("unknown admin command \"{command}\" (SHOW HELP lists them)").into()),
     }
     Ok(())
 }
@@ -251,7 +315,7 @@ fn databases(shared: &Shared) -> ResultSet {
             text(cfg.min_idle),
             text(&mode),
             text(connections),
-            text(false),
+            text(shared.pools.is_paused(&db)),
         ]);
     }
     rs

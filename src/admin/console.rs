@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use super::commands;
 use crate::client::cancel::CancelHandle;
 use crate::client::startup::BoxStream;
-use crate::session::Shared;
+use crate::session::live::Live;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
 use crate::wire::frontend::{self, tag};
@@ -26,7 +26,8 @@ const FEATURE_NOT_SUPPORTED: &str = "0A000";
 
 /// One admin client, after its login.
 pub struct Console {
-    pub shared: Arc<Shared>,
+    /// The shared parts' current generation (the console reloads it).
+    pub live: Arc<Live>,
     pub stream: BoxStream,
     pub rbuf: BytesMut,
     pub user: String,
@@ -37,8 +38,10 @@ pub struct Console {
 impl Console {
     /// Serve the client until it leaves, the proxy shuts down, or it breaks the protocol.
     pub async fn run(mut self) -> std::io::Result<()> {
-        let max = self.shared.config.limits.max_message_size.as_u64() as usize;
-        let mut shutdown = self.shared.shutdown.clone();
+        let shared = self.live.shared();
+        let max = shared.config.limits.max_message_size.as_u64() as usize;
+        let mut shutdown = shared.shutdown.clone();
+        drop(shared);
         // The extended protocol was refused; the rest of its batch is skipped until Sync.
         let mut skipping = false;
         loop {
@@ -61,7 +64,7 @@ impl Console {
                     tag::QUERY => {
                         let text = frontend::query_text(frame.body()).map(String::from_utf8_lossy).unwrap_or_default();
                         info!(user = %self.user, command = %text.trim(), "admin console");
-                        commands::run(&self.shared, &text, &mut out).await;
+                        commands::run(&self.live, &text, &mut out).await;
                         build::ready_for_query(&mut out, b'I');
                     }
                     tag::SYNC => {

@@ -11,23 +11,23 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use super::auth::PasswordLookup;
 use super::startup::{Handshake, handshake};
 use super::tls::ClientTls;
-use crate::session::{Shared, login};
+use crate::session::live::Live;
+use crate::session::login;
 use crate::wire::build::{self, Severity};
 
 /// Everything a connection task needs besides the socket.
 pub struct Listener {
-    pub shared: Arc<Shared>,
+    /// The current generation of the shared parts (replaced by a reload).
+    pub live: Arc<Live>,
     pub tls: ClientTls,
-    pub lookup: Arc<dyn PasswordLookup>,
 }
 
 impl Listener {
     /// Serve until `shutdown` turns true, then drain.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let limit = Arc::new(Semaphore::new(self.shared.config.limits.max_clients));
+        let limit = Arc::new(Semaphore::new(self.live.shared().config.limits.max_clients));
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
         let mut tasks = JoinSet::new();
         loop {
@@ -72,8 +72,9 @@ impl Listener {
         }
         drop(listener);
         // Sessions waiting idle (in a transaction, say) see the shutdown when woken.
-        self.shared.shutdown_wakers.wake_all();
-        let grace = self.shared.config.timeouts.shutdown;
+        let shared = self.live.shared();
+        shared.shutdown_wakers.wake_all();
+        let grace = shared.config.timeouts.shutdown;
         info!(clients = tasks.len(), ?grace, "shutting down: no new connections, waiting for open transactions");
         // Each session ends itself at the deadline, telling its client why (57P01); the margin
         // lets those last words go out before what is left is cut.
@@ -86,18 +87,16 @@ impl Listener {
     }
 
     async fn connection(&self, socket: TcpStream, peer: SocketAddr) {
-        let shared = &self.shared;
-        let login_timeout = shared.config.timeouts.login;
+        let login_timeout = self.live.shared().config.timeouts.login;
         let started = tokio::time::timeout(login_timeout, async {
             match handshake(socket, &self.tls).await {
                 Ok(Handshake::Cancel { pid, secret }) => {
                     self.forward_cancel(pid, secret).await;
                     Ok(None)
                 }
-                Ok(Handshake::Startup(startup)) => login::login(shared.clone(), startup, peer, self.lookup.as_ref())
-                    .await
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
+                Ok(Handshake::Startup(startup)) => {
+                    login::login(&self.live, startup, peer).await.map(Some).map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.to_string()),
             }
         })
@@ -126,11 +125,12 @@ impl Listener {
     }
 
     async fn forward_cancel(&self, pid: i32, secret: i32) {
-        let Some(slot) = self.shared.cancels.find(pid, secret) else {
+        let shared = self.live.shared();
+        let Some(slot) = shared.cancels.find(pid, secret) else {
             debug!("cancel request with an unknown key ignored");
             return;
         };
-        let target = self.shared.pools.target_arc();
+        let target = shared.pools.target_arc();
         slot.with_current(|k| async move {
             if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
                 warn!(error = %e, "could not forward a cancel request");
@@ -143,7 +143,7 @@ impl Listener {
     /// message (within `timeouts.login`), then say so the way Postgres does and close; a
     /// CancelRequest is no client and is forwarded.
     async fn refuse(&self, socket: TcpStream, peer: SocketAddr) {
-        let login_timeout = self.shared.config.timeouts.login;
+        let login_timeout = self.live.shared().config.timeouts.login;
         match tokio::time::timeout(login_timeout, handshake(socket, &self.tls)).await {
             Ok(Ok(Handshake::Cancel { pid, secret })) => self.forward_cancel(pid, secret).await,
             Ok(Ok(Handshake::Startup(mut startup))) => {

@@ -34,6 +34,12 @@ pub struct Cli {
     /// Upstream PostgreSQL, postgres://[user[:password]@]host[:port][/db] (overrides `upstream.url`).
     #[arg(long, value_name = "URL", global = true)]
     pub upstream: Option<String>,
+    /// Log filter, e.g. `info` or `pgcached=debug` (overrides `log.level`; `RUST_LOG` overrides it).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log line format (overrides `log.format`).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Validate the configuration and exit: 0 when valid, 1 with the offending key otherwise.
     #[arg(long)]
     pub check: bool,
@@ -107,9 +113,21 @@ impl Cli {
         let overrides = self.overrides();
         let file = Config::config_path(&overrides, env);
         let wrap = |error: ConfigError| CliConfigError { file: file.clone(), error };
-        let config = Config::resolve(&overrides, env).map_err(wrap)?;
+        let mut config = Config::resolve(&overrides, env).map_err(wrap)?;
+        if let Some(level) = &self.log_level {
+            config.log.level = level.clone();
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
         config.validate().map_err(wrap)?;
         Ok(config)
+    }
+
+    /// How a reload reads the configuration again: the same file, environment and flags.
+    pub fn source(&self, log: Option<LogControl>) -> ConfigSource {
+        let cli = self.clone();
+        ConfigSource::new(move || cli.build_config(&process_env()).map_err(|e| e.to_string())).with_log(log)
     }
 }
 
@@ -143,19 +161,81 @@ pub fn process_env() -> HashMap<String, String> {
 
 /// Install the global tracing subscriber: `log.level` (or `RUST_LOG` when set), text or JSON,
 /// to stderr.
-pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v)?,
-        _ => EnvFilter::try_new(&log.level)?,
-    };
+/// Returns the handle a reload changes the filter through.
+pub fn init_tracing(log: &LogConfig) -> anyhow::Result<LogControl> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let filter = EnvFilter::try_new(from_env.as_deref().unwrap_or(&log.level))?;
+    let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let lines = fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let lines = match log.format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    let set = move |level: &str| -> Result<(), String> {
+        let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    };
+    Ok(LogControl { set: Box::new(set), env_override: from_env.is_some() })
+}
+
+/// Sets the process's log filter from a `log.level` value.
+type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Changes the log filter of the running process (see [`init_tracing`]).
+pub struct LogControl {
+    set: SetFilter,
+    /// `RUST_LOG` chose the filter: `log.level` does not apply.
+    env_override: bool,
+}
+
+impl LogControl {
+    /// Apply `log.level`; `Ok(false)` when `RUST_LOG` overrides it (nothing changed).
+    pub fn set_level(&self, level: &str) -> Result<bool, String> {
+        if self.env_override {
+            return Ok(false);
+        }
+        (self.set)(level).map(|()| true)
     }
-    .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
+
+/// Where the running configuration came from, to read it again on reload.
+pub struct ConfigSource {
+    read: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+    log: Option<LogControl>,
+}
+
+impl ConfigSource {
+    /// A source read by `read` (validated: an invalid file is an `Err` with its message).
+    pub fn new(read: impl Fn() -> Result<Config, String> + Send + Sync + 'static) -> ConfigSource {
+        ConfigSource { read: Box::new(read), log: None }
+    }
+
+    /// The process's log filter, for `log.level` to take effect.
+    pub fn with_log(mut self, log: Option<LogControl>) -> ConfigSource {
+        self.log = log;
+        self
+    }
+
+    pub fn read(&self) -> Result<Config, String> {
+        (self.read)()
+    }
+
+    /// Apply `log.level`: `Ok(false)` when no filter is controlled here (tests) or `RUST_LOG`
+    /// overrides it.
+    pub fn set_log_level(&self, level: &str) -> Result<bool, String> {
+        match &self.log {
+            Some(log) => log.set_level(level),
+            None => Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 pub use addr::{UpstreamAddr, parse_host_port, redact_url};
+pub use cli::{ConfigSource, LogControl};
 pub use error::ConfigError;
 pub use load::{ENV_CONFIG, ENV_LISTEN, ENV_UPSTREAM, Overrides};
 pub use policy::{LimitConfig, PolicyConfig, SafetyConfig};
@@ -28,7 +29,7 @@ pub use serde_util::parse_duration;
 use serde_util::{duration, opt_duration};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the proxy listens on for PostgreSQL clients, `HOST:PORT`.
@@ -68,7 +69,7 @@ impl Default for Config {
 }
 
 /// Where the real PostgreSQL is. `Debug` masks the password in `url`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// libpq-style URL `postgres://[user[:password]@]host[:port][/db]`.
@@ -111,7 +112,7 @@ pub enum PoolMode {
 }
 
 /// Upstream connection pools, one per (database, user).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     pub mode: PoolMode,
@@ -155,7 +156,7 @@ pub enum AuthMethod {
 }
 
 /// How clients authenticate to pgcached.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub method: AuthMethod,
@@ -173,7 +174,7 @@ impl Default for AuthConfig {
 
 /// One client user. `password` is plaintext, an md5 hash (`md5…`) or a SCRAM verifier
 /// (`SCRAM-SHA-256$…`), as stored by PostgreSQL in pg_authid.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     pub name: String,
@@ -196,7 +197,7 @@ pub enum ClientTlsMode {
 }
 
 /// TLS towards clients.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     pub mode: ClientTlsMode,
@@ -210,7 +211,7 @@ impl Default for TlsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_clients: usize,
@@ -246,7 +247,7 @@ impl Default for LimitsConfig {
 pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// `None` means "no timeout" (config: `0` or omitted).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
     #[serde(with = "duration")]
@@ -282,14 +283,14 @@ impl Default for TimeoutsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub level: String,
@@ -303,7 +304,7 @@ impl Default for LogConfig {
 }
 
 /// Metrics / health HTTP endpoint and admin console.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// `HOST:PORT` for `/metrics`, `/healthz`, `/readyz`; disabled when absent.
@@ -323,7 +324,7 @@ impl Default for AdminConfig {
 }
 
 /// The result cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub enabled: bool,
@@ -361,7 +362,7 @@ pub enum InvalidationMode {
 }
 
 /// `cache.rules`: the first rule that matches decides.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheRule {
     pub table: Option<String>,

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 /// `safety:` — the global switch for every policy rule except `limit`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetyConfig {
     /// `false` turns every policy check off (statements, tables, columns, functions, cost).
@@ -21,7 +21,7 @@ impl Default for SafetyConfig {
 }
 
 /// `limit:` — the global switch for LIMIT injection and capping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitConfig {
     /// `false` turns every policy's `limit:` off.
@@ -65,7 +65,7 @@ pub struct PolicyLimitConfig {
 }
 
 /// One entry of `policies:`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Name shown in refusals (`… is denied by policy "bi"`) and logs.

@@ -21,10 +21,10 @@ mod manager;
 mod reaper;
 mod server_pool;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tracing::info;
@@ -33,7 +33,7 @@ pub use error::PoolError;
 pub use manager::Manager;
 pub use server_pool::{PoolStatus, ServerObject, ServerPool};
 
-use crate::config::Config;
+use crate::config::{Config, PoolConfig};
 use crate::server::UpstreamTarget;
 
 /// What a pool is for: server connections logged in as `user` to `database`.
@@ -52,21 +52,25 @@ impl fmt::Display for PoolKey {
 
 /// Every pool of the process. Share it behind an `Arc`.
 pub struct Pools {
-    config: Arc<Config>,
+    /// The configuration in effect (replaced by [`Pools::reconfigure`]).
+    config: RwLock<Arc<Config>>,
     target: Arc<UpstreamTarget>,
     pools: Mutex<HashMap<PoolKey, ServerPool>>,
     /// Set by [`Pools::close`]: no new pool is created after it.
     closed: AtomicBool,
+    /// Databases `PAUSE`d (`None` in the set: all): their pools, new ones too, hold checkouts.
+    paused: Mutex<HashSet<Option<String>>>,
 }
 
 impl Pools {
     pub fn new(config: Arc<Config>) -> Result<Pools, PoolError> {
         let target = UpstreamTarget::from_config(&config.upstream).map_err(|e| PoolError::Config(e.to_string()))?;
         Ok(Pools {
-            config,
+            config: RwLock::new(config),
             target: Arc::new(target),
             pools: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            paused: Mutex::new(HashSet::new()),
         })
     }
 
@@ -78,7 +82,7 @@ impl Pools {
     /// The pool of `key` (created on first use), to keep and take connections from.
     pub fn handle(&self, key: &PoolKey) -> Result<PoolHandle, PoolError> {
         let pool = self.pool(key)?;
-        Ok(PoolHandle { pool, acquire_timeout: self.config.pool.acquire_timeout })
+        Ok(PoolHandle { pool, acquire_timeout: self.config().pool.acquire_timeout })
     }
 
     pub fn target(&self) -> &UpstreamTarget {
@@ -109,6 +113,92 @@ impl Pools {
         pools.clear();
     }
 
+    /// Take a reloaded configuration (its `upstream` is the one these pools were made for:
+    /// that needs a restart). `pool.max_size` resizes every pool at once; a new
+    /// `pool.acquire_timeout` holds for handles taken from now on; when any other `pool` key
+    /// changed, the pools are retired (and a pool whose upstream password changed): sessions that hold one
+    /// finish with it, and the next handle opens a new pool with the new settings. Returns
+    /// what changed, for the log.
+    pub fn reconfigure(&self, config: Arc<Config>) -> Vec<String> {
+        let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(|e| e.into_inner()), config.clone());
+        let mut changes = Vec::new();
+        let (before, after) = (&old.pool, &config.pool);
+        let others_changed = PoolConfig { max_size: 0, acquire_timeout: Duration::ZERO, ..before.clone() }
+            != PoolConfig { max_size: 0, acquire_timeout: Duration::ZERO, ..after.clone() };
+        let mut pools = self.pools.lock().expect("pools lock");
+        if others_changed {
+            changes.push(format!("{} server pools retired (pool settings changed)", pools.len()));
+            pools.clear();
+        }
+        let password =
+            |auth: &crate::config::AuthConfig, user: &str| credentials::upstream_password(&self.target, auth, user);
+        pools.retain(|key, _| {
+            let same = password(&old.auth, &key.user) == password(&config.auth, &key.user);
+            if !same {
+                changes.push(format!("server pool {key} retired (its upstream password changed)"));
+            }
+            same
+        });
+        if before.max_size != after.max_size {
+            for pool in pools.values() {
+                pool.resize(after.max_size);
+            }
+            changes.push(format!("pool.max_size {} -> {}", before.max_size, after.max_size));
+        }
+        if before.acquire_timeout != after.acquire_timeout {
+            changes.push(format!("pool.acquire_timeout {:?} -> {:?}", before.acquire_timeout, after.acquire_timeout));
+        }
+        changes
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `PAUSE [database]` (PgBouncer's): from now on, checkouts of the database's pools (every
+    /// pool's, for `None`) wait; returns once no connection of theirs is handed out any more
+    /// (transactions in progress finish) and their idle connections are closed — the upstream
+    /// may then restart. Clients waiting meanwhile go on at [`Pools::resume`].
+    pub async fn pause(&self, database: Option<&str>) {
+        self.paused.lock().expect("paused lock").insert(database.map(str::to_string));
+        let matching = || -> Vec<ServerPool> {
+            let pools = self.pools.lock().expect("pools lock");
+            pools.iter().filter(|(k, _)| database.is_none_or(|d| k.database == d)).map(|(_, p)| p.clone()).collect()
+        };
+        for pool in matching() {
+            pool.pause();
+        }
+        while !matching().iter().all(ServerPool::drained) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `RESUME [database]`: undo [`Pools::pause`] (`None`: every pause).
+    pub fn resume(&self, database: Option<&str>) {
+        let mut paused = self.paused.lock().expect("paused lock");
+        match database {
+            Some(d) => {
+                paused.remove(&Some(d.to_string()));
+            }
+            None => paused.clear(),
+        }
+        let pools = self.pools.lock().expect("pools lock");
+        for (key, pool) in pools.iter() {
+            if !Self::holds(&paused, &key.database) {
+                pool.resume();
+            }
+        }
+    }
+
+    /// Is `database` paused?
+    pub fn is_paused(&self, database: &str) -> bool {
+        Self::holds(&self.paused.lock().expect("paused lock"), database)
+    }
+
+    fn holds(paused: &HashSet<Option<String>>, database: &str) -> bool {
+        paused.contains(&None) || paused.contains(&Some(database.to_string()))
+    }
+
     /// The pool of `key`, created (with its maintenance task) on first use.
     fn pool(&self, key: &PoolKey) -> Result<ServerPool, PoolError> {
         let mut pools = self.pools.lock().expect("pools lock");
@@ -118,11 +208,15 @@ impl Pools {
         if let Some(pool) = pools.get(key) {
             return Ok(pool.clone());
         }
-        let cfg = &self.config.pool;
-        let password = credentials::upstream_password(&self.target, &self.config.auth, &key.user);
+        let config = self.config();
+        let cfg = &config.pool;
+        let password = credentials::upstream_password(&self.target, &config.auth, &key.user);
         let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone());
-        let create_timeout = cfg.acquire_timeout.max(self.config.timeouts.login);
+        let create_timeout = cfg.acquire_timeout.max(config.timeouts.login);
         let pool = ServerPool::new(manager, cfg.max_size, create_timeout);
+        if self.is_paused(&key.database) {
+            pool.pause();
+        }
         reaper::spawn(&pool, cfg);
         info!(pool = %key, max_size = cfg.max_size, "created server pool");
         pools.insert(key.clone(), pool.clone());

@@ -13,11 +13,11 @@
 //! Awaits (waiting, logging in, a health check) are taken only off that path.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
 use tracing::debug;
 
 use super::PoolError;
@@ -38,13 +38,18 @@ pub(super) struct Inner {
     /// and out of here every transaction, and a pointer is cheaper to move than its state.
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ServerConn>>>,
-    max_size: usize,
+    /// Slots in all: changed by [`ServerPool::resize`] (a configuration reload).
+    max_size: AtomicUsize,
     /// Longest wait for a login (`pool.acquire_timeout` or `timeouts.login`, the larger).
     create_timeout: Duration,
     /// Open connections, idle or handed out (for status and metrics).
     open: AtomicUsize,
-    /// Checkouts waiting for a permit right now.
+    /// Checkouts waiting for a permit right now (or for the pool to be resumed).
     waiting: AtomicUsize,
+    /// `PAUSE`d: checkouts wait for [`ServerPool::resume`]; no connection is opened.
+    paused: AtomicBool,
+    /// Woken by `resume` (and `close`).
+    resumed: Notify,
 }
 
 /// A pool's size and use, as metrics show them.
@@ -73,10 +78,12 @@ impl ServerPool {
                 manager,
                 slots: Semaphore::new(max_size),
                 idle: Mutex::new(Vec::with_capacity(max_size)),
-                max_size,
+                max_size: AtomicUsize::new(max_size),
                 create_timeout,
                 open: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                paused: AtomicBool::new(false),
+                resumed: Notify::new(),
             }),
         }
     }
@@ -94,6 +101,9 @@ impl ServerPool {
         fits: impl Fn(&ServerConn) -> bool,
     ) -> Result<ServerObject, PoolError> {
         let inner = &*self.inner;
+        if inner.paused.load(Ordering::Acquire) {
+            Box::pin(self.wait_resumed()).await?;
+        }
         // Given back if this checkout fails or is dropped; the object's own once handed out.
         let permit = match inner.slots.try_acquire() {
             Ok(permit) => permit,
@@ -123,10 +133,55 @@ impl ServerPool {
     pub fn status(&self) -> PoolStatus {
         let inner = &*self.inner;
         PoolStatus {
-            max_size: inner.max_size,
+            max_size: inner.max_size.load(Ordering::Relaxed),
             size: inner.open.load(Ordering::Relaxed),
             available: inner.lock_idle().len(),
             waiting: inner.waiting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `PAUSE`: checkouts from now on wait until [`ServerPool::resume`]; connections handed out
+    /// stay with their sessions. See [`ServerPool::drained`].
+    pub fn pause(&self) {
+        self.inner.paused.store(true, Ordering::Release);
+    }
+
+    /// `RESUME`: waiting checkouts go on.
+    pub fn resume(&self) {
+        self.inner.paused.store(false, Ordering::Release);
+        self.inner.resumed.notify_waiters();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(Ordering::Acquire)
+    }
+
+    /// Paused, and no connection is handed out: close the idle ones and say true (the upstream
+    /// may now restart).
+    pub fn drained(&self) -> bool {
+        if !self.is_paused() || self.inner.open.load(Ordering::SeqCst) > self.inner.lock_idle().len() {
+            return false;
+        }
+        self.retain_idle(|_| false);
+        true
+    }
+
+    /// Wait while the pool is paused (counted as waiting).
+    async fn wait_resumed(&self) -> Result<(), PoolError> {
+        let inner = &*self.inner;
+        inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&inner.waiting);
+        loop {
+            let resumed = inner.resumed.notified();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
+            if inner.slots.is_closed() {
+                return Err(PoolError::Closed);
+            }
+            if !inner.paused.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            resumed.await;
         }
     }
 
@@ -134,10 +189,41 @@ impl ServerPool {
     /// handed out are closed when they come back.
     pub fn close(&self) {
         self.inner.slots.close();
+        self.inner.resumed.notify_waiters();
         let idle = std::mem::take(&mut *self.inner.lock_idle());
         for conn in idle {
             self.inner.close_conn(conn);
         }
+    }
+
+    /// Change the number of slots (a configuration reload). Growing frees slots at once.
+    /// Shrinking takes slots away as they come free — connections handed out finish their
+    /// transactions first, and checkouts wait meanwhile as they would in a full pool of the new
+    /// size — then closes the idle connections over the new size.
+    pub fn resize(&self, max_size: usize) {
+        let old = self.inner.max_size.swap(max_size, Ordering::SeqCst);
+        if max_size > old {
+            self.inner.slots.add_permits(max_size - old);
+            return;
+        }
+        let Ok(surplus) = u32::try_from(old - max_size) else { return };
+        if surplus == 0 {
+            return;
+        }
+        let pool = self.clone();
+        tokio::spawn(async move {
+            match pool.inner.slots.acquire_many(surplus).await {
+                Ok(permits) => permits.forget(),
+                Err(_closed) => return,
+            }
+            let size = pool.inner.max_size.load(Ordering::SeqCst);
+            let mut kept = 0;
+            let closed = pool.retain_idle(|_| {
+                kept += 1;
+                kept <= size
+            });
+            debug!(pool = %pool.inner.manager.key, max_size = size, closed, "pool resized");
+        });
     }
 
     pub fn is_closed(&self) -> bool {
@@ -178,6 +264,9 @@ impl ServerPool {
     /// Open one connection into the idle list if a slot is free right now (no waiting client is
     /// ever delayed by it). `Ok(false)`: no free slot.
     pub(super) async fn open_idle(&self) -> Result<bool, PoolError> {
+        if self.is_paused() {
+            return Ok(false);
+        }
         let Ok(permit) = self.inner.slots.try_acquire() else { return Ok(false) };
         let mut conn = self.inner.open().await?;
         if self.is_closed() {
@@ -198,9 +287,11 @@ impl ServerPool {
         match tokio::time::timeout(wait, inner.slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(PoolError::Closed),
-            Err(_elapsed) => {
-                Err(PoolError::Timeout { pool: inner.manager.key.to_string(), waited: wait, max_size: inner.max_size })
-            }
+            Err(_elapsed) => Err(PoolError::Timeout {
+                pool: inner.manager.key.to_string(),
+                waited: wait,
+                max_size: inner.max_size.load(Ordering::Relaxed),
+            }),
         }
     }
 

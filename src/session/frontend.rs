@@ -218,7 +218,8 @@ impl Session {
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has
     /// been answered) or the session must end.
     async fn get_server(&mut self, t: u8) -> Option<Flow> {
-        if self.lifecycle == Lifecycle::Draining {
+        // A block whose BEGIN the proxy answered is a transaction in progress: it may finish.
+        if self.lifecycle == Lifecycle::Draining && self.held_begin.is_none() {
             build::error_response(
                 &mut self.to_client,
                 Severity::Fatal,

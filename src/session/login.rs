@@ -10,9 +10,10 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
+use super::live::Live;
 use super::params::{self, ParamSet};
 use super::{Lease, Session, Shared};
-use crate::client::auth::{self, PasswordLookup};
+use crate::client::auth;
 use crate::client::cancel::ClientInfo;
 use crate::client::startup::{BoxStream, Startup};
 use crate::config::{AuthMethod, PoolMode};
@@ -38,12 +39,8 @@ pub enum Login {
 }
 
 /// Authenticate the client, prepare its first server connection and greet it.
-pub async fn login(
-    shared: Arc<Shared>,
-    startup: Startup,
-    peer: SocketAddr,
-    lookup: &dyn PasswordLookup,
-) -> Result<Login, LoginError> {
+pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Result<Login, LoginError> {
+    let (generation, shared) = live.current();
     let Startup { mut stream, mut rbuf, params: startup_params, tls } = startup;
     let find = |n: &str| startup_params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let Some(user) = find("user") else {
@@ -62,14 +59,14 @@ pub async fn login(
         )
         .await;
     }
-    if let Err(e) = auth::authenticate(&mut stream, &mut rbuf, method, &user, lookup).await {
+    if let Err(e) = auth::authenticate(&mut stream, &mut rbuf, method, &user, shared.lookup.as_ref()).await {
         warn!(%peer, %user, %database, error = %e, "client authentication failed");
         return refuse(&mut stream, e.sqlstate(), &e.client_message()).await;
     }
 
     let application_name = find("application_name").unwrap_or_default();
     if database == shared.config.admin.database {
-        return admin_login(shared, stream, rbuf, user, peer, tls, application_name).await;
+        return admin_login(live.clone(), stream, rbuf, user, peer, tls, application_name).await;
     }
     let policy = shared.policies.for_session(&user, &database);
     if let Some(p) = &policy {
@@ -136,6 +133,8 @@ pub async fn login(
     let (client_rx, client_tx) = tokio::io::split(stream);
     let session = Session {
         shared,
+        live: live.clone(),
+        generation,
         key,
         pool: None,
         mode,
@@ -197,7 +196,7 @@ pub async fn login(
 /// A client of the admin console: one of `admin.users` (else 42501, as Postgres refuses a
 /// database one may not connect to), greeted with what psql needs to know of a server.
 async fn admin_login(
-    shared: Arc<Shared>,
+    live: Arc<Live>,
     mut stream: BoxStream,
     rbuf: BytesMut,
     user: String,
@@ -205,6 +204,7 @@ async fn admin_login(
     tls: bool,
     application_name: String,
 ) -> Result<Login, LoginError> {
+    let shared = live.shared();
     if !shared.config.admin.users.contains(&user) {
         warn!(%peer, %user, "admin console refused: not in admin.users");
         let message = format!("pgcached: user \"{user}\" may not use the admin console (admin.users)");
@@ -237,7 +237,7 @@ async fn admin_login(
         tls,
         connected_at: std::time::SystemTime::now(),
     });
-    Ok(Login::Admin(Box::new(crate::admin::console::Console { shared, stream, rbuf, user, cancel })))
+    Ok(Login::Admin(Box::new(crate::admin::console::Console { live, stream, rbuf, user, cancel })))
 }
 
 /// What a client is told at login (its ParameterStatus list) and the parameters it starts with.

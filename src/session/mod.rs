@@ -44,6 +44,7 @@ pub mod isolation;
 mod keywords;
 mod lease;
 mod limited;
+pub mod live;
 pub mod login;
 pub mod params;
 mod queue;
@@ -80,7 +81,10 @@ use state::{Lifecycle, Pins, Private, Segment, Transaction};
 /// Stop reading from one side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 1 << 20;
 
-/// What every session shares: configuration, pools, cancel keys, the shutdown signal.
+/// What every session shares: configuration, pools, cancel keys, the shutdown signal. One
+/// generation of it (see [`live`]): a reload clones it with a new configuration and what is
+/// built from it; everything else is behind an `Arc` (or a cache handle) and so shared.
+#[derive(Clone)]
 pub struct Shared {
     pub config: Arc<Config>,
     pub pools: Arc<Pools>,
@@ -99,7 +103,9 @@ pub struct Shared {
     /// Statements known to prepare fine (see `batch::known_parses_only`); cleared by DDL.
     pub prepared_ok: moka::sync::Cache<u64, ()>,
     /// Latest known result shapes of shared server statements (see [`shapes`]).
-    pub shapes: shapes::ShapeRegistry,
+    pub shapes: Arc<shapes::ShapeRegistry>,
+    /// Where client passwords come from (`auth.users`, `auth.auth_query`).
+    pub lookup: Arc<dyn crate::client::auth::PasswordLookup>,
     /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
     pub listeners: Arc<crate::invalidate::Listeners>,
 }
@@ -129,6 +135,8 @@ enum Event {
     ServerRead(std::io::Result<usize>),
     ServerWrote(std::io::Result<()>),
     Shutdown,
+    /// `KILL CLIENT` in the admin console.
+    Killed,
     Timer,
 }
 
@@ -150,6 +158,10 @@ struct UnnamedParse {
 
 pub struct Session {
     shared: Arc<Shared>,
+    /// Where a reload publishes the next generation of `shared`, and the number of the one
+    /// this session runs under (see [`Session::adopt_generation`]).
+    live: Arc<live::Live>,
+    generation: u64,
     key: PoolKey,
     /// `key`'s pool, looked up at the first checkout and kept.
     pool: Option<PoolHandle>,
@@ -265,7 +277,7 @@ impl Session {
 
     async fn run_loop(&mut self) -> Result<(), SessionError> {
         let probe = self.shared.shutdown.clone();
-        let _woken_at_shutdown = self.shared.shutdown_wakers.register(self.id).await;
+        let registered = self.shared.shutdown_wakers.register(self.id).await;
         if *probe.borrow() {
             // Shutdown began before the registration (or before this session): no wake-up or
             // channel change will come for it.
@@ -330,6 +342,7 @@ impl Session {
                 tokio::select! {
                     biased;
                     () = shutdown::seen(&probe), if running => Event::Shutdown,
+                    () = registered.killed() => Event::Killed,
                     _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
                     r = write_opt(server_tx, to_server), if write_server => Event::ServerWrote(r),
                     r = write_all_buf(&mut self.client_tx, &mut self.to_client), if write_client => Event::ClientWrote(r),
@@ -343,6 +356,9 @@ impl Session {
                     self.client_gone()
                 }
                 Event::ClientRead(Ok(_)) => {
+                    if self.live.generation() != self.generation && self.is_idle() && self.held_begin.is_none() {
+                        self.adopt_generation();
+                    }
                     if self.shared.config.timeouts.any_session_timeout() {
                         // Only the timeouts read it, and a clock read costs per message.
                         self.last_activity = Instant::now();
@@ -374,6 +390,17 @@ impl Session {
                 Event::Shutdown => {
                     self.begin_draining();
                     Flow::Continue
+                }
+                Event::Killed => {
+                    // As `pg_terminate_backend` ends a backend: the transaction in progress is
+                    // lost (`run` gives the server back as a session that ends mid-way does).
+                    build::error_response(
+                        &mut self.to_client,
+                        Severity::Fatal,
+                        "57P01",
+                        "terminating connection due to administrator command (pgcached KILL CLIENT)",
+                    );
+                    return Ok(());
                 }
                 Event::Timer => self.on_timer().await,
             };
@@ -415,6 +442,28 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A reload published a new configuration: take it, between two transactions. The policy
+    /// is chosen again (a read-only one sets `default_transaction_read_only` as at login), the
+    /// pool handle is taken anew (its timeout, or a pool replaced by the reload), and what was
+    /// decided under the old cache rules is forgotten.
+    fn adopt_generation(&mut self) {
+        let (generation, shared) = self.live.current();
+        let policy = shared.policies.for_session(&self.key.user, &self.key.database);
+        let was_read_only = self.policy.as_ref().is_some_and(|p| p.read_only());
+        let read_only = policy.as_ref().is_some_and(|p| p.read_only());
+        if read_only != was_read_only {
+            let value = if read_only { "on" } else { "off" };
+            self.wanted.set("default_transaction_read_only", value);
+            self.startup.set("default_transaction_read_only", value);
+        }
+        debug!(generation, "session takes the reloaded configuration");
+        self.generation = generation;
+        self.policy = policy;
+        self.pool = None;
+        *self.key_memo.borrow_mut() = Default::default();
+        self.shared = shared;
     }
 
     /// Stop taking new work; end the session once its server is given back.

@@ -42,6 +42,27 @@ impl Proxy {
         Proxy { port, config, stop, task: Some(task) }
     }
 
+    /// A proxy whose configuration is `yaml(port)` — the YAML text for listen port `port`,
+    /// written to `file` — read again from that file by `RELOAD` (as the binary does).
+    pub async fn start_reloadable(file: &std::path::Path, yaml: impl FnOnce(u16) -> String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy port");
+        let port = listener.local_addr().unwrap().port();
+        std::fs::write(file, yaml(port)).expect("write the config file");
+        let read = {
+            let file = file.to_path_buf();
+            move || -> Result<Config, String> {
+                let config = Config::load(&file).map_err(|e| e.to_string())?;
+                config.validate().map_err(|e| e.to_string())?;
+                Ok(config)
+            }
+        };
+        let config = Arc::new(read().expect("the first configuration is valid"));
+        let (stop, stopped) = watch::channel(false);
+        let source = pgcached::config::ConfigSource::new(read);
+        let task = tokio::spawn(pgcached::app::serve_with(config.clone(), Some(source), listener, stopped, None));
+        Proxy { port, config, stop, task: Some(task) }
+    }
+
     /// URL of this proxy for `user` on `db`.
     pub fn url(&self, user: &str, db: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)

@@ -1,0 +1,131 @@
+//! Configuration reload (`RELOAD` in the admin console) of a real proxy reading a real file: a
+//! changed policy applies to the next transaction of an open session, a transaction in
+//! progress finishes under the old one, an invalid file changes nothing, restart-only settings
+//! are kept and said, pools resize.
+
+mod common;
+
+use common::{PgCluster, Proxy, connect, simple_one};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+fn yaml(pg: &PgCluster, port: u16, more: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:{port}\nupstream:\n  url: postgres://127.0.0.1:{}\n  tls: disable\nadmin:\n  users: [postgres]\n{more}",
+        pg.port()
+    )
+}
+
+const LOCKED: &str = "policies:\n  - name: locked\n    deny_tables: [kv]\n";
+
+/// `RELOAD`: the error when it fails.
+async fn reload(admin: &Client) -> Result<(), tokio_postgres::Error> {
+    let messages = admin.simple_query("RELOAD").await?;
+    assert!(messages.iter().any(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))), "{messages:?}");
+    Ok(())
+}
+
+async fn refused(client: &Client, sql: &str) -> String {
+    let e = client.simple_query(sql).await.expect_err("refused by the policy");
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+    e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_policy_holds_from_the_next_transaction_and_an_invalid_file_changes_nothing() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgcached.yaml");
+    let proxy = Proxy::start_reloadable(&file, |port| yaml(&pg, port, "")).await;
+    let port = proxy.port;
+    let admin = connect(&proxy.url("postgres", "pgcached")).await;
+    let open = connect(&proxy.url("postgres", "app")).await;
+    let in_block = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(simple_one(&open, "SELECT v FROM kv WHERE k = 1").await.as_deref(), Some("one"));
+    in_block.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(simple_one(&in_block, "SELECT v FROM kv WHERE k = 1").await.as_deref(), Some("one"));
+
+    std::fs::write(&file, yaml(&pg, port, LOCKED)).unwrap();
+    reload(&admin).await.expect("a valid file reloads");
+
+    let message = refused(&open, "SELECT v FROM kv WHERE k = 1").await;
+    assert!(message.contains("\"locked\""), "the new policy refuses: {message}");
+    assert_eq!(simple_one(&open, "SELECT 1").await.as_deref(), Some("1"), "the open session stays connected");
+    assert_eq!(
+        simple_one(&in_block, "SELECT v FROM kv WHERE k = 1").await.as_deref(),
+        Some("one"),
+        "a transaction in progress finishes under the configuration it began with"
+    );
+    in_block.batch_execute("COMMIT").await.unwrap();
+    refused(&in_block, "SELECT v FROM kv WHERE k = 1").await;
+    let new_client = connect(&proxy.url("postgres", "app")).await;
+    refused(&new_client, "SELECT v FROM kv WHERE k = 1").await;
+
+    // An invalid file: refused whole with the reason, the running configuration kept.
+    std::fs::write(&file, yaml(&pg, port, "policies:\n  - name: typo\n    deny_statements: [dll]\n")).unwrap();
+    let e = reload(&admin).await.expect_err("an invalid file is refused");
+    assert_eq!(e.code().map(|c| c.code()), Some("F0000"), "{e}");
+    let reason = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    assert!(reason.contains("dll"), "the error names the mistake: {reason}");
+    refused(&open, "SELECT v FROM kv WHERE k = 1").await;
+    std::fs::write(&file, "listen: [unclosed").unwrap();
+    reload(&admin).await.expect_err("unparseable YAML is refused");
+    refused(&open, "SELECT v FROM kv WHERE k = 1").await;
+
+    // Back to no policy: the same open session reads again.
+    std::fs::write(&file, yaml(&pg, port, "")).unwrap();
+    reload(&admin).await.unwrap();
+    assert_eq!(simple_one(&open, "SELECT v FROM kv WHERE k = 1").await.as_deref(), Some("one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_only_settings_are_kept_and_pools_resize() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgcached.yaml");
+    let proxy = Proxy::start_reloadable(&file, |port| yaml(&pg, port, "pool:\n  max_size: 4\n")).await;
+    let port = proxy.port;
+    let admin = connect(&proxy.url("postgres", "pgcached")).await;
+    let app = connect(&proxy.url("postgres", "postgres")).await;
+    assert_eq!(simple_one(&app, "SELECT 1").await.as_deref(), Some("1"));
+    let pool_size = |rows: Vec<SimpleQueryMessage>| -> Vec<String> {
+        rows.iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get("pool_size").map(str::to_string),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(pool_size(admin.simple_query("SHOW POOLS").await.unwrap()), vec!["4"]);
+
+    // A new listen address (restart only) and a smaller pool (live).
+    let other = common::free_port();
+    let text = yaml(&pg, port, "pool:\n  max_size: 2\n").replace(&format!(":{port}\n"), &format!(":{other}\n"));
+    std::fs::write(&file, text).unwrap();
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (client, connection) =
+        tokio_postgres::connect(&proxy.url("postgres", "pgcached"), tokio_postgres::NoTls).await.unwrap();
+    let seen = notices.clone();
+    tokio::spawn(async move {
+        let mut connection = connection;
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                seen.lock().unwrap().push(n.message().to_string());
+            }
+        }
+    });
+    client.simple_query("RELOAD").await.expect("reload");
+    let said = notices.lock().unwrap().clone();
+    assert!(said.iter().any(|n| n.starts_with("listen changed") && n.contains("restart")), "{said:?}");
+    assert!(said.iter().any(|n| n.contains("pool.max_size 4 -> 2")), "{said:?}");
+    assert_eq!(pool_size(admin.simple_query("SHOW POOLS").await.unwrap()), vec!["2"]);
+    let config = admin.simple_query("SHOW CONFIG").await.unwrap();
+    let listen = config.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) if r.get("key") == Some("listen") => r.get("value").map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(listen, Some(format!("127.0.0.1:{port}")), "the running listen address is kept");
+    assert_eq!(simple_one(&app, "SELECT 2").await.as_deref(), Some("2"), "clients keep being served");
+    let _ = &proxy;
+}
