@@ -3,6 +3,8 @@
 //!
 //! - [`metrics`]: the Prometheus registry, read from the shared structures at scrape time.
 //! - [`health`]: the readiness check of the upstream, cached for a second.
+//! - [`query_stats`]: per-query statistics (calls, cache outcomes, time, p50/p99), the slow-query
+//!   log and N+1 reports (found per session by [`repeats`]), and their `/metrics` series.
 //!
 //! `/healthz` answers 200 `ok` as long as the process serves HTTP. `/readyz` answers 200 `ready`
 //! when the upstream accepts a login, else 503 with the reason — also while the proxy drains
@@ -13,6 +15,8 @@ pub mod commands;
 pub mod console;
 pub mod health;
 pub mod metrics;
+pub mod query_stats;
+pub mod repeats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,607 @@
+//! Per-query statistics: for each (database, statement fingerprint), how often it ran, how the
+//! cache answered it, how long it took (total, min/max, p50/p99), what it returned — for the
+//! admin console and `/metrics` ([`QueryStatsCollector`]), plus the slow-query log and the N+1
+//! report ([`super::repeats::RepeatDetector`] finds them per session, [`QueryStats`] counts and
+//! logs them).
+//!
+//! Fingerprints have literals masked (`sql::fingerprint`), so nothing kept or logged here holds
+//! a value from a statement.
+//!
+//! # Cost on the data path
+//! Every session calls [`QueryStats::record`] once per completed statement. The table is split
+//! into [`SHARDS`] shards, each its own `Mutex<HashMap>`, chosen by the fingerprint hash: a
+//! call locks one shard for a hash look-up (by borrowed `(hash, &str)`, no key is built) and a
+//! few additions (one `ln` for the sketch). It allocates nothing when the query is already
+//! known, except when a latency outside the range seen so far grows the query's sketch by a
+//! 1 KiB chunk (at most 8 times per query).
+//!
+//! # Bounded memory
+//! At most `max_queries` queries are kept (split exactly across the shards). A new fingerprint
+//! arriving at a full shard evicts that shard's query with the least total time, whose numbers
+//! are folded into its database's `<other>` row (sketch merged), so the totals of the table
+//! stay whole. Least total time, because the table exists to show where the time goes: a query
+//! that ran once for 1 ms matters less than one that ran for minutes. The cost is that under a
+//! stream of ever-new fingerprints the newcomers evict one another while the established
+//! queries stay; a new heavy query gets in as soon as its time passes the lightest's before
+//! the next newcomer. Fingerprint texts are clipped to [`MAX_FINGERPRINT_CHARS`], and one
+//! shard keeps at most [`MAX_OTHER_DATABASES`] `<other>` rows (then one for all databases, `*`).
+//!
+//! Latency quantiles come from a DDSketch (`sketches-ddsketch`): 1% relative error, at most
+//! 1,024 bins (8 KiB) per query, usually one 1 KiB chunk; mergeable, which the `<other>` rows
+//! need. No samples are stored.
+
+use std::borrow::{Borrow, Cow};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use foldhash::fast::RandomState;
+use sketches_ddsketch::{Config as SketchConfig, DDSketch};
+
+use super::repeats::RepeatDetector;
+use crate::cache::Bypass;
+
+mod collector;
+pub use collector::{QUERY_LABEL_CHARS, QueryStatsCollector};
+
+/// How a statement was answered. A label in logs and rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Answered from the result cache.
+    Hit,
+    /// A cacheable read that went to Postgres and was recorded for the cache.
+    Miss,
+    /// Not a cache candidate (a write, DDL, a transaction command…): sent to Postgres as is.
+    Forwarded,
+    /// A read sent to Postgres without the cache, for this reason.
+    Bypassed(Bypass),
+    /// Refused by the proxy (a guard rail) without reaching Postgres.
+    Refused,
+}
+
+impl Outcome {
+    /// A short label for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Forwarded => "forwarded",
+            Outcome::Bypassed(_) => "bypassed",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// One completed statement, as a session reports it to [`QueryStats::record`].
+#[derive(Debug, Clone, Copy)]
+pub struct Statement<'a> {
+    /// `sql::fingerprint::hash64` of `fingerprint`: the identity of the query.
+    pub fingerprint_hash: u64,
+    /// The statement with its literals masked (kept, with its first user, for a new query).
+    pub fingerprint: &'a str,
+    /// The database the session is connected to.
+    pub database: &'a str,
+    /// The session's user (kept only for a new query: the first user who ran it).
+    pub user: &'a str,
+    /// How it was answered.
+    pub outcome: Outcome,
+    /// Rows returned (or affected, by the command tag).
+    pub rows: u64,
+    /// Bytes of the answer sent to the client.
+    pub bytes: u64,
+    /// From the statement's arrival to the end of its answer.
+    pub elapsed: Duration,
+}
+
+/// What [`QueryStats`] keeps and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryStatsSettings {
+    /// How many (database, fingerprint) rows are kept; the others are folded into `<other>`.
+    pub max_queries: usize,
+    /// Statements at least this long are logged (target `pgcached::slow_query`); `None`: off.
+    pub slow_query: Option<Duration>,
+    /// One fingerprint run more than this many times within `repeat_window` in one session is
+    /// reported as N+1 (target `pgcached::n_plus_one`); `None`: off.
+    pub repeat_limit: Option<u32>,
+    /// The window of `repeat_limit`, from a run's first occurrence.
+    pub repeat_window: Duration,
+}
+
+impl Default for QueryStatsSettings {
+    /// 500 queries; the slow-query log and N+1 reports off (they add log lines), with a
+    /// one-second window ready for when a limit is set.
+    fn default() -> Self {
+        QueryStatsSettings {
+            max_queries: 500,
+            slow_query: None,
+            repeat_limit: None,
+            repeat_window: Duration::from_secs(1),
+        }
+    }
+}
+
+const SHARD_BITS: u32 = 4;
+/// Number of independently locked parts of the table.
+pub const SHARDS: usize = 1 << SHARD_BITS;
+/// Fingerprint text kept per query, in characters (a longer one is clipped, ending in `…`).
+pub const MAX_FINGERPRINT_CHARS: usize = 2048;
+/// `<other>` rows kept per shard, one per database; past that, evictions go to database `*`.
+pub const MAX_OTHER_DATABASES: usize = 64;
+/// The fingerprint text of the rows that hold evicted queries.
+pub const OTHER_FINGERPRINT: &str = "<other>";
+/// The database of the `<other>` row holding databases past [`MAX_OTHER_DATABASES`].
+pub const ALL_DATABASES: &str = "*";
+
+/// The one sketch configuration (merging needs equal ones): seconds, 1% relative error,
+/// 1,024 bins (1 µs … 100 s without collapsing), below 0.1 µs counted as zero.
+fn sketch_config() -> SketchConfig {
+    SketchConfig::new(0.01, 1024, 1e-7)
+}
+
+/// The numbers of one query (or of an `<other>` row). Never empty: made by a statement.
+#[derive(Clone)]
+struct Totals {
+    calls: u64,
+    hits: u64,
+    misses: u64,
+    forwarded: u64,
+    /// Indexed by `Bypass as usize`, the order of [`Bypass::ALL`].
+    bypassed: [u64; Bypass::ALL.len()],
+    refused: u64,
+    /// N+1 reports of this query.
+    repeats: u64,
+    rows: u64,
+    bytes: u64,
+    time: Duration,
+    min: Duration,
+    max: Duration,
+    first_seen: SystemTime,
+    last_seen: SystemTime,
+    /// Elapsed seconds.
+    latency: DDSketch,
+}
+
+impl Totals {
+    fn of(s: &Statement<'_>, now: SystemTime) -> Totals {
+        let mut totals = Totals {
+            calls: 0,
+            hits: 0,
+            misses: 0,
+            forwarded: 0,
+            bypassed: [0; Bypass::ALL.len()],
+            refused: 0,
+            repeats: 0,
+            rows: 0,
+            bytes: 0,
+            time: Duration::ZERO,
+            min: Duration::MAX,
+            max: Duration::ZERO,
+            first_seen: now,
+            last_seen: now,
+            latency: DDSketch::new(sketch_config()),
+        };
+        totals.add(s, now);
+        totals
+    }
+
+    fn add(&mut self, s: &Statement<'_>, now: SystemTime) {
+        self.calls += 1;
+        match s.outcome {
+            Outcome::Hit => self.hits += 1,
+            Outcome::Miss => self.misses += 1,
+            Outcome::Forwarded => self.forwarded += 1,
+            Outcome::Bypassed(why) => self.bypassed[why as usize] += 1,
+            Outcome::Refused => self.refused += 1,
+        }
+        self.rows = self.rows.saturating_add(s.rows);
+        self.bytes = self.bytes.saturating_add(s.bytes);
+        self.time = self.time.saturating_add(s.elapsed);
+        self.min = self.min.min(s.elapsed);
+        self.max = self.max.max(s.elapsed);
+        self.last_seen = self.last_seen.max(now);
+        self.latency.add(s.elapsed.as_secs_f64());
+    }
+
+    /// Adds `other`'s numbers (an evicted query, or another shard's `<other>`).
+    fn merge(&mut self, other: &Totals) {
+        self.calls += other.calls;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.forwarded += other.forwarded;
+        for (mine, theirs) in self.bypassed.iter_mut().zip(other.bypassed) {
+            *mine += theirs;
+        }
+        self.refused += other.refused;
+        self.repeats += other.repeats;
+        self.rows = self.rows.saturating_add(other.rows);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.time = self.time.saturating_add(other.time);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        let merged = self.latency.merge(&other.latency);
+        debug_assert!(merged.is_ok(), "every sketch has sketch_config()");
+    }
+
+    /// The elapsed time at quantile `q`, within [min, max] (the sketch's estimate is within 1%).
+    fn quantile(&self, q: f64) -> Duration {
+        let estimate = self.latency.quantile(q).ok().flatten().unwrap_or(0.0);
+        Duration::try_from_secs_f64(estimate).unwrap_or_default().clamp(self.min, self.max)
+    }
+}
+
+/// A query's identity in a shard. Looked up as `dyn KeyParts` so that a borrowed
+/// `(u64, &str)` finds it without building a `Box<str>`.
+struct QueryKey {
+    fingerprint_hash: u64,
+    database: Box<str>,
+}
+
+trait KeyParts {
+    fn parts(&self) -> (u64, &str);
+}
+
+impl KeyParts for QueryKey {
+    fn parts(&self) -> (u64, &str) {
+        (self.fingerprint_hash, &self.database)
+    }
+}
+
+impl KeyParts for (u64, &str) {
+    fn parts(&self) -> (u64, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for QueryKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+// Must hash and compare like `dyn KeyParts` (the `Borrow` contract).
+impl Hash for QueryKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for QueryKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for QueryKey {}
+
+struct Entry {
+    /// Clipped to [`MAX_FINGERPRINT_CHARS`].
+    fingerprint: Box<str>,
+    /// The user who ran it first.
+    user: Box<str>,
+    totals: Totals,
+}
+
+#[derive(Default)]
+struct Shard {
+    queries: HashMap<QueryKey, Entry, RandomState>,
+    /// What evicted queries left, per database (at most [`MAX_OTHER_DATABASES`] + `*`).
+    others: HashMap<Box<str>, Totals, RandomState>,
+}
+
+impl Shard {
+    fn get_mut(&mut self, fingerprint_hash: u64, database: &str) -> Option<&mut Entry> {
+        self.queries.get_mut(&(fingerprint_hash, database) as &dyn KeyParts)
+    }
+
+    /// A statement of a query the shard does not hold.
+    fn insert(&mut self, s: &Statement<'_>, now: SystemTime, capacity: usize) {
+        let totals = Totals::of(s, now);
+        if capacity == 0 {
+            self.fold_into_other(s.database, &totals);
+            return;
+        }
+        if self.queries.len() >= capacity {
+            self.evict_least_time();
+        }
+        let key = QueryKey { fingerprint_hash: s.fingerprint_hash, database: s.database.into() };
+        let fingerprint = clip(s.fingerprint, MAX_FINGERPRINT_CHARS).into();
+        self.queries.insert(key, Entry { fingerprint, user: s.user.into(), totals });
+    }
+
+    fn evict_least_time(&mut self) {
+        let Some(key) = self
+            .queries
+            .iter()
+            .min_by_key(|(_, e)| e.totals.time)
+            .map(|(k, _)| QueryKey { fingerprint_hash: k.fingerprint_hash, database: k.database.clone() })
+        else {
+            return;
+        };
+        if let Some((key, evicted)) = self.queries.remove_entry(&key) {
+            self.fold_into_other(&key.database, &evicted.totals);
+        }
+    }
+
+    fn fold_into_other(&mut self, database: &str, totals: &Totals) {
+        let database = if self.others.contains_key(database) || self.others.len() < MAX_OTHER_DATABASES {
+            database
+        } else {
+            ALL_DATABASES
+        };
+        match self.others.get_mut(database) {
+            Some(other) => other.merge(totals),
+            None => {
+                self.others.insert(database.into(), totals.clone());
+            }
+        }
+    }
+}
+
+/// The per-query table, shared (behind `Arc`) by every session. See the module doc.
+pub struct QueryStats {
+    settings: QueryStatsSettings,
+    shards: [Mutex<Shard>; SHARDS],
+    /// Queries each shard may hold: `max_queries` split exactly (the first shards get one more).
+    capacities: [usize; SHARDS],
+    slow_queries: AtomicU64,
+    repeats: AtomicU64,
+}
+
+/// Which shard holds a fingerprint: the top bits of a Fibonacci hash (FNV's low bits are weak).
+fn shard_index(fingerprint_hash: u64) -> usize {
+    (fingerprint_hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A panic while holding a shard leaves at worst one query's numbers half-added.
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `s` cut to `max_chars` characters, the last one replaced by `…` when cut.
+fn clip(s: &str, max_chars: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(s),
+        Some(_) => {
+            let end = s.char_indices().nth(max_chars.saturating_sub(1)).map_or(0, |(i, _)| i);
+            Cow::Owned(format!("{}…", &s[..end]))
+        }
+    }
+}
+
+impl QueryStats {
+    /// An empty table.
+    pub fn new(settings: QueryStatsSettings) -> QueryStats {
+        let capacities =
+            std::array::from_fn(|i| settings.max_queries / SHARDS + usize::from(i < settings.max_queries % SHARDS));
+        QueryStats {
+            settings,
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            capacities,
+            slow_queries: AtomicU64::new(0),
+            repeats: AtomicU64::new(0),
+        }
+    }
+
+    /// What the table was built with.
+    pub fn settings(&self) -> &QueryStatsSettings {
+        &self.settings
+    }
+
+    /// Adds one completed statement; logs it if slow. Locks one shard; allocates only for a
+    /// query not in the table (and for a sketch's rare growth, see the module doc).
+    pub fn record(&self, s: &Statement<'_>) {
+        let now = SystemTime::now();
+        let i = shard_index(s.fingerprint_hash);
+        {
+            let mut shard = lock(&self.shards[i]);
+            match shard.get_mut(s.fingerprint_hash, s.database) {
+                Some(entry) => entry.totals.add(s, now),
+                None => shard.insert(s, now, self.capacities[i]),
+            }
+        }
+        if self.settings.slow_query.is_some_and(|threshold| s.elapsed >= threshold) {
+            self.slow_queries.fetch_add(1, Relaxed);
+            tracing::warn!(
+                target: "pgcached::slow_query",
+                fingerprint = s.fingerprint,
+                database = s.database,
+                user = s.user,
+                outcome = s.outcome.label(),
+                elapsed_ms = s.elapsed.as_secs_f64() * 1e3,
+                rows = s.rows,
+                "slow query"
+            );
+        }
+    }
+
+    /// A detector for one new session, if `repeat_limit` is set.
+    pub fn repeat_detector(&self) -> Option<RepeatDetector> {
+        self.settings.repeat_limit.map(|limit| RepeatDetector::new(limit, self.settings.repeat_window))
+    }
+
+    /// Logs an N+1 burst a session's [`RepeatDetector`] found (`count` runs within the window)
+    /// and counts it, on the query's row (if the table holds it) and in the total.
+    pub fn report_repeat(&self, database: &str, user: &str, fingerprint_hash: u64, fingerprint: &str, count: u32) {
+        self.repeats.fetch_add(1, Relaxed);
+        if let Some(entry) = lock(&self.shards[shard_index(fingerprint_hash)]).get_mut(fingerprint_hash, database) {
+            entry.totals.repeats += 1;
+        }
+        tracing::warn!(
+            target: "pgcached::n_plus_one",
+            fingerprint,
+            query_id = %format_args!("{fingerprint_hash:016x}"),
+            database,
+            user,
+            count,
+            window_ms = self.settings.repeat_window.as_millis() as u64,
+            "one statement repeated in a burst (N+1): batch it"
+        );
+    }
+
+    /// Statements logged as slow since start.
+    pub fn slow_queries_total(&self) -> u64 {
+        self.slow_queries.load(Relaxed)
+    }
+
+    /// N+1 bursts reported since start.
+    pub fn n_plus_one_total(&self) -> u64 {
+        self.repeats.load(Relaxed)
+    }
+
+    /// Every row, the `<other>` ones included (one per database, all shards merged), by total
+    /// time, longest first. Locks one shard at a time.
+    pub fn snapshot(&self) -> Vec<QueryRow> {
+        let mut rows = Vec::new();
+        let mut others: HashMap<Box<str>, Totals, RandomState> = HashMap::default();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            rows.extend(shard.queries.iter().map(|(key, entry)| QueryRow {
+                database: key.database.to_string(),
+                user: entry.user.to_string(),
+                fingerprint: entry.fingerprint.to_string(),
+                fingerprint_hash: key.fingerprint_hash,
+                is_other: false,
+                ..QueryRow::of(&entry.totals)
+            }));
+            for (database, totals) in &shard.others {
+                match others.get_mut(database) {
+                    Some(merged) => merged.merge(totals),
+                    None => {
+                        others.insert(database.clone(), totals.clone());
+                    }
+                }
+            }
+        }
+        rows.extend(
+            others.iter().map(|(database, totals)| QueryRow { database: database.to_string(), ..QueryRow::of(totals) }),
+        );
+        rows.sort_by(|a, b| {
+            b.total
+                .cmp(&a.total)
+                .then_with(|| a.database.cmp(&b.database))
+                .then(a.fingerprint_hash.cmp(&b.fingerprint_hash))
+        });
+        rows
+    }
+
+    /// Forgets every row (the `<other>` ones too). The totals of slow queries and N+1 reports
+    /// stay: they are Prometheus counters.
+    pub fn reset(&self) {
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            shard.queries.clear();
+            shard.others.clear();
+        }
+    }
+}
+
+/// One row of [`QueryStats::snapshot`]: a query of one database, or its `<other>` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRow {
+    /// The database the query ran in.
+    pub database: String,
+    /// The user who ran it first; empty on an `<other>` row.
+    pub user: String,
+    /// Literals masked; [`OTHER_FINGERPRINT`] on an `<other>` row.
+    pub fingerprint: String,
+    /// 0 on an `<other>` row.
+    pub fingerprint_hash: u64,
+    /// Whether this row holds the evicted queries of `database`, not one query.
+    pub is_other: bool,
+    /// Statements run.
+    pub calls: u64,
+    /// Answered from the cache.
+    pub hits: u64,
+    /// Cacheable, sent to Postgres and recorded.
+    pub misses: u64,
+    /// Not cache candidates (writes, DDL…).
+    pub forwarded: u64,
+    /// Bypasses, all reasons.
+    pub bypassed: u64,
+    /// The most frequent bypass reason ([`Bypass::label`]), if any.
+    pub top_bypass: Option<&'static str>,
+    /// Refused by the proxy.
+    pub refused: u64,
+    /// N+1 bursts reported for it.
+    pub repeats: u64,
+    /// Rows returned, all statements.
+    pub rows: u64,
+    /// Bytes sent to clients, all statements.
+    pub bytes: u64,
+    /// Elapsed time, all statements: the sort key.
+    pub total: Duration,
+    /// `total / calls`.
+    pub mean: Duration,
+    /// Median elapsed time, from the sketch (within 1%).
+    pub p50: Duration,
+    /// 99th percentile elapsed time, from the sketch (within 1%).
+    pub p99: Duration,
+    /// Shortest elapsed time (exact).
+    pub min: Duration,
+    /// Longest elapsed time (exact).
+    pub max: Duration,
+    /// When the first statement completed (since start or the last reset).
+    pub first_seen: SystemTime,
+    /// When the latest statement completed.
+    pub last_seen: SystemTime,
+}
+
+impl QueryRow {
+    /// The numbers of `totals`, as an `<other>` row (the caller sets the identity).
+    fn of(totals: &Totals) -> QueryRow {
+        let top_bypass = Bypass::ALL
+            .iter()
+            .zip(totals.bypassed)
+            .filter(|(_, n)| *n > 0)
+            .max_by_key(|(_, n)| *n)
+            .map(|(why, _)| why.label());
+        QueryRow {
+            database: String::new(),
+            user: String::new(),
+            fingerprint: OTHER_FINGERPRINT.to_string(),
+            fingerprint_hash: 0,
+            is_other: true,
+            calls: totals.calls,
+            hits: totals.hits,
+            misses: totals.misses,
+            forwarded: totals.forwarded,
+            bypassed: totals.bypassed.iter().sum(),
+            top_bypass,
+            refused: totals.refused,
+            repeats: totals.repeats,
+            rows: totals.rows,
+            bytes: totals.bytes,
+            total: totals.time,
+            mean: Duration::from_nanos(
+                u64::try_from(totals.time.as_nanos() / u128::from(totals.calls.max(1))).unwrap_or(u64::MAX),
+            ),
+            p50: totals.quantile(0.5),
+            p99: totals.quantile(0.99),
+            min: totals.min,
+            max: totals.max,
+            first_seen: totals.first_seen,
+            last_seen: totals.last_seen,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
