@@ -9,6 +9,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::AdminServer;
+use crate::admin::query_stats::{QueryStats, QueryStatsSettings};
+use crate::admin::traffic::Traffic;
 use crate::cache::ResultCache;
 use crate::cache::catalogs::Catalogs;
 use crate::client::cancel::CancelRegistry;
@@ -100,6 +102,8 @@ pub async fn serve_with(
         prepared_ok: moka::sync::Cache::new(100_000),
         shapes: Default::default(),
         listeners: listeners.clone(),
+        queries: config.stats.enabled.then(|| Arc::new(QueryStats::new(query_stats_settings(&config.stats)))),
+        traffic: Arc::new(Traffic::new().context("metrics")?),
         lookup,
     });
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
@@ -112,6 +116,16 @@ pub async fn serve_with(
     Arc::new(Listener { live: live_shared, tls }).serve(listener, shutdown).await;
     listeners.shutdown().await;
     Ok(())
+}
+
+/// What `stats` asks of the per-query statistics.
+fn query_stats_settings(stats: &crate::config::StatsConfig) -> QueryStatsSettings {
+    QueryStatsSettings {
+        max_queries: stats.max_queries,
+        slow_query: stats.slow_query,
+        repeat_limit: (stats.n_plus_one > 0).then_some(stats.n_plus_one),
+        repeat_window: stats.n_plus_one_window,
+    }
 }
 
 /// The signals pgcached acts on.

@@ -11,7 +11,7 @@
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
 //! `cache.max_entry_size`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
-//! `log.format`.
+//! `log.format`, `stats`.
 
 use std::sync::Arc;
 
@@ -163,6 +163,7 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(limits.max_clients);
     keep!(limits.worker_threads);
     keep!(log.format);
+    keep!(stats);
     (read, kept)
 }
 

@@ -1,7 +1,8 @@
 //! The admin console's commands (see [`super::console`]): each answers with one result set of
 //! typed columns — named as PgBouncer names the same concept — or a command tag.
 //!
-//! `SHOW HELP | VERSION | CLIENTS | POOLS | DATABASES | CACHE | CONFIG`, `INVALIDATE ALL |
+//! `SHOW HELP | VERSION | CLIENTS | POOLS | DATABASES | CACHE | CONFIG | QUERIES | STATS |
+//! SERVERS | POLICIES`, `INVALIDATE ALL |
 //! DATABASE db | TABLE name [IN DATABASE db]`, `EXPLAIN CACHE statement`, `RELOAD`, `PAUSE [db]`, `RESUME [db]`,
 //! `KILL CLIENT id`, `SHUTDOWN`. An unknown command is
 //! 42601 naming `SHOW HELP`.
@@ -16,11 +17,8 @@ use crate::session::live::Live;
 use crate::wire::build::{self, Severity};
 use tracing::info;
 
-/// Type OIDs of the columns.
-const TEXT: u32 = 25;
-const INT8: u32 = 20;
-const FLOAT8: u32 = 701;
-const BOOL: u32 = 16;
+use super::result_set::{BOOL, FLOAT8, INT8, ResultSet, TEXT, text};
+use super::show_stats;
 
 /// Every command, as `SHOW HELP` lists them.
 const HELP: &[(&str, &str)] = &[
@@ -31,6 +29,13 @@ const HELP: &[(&str, &str)] = &[
     ("SHOW DATABASES", "the upstream and each database's pool"),
     ("SHOW CACHE", "result cache: entries, bytes, hits, misses, evictions, invalidations by cause"),
     ("SHOW CONFIG", "the configuration in effect"),
+    (
+        "SHOW QUERIES",
+        "per query (literals masked): calls, cache hits and misses, bypasses, refusals, rows, time, p50/p99",
+    ),
+    ("SHOW STATS", "per database: queries, cache hits, rows, bytes sent, time"),
+    ("SHOW SERVERS", "server connections: active (which client) or idle"),
+    ("SHOW POLICIES", "each policy, whom it applies to, and its refusals by rule"),
     ("INVALIDATE ALL", "drop every cached answer"),
     ("INVALIDATE DATABASE db", "drop the cached answers of one database"),
     ("INVALIDATE TABLE name [IN DATABASE db]", "drop the cached answers that read a table (every database by default)"),
@@ -41,35 +46,6 @@ const HELP: &[(&str, &str)] = &[
     ("KILL CLIENT id", "end one client session (its transaction in progress is lost), as pg_terminate_backend"),
     ("SHUTDOWN", "stop as SIGTERM does: no new clients, open transactions may finish for timeouts.shutdown"),
 ];
-
-/// A result set: typed columns and rows of text values.
-struct ResultSet {
-    columns: Vec<(&'static str, u32)>,
-    rows: Vec<Vec<Option<String>>>,
-}
-
-impl ResultSet {
-    fn new(columns: &[(&'static str, u32)]) -> ResultSet {
-        ResultSet { columns: columns.to_vec(), rows: Vec::new() }
-    }
-
-    fn row(&mut self, values: Vec<Option<String>>) {
-        debug_assert_eq!(values.len(), self.columns.len());
-        self.rows.push(values);
-    }
-
-    fn write(&self, out: &mut BytesMut) {
-        build::row_description(out, &self.columns);
-        for row in &self.rows {
-            build::data_row(out, &row.iter().map(Option::as_deref).collect::<Vec<_>>());
-        }
-        build::command_complete(out, &format!("SHOW {}", self.rows.len()));
-    }
-}
-
-fn text(v: impl ToString) -> Option<String> {
-    Some(v.to_string())
-}
 
 /// Run every `;`-separated command of `query`, writing their answers to `out`; the first error
 /// ends the query, as in Postgres.
@@ -118,6 +94,10 @@ async fn one(live: &Live, command: &str, out: &mut BytesMut) -> Result<(), Faile
         ["show", "databases"] => databases(shared).write(out),
         ["show", "cache"] => cache(shared).write(out),
         ["show", "config"] => config(shared).write(out),
+        ["show", "queries"] => show_stats::queries(shared)?.write(out),
+        ["show", "stats"] => show_stats::stats(shared)?.write(out),
+        ["show", "servers"] => show_stats::servers(shared).write(out),
+        ["show", "policies"] => show_stats::policies(shared).write(out),
         ["invalidate", "all"] => {
             shared.cache.flush_all(InvalidationCause::Admin);
             build::command_complete(out, "INVALIDATE");
@@ -405,6 +385,12 @@ fn config(shared: &Shared) -> ResultSet {
         ("admin.database", c.admin.database.clone()),
         ("admin.users", c.admin.users.join(", ")),
         ("admin.http_listen", c.admin.http_listen.clone().unwrap_or_else(|| "none".into())),
+        ("stats.enabled", c.stats.enabled.to_string()),
+        ("stats.max_queries", c.stats.max_queries.to_string()),
+        ("stats.metrics_top", c.stats.metrics_top.to_string()),
+        ("stats.slow_query", c.stats.slow_query.map_or("off".into(), secs)),
+        ("stats.n_plus_one", c.stats.n_plus_one.to_string()),
+        ("stats.n_plus_one_window", secs(c.stats.n_plus_one_window)),
     ];
     for (key, value) in rows {
         rs.row(vec![text(key), text(value)]);

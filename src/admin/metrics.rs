@@ -21,11 +21,19 @@ pub struct Sources {
     pub cache: Arc<ResultCache>,
     pub pools: Arc<Pools>,
     pub cancels: Arc<CancelRegistry>,
+    /// What the data path counts itself (see `traffic`).
+    pub traffic: Arc<super::traffic::Traffic>,
+    /// Per-query statistics and how many of the top queries to export (`stats.metrics_top`).
+    pub queries: Option<(Arc<super::query_stats::QueryStats>, usize)>,
 }
 
-/// A registry holding the proxy's collector (and nothing else).
+/// A registry holding the proxy's collectors (and nothing else).
 pub fn registry(sources: Sources) -> prometheus::Result<Registry> {
     let registry = Registry::new();
+    sources.traffic.register(&registry)?;
+    if let Some((stats, top)) = &sources.queries {
+        registry.register(Box::new(super::query_stats::QueryStatsCollector::new(stats.clone(), *top)?))?;
+    }
     registry.register(Box::new(ProxyCollector::new(sources)?))?;
     Ok(registry)
 }
@@ -220,6 +228,8 @@ mod tests {
             cache: Arc::new(ResultCache::new(&config.cache)),
             pools: Arc::new(Pools::new(config).unwrap()),
             cancels: Arc::new(CancelRegistry::default()),
+            traffic: Arc::new(super::super::traffic::Traffic::new().unwrap()),
+            queries: None,
         }
     }
 

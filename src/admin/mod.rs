@@ -3,6 +3,7 @@
 //!
 //! - [`metrics`]: the Prometheus registry, read from the shared structures at scrape time.
 //! - [`health`]: the readiness check of the upstream, cached for a second.
+//! - [`traffic`]: metrics the data path updates itself (latency histograms, bytes, errors, refusals).
 //! - [`query_stats`]: per-query statistics (calls, cache outcomes, time, p50/p99), the slow-query
 //!   log and N+1 reports (found per session by [`repeats`]), and their `/metrics` series.
 //!
@@ -17,6 +18,9 @@ pub mod health;
 pub mod metrics;
 pub mod query_stats;
 pub mod repeats;
+pub mod result_set;
+pub mod show_stats;
+pub mod traffic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +60,8 @@ impl AdminState {
             cache: shared.cache.clone(),
             pools: shared.pools.clone(),
             cancels: shared.cancels.clone(),
+            traffic: shared.traffic.clone(),
+            queries: shared.queries.clone().map(|q| (q, shared.config.stats.metrics_top)),
         };
         Ok(AdminState {
             registry: Arc::new(metrics::registry(sources)?),

@@ -44,6 +44,8 @@ pub struct CachedResult {
     pub ttl: Duration,
     /// Whether it has been hit (see `churn`).
     pub hit: std::sync::atomic::AtomicBool,
+    /// DataRows in `frames` (for statistics).
+    pub rows: u64,
 }
 
 impl CachedResult {
@@ -81,6 +83,8 @@ pub struct Recorder {
     source: Arc<TableVersions>,
     tables: Arc<[String]>,
     ttl: Duration,
+    /// DataRows recorded.
+    rows: u64,
     /// Held so that followers are released when this recording ends, however it ends.
     pub(crate) flight: Option<Flight>,
 }
@@ -107,6 +111,7 @@ impl Recorder {
             source,
             tables,
             ttl,
+            rows: 0,
             flight: None,
         }
     }
@@ -135,7 +140,10 @@ impl Recorder {
                 }
                 self.push(tag, frame);
             }
-            b'D' => self.push(tag, frame),
+            b'D' => {
+                self.rows += 1;
+                self.push(tag, frame);
+            }
             b'C' => {
                 if !frame.get(5..).is_some_and(|body| body.starts_with(b"SELECT ")) {
                     return self.fail(Rejected::NotSelect);
@@ -168,6 +176,7 @@ impl Recorder {
             tables: self.tables.clone(),
             ttl: self.ttl,
             hit: std::sync::atomic::AtomicBool::new(false),
+            rows: self.rows,
         })
     }
 

@@ -42,6 +42,7 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub stats: StatsConfig,
     pub cache: CacheConfig,
     pub safety: SafetyConfig,
     pub limit: LimitConfig,
@@ -60,6 +61,7 @@ impl Default for Config {
             timeouts: TimeoutsConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
+            stats: StatsConfig::default(),
             cache: CacheConfig::default(),
             safety: SafetyConfig::default(),
             limit: LimitConfig::default(),
@@ -320,6 +322,40 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig { http_listen: None, users: Vec::new(), database: "pgcached".into() }
+    }
+}
+
+/// Per-query statistics (admin `SHOW QUERIES`, `/metrics`), the slow-query log and N+1
+/// detection. Fingerprints mask literals: no value from a statement is kept or logged.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Keep per-query statistics at all.
+    pub enabled: bool,
+    /// Queries (database, fingerprint) kept; the least costly are folded into `<other>`.
+    pub max_queries: usize,
+    /// The queries with most total time exported to `/metrics` (bounded label cardinality).
+    pub metrics_top: usize,
+    /// Log statements that take at least this long (target `pgcached::slow_query`); 0: off.
+    #[serde(with = "opt_duration")]
+    pub slow_query: Option<Duration>,
+    /// Log when one client runs one fingerprint more than this many times within
+    /// `n_plus_one_window` (target `pgcached::n_plus_one`); 0: off.
+    pub n_plus_one: u32,
+    #[serde(with = "duration")]
+    pub n_plus_one_window: Duration,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            max_queries: 500,
+            metrics_top: 20,
+            slow_query: None,
+            n_plus_one: 0,
+            n_plus_one_window: Duration::from_secs(1),
+        }
     }
 }
 

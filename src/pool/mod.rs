@@ -102,6 +102,17 @@ impl Pools {
         all
     }
 
+    /// Every pool's idle connections: (pool, backend pid, age, time idle).
+    pub fn idle_servers(&self) -> Vec<(PoolKey, i32, Duration, Duration)> {
+        let pools: Vec<(PoolKey, ServerPool)> =
+            self.pools.lock().expect("pools lock").iter().map(|(k, p)| (k.clone(), p.clone())).collect();
+        let mut all = Vec::new();
+        for (key, pool) in pools {
+            all.extend(pool.idle_servers().into_iter().map(|(pid, age, idle)| (key.clone(), pid, age, idle)));
+        }
+        all
+    }
+
     /// Close every pool: waiting and future `get`s fail with [`PoolError::Closed`], idle
     /// connections are closed, leased ones are closed when they come back.
     pub fn close(&self) {

@@ -226,6 +226,18 @@ impl ServerPool {
         });
     }
 
+    /// The idle connections: backend pid, age and time idle (for the console's `SHOW SERVERS`).
+    pub fn idle_servers(&self) -> Vec<(i32, Duration, Duration)> {
+        let now = Instant::now();
+        self.inner
+            .lock_idle()
+            .iter()
+            .map(|c| {
+                (c.backend_key.0, now.saturating_duration_since(c.created), now.saturating_duration_since(c.last_used))
+            })
+            .collect()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.slots.is_closed()
     }

@@ -37,6 +37,8 @@ impl Session {
             };
             let at = done;
             done += frame.len();
+            // Counted before any ReadyForQuery after it is handled (see `stats`).
+            self.tally.server_sent(frame.len(), frame.tag() == tag::DATA_ROW);
             if let Some(completes) = self.passes_straight(frame) {
                 if rows.end != at {
                     rows = at..at;
@@ -105,7 +107,7 @@ impl Session {
             return None;
         }
         match self.queue.head() {
-            Some(Entry::Server(Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None })) => {
+            Some(Entry::Server(Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None, .. })) => {
                 match queue::step(*kind, frame_tag) {
                     Step::Continue => Some(false),
                     Step::Complete => Some(true),
@@ -196,6 +198,9 @@ impl Session {
                         if let Some(fill) = request.take_fill() {
                             self.finish_fill(*fill);
                         }
+                        if frame.tag() == tag::READY_FOR_QUERY {
+                            self.exchange_ready(request.stat.take());
+                        }
                     }
                     _ => {}
                 }
@@ -268,6 +273,7 @@ impl Session {
             }
             tag::ERROR_RESPONSE => {
                 let fields = backend::error_fields(body);
+                self.shared.traffic.upstream_error(fields.code.as_bytes());
                 if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
                     warn!(pool = %self.key, code = %fields.code, message = %fields.message, "server sent a fatal error");
                     let obj = &mut self.server_mut().obj;

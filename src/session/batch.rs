@@ -13,6 +13,7 @@ use super::isolation::begin_form;
 use super::queue::{Entry, Kind, Request};
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
+use crate::admin::query_stats::Outcome;
 use crate::cache::{CachedResult, Lookup, Recorder};
 use crate::wire::Frame;
 use crate::wire::build;
@@ -72,6 +73,7 @@ impl Session {
             match self.plan(&frames[n..]).await {
                 Plan::Hit { entry, parses, describe } => {
                     if let Some(tag) = self.hold_begin(head.text()).await {
+                        self.exchange_answered(None, Outcome::Hit, entry.rows, entry.frames.len());
                         self.register_parses(&frames);
                         self.answer_with(entry.frames.len() + 64, |out| {
                             head.answer(out, tag);
@@ -94,6 +96,7 @@ impl Session {
                 self.answer(reply);
             }
             Plan::Hit { entry, parses, describe } => {
+                self.exchange_answered(None, Outcome::Hit, entry.rows, entry.frames.len());
                 self.register_parses(&frames);
                 let status = self.tx.status();
                 self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe, status));
@@ -225,6 +228,9 @@ impl Session {
                     None => return Plan::Forward,
                 },
             };
+        if self.shared.queries.is_some() {
+            self.tally.statement = Some(Bytes::copy_from_slice(text));
+        }
         let exec = Execution { bind_tail: b.params_and_formats, param_types, shape };
         let hit = |entry: Arc<CachedResult>| {
             let answers = !describe || entry.description().is_some();

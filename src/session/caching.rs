@@ -137,7 +137,7 @@ impl Session {
             }
             why
         };
-        self.note_bypass(why, analysis.statements.first().map_or("", |s| s.fingerprint.as_str()));
+        self.note_bypass(why, analysis.statements.first().map_or("", |s| &*s.fingerprint));
         None
     }
 
@@ -145,6 +145,7 @@ impl Session {
     /// fingerprint masks literals).
     fn note_bypass(&self, why: Bypass, fingerprint: &str) {
         self.shared.cache.stats().bypassed(why);
+        self.tally.bypassed(why);
         debug!(reason = why.label(), %fingerprint, "read not cached");
     }
 

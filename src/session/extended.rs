@@ -32,6 +32,9 @@ impl Session {
         let Some(p) = frontend::parse(frame.body()) else {
             return self.protocol_violation("invalid Parse message");
         };
+        if self.shared.queries.is_some() {
+            self.tally.statement = Some(Bytes::copy_from_slice(p.query));
+        }
         self.segment.open();
         if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(frame, p.query)
         {
@@ -226,6 +229,9 @@ impl Session {
             None if b.statement.is_empty() => (self.unnamed_query.clone(), self.unnamed_types.as_slice()),
             None => (None, &[][..]),
         };
+        if let Some(text) = text.as_ref().filter(|_| self.shared.queries.is_some()) {
+            self.tally.statement = Some(text.clone());
+        }
         self.limited.bind(b.portal, text.as_ref());
         let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.

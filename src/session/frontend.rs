@@ -13,6 +13,7 @@ use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
 use super::state::{Effects, Lifecycle};
 use super::{Flow, Session, SessionError};
+use crate::admin::query_stats::Outcome;
 use crate::cache::rowkey::BindValues;
 use crate::cache::{Lookup, Recorder, SettingsSetter};
 use crate::config::PoolMode;
@@ -43,23 +44,25 @@ impl Session {
                     return Ok(self.protocol_violation(&e.to_string()));
                 }
             };
-            if frame.tag() == tag::QUERY && self.nothing_before(&frame) {
+            self.tally.message();
+            let t = frame.tag();
+            let flow = if t == tag::QUERY && self.nothing_before(&frame) {
                 // The usual pure pass-through Query: straight to the server, none of the checks
                 // below can apply (see `Session::process` and `Session::on_query`).
-                if self.forward_query(&frame).await? == Flow::Close {
-                    return Ok(Flow::Close);
+                self.forward_query(&frame).await?
+            } else {
+                let Some(frame) = self.gather_quietly(frame) else { continue };
+                if self.can_process_held(t) {
+                    // Most extended messages of a forwarded batch: no future per frame.
+                    self.process_held(&frame)
+                } else {
+                    self.on_client_frame(frame).await?
                 }
-                continue;
+            };
+            if let tag::QUERY | tag::SYNC = t {
+                self.tally.exchange_handled();
             }
-            let Some(frame) = self.gather_quietly(frame) else { continue };
-            if self.can_process_held(frame.tag()) {
-                // Most extended messages of a forwarded batch: no future per frame.
-                if self.process_held(&frame) == Flow::Close {
-                    return Ok(Flow::Close);
-                }
-                continue;
-            }
-            if self.on_client_frame(frame).await? == Flow::Close {
+            if flow == Flow::Close {
                 return Ok(Flow::Close);
             }
         }
@@ -164,6 +167,7 @@ impl Session {
             tag::DESCRIBE => return self.on_describe(frame),
             tag::CLOSE => return self.on_close(frame),
             tag::EXECUTE => {
+                self.tally.executes = true;
                 self.segment.open();
                 let effects = self.portal_effects(frame);
                 self.note_drops(effects.as_deref());
@@ -238,9 +242,15 @@ impl Session {
     }
 
     /// Send `frame` to the server and expect `entry`'s answer.
-    pub(super) fn forward(&mut self, frame: &Frame, entry: Entry) {
-        if let Some(Kind::Sync | Kind::Query) = entry.server_kind() {
+    pub(super) fn forward(&mut self, frame: &Frame, mut entry: Entry) {
+        if let Entry::Server(request) = &mut entry
+            && let Kind::Sync | Kind::Query = request.kind
+        {
             self.syncs_sent += 1;
+            if request.forward && (request.kind == Kind::Query || self.tally.executes) {
+                let query = (request.kind == Kind::Query).then(|| frontend::query_text(frame.body())).flatten();
+                request.stat = Some(self.exchange_mark(query, request.fills()));
+            }
         }
         self.to_server.extend_from_slice(frame.as_bytes());
         self.queue.push(entry);
@@ -257,6 +267,7 @@ impl Session {
             // Before decoding: an entry exists only for a text that was analyzed (UTF-8).
             if let Some(entry) = self.cached_answer(text, None) {
                 self.replay_simple(&entry.frames);
+                self.exchange_answered(Some(text), Outcome::Hit, entry.rows, entry.frames.len());
                 return Ok(Flow::Continue);
             }
         }
@@ -264,6 +275,10 @@ impl Session {
             // Not UTF-8 (e.g. a LATIN1 session): nothing to analyze, forward as is.
             return self.forward_query_with(frame, None, None, Vec::new()).await;
         };
+        if self.policy.is_some() {
+            // Named if it is refused.
+            self.tally.statement = Some(bytes::Bytes::copy_from_slice(text.as_bytes()));
+        }
         self.resolve_tables(text).await;
         self.look_up_catalog(text).await;
         let verdict = match self.check_policy(text) {
@@ -295,6 +310,7 @@ impl Session {
                 Lookup::Hit(entry) => {
                     self.notice_if_cut(&verdict.notices, &entry.frames);
                     self.replay_simple(&entry.frames);
+                    self.exchange_answered(Some(sent_text.as_bytes()), Outcome::Hit, entry.rows, entry.frames.len());
                     return Ok(Flow::Continue);
                 }
                 Lookup::Fill(recorder) => fill = Some(recorder),

@@ -124,7 +124,13 @@ impl Session {
     /// `simple`: a Query (answered with ReadyForQuery); else an extended message (the rest of
     /// the batch is skipped until Sync).
     pub(super) fn refuse_statement(&mut self, refusal: &Refusal, simple: bool) {
-        info!(pool = %self.key, policy = self.policy.as_ref().map(|p| p.name()), sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        let policy = match refusal.policy.as_str() {
+            "" => self.policy.as_ref().map_or("", |p| p.name()),
+            named => named,
+        };
+        info!(pool = %self.key, policy, rule = refusal.rule, sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        self.shared.traffic.refused(policy, refusal.rule);
+        self.exchange_answered(None, crate::admin::query_stats::Outcome::Refused, 0, 0);
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, refusal.sqlstate, &refusal.message);
         self.fail_statement(out, simple);

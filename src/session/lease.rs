@@ -36,6 +36,7 @@ impl Session {
         // and never sent.
         let slot = &self.cancel.slot;
         slot.begin_wait();
+        let asked = std::time::Instant::now();
         let got = tokio::select! {
             // The pool first: a connection at hand is taken without registering for cancels.
             biased;
@@ -43,6 +44,7 @@ impl Session {
             () = slot.wait_cancelled() => Err(PoolError::Cancelled),
         };
         slot.end_wait();
+        self.shared.traffic.pool_wait(asked.elapsed());
         let mut obj = got?;
         if let Some(sql) = params::sync_statement(&self.wanted, &mut obj.dirty) {
             // Boxed: rare, and it would size the future of every statement that takes a server.

@@ -52,6 +52,7 @@ pub mod shapes;
 pub mod shutdown;
 pub mod state;
 pub mod statements;
+mod stats;
 mod timers;
 pub mod writes;
 
@@ -104,6 +105,9 @@ pub struct Shared {
     pub prepared_ok: moka::sync::Cache<u64, ()>,
     /// Latest known result shapes of shared server statements (see [`shapes`]).
     pub shapes: Arc<shapes::ShapeRegistry>,
+    /// Per-query statistics (`stats.enabled`), and the metrics the data path updates.
+    pub queries: Option<Arc<crate::admin::query_stats::QueryStats>>,
+    pub traffic: Arc<crate::admin::traffic::Traffic>,
     /// Where client passwords come from (`auth.users`, `auth.auth_query`).
     pub lookup: Arc<dyn crate::client::auth::PasswordLookup>,
     /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
@@ -257,6 +261,8 @@ pub struct Session {
     held_begin: Option<String>,
     /// Extended-protocol statements whose results a policy limited (for the notice).
     limited: limited::Limited,
+    /// What is reported about its statements (see [`stats`]).
+    tally: stats::Tally,
 }
 
 impl Session {
@@ -316,6 +322,8 @@ impl Session {
             }
             let deadline = self.next_deadline();
             let frame_incomplete = self.client_rbuf.len() >= HIGH_WATER && self.client_frame_incomplete();
+            // Written whole by the client write branch, if it is the one that completes.
+            let pending_out = self.to_client.len();
             let event = {
                 let (server_rx, server_tx, mut server_rbuf) = match &mut self.server {
                     Some(Lease { io: ServerIo { reader, writer, rbuf }, .. }) => {
@@ -355,7 +363,8 @@ impl Session {
                     debug!("client closed the connection");
                     self.client_gone()
                 }
-                Event::ClientRead(Ok(_)) => {
+                Event::ClientRead(Ok(n)) => {
+                    self.shared.traffic.received_from_client(n);
                     if self.live.generation() != self.generation && self.is_idle() && self.held_begin.is_none() {
                         self.adopt_generation();
                     }
@@ -377,6 +386,7 @@ impl Session {
                     }
                 }
                 Event::ClientWrote(Ok(())) => {
+                    self.shared.traffic.sent_to_client(pending_out);
                     self.client_unflushed = false;
                     Flow::Continue
                 }
@@ -432,8 +442,12 @@ impl Session {
     /// The client half of [`Session::write_now`].
     fn write_client_now(&mut self) -> Result<(), SessionError> {
         if !self.to_client.is_empty() || self.client_unflushed {
+            let before = self.to_client.len();
             match write_without_waiting(&mut self.client_tx, &mut self.to_client) {
-                Ok(done) => self.client_unflushed = !done,
+                Ok(done) => {
+                    self.shared.traffic.sent_to_client(before - self.to_client.len());
+                    self.client_unflushed = !done;
+                }
                 Err(_) if self.lifecycle == Lifecycle::Terminating => {
                     self.to_client.clear();
                     self.client_unflushed = false;

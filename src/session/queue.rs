@@ -72,6 +72,9 @@ pub struct Request {
     /// What only some requests carry, boxed so that the usual entry stays small (it is moved
     /// in and out of the queue for every message).
     pub tracked: Option<Box<Tracked>>,
+    /// A client's Query or Sync: the exchange it ends, reported at its ReadyForQuery (see
+    /// `stats`). Not part of `tracked`: the rows of a Query so marked still pass straight.
+    pub stat: Option<Box<super::stats::Mark>>,
 }
 
 /// The parts of a [`Request`] the session follows or records.
@@ -96,7 +99,7 @@ impl Request {
     /// A client request whose answer goes to the client.
     #[inline]
     pub fn forward(kind: Kind) -> Request {
-        Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None }
+        Request { kind, forward: true, on_fail: OnFail::Nothing, tracked: None, stat: None }
     }
 
     /// A request of the proxy's own: its answer is dropped.
@@ -161,6 +164,11 @@ impl Request {
             Some(Tracked { effects: Some(e), done, .. }) => &e[(*done).min(e.len())..],
             _ => &[],
         }
+    }
+
+    /// Whether this request records its answer for the cache.
+    pub fn fills(&self) -> bool {
+        self.tracked.as_ref().is_some_and(|t| t.fill.is_some())
     }
 
     /// The fill this request holds, taken out.
@@ -320,7 +328,9 @@ impl ReplyQueue {
     pub fn pop_plain(&mut self) {
         if let Some(entry) = self.entries.pop_front() {
             match entry {
-                Entry::Server(Request { on_fail: OnFail::Nothing, tracked: None, .. }) => std::mem::forget(entry),
+                Entry::Server(Request { on_fail: OnFail::Nothing, tracked: None, stat: None, .. }) => {
+                    std::mem::forget(entry)
+                }
                 other => self.fills -= usize::from(other.records()),
             }
         }

@@ -94,8 +94,8 @@ pub struct StatementAnalysis {
     pub columns: Arc<ColumnUses>,
     /// The rows of its one table it reads or changes, where equality pins them (see `rows`).
     pub rows: Option<RowPins>,
-    /// Literals replaced by `?`, whitespace normalized.
-    pub fingerprint: String,
+    /// Literals replaced by `?`, whitespace normalized (shared: statistics keep it).
+    pub fingerprint: Arc<str>,
     /// Stable hash of `fingerprint`.
     pub fingerprint_hash: u64,
 }
@@ -164,8 +164,8 @@ impl StatementAnalysis {
 pub struct Analysis {
     /// One entry per non-empty statement, in order.
     pub statements: Vec<StatementAnalysis>,
-    /// Fingerprints of the statements joined with `; `.
-    pub fingerprint: String,
+    /// Fingerprints of the statements joined with `; ` (shared: statistics keep it).
+    pub fingerprint: Arc<str>,
     /// Stable hash of `fingerprint`.
     pub fingerprint_hash: u64,
 }
@@ -207,7 +207,10 @@ fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
 pub fn analyze_uncached(text: &str) -> Analysis {
     let statements: Vec<StatementAnalysis> =
         split_statements(text).iter().map(|s| analyze_statement(text, s, 0)).collect();
-    let fingerprint = statements.iter().map(|s| s.fingerprint.as_str()).collect::<Vec<_>>().join("; ");
+    let fingerprint: Arc<str> = match statements.as_slice() {
+        [one] => one.fingerprint.clone(),
+        many => many.iter().map(|s| &*s.fingerprint).collect::<Vec<_>>().join("; ").into(),
+    };
     let fingerprint_hash = hash64(&fingerprint);
     Analysis { statements, fingerprint, fingerprint_hash }
 }
@@ -310,7 +313,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         hold_cursor: declares_hold_cursor(src, toks),
         columns: Arc::default(),
         rows: None,
-        fingerprint: fp,
+        fingerprint: fp.into(),
         fingerprint_hash,
     };
     if let Some((wrapper, i)) = unwrap_inner(src, toks) {

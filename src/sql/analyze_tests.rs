@@ -141,7 +141,7 @@ fn multi_statement_strings_split_like_the_server() {
     assert_eq!(a.statements.len(), 2);
     assert!(a.may_write() && !a.is_read_only());
     assert_eq!(names(&a.tables_written()), ["t"]);
-    assert_eq!(a.fingerprint, "select ?; update t set a = ?");
+    assert_eq!(&*a.fingerprint, "select ?; update t set a = ?");
 }
 
 #[test]

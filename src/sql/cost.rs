@@ -37,14 +37,16 @@ pub async fn check_cost<E: CostEstimator>(
                 return Err(Refusal::new(
                     PROGRAM_LIMIT_EXCEEDED,
                     format!("estimated cost {cost:.0} exceeds max_cost {max:.0} of policy \"{}\"", policy.name()),
-                ));
+                )
+                .by(policy.name(), "max_cost"));
             }
             Ok(_) => {}
             Err(e) => {
                 return Err(Refusal::new(
                     PROGRAM_LIMIT_EXCEEDED,
                     format!("{e} (max_cost of policy \"{}\")", policy.name()),
-                ));
+                )
+                .by(policy.name(), "max_cost"));
             }
         }
     }

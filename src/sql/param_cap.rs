@@ -97,7 +97,8 @@ fn capped_value(value: Option<&[u8]>, binary: bool, max: u64) -> Result<Option<V
             return Err(Refusal::new(
                 FEATURE_NOT_SUPPORTED,
                 format!("a LIMIT parameter in binary format must be an integer (got {len} bytes)"),
-            ));
+            )
+            .by("", "limit"));
         }
     };
     if n <= max as i64 {

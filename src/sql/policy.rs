@@ -282,8 +282,8 @@ impl Policy {
         self.max_cost
     }
 
-    fn refuse(&self, sqlstate: &'static str, what: String) -> Refusal {
-        Refusal::new(sqlstate, format!("{what} by policy \"{}\"", self.name))
+    fn refuse(&self, rule: &'static str, sqlstate: &'static str, what: String) -> Refusal {
+        Refusal::new(sqlstate, format!("{what} by policy \"{}\"", self.name)).by(&self.name, rule)
     }
 
     /// Startup parameters (name, value) of a session under this policy: lexing settings refused.
@@ -292,7 +292,7 @@ impl Policy {
             return Ok(());
         }
         lexing_guard::check_startup_params(params)
-            .map_err(|why| self.refuse(INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")))
+            .map_err(|why| self.refuse("settings", INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")))
     }
 
     /// Checks every statement of a query string (also use it for each Parse), with unqualified
@@ -317,6 +317,7 @@ impl Policy {
             && analysis.statements.len() > max
         {
             return Err(self.refuse(
+                "max_statements",
                 PROGRAM_LIMIT_EXCEEDED,
                 format!("{} statements in one query string exceed max_statements {max}", analysis.statements.len()),
             ));
@@ -334,6 +335,7 @@ impl Policy {
         for k in kinds.iter().flatten() {
             if self.deny_statements.iter().any(|d| d == k.config_name() || d == keyword) {
                 return Err(self.refuse(
+                    "deny_statements",
                     INSUFFICIENT_PRIVILEGE,
                     format!("{} statement ({}) is denied", keyword.to_uppercase(), k.config_name()),
                 ));
@@ -342,21 +344,27 @@ impl Policy {
         if let Some(err) = &s.parse_error
             && self.on_parse_error == OnParseError::Reject
         {
-            return Err(self.refuse(SYNTAX_ERROR, format!("statement could not be analyzed ({err}) and is rejected")));
+            return Err(self.refuse(
+                "on_parse_error",
+                SYNTAX_ERROR,
+                format!("statement could not be analyzed ({err}) and is rejected"),
+            ));
         }
         // A DO block runs code none of the rules can see (functions included): never under a
         // guarded policy.
         if keyword == "do" {
-            return Err(self.refuse(FEATURE_NOT_SUPPORTED, "DO blocks cannot be checked; DO is denied".into()));
+            return Err(self.refuse("do", FEATURE_NOT_SUPPORTED, "DO blocks cannot be checked; DO is denied".into()));
         }
         // Server-side files, programs and libraries are outside any table rule.
         if s.copy_server_side {
-            return Err(
-                self.refuse(INSUFFICIENT_PRIVILEGE, "COPY to or from a server file or program is denied".into())
-            );
+            return Err(self.refuse(
+                "server_files",
+                INSUFFICIENT_PRIVILEGE,
+                "COPY to or from a server file or program is denied".into(),
+            ));
         }
         if keyword == "load" {
-            return Err(self.refuse(INSUFFICIENT_PRIVILEGE, "LOAD is denied".into()));
+            return Err(self.refuse("server_files", INSUFFICIENT_PRIVILEGE, "LOAD is denied".into()));
         }
         if self.read_only {
             self.check_stays_read_only(s)?;
@@ -365,6 +373,7 @@ impl Policy {
         if self.read_only && keyword != "execute" {
             if s.locking {
                 return Err(self.refuse(
+                    "read_only",
                     INSUFFICIENT_PRIVILEGE,
                     "SELECT FOR UPDATE/SHARE locks rows; it is denied (read_only)".into(),
                 ));
@@ -373,6 +382,7 @@ impl Policy {
                 && matches!(s.inner_kind, Some(StatementKind::Write | StatementKind::Ddl | StatementKind::Unknown));
             if s.may_write() || inner_writes {
                 return Err(self.refuse(
+                    "read_only",
                     INSUFFICIENT_PRIVILEGE,
                     format!("{} may write; it is denied (read_only)", keyword.to_uppercase()),
                 ));
@@ -382,6 +392,7 @@ impl Policy {
             && (self.allow_tables.is_some() || !self.deny_tables.is_empty() || !self.deny_columns.is_empty())
         {
             return Err(self.refuse(
+                "dynamic_sql",
                 FEATURE_NOT_SUPPORTED,
                 "SQL executed from text (DO, EXECUTE, CALL, query_to_xml, dblink) cannot be checked; it is denied"
                     .into(),
@@ -394,23 +405,36 @@ impl Policy {
                 None => written,
             };
             if self.deny_tables.iter().any(|p| p.matches(t)) {
-                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("table \"{written}\" is denied")));
+                return Err(self.refuse(
+                    "deny_tables",
+                    INSUFFICIENT_PRIVILEGE,
+                    format!("table \"{written}\" is denied"),
+                ));
             }
             if let Some(allow) = &self.allow_tables
                 && !allow.iter().any(|p| p.matches(t))
             {
                 return Err(self.refuse(
+                    "allow_tables",
                     INSUFFICIENT_PRIVILEGE,
                     format!("table \"{written}\" is not in allow_tables; it is denied"),
                 ));
             }
         }
         if let Some((table, col)) = denied_column(s, &self.deny_columns) {
-            return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("column \"{table}.{col}\" is denied")));
+            return Err(self.refuse(
+                "deny_columns",
+                INSUFFICIENT_PRIVILEGE,
+                format!("column \"{table}.{col}\" is denied"),
+            ));
         }
         for f in &s.functions {
             if self.deny_functions.iter().any(|p| functions::matches_pattern(p, &f.name)) {
-                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("function \"{}\" is denied", f.name)));
+                return Err(self.refuse(
+                    "deny_functions",
+                    INSUFFICIENT_PRIVILEGE,
+                    format!("function \"{}\" is denied", f.name),
+                ));
             }
         }
         // `SET SESSION CHARACTERISTICS` (followed as the `default_transaction_*` settings): what
@@ -419,8 +443,11 @@ impl Policy {
         for c in s.settings.iter().filter(|_| !characteristics) {
             let Some(name) = &c.name else {
                 if c.via == SetVia::SetConfig {
-                    return Err(self
-                        .refuse(INSUFFICIENT_PRIVILEGE, "set_config() with a computed setting name is denied".into()));
+                    return Err(self.refuse(
+                        "settings",
+                        INSUFFICIENT_PRIVILEGE,
+                        "set_config() with a computed setting name is denied".into(),
+                    ));
                 }
                 continue;
             };
@@ -429,21 +456,28 @@ impl Policy {
             }
             if c.via == SetVia::SetConfig && c.value.is_none() {
                 if lexing_guard::violation(name, "?").is_some() {
-                    return Err(
-                        self.refuse(INSUFFICIENT_PRIVILEGE, format!("set_config('{name}', <computed>) is denied"))
-                    );
+                    return Err(self.refuse(
+                        "settings",
+                        INSUFFICIENT_PRIVILEGE,
+                        format!("set_config('{name}', <computed>) is denied"),
+                    ));
                 }
             } else if let Some(why) = lexing_guard::violation(name, c.value.as_deref().unwrap_or_default()) {
-                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")));
+                return Err(self.refuse("settings", INSUFFICIENT_PRIVILEGE, format!("{why}; it is denied")));
             }
             if LOCKED_SETTINGS.contains(&name.as_str())
                 && !(name == "client_encoding" || name == "standard_conforming_strings")
             {
-                return Err(self.refuse(INSUFFICIENT_PRIVILEGE, format!("changing setting \"{name}\" is denied")));
+                return Err(self.refuse(
+                    "settings",
+                    INSUFFICIENT_PRIVILEGE,
+                    format!("changing setting \"{name}\" is denied"),
+                ));
             }
         }
         if self.require_where && s.missing_where {
             return Err(self.refuse(
+                "require_where",
                 INSUFFICIENT_PRIVILEGE,
                 format!("{} without WHERE is denied (require_where)", keyword.to_uppercase()),
             ));
@@ -472,6 +506,7 @@ impl Policy {
         if read_write || discard_all || resets {
             let what = s.keyword.to_uppercase();
             return Err(self.refuse(
+                "read_only",
                 INSUFFICIENT_PRIVILEGE,
                 format!("{what} would make the session writable; it is denied (read_only)"),
             ));

@@ -9,6 +9,9 @@ pub struct Refusal {
     pub sqlstate: &'static str,
     /// Message for the client; names the rule and the policy.
     pub message: String,
+    /// The policy and the rule (its config key) that refused, for statistics.
+    pub policy: String,
+    pub rule: &'static str,
 }
 
 /// `insufficient_privilege`: a denied statement, table, column, function or setting.
@@ -22,6 +25,13 @@ pub const SYNTAX_ERROR: &str = "42601";
 
 impl Refusal {
     pub(crate) fn new(sqlstate: &'static str, message: String) -> Refusal {
-        Refusal { sqlstate, message: format!("pgcached: {message}") }
+        Refusal { sqlstate, message: format!("pgcached: {message}"), policy: String::new(), rule: "" }
+    }
+
+    /// Name the policy and rule that refused.
+    pub(crate) fn by(mut self, policy: &str, rule: &'static str) -> Refusal {
+        self.policy = policy.to_string();
+        self.rule = rule;
+        self
     }
 }

@@ -1,0 +1,151 @@
+//! What a session reports about its statements: to the per-query statistics
+//! (`admin::query_stats`, `stats.*`), the latency histograms (`admin::traffic`) and the N+1
+//! detector (`admin::repeats`).
+//!
+//! The unit is the *exchange*: a simple Query, or an extended-protocol batch up to its Sync —
+//! what a client waits for. An exchange the proxy answers itself (a cache hit, a refusal) is
+//! reported at once. One that goes to the server leaves a [`Mark`] on the request that ends it
+//! (the Query or the Sync), reported at its ReadyForQuery: the rows and bytes the server sent
+//! since the previous ReadyForQuery are its own, since a server answers in order. A batch is
+//! filed under the statement of its last Execute (else its last Parse).
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use super::Session;
+use crate::admin::query_stats::{Outcome, Statement};
+use crate::admin::repeats::RepeatDetector;
+use crate::cache::Bypass;
+use crate::sql::fingerprint::QueryId;
+
+/// An exchange sent to the server, reported at its ReadyForQuery.
+#[derive(Debug)]
+pub struct Mark {
+    /// `None` when per-query statistics are off (the histograms need no identity).
+    id: Option<QueryId>,
+    outcome: Outcome,
+    started: Instant,
+}
+
+/// A session's counters and the exchange in progress.
+#[derive(Default)]
+pub struct Tally {
+    /// When the current exchange's first message arrived.
+    pub started: Option<Instant>,
+    /// Why its read bypassed the cache, if it did (set where the bypass is noted).
+    bypass: Cell<Option<Bypass>>,
+    /// The text of the statement an extended exchange runs: its last Parse's or Bind's.
+    pub statement: Option<bytes::Bytes>,
+    /// The extended exchange in progress executes a statement (one that only prepares or
+    /// describes is no query: not reported).
+    pub executes: bool,
+    /// DataRows and bytes the server sent this session, and their values at the last
+    /// ReadyForQuery.
+    rows: u64,
+    bytes: u64,
+    rows_at_ready: u64,
+    bytes_at_ready: u64,
+    repeats: Option<RepeatDetector>,
+}
+
+impl Tally {
+    /// A session's, with an N+1 detector when `stats.n_plus_one` is set.
+    pub fn new(repeats: Option<RepeatDetector>) -> Tally {
+        Tally { repeats, ..Tally::default() }
+    }
+
+    /// A client message arrived: the exchange it belongs to started now if none is open.
+    #[inline]
+    pub fn message(&mut self) {
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
+    }
+
+    /// The exchange ended (its Query or Sync was handled): the next message starts another.
+    #[inline]
+    pub fn exchange_handled(&mut self) {
+        self.started = None;
+        self.bypass.set(None);
+        self.executes = false;
+    }
+
+    /// The server sent a frame of `bytes`, a DataRow or not.
+    #[inline]
+    pub fn server_sent(&mut self, bytes: usize, data_row: bool) {
+        self.bytes += bytes as u64;
+        self.rows += u64::from(data_row);
+    }
+
+    /// A read bypassed the cache for `why`.
+    pub fn bypassed(&self, why: Bypass) {
+        self.bypass.set(Some(why));
+    }
+}
+
+impl Session {
+    /// The mark of a client's Query (`query`: its text) or Sync going to the server;
+    /// `filling`: its answer is recorded for the cache.
+    pub(super) fn exchange_mark(&mut self, query: Option<&[u8]>, filling: bool) -> Box<Mark> {
+        let outcome = match (filling, self.tally.bypass.get()) {
+            (true, _) => Outcome::Miss,
+            (false, Some(why)) => Outcome::Bypassed(why),
+            (false, None) => Outcome::Forwarded,
+        };
+        let started = self.tally.started.take().unwrap_or_else(Instant::now);
+        let id = match query {
+            _ if self.shared.queries.is_none() => None,
+            Some(text) => std::str::from_utf8(text).ok().map(QueryId::of_text),
+            None => self.tally.statement.as_deref().and_then(|t| std::str::from_utf8(t).ok()).map(QueryId::of_text),
+        };
+        Box::new(Mark { id, outcome, started })
+    }
+
+    /// The exchange of `text` (`None`: the extended statement in progress) was answered by the
+    /// proxy: from the cache (`Hit`) or refused.
+    pub(super) fn exchange_answered(&mut self, text: Option<&[u8]>, outcome: Outcome, rows: u64, bytes: usize) {
+        let elapsed = self.tally.started.take().map(|s| s.elapsed()).unwrap_or_default();
+        self.shared.traffic.statement(outcome, elapsed);
+        if self.shared.queries.is_none() {
+            return;
+        }
+        let text = text.or(self.tally.statement.as_deref()).and_then(|t| std::str::from_utf8(t).ok());
+        if let Some(id) = text.map(QueryId::of_text) {
+            self.report(&id, outcome, rows, bytes as u64, elapsed);
+        }
+    }
+
+    /// A ReadyForQuery from the server; `mark`: the exchange it ends, if one was marked.
+    pub(super) fn exchange_ready(&mut self, mark: Option<Box<Mark>>) {
+        let t = &mut self.tally;
+        let (rows, bytes) = (t.rows - t.rows_at_ready, t.bytes - t.bytes_at_ready);
+        (t.rows_at_ready, t.bytes_at_ready) = (t.rows, t.bytes);
+        if let Some(mark) = mark {
+            let elapsed = mark.started.elapsed();
+            self.shared.traffic.statement(mark.outcome, elapsed);
+            if let Some(id) = &mark.id {
+                self.report(id, mark.outcome, rows, bytes, elapsed);
+            }
+        }
+    }
+
+    fn report(&mut self, id: &QueryId, outcome: Outcome, rows: u64, bytes: u64, elapsed: std::time::Duration) {
+        let Some(stats) = &self.shared.queries else { return };
+        let (database, user) = (&self.key.database, &self.key.user);
+        stats.record(&Statement {
+            fingerprint_hash: id.hash,
+            fingerprint: &id.text,
+            database,
+            user,
+            outcome,
+            rows,
+            bytes,
+            elapsed,
+        });
+        if let Some(repeats) = &mut self.tally.repeats
+            && let Some(count) = repeats.observe(id.hash, Instant::now())
+        {
+            stats.report_repeat(database, user, id.hash, &id.text, count);
+        }
+    }
+}
