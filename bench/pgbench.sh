@@ -23,7 +23,9 @@
 #                             (BENCH_MODES_<workload> overrides one workload)
 #   BENCH_TARGETS="direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool"
 #                             pgcached-plain: cache off, the plain `cargo build --release` binary
-#                             (skipped when the other pgcached targets run that build too)
+#                             (skipped when the other pgcached targets run that build too);
+#                             also pgcached-nocache-nostats, pgcached-cache-nostats: stats.enabled
+#                             false (the cost of per-query statistics and histograms)
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   BENCH_CACHE_MEMORY=2GiB   cache.max_memory of the pgcached targets (a warm pass of scale 10
 #                             holds a million answers per protocol)
@@ -63,7 +65,7 @@ BUILD=${BENCH_BUILD:-pgo}
 WORKLOADS=${BENCH_WORKLOADS:-pk heavy mixed}
 COLD_WORKLOADS=${BENCH_COLD_WORKLOADS:-pk}
 THREADS=$((CLIENTS < 4 ? CLIENTS : 4))
-CACHE_ON="pgcached-cache pgpool" # targets that get a workload's warm pass
+CACHE_ON="pgcached-cache pgcached-cache-nostats pgpool" # targets that get a workload's warm pass
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -154,10 +156,10 @@ UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
 
 declare -A PORT NOTE ADMIN PID
 
-# start_pgc NAME CACHE(true|false) [BIN]: a pgcached on free ports (proxy + /metrics); sets PORT,
-# ADMIN, PID.
+# start_pgc NAME CACHE(true|false) [BIN] [STATS(true|false)]: a pgcached on free ports (proxy +
+# /metrics); sets PORT, ADMIN, PID.
 start_pgc() {
-    local t=$1 cache=$2 bin=${3:-$BIN} p a
+    local t=$1 cache=$2 bin=${3:-$BIN} stats=${4:-true} p a
     p=$(free_port)
     a=$(free_port)
     local limits=""
@@ -169,6 +171,8 @@ cache:
   enabled: $cache
   default_ttl: $TTL
   max_memory: $CACHE_MEMORY
+stats:
+  enabled: $stats
 $limits"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$t.yaml"
     start_pgcached "$bin" "$WORK/$t.yaml" "$p" "$WORK/$t.log"
@@ -308,6 +312,14 @@ for t in $TARGETS; do
         start_pgc "$t" true
         NOTE[$t]="cache.default_ttl = $TTL (BENCH_TTL), limits.worker_threads = ${BENCH_WORKERS:-default}"
         ;;
+    pgcached-nocache-nostats)
+        start_pgc "$t" false "$BIN" false
+        NOTE[$t]="cache off, stats.enabled: false (the cost of per-query statistics: compare with pgcached-nocache)"
+        ;;
+    pgcached-cache-nostats)
+        start_pgc "$t" true "$BIN" false
+        NOTE[$t]="cache on, stats.enabled: false (compare with pgcached-cache)"
+        ;;
     pgcached-cold) ;; # started fresh for each measurement
     pgbouncer)
         if command -v pgbouncer >/dev/null; then start_pgbouncer; else
@@ -321,7 +333,7 @@ for t in $TARGETS; do
             log "pgpool-II not installed: skipped"
         fi
         ;;
-    *) log "unknown target $t (known: direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgbouncer pgpool)"; exit 2 ;;
+    *) log "unknown target $t (known: direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgcached-nocache-nostats pgcached-cache-nostats pgbouncer pgpool)"; exit 2 ;;
     esac
 done
 

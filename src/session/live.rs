@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::Shared;
+use super::{Session, Shared};
 use crate::config::ConfigSource;
 
 /// The current generation, and where the configuration is read again from.
@@ -61,5 +61,29 @@ impl Live {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         *current = next;
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Session {
+    /// A reload published a new configuration: take it, between two transactions. The policy
+    /// is chosen again (a read-only one sets `default_transaction_read_only` as at login), the
+    /// pool handle is taken anew (its timeout, or a pool replaced by the reload), and what was
+    /// decided under the old cache rules is forgotten.
+    pub(super) fn adopt_generation(&mut self) {
+        let (generation, shared) = self.live.current();
+        let policy = shared.policies.for_session(&self.key.user, &self.key.database);
+        let was_read_only = self.policy.as_ref().is_some_and(|p| p.read_only());
+        let read_only = policy.as_ref().is_some_and(|p| p.read_only());
+        if read_only != was_read_only {
+            let value = if read_only { "on" } else { "off" };
+            self.wanted.set("default_transaction_read_only", value);
+            self.startup.set("default_transaction_read_only", value);
+        }
+        tracing::debug!(generation, "session takes the reloaded configuration");
+        self.generation = generation;
+        self.policy = policy;
+        self.pool = None;
+        *self.key_memo.borrow_mut() = Default::default();
+        self.shared = shared;
     }
 }

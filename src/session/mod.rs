@@ -458,28 +458,6 @@ impl Session {
         Ok(())
     }
 
-    /// A reload published a new configuration: take it, between two transactions. The policy
-    /// is chosen again (a read-only one sets `default_transaction_read_only` as at login), the
-    /// pool handle is taken anew (its timeout, or a pool replaced by the reload), and what was
-    /// decided under the old cache rules is forgotten.
-    fn adopt_generation(&mut self) {
-        let (generation, shared) = self.live.current();
-        let policy = shared.policies.for_session(&self.key.user, &self.key.database);
-        let was_read_only = self.policy.as_ref().is_some_and(|p| p.read_only());
-        let read_only = policy.as_ref().is_some_and(|p| p.read_only());
-        if read_only != was_read_only {
-            let value = if read_only { "on" } else { "off" };
-            self.wanted.set("default_transaction_read_only", value);
-            self.startup.set("default_transaction_read_only", value);
-        }
-        debug!(generation, "session takes the reloaded configuration");
-        self.generation = generation;
-        self.policy = policy;
-        self.pool = None;
-        *self.key_memo.borrow_mut() = Default::default();
-        self.shared = shared;
-    }
-
     /// Stop taking new work; end the session once its server is given back.
     fn begin_draining(&mut self) {
         if self.lifecycle == Lifecycle::Running {
