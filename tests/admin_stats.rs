@@ -93,7 +93,11 @@ async fn show_queries_counts_each_path_and_masks_literals() {
     assert!(number(app_stats, "total_query_count") >= 9, "{app_stats:?}");
     assert_eq!(number(app_stats, "total_cache_hits"), 4, "{app_stats:?}");
 
+    let refused = common::try_connect(&proxy.url("postgres", "no_such_db")).await.expect_err("no such database");
+    assert_eq!(refused.code().map(|c| c.code()), Some("3D000"), "{refused}");
+
     let (_, metrics) = get(http, "/metrics").await;
+    assert!(!metrics.contains("no_such_db"), "a pool that never logged in does not linger: {metrics}");
     assert_eq!(sample(&metrics, "pgcached_statement_duration_seconds_count{path=\"hit\"}"), Some(4.0), "{metrics}");
     assert_eq!(sample(&metrics, "pgcached_statement_duration_seconds_count{path=\"miss\"}"), Some(3.0), "{metrics}");
     assert_eq!(sample(&metrics, "pgcached_upstream_errors_total{class=\"23\"}"), Some(1.0), "{metrics}");
@@ -163,4 +167,21 @@ async fn refusals_servers_slow_queries_and_n_plus_one() {
     assert_eq!(sample(&metrics, "pgcached_refusals_total{policy=\"locked\",rule=\"deny_tables\"}"), Some(1.0));
     let repeated = query_row(&admin, "app", "select v from kv where k = $1").await;
     assert_eq!(number(&repeated, "n_plus_one"), 1, "{repeated:?}");
+
+    // Every series the Grafana dashboard charts is one the proxy exports.
+    assert!(app.batch_execute("INSERT INTO kv VALUES (1, 'dup')").await.is_err());
+    let (_, metrics) = get(http, "/metrics").await;
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/pgcached.json")).unwrap();
+    let names: std::collections::BTreeSet<&str> = dashboard
+        .match_indices("pgcached_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
+        })
+        .collect();
+    assert!(names.len() >= 15, "{names:?}");
+    for name in names {
+        let series = format!("\n{name}");
+        assert!(metrics.contains(&series), "the dashboard charts {name}, which /metrics does not have:\n{metrics}");
+    }
 }

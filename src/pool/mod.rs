@@ -102,6 +102,18 @@ impl Pools {
         all
     }
 
+    /// Drop `key`'s pool if it holds no connection and nobody waits for one (a login that
+    /// upstream refused: the pool is not shown in metrics and the console any longer).
+    pub fn forget_unused(&self, key: &PoolKey) {
+        let mut pools = self.pools.lock().expect("pools lock");
+        if pools.get(key).is_some_and(|p| {
+            let s = p.status();
+            s.size == 0 && s.waiting == 0
+        }) {
+            pools.remove(key);
+        }
+    }
+
     /// Every pool's idle connections: (pool, backend pid, age, time idle).
     pub fn idle_servers(&self) -> Vec<(PoolKey, i32, Duration, Duration)> {
         let pools: Vec<(PoolKey, ServerPool)> =

@@ -6,7 +6,7 @@
 //! result shapes of statements it prepared (see `shapes`).
 
 use bytes::{Buf, Bytes, BytesMut};
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use super::params::{self, SetEffect};
 use super::queue::{self, Entry, Kind, OnFail, Request, Step};
@@ -274,6 +274,14 @@ impl Session {
             tag::ERROR_RESPONSE => {
                 let fields = backend::error_fields(body);
                 self.shared.traffic.upstream_error(fields.code.as_bytes());
+                let server = self.server.as_ref().map_or(0, |l| l.obj.backend_key.0);
+                // The server's own trouble (resources, operator, system) at info; a statement's
+                // errors (constraints, syntax, serialization) are the client's, at debug.
+                if matches!(fields.code.get(..2), Some("08" | "53" | "57" | "58" | "XX" | "F0")) {
+                    info!(pool = %self.key, server_pid = server, code = %fields.code, message = %fields.message, "upstream error");
+                } else {
+                    debug!(pool = %self.key, server_pid = server, code = %fields.code, message = %fields.message, "upstream error");
+                }
                 if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
                     warn!(pool = %self.key, code = %fields.code, message = %fields.message, "server sent a fatal error");
                     let obj = &mut self.server_mut().obj;

@@ -128,7 +128,24 @@ impl Session {
             "" => self.policy.as_ref().map_or("", |p| p.name()),
             named => named,
         };
-        info!(pool = %self.key, policy, rule = refusal.rule, sqlstate = refusal.sqlstate, message = %refusal.message, "statement refused");
+        let client = self.cancel.slot.describe().map(|(info, ..)| info);
+        let fingerprint = self
+            .tally
+            .statement
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .map(|t| crate::sql::fingerprint::QueryId::of_text(t).text);
+        info!(
+            pool = %self.key,
+            policy,
+            rule = refusal.rule,
+            sqlstate = refusal.sqlstate,
+            fingerprint = fingerprint.as_deref().unwrap_or(""),
+            peer = ?client.as_ref().map(|c| c.addr),
+            application_name = client.as_ref().map_or("", |c| c.application_name.as_str()),
+            message = %refusal.message,
+            "statement refused"
+        );
         self.shared.traffic.refused(policy, refusal.rule);
         self.exchange_answered(None, crate::admin::query_stats::Outcome::Refused, 0, 0);
         let mut out = BytesMut::new();

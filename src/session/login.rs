@@ -82,6 +82,12 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         Ok(greeting) => greeting,
         Err(e) => {
             warn!(%peer, pool = %key, error = %e, "no server connection for a new client");
+            if let PoolError::Connect(ServerError::Postgres { code, .. }) = &e
+                && (code.starts_with("28") || code.starts_with("3D"))
+            {
+                // No such database or role, or a wrong password: its pool must not linger.
+                shared.pools.forget_unused(&key);
+            }
             return fail_login(&mut stream, &e).await;
         }
     };

@@ -65,7 +65,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::client::cancel::{CancelHandle, CancelRegistry};
 use crate::client::startup::BoxStream;
@@ -278,6 +278,10 @@ impl Session {
         }
         let _ = self.client_tx.shutdown().await;
         self.release_server(true).await;
+        if let Some((info, ..)) = self.cancel.slot.describe() {
+            let connected_for = info.connected_at.elapsed().unwrap_or_default();
+            info!(peer = %info.addr, user = %info.user, database = %info.database, ?connected_for, "client disconnected");
+        }
         result
     }
 
