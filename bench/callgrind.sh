@@ -12,7 +12,8 @@
 #
 # Knobs: CALLGRIND_MODES (pgbench -M values, default "simple extended"), CALLGRIND_TX
 # (transactions per client in the measured run, default 1000; 8 clients), CALLGRIND_CACHE
-# (cache.enabled, default false: forwarded transactions), CALLGRIND_SCRIPT (a pgbench script
+# (cache.enabled, default false: forwarded transactions), CALLGRIND_STATS (stats.enabled, default
+# true: what per-query statistics cost is the difference), CALLGRIND_SCRIPT (a pgbench script
 # instead of the built-in `-S` lookups), KEEP_WORK=1 (keep the dumps).
 # Prints one line per mode: "<mode> <Ir per transaction>".
 set -euo pipefail
@@ -24,6 +25,7 @@ source "$ROOT/integration/lib.sh"
 MODES=${CALLGRIND_MODES:-simple extended}
 TX=${CALLGRIND_TX:-1000}
 CACHE=${CALLGRIND_CACHE:-false}
+STATS=${CALLGRIND_STATS:-true}
 WORKLOAD=(-S)
 [[ -n "${CALLGRIND_SCRIPT:-}" ]] && WORKLOAD=(-f "$(cd "$(dirname "$CALLGRIND_SCRIPT")" && pwd)/$(basename "$CALLGRIND_SCRIPT")")
 CLIENTS=8
@@ -55,7 +57,9 @@ chmod +x "$WORK/under-callgrind"
 for mode in $MODES; do
     port=$(free_port)
     write_pgcached_config "$WORK/$mode.yaml" "$port" "$UPSTREAM" transaction "$CLIENTS" "cache:
-  enabled: $CACHE"
+  enabled: $CACHE
+stats:
+  enabled: $STATS"
     # The private PostgreSQL has no TLS: say so rather than measure a failed negotiation.
     sed -i 's/^upstream:$/upstream:\n  tls: disable/' "$WORK/$mode.yaml"
     sed -i 's/^  level: .*/  level: warn/' "$WORK/$mode.yaml"

@@ -88,6 +88,14 @@ async fn show_queries_counts_each_path_and_masks_literals() {
     let everything = format!("{:?}", show(&admin, "SHOW QUERIES").await);
     assert!(!everything.contains("secret value") && !everything.contains("dup"), "no literal is kept: {everything}");
 
+    let tables = show(&admin, "SHOW CACHE TABLES").await;
+    let kv = tables.iter().find(|r| field(r, "table") == Some("kv")).unwrap_or_else(|| panic!("{tables:?}"));
+    // k = 1 cached and hit (simple and extended: two keys); k = 2 cached, never hit, its row
+    // written once (its dead entry goes when a look-up finds it).
+    assert!(number(kv, "entries") >= 2, "{kv:?}");
+    assert_eq!((number(kv, "entries_hit"), number(kv, "writes_seen")), (2, 1), "{kv:?}");
+    assert!(number(kv, "bytes") > 0);
+
     let stats = show(&admin, "SHOW STATS").await;
     let app_stats = stats.iter().find(|r| field(r, "database") == Some("app")).expect("app in SHOW STATS");
     assert!(number(app_stats, "total_query_count") >= 9, "{app_stats:?}");
@@ -121,7 +129,10 @@ async fn refusals_servers_slow_queries_and_n_plus_one() {
         c.admin.http_listen = Some(format!("127.0.0.1:{http}"));
         c.stats.slow_query = Some(std::time::Duration::from_millis(400));
         c.stats.n_plus_one = 5;
-        c.policies = vec![serde_yaml::from_str("{name: locked, user: bob, deny_tables: [kv]}").unwrap()];
+        c.policies = vec![
+            serde_yaml::from_str("{name: locked, user: bob, deny_tables: [kv]}").unwrap(),
+            serde_yaml::from_str("{name: bi, user: carol, limit: {inject: 10}}").unwrap(),
+        ];
     })
     .await;
     let admin = connect(&proxy.url("postgres", "pgcached")).await;
@@ -131,11 +142,23 @@ async fn refusals_servers_slow_queries_and_n_plus_one() {
     let e = bob.simple_query("SELECT v FROM kv WHERE k = 1").await.unwrap_err();
     assert_eq!(e.code().map(|c| c.code()), Some("42501"));
     let policies = show(&admin, "SHOW POLICIES").await;
-    assert_eq!(policies.len(), 1, "{policies:?}");
+    assert_eq!(policies.len(), 2, "{policies:?}");
     assert_eq!(
         (field(&policies[0], "policy"), field(&policies[0], "rule"), number(&policies[0], "refusals")),
         (Some("locked"), Some("deny_tables"), 1)
     );
+    assert_eq!((field(&policies[1], "policy"), number(&policies[1], "refusals")), (Some("bi"), 0));
+    // EXPLAIN CACHE says what each policy would do with a statement.
+    let explained = show(&admin, "EXPLAIN CACHE SELECT v FROM kv").await;
+    let said = |property: &str| {
+        explained
+            .iter()
+            .find(|r| field(r, "property") == Some(property))
+            .and_then(|r| field(r, "value"))
+            .map(str::to_string)
+    };
+    assert!(said("policy locked").is_some_and(|v| v.starts_with("refused (42501)")), "{explained:?}");
+    assert_eq!(said("policy bi").as_deref(), Some("rewritten: SELECT v FROM kv LIMIT 10"), "{explained:?}");
     let refused = query_row(&admin, "app", "select v from kv where k = ?").await;
     assert_eq!(number(&refused, "refused"), 1, "{refused:?}");
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The admin console through psql: start a pgcached with `admin.users: [postgres]` in front of the
-# runner's PostgreSQL, make a known number of hits, and check what SHOW CACHE / SHOW POOLS /
-# SHOW CLIENTS / INVALIDATE / EXPLAIN CACHE say, with psql's aligned, unaligned and \x output.
+# The admin console through psql (and psycopg, when the integration venv has it): start a
+# pgcached with `admin.users: [postgres]` in front of the runner's PostgreSQL, make a known
+# number of hits, and check what SHOW CACHE / POOLS / CLIENTS / QUERIES / STATS, INVALIDATE,
+# EXPLAIN CACHE, RELOAD (and SIGHUP), PAUSE / RESUME say and do, with psql's aligned, unaligned
+# and \x output.
 # Run by integration/run.sh (clients hook), or alone with DIRECT_DSN set:
 #   DIRECT_DSN="host=127.0.0.1 port=5432 user=postgres dbname=app" bash integration/clients/admin_console.sh
 set -euo pipefail
@@ -62,5 +64,57 @@ grep -qx 'depends_on|admin_demo pinned by k' <<<"$explain" || fail "EXPLAIN CACH
 # Not an admin: refused with 42501.
 refused=$(psql -X -h 127.0.0.1 -p "$PORT" -U not_admin -d pgcached -c 'SHOW VERSION' 2>&1 || true)
 grep -q "may not use the admin console" <<<"$refused" || fail "a non-admin user got in: $refused"
+# SHOW QUERIES: the read's fingerprint (literals masked) with its calls, hits and misses.
+queries=$(console -c "SHOW QUERIES" | grep '|select v from admin_demo where k = ?|' || true)
+[[ $(cut -d'|' -f5-7 <<<"$queries") == "5|3|2" ]] || fail "SHOW QUERIES calls|hits|misses: '$queries'"
+console -c "SHOW STATS" | grep -q '^app|' || fail "SHOW STATS has no app row: $(console -c 'SHOW STATS')"
+
+# RELOAD: a policy added to the file refuses the next statement; the session stays.
+cp "$WORK/pgcached.yaml" "$WORK/pgcached.yaml.orig"
+printf 'policies:\n  - name: locked\n    deny_tables: [admin_demo]\n' >>"$WORK/pgcached.yaml"
+[[ $(console -c "RELOAD") == RELOAD ]] || fail "RELOAD did not complete"
+refused=$(app -c "SELECT v FROM admin_demo WHERE k = 1" 2>&1 || true)
+grep -q 'denied by policy "locked"' <<<"$refused" || fail "the reloaded policy did not refuse: $refused"
+console -c "SHOW POLICIES" | grep -q '^locked|||deny_tables|1$' || fail "SHOW POLICIES: $(console -c 'SHOW POLICIES')"
+# An invalid file: refused, nothing changes.
+printf 'policies: [{name: x, deny_statements: [dll]}]\n' >>"$WORK/pgcached.yaml"
+bad=$(console -c "RELOAD" 2>&1 || true)
+grep -q "not reloaded" <<<"$bad" || fail "an invalid file was not refused: $bad"
+# SIGHUP reloads too: back to the original file.
+cp "$WORK/pgcached.yaml.orig" "$WORK/pgcached.yaml"
+kill -HUP "$PGCACHED_PID"
+for _ in $(seq 50); do
+    [[ $(app -c "SELECT v FROM admin_demo WHERE k = 1" 2>/dev/null) == behind ]] && break
+    sleep 0.1
+done
+[[ $(app -c "SELECT v FROM admin_demo WHERE k = 1") == behind ]] || fail "SIGHUP did not reload"
+
+# PAUSE holds a new transaction until RESUME.
+[[ $(console -c "PAUSE app") == PAUSE ]] || fail "PAUSE did not complete"
+console -c "SHOW DATABASES" | grep -q '^app|.*|true$' || fail "SHOW DATABASES paused: $(console -c 'SHOW DATABASES')"
+app -c "SELECT v FROM admin_demo WHERE k = 1 FOR UPDATE" >"$WORK/held.out" 2>&1 &
+held=$!
+sleep 0.5
+kill -0 "$held" 2>/dev/null || fail "a paused database did not hold the transaction: $(cat "$WORK/held.out")"
+[[ $(console -c "RESUME app") == RESUME ]] || fail "RESUME did not complete"
+wait "$held" || fail "the held transaction failed: $(cat "$WORK/held.out")"
+[[ $(cat "$WORK/held.out") == behind ]] || fail "the held transaction's answer: $(cat "$WORK/held.out")"
+
+# A driver: psycopg (simple protocol through ClientCursor) reads SHOW QUERIES as typed rows.
+PY="$ROOT/integration/.venv/bin/python"
+if [[ -x "$PY" ]] && "$PY" -c "import psycopg" 2>/dev/null; then
+    "$PY" - "$PORT" <<'PYEOF' || fail "psycopg on the console"
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=postgres dbname=pgcached", autocommit=True,
+                     cursor_factory=psycopg.ClientCursor) as conn:
+    rows = conn.execute("SHOW QUERIES").fetchall()
+    names = [d.name for d in conn.execute("SHOW QUERIES").description]
+    row = next(dict(zip(names, r)) for r in rows if r[names.index("query")] == "select v from admin_demo where k = ?")
+    assert isinstance(row["calls"], int) and row["calls"] >= 5, row
+    assert isinstance(row["p99_ms"], float), row
+print("admin_console: psycopg reads SHOW QUERIES as typed rows")
+PYEOF
+fi
+
 psql -X -q "$DIRECT_DSN" -c "DROP TABLE admin_demo"
-echo "admin_console: SHOW CACHE/POOLS/CLIENTS, INVALIDATE and EXPLAIN CACHE through psql as expected"
+echo "admin_console: SHOW CACHE/POOLS/CLIENTS/QUERIES/STATS/POLICIES, INVALIDATE, EXPLAIN CACHE, RELOAD, SIGHUP, PAUSE/RESUME as expected"

@@ -28,6 +28,7 @@ const HELP: &[(&str, &str)] = &[
     ("SHOW POOLS", "per database and user: clients active and waiting, server connections in use and idle"),
     ("SHOW DATABASES", "the upstream and each database's pool"),
     ("SHOW CACHE", "result cache: entries, bytes, hits, misses, evictions, invalidations by cause"),
+    ("SHOW CACHE TABLES", "per table: cached entries, bytes, entries hit, writes seen"),
     ("SHOW CONFIG", "the configuration in effect"),
     (
         "SHOW QUERIES",
@@ -94,6 +95,7 @@ async fn one(live: &Live, command: &str, out: &mut BytesMut) -> Result<(), Faile
         ["show", "databases"] => databases(shared).write(out),
         ["show", "cache"] => cache(shared).write(out),
         ["show", "config"] => config(shared).write(out),
+        ["show", "cache", "tables"] => show_stats::cache_tables(shared).write(out),
         ["show", "queries"] => show_stats::queries(shared)?.write(out),
         ["show", "stats"] => show_stats::stats(shared)?.write(out),
         ["show", "servers"] => show_stats::servers(shared).write(out),
@@ -455,6 +457,17 @@ fn explain(shared: &Shared, statement: &str) -> ResultSet {
                 text("transaction isolation and writes in the block, settings, row-level security, views' bodies, function volatility in pg_proc"),
             ]);
         }
+    }
+    // What each policy does with it (unqualified tables read as in `public`).
+    for policy in shared.policies.all().iter().filter(|p| !p.is_empty()) {
+        let verdict = match crate::sql::guard(Some(policy), statement) {
+            Err(refusal) => format!("refused ({}): {}", refusal.sqlstate, refusal.message),
+            Ok(v) => match v.rewrite.and_then(|r| r.text) {
+                Some(rewritten) => format!("rewritten: {rewritten}"),
+                None => "allowed as is".to_string(),
+            },
+        };
+        rs.row(vec![text(format!("policy {}", policy.name())), text(verdict)]);
     }
     rs
 }

@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod console;
 pub mod health;
+pub mod latency;
 pub mod metrics;
 pub mod query_stats;
 pub mod repeats;

@@ -11,9 +11,8 @@
 //! Every session calls [`QueryStats::record`] once per completed statement. The table is split
 //! into [`SHARDS`] shards, each its own `Mutex<HashMap>`, chosen by the fingerprint hash: a
 //! call locks one shard for a hash look-up (by borrowed `(hash, &str)`, no key is built) and a
-//! few additions (one `ln` for the sketch). It allocates nothing when the query is already
-//! known, except when a latency outside the range seen so far grows the query's sketch by a
-//! 1 KiB chunk (at most 8 times per query).
+//! few additions (one bucket index for the sketch). It allocates nothing when the query is
+//! already known.
 //!
 //! # Bounded memory
 //! At most `max_queries` queries are kept (split exactly across the shards). A new fingerprint
@@ -26,9 +25,8 @@
 //! the next newcomer. Fingerprint texts are clipped to [`MAX_FINGERPRINT_CHARS`], and one
 //! shard keeps at most [`MAX_OTHER_DATABASES`] `<other>` rows (then one for all databases, `*`).
 //!
-//! Latency quantiles come from a DDSketch (`sketches-ddsketch`): 1% relative error, at most
-//! 1,024 bins (8 KiB) per query, usually one 1 KiB chunk; mergeable, which the `<other>` rows
-//! need. No samples are stored.
+//! Latency quantiles come from a log-linear histogram ([`super::latency`]): ~3% relative error,
+//! 2.4 KiB per query, mergeable, which the `<other>` rows need. No samples are stored.
 
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
@@ -37,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use super::latency::LatencySketch;
 use foldhash::fast::RandomState;
-use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use super::repeats::RepeatDetector;
 use crate::cache::Bypass;
@@ -134,12 +132,6 @@ pub const OTHER_FINGERPRINT: &str = "<other>";
 /// The database of the `<other>` row holding databases past [`MAX_OTHER_DATABASES`].
 pub const ALL_DATABASES: &str = "*";
 
-/// The one sketch configuration (merging needs equal ones): seconds, 1% relative error,
-/// 1,024 bins (1 µs … 100 s without collapsing), below 0.1 µs counted as zero.
-fn sketch_config() -> SketchConfig {
-    SketchConfig::new(0.01, 1024, 1e-7)
-}
-
 /// The numbers of one query (or of an `<other>` row). Never empty: made by a statement.
 #[derive(Clone)]
 struct Totals {
@@ -159,8 +151,8 @@ struct Totals {
     max: Duration,
     first_seen: SystemTime,
     last_seen: SystemTime,
-    /// Elapsed seconds.
-    latency: DDSketch,
+    /// Elapsed times.
+    latency: LatencySketch,
 }
 
 impl Totals {
@@ -180,7 +172,7 @@ impl Totals {
             max: Duration::ZERO,
             first_seen: now,
             last_seen: now,
-            latency: DDSketch::new(sketch_config()),
+            latency: LatencySketch::default(),
         };
         totals.add(s, now);
         totals
@@ -201,7 +193,7 @@ impl Totals {
         self.min = self.min.min(s.elapsed);
         self.max = self.max.max(s.elapsed);
         self.last_seen = self.last_seen.max(now);
-        self.latency.add(s.elapsed.as_secs_f64());
+        self.latency.add(s.elapsed);
     }
 
     /// Adds `other`'s numbers (an evicted query, or another shard's `<other>`).
@@ -222,14 +214,12 @@ impl Totals {
         self.max = self.max.max(other.max);
         self.first_seen = self.first_seen.min(other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
-        let merged = self.latency.merge(&other.latency);
-        debug_assert!(merged.is_ok(), "every sketch has sketch_config()");
+        self.latency.merge(&other.latency);
     }
 
-    /// The elapsed time at quantile `q`, within [min, max] (the sketch's estimate is within 1%).
+    /// The elapsed time at quantile `q`, within [min, max] (the sketch's estimate is within ~3%).
     fn quantile(&self, q: f64) -> Duration {
-        let estimate = self.latency.quantile(q).ok().flatten().unwrap_or(0.0);
-        Duration::try_from_secs_f64(estimate).unwrap_or_default().clamp(self.min, self.max)
+        self.latency.quantile(q).unwrap_or_default().clamp(self.min, self.max)
     }
 }
 
@@ -550,9 +540,9 @@ pub struct QueryRow {
     pub total: Duration,
     /// `total / calls`.
     pub mean: Duration,
-    /// Median elapsed time, from the sketch (within 1%).
+    /// Median elapsed time, from the sketch (within ~3%).
     pub p50: Duration,
-    /// 99th percentile elapsed time, from the sketch (within 1%).
+    /// 99th percentile elapsed time, from the sketch (within ~3%).
     pub p99: Duration,
     /// Shortest elapsed time (exact).
     pub min: Duration,

@@ -1,6 +1,6 @@
 //! The console's statistics commands: `SHOW QUERIES` (per fingerprint), `SHOW STATS` (per
-//! database), `SHOW SERVERS` (server connections), `SHOW POLICIES` (refusals per policy and
-//! rule). Each reads what the proxy already keeps; nothing here runs on the data path.
+//! database), `SHOW CACHE TABLES`, `SHOW SERVERS` (server connections), `SHOW POLICIES`
+//! (refusals per policy and rule). Each reads what the proxy already keeps; nothing here runs on the data path.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -127,6 +127,29 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
         ]);
     }
     Ok(rs)
+}
+
+/// `SHOW CACHE TABLES`: per table cached answers depend on (views and partitions by their base
+/// tables too): entries, bytes, entries hit at least once, writes seen (through pgcached or
+/// NOTIFY; summed over databases). A table written but never cached shows with no entries.
+pub fn cache_tables(shared: &Shared) -> ResultSet {
+    let usage = shared.cache.table_usage();
+    let writes = shared.cache.versions().writes_by_table();
+    let mut tables: Vec<&String> = usage.keys().chain(writes.keys()).collect();
+    tables.sort();
+    tables.dedup();
+    let mut rs = ResultSet::new(&[
+        ("table", TEXT),
+        ("entries", INT8),
+        ("bytes", INT8),
+        ("entries_hit", INT8),
+        ("writes_seen", INT8),
+    ]);
+    for table in tables {
+        let (entries, bytes, hit) = usage.get(table).copied().unwrap_or_default();
+        rs.row(vec![text(table), text(entries), text(bytes), text(hit), text(writes.get(table).copied().unwrap_or(0))]);
+    }
+    rs
 }
 
 /// `SHOW SERVERS`: the server connections, active (held by a client, named) or idle.

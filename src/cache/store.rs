@@ -134,6 +134,22 @@ impl ResultCache {
         &self.versions
     }
 
+    /// Per table an entry depends on: (entries, weighed bytes, entries hit at least once), for
+    /// the console's `SHOW CACHE TABLES` (walks every entry: not for the data path).
+    pub fn table_usage(&self) -> std::collections::HashMap<String, (u64, u64, u64)> {
+        let mut usage: std::collections::HashMap<String, (u64, u64, u64)> = std::collections::HashMap::new();
+        for (_, entry) in self.entries.iter() {
+            let hit = entry.hit.load(std::sync::atomic::Ordering::Relaxed);
+            for table in entry.tables.iter() {
+                let u = usage.entry(table.clone()).or_default();
+                u.0 += 1;
+                u.1 += u64::from(weight(&entry));
+                u.2 += u64::from(hit);
+            }
+        }
+        usage
+    }
+
     pub fn stats(&self) -> &CacheStats {
         &self.stats
     }

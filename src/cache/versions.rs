@@ -193,6 +193,18 @@ impl TableVersions {
             && v.rows.as_ref().is_none_or(|r| r.column.unchanged_since(r.clock, &r.values))
     }
 
+    /// Writes seen per table (table-level and row-level alike), summed over databases, for the
+    /// console's `SHOW CACHE TABLES`.
+    pub fn writes_by_table(&self) -> HashMap<String, u64> {
+        let mut writes = HashMap::new();
+        for db in self.dbs.read().expect("versions lock").values() {
+            for (table, version) in db.tables.read().expect("versions lock").iter() {
+                *writes.entry(table.clone()).or_default() += version.all.load(Ordering::Relaxed);
+            }
+        }
+        writes
+    }
+
     /// Every snapshot of `db` is stale (DDL we cannot attribute, an unparseable write, …).
     pub fn flush_database(&self, db: &str) {
         self.db(db).epoch.fetch_add(1, Ordering::SeqCst);

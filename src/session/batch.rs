@@ -15,6 +15,7 @@ use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::admin::query_stats::Outcome;
 use crate::cache::{CachedResult, Lookup, Recorder};
+use crate::sql::query_id::QueryId;
 use crate::wire::Frame;
 use crate::wire::build;
 use crate::wire::frontend::{self, tag};
@@ -229,7 +230,7 @@ impl Session {
                 },
             };
         if self.shared.queries.is_some() {
-            self.tally.statement = Some(Bytes::copy_from_slice(text));
+            self.tally.id = std::str::from_utf8(text).ok().map(QueryId::of_text);
         }
         let exec = Execution { bind_tail: b.params_and_formats, param_types, shape };
         let hit = |entry: Arc<CachedResult>| {

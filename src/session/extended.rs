@@ -32,8 +32,8 @@ impl Session {
         let Some(p) = frontend::parse(frame.body()) else {
             return self.protocol_violation("invalid Parse message");
         };
-        if self.shared.queries.is_some() {
-            self.tally.statement = Some(Bytes::copy_from_slice(p.query));
+        if self.tally.on {
+            self.tally.id = std::str::from_utf8(p.query).ok().map(crate::sql::query_id::QueryId::of_text);
         }
         self.segment.open();
         if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(frame, p.query)
@@ -229,8 +229,8 @@ impl Session {
             None if b.statement.is_empty() => (self.unnamed_query.clone(), self.unnamed_types.as_slice()),
             None => (None, &[][..]),
         };
-        if let Some(text) = text.as_ref().filter(|_| self.shared.queries.is_some()) {
-            self.tally.statement = Some(text.clone());
+        if let Some(text) = text.as_deref().filter(|_| self.tally.on) {
+            self.tally.id = std::str::from_utf8(text).ok().map(crate::sql::query_id::QueryId::of_text);
         }
         self.limited.bind(b.portal, text.as_ref());
         let effects = match text.as_deref().map(std::str::from_utf8) {

@@ -247,7 +247,7 @@ impl Session {
             && let Kind::Sync | Kind::Query = request.kind
         {
             self.syncs_sent += 1;
-            if request.forward && (request.kind == Kind::Query || self.tally.executes) {
+            if request.forward && self.tally.on && (request.kind == Kind::Query || self.tally.executes) {
                 let query = (request.kind == Kind::Query).then(|| frontend::query_text(frame.body())).flatten();
                 request.stat = Some(self.exchange_mark(query, request.fills()));
             }
@@ -276,12 +276,16 @@ impl Session {
             return self.forward_query_with(frame, None, None, Vec::new()).await;
         };
         if self.policy.is_some() {
-            // Named if it is refused.
-            self.tally.statement = Some(bytes::Bytes::copy_from_slice(text.as_bytes()));
+            // Named if it is refused (the analysis is memoized: `check_policy` finds it again).
+            self.tally.id = Some(crate::sql::query_id::QueryId::of(&crate::sql::analyze(text)));
         }
         self.resolve_tables(text).await;
         self.look_up_catalog(text).await;
         let verdict = match self.check_policy(text) {
+            Ok(v) if self.tally.on => {
+                self.tally.id = Some(crate::sql::query_id::QueryId::of(&v.analysis));
+                v
+            }
             Ok(v) => v,
             Err(refusal) => {
                 self.refuse_statement(&refusal, true);

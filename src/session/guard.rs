@@ -129,12 +129,7 @@ impl Session {
             named => named,
         };
         let client = self.cancel.slot.describe().map(|(info, ..)| info);
-        let fingerprint = self
-            .tally
-            .statement
-            .as_deref()
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .map(|t| crate::sql::fingerprint::QueryId::of_text(t).text);
+        let fingerprint = self.tally.id.as_ref().map(|id| id.text.clone());
         info!(
             pool = %self.key,
             policy,

@@ -16,7 +16,7 @@ use super::Session;
 use crate::admin::query_stats::{Outcome, Statement};
 use crate::admin::repeats::RepeatDetector;
 use crate::cache::Bypass;
-use crate::sql::fingerprint::QueryId;
+use crate::sql::query_id::QueryId;
 
 /// An exchange sent to the server, reported at its ReadyForQuery.
 #[derive(Debug)]
@@ -30,12 +30,15 @@ pub struct Mark {
 /// A session's counters and the exchange in progress.
 #[derive(Default)]
 pub struct Tally {
+    /// `stats.enabled`: when off, nothing is timed or reported (no clock read either).
+    pub on: bool,
     /// When the current exchange's first message arrived.
     pub started: Option<Instant>,
     /// Why its read bypassed the cache, if it did (set where the bypass is noted).
     bypass: Cell<Option<Bypass>>,
-    /// The text of the statement an extended exchange runs: its last Parse's or Bind's.
-    pub statement: Option<bytes::Bytes>,
+    /// The exchange's identity once known: from its analysis, or the text of the statement an
+    /// extended exchange runs (its last Parse's or Bind's).
+    pub id: Option<QueryId>,
     /// The extended exchange in progress executes a statement (one that only prepares or
     /// describes is no query: not reported).
     pub executes: bool,
@@ -49,15 +52,15 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// A session's, with an N+1 detector when `stats.n_plus_one` is set.
-    pub fn new(repeats: Option<RepeatDetector>) -> Tally {
-        Tally { repeats, ..Tally::default() }
+    /// A session's (`on`: `stats.enabled`), with an N+1 detector when `stats.n_plus_one` is set.
+    pub fn new(on: bool, repeats: Option<RepeatDetector>) -> Tally {
+        Tally { on, repeats, ..Tally::default() }
     }
 
     /// A client message arrived: the exchange it belongs to started now if none is open.
     #[inline]
     pub fn message(&mut self) {
-        if self.started.is_none() {
+        if self.on && self.started.is_none() {
             self.started = Some(Instant::now());
         }
     }
@@ -66,6 +69,7 @@ impl Tally {
     #[inline]
     pub fn exchange_handled(&mut self) {
         self.started = None;
+        self.id = None;
         self.bypass.set(None);
         self.executes = false;
     }
@@ -94,9 +98,9 @@ impl Session {
         };
         let started = self.tally.started.take().unwrap_or_else(Instant::now);
         let id = match query {
-            _ if self.shared.queries.is_none() => None,
+            _ if self.tally.id.is_some() => self.tally.id.take(),
             Some(text) => std::str::from_utf8(text).ok().map(QueryId::of_text),
-            None => self.tally.statement.as_deref().and_then(|t| std::str::from_utf8(t).ok()).map(QueryId::of_text),
+            None => None,
         };
         Box::new(Mark { id, outcome, started })
     }
@@ -104,13 +108,13 @@ impl Session {
     /// The exchange of `text` (`None`: the extended statement in progress) was answered by the
     /// proxy: from the cache (`Hit`) or refused.
     pub(super) fn exchange_answered(&mut self, text: Option<&[u8]>, outcome: Outcome, rows: u64, bytes: usize) {
-        let elapsed = self.tally.started.take().map(|s| s.elapsed()).unwrap_or_default();
-        self.shared.traffic.statement(outcome, elapsed);
-        if self.shared.queries.is_none() {
+        if !self.tally.on {
             return;
         }
-        let text = text.or(self.tally.statement.as_deref()).and_then(|t| std::str::from_utf8(t).ok());
-        if let Some(id) = text.map(QueryId::of_text) {
+        let elapsed = self.tally.started.take().map(|s| s.elapsed()).unwrap_or_default();
+        self.shared.traffic.statement(outcome, elapsed);
+        let text = text.and_then(|t| std::str::from_utf8(t).ok());
+        if let Some(id) = self.tally.id.take().or_else(|| text.map(QueryId::of_text)) {
             self.report(&id, outcome, rows, bytes as u64, elapsed);
         }
     }

@@ -33,6 +33,7 @@ pub mod memo;
 pub mod param_cap;
 pub mod policy;
 pub mod preprocess;
+pub mod query_id;
 pub mod refusal;
 pub mod rows;
 pub mod settings;

@@ -171,6 +171,11 @@ impl Policies {
         Ok(Policies { list })
     }
 
+    /// Every policy, in config order.
+    pub fn all(&self) -> &[Arc<Policy>] {
+        &self.list
+    }
+
     /// The policy for a session: the first whose `user` and `database` match; `None` = no checks.
     pub fn for_session(&self, user: &str, database: &str) -> Option<Arc<Policy>> {
         self.list
