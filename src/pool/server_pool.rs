@@ -101,15 +101,22 @@ impl ServerPool {
         fits: impl Fn(&ServerConn) -> bool,
     ) -> Result<ServerObject, PoolError> {
         let inner = &*self.inner;
-        if inner.paused.load(Ordering::Acquire) {
-            Box::pin(self.wait_resumed()).await?;
-        }
         // Given back if this checkout fails or is dropped; the object's own once handed out.
-        let permit = match inner.slots.try_acquire() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
-            // Boxed: rare, and this future is part of every transaction's.
-            Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
+        let permit = loop {
+            if inner.paused.load(Ordering::Acquire) {
+                Box::pin(self.wait_resumed()).await?;
+            }
+            let permit = match inner.slots.try_acquire() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+                // Boxed: rare, and this future is part of every transaction's.
+                Err(TryAcquireError::NoPermits) => Box::pin(self.wait_for_slot(wait)).await?,
+            };
+            // Paused while this checkout waited for its slot: it waits for RESUME too (a
+            // connection taken now could outlive PAUSE's wait for the pool to drain).
+            if !inner.paused.load(Ordering::Acquire) {
+                break permit;
+            }
         };
         loop {
             let Some(mut conn) = inner.pop_idle(&fits) else {
@@ -159,7 +166,10 @@ impl ServerPool {
     /// Paused, and no connection is handed out: close the idle ones and say true (the upstream
     /// may now restart).
     pub fn drained(&self) -> bool {
-        if !self.is_paused() || self.inner.open.load(Ordering::SeqCst) > self.inner.lock_idle().len() {
+        // Every slot free: no connection handed out, no checkout between its slot and its
+        // connection.
+        let all_free = self.inner.slots.available_permits() >= self.inner.max_size.load(Ordering::SeqCst);
+        if !self.is_paused() || !all_free {
             return false;
         }
         self.retain_idle(|_| false);
