@@ -11,7 +11,8 @@
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
 //! `cache.max_entry_size`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
-//! `log.format`, `stats`.
+//! `log.format`, `stats.enabled`, `stats.max_queries`, `stats.metrics_top` (`stats.slow_query`
+//! and the N+1 settings are live).
 
 use std::sync::Arc;
 
@@ -116,6 +117,10 @@ pub async fn reload(live: &Live) -> Result<ReloadReport, ReloadError> {
             Err(e) => return Err(ReloadError::Invalid(e)),
         }
     }
+    if let Some(stats) = &current.queries {
+        let s = &config.stats;
+        stats.retune(s.slow_query, (s.n_plus_one > 0).then_some(s.n_plus_one), s.n_plus_one_window);
+    }
     let config = Arc::new(config);
     applied.extend(current.pools.reconfigure(config.clone()));
     if config.cache.rules != old.cache.rules
@@ -163,7 +168,9 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(limits.max_clients);
     keep!(limits.worker_threads);
     keep!(log.format);
-    keep!(stats);
+    keep!(stats.enabled);
+    keep!(stats.max_queries);
+    keep!(stats.metrics_top);
     (read, kept)
 }
 

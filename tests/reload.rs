@@ -129,3 +129,30 @@ async fn restart_only_settings_are_kept_and_pools_resize() {
     assert_eq!(simple_one(&app, "SELECT 2").await.as_deref(), Some("2"), "clients keep being served");
     let _ = &proxy;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slow_query_threshold_changes_with_a_reload() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgcached.yaml");
+    let http = common::free_port();
+    let body = |port: u16, slow: &str| {
+        let text = yaml(&pg, port, &format!("stats:\n  slow_query: {slow}\n"));
+        text.replace("admin:\n", &format!("admin:\n  http_listen: 127.0.0.1:{http}\n"))
+    };
+    let proxy = Proxy::start_reloadable(&file, |port| body(port, "0")).await;
+    let port = proxy.port;
+    let admin = connect(&proxy.url("postgres", "pgcached")).await;
+    let app = connect(&proxy.url("postgres", "postgres")).await;
+    simple_one(&app, "SELECT pg_sleep(0.2)").await;
+    let slow = || async {
+        let (_, metrics) = common::http::get(http, "/metrics").await;
+        common::http::sample(&metrics, "pgcached_slow_queries_total")
+    };
+    assert_eq!(slow().await, Some(0.0), "off: nothing is slow");
+    std::fs::write(&file, body(port, "100ms")).unwrap();
+    reload(&admin).await.unwrap();
+    simple_one(&app, "SELECT pg_sleep(0.2)").await;
+    simple_one(&app, "SELECT 1").await;
+    assert_eq!(slow().await, Some(1.0), "the reloaded threshold applies to the open session");
+}

@@ -347,12 +347,23 @@ impl Shard {
 
 /// The per-query table, shared (behind `Arc`) by every session. See the module doc.
 pub struct QueryStats {
+    /// As built; `slow_query` and the repeat settings are read from `tuning` (a reload changes
+    /// them: [`QueryStats::retune`]).
     settings: QueryStatsSettings,
+    /// `slow_query` in nanoseconds (0: off), read at every statement.
+    slow_nanos: AtomicU64,
+    /// `repeat_limit` and `repeat_window`, read when a session starts.
+    repeat: Mutex<(Option<u32>, Duration)>,
     shards: [Mutex<Shard>; SHARDS],
     /// Queries each shard may hold: `max_queries` split exactly (the first shards get one more).
     capacities: [usize; SHARDS],
     slow_queries: AtomicU64,
     repeats: AtomicU64,
+}
+
+/// `d` in nanoseconds, 0 for `None` (and at least 1 for `Some`).
+fn nanos(d: Option<Duration>) -> u64 {
+    d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1))
 }
 
 /// Which shard holds a fingerprint: the top bits of a Fibonacci hash (FNV's low bits are weak).
@@ -382,12 +393,21 @@ impl QueryStats {
         let capacities =
             std::array::from_fn(|i| settings.max_queries / SHARDS + usize::from(i < settings.max_queries % SHARDS));
         QueryStats {
+            slow_nanos: AtomicU64::new(nanos(settings.slow_query)),
+            repeat: Mutex::new((settings.repeat_limit, settings.repeat_window)),
             settings,
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             capacities,
             slow_queries: AtomicU64::new(0),
             repeats: AtomicU64::new(0),
         }
+    }
+
+    /// A reload's new slow-query threshold and N+1 settings (sessions take the latter when they
+    /// start or take the reloaded configuration).
+    pub fn retune(&self, slow_query: Option<Duration>, repeat_limit: Option<u32>, repeat_window: Duration) {
+        self.slow_nanos.store(nanos(slow_query), Relaxed);
+        *self.repeat.lock().unwrap_or_else(|e| e.into_inner()) = (repeat_limit, repeat_window);
     }
 
     /// What the table was built with.
@@ -407,7 +427,8 @@ impl QueryStats {
                 None => shard.insert(s, now, self.capacities[i]),
             }
         }
-        if self.settings.slow_query.is_some_and(|threshold| s.elapsed >= threshold) {
+        let slow = self.slow_nanos.load(Relaxed);
+        if slow > 0 && s.elapsed.as_nanos() >= u128::from(slow) {
             self.slow_queries.fetch_add(1, Relaxed);
             tracing::warn!(
                 target: "pgcached::slow_query",
@@ -424,7 +445,8 @@ impl QueryStats {
 
     /// A detector for one new session, if `repeat_limit` is set.
     pub fn repeat_detector(&self) -> Option<RepeatDetector> {
-        self.settings.repeat_limit.map(|limit| RepeatDetector::new(limit, self.settings.repeat_window))
+        let (limit, window) = *self.repeat.lock().unwrap_or_else(|e| e.into_inner());
+        limit.map(|limit| RepeatDetector::new(limit, window))
     }
 
     /// Logs an N+1 burst a session's [`RepeatDetector`] found (`count` runs within the window)
@@ -441,7 +463,7 @@ impl QueryStats {
             database,
             user,
             count,
-            window_ms = self.settings.repeat_window.as_millis() as u64,
+            window_ms = self.repeat.lock().unwrap_or_else(|e| e.into_inner()).1.as_millis() as u64,
             "one statement repeated in a burst (N+1): batch it"
         );
     }

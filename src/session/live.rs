@@ -83,6 +83,7 @@ impl Session {
         self.generation = generation;
         self.policy = policy;
         self.pool = None;
+        self.tally.retune(shared.queries.as_ref().and_then(|q| q.repeat_detector()));
         *self.key_memo.borrow_mut() = Default::default();
         self.shared = shared;
     }

@@ -57,6 +57,11 @@ impl Tally {
         Tally { on, repeats, ..Tally::default() }
     }
 
+    /// A reload's N+1 settings (a new detector: runs counted so far are forgotten).
+    pub fn retune(&mut self, repeats: Option<RepeatDetector>) {
+        self.repeats = repeats;
+    }
+
     /// A client message arrived: the exchange it belongs to started now if none is open.
     #[inline]
     pub fn message(&mut self) {
