@@ -4,36 +4,11 @@
 
 mod common;
 
+use common::console::{number, show, value};
 use common::{PgCluster, Proxy, connect, simple_one, try_connect};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 const SETUP: &str = "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one'), (2, 'two');";
-
-/// The rows of a console command as (column → value) maps.
-async fn show(admin: &Client, command: &str) -> Vec<Vec<(String, Option<String>)>> {
-    let messages = admin.simple_query(command).await.unwrap_or_else(|e| panic!("{command}: {e}"));
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                r.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.name().to_string(), r.get(i).map(str::to_string)))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-fn field<'a>(row: &'a [(String, Option<String>)], name: &str) -> &'a str {
-    row.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref()).unwrap_or_else(|| panic!("no {name}: {row:?}"))
-}
-
-fn number(row: &[(String, Option<String>)], name: &str) -> u64 {
-    field(row, name).parse().unwrap()
-}
 
 async fn setup() -> (PgCluster, Proxy, Client) {
     let pg = PgCluster::start();
@@ -47,7 +22,7 @@ async fn setup() -> (PgCluster, Proxy, Client) {
 async fn only_admin_users_get_the_console_and_it_speaks_the_simple_protocol() {
     let (pg, proxy, admin) = setup().await;
     let version = show(&admin, "SHOW VERSION").await;
-    assert_eq!(field(&version[0], "version"), concat!("pgcached ", env!("CARGO_PKG_VERSION")));
+    assert_eq!(value(&version[0], "version"), concat!("pgcached ", env!("CARGO_PKG_VERSION")));
     assert!(show(&admin, "show help").await.len() >= 10);
     pg.psql("CREATE ROLE bob LOGIN");
     let refused = try_connect(&proxy.url("bob", "pgcached")).await.expect_err("bob is not an admin");
@@ -63,8 +38,8 @@ async fn only_admin_users_get_the_console_and_it_speaks_the_simple_protocol() {
     let completes = messages.iter().filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))).count();
     assert_eq!(completes, 2);
     let config = show(&admin, "SHOW CONFIG").await;
-    let url = config.iter().find(|r| field(r, "key") == "upstream.url").expect("upstream.url");
-    assert!(field(url, "value").starts_with("postgres://"), "{url:?}");
+    let url = config.iter().find(|r| value(r, "key") == "upstream.url").expect("upstream.url");
+    assert!(value(url, "value").starts_with("postgres://"), "{url:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +51,7 @@ async fn show_cache_clients_and_pools_say_what_the_proxy_is_doing() {
     }
     let cache = show(&admin, "SHOW CACHE").await;
     assert_eq!((number(&cache[0], "hits"), number(&cache[0], "misses")), (2, 1), "{cache:?}");
-    assert_eq!(field(&cache[0], "hit_ratio"), "0.667");
+    assert_eq!(value(&cache[0], "hit_ratio"), "0.667");
     assert!(number(&cache[0], "entries") >= 1);
 
     // A client in a transaction holds a server connection; the other is idle.
@@ -84,19 +59,19 @@ async fn show_cache_clients_and_pools_say_what_the_proxy_is_doing() {
     let tx = busy.transaction().await.unwrap();
     tx.batch_execute("SELECT 1").await.unwrap();
     let pools = show(&admin, "SHOW POOLS").await;
-    let pool = pools.iter().find(|r| field(r, "database") == "app").expect("the app pool");
+    let pool = pools.iter().find(|r| value(r, "database") == "app").expect("the app pool");
     assert_eq!((number(pool, "cl_active"), number(pool, "cl_idle")), (1, 1), "{pool:?}");
     assert_eq!(number(pool, "sv_active"), 1, "{pool:?}");
-    assert_eq!(field(pool, "pool_mode"), "transaction");
+    assert_eq!(value(pool, "pool_mode"), "transaction");
     let clients = show(&admin, "SHOW CLIENTS").await;
-    let app_clients: Vec<_> = clients.iter().filter(|r| field(r, "database") == "app").collect();
+    let app_clients: Vec<_> = clients.iter().filter(|r| value(r, "database") == "app").collect();
     assert_eq!(app_clients.len(), 2, "{clients:?}");
-    let active = app_clients.iter().find(|r| field(r, "state") == "active").expect("the busy client");
+    let active = app_clients.iter().find(|r| value(r, "state") == "active").expect("the busy client");
     assert!(number(active, "server_pid") > 0, "{active:?}");
-    assert!(clients.iter().any(|r| field(r, "database") == "pgcached"), "the console lists itself");
+    assert!(clients.iter().any(|r| value(r, "database") == "pgcached"), "the console lists itself");
     tx.commit().await.unwrap();
     let databases = show(&admin, "SHOW DATABASES").await;
-    assert!(databases.iter().any(|r| field(r, "name") == "app"), "{databases:?}");
+    assert!(databases.iter().any(|r| value(r, "name") == "app"), "{databases:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +98,7 @@ async fn invalidate_drops_answers_and_explain_cache_says_why() {
 
     let explain = show(&admin, "EXPLAIN CACHE SELECT v FROM kv WHERE k = 1").await;
     let get = |rows: &[Vec<(String, Option<String>)>], p: &str| {
-        rows.iter().find(|r| field(r, "property") == p).map(|r| field(r, "value").to_string())
+        rows.iter().find(|r| value(r, "property") == p).map(|r| value(r, "value").to_string())
     };
     assert_eq!(get(&explain, "cacheable").as_deref(), Some("yes"), "{explain:?}");
     assert_eq!(get(&explain, "depends_on").as_deref(), Some("kv pinned by k"));

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::console::lookup;
 use common::{PgCluster, Proxy, connect, simple_one};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 async fn setup() -> (PgCluster, Proxy, Client) {
     let pg = PgCluster::start();
@@ -15,14 +16,6 @@ async fn setup() -> (PgCluster, Proxy, Client) {
     let proxy = Proxy::start_with(&pg, |c| c.admin.users = vec!["postgres".into()]).await;
     let admin = connect(&proxy.url("postgres", "pgcached")).await;
     (pg, proxy, admin)
-}
-
-/// `column` of the rows of `command` whose `key_column` is `key`.
-async fn value(admin: &Client, command: &str, key_column: &str, key: &str, column: &str) -> Option<String> {
-    admin.simple_query(command).await.unwrap().iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) if r.get(key_column) == Some(key) => r.get(column).map(str::to_string),
-        _ => None,
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,21 +34,21 @@ async fn pause_waits_for_the_transaction_in_progress_then_holds_new_ones_until_r
     assert!(!pausing.is_finished(), "PAUSE waits for the transaction in progress");
     in_block.batch_execute("COMMIT").await.expect("the transaction in progress finishes");
     let admin = tokio::time::timeout(Duration::from_secs(5), pausing).await.expect("PAUSE returns").unwrap();
-    assert_eq!(value(&admin, "SHOW DATABASES", "name", "app", "paused").await.as_deref(), Some("true"));
-    let open = value(&admin, "SHOW DATABASES", "name", "app", "current_connections").await;
+    assert_eq!(lookup(&admin, "SHOW DATABASES", "name", "app", "paused").await.as_deref(), Some("true"));
+    let open = lookup(&admin, "SHOW DATABASES", "name", "app", "current_connections").await;
     assert_eq!(open.as_deref(), Some("0"), "paused: no server connection is left open");
 
     // A new transaction is held (not refused) while paused…
     let held = tokio::spawn(async move { simple_one(&later, "SELECT v FROM kv WHERE k = 1 FOR UPDATE").await });
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!held.is_finished(), "a paused database holds new transactions");
-    let waiting = value(&admin, "SHOW POOLS", "database", "app", "cl_waiting").await;
+    let waiting = lookup(&admin, "SHOW POOLS", "database", "app", "cl_waiting").await;
     assert_eq!(waiting.as_deref(), Some("1"), "the held client shows as waiting");
     // …and goes on at RESUME.
     admin.simple_query("RESUME app").await.unwrap();
     let v = tokio::time::timeout(Duration::from_secs(5), held).await.expect("released by RESUME").unwrap();
     assert_eq!(v.as_deref(), Some("uno"));
-    assert_eq!(value(&admin, "SHOW DATABASES", "name", "app", "paused").await.as_deref(), Some("false"));
+    assert_eq!(lookup(&admin, "SHOW DATABASES", "name", "app", "paused").await.as_deref(), Some("false"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +60,7 @@ async fn kill_client_ends_one_session_and_its_open_transaction() {
     let bystander = connect(&proxy.url("postgres", "app")).await;
     victim.batch_execute("BEGIN; INSERT INTO kv VALUES (2, 'two')").await.unwrap();
 
-    let id = value(&admin, "SHOW CLIENTS", "application_name", "victim", "id").await.expect("the victim is listed");
+    let id = lookup(&admin, "SHOW CLIENTS", "application_name", "victim", "id").await.expect("the victim is listed");
     admin.simple_query(&format!("KILL CLIENT {id}")).await.expect("KILL CLIENT");
     let closed = tokio::time::timeout(Duration::from_secs(5), ended).await.expect("the connection ends").unwrap();
     let e = closed.expect_err("ended by the proxy with an error");

@@ -5,36 +5,10 @@
 
 mod common;
 
+use common::console::{Row, field, number, show};
 use common::http::{get, sample};
 use common::{PgCluster, Proxy, connect, free_port, simple_one};
-use tokio_postgres::{Client, SimpleQueryMessage};
-
-type Row = Vec<(String, Option<String>)>;
-
-async fn show(admin: &Client, command: &str) -> Vec<Row> {
-    let messages = admin.simple_query(command).await.unwrap_or_else(|e| panic!("{command}: {e}"));
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                r.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.name().to_string(), r.get(i).map(str::to_string)))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-fn field<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
-    row.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
-}
-
-fn number(row: &Row, name: &str) -> u64 {
-    field(row, name).unwrap_or_else(|| panic!("no {name}: {row:?}")).parse().unwrap()
-}
+use tokio_postgres::Client;
 
 /// The `SHOW QUERIES` row of `query` in `database`.
 async fn query_row(admin: &Client, database: &str, query: &str) -> Row {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::console::lookup;
 use common::{PgCluster, Proxy, connect, simple_one};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -83,24 +84,18 @@ async fn restart_only_settings_are_kept_and_pools_resize() {
     let pg = PgCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pgcached.yaml");
-    let proxy = Proxy::start_reloadable(&file, |port| yaml(&pg, port, "pool:\n  max_size: 4\n")).await;
+    let pool = |size: u32| format!("pool:\n  max_size: {size}\n  acquire_timeout: 300ms\n");
+    let proxy = Proxy::start_reloadable(&file, |port| yaml(&pg, port, &pool(4))).await;
     let port = proxy.port;
     let admin = connect(&proxy.url("postgres", "pgcached")).await;
     let app = connect(&proxy.url("postgres", "postgres")).await;
     assert_eq!(simple_one(&app, "SELECT 1").await.as_deref(), Some("1"));
-    let pool_size = |rows: Vec<SimpleQueryMessage>| -> Vec<String> {
-        rows.iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => r.get("pool_size").map(str::to_string),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(pool_size(admin.simple_query("SHOW POOLS").await.unwrap()), vec!["4"]);
+    let pool_size = || lookup(&admin, "SHOW POOLS", "database", "postgres", "pool_size");
+    assert_eq!(pool_size().await.as_deref(), Some("4"));
 
     // A new listen address (restart only) and a smaller pool (live).
     let other = common::free_port();
-    let text = yaml(&pg, port, "pool:\n  max_size: 2\n").replace(&format!(":{port}\n"), &format!(":{other}\n"));
+    let text = yaml(&pg, port, &pool(2)).replace(&format!(":{port}\n"), &format!(":{other}\n"));
     std::fs::write(&file, text).unwrap();
     let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let (client, connection) =
@@ -119,15 +114,21 @@ async fn restart_only_settings_are_kept_and_pools_resize() {
     let said = notices.lock().unwrap().clone();
     assert!(said.iter().any(|n| n.starts_with("listen changed") && n.contains("restart")), "{said:?}");
     assert!(said.iter().any(|n| n.contains("pool.max_size 4 -> 2")), "{said:?}");
-    assert_eq!(pool_size(admin.simple_query("SHOW POOLS").await.unwrap()), vec!["2"]);
-    let config = admin.simple_query("SHOW CONFIG").await.unwrap();
-    let listen = config.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) if r.get("key") == Some("listen") => r.get("value").map(str::to_string),
-        _ => None,
-    });
+    assert_eq!(pool_size().await.as_deref(), Some("2"));
+    let listen = lookup(&admin, "SHOW CONFIG", "key", "listen", "value").await;
     assert_eq!(listen, Some(format!("127.0.0.1:{port}")), "the running listen address is kept");
     assert_eq!(simple_one(&app, "SELECT 2").await.as_deref(), Some("2"), "clients keep being served");
-    let _ = &proxy;
+
+    // The pool really holds two now: two open transactions take both, a third waits and fails.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let c = connect(&proxy.url("postgres", "postgres")).await;
+        c.batch_execute("BEGIN; SELECT now()").await.unwrap();
+        holders.push(c);
+    }
+    let e = app.simple_query("SELECT now()").await.expect_err("no third connection");
+    assert_eq!(e.code().map(|c| c.code()), Some("53300"), "{e}");
+    drop(holders);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

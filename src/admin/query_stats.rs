@@ -513,16 +513,6 @@ impl QueryStats {
         });
         rows
     }
-
-    /// Forgets every row (the `<other>` ones too). The totals of slow queries and N+1 reports
-    /// stay: they are Prometheus counters.
-    pub fn reset(&self) {
-        for shard in &self.shards {
-            let mut shard = lock(shard);
-            shard.queries.clear();
-            shard.others.clear();
-        }
-    }
 }
 
 /// One row of [`QueryStats::snapshot`]: a query of one database, or its `<other>` row.
@@ -570,7 +560,7 @@ pub struct QueryRow {
     pub min: Duration,
     /// Longest elapsed time (exact).
     pub max: Duration,
-    /// When the first statement completed (since start or the last reset).
+    /// When the first statement completed.
     pub first_seen: SystemTime,
     /// When the latest statement completed.
     pub last_seen: SystemTime,

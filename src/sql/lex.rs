@@ -170,7 +170,7 @@ pub fn tokenize(src: &str) -> Vec<Token> {
 }
 
 /// Skips a (nested) block comment starting at `i` (which points at `/*`); returns the end.
-fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
     let mut depth = 0usize;
     while i < b.len() {
         if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
@@ -190,7 +190,7 @@ fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Skips to just past the closing quote `q` (doubled quotes escape; backslashes too if `backslash`).
-fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool) -> usize {
+pub(super) fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool) -> usize {
     while i < b.len() {
         if backslash && b[i] == b'\\' {
             i += 2;
@@ -209,7 +209,7 @@ fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool) -> usize {
 }
 
 /// If a dollar-quote opener `$tag$` starts at `i`, returns the end of the whole quoted string.
-fn dollar_quote(b: &[u8], i: usize) -> Option<usize> {
+pub(super) fn dollar_quote(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     if j < b.len() && is_ident_start(b[j]) {
         while j < b.len() && is_ident_cont(b[j]) && b[j] != b'$' {
@@ -230,7 +230,7 @@ fn dollar_quote(b: &[u8], i: usize) -> Option<usize> {
     Some(b.len())
 }
 
-fn skip_number(b: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_number(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
         i += 1;
     }

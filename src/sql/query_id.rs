@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::fingerprint::{fingerprint, hash64};
+use super::lex::{dollar_quote, skip_block_comment, skip_number, skip_quoted};
 
 /// A statement's identity: its fingerprint (shared) and its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,9 +83,9 @@ impl QueryId {
     }
 }
 
-/// Byte classes of [`literal_free_hash`]: a word byte (digits count as words only after one:
-/// handled before the table is read for them), another plain byte, or one that may start a
-/// literal, a comment, a quoted name or whitespace.
+/// Byte classes of [`literal_free_hash`]: a word byte, another plain byte, or one that may start
+/// a literal, a comment, a quoted name or whitespace (digits are: one after a word byte is part
+/// of the word).
 const WORD: u8 = 0;
 const OTHER: u8 = 1;
 const SPECIAL: u8 = 2;
@@ -97,7 +98,7 @@ const CLASS: [u8; 256] = {
             class[b] = WORD;
         }
         if c.is_ascii_digit()
-            || matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'-' | b'/' | b'\'' | b'$' | b'.' | b'"')
+            || matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'-' | b'/' | b'\'' | b'$' | b'.' | b'"')
         {
             class[b] = SPECIAL;
         }
@@ -114,178 +115,72 @@ fn mix(h: u64, b: u8) -> u64 {
 
 /// A hash of `text` without its literals — numbers, strings (`'…'`, `E'…'`, `$tag$…$tag$`),
 /// each hashed as `?` — nor its comments, with whitespace runs as one space and unquoted
-/// letters lower-cased. One pass, no allocation.
+/// letters lower-cased. One pass, no allocation; literals and comments end where the lexer
+/// (`lex`) ends them.
 pub fn literal_free_hash(text: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
-    let n = text.len();
     // The byte before is part of a word (so a digit there is not a number).
     let mut in_word = false;
     let mut space = false;
-    while i < n {
+    while i < text.len() {
         let b = text[i];
-        if CLASS[b as usize] == WORD {
-            // Most bytes: letters, `_`, and digits inside words.
-            if space {
-                h = mix(h, b' ');
-                space = false;
-            }
-            h = mix(h, b.to_ascii_lowercase());
-            in_word = true;
-            i += 1;
-            continue;
-        }
-        if CLASS[b as usize] == OTHER {
-            if space {
-                h = mix(h, b' ');
-                space = false;
-            }
-            h = mix(h, b);
+        let special = CLASS[b as usize] == SPECIAL;
+        if special && let Some(end) = blank_end(text, i) {
+            space = true;
             in_word = false;
-            i += 1;
+            i = end;
             continue;
         }
-        let next = text.get(i + 1).copied();
-        let literal_end = match b {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => {
-                space = true;
-                in_word = false;
-                i += 1;
-                continue;
-            }
-            b'-' if next == Some(b'-') => {
-                i = text[i..].iter().position(|&c| c == b'\n').map_or(n, |p| i + p);
-                space = true;
-                in_word = false;
-                continue;
-            }
-            b'/' if next == Some(b'*') => {
-                i = block_comment_end(text, i);
-                space = true;
-                in_word = false;
-                continue;
-            }
-            b'\'' => {
-                // E'…' (escapes): the word before it is a lone `e`.
-                let escapes = in_word && i >= 1 && text[i - 1].eq_ignore_ascii_case(&b'e');
-                Some(string_end(text, i, escapes))
-            }
-            b'$' if next.is_some_and(|c| !c.is_ascii_digit()) => dollar_quote_end(text, i),
-            b'0'..=b'9' if !in_word => Some(number_end(text, i)),
-            b'.' if !in_word && next.is_some_and(|c| c.is_ascii_digit()) => Some(number_end(text, i)),
-            _ => None,
-        };
         if space {
             h = mix(h, b' ');
             space = false;
         }
-        match literal_end {
-            Some(end) => {
-                h = mix(h, b'?');
-                i = end;
-                in_word = false;
+        if special && let Some(end) = literal_end(text, i, in_word) {
+            h = mix(h, b'?');
+            i = end;
+            in_word = false;
+        } else if b == b'"' {
+            // A quoted identifier: as written.
+            let end = skip_quoted(text, i + 1, b'"', false);
+            for &c in &text[i..end] {
+                h = mix(h, c);
             }
-            None if b == b'"' => {
-                // A quoted identifier: as written.
-                let end = quoted_end(text, i, b'"');
-                for &c in &text[i..end] {
-                    h = mix(h, c);
-                }
-                i = end;
-                in_word = true;
-            }
-            None => {
-                h = mix(h, b.to_ascii_lowercase());
-                in_word = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-                i += 1;
-            }
+            i = end;
+            in_word = true;
+        } else {
+            h = mix(h, b.to_ascii_lowercase());
+            in_word = CLASS[b as usize] == WORD || b.is_ascii_digit() || b == b'$';
+            i += 1;
         }
     }
     h
 }
 
-/// After the `*/` closing the comment opening at `start` (nested, as Postgres reads them).
-fn block_comment_end(text: &[u8], start: usize) -> usize {
-    let (mut depth, mut i) = (0usize, start);
-    while i + 1 < text.len() {
-        match (text[i], text[i + 1]) {
-            (b'/', b'*') => {
-                depth += 1;
-                i += 2;
-            }
-            (b'*', b'/') => {
-                depth -= 1;
-                i += 2;
-                if depth == 0 {
-                    return i;
-                }
-            }
-            _ => i += 1,
-        }
+/// Where whitespace or a comment starting at `i` ends; `None`: none starts there.
+fn blank_end(text: &[u8], i: usize) -> Option<usize> {
+    match (text[i], text.get(i + 1)) {
+        (b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c, _) => Some(i + 1),
+        (b'-', Some(b'-')) => Some(text[i..].iter().position(|&c| c == b'\n').map_or(text.len(), |p| i + p)),
+        (b'/', Some(b'*')) => Some(skip_block_comment(text, i)),
+        _ => None,
     }
-    text.len()
 }
 
-/// After the quote closing the one at `start` (a doubled quote is part of the text).
-fn quoted_end(text: &[u8], start: usize, quote: u8) -> usize {
-    let mut i = start + 1;
-    while i < text.len() {
-        if text[i] == quote {
-            if text.get(i + 1) == Some(&quote) {
-                i += 2;
-                continue;
-            }
-            return i + 1;
+/// Where a literal starting at `i` ends; `None`: none starts there. `in_word`: the byte before
+/// `i` belongs to a word (a digit there is part of it; a quote after a lone `e` opens E'…').
+fn literal_end(text: &[u8], i: usize, in_word: bool) -> Option<usize> {
+    let next = text.get(i + 1).copied();
+    match text[i] {
+        b'\'' => {
+            let escapes = in_word && text[i - 1].eq_ignore_ascii_case(&b'e');
+            Some(skip_quoted(text, i + 1, b'\'', escapes))
         }
-        i += 1;
+        b'$' => dollar_quote(text, i),
+        b'0'..=b'9' if !in_word => Some(skip_number(text, i)),
+        b'.' if !in_word && next.is_some_and(|c| c.is_ascii_digit()) => Some(skip_number(text, i)),
+        _ => None,
     }
-    text.len()
-}
-
-/// After the string opening at `start`; `escapes`: backslashes escape (E'…').
-fn string_end(text: &[u8], start: usize, escapes: bool) -> usize {
-    if !escapes {
-        return quoted_end(text, start, b'\'');
-    }
-    let mut i = start + 1;
-    while i < text.len() {
-        match text[i] {
-            b'\\' => i += 2,
-            b'\'' if text.get(i + 1) == Some(&b'\'') => i += 2,
-            b'\'' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    text.len()
-}
-
-/// After the number starting at `start` (digits, a point, an exponent, `_` separators, a hex,
-/// octal or binary prefix).
-fn number_end(text: &[u8], start: usize) -> usize {
-    let mut i = start;
-    while i < text.len() {
-        let c = text[i];
-        let exponent_sign = (c == b'+' || c == b'-') && i > start && text[i - 1].eq_ignore_ascii_case(&b'e');
-        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exponent_sign {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    i
-}
-
-/// After the dollar-quoted string opening at `start` (`$$…$$`, `$tag$…$tag$`); `None` when
-/// `$` starts no such string there.
-fn dollar_quote_end(text: &[u8], start: usize) -> Option<usize> {
-    let tag_len = text[start + 1..].iter().position(|&c| c == b'$')? + 2;
-    let tag = &text[start..start + tag_len];
-    if !tag[1..tag_len - 1].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80) {
-        return None;
-    }
-    let body = start + tag_len;
-    let close = text[body..].windows(tag_len).position(|w| w == tag)?;
-    Some(body + close + tag_len)
 }
 
 #[cfg(test)]

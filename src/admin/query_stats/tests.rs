@@ -245,16 +245,6 @@ fn repeats_count_on_their_row_and_in_total() {
 }
 
 #[test]
-fn reset_forgets_the_rows_but_not_the_counters() {
-    let stats = QueryStats::new(QueryStatsSettings { slow_query: Some(MS), max_queries: 0, ..Default::default() });
-    stats.record(&stmt(1, MS));
-    stats.report_repeat("app", "alice", 1, "select 1", 5);
-    stats.reset();
-    assert!(stats.snapshot().is_empty());
-    assert_eq!((stats.slow_queries_total(), stats.n_plus_one_total()), (1, 1));
-}
-
-#[test]
 fn the_collector_exposes_only_the_top_queries() {
     let stats = Arc::new(QueryStats::new(QueryStatsSettings { slow_query: Some(MS * 40), ..Default::default() }));
     let long = format!("select {} from t", "a, ".repeat(100));
