@@ -30,7 +30,7 @@ async fn listening(pg: &PgCluster, cache: &Arc<ResultCache>) -> ListenerHandle {
 
 fn fill(cache: &ResultCache, key: u128, table: &str) {
     let tables = [table];
-    let spec = FillSpec { database: "app", tables: &tables, rows: None, ttl: Duration::from_secs(600) };
+    let spec = FillSpec { database: "app", tables: &tables, rows: None, ttl: Duration::from_secs(600), query: None };
     let Lookup::Fill(mut rec) = cache.lookup(CacheKey(key), &spec) else { panic!("expected a fill") };
     for f in [&b"T\0\0\0\x06\0\0"[..], b"C\0\0\0\x0dSELECT 0\0"] {
         rec.record(f);

@@ -60,7 +60,11 @@ fn bounds(i: usize) -> (u64, u64) {
 impl LatencySketch {
     #[inline]
     pub fn add(&mut self, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.add_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    #[inline]
+    pub fn add_nanos(&mut self, nanos: u64) {
         let slot = &mut self.counts[index(nanos)];
         *slot = slot.saturating_add(1);
         self.total += 1;

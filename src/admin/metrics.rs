@@ -30,7 +30,12 @@ pub struct Sources {
 /// A registry holding the proxy's collectors (and nothing else).
 pub fn registry(sources: Sources) -> prometheus::Result<Registry> {
     let registry = Registry::new();
-    sources.traffic.register(&registry)?;
+    let stats = sources.queries.as_ref().map(|(stats, _)| stats.clone());
+    sources.traffic.register(&registry, move || {
+        if let Some(stats) = &stats {
+            stats.drain();
+        }
+    })?;
     if let Some((stats, top)) = &sources.queries {
         registry.register(Box::new(super::query_stats::QueryStatsCollector::new(stats.clone(), *top)?))?;
     }

@@ -17,6 +17,7 @@ pub mod console;
 pub mod health;
 pub mod latency;
 pub mod metrics;
+pub mod outcome;
 pub mod query_stats;
 pub mod repeats;
 pub mod result_set;

@@ -8,11 +8,13 @@
 //! a value from a statement.
 //!
 //! # Cost on the data path
-//! Every session calls [`QueryStats::record`] once per completed statement. The table is split
-//! into [`SHARDS`] shards, each its own `Mutex<HashMap>`, chosen by the fingerprint hash: a
-//! call locks one shard for a hash look-up (by borrowed `(hash, &str)`, no key is built) and a
-//! few additions (one bucket index for the sketch). It allocates nothing when the query is
-//! already known.
+//! Sessions report through a [`SessionStats`], which holds their latest statements of up to
+//! [`RUN_QUERIES`] queries and adds them to the table together (see `run.rs`): a statement
+//! costs the session's own lock and a few additions. The table is split into [`SHARDS`] shards,
+//! each its own `Mutex<HashMap>`, chosen by the fingerprint hash: adding a query's statements
+//! locks one shard for a hash look-up (by borrowed `(hash, &str)`, no key is built), allocating
+//! nothing when the query is already known. Readers ([`QueryStats::snapshot`]) add every live
+//! session's statements first.
 //!
 //! # Bounded memory
 //! At most `max_queries` queries are kept (split exactly across the shards). A new fingerprint
@@ -31,46 +33,27 @@
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::latency::LatencySketch;
 use foldhash::fast::RandomState;
 
 use super::repeats::RepeatDetector;
+use super::traffic::Traffic;
 use crate::cache::Bypass;
+use crate::sql::query_id::QueryId;
+
+pub use super::outcome::Outcome;
 
 mod collector;
+mod run;
+mod totals;
 pub use collector::{QUERY_LABEL_CHARS, QueryStatsCollector};
-
-/// How a statement was answered. A label in logs and rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Answered from the result cache.
-    Hit,
-    /// A cacheable read that went to Postgres and was recorded for the cache.
-    Miss,
-    /// Not a cache candidate (a write, DDL, a transaction command…): sent to Postgres as is.
-    Forwarded,
-    /// A read sent to Postgres without the cache, for this reason.
-    Bypassed(Bypass),
-    /// Refused by the proxy (a guard rail) without reaching Postgres.
-    Refused,
-}
-
-impl Outcome {
-    /// A short label for logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Hit => "hit",
-            Outcome::Miss => "miss",
-            Outcome::Forwarded => "forwarded",
-            Outcome::Bypassed(_) => "bypassed",
-            Outcome::Refused => "refused",
-        }
-    }
-}
+pub use run::{RUN_QUERIES, RUN_SAMPLES, SessionStats};
+use run::{Run, Runs};
+use totals::{Totals, nanos_of};
 
 /// One completed statement, as a session reports it to [`QueryStats::record`].
 #[derive(Debug, Clone, Copy)]
@@ -131,97 +114,6 @@ pub const MAX_OTHER_DATABASES: usize = 64;
 pub const OTHER_FINGERPRINT: &str = "<other>";
 /// The database of the `<other>` row holding databases past [`MAX_OTHER_DATABASES`].
 pub const ALL_DATABASES: &str = "*";
-
-/// The numbers of one query (or of an `<other>` row). Never empty: made by a statement.
-#[derive(Clone)]
-struct Totals {
-    calls: u64,
-    hits: u64,
-    misses: u64,
-    forwarded: u64,
-    /// Indexed by `Bypass as usize`, the order of [`Bypass::ALL`].
-    bypassed: [u64; Bypass::ALL.len()],
-    refused: u64,
-    /// N+1 reports of this query.
-    repeats: u64,
-    rows: u64,
-    bytes: u64,
-    time: Duration,
-    min: Duration,
-    max: Duration,
-    first_seen: SystemTime,
-    last_seen: SystemTime,
-    /// Elapsed times.
-    latency: LatencySketch,
-}
-
-impl Totals {
-    fn of(s: &Statement<'_>, now: SystemTime) -> Totals {
-        let mut totals = Totals {
-            calls: 0,
-            hits: 0,
-            misses: 0,
-            forwarded: 0,
-            bypassed: [0; Bypass::ALL.len()],
-            refused: 0,
-            repeats: 0,
-            rows: 0,
-            bytes: 0,
-            time: Duration::ZERO,
-            min: Duration::MAX,
-            max: Duration::ZERO,
-            first_seen: now,
-            last_seen: now,
-            latency: LatencySketch::default(),
-        };
-        totals.add(s, now);
-        totals
-    }
-
-    fn add(&mut self, s: &Statement<'_>, now: SystemTime) {
-        self.calls += 1;
-        match s.outcome {
-            Outcome::Hit => self.hits += 1,
-            Outcome::Miss => self.misses += 1,
-            Outcome::Forwarded => self.forwarded += 1,
-            Outcome::Bypassed(why) => self.bypassed[why as usize] += 1,
-            Outcome::Refused => self.refused += 1,
-        }
-        self.rows = self.rows.saturating_add(s.rows);
-        self.bytes = self.bytes.saturating_add(s.bytes);
-        self.time = self.time.saturating_add(s.elapsed);
-        self.min = self.min.min(s.elapsed);
-        self.max = self.max.max(s.elapsed);
-        self.last_seen = self.last_seen.max(now);
-        self.latency.add(s.elapsed);
-    }
-
-    /// Adds `other`'s numbers (an evicted query, or another shard's `<other>`).
-    fn merge(&mut self, other: &Totals) {
-        self.calls += other.calls;
-        self.hits += other.hits;
-        self.misses += other.misses;
-        self.forwarded += other.forwarded;
-        for (mine, theirs) in self.bypassed.iter_mut().zip(other.bypassed) {
-            *mine += theirs;
-        }
-        self.refused += other.refused;
-        self.repeats += other.repeats;
-        self.rows = self.rows.saturating_add(other.rows);
-        self.bytes = self.bytes.saturating_add(other.bytes);
-        self.time = self.time.saturating_add(other.time);
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-        self.first_seen = self.first_seen.min(other.first_seen);
-        self.last_seen = self.last_seen.max(other.last_seen);
-        self.latency.merge(&other.latency);
-    }
-
-    /// The elapsed time at quantile `q`, within [min, max] (the sketch's estimate is within ~3%).
-    fn quantile(&self, q: f64) -> Duration {
-        self.latency.quantile(q).unwrap_or_default().clamp(self.min, self.max)
-    }
-}
 
 /// A query's identity in a shard. Looked up as `dyn KeyParts` so that a borrowed
 /// `(u64, &str)` finds it without building a `Box<str>`.
@@ -301,26 +193,37 @@ impl Shard {
         self.queries.get_mut(&(fingerprint_hash, database) as &dyn KeyParts)
     }
 
-    /// A statement of a query the shard does not hold.
-    fn insert(&mut self, s: &Statement<'_>, now: SystemTime, capacity: usize) {
-        let totals = Totals::of(s, now);
-        if capacity == 0 {
-            self.fold_into_other(s.database, &totals);
-            return;
+    /// The totals of a query (`fingerprint_hash` of `database`), a new row if the shard does
+    /// not hold it. With no room (`capacity` 0) the statements go to the `<other>` row.
+    fn totals(
+        &mut self,
+        fingerprint_hash: u64,
+        fingerprint: &str,
+        database: &str,
+        user: &str,
+        now: SystemTime,
+        capacity: usize,
+    ) -> &mut Totals {
+        // Looked up twice on a new query: the borrow checker cannot return the first look-up.
+        if self.get_mut(fingerprint_hash, database).is_none() {
+            if capacity == 0 {
+                return self.other(database, now);
+            }
+            if self.queries.len() >= capacity {
+                self.evict_least_time();
+            }
+            let key = QueryKey { fingerprint_hash, database: database.into() };
+            let fingerprint = clip(fingerprint, MAX_FINGERPRINT_CHARS).into();
+            self.queries.insert(key, Entry { fingerprint, user: user.into(), totals: Totals::new(now) });
         }
-        if self.queries.len() >= capacity {
-            self.evict_least_time();
-        }
-        let key = QueryKey { fingerprint_hash: s.fingerprint_hash, database: s.database.into() };
-        let fingerprint = clip(s.fingerprint, MAX_FINGERPRINT_CHARS).into();
-        self.queries.insert(key, Entry { fingerprint, user: s.user.into(), totals });
+        &mut self.get_mut(fingerprint_hash, database).expect("just inserted").totals
     }
 
     fn evict_least_time(&mut self) {
         let Some(key) = self
             .queries
             .iter()
-            .min_by_key(|(_, e)| e.totals.time)
+            .min_by_key(|(_, e)| e.totals.counts.time_ns)
             .map(|(k, _)| QueryKey { fingerprint_hash: k.fingerprint_hash, database: k.database.clone() })
         else {
             return;
@@ -331,17 +234,21 @@ impl Shard {
     }
 
     fn fold_into_other(&mut self, database: &str, totals: &Totals) {
+        self.other(database, totals.first_seen).merge(totals);
+    }
+
+    /// The `<other>` row of `database` (or of `*`, when the shard holds too many), made empty
+    /// as of `now` if there was none.
+    fn other(&mut self, database: &str, now: SystemTime) -> &mut Totals {
         let database = if self.others.contains_key(database) || self.others.len() < MAX_OTHER_DATABASES {
             database
         } else {
             ALL_DATABASES
         };
-        match self.others.get_mut(database) {
-            Some(other) => other.merge(totals),
-            None => {
-                self.others.insert(database.into(), totals.clone());
-            }
+        if !self.others.contains_key(database) {
+            self.others.insert(database.into(), Totals::new(now));
         }
+        self.others.get_mut(database).expect("just inserted")
     }
 }
 
@@ -359,6 +266,8 @@ pub struct QueryStats {
     capacities: [usize; SHARDS],
     slow_queries: AtomicU64,
     repeats: AtomicU64,
+    /// Live sessions' statements not yet added ([`SessionStats`]).
+    runs: Runs,
 }
 
 /// `d` in nanoseconds, 0 for `None` (and at least 1 for `Some`).
@@ -400,6 +309,7 @@ impl QueryStats {
             capacities,
             slow_queries: AtomicU64::new(0),
             repeats: AtomicU64::new(0),
+            runs: Runs::default(),
         }
     }
 
@@ -416,28 +326,73 @@ impl QueryStats {
     }
 
     /// Adds one completed statement; logs it if slow. Locks one shard; allocates only for a
-    /// query not in the table (and for a sketch's rare growth, see the module doc).
+    /// query not in the table. Sessions report through [`SessionStats`] instead.
     pub fn record(&self, s: &Statement<'_>) {
         let now = SystemTime::now();
         let i = shard_index(s.fingerprint_hash);
+        let nanos = nanos_of(s.elapsed);
         {
             let mut shard = lock(&self.shards[i]);
-            match shard.get_mut(s.fingerprint_hash, s.database) {
-                Some(entry) => entry.totals.add(s, now),
-                None => shard.insert(s, now, self.capacities[i]),
-            }
+            let totals = shard.totals(s.fingerprint_hash, s.fingerprint, s.database, s.user, now, self.capacities[i]);
+            totals.counts.add(s.outcome, s.rows, s.bytes, nanos);
+            totals.latency.add_nanos(nanos);
+            totals.last_seen = totals.last_seen.max(now);
         }
+        self.log_if_slow(s.fingerprint, s.database, s.user, s.outcome, s.rows, nanos);
+    }
+
+    /// A reporter for one session of `database` and `user` (see [`SessionStats`]), feeding
+    /// `traffic`'s statement histograms too.
+    pub fn session(self: &Arc<Self>, traffic: &Traffic, database: &str, user: &str) -> SessionStats {
+        SessionStats::new(self.clone(), traffic, database, user)
+    }
+
+    /// Adds every live session's statements to the table and the histograms (readers call it
+    /// first).
+    pub fn drain(&self) {
+        self.runs.each(|run| self.add_run(run));
+    }
+
+    /// Adds a session's run to its queries' rows and empties it.
+    fn add_run(&self, run: &mut Run) {
+        run.statements.flush();
+        if run.queries.is_empty() {
+            return;
+        }
+        let clocks = (SystemTime::now(), Instant::now());
+        for pending in run.queries.drain(..) {
+            let (first, last) = (Run::wall(pending.first, clocks), Run::wall(pending.last, clocks));
+            let (query, i) = (&pending.query, shard_index(pending.query.hash));
+            let mut shard = lock(&self.shards[i]);
+            let totals = shard.totals(query.hash, &query.text, &run.database, &run.user, first, self.capacities[i]);
+            totals.counts.merge(&pending.counts);
+            for &nanos in pending.samples() {
+                totals.latency.add_nanos(nanos);
+            }
+            totals.first_seen = totals.first_seen.min(first);
+            totals.last_seen = totals.last_seen.max(last);
+        }
+    }
+
+    /// A session's statement of `id`: logged if slow.
+    #[inline]
+    fn note_if_slow(&self, id: &QueryId, database: &str, user: &str, outcome: Outcome, rows: u64, nanos: u64) {
+        self.log_if_slow(&id.text, database, user, outcome, rows, nanos);
+    }
+
+    #[inline]
+    fn log_if_slow(&self, fingerprint: &str, database: &str, user: &str, outcome: Outcome, rows: u64, nanos: u64) {
         let slow = self.slow_nanos.load(Relaxed);
-        if slow > 0 && s.elapsed.as_nanos() >= u128::from(slow) {
+        if slow > 0 && nanos >= slow {
             self.slow_queries.fetch_add(1, Relaxed);
             tracing::warn!(
                 target: "pgcached::slow_query",
-                fingerprint = s.fingerprint,
-                database = s.database,
-                user = s.user,
-                outcome = s.outcome.label(),
-                elapsed_ms = s.elapsed.as_secs_f64() * 1e3,
-                rows = s.rows,
+                fingerprint,
+                database,
+                user,
+                outcome = outcome.label(),
+                elapsed_ms = nanos as f64 / 1e6,
+                rows,
                 "slow query"
             );
         }
@@ -481,6 +436,7 @@ impl QueryStats {
     /// Every row, the `<other>` ones included (one per database, all shards merged), by total
     /// time, longest first. Locks one shard at a time.
     pub fn snapshot(&self) -> Vec<QueryRow> {
+        self.drain();
         let mut rows = Vec::new();
         let mut others: HashMap<Box<str>, Totals, RandomState> = HashMap::default();
         for shard in &self.shards {
@@ -569,9 +525,10 @@ pub struct QueryRow {
 impl QueryRow {
     /// The numbers of `totals`, as an `<other>` row (the caller sets the identity).
     fn of(totals: &Totals) -> QueryRow {
+        let c = &totals.counts;
         let top_bypass = Bypass::ALL
             .iter()
-            .zip(totals.bypassed)
+            .zip(totals.counts.bypassed)
             .filter(|(_, n)| *n > 0)
             .max_by_key(|(_, n)| *n)
             .map(|(why, _)| why.label());
@@ -581,24 +538,22 @@ impl QueryRow {
             fingerprint: OTHER_FINGERPRINT.to_string(),
             fingerprint_hash: 0,
             is_other: true,
-            calls: totals.calls,
-            hits: totals.hits,
-            misses: totals.misses,
-            forwarded: totals.forwarded,
-            bypassed: totals.bypassed.iter().sum(),
+            calls: c.calls,
+            hits: c.hits,
+            misses: c.misses,
+            forwarded: c.forwarded,
+            bypassed: c.bypassed.iter().sum(),
             top_bypass,
-            refused: totals.refused,
+            refused: c.refused,
             repeats: totals.repeats,
-            rows: totals.rows,
-            bytes: totals.bytes,
-            total: totals.time,
-            mean: Duration::from_nanos(
-                u64::try_from(totals.time.as_nanos() / u128::from(totals.calls.max(1))).unwrap_or(u64::MAX),
-            ),
+            rows: c.rows,
+            bytes: c.bytes,
+            total: totals.time(),
+            mean: Duration::from_nanos(c.time_ns / c.calls.max(1)),
             p50: totals.quantile(0.5),
             p99: totals.quantile(0.99),
-            min: totals.min,
-            max: totals.max,
+            min: totals.min(),
+            max: totals.max(),
             first_seen: totals.first_seen,
             last_seen: totals.last_seen,
         }

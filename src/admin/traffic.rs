@@ -8,18 +8,55 @@
 
 use std::time::Duration;
 
+use prometheus::core::{Collector, Desc};
+use prometheus::local::LocalHistogram;
+use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
-use super::query_stats::Outcome;
-
-/// Paths a statement takes, as the `path` label says them.
-const PATHS: [&str; 5] = ["hit", "miss", "forwarded", "bypassed", "refused"];
+use super::outcome::{Outcome, PATHS};
 
 /// Latency buckets, seconds: 50 µs (a cache hit) to 30 s.
 const BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0,
 ];
+
+/// A session's halves of the statement histograms: observed without atomics, added to the
+/// shared ones by [`LocalStatements::flush`] (with the session's per-query statistics, see
+/// `query_stats::run`; a scrape drains them first: [`Traffic::register`]).
+pub struct LocalStatements([LocalHistogram; PATHS.len()]);
+
+impl LocalStatements {
+    /// A statement answered along `outcome`'s path in `elapsed`.
+    #[inline]
+    pub fn observe(&self, outcome: Outcome, elapsed: Duration) {
+        self.0[outcome.path()].observe(elapsed.as_secs_f64());
+    }
+
+    /// Adds what was observed to the shared histograms.
+    pub fn flush(&self) {
+        for h in &self.0 {
+            h.flush();
+        }
+    }
+}
+
+/// The statement histograms, collected after `before` ran (it adds the sessions' local halves).
+struct DrainedFirst {
+    histograms: HistogramVec,
+    before: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Collector for DrainedFirst {
+    fn desc(&self) -> Vec<&Desc> {
+        self.histograms.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        (self.before)();
+        self.histograms.collect()
+    }
+}
 
 /// The data path's metrics; register them with [`Traffic::register`].
 pub struct Traffic {
@@ -72,9 +109,15 @@ impl Traffic {
         })
     }
 
-    /// Add these metrics to `registry`.
-    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.statement_seconds.clone()))?;
+    /// Add these metrics to `registry`; `before_statements` runs before each collection of
+    /// the statement histograms (it flushes the sessions' [`LocalStatements`]).
+    pub fn register(
+        &self,
+        registry: &Registry,
+        before_statements: impl Fn() + Send + Sync + 'static,
+    ) -> prometheus::Result<()> {
+        let histograms = self.statement_seconds.clone();
+        registry.register(Box::new(DrainedFirst { histograms, before: Box::new(before_statements) }))?;
         registry.register(Box::new(self.pool_wait_seconds.clone()))?;
         registry.register(Box::new(self.bytes_received.clone()))?;
         registry.register(Box::new(self.bytes_sent.clone()))?;
@@ -83,17 +126,9 @@ impl Traffic {
         Ok(())
     }
 
-    /// A statement answered along `outcome`'s path in `elapsed`.
-    #[inline]
-    pub fn statement(&self, outcome: Outcome, elapsed: Duration) {
-        let path = match outcome {
-            Outcome::Hit => 0,
-            Outcome::Miss => 1,
-            Outcome::Forwarded => 2,
-            Outcome::Bypassed(_) => 3,
-            Outcome::Refused => 4,
-        };
-        self.by_path[path].observe(elapsed.as_secs_f64());
+    /// A session's own statement histograms (see [`LocalStatements`]).
+    pub fn local_statements(&self) -> LocalStatements {
+        LocalStatements(self.by_path.each_ref().map(Histogram::local))
     }
 
     /// A checkout that had to wait `waited` for a server connection.
@@ -148,9 +183,12 @@ mod tests {
     fn each_update_lands_under_its_labels() {
         let traffic = Traffic::new().unwrap();
         let registry = Registry::new();
-        traffic.register(&registry).unwrap();
-        traffic.statement(Outcome::Hit, Duration::from_micros(80));
-        traffic.statement(Outcome::Forwarded, Duration::from_millis(3));
+        let local = std::sync::Arc::new(std::sync::Mutex::new(traffic.local_statements()));
+        let drained = local.clone();
+        traffic.register(&registry, move || drained.lock().unwrap().flush()).unwrap();
+        // Observed locally: in the histograms once the scrape has drained them.
+        local.lock().unwrap().observe(Outcome::Hit, Duration::from_micros(80));
+        local.lock().unwrap().observe(Outcome::Forwarded, Duration::from_millis(3));
         traffic.upstream_error(b"23505");
         traffic.upstream_error(b"\x00");
         traffic.refused("bi", "deny_tables");

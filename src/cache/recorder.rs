@@ -27,6 +27,7 @@ use super::flight::Flight;
 use super::key::CacheKey;
 pub use super::stats::Rejected;
 use super::versions::{TableVersions, Versions};
+use crate::sql::query_id::QueryId;
 
 /// A stored answer: the recorded frames and the versions they were read under.
 #[derive(Debug)]
@@ -46,6 +47,9 @@ pub struct CachedResult {
     pub hit: std::sync::atomic::AtomicBool,
     /// DataRows in `frames` (for statistics).
     pub rows: u64,
+    /// The statement's identity in per-query statistics, when they are on: a hit is reported
+    /// under it without fingerprinting the text again.
+    pub query: Option<QueryId>,
 }
 
 impl CachedResult {
@@ -85,6 +89,9 @@ pub struct Recorder {
     ttl: Duration,
     /// DataRows recorded.
     rows: u64,
+    /// The statement's identity in statistics, for the entry (boxed: [`super::Lookup`] carries
+    /// recorders by value).
+    pub(crate) query: Option<Box<QueryId>>,
     /// Held so that followers are released when this recording ends, however it ends.
     pub(crate) flight: Option<Flight>,
 }
@@ -112,6 +119,7 @@ impl Recorder {
             tables,
             ttl,
             rows: 0,
+            query: None,
             flight: None,
         }
     }
@@ -177,6 +185,7 @@ impl Recorder {
             ttl: self.ttl,
             hit: std::sync::atomic::AtomicBool::new(false),
             rows: self.rows,
+            query: self.query.take().map(|q| *q),
         })
     }
 

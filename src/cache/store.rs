@@ -20,6 +20,7 @@ use super::recorder::{CachedResult, Recorder, Rejected};
 use super::stats::{CacheStats, InvalidationCause};
 use super::versions::{RowDeps, RowWrite, TableVersions};
 use crate::config::CacheConfig;
+use crate::sql::query_id::QueryId;
 
 /// What an entry costs beyond its frames (key, `Arc`, versions, moka's bookkeeping), so that
 /// many tiny entries are weighed honestly against `cache.max_memory`.
@@ -39,6 +40,8 @@ pub struct FillSpec<'a> {
     /// table (see `versions`).
     pub rows: Option<RowDeps<'a>>,
     pub ttl: Duration,
+    /// The statement's identity in per-query statistics, kept with the entry (`None`: off).
+    pub query: Option<&'a QueryId>,
 }
 
 /// The answer of [`ResultCache::lookup`].
@@ -233,7 +236,9 @@ impl ResultCache {
         let others = spec.tables.iter().copied().filter(|t| pinned.as_deref() != Some(version_key(t).as_str()));
         let versions = self.versions.snapshot(spec.database, others, spec.rows);
         let tables: Arc<[String]> = spec.tables.iter().map(|t| t.to_string()).collect();
-        Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.max_entry_size)
+        let mut recorder = Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.max_entry_size);
+        recorder.query = spec.query.map(|q| Box::new(q.clone()));
+        recorder
     }
 
     /// End a fill: store the answer if the recorder accepts it (see `recorder.rs`), count the

@@ -21,7 +21,8 @@ fn answer(payload: usize) -> Vec<Vec<u8>> {
     vec![frame(b'T', b"\0\0"), frame(b'D', &vec![b'x'; payload]), frame(b'C', b"SELECT 1\0")]
 }
 
-const SPEC: FillSpec<'static> = FillSpec { database: "app", tables: &["t"], rows: None, ttl: Duration::from_secs(60) };
+const SPEC: FillSpec<'static> =
+    FillSpec { database: "app", tables: &["t"], rows: None, ttl: Duration::from_secs(60), query: None };
 
 fn fill(cache: &ResultCache, key: CacheKey, spec: &FillSpec<'_>) -> Result<(), Rejected> {
     let Lookup::Fill(mut rec) = cache.lookup(key, spec) else { panic!("expected a fill") };

@@ -74,7 +74,13 @@ impl Session {
             match self.plan(&frames[n..]).await {
                 Plan::Hit { entry, parses, describe } => {
                     if let Some(tag) = self.hold_begin(head.text()).await {
-                        self.exchange_answered(None, Outcome::Hit, entry.rows, entry.frames.len());
+                        self.exchange_answered(
+                            entry.query.as_ref(),
+                            None,
+                            Outcome::Hit,
+                            entry.rows,
+                            entry.frames.len(),
+                        );
                         self.register_parses(&frames);
                         self.answer_with(entry.frames.len() + 64, |out| {
                             head.answer(out, tag);
@@ -97,7 +103,7 @@ impl Session {
                 self.answer(reply);
             }
             Plan::Hit { entry, parses, describe } => {
-                self.exchange_answered(None, Outcome::Hit, entry.rows, entry.frames.len());
+                self.exchange_answered(entry.query.as_ref(), None, Outcome::Hit, entry.rows, entry.frames.len());
                 self.register_parses(&frames);
                 let status = self.tx.status();
                 self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe, status));
@@ -229,17 +235,17 @@ impl Session {
                     None => return Plan::Forward,
                 },
             };
-        if self.shared.queries.is_some() {
-            self.tally.id = std::str::from_utf8(text).ok().map(QueryId::of_text);
-        }
         let exec = Execution { bind_tail: b.params_and_formats, param_types, shape };
         let hit = |entry: Arc<CachedResult>| {
             let answers = !describe || entry.description().is_some();
             if answers { Plan::Hit { entry, parses: parses.len(), describe } } else { Plan::Forward }
         };
-        if self.policy.is_none()
-            && let Some(entry) = self.cached_answer(text, Some(exec))
-        {
+        let hit_first = if self.policy.is_none() { self.cached_answer(text, Some(exec)) } else { None };
+        // The statement's identity in statistics: a hit's entry holds it (filled under it).
+        if self.tally.on && hit_first.as_ref().is_none_or(|e| e.query.is_none()) {
+            self.tally.id = std::str::from_utf8(text).ok().map(QueryId::of_text);
+        }
+        if let Some(entry) = hit_first {
             return hit(entry);
         }
         let Ok(text_str) = std::str::from_utf8(text) else { return Plan::Forward };

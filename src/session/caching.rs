@@ -242,7 +242,13 @@ impl Session {
         };
         let rows = rows.as_ref().map(|(table, (column, values))| RowDeps { table, column, values });
         let key = self.cache_key(text, exec);
-        let spec = FillSpec { database: &self.key.database, tables: &table_refs, rows, ttl: decision.ttl };
+        let spec = FillSpec {
+            database: &self.key.database,
+            tables: &table_refs,
+            rows,
+            ttl: decision.ttl,
+            query: self.tally.id.as_ref(),
+        };
         match cache.lookup(key, &spec) {
             // Holding a server connection (in a block), never wait for a leader: it may be
             // waiting for this very connection (a pool of one), and both would sit out their

@@ -267,7 +267,7 @@ impl Session {
             // Before decoding: an entry exists only for a text that was analyzed (UTF-8).
             if let Some(entry) = self.cached_answer(text, None) {
                 self.replay_simple(&entry.frames);
-                self.exchange_answered(Some(text), Outcome::Hit, entry.rows, entry.frames.len());
+                self.exchange_answered(entry.query.as_ref(), Some(text), Outcome::Hit, entry.rows, entry.frames.len());
                 return Ok(Flow::Continue);
             }
         }
@@ -314,7 +314,13 @@ impl Session {
                 Lookup::Hit(entry) => {
                     self.notice_if_cut(&verdict.notices, &entry.frames);
                     self.replay_simple(&entry.frames);
-                    self.exchange_answered(Some(sent_text.as_bytes()), Outcome::Hit, entry.rows, entry.frames.len());
+                    self.exchange_answered(
+                        entry.query.as_ref(),
+                        Some(sent_text.as_bytes()),
+                        Outcome::Hit,
+                        entry.rows,
+                        entry.frames.len(),
+                    );
                     return Ok(Flow::Continue);
                 }
                 Lookup::Fill(recorder) => fill = Some(recorder),

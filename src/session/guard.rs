@@ -142,7 +142,7 @@ impl Session {
             "statement refused"
         );
         self.shared.traffic.refused(policy, refusal.rule);
-        self.exchange_answered(None, crate::admin::query_stats::Outcome::Refused, 0, 0);
+        self.exchange_answered(None, None, crate::admin::query_stats::Outcome::Refused, 0, 0);
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, refusal.sqlstate, &refusal.message);
         self.fail_statement(out, simple);

@@ -137,8 +137,8 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         None => None,
     };
     let (client_rx, client_tx) = tokio::io::split(stream);
-    let shared_queries_on = shared.queries.is_some();
-    let shared_queries_repeats = shared.queries.as_ref().and_then(|q| q.repeat_detector());
+    let reporter = shared.queries.as_ref().map(|q| q.session(&shared.traffic, &database, &user));
+    let repeats = shared.queries.as_ref().and_then(|q| q.repeat_detector());
     let session = Session {
         shared,
         live: live.clone(),
@@ -189,7 +189,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         timeout_cancel: None,
         held_begin: None,
         limited: Default::default(),
-        tally: super::stats::Tally::new(shared_queries_on, shared_queries_repeats),
+        tally: super::stats::Tally::new(reporter, repeats),
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

@@ -10,10 +10,10 @@
 //! filed under the statement of its last Execute (else its last Parse).
 
 use std::cell::Cell;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Session;
-use crate::admin::query_stats::{Outcome, Statement};
+use crate::admin::query_stats::{Outcome, SessionStats};
 use crate::admin::repeats::RepeatDetector;
 use crate::cache::Bypass;
 use crate::sql::query_id::QueryId;
@@ -49,12 +49,15 @@ pub struct Tally {
     rows_at_ready: u64,
     bytes_at_ready: u64,
     repeats: Option<RepeatDetector>,
+    /// The session's reporter to the per-query table (`None`: statistics off).
+    reporter: Option<SessionStats>,
 }
 
 impl Tally {
-    /// A session's (`on`: `stats.enabled`), with an N+1 detector when `stats.n_plus_one` is set.
-    pub fn new(on: bool, repeats: Option<RepeatDetector>) -> Tally {
-        Tally { on, repeats, ..Tally::default() }
+    /// A session's: on with a reporter (`stats.enabled`), with an N+1 detector when
+    /// `stats.n_plus_one` is set.
+    pub fn new(reporter: Option<SessionStats>, repeats: Option<RepeatDetector>) -> Tally {
+        Tally { on: reporter.is_some(), reporter, repeats, ..Tally::default() }
     }
 
     /// A reload's N+1 settings (a new detector: runs counted so far are forgotten).
@@ -110,18 +113,35 @@ impl Session {
         Box::new(Mark { id, outcome, started })
     }
 
-    /// The exchange of `text` (`None`: the extended statement in progress) was answered by the
-    /// proxy: from the cache (`Hit`) or refused.
-    pub(super) fn exchange_answered(&mut self, text: Option<&[u8]>, outcome: Outcome, rows: u64, bytes: usize) {
+    /// The exchange was answered by the proxy: from the cache (`Hit`: `known` is the entry's
+    /// query) or refused. Its identity: `known`, else the analysis's, else `text`'s (`None`: the
+    /// extended statement in progress).
+    pub(super) fn exchange_answered(
+        &mut self,
+        known: Option<&QueryId>,
+        text: Option<&[u8]>,
+        outcome: Outcome,
+        rows: u64,
+        bytes: usize,
+    ) {
         if !self.tally.on {
             return;
         }
-        let elapsed = self.tally.started.take().map(|s| s.elapsed()).unwrap_or_default();
-        self.shared.traffic.statement(outcome, elapsed);
-        let text = text.and_then(|t| std::str::from_utf8(t).ok());
-        if let Some(id) = self.tally.id.take().or_else(|| text.map(QueryId::of_text)) {
-            self.report(&id, outcome, rows, bytes as u64, elapsed);
-        }
+        let now = Instant::now();
+        let elapsed = self.tally.started.take().map(|s| now.saturating_duration_since(s)).unwrap_or_default();
+        let analysed = self.tally.id.take();
+        let of_text;
+        let id = match (known, &analysed) {
+            (Some(id), _) | (None, Some(id)) => Some(id),
+            (None, None) => match text.and_then(|t| std::str::from_utf8(t).ok()) {
+                Some(text) => {
+                    of_text = QueryId::of_text(text);
+                    Some(&of_text)
+                }
+                None => None,
+            },
+        };
+        self.report(id, outcome, rows, bytes as u64, elapsed, now);
     }
 
     /// A ReadyForQuery from the server; `mark`: the exchange it ends, if one was marked.
@@ -130,31 +150,29 @@ impl Session {
         let (rows, bytes) = (t.rows - t.rows_at_ready, t.bytes - t.bytes_at_ready);
         (t.rows_at_ready, t.bytes_at_ready) = (t.rows, t.bytes);
         if let Some(mark) = mark {
-            let elapsed = mark.started.elapsed();
-            self.shared.traffic.statement(mark.outcome, elapsed);
-            if let Some(id) = &mark.id {
-                self.report(id, mark.outcome, rows, bytes, elapsed);
-            }
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(mark.started);
+            self.report(mark.id.as_ref(), mark.outcome, rows, bytes, elapsed, now);
         }
     }
 
-    fn report(&mut self, id: &QueryId, outcome: Outcome, rows: u64, bytes: u64, elapsed: std::time::Duration) {
-        let Some(stats) = &self.shared.queries else { return };
-        let (database, user) = (&self.key.database, &self.key.user);
-        stats.record(&Statement {
-            fingerprint_hash: id.hash,
-            fingerprint: &id.text,
-            database,
-            user,
-            outcome,
-            rows,
-            bytes,
-            elapsed,
-        });
-        if let Some(repeats) = &mut self.tally.repeats
-            && let Some(count) = repeats.observe(id.hash, Instant::now())
+    /// A statement to the histograms and, under `id` if known, the per-query table.
+    fn report(
+        &mut self,
+        id: Option<&QueryId>,
+        outcome: Outcome,
+        rows: u64,
+        bytes: u64,
+        elapsed: Duration,
+        now: Instant,
+    ) {
+        let Some(reporter) = &self.tally.reporter else { return };
+        reporter.record(id, outcome, rows, bytes, elapsed, now);
+        if let Some(id) = id
+            && let Some(repeats) = &mut self.tally.repeats
+            && let Some(count) = repeats.observe(id.hash, now)
         {
-            stats.report_repeat(database, user, id.hash, &id.text, count);
+            reporter.report_repeat(id, count);
         }
     }
 }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::sql::fingerprint::hash64;
+use crate::sql::query_id::QueryId;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -283,4 +284,78 @@ fn the_collector_exposes_only_the_top_queries() {
     assert!(text.contains("query_id=\"00000000000000d4\""), "{text}");
     assert!(!text.contains("query_id=\"00000000000000b2\""), "{text}");
     assert!(text.lines().any(|l| l == "pgcached_slow_queries_total 2"), "{text}");
+}
+
+fn id(hash: u64, text: &str) -> QueryId {
+    QueryId { hash, text: text.into() }
+}
+
+#[test]
+fn a_session_run_is_in_every_snapshot_and_equals_the_statements_one_by_one() {
+    let table = Arc::new(stats(100));
+    let direct = stats(100);
+    let session = table.session(&Traffic::new().unwrap(), "app", "alice");
+    let queries: Vec<QueryId> = (1..=RUN_QUERIES as u64 + 2).map(|h| id(h, &format!("select {h}"))).collect();
+    let start = std::time::Instant::now();
+    // Long runs of one query (past what a run holds), then more queries taking turns than a
+    // run holds at once, then a few of them.
+    let mut plan: Vec<&QueryId> = vec![&queries[0]; 3];
+    plan.extend(vec![&queries[1]; RUN_SAMPLES + 5]);
+    plan.extend(vec![&queries[0]; 2 * RUN_SAMPLES]);
+    plan.extend((0..10 * queries.len()).map(|i| &queries[i % queries.len()]));
+    plan.extend((0..3 * RUN_SAMPLES).map(|i| &queries[i % 2 + 2]));
+    for (n, q) in (1u32..).zip(plan) {
+        let (elapsed, outcome) = (MS * (n % 13 + 1), if n % 3 == 0 { Outcome::Miss } else { Outcome::Hit });
+        session.record(Some(q), outcome, 2, 20, elapsed, start + MS * n);
+        direct.record(&Statement {
+            fingerprint_hash: q.hash,
+            fingerprint: &q.text,
+            outcome,
+            rows: 2,
+            bytes: 20,
+            ..stmt(q.hash, elapsed)
+        });
+        if n % 50 == 0 {
+            // A reader in the middle of a run sees every statement so far.
+            assert_eq!(table.snapshot().iter().map(|r| r.calls).sum::<u64>(), u64::from(n));
+        }
+    }
+    let (buffered, one_by_one) = (table.snapshot(), direct.snapshot());
+    assert_eq!(buffered.len(), queries.len());
+    for q in &queries {
+        let (b, d) = (row(&buffered, q.hash), row(&one_by_one, q.hash));
+        assert_eq!(
+            (b.calls, b.hits, b.misses, b.rows, b.bytes, b.total, b.min, b.max, b.p50, b.p99),
+            (d.calls, d.hits, d.misses, d.rows, d.bytes, d.total, d.min, d.max, d.p50, d.p99),
+            "query {}",
+            q.text
+        );
+        assert_eq!(b.fingerprint, q.text.as_ref());
+        assert!(b.first_seen <= b.last_seen);
+    }
+    assert_eq!(row(&buffered, 1).calls, 3 + 2 * RUN_SAMPLES as u64 + 10);
+}
+
+#[test]
+fn a_session_that_ends_leaves_its_run_in_the_table() {
+    let table = Arc::new(stats(100));
+    {
+        let session = table.session(&Traffic::new().unwrap(), "app", "bob");
+        session.record(Some(&id(5, "select ?")), Outcome::Forwarded, 1, 9, MS, std::time::Instant::now());
+    }
+    let mut live = 0;
+    table.runs.each(|_| live += 1);
+    assert_eq!(live, 0, "an ended session's run is no longer listed");
+    let rows = table.snapshot();
+    assert_eq!((row(&rows, 5).calls, row(&rows, 5).forwarded, row(&rows, 5).user.as_str()), (1, 1, "bob"));
+}
+
+#[test]
+fn a_session_repeat_is_counted_on_its_buffered_query() {
+    let table = Arc::new(stats(100));
+    let session = table.session(&Traffic::new().unwrap(), "app", "alice");
+    let q = id(9, "select ?");
+    session.record(Some(&q), Outcome::Hit, 1, 1, MS, std::time::Instant::now());
+    session.report_repeat(&q, 3);
+    assert_eq!(row(&table.snapshot(), 9).repeats, 1, "the run was added before the burst was counted");
 }
