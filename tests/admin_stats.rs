@@ -70,7 +70,17 @@ async fn show_queries_counts_each_path_and_masks_literals() {
     assert_eq!((number(kv, "entries_hit"), number(kv, "writes_seen")), (2, 1), "{kv:?}");
     assert!(number(kv, "bytes") > 0);
 
-    let stats = show(&admin, "SHOW STATS").await;
+    // tokio-postgres returns the INSERT's error before the ReadyForQuery that ends (and reports)
+    // that exchange has arrived: wait for it, briefly.
+    let mut stats = show(&admin, "SHOW STATS").await;
+    for _ in 0..50 {
+        let app_stats = stats.iter().find(|r| field(r, "database") == Some("app")).expect("app in SHOW STATS");
+        if number(app_stats, "total_query_count") >= 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stats = show(&admin, "SHOW STATS").await;
+    }
     let app_stats = stats.iter().find(|r| field(r, "database") == Some("app")).expect("app in SHOW STATS");
     assert!(number(app_stats, "total_query_count") >= 9, "{app_stats:?}");
     assert_eq!(number(app_stats, "total_cache_hits"), 4, "{app_stats:?}");
