@@ -101,6 +101,11 @@ impl Fixture {
         number(&show(&self.admin, "SHOW CACHE").await[0], "hits")
     }
 
+    /// Times the stream fell behind the bound or was lost: answers were held or flushed then.
+    async fn disturbances(&self) -> u64 {
+        self.replication("app").await.map_or(0, |r| number(&r, "behind") + number(&r, "losses"))
+    }
+
     /// Read `read` through the proxy until it is cached: the second read of an answer is a hit.
     async fn cache(&self, read: &str) -> Option<String> {
         let first = simple_one(&self.proxied, read).await;
@@ -108,13 +113,22 @@ impl Fixture {
         first
     }
 
-    /// `read` is answered from the cache, with `want`.
+    /// `read` is answered from the cache, with `want`. A miss is excused (and the read tried
+    /// again) only if the stream fell behind the bound or was lost meanwhile, which a loaded
+    /// machine may cause and which holds or flushes every answer of the database.
     async fn assert_hit(&self, read: &str, want: &Option<String>) {
-        let before = self.hits().await;
-        assert_eq!(&simple_one(&self.proxied, read).await, want, "`{read}`");
-        let after = self.hits().await;
-        let rep = self.replication("app").await;
-        assert_eq!(after, before + 1, "`{read}` must be a cache hit ({rep:?})");
+        for _ in 0..3 {
+            let (disturbed, before) = (self.disturbances().await, self.hits().await);
+            assert_eq!(&simple_one(&self.proxied, read).await, want, "`{read}`");
+            if self.hits().await == before + 1 {
+                return;
+            }
+            let rep = self.replication("app").await;
+            assert_ne!(self.disturbances().await, disturbed, "`{read}` must be a cache hit ({rep:?})");
+            self.serving("app").await;
+            simple_one(&self.proxied, read).await;
+        }
+        panic!("`{read}` never a hit");
     }
 
     /// Write around the proxy, then: `read` through the proxy shows it within the bound.
@@ -314,11 +328,13 @@ async fn upstream_tls_carries_the_stream() {
     fresh_within(&proxied, &direct, read, Instant::now()).await;
 }
 
+/// Per key, the values acknowledged to the writer and when (values only grow).
+type Acked = HashMap<i32, Vec<(Instant, i64)>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bypassing_writer_never_makes_a_read_staler_than_the_bound() {
     let f = Fixture::new(|_| {}).await;
-    // Per key, the values acknowledged and when (values only grow).
-    let acked: Arc<Mutex<HashMap<i32, Vec<(Instant, i64)>>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let until = Instant::now() + Duration::from_secs(4);
     let writer = {
         let acked = acked.clone();
@@ -402,4 +418,79 @@ async fn without_logical_wal_or_replication_rights_it_refuses_to_start() {
     pg.psql("ALTER ROLE bob REPLICATION");
     let err = start(&pg, "bob").await;
     assert!(err.contains("CREATE PUBLICATION"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_slot_outlives_the_proxy_until_dropped_as_documented() {
+    let pg = PgCluster::start_with(logical());
+    pg.psql_db("app", SCHEMA);
+    let direct = connect(&pg.url("postgres", "app")).await;
+    let named = |c: &mut Config| {
+        replicating(c);
+        c.cache.replication.slot = Some("keep".into());
+    };
+    let slot = "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'keep_app' AND NOT temporary";
+    let read = "SELECT bal FROM acct WHERE id = 1";
+    for (round, value) in [(1, 21), (2, 22)] {
+        let proxy = Proxy::start_with(&pg, named).await;
+        let proxied = connect(&proxy.url("postgres", "app")).await;
+        let start = Instant::now();
+        while simple_one(&direct, "SELECT count(*) FROM pg_stat_replication").await.as_deref() != Some("1") {
+            assert!(start.elapsed() < Duration::from_secs(20), "round {round}: no stream");
+            simple_one(&proxied, read).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        direct.batch_execute(&format!("UPDATE acct SET bal = {value} WHERE id = 1")).await.unwrap();
+        fresh_within(&proxied, &direct, read, Instant::now()).await;
+        drop(proxied);
+        proxy.shutdown().await;
+        assert_eq!(simple_one(&direct, slot).await.as_deref(), Some("1"), "round {round}: the slot stays");
+    }
+    // The cleanup command README gives.
+    direct.batch_execute("SELECT pg_drop_replication_slot('keep_app')").await.unwrap();
+    assert_eq!(simple_one(&direct, "SELECT count(*) FROM pg_replication_slots").await.as_deref(), Some("0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_altered_around_the_proxy_is_followed_by_its_new_shape() {
+    let f = Fixture::new(|_| {}).await;
+    // A row change first: the stream describes the table (DDL before a table's first change
+    // since pgcached started, or with no row change at all, is not in the stream: README).
+    f.bypass("UPDATE acct SET bal = 1 WHERE id = 10", &["SELECT bal FROM acct WHERE id = 10"]).await;
+    let star = "SELECT * FROM acct WHERE id = 8";
+    f.cache(star).await;
+    // DDL then a row change: the stream describes the new shape before the change, and the
+    // answers that relied on the old one go.
+    f.bypass("ALTER TABLE acct ADD COLUMN extra int DEFAULT 7; UPDATE acct SET bal = 1 WHERE id = 9", &[star]).await;
+    assert!(simple_one(&f.proxied, "SELECT count(*) FROM acct WHERE id = 8").await.is_some());
+    let renamed = "SELECT bal FROM acct WHERE id = 2";
+    f.cache(renamed).await;
+    f.bypass("ALTER TABLE acct RENAME COLUMN owner TO holder; UPDATE acct SET holder = 'x' WHERE id = 2", &[renamed])
+        .await;
+    let by_holder = "SELECT count(*) FROM acct WHERE holder = 'x'";
+    f.cache(by_holder).await;
+    f.bypass("UPDATE acct SET holder = 'x' WHERE id = 3", &[by_holder]).await;
+    assert_eq!(simple_one(&f.proxied, by_holder).await.as_deref(), Some("2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_stops_the_cache_within_the_bound_and_resumes() {
+    let f = Fixture::new(|_| {}).await;
+    let read = "SELECT bal FROM acct WHERE id = 1";
+    f.cache(read).await;
+    let pid = simple_one(&f.direct, "SELECT pid FROM pg_stat_replication").await.expect("a walsender");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    // The walsender stops sending (as a stuck network would), the connection stays open.
+    signal("-STOP");
+    f.bypass("UPDATE acct SET bal = 31 WHERE id = 1", &[read]).await;
+    let rep = f.replication("app").await.unwrap();
+    assert_eq!((field(&rep, "connected"), field(&rep, "serving")), (Some("t"), Some("f")), "{rep:?}");
+    assert!(number(&rep, "behind") >= 1, "{rep:?}");
+    signal("-CONT");
+    f.serving("app").await;
+    f.cache(read).await;
+    f.bypass("UPDATE acct SET bal = 32 WHERE id = 1", &[read]).await;
 }

@@ -216,6 +216,7 @@ pub fn replication(shared: &Shared) -> ResultSet {
         ("changes", INT8),
         ("sessions", INT8),
         ("losses", INT8),
+        ("behind", INT8),
     ]);
     let max_lag = shared.config.cache.replication.max_lag.as_secs_f64() * 1000.0;
     let b = |v: bool| text(if v { "t" } else { "f" });
@@ -232,6 +233,7 @@ pub fn replication(shared: &Shared) -> ResultSet {
             text(st.changes()),
             text(st.sessions()),
             text(st.losses()),
+            text(st.behind()),
         ]);
     }
     rs

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::decode::{OldRow, Relation, Value};
-use crate::cache::rowkey::{ColumnKind, PinValue, key};
+use crate::cache::rowkey::{ColumnKeys, ColumnKind, PinValue, key};
 use crate::cache::versions::RowWrite;
 use crate::cache::{InvalidationCause, ResultCache};
 
@@ -31,29 +31,44 @@ struct Known {
     columns: Vec<(String, Option<ColumnKind>, bool)>,
 }
 
-/// Relation id → what it is, per stream connection (pgoutput describes each relation again
-/// on every new connection, and after DDL).
+/// Relation id → what it is, per database followed (pgoutput describes each relation before
+/// its first change on every connection, and again after DDL or any cache invalidation).
 #[derive(Debug, Default)]
 pub struct RelationMap {
     by_id: HashMap<u32, Known>,
 }
 
 impl RelationMap {
-    /// Learn `rel`. `true`: a relation already known changed its name or columns (DDL around
-    /// the proxy): what the catalog told about it may be wrong now.
-    pub fn learn(&mut self, rel: &Relation) -> bool {
+    /// Learn `rel`, and say how it compares with what was known.
+    pub fn learn(&mut self, rel: &Relation) -> Learned {
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let known = Known {
             table: format!("{}.{}", quote(&rel.schema), quote(&rel.name)),
             columns: rel.columns.iter().map(|c| (c.name.clone(), kind(c.type_oid), c.key)).collect(),
         };
-        self.by_id.insert(rel.id, known.clone()).is_some_and(|old| old != known)
+        match self.by_id.insert(rel.id, known.clone()) {
+            None => Learned::New,
+            Some(old) if old == known => Learned::Same,
+            Some(_) => Learned::Changed,
+        }
     }
 
     /// The `"schema"."name"` of relation `id`.
     pub fn table(&self, id: u32) -> Option<&str> {
         self.by_id.get(&id).map(|k| k.table.as_str())
     }
+}
+
+/// What a Relation message taught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// First described on this connection: it may have changed (DDL around the proxy) since
+    /// answers reading it were filled, and nothing can tell.
+    New,
+    /// Described again (pgoutput does so after any cache invalidation of the relation), same.
+    Same,
+    /// Its name or columns changed: DDL around the proxy.
+    Changed,
 }
 
 /// How values of a column of type `oid` compare, as the catalog's row columns classify them
@@ -169,7 +184,7 @@ impl Footprint {
         if self.rows.is_empty() {
             return;
         }
-        let columns: Vec<(&String, Vec<(String, Vec<u64>)>)> = self
+        let columns: Vec<(&String, ColumnKeys)> = self
             .rows
             .iter()
             .map(|(table, cols)| {

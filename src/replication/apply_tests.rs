@@ -45,7 +45,7 @@ fn t(s: &str) -> Value<'_> {
 #[test]
 fn an_insert_reaches_reads_of_its_values_only() {
     let mut map = RelationMap::default();
-    assert!(!map.learn(&acct(b'd')));
+    assert_eq!(map.learn(&acct(b'd')), Learned::New);
     let r = Reads::new();
     let (id1, id2, o1, whole) = (r.pinned("id", "1"), r.pinned("id", "2"), r.pinned("owner", "o1"), r.whole());
     let mut fp = Footprint::default();
@@ -128,11 +128,11 @@ fn a_delete_by_key_a_truncate_and_an_unknown_relation() {
 #[test]
 fn a_relation_that_changes_shape_is_reported() {
     let mut map = RelationMap::default();
-    assert!(!map.learn(&acct(b'd')));
-    assert!(!map.learn(&acct(b'd')), "described again, same shape");
+    assert_eq!(map.learn(&acct(b'd')), Learned::New);
+    assert_eq!(map.learn(&acct(b'd')), Learned::Same, "described again, same shape");
     let mut altered = acct(b'd');
     altered.columns.pop();
-    assert!(map.learn(&altered));
+    assert_eq!(map.learn(&altered), Learned::Changed);
     assert_eq!(map.table(1), Some("\"public\".\"acct\""));
 }
 

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::{debug, info};
 
-use super::apply::{Footprint, RelationMap};
+use super::apply::{Footprint, Learned, RelationMap};
 use super::decode::{self, CopyMessage, Lsn, Message};
 use super::stream::{self, Streaming};
 use super::{Context, ReplicationError, StreamState};
@@ -47,6 +47,7 @@ pub async fn follow(
     state: &Arc<StreamState>,
     mut streaming: Streaming,
     control: Client,
+    relations: &mut RelationMap,
     stop: &mut oneshot::Receiver<()>,
 ) -> Result<Ended, ReplicationError> {
     let max_lag = ctx.config.max_lag;
@@ -66,7 +67,7 @@ pub async fn follow(
         applied: 0,
         confirmed: 0,
         tx: None,
-        relations: RelationMap::default(),
+        relations,
         block_size,
         delay: ctx.apply_delay.with_label_values(&[db]),
     };
@@ -103,7 +104,7 @@ pub async fn follow(
             _ = sleep_until_opt(deadline), if !f.held => {
                 f.held = true;
                 ctx.cache.hold(db);
-                state.set_held(true);
+                state.fell_behind();
                 info!(database = %db, max_lag = ?max_lag, "replication: stream behind the bound; the database's answers are not served");
             }
             _ = confirm_tick.tick() => {
@@ -168,7 +169,7 @@ struct Follower<'a> {
     confirmed: Lsn,
     /// The open transaction's changes.
     tx: Option<Footprint>,
-    relations: RelationMap,
+    relations: &'a mut RelationMap,
     /// `wal_block_size`: WAL pages start with a header no record occupies.
     block_size: u64,
     /// Commit (server clock) to invalidated (ours), per transaction that changed rows.
@@ -209,15 +210,18 @@ impl Follower<'_> {
         let map = &self.relations;
         match m {
             Message::Begin { .. } => self.tx = Some(Footprint::default()),
-            Message::Relation(rel) => {
-                if self.relations.learn(&rel) {
+            Message::Relation(rel) => match self.relations.learn(&rel) {
+                // New: first described since pgcached started following the database; what it
+                // looked like before is not known (README: DDL with no row change is not seen).
+                Learned::Same | Learned::New => {}
+                Learned::Changed => {
                     // DDL around the proxy: the catalog's answers about it may be wrong now.
                     if let Some(catalog) = self.ctx.catalogs.for_database(self.db) {
                         catalog.refresh();
                     }
                     self.ctx.cache.flush_database(self.db, InvalidationCause::Ddl);
                 }
-            }
+            },
             Message::Insert { relation, new } => self.tx.get_or_insert_default().insert(map, relation, &new),
             Message::Update { relation, old, new } => {
                 self.tx.get_or_insert_default().update(map, relation, old.as_ref(), &new)

@@ -90,6 +90,8 @@ pub struct StreamState {
     sessions: AtomicU64,
     /// Losses (or failed starts), each followed by a flush of the database.
     losses: AtomicU64,
+    /// Times the stream fell behind `max_lag` while connected (answers held until it caught up).
+    behind: AtomicU64,
     transactions: AtomicU64,
     changes: AtomicU64,
     applied: AtomicU64,
@@ -105,6 +107,7 @@ impl Default for StreamState {
             held: AtomicBool::new(true),
             sessions: AtomicU64::new(0),
             losses: AtomicU64::new(0),
+            behind: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -128,6 +131,10 @@ impl StreamState {
     pub fn losses(&self) -> u64 {
         self.losses.load(Ordering::SeqCst)
     }
+    /// Times the stream fell behind `max_lag` while connected.
+    pub fn behind(&self) -> u64 {
+        self.behind.load(Ordering::SeqCst)
+    }
     pub fn transactions(&self) -> u64 {
         self.transactions.load(Ordering::SeqCst)
     }
@@ -146,6 +153,10 @@ impl StreamState {
     }
     pub fn slot(&self) -> String {
         self.slot.lock().expect("slot lock").clone()
+    }
+    fn fell_behind(&self) {
+        self.behind.fetch_add(1, Ordering::SeqCst);
+        self.set_held(true);
     }
     fn set_held(&self, held: bool) {
         self.held.store(held, Ordering::SeqCst);
@@ -238,13 +249,16 @@ impl Streams {
 /// (changes during the gap are lost with a temporary slot) and reconnect with backoff.
 async fn run(ctx: Arc<Context>, db: String, state: Arc<StreamState>, mut stop: oneshot::Receiver<()>) {
     let mut backoff = MIN_BACKOFF;
+    // Kept across connections: a relation described again after a reconnection is compared
+    // with what it was (DDL during the gap).
+    let mut relations = apply::RelationMap::default();
     loop {
         ctx.cache.hold(&db);
         state.set_held(true);
         match connect(&ctx, &db, &state).await {
             Ok((streaming, control)) => {
                 backoff = MIN_BACKOFF;
-                let outcome = follow::follow(&ctx, &db, &state, streaming, control, &mut stop).await;
+                let outcome = follow::follow(&ctx, &db, &state, streaming, control, &mut relations, &mut stop).await;
                 state.connected.store(false, Ordering::SeqCst);
                 match outcome {
                     Ok(follow::Ended::Stopped) => {
