@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::Client;
@@ -34,6 +35,9 @@ use crate::wire::backend::tag;
 
 /// How often applied positions are confirmed when nothing asks sooner.
 const CONFIRM_EVERY: Duration = Duration::from_millis(100);
+/// Messages to the walsender not yet written (status updates: ~20 a second). Full means the
+/// walsender has not read for seconds.
+const OUT_QUEUE: usize = 64;
 
 /// Why following ended without an error.
 pub enum Ended {
@@ -56,7 +60,7 @@ pub async fn follow(
     let (probe_tx, mut probes) = mpsc::channel(16);
     let prober =
         tokio::spawn(probe(control, probe_tx, (max_lag / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))));
-    let _prober = AbortOnDrop(prober);
+    let _prober = AbortOnDrop(prober.abort_handle());
     let mut f = Follower {
         ctx,
         db,
@@ -72,12 +76,20 @@ pub async fn follow(
         delay: ctx.apply_delay.with_label_values(&[db]),
     };
     let io = &mut streaming.io;
+    // Writes go through a queue and a task of their own, so that nothing here waits on the
+    // socket: the hold timer below must fire on time even if the walsender stops reading.
+    let (out, queue) = mpsc::channel(OUT_QUEUE);
+    let writer = std::mem::replace(&mut io.writer, Box::new(tokio::io::sink()));
+    let writer = tokio::spawn(stream::writer(writer, queue));
+    let _writer_guard = AbortOnDrop(writer.abort_handle());
     let mut confirm_tick = tokio::time::interval(CONFIRM_EVERY);
     loop {
         let deadline = f.fresh_as_of.map(|t| t + max_lag);
         tokio::select! {
             _ = &mut *stop => {
-                stream::close(io).await;
+                let _ = out.try_send(Bytes::from_static(stream::GOODBYE));
+                drop(out);
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
                 return Ok(Ended::Stopped);
             }
             frame = io.read_frame(crate::server::MAX_SERVER_FRAME) => {
@@ -85,7 +97,7 @@ pub async fn follow(
                 match frame.tag() {
                     tag::COPY_DATA => {
                         if let Some(reply) = f.copy_data(frame.body())? {
-                            stream::confirm(io, reply, false).await?;
+                            send(&out, stream::status(reply, false))?;
                             f.confirmed = reply;
                         }
                     }
@@ -98,7 +110,7 @@ pub async fn follow(
                 let Some((t0, lsn)) = probe else { return Err(ReplicationError::ProbeLost) };
                 f.pending.push_back((t0, lsn));
                 // Ask where the walsender is: its keepalive may prove the probe reached.
-                stream::confirm(io, f.applied, true).await?;
+                send(&out, stream::status(f.applied, true))?;
                 f.confirmed = f.applied;
             }
             _ = sleep_until_opt(deadline), if !f.held => {
@@ -109,7 +121,7 @@ pub async fn follow(
             }
             _ = confirm_tick.tick() => {
                 if f.applied > f.confirmed {
-                    stream::confirm(io, f.applied, false).await?;
+                    send(&out, stream::status(f.applied, false))?;
                     f.confirmed = f.applied;
                 }
                 state.set_lag(f.fresh_as_of.map(|t| t.elapsed()));
@@ -125,8 +137,17 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// Aborts the probe task with the stream.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Queue `bytes` for the walsender. A full queue means it stopped reading what we send: the
+/// stream counts as lost (as a closed one does).
+fn send(out: &mpsc::Sender<Bytes>, bytes: Bytes) -> Result<(), ReplicationError> {
+    out.try_send(bytes).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => ReplicationError::NotReading,
+        mpsc::error::TrySendError::Closed(_) => ReplicationError::Server(crate::server::ServerError::Closed),
+    })
+}
+
+/// Aborts a helper task (probe, writer) with the stream.
+struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -53,6 +53,8 @@ pub enum ReplicationError {
     Ended(char),
     #[error("the freshness probe's control connection was lost")]
     ProbeLost,
+    #[error("the walsender stopped reading our status updates")]
+    NotReading,
     /// The upstream cannot serve `cache.invalidation: replication`: what is missing, said so
     /// that an operator can fix it.
     #[error("cache.invalidation: replication: {0}")]

@@ -3,7 +3,7 @@
 //! create the slot, start streaming `pgoutput` from the publication. What follows the
 //! CopyBothResponse is `follow.rs`'s. Also the publication's creation, over the control plane.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio_postgres::Client;
 
 use super::ReplicationError;
@@ -138,18 +138,31 @@ fn unexpected(tag: u8, during: &str) -> ServerError {
     ServerError::Protocol(format!("unexpected message '{}' during {during}", char::from(tag)))
 }
 
-/// Confirm everything up to `flushed`; `reply`: ask for a keepalive back.
-pub async fn confirm(io: &mut ServerIo, flushed: u64, reply: bool) -> Result<(), ServerError> {
-    let mut buf = BytesMut::new();
-    status_update(&mut buf, flushed, reply);
-    io.write_all(&buf).await
+/// What leaves streaming politely: CopyDone, then Terminate. The walsender exits at once and
+/// its temporary slot goes with it.
+pub const GOODBYE: &[u8] = &[b'c', 0, 0, 0, 4, b'X', 0, 0, 0, 4];
+
+/// Write what the follower queues, in order, until the queue closes or a write fails (the
+/// follower then finds the queue closed). Writes never block the follower: a walsender that
+/// stops reading fills the queue instead, which the follower treats as a lost stream.
+pub async fn writer(
+    mut w: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    mut queue: tokio::sync::mpsc::Receiver<Bytes>,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(bytes) = queue.recv().await {
+        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
-/// Leave streaming politely (CopyDone, then Terminate): the walsender exits at once and its
-/// temporary slot goes with it. Best effort: the connection is being dropped anyway.
-pub async fn close(io: &mut ServerIo) {
-    let bye = [b'c', 0, 0, 0, 4, b'X', 0, 0, 0, 4];
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&bye)).await;
+/// A standby status update confirming everything up to `flushed`; `reply`: ask for a
+/// keepalive back.
+pub fn status(flushed: u64, reply: bool) -> Bytes {
+    let mut buf = BytesMut::new();
+    status_update(&mut buf, flushed, reply);
+    buf.freeze()
 }
 
 #[cfg(test)]
