@@ -11,7 +11,8 @@
 #    from the histogram's buckets (so "≤ bucket"), and the largest lag SHOW REPLICATION reported.
 # 2. Hit ratio: hot-key reads through pgcached (Zipf 1.1 over BENCH_KEYS keys, pgbench) while 10 %
 #    of all operations are bypassing writes to uniformly random keys (a second pgbench, direct,
-#    rate-limited to a ninth of the reads' rate measured just before); hits / (hits + misses).
+#    rate-limited to an eighth of the reads' rate measured just before, the share reached is
+#    printed); hits / (hits + misses).
 #
 # Knobs: BENCH_SECONDS=15, BENCH_RATE=5200 (pgbench -R schedules by a Poisson process: a little
 # over 5000 to get at least 5000), BENCH_SYNC_COMMIT=on, BENCH_KEYS=100000, BENCH_CLIENTS=6, PGCACHED_BIN (else
@@ -117,7 +118,10 @@ pgbench -n -h 127.0.0.1 -p "$PORT" -U postgres -c "$CLIENTS" -j 2 -T 3 -M extend
 pgbench -n -h 127.0.0.1 -p "$PORT" -U postgres -c "$CLIENTS" -j 2 -T 5 -M extended -f "$WORK/read.sql" app \
     >"$WORK/reads_alone.pgbench" 2>&1
 read_alone=$(awk '/^tps/ {printf "%.0f", $3; exit}' "$WORK/reads_alone.pgbench")
-wrate=$((read_alone / 9))
+# A ninth of the reads' rate would make writes 10 % of the operations if both kept their pace;
+# with the writer competing for the same two cores the reads slow down less than it does, so ask
+# for an eighth and report the share reached.
+wrate=$((read_alone / 8))
 log "hit ratio: reads through pgcached + $wrate bypassing writes/s for ${SECS}s"
 c0=$(counters)
 h0=$(buckets)
