@@ -131,14 +131,40 @@ impl Fixture {
         panic!("`{read}` never a hit");
     }
 
-    /// Write around the proxy, then: `read` through the proxy shows it within the bound.
+    /// Write around the proxy, then: `read` through the proxy shows it within the bound; then
+    /// wait until the stream has applied the write (a read may show it sooner — Postgres, asked
+    /// while the write's invalidation is on its way — and the invalidation would then drop that
+    /// fresh answer after the caller cached it).
     async fn bypass(&self, write: &str, reads: &[&str]) {
+        self.bypass_unsettled(write, reads).await;
+        let written = simple_one(&self.direct, "SELECT pg_current_wal_insert_lsn()::text").await.unwrap();
+        let written = lsn(&written);
+        let start = Instant::now();
+        loop {
+            let applied = self.replication("app").await.map(|r| lsn(field(&r, "applied_lsn").unwrap()));
+            // A position on a WAL page boundary is as far as the next page's header (DECISIONS 44).
+            if applied.is_some_and(|a| a >= written || (a % 8192 == 0 && a + 40 >= written)) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the stream never applied {written:X}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// [`Fixture::bypass`] without waiting for the stream.
+    async fn bypass_unsettled(&self, write: &str, reads: &[&str]) {
         self.direct.batch_execute(write).await.unwrap();
         let acked = Instant::now();
         for read in reads {
             fresh_within(&self.proxied, &self.direct, read, acked).await;
         }
     }
+}
+
+/// An LSN as Postgres prints it (`16/B374D848`).
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text.split_once('/').expect("an LSN");
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
 }
 
 /// `read` through `proxied` equals `direct`'s answer before `acked + MAX_LAG`.
@@ -294,6 +320,14 @@ async fn two_instances_have_their_own_slots_and_leave_none_behind() {
     let acked = Instant::now();
     fresh_within(&ca, &direct, read, acked).await;
     fresh_within(&cb, &direct, read, acked).await;
+    // Each confirms what it applied: Postgres may recycle the WAL behind it.
+    let written = simple_one(&direct, "SELECT pg_current_wal_insert_lsn()::text").await.unwrap();
+    let behind = format!("SELECT count(*) FROM pg_replication_slots WHERE confirmed_flush_lsn < '{written}'::pg_lsn");
+    let start = Instant::now();
+    while simple_one(&direct, &behind).await.as_deref() != Some("0") {
+        assert!(start.elapsed() < Duration::from_secs(5), "a slot does not confirm past {written}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     drop((ca, cb));
     a.shutdown().await;
@@ -485,7 +519,7 @@ async fn a_stalled_stream_stops_the_cache_within_the_bound_and_resumes() {
     };
     // The walsender stops sending (as a stuck network would), the connection stays open.
     signal("-STOP");
-    f.bypass("UPDATE acct SET bal = 31 WHERE id = 1", &[read]).await;
+    f.bypass_unsettled("UPDATE acct SET bal = 31 WHERE id = 1", &[read]).await;
     let rep = f.replication("app").await.unwrap();
     assert_eq!((field(&rep, "connected"), field(&rep, "serving")), (Some("t"), Some("f")), "{rep:?}");
     assert!(number(&rep, "behind") >= 1, "{rep:?}");

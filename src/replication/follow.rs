@@ -220,6 +220,7 @@ impl Follower<'_> {
                 if self.tx.is_none() {
                     // Between transactions everything the walsender sent is applied.
                     self.applied = self.applied.max(end);
+                    self.state.set_applied(self.applied);
                     self.reached(end);
                 }
                 Ok(reply.then_some(self.applied))
