@@ -220,6 +220,12 @@ async fn bypassing_writes_of_every_kind_show_within_the_bound_and_other_rows_sta
     f.bypass("TRUNCATE logbook", &[reads[9]]).await;
     f.assert_hit(row2, &kept).await;
 
+    // A write through pgcached is still invalidated at its commit, before the client sees it.
+    let row6 = "SELECT bal FROM acct WHERE id = 6";
+    f.cache(row6).await;
+    f.proxied.batch_execute("UPDATE acct SET bal = 66 WHERE id = 6").await.unwrap();
+    assert_eq!(simple_one(&f.proxied, row6).await.as_deref(), Some("66"), "at once, not within the bound");
+
     // Everything is cacheable again afterwards, and answers what Postgres answers.
     reads.push(row2);
     for r in &reads {
@@ -254,6 +260,8 @@ async fn a_second_database_is_followed_on_its_own_and_lag_is_exported() {
         let up = common::http::sample(&metrics, &format!("pgcached_replication_connected{{database=\"{db}\"}}"));
         assert_eq!(up, Some(1.0), "{db}");
     }
+    let applied = common::http::sample(&metrics, "pgcached_replication_apply_delay_seconds_count{database=\"app2\"}");
+    assert!(applied.is_some_and(|n| n >= 1.0), "the update's commit-to-invalidation delay: {applied:?}");
     let rep = f.replication("app2").await.unwrap();
     let lag: f64 = field(&rep, "lag_ms").unwrap().parse().unwrap();
     assert!(lag < 1000.0, "{rep:?}");
