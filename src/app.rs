@@ -87,6 +87,21 @@ pub async fn serve_with(
     } else {
         Listeners::disabled()
     });
+    let replicating = config.cache.enabled && config.cache.invalidation == InvalidationMode::Replication;
+    if replicating {
+        // Refuse to start rather than serve answers nothing keeps fresh.
+        crate::replication::preflight(&pools.target_arc(), &config.cache.replication).await?;
+    }
+    let replication = Arc::new(if replicating {
+        crate::replication::Streams::new(crate::replication::Context::new(
+            pools.target_arc(),
+            cache.clone(),
+            catalogs.clone(),
+            config.cache.replication.clone(),
+        ))
+    } else {
+        crate::replication::Streams::disabled()
+    });
     let shared = Arc::new(Shared {
         config: config.clone(),
         pools,
@@ -102,6 +117,7 @@ pub async fn serve_with(
         prepared_ok: moka::sync::Cache::new(100_000),
         shapes: Default::default(),
         listeners: listeners.clone(),
+        replication: replication.clone(),
         queries: config.stats.enabled.then(|| Arc::new(QueryStats::new(query_stats_settings(&config.stats)))),
         traffic: Arc::new(Traffic::new().context("metrics")?),
         lookup,
@@ -115,6 +131,7 @@ pub async fn serve_with(
     }
     Arc::new(Listener { live: live_shared, tls }).serve(listener, shutdown).await;
     listeners.shutdown().await;
+    replication.shutdown().await;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod config;
 pub mod invalidate;
 pub mod pool;
 pub mod reload;
+pub mod replication;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -10,7 +10,7 @@
 //! `admin.users` and `admin.database`, `limits.max_message_size`, `log.level`. New clients only:
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
-//! `cache.max_entry_size`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
+//! `cache.max_entry_size`, `cache.invalidation`, `cache.replication`, `limits.max_clients`, `limits.worker_threads`,
 //! `log.format`, `stats.enabled`, `stats.max_queries`, `stats.metrics_top` (`stats.slow_query`
 //! and the N+1 settings are live).
 
@@ -165,6 +165,7 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(cache.max_memory);
     keep!(cache.max_entry_size);
     keep!(cache.invalidation);
+    keep!(cache.replication);
     keep!(limits.max_clients);
     keep!(limits.worker_threads);
     keep!(log.format);

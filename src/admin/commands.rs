@@ -2,7 +2,7 @@
 //! typed columns — named as PgBouncer names the same concept — or a command tag.
 //!
 //! `SHOW HELP | VERSION | CLIENTS | POOLS | DATABASES | CACHE | CONFIG | QUERIES | STATS |
-//! SERVERS | POLICIES`, `INVALIDATE ALL |
+//! SERVERS | POLICIES | REPLICATION`, `INVALIDATE ALL |
 //! DATABASE db | TABLE name [IN DATABASE db]`, `EXPLAIN CACHE statement`, `RELOAD`, `PAUSE [db]`, `RESUME [db]`,
 //! `KILL CLIENT id`, `SHUTDOWN`. An unknown command is
 //! 42601 naming `SHOW HELP`.
@@ -37,6 +37,7 @@ const HELP: &[(&str, &str)] = &[
     ("SHOW STATS", "per database: queries, cache hits, rows, bytes sent, time"),
     ("SHOW SERVERS", "server connections: active (which client) or idle"),
     ("SHOW POLICIES", "each policy, whom it applies to, and its refusals by rule"),
+    ("SHOW REPLICATION", "per database followed: stream connected, answers served, lag, slot, transactions applied"),
     ("INVALIDATE ALL", "drop every cached answer"),
     ("INVALIDATE DATABASE db", "drop the cached answers of one database"),
     ("INVALIDATE TABLE name [IN DATABASE db]", "drop the cached answers that read a table (every database by default)"),
@@ -100,6 +101,7 @@ async fn one(live: &Live, command: &str, out: &mut BytesMut) -> Result<(), Faile
         ["show", "stats"] => show_stats::stats(shared)?.write(out),
         ["show", "servers"] => show_stats::servers(shared).write(out),
         ["show", "policies"] => show_stats::policies(shared).write(out),
+        ["show", "replication"] => show_stats::replication(shared).write(out),
         ["invalidate", "all"] => {
             shared.cache.flush_all(InvalidationCause::Admin);
             build::command_complete(out, "INVALIDATE");
@@ -351,6 +353,8 @@ fn invalidation_column(cause: InvalidationCause) -> &'static str {
         InvalidationCause::ListenerLost => "invalidations_listener_lost",
         InvalidationCause::Admin => "invalidations_admin",
         InvalidationCause::StaleEntry => "invalidations_stale_entry",
+        InvalidationCause::Replication => "invalidations_replication",
+        InvalidationCause::ReplicationLost => "invalidations_replication_lost",
     }
 }
 
@@ -374,6 +378,9 @@ fn config(shared: &Shared) -> ResultSet {
         ("cache.default_ttl", secs(c.cache.default_ttl)),
         ("cache.catalogs", c.cache.catalogs.to_string()),
         ("cache.invalidation", format!("{:?}", c.cache.invalidation).to_lowercase()),
+        ("cache.replication.publication", c.cache.replication.publication.clone()),
+        ("cache.replication.slot", c.cache.replication.slot.clone().unwrap_or_else(|| "(temporary)".into())),
+        ("cache.replication.max_lag", secs(c.cache.replication.max_lag)),
         ("cache.rules", c.cache.rules.len().to_string()),
         ("policies", c.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
         ("limits.max_clients", c.limits.max_clients.to_string()),

@@ -25,6 +25,8 @@ pub struct Sources {
     pub traffic: Arc<super::traffic::Traffic>,
     /// Per-query statistics and how many of the top queries to export (`stats.metrics_top`).
     pub queries: Option<(Arc<super::query_stats::QueryStats>, usize)>,
+    /// The replication streams (`cache.invalidation: replication`).
+    pub replication: Option<Arc<crate::replication::Streams>>,
 }
 
 /// A registry holding the proxy's collectors (and nothing else).
@@ -38,6 +40,9 @@ pub fn registry(sources: Sources) -> prometheus::Result<Registry> {
     })?;
     if let Some((stats, top)) = &sources.queries {
         registry.register(Box::new(super::query_stats::QueryStatsCollector::new(stats.clone(), *top)?))?;
+    }
+    if let Some(streams) = &sources.replication {
+        registry.register(Box::new(crate::replication::metrics::ReplicationCollector::new(streams.clone())?))?;
     }
     registry.register(Box::new(ProxyCollector::new(sources)?))?;
     Ok(registry)
@@ -235,6 +240,7 @@ mod tests {
             cancels: Arc::new(CancelRegistry::default()),
             traffic: Arc::new(super::super::traffic::Traffic::new().unwrap()),
             queries: None,
+            replication: None,
         }
     }
 

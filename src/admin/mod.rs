@@ -64,6 +64,7 @@ impl AdminState {
             cancels: shared.cancels.clone(),
             traffic: shared.traffic.clone(),
             queries: shared.queries.clone().map(|q| (q, shared.config.stats.metrics_top)),
+            replication: shared.replication.is_enabled().then(|| shared.replication.clone()),
         };
         Ok(AdminState {
             registry: Arc::new(metrics::registry(sources)?),

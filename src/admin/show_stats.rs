@@ -1,11 +1,11 @@
 //! The console's statistics commands: `SHOW QUERIES` (per fingerprint), `SHOW STATS` (per
-//! database), `SHOW CACHE TABLES`, `SHOW SERVERS` (server connections), `SHOW POLICIES`
+//! database), `SHOW CACHE TABLES`, `SHOW SERVERS` (server connections), `SHOW POLICIES`, `SHOW REPLICATION`
 //! (refusals per policy and rule). Each reads what the proxy already keeps; nothing here runs on the data path.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::result_set::{FLOAT8, INT8, ResultSet, TEXT, text};
+use super::result_set::{BOOL, FLOAT8, INT8, ResultSet, TEXT, text};
 use crate::session::Shared;
 
 /// Milliseconds, three decimals.
@@ -197,6 +197,44 @@ pub fn policies(shared: &Shared) -> ResultSet {
         for (_, rule, n) in mine {
             rs.row(vec![text(&name), p.user.clone(), p.database.clone(), text(rule), text(n)]);
         }
+    }
+    rs
+}
+
+/// `SHOW REPLICATION`: per database followed (`cache.invalidation: replication`): whether its
+/// stream is up, whether its answers are served, how far behind it is known fresh.
+pub fn replication(shared: &Shared) -> ResultSet {
+    let mut rs = ResultSet::new(&[
+        ("database", TEXT),
+        ("connected", BOOL),
+        ("serving", BOOL),
+        ("lag_ms", FLOAT8),
+        ("max_lag_ms", FLOAT8),
+        ("slot", TEXT),
+        ("applied_lsn", TEXT),
+        ("transactions", INT8),
+        ("changes", INT8),
+        ("sessions", INT8),
+        ("losses", INT8),
+        ("behind", INT8),
+    ]);
+    let max_lag = shared.config.cache.replication.max_lag.as_secs_f64() * 1000.0;
+    let b = |v: bool| text(if v { "t" } else { "f" });
+    for (db, st) in shared.replication.states() {
+        rs.row(vec![
+            text(&db),
+            b(st.is_connected()),
+            b(!st.is_held()),
+            st.lag().and_then(|l| text(format!("{:.1}", l.as_secs_f64() * 1000.0))),
+            text(format!("{max_lag:.1}")),
+            text(st.slot()),
+            text(crate::replication::decode::format_lsn(st.applied())),
+            text(st.transactions()),
+            text(st.changes()),
+            text(st.sessions()),
+            text(st.losses()),
+            text(st.behind()),
+        ]);
     }
     rs
 }

@@ -131,10 +131,14 @@ pub enum InvalidationCause {
     Admin,
     /// A hit found its entry's versions moved (counted when the dead entry is removed).
     StaleEntry,
+    /// A transaction committed around the proxy, read from the logical replication stream.
+    Replication,
+    /// The replication stream was lost or (re)started: the database was flushed.
+    ReplicationLost,
 }
 
 impl InvalidationCause {
-    pub const ALL: [InvalidationCause; 8] = [
+    pub const ALL: [InvalidationCause; 10] = [
         InvalidationCause::Write,
         InvalidationCause::RowWrite,
         InvalidationCause::Ddl,
@@ -143,6 +147,8 @@ impl InvalidationCause {
         InvalidationCause::ListenerLost,
         InvalidationCause::Admin,
         InvalidationCause::StaleEntry,
+        InvalidationCause::Replication,
+        InvalidationCause::ReplicationLost,
     ];
 
     pub fn label(self) -> &'static str {
@@ -155,6 +161,8 @@ impl InvalidationCause {
             InvalidationCause::ListenerLost => "listener_lost",
             InvalidationCause::Admin => "admin",
             InvalidationCause::StaleEntry => "stale_entry",
+            InvalidationCause::Replication => "replication",
+            InvalidationCause::ReplicationLost => "replication_lost",
         }
     }
 }

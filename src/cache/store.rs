@@ -100,7 +100,12 @@ impl ResultCache {
             .build_with_hasher(CacheKeyHasher::default());
         ResultCache {
             entries,
-            versions: Arc::new(TableVersions::new()),
+            versions: Arc::new(if cfg.invalidation == crate::config::InvalidationMode::Replication {
+                // Nothing is served until the database's replication stream vouches for it.
+                TableVersions::held_at_start()
+            } else {
+                TableVersions::new()
+            }),
             stats,
             flights: Flights::new(),
             churn: Churn::default(),
@@ -286,10 +291,26 @@ impl ResultCache {
     /// commit): reads pinned to other rows stay. No churn is counted: the entries it kills are
     /// few, and not known here.
     pub fn invalidate_rows(&self, database: &str, writes: &[RowWrite<'_>]) {
+        self.invalidate_rows_by(database, writes, InvalidationCause::RowWrite);
+    }
+
+    /// [`Self::invalidate_rows`], counted as `cause`.
+    pub fn invalidate_rows_by(&self, database: &str, writes: &[RowWrite<'_>], cause: InvalidationCause) {
         for w in writes {
             self.versions.bump_rows(database, *w);
         }
-        self.stats.invalidated(InvalidationCause::RowWrite);
+        self.stats.invalidated(cause);
+    }
+
+    /// Serve none of `database`'s answers, and store none, until [`Self::release`]: its
+    /// replication stream cannot vouch for them now. Entries are kept.
+    pub fn hold(&self, database: &str) {
+        self.versions.hold(database);
+    }
+
+    /// Serve `database`'s (still current) answers again.
+    pub fn release(&self, database: &str) {
+        self.versions.release(database);
     }
 
     /// Every entry of `database` is dead (removed lazily: on its next hit, by TTL or by size).
@@ -321,6 +342,10 @@ impl ResultCache {
                 self.churn.first_hit(entry.tables.iter().map(String::as_str));
             }
             return Some(entry);
+        }
+        if self.versions.is_held(&entry.versions) {
+            // Not servable now, but perhaps again once the database is released.
+            return None;
         }
         self.entries.invalidate(key);
         self.stats.invalidated(InvalidationCause::StaleEntry);

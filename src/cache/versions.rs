@@ -19,7 +19,7 @@
 //! values it pins there or, when it does not pin that column, all of them (`row_versions`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::names::version_key;
@@ -40,11 +40,18 @@ pub struct TableVersions {
     global: AtomicU64,
     dbs: RwLock<HashMap<Box<str>, Arc<DbVersions>>>,
     rows: Arc<RowBudget>,
+    /// Databases start held (`cache.invalidation: replication`: until their stream vouches).
+    held_at_start: bool,
 }
 
 impl Default for TableVersions {
     fn default() -> TableVersions {
-        TableVersions { global: AtomicU64::default(), dbs: RwLock::default(), rows: RowBudget::new(ROW_VALUES) }
+        TableVersions {
+            global: AtomicU64::default(),
+            dbs: RwLock::default(),
+            rows: RowBudget::new(ROW_VALUES),
+            held_at_start: false,
+        }
     }
 }
 
@@ -52,6 +59,10 @@ impl Default for TableVersions {
 struct DbVersions {
     /// Bumped by `flush_database` (and by the table-count reset).
     epoch: AtomicU64,
+    /// Set while the database's answers may not be served (its replication stream is down or
+    /// behind `cache.replication.max_lag`): every snapshot counts as not current, nothing is
+    /// bumped, so entries are served again once it is cleared.
+    held: AtomicBool,
     tables: RwLock<HashMap<String, Arc<TableVersion>>>,
 }
 
@@ -101,6 +112,26 @@ struct RowSnapshot {
 impl TableVersions {
     pub fn new() -> TableVersions {
         TableVersions::default()
+    }
+
+    /// Versions whose databases start held, each until [`TableVersions::release`]d.
+    pub fn held_at_start() -> TableVersions {
+        TableVersions { held_at_start: true, ..TableVersions::default() }
+    }
+
+    /// Serve no answer of `db` (and store none) until [`TableVersions::release`].
+    pub fn hold(&self, db: &str) {
+        self.db(db).held.store(true, Ordering::SeqCst);
+    }
+
+    /// Serve `db`'s current answers again.
+    pub fn release(&self, db: &str) {
+        self.db(db).held.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the database of `v` is held (its entries are kept, but not served).
+    pub fn is_held(&self, v: &Versions) -> bool {
+        v.db.held.load(Ordering::SeqCst)
     }
 
     /// A write to `tables` of `db` committed: every snapshot that includes one of them is stale.
@@ -188,6 +219,7 @@ impl TableVersions {
     /// Whether nothing the snapshot covers was bumped or flushed since it was taken.
     pub fn is_current(&self, v: &Versions) -> bool {
         self.global.load(Ordering::SeqCst) == v.global
+            && !v.db.held.load(Ordering::SeqCst)
             && v.db.epoch.load(Ordering::SeqCst) == v.epoch
             && v.tables.iter().all(|(c, n)| c.all.load(Ordering::SeqCst) == *n)
             && v.rows.as_ref().is_none_or(|r| r.column.unchanged_since(r.clock, &r.values))
@@ -220,7 +252,10 @@ impl TableVersions {
             return d.clone();
         }
         let mut dbs = self.dbs.write().expect("versions lock");
-        dbs.entry(db.into()).or_default().clone()
+        let held = self.held_at_start;
+        dbs.entry(db.into())
+            .or_insert_with(|| Arc::new(DbVersions { held: AtomicBool::new(held), ..DbVersions::default() }))
+            .clone()
     }
 }
 
@@ -342,6 +377,24 @@ mod tests {
         let c0 = [("c0".to_string(), vec![2])];
         v.bump_rows("app", RowWrite { table: "t", columns: &c0 });
         assert!(!v.is_current(&extra));
+    }
+
+    #[test]
+    fn a_held_database_serves_nothing_until_released_and_keeps_its_entries() {
+        let v = TableVersions::held_at_start();
+        let s = v.snapshot("app", ["t"], None);
+        assert!(!v.is_current(&s) && v.is_held(&s), "a new database starts held");
+        v.release("app");
+        assert!(v.is_current(&s), "released: the snapshot was never bumped");
+        v.hold("app");
+        assert!(!v.is_current(&s));
+        let other = v.snapshot("db2", [], None);
+        assert!(!v.is_current(&other), "each database is held until its own release");
+        v.release("app");
+        v.bump("app", ["t"]);
+        assert!(!v.is_current(&s), "a bump while held still counts");
+        let plain = TableVersions::new();
+        assert!(plain.is_current(&plain.snapshot("app", ["t"], None)), "other modes start serving");
     }
 
     #[test]

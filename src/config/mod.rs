@@ -371,6 +371,8 @@ pub struct CacheConfig {
     /// Cache reads of system catalogs too.
     pub catalogs: bool,
     pub invalidation: InvalidationMode,
+    /// `cache.invalidation: replication`: the publication, the slot and the lag bound.
+    pub replication: ReplicationConfig,
     pub rules: Vec<CacheRule>,
 }
 
@@ -383,6 +385,7 @@ impl Default for CacheConfig {
             default_ttl: Duration::from_secs(60),
             catalogs: false,
             invalidation: InvalidationMode::Proxy,
+            replication: ReplicationConfig::default(),
             rules: Vec::new(),
         }
     }
@@ -395,6 +398,28 @@ pub enum InvalidationMode {
     Proxy,
     /// Also LISTEN for trigger NOTIFYs from the database.
     Notify,
+    /// Also read every committed row change from the logical replication stream.
+    Replication,
+}
+
+/// `cache.replication`: how pgcached follows each database's logical replication stream.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// The publication to stream; created `FOR ALL TABLES` when it does not exist.
+    pub publication: String,
+    /// A permanent slot name (per database: `<slot>_<database>`); `None`: a temporary slot
+    /// per connection, gone with it.
+    pub slot: Option<String>,
+    /// How far behind the stream may be before the database's answers stop being served.
+    #[serde(with = "duration")]
+    pub max_lag: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig { publication: "pgcached".into(), slot: None, max_lag: Duration::from_secs(1) }
+    }
 }
 
 /// `cache.rules`: the first rule that matches decides.

@@ -372,3 +372,22 @@ fn precedence_cli_over_env_over_file_over_default() {
     let c = Config::resolve(&Overrides::default(), &env(&[(ENV_LISTEN, ""), (ENV_CONFIG, " ")])).unwrap();
     assert_eq!(c.listen, "127.0.0.1:6432");
 }
+
+#[test]
+fn replication_keys_parse_and_are_checked() {
+    let c =
+        parse("cache:\n  invalidation: replication\n  replication: {publication: pub1, slot: keep, max_lag: 250ms}\n");
+    assert_eq!(c.cache.invalidation, InvalidationMode::Replication);
+    assert_eq!(c.cache.replication.publication, "pub1");
+    assert_eq!(c.cache.replication.slot.as_deref(), Some("keep"));
+    assert_eq!(c.cache.replication.max_lag, Duration::from_millis(250));
+    let d = parse("cache: {invalidation: replication}");
+    assert_eq!((d.cache.replication.publication.as_str(), d.cache.replication.slot.clone()), ("pgcached", None));
+    assert_eq!(d.cache.replication.max_lag, Duration::from_secs(1));
+    let e = invalid("cache:\n  replication: {max_lag: 0s}\n");
+    assert_eq!(e.key(), Some("cache.replication.max_lag"), "{e}");
+    let e = invalid("cache:\n  replication: {slot: Bad-Name}\n");
+    assert_eq!(e.key(), Some("cache.replication.slot"), "{e}");
+    let e = invalid("cache:\n  replication: {publication: ''}\n");
+    assert_eq!(e.key(), Some("cache.replication.publication"), "{e}");
+}

@@ -144,6 +144,17 @@ impl Config {
         if c.enabled && c.default_ttl.is_zero() {
             return Err(err("cache.default_ttl", "must be greater than 0 (set cache.enabled: false to disable)"));
         }
+        if c.replication.max_lag.is_zero() {
+            return Err(err("cache.replication.max_lag", "must be greater than 0"));
+        }
+        if c.replication.publication.is_empty() {
+            return Err(err("cache.replication.publication", "must name a publication"));
+        }
+        let slot_name =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if c.replication.slot.as_deref().is_some_and(|s| !slot_name(s)) {
+            return Err(err("cache.replication.slot", "a slot name is lower-case letters, digits and underscores"));
+        }
         for (i, r) in c.rules.iter().enumerate() {
             let key = format!("cache.rules[{i}]");
             let matchers =
@@ -245,6 +256,7 @@ impl Config {
                     match self.cache.invalidation {
                         super::InvalidationMode::Proxy => "proxy",
                         super::InvalidationMode::Notify => "notify",
+                        super::InvalidationMode::Replication => "replication",
                     }
                 )
             } else {

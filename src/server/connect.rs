@@ -65,12 +65,36 @@ impl ServerConn {
         let stream = negotiate_tls(tcp, target).await?;
         let encrypted = matches!(stream, Stream::Tls(_));
         let mut io = stream.into_io();
-        send_startup(&mut io, user, database).await?;
+        send_startup(&mut io, &[("user", user), ("database", database)]).await?;
         auth::authenticate(&mut io, user, password).await?;
         let (params, backend_key) = read_until_ready(&mut io).await?;
         let conn = ServerConn::new(io, params, backend_key, addr, user, database);
         debug!(server = conn.id, %addr, user, database, encrypted, pid = backend_key.0, "server connection ready");
         Ok(conn)
+    }
+
+    /// Open a logical replication connection (`replication=database`) as `user` to
+    /// `database`: the same TCP, TLS and authentication steps as [`ServerConn::connect`], then
+    /// the raw stream, ready for replication commands (see `crate::replication`).
+    pub async fn connect_replication(
+        target: &UpstreamTarget,
+        user: &str,
+        database: &str,
+        password: Option<&str>,
+        application_name: &str,
+    ) -> Result<ServerIo, ServerError> {
+        let tcp = connect_tcp(target).await?;
+        let mut io = negotiate_tls(tcp, target).await?.into_io();
+        let params = [
+            ("user", user),
+            ("database", database),
+            ("replication", "database"),
+            ("application_name", application_name),
+        ];
+        send_startup(&mut io, &params).await?;
+        auth::authenticate(&mut io, user, password).await?;
+        read_until_ready(&mut io).await?;
+        Ok(io)
     }
 
     fn new(
@@ -134,9 +158,9 @@ pub(crate) async fn negotiate_tls(mut tcp: TcpStream, target: &UpstreamTarget) -
     }
 }
 
-async fn send_startup(io: &mut ServerIo, user: &str, database: &str) -> Result<(), ServerError> {
+async fn send_startup(io: &mut ServerIo, params: &[(&str, &str)]) -> Result<(), ServerError> {
     let mut buf = BytesMut::new();
-    frontend::startup_message([("user", user), ("database", database)], &mut buf)?;
+    frontend::startup_message(params.iter().copied(), &mut buf)?;
     io.write_all(&buf).await
 }
 

@@ -93,6 +93,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
     };
 
     shared.listeners.ensure(&database); // NOTIFY invalidation for this database (no-op unless notify mode)
+    shared.replication.ensure(&database); // its replication stream (no-op unless replication mode)
     let mut out = BytesMut::with_capacity(512);
     build::authentication_ok(&mut out);
     for (name, value) in &welcome.reported {

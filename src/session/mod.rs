@@ -112,6 +112,8 @@ pub struct Shared {
     pub lookup: Arc<dyn crate::client::auth::PasswordLookup>,
     /// NOTIFY listeners, one per database (`cache.invalidation: notify`; else disabled).
     pub listeners: Arc<crate::invalidate::Listeners>,
+    /// Logical replication streams, one per database (`cache.invalidation: replication`).
+    pub replication: Arc<crate::replication::Streams>,
 }
 
 #[derive(Debug, Error)]
