@@ -19,6 +19,20 @@ async fn query_row(admin: &Client, database: &str, query: &str) -> Row {
         .unwrap_or_else(|| panic!("no row for {query:?}: {rows:#?}"))
 }
 
+/// `SHOW STATS`'s row of `database` once it counts at least `queries` statements: a driver may
+/// return an error before the ReadyForQuery that ends (and reports) its exchange has arrived.
+async fn stats_row(admin: &Client, database: &str, queries: u64) -> Row {
+    for _ in 0..50 {
+        let rows = show(admin, "SHOW STATS").await;
+        let row = rows.iter().find(|r| field(r, "database") == Some(database)).cloned();
+        if let Some(row) = row.filter(|r| number(r, "total_query_count") >= queries) {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{database} never counted {queries} queries: {:?}", show(admin, "SHOW STATS").await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_queries_counts_each_path_and_masks_literals() {
     let pg = PgCluster::start();
@@ -70,20 +84,11 @@ async fn show_queries_counts_each_path_and_masks_literals() {
     assert_eq!((number(kv, "entries_hit"), number(kv, "writes_seen")), (2, 1), "{kv:?}");
     assert!(number(kv, "bytes") > 0);
 
-    // tokio-postgres returns the INSERT's error before the ReadyForQuery that ends (and reports)
-    // that exchange has arrived: wait for it, briefly.
-    let mut stats = show(&admin, "SHOW STATS").await;
-    for _ in 0..50 {
-        let app_stats = stats.iter().find(|r| field(r, "database") == Some("app")).expect("app in SHOW STATS");
-        if number(app_stats, "total_query_count") >= 9 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        stats = show(&admin, "SHOW STATS").await;
-    }
-    let app_stats = stats.iter().find(|r| field(r, "database") == Some("app")).expect("app in SHOW STATS");
-    assert!(number(app_stats, "total_query_count") >= 9, "{app_stats:?}");
-    assert_eq!(number(app_stats, "total_cache_hits"), 4, "{app_stats:?}");
+    // Nine statements, each its own transaction (autocommit).
+    let app_stats = stats_row(&admin, "app", 9).await;
+    assert_eq!(number(&app_stats, "total_query_count"), 9, "{app_stats:?}");
+    assert_eq!(number(&app_stats, "total_xact_count"), 9, "{app_stats:?}");
+    assert_eq!(number(&app_stats, "total_cache_hits"), 4, "{app_stats:?}");
 
     let refused = common::try_connect(&proxy.url("postgres", "no_such_db")).await.expect_err("no such database");
     assert_eq!(refused.code().map(|c| c.code()), Some("3D000"), "{refused}");
@@ -100,6 +105,14 @@ async fn show_queries_counts_each_path_and_masks_literals() {
         "pgcached_query_calls_total{{database=\"app\",query=\"select v from kv where k = ?\",query_id=\"{id}\"}}"
     );
     assert_eq!(sample(&metrics, &calls), Some(4.0), "{metrics}");
+
+    // A block is one transaction, however many statements it holds (a hit among them).
+    for statement in ["BEGIN", "SELECT v FROM kv WHERE k = 1", "UPDATE kv SET v = 'uno' WHERE k = 1", "COMMIT"] {
+        simple_one(&app, statement).await;
+    }
+    let after = stats_row(&admin, "app", 13).await;
+    assert_eq!(number(&after, "total_xact_count"), 10, "{after:?}");
+    assert!(field(&after, "avg_xact_time_ms").unwrap().parse::<f64>().unwrap() > 0.0, "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

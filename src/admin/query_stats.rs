@@ -268,6 +268,9 @@ pub struct QueryStats {
     repeats: AtomicU64,
     /// Live sessions' statements not yet added ([`SessionStats`]).
     runs: Runs,
+    /// Per database: transactions ended (autocommit statements included) and their total time
+    /// in nanoseconds.
+    transactions: Mutex<HashMap<Box<str>, (u64, u64), RandomState>>,
 }
 
 /// `d` in nanoseconds, 0 for `None` (and at least 1 for `Some`).
@@ -310,6 +313,7 @@ impl QueryStats {
             slow_queries: AtomicU64::new(0),
             repeats: AtomicU64::new(0),
             runs: Runs::default(),
+            transactions: Mutex::default(),
         }
     }
 
@@ -356,6 +360,16 @@ impl QueryStats {
     /// Adds a session's run to its queries' rows and empties it.
     fn add_run(&self, run: &mut Run) {
         run.statements.flush();
+        if run.transactions > 0 {
+            let mut xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
+            let (count, ns) = match xacts.get_mut(&*run.database) {
+                Some(t) => t,
+                None => xacts.entry(run.database.clone()).or_default(),
+            };
+            *count += run.transactions;
+            *ns = ns.saturating_add(run.transaction_ns);
+            (run.transactions, run.transaction_ns) = (0, 0);
+        }
         if run.queries.is_empty() {
             return;
         }
@@ -431,6 +445,16 @@ impl QueryStats {
     /// N+1 bursts reported since start.
     pub fn n_plus_one_total(&self) -> u64 {
         self.repeats.load(Relaxed)
+    }
+
+    /// Per database: transactions ended and their total time (live sessions' included).
+    pub fn transactions(&self) -> Vec<(String, u64, Duration)> {
+        self.drain();
+        let xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> =
+            xacts.iter().map(|(db, &(n, ns))| (db.to_string(), n, Duration::from_nanos(ns))).collect();
+        out.sort();
+        out
     }
 
     /// Every row, the `<other>` ones included (one per database, all shards merged), by total

@@ -72,8 +72,8 @@ pub fn queries(shared: &Shared) -> Result<ResultSet, String> {
     Ok(rs)
 }
 
-/// `SHOW STATS`: per database, the sums of `SHOW QUERIES` (every query counted, the folded
-/// ones too).
+/// `SHOW STATS`: per database, transactions ended (an autocommit statement is one) and the sums
+/// of `SHOW QUERIES` (every query counted, the folded ones too).
 pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
     let stats = shared.queries.as_ref().ok_or("per-query statistics are off (stats.enabled: false)")?;
     #[derive(Default)]
@@ -85,8 +85,14 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
         rows: u64,
         bytes: u64,
         time: Duration,
+        xacts: u64,
+        xact_time: Duration,
     }
     let mut by_database: BTreeMap<String, Sums> = BTreeMap::new();
+    for (database, xacts, xact_time) in stats.transactions() {
+        let s = by_database.entry(database).or_default();
+        (s.xacts, s.xact_time) = (xacts, xact_time);
+    }
     for q in stats.snapshot() {
         let s = by_database.entry(q.database).or_default();
         s.calls += q.calls;
@@ -99,30 +105,37 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
     }
     let mut rs = ResultSet::new(&[
         ("database", TEXT),
+        ("total_xact_count", INT8),
         ("total_query_count", INT8),
         ("total_cache_hits", INT8),
         ("total_cache_misses", INT8),
         ("total_refused", INT8),
         ("total_rows", INT8),
         ("total_sent", INT8),
+        ("total_xact_time_ms", FLOAT8),
         ("total_query_time_ms", FLOAT8),
+        ("avg_xact_time_ms", FLOAT8),
         ("avg_query_time_ms", FLOAT8),
         ("hit_ratio", FLOAT8),
     ]);
     for (database, s) in by_database {
-        let avg = if s.calls == 0 { Duration::ZERO } else { s.time / u32::try_from(s.calls).unwrap_or(u32::MAX) };
+        let mean =
+            |total: Duration, n: u64| total.checked_div(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or_default();
         let lookups = s.hits + s.misses;
         let ratio = if lookups == 0 { 0.0 } else { s.hits as f64 / lookups as f64 };
         rs.row(vec![
             text(database),
+            text(s.xacts),
             text(s.calls),
             text(s.hits),
             text(s.misses),
             text(s.refused),
             text(s.rows),
             text(s.bytes),
+            ms(s.xact_time),
             ms(s.time),
-            ms(avg),
+            ms(mean(s.xact_time, s.xacts)),
+            ms(mean(s.time, s.calls)),
             text(format!("{ratio:.3}")),
         ]);
     }

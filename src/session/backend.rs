@@ -199,7 +199,7 @@ impl Session {
                             self.finish_fill(*fill);
                         }
                         if frame.tag() == tag::READY_FOR_QUERY {
-                            self.exchange_ready(request.stat.take());
+                            self.exchange_ready(request.stat.take(), frame.body().first().copied().unwrap_or(b'I'));
                         }
                     }
                     _ => {}

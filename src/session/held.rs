@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Session;
 use super::isolation::{Isolation, begin_form};
+use crate::admin::query_stats::Outcome;
 use crate::config::PoolMode;
 use crate::server::{ServerConn, ServerError};
 use crate::sql::{Analysis, StatementKind, TxKind};
@@ -64,6 +65,8 @@ impl Session {
             build::command_complete(out, tag);
             build::ready_for_query(out, status);
         });
+        // Forwarded with the block's first statement that needs a server (or not at all).
+        self.exchange_answered(None, Some(text.as_bytes()), Outcome::Forwarded, 0, tag.len() + 12);
         true
     }
 
@@ -89,6 +92,7 @@ impl Session {
         let mut out = BytesMut::with_capacity(64);
         head.answer(&mut out, command);
         build::ready_for_query(&mut out, status);
+        self.exchange_answered(None, Some(head.text().as_bytes()), Outcome::Forwarded, 0, out.len());
         Some(out.freeze())
     }
 

@@ -34,6 +34,8 @@ pub struct Tally {
     pub on: bool,
     /// When the current exchange's first message arrived.
     pub started: Option<Instant>,
+    /// When the current transaction's first exchange started (`None` while idle).
+    xact_started: Option<Instant>,
     /// Why its read bypassed the cache, if it did (set where the bypass is noted).
     bypass: Cell<Option<Bypass>>,
     /// The exchange's identity once known: from its analysis, or the text of the statement an
@@ -69,7 +71,9 @@ impl Tally {
     #[inline]
     pub fn message(&mut self) {
         if self.on && self.started.is_none() {
-            self.started = Some(Instant::now());
+            let now = Instant::now();
+            self.started = Some(now);
+            self.xact_started.get_or_insert(now);
         }
     }
 
@@ -141,22 +145,32 @@ impl Session {
                 None => None,
             },
         };
-        self.report(id, outcome, rows, bytes as u64, elapsed, now);
+        let idle = self.tx.status() == b'I';
+        self.report(id, outcome, rows, bytes as u64, elapsed, now, idle);
     }
 
-    /// A ReadyForQuery from the server; `mark`: the exchange it ends, if one was marked.
-    pub(super) fn exchange_ready(&mut self, mark: Option<Box<Mark>>) {
+    /// A ReadyForQuery from the server saying `status`; `mark`: the exchange it ends, if one
+    /// was marked.
+    pub(super) fn exchange_ready(&mut self, mark: Option<Box<Mark>>, status: u8) {
         let t = &mut self.tally;
         let (rows, bytes) = (t.rows - t.rows_at_ready, t.bytes - t.bytes_at_ready);
         (t.rows_at_ready, t.bytes_at_ready) = (t.rows, t.bytes);
-        if let Some(mark) = mark {
-            let now = Instant::now();
-            let elapsed = now.saturating_duration_since(mark.started);
-            self.report(mark.id.as_ref(), mark.outcome, rows, bytes, elapsed, now);
+        match mark {
+            Some(mark) => {
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(mark.started);
+                self.report(mark.id.as_ref(), mark.outcome, rows, bytes, elapsed, now, status == b'I');
+            }
+            // An exchange that ran no query (a Parse and Sync): no transaction of its own.
+            None if status == b'I' => t.xact_started = None,
+            None => {}
         }
     }
 
-    /// A statement to the histograms and, under `id` if known, the per-query table.
+    /// A statement to the histograms and, under `id` if known, the per-query table; `idle`:
+    /// no transaction is open after it (it ended one: an autocommit statement, or the block's
+    /// COMMIT or ROLLBACK).
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &mut self,
         id: Option<&QueryId>,
@@ -165,9 +179,11 @@ impl Session {
         bytes: u64,
         elapsed: Duration,
         now: Instant,
+        idle: bool,
     ) {
         let Some(reporter) = &self.tally.reporter else { return };
-        reporter.record(id, outcome, rows, bytes, elapsed, now);
+        let xact = if idle { self.tally.xact_started.take().map(|s| now.saturating_duration_since(s)) } else { None };
+        reporter.record(id, outcome, rows, bytes, elapsed, now, xact);
         if let Some(id) = id
             && let Some(repeats) = &mut self.tally.repeats
             && let Some(count) = repeats.observe(id.hash, now)

@@ -49,6 +49,9 @@ pub(super) struct Run {
     pub queries: Vec<Pending>,
     /// The session's halves of the statement-latency histograms, flushed with the queries.
     pub statements: LocalStatements,
+    /// Transactions ended (autocommit statements included) and their total time.
+    pub transactions: u64,
+    pub transaction_ns: u64,
 }
 
 impl Run {
@@ -104,15 +107,24 @@ pub struct SessionStats {
 impl SessionStats {
     pub(super) fn new(table: Arc<QueryStats>, traffic: &Traffic, database: &str, user: &str) -> SessionStats {
         let statements = traffic.local_statements();
-        let run = Run { database: database.into(), user: user.into(), queries: Vec::new(), statements };
+        let run = Run {
+            database: database.into(),
+            user: user.into(),
+            queries: Vec::new(),
+            statements,
+            transactions: 0,
+            transaction_ns: 0,
+        };
         let run = Arc::new(Mutex::new(run));
         table.runs.register(&run);
         SessionStats { table, run, database: database.into(), user: user.into() }
     }
 
     /// A statement answered along `outcome`, `elapsed` long, ending at `now`: in the latency
-    /// histograms, and in the table under `id` (`None`: its identity is unknown).
+    /// histograms, and in the table under `id` (`None`: its identity is unknown); `xact`: the
+    /// transaction it ended, so long.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         id: Option<&QueryId>,
@@ -121,11 +133,16 @@ impl SessionStats {
         bytes: u64,
         elapsed: Duration,
         now: Instant,
+        xact: Option<Duration>,
     ) {
         let nanos = nanos_of(elapsed);
         {
             let mut run = lock(&self.run);
             run.statements.observe(outcome, elapsed);
+            if let Some(xact) = xact {
+                run.transactions += 1;
+                run.transaction_ns = run.transaction_ns.saturating_add(nanos_of(xact));
+            }
             let Some(id) = id else { return };
             let i = match run.queries.iter().position(|p| p.query.hash == id.hash) {
                 Some(i) => i,
