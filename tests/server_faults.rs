@@ -1,13 +1,18 @@
-//! A server connection that dies under a client, compared with Postgres itself: a client in a
-//! transaction gets exactly one FATAL and a close, as it would directly; a client in autocommit
-//! holds no server connection, so it hears nothing at all and its next statement runs on
-//! another one (issue 18).
+//! Faults under the proxy (issue 18): a server connection that dies under a client, compared
+//! with Postgres itself — a client in a transaction gets exactly one FATAL and a close, as it
+//! would directly; a client in autocommit holds no server connection, so it hears nothing at
+//! all and its next statement runs on another one. Then a network that cuts the upstream
+//! mid-row or stalls it ([`common::faulty::FaultyLink`]), and a Postgres restart: each ends in a
+//! clear SQLSTATE for the clients it hits, never a hang, and service is back within 2 s.
 
 mod common;
 
 use std::time::Duration;
 
-use common::raw::{RawClient, RecvError};
+use std::time::Instant;
+
+use common::faulty::FaultyLink;
+use common::raw::{Msg, RawClient, RecvError};
 use common::{PgCluster, Proxy};
 
 /// What a client idle in a transaction receives when its backend is terminated: the messages
@@ -70,4 +75,116 @@ async fn a_client_in_autocommit_hears_nothing_and_goes_on() {
     let answer = common::raw::summaries(&c.until_ready().await);
     assert!(!answer.iter().any(|m| m.starts_with('E')), "the next statement runs elsewhere: {answer:?}");
     assert!(answer.iter().any(|m| m.starts_with('D')), "{answer:?}");
+}
+
+/// A proxy (cache off, so every statement reaches the server) in front of `pg` through `link`.
+async fn proxy_through(pg: &PgCluster, link: &FaultyLink, tweak: impl FnOnce(&mut pgcached::config::Config)) -> Proxy {
+    let port = link.port;
+    Proxy::start_with(pg, |c| {
+        c.upstream.url = format!("postgres://127.0.0.1:{port}");
+        c.cache.enabled = false;
+        tweak(c);
+    })
+    .await
+}
+
+/// The first ErrorResponse `c` receives within `wait` (rows before it skipped), and whether
+/// the connection was closed after it.
+async fn first_error(c: &mut RawClient, wait: Duration) -> (Msg, bool) {
+    let deadline = Instant::now() + wait;
+    let error = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.recv_within(left).await {
+            Ok(m) if m.tag == 'E' => break m,
+            Ok(_) => {}
+            Err(e) => panic!("no ErrorResponse within {wait:?}: {e:?}"),
+        }
+    };
+    let closed = loop {
+        match c.recv_within(Duration::from_secs(2)).await {
+            Ok(m) if m.tag == 'Z' => break false,
+            Ok(_) => {}
+            Err(RecvError::Closed) => break true,
+            Err(RecvError::Timeout) => panic!("neither ReadyForQuery nor a close after {}", error.summary()),
+        }
+    };
+    (error, closed)
+}
+
+/// Time until `SELECT 1` succeeds through `port` on a new connection, polling.
+async fn time_to_serve(port: u16, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let mut c = RawClient::connect(port, "postgres", "app").await;
+        c.query("SELECT 1").flush().await;
+        if let Ok(msgs) = tokio::time::timeout(Duration::from_secs(1), c.until_ready()).await
+            && msgs.iter().any(|m| m.tag == 'D')
+        {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not serving {limit:?} after the fault ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_cut_mid_row_ends_that_client_with_a_connection_error_and_no_one_else() {
+    let pg = PgCluster::start();
+    let link = FaultyLink::start(pg.port()).await;
+    let proxy = proxy_through(&pg, &link, |_| {}).await;
+    let mut bystander = RawClient::connect(proxy.port, "postgres", "app").await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    // About 200 MB of rows: still flowing when the link is cut.
+    c.query("SELECT repeat('x', 1000) FROM generate_series(1, 200000)").flush().await;
+    assert_eq!(c.recv().await.tag, 'T');
+    for _ in 0..100 {
+        assert_eq!(c.recv().await.tag, 'D');
+    }
+    link.cut();
+    let (error, closed) = first_error(&mut c, Duration::from_secs(10)).await;
+    let code = error.code().unwrap_or_default();
+    assert!(code.starts_with("08") || code == "57P01", "a connection error: {}", error.summary());
+    assert!(closed, "the client's session ends with its server (state unknown): {}", error.summary());
+    // Everyone else goes on, on a new server connection.
+    bystander.query("SELECT 2").flush().await;
+    let answer = common::raw::summaries(&bystander.until_ready().await);
+    assert!(answer.iter().any(|m| m.starts_with('D')), "{answer:?}");
+    assert!(time_to_serve(proxy.port, Duration::from_secs(2)).await < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upstream_ends_in_the_query_timeout_not_a_hang() {
+    let pg = PgCluster::start();
+    let link = FaultyLink::start(pg.port()).await;
+    let proxy = proxy_through(&pg, &link, |c| c.timeouts.query = Some(Duration::from_secs(1))).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    c.query("SELECT 1").flush().await;
+    c.until_ready().await;
+    link.stall(true);
+    let asked = Instant::now();
+    c.query("SELECT 2").flush().await;
+    // The cancel cannot get through either: after its grace the server connection is dropped.
+    let (error, _) = first_error(&mut c, Duration::from_secs(8)).await;
+    assert_eq!(error.code().as_deref(), Some("57014"), "{}", error.summary());
+    // 1 s, then the 2 s grace (the cancel's own wait on the frozen server must not add to it).
+    assert!(asked.elapsed() < Duration::from_secs(5), "timeout 1 s + grace, not a hang: {:?}", asked.elapsed());
+    link.stall(false);
+    assert!(time_to_serve(proxy.port, Duration::from_secs(2)).await < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_postgres_restart_service_is_back_within_two_seconds() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.cache.enabled = false).await;
+    assert!(time_to_serve(proxy.port, Duration::from_secs(2)).await < Duration::from_secs(2));
+    pg.stop();
+    // While it is down: a clear error, at once (no server to connect to).
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    c.query("SELECT 1").flush().await;
+    let (error, _) = first_error(&mut c, Duration::from_secs(10)).await;
+    let code = error.code().unwrap_or_default();
+    assert!(code.starts_with("08") || code.starts_with("57P"), "{}", error.summary());
+    pg.start_again();
+    let back = time_to_serve(proxy.port, Duration::from_secs(5)).await;
+    assert!(back <= Duration::from_secs(2), "served again {back:?} after Postgres was back");
 }

@@ -161,26 +161,45 @@ impl CancelSlot {
 
     /// Run `send` with the current server key, holding the slot so it can't change meanwhile.
     /// With no server, a session waiting for one has its wait cancelled instead.
-    pub async fn with_current<F, Fut>(&self, send: F)
+    pub async fn with_current<F, Fut>(self: &Arc<Self>, send: F)
     where
         F: FnOnce(ServerKey) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let key = {
-            let mut state = self.lock();
-            let Some(key) = state.current else {
-                if self.waiting.load(Ordering::SeqCst) {
-                    self.cancelled.store(true, Ordering::SeqCst);
-                    self.wait_cancelled.notify_waiters();
-                }
-                return;
-            };
-            state.sending += 1;
-            key
-        };
-        // Released however `send` ends, dropped futures included.
-        let _sending = Sending(self);
+        let Some((key, _sending)) = self.begin_sending() else { return };
         send(key).await;
+    }
+
+    /// As [`CancelSlot::with_current`], but `send` runs as a task of its own, so the caller
+    /// goes on at once (a session keeps its timers while a cancel waits on a frozen server).
+    /// The key is taken now.
+    pub fn spawn_with_current<F, Fut>(self: &Arc<Self>, send: F)
+    where
+        F: FnOnce(ServerKey) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Some((key, sending)) = self.begin_sending() else { return };
+        let cancel = send(key);
+        tokio::spawn(async move {
+            let _sending = sending;
+            cancel.await;
+        });
+    }
+
+    /// The current server key, counted as a cancel in progress until the guard drops; `None`
+    /// with no server (and a session waiting for one has its wait cancelled instead).
+    fn begin_sending(self: &Arc<Self>) -> Option<(ServerKey, Sending)> {
+        let mut state = self.lock();
+        let Some(key) = state.current else {
+            if self.waiting.load(Ordering::SeqCst) {
+                self.cancelled.store(true, Ordering::SeqCst);
+                self.wait_cancelled.notify_waiters();
+            }
+            return None;
+        };
+        state.sending += 1;
+        // Released however the cancel ends, dropped futures included.
+        Some((key, Sending(self.clone())))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -190,9 +209,9 @@ impl CancelSlot {
 }
 
 /// A cancel in progress on a slot; ends when dropped.
-struct Sending<'a>(&'a CancelSlot);
+struct Sending(Arc<CancelSlot>);
 
-impl Drop for Sending<'_> {
+impl Drop for Sending {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.sending -= 1;
@@ -295,7 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancel_sees_the_server_of_the_moment() {
-        let slot = CancelSlot::default();
+        let slot = Arc::new(CancelSlot::default());
         let seen = std::sync::Mutex::new(Vec::new());
         slot.with_current(|k| {
             seen.lock().unwrap().push(k);
@@ -347,5 +366,28 @@ mod tests {
         })
         .await;
         assert!(seen.is_empty(), "the slot is cleared once the cancel was sent");
+    }
+
+    #[tokio::test]
+    async fn a_spawned_cancel_returns_at_once_and_holds_the_server_until_sent() {
+        let slot = Arc::new(CancelSlot::default());
+        let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
+        slot.set(Some(key)).await;
+        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+        slot.spawn_with_current(move |k| async move {
+            seen_tx.send(k).unwrap();
+            finish_rx.await.unwrap();
+        });
+        // The caller is back before the cancel finished; the key was the one of the moment.
+        assert_eq!(seen_rx.await.unwrap(), key);
+        let release = {
+            let slot = slot.clone();
+            tokio::spawn(async move { slot.set(None).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!release.is_finished(), "the slot changed while the spawned cancel was being sent");
+        finish_tx.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), release).await.unwrap().unwrap();
     }
 }

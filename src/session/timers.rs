@@ -77,14 +77,13 @@ impl Session {
             }
             self.timeout_cancel = Some(now);
             let target = self.shared.pools.target_arc();
-            self.cancel
-                .slot
-                .with_current(|k| async move {
-                    if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
-                        warn!(error = %e, "could not send a cancel for a query over timeouts.query");
-                    }
-                })
-                .await;
+            // In a task: a frozen server may hold the cancel connection for its linger, and the
+            // grace timer must run meanwhile.
+            self.cancel.slot.spawn_with_current(|k| async move {
+                if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
+                    warn!(error = %e, "could not send a cancel for a query over timeouts.query");
+                }
+            });
             return Flow::Continue;
         }
         self.end_with_fatal(

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod console;
+pub mod faulty;
 pub mod fuzz;
 pub mod http;
 pub mod pg;
