@@ -158,6 +158,39 @@ impl Recorder {
         }
     }
 
+    /// Feed the start of a frame too large to be held whole, `total` bytes long (tag and
+    /// length included): `piece` holds its first bytes, header included; the rest comes by
+    /// [`Recorder::record_more`]. A DataRow that would take the recording past
+    /// `cache.max_entry_size` ends it here, before a byte of it is copied.
+    pub fn record_start(&mut self, total: usize, piece: &[u8]) {
+        if self.state != State::Recording {
+            return;
+        }
+        match piece.first() {
+            Some(b'D') if self.buf.len() + total > self.max_entry_size => self.fail(Rejected::TooLarge),
+            Some(b'D') => {
+                self.rows += 1;
+                self.buf.reserve(total);
+                self.buf.extend_from_slice(piece);
+                // Not a whole frame yet: the answer cannot end here.
+                self.last_tag = 0;
+            }
+            Some(b'd') => self.fail(Rejected::Copy),
+            _ => self.fail(Rejected::Unexpected),
+        }
+    }
+
+    /// The next piece of the frame begun by [`Recorder::record_start`]; `last` when it ends it.
+    pub fn record_more(&mut self, piece: &[u8], last: bool) {
+        if self.state != State::Recording {
+            return;
+        }
+        self.buf.extend_from_slice(piece);
+        if last {
+            self.last_tag = b'D';
+        }
+    }
+
     /// End the recording: the entry to store, or why not. Checks the versions one last time.
     pub fn finish(mut self) -> Result<CachedResult, Rejected> {
         if let State::Failed(why) = self.state {
@@ -272,6 +305,55 @@ mod tests {
         }
         assert!(!r.is_recording());
         assert_eq!(r.finish().unwrap_err(), Rejected::TooLarge);
+    }
+
+    #[test]
+    fn a_row_fed_in_pieces_is_recorded_byte_for_byte() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        let big = frame(b'D', &[7u8; 1000]);
+        let frames = answer();
+        r.record(&frames[0]);
+        r.record_start(big.len(), &big[..3]);
+        r.record_more(&big[3..600], false);
+        r.record_more(&big[600..], true);
+        r.record(&frames[3]);
+        let res = r.finish().unwrap();
+        assert_eq!(&res.frames[..], [frames[0].clone(), big, frames[3].clone()].concat().as_slice());
+        assert_eq!(res.rows, 1);
+    }
+
+    #[test]
+    fn a_row_in_pieces_past_the_size_cap_ends_the_recording_at_its_header() {
+        let v = Arc::new(TableVersions::new());
+        let frames = answer();
+        let mut r = recorder(&v, 1000);
+        r.record(&frames[0]);
+        r.record_start(2000, b"D\0\0\x07\xcc");
+        assert!(!r.is_recording());
+        assert_eq!(r.buf.capacity(), 0, "nothing of it was copied");
+        r.record_more(&[0; 500], false);
+        r.record_more(&[0; 1495], true);
+        r.record(&frames[3]);
+        assert_eq!(r.finish().unwrap_err(), Rejected::TooLarge);
+    }
+
+    #[test]
+    fn a_row_cut_off_in_pieces_is_incomplete() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        r.record(&answer()[0]);
+        r.record_start(1000, b"D\0\0\x03\xe7");
+        r.record_more(&[1; 100], false);
+        assert_eq!(r.finish().unwrap_err(), Rejected::Incomplete);
+    }
+
+    #[test]
+    fn copy_data_in_pieces_is_rejected() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        r.record_start(1000, b"d\0\0\x03\xe7");
+        assert_eq!(r.finish().unwrap_err(), Rejected::Copy);
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         held_begin: None,
         limited: Default::default(),
         tally: super::stats::Tally::new(shared_queries_on, shared_queries_repeats),
+        passing: None,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

@@ -47,6 +47,7 @@ mod limited;
 pub mod live;
 pub mod login;
 pub mod params;
+mod passing;
 mod queue;
 pub mod shapes;
 pub mod shutdown;
@@ -263,6 +264,8 @@ pub struct Session {
     limited: limited::Limited,
     /// What is reported about its statements (see [`stats`]).
     tally: stats::Tally,
+    /// A server frame too large to hold whole, being passed on (see `passing`).
+    passing: Option<passing::Passing>,
 }
 
 impl Session {
@@ -344,7 +347,7 @@ impl Session {
                     keep_read_room(&mut self.client_rbuf);
                 }
                 if let Some(rbuf) = server_rbuf.as_deref_mut().filter(|_| read_server) {
-                    keep_read_room(rbuf);
+                    Session::server_read_room(self.passing.is_some(), rbuf);
                 }
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
