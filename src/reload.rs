@@ -167,6 +167,7 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(cache.invalidation);
     keep!(limits.max_clients);
     keep!(limits.worker_threads);
+    keep!(limits.analysis_memo);
     keep!(log.format);
     keep!(stats.enabled);
     keep!(stats.max_queries);

@@ -1,6 +1,7 @@
 //! The memory budget, measured on the real `pgcached` process (its peak resident set, `VmHWM`):
 //! rows far larger than any buffer stream through in bounded chunks and are never recorded past
-//! `cache.max_entry_size`.
+//! `cache.max_entry_size`; 10,000 distinct statements under a 16 MiB cache keep the process
+//! within the cache, the analysis memo and its baseline.
 //!
 //! Bounds are generous against the budget (README, "Memory") and far below what holding a row
 //! whole would cost: a debug build's resident baseline is ~20–30 MB.
@@ -12,7 +13,7 @@ use std::time::Duration;
 use common::binary::Binary;
 use common::http::{get, sample};
 use common::raw::RawClient;
-use common::{PgCluster, free_port};
+use common::{PgCluster, connect, free_port, simple_one};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -71,4 +72,51 @@ async fn five_clients_fetching_100_mib_rows_at_once_stay_bounded() {
     let peak = p.peak_rss();
     eprintln!("5 x 100 MiB rows: peak RSS {} MiB", peak / MIB);
     assert!(peak < 100 * MIB, "peak RSS {} MiB for five 100 MiB rows", peak / MIB);
+}
+
+/// 10,000 distinct statements (half of one shape with new literals, half of new shapes) under a
+/// 16 MiB cache and an 8 MiB analysis memo: the memo reports what it holds, within its setting,
+/// and the process stays within the cache, the memo and its baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_distinct_statements_under_a_16_mib_cache_stay_bounded() {
+    let pg = PgCluster::start();
+    pg.psql(
+        "CREATE TABLE acc (id int PRIMARY KEY, balance int, owner text, opened timestamptz DEFAULT now());
+         INSERT INTO acc SELECT g, g * 10, 'owner ' || g FROM generate_series(1, 10000) g;",
+    );
+    let (p, admin) = start(&pg, "cache:\n  max_memory: 16MiB\nlimits:\n  analysis_memo: 8MiB\n").await;
+    let c = connect(&p.url()).await;
+    let baseline = p.rss();
+    for i in 1..=10_000 {
+        let sql = if i % 2 == 0 {
+            format!("SELECT id, balance, owner, opened FROM acc WHERE id = {i} AND balance >= {} ORDER BY id", i * 10)
+        } else {
+            let list: Vec<String> = (i..i + 20).map(|n| n.to_string()).collect();
+            format!(
+                "SELECT a.id AS id_{i}, a.balance + {i} AS b, upper(a.owner) AS o, lower(b.owner) AS l, \
+                 a.opened, b.opened AS o2, coalesce(a.balance, b.balance, 0) AS c, count(*) OVER () AS n \
+                 FROM acc a JOIN acc b ON b.id = a.id LEFT JOIN acc c ON c.id = b.id + 1 \
+                 WHERE a.id IN ({}) AND b.owner LIKE 'owner %' AND c.balance IS DISTINCT FROM {i}",
+                list.join(", ")
+            )
+        };
+        assert!(simple_one(&c, &sql).await.is_some(), "{sql}");
+    }
+    let peak = p.peak_rss();
+    let memo = metric(admin, "pgcached_analysis_memo_bytes").await;
+    let cache = metric(admin, "pgcached_cache_bytes").await;
+    eprintln!(
+        "10,000 statements: peak RSS {} MiB (baseline {} MiB), memo {} MiB, cache {} MiB",
+        peak / MIB,
+        baseline / MIB,
+        memo as u64 / MIB,
+        cache as u64 / MIB
+    );
+    assert!(memo > MIB as f64, "the memo holds analyses and says so: {memo}");
+    assert!(memo <= (8 * MIB) as f64, "the memo stays within limits.analysis_memo: {memo}");
+    // The cache's own weighed size, as the cache reports it (evictions run behind inserts).
+    assert!(cache <= (16 * MIB) as f64 * 1.02, "{cache}");
+    // What the cache and the memo hold over the baseline, plus allocator slack.
+    let bound = baseline + (cache + memo) as u64 + 20 * MIB;
+    assert!(peak < bound, "peak RSS {} MiB over a baseline of {} MiB", peak / MIB, baseline / MIB);
 }

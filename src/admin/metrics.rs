@@ -69,6 +69,7 @@ pub struct ProxyCollector {
     pool_available: IntGaugeVec,
     pool_waiting: IntGaugeVec,
     clients: IntGauge,
+    analysis_memo: IntGauge,
 }
 
 const POOL_LABELS: &[&str] = &["database", "user"];
@@ -130,10 +131,14 @@ impl ProxyCollector {
             pool_available: pool_gauge("pgcached_pool_available", "Idle server connections of a pool.")?,
             pool_waiting: pool_gauge("pgcached_pool_waiting", "Sessions waiting for a server connection.")?,
             clients: gauge("pgcached_clients_connected", "Client connections past startup (with a cancel key).")?,
+            analysis_memo: gauge(
+                "pgcached_analysis_memo_bytes",
+                "Bytes held by the memo of analysed statements and their templates (limits.analysis_memo).",
+            )?,
         })
     }
 
-    fn parts(&self) -> [&dyn Collector; 20] {
+    fn parts(&self) -> [&dyn Collector; 21] {
         [
             &self.build_info,
             &self.hits,
@@ -155,6 +160,7 @@ impl ProxyCollector {
             &self.pool_available,
             &self.pool_waiting,
             &self.clients,
+            &self.analysis_memo,
         ]
     }
 
@@ -197,6 +203,7 @@ impl ProxyCollector {
             self.pool_waiting.with_label_values(&labels).set(gauge_value(st.waiting));
         }
         self.clients.set(gauge_value(self.sources.cancels.len()));
+        self.analysis_memo.set(gauge_value(crate::sql::memo::weighted_size()));
     }
 }
 

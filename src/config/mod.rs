@@ -221,6 +221,11 @@ pub struct LimitsConfig {
     pub max_message_size: ByteSize,
     /// Threads that run client sessions; `0` = automatic (see [`LimitsConfig::session_threads`]).
     pub worker_threads: usize,
+    /// What a session buffers towards either side before it stops reading from the other
+    /// (backpressure): a client that reads slowly slows its server's reads.
+    pub session_buffer: ByteSize,
+    /// The memo of analysed statements, weighed by what it holds (see `sql::memo`).
+    pub analysis_memo: ByteSize,
 }
 
 impl LimitsConfig {
@@ -241,7 +246,13 @@ pub const MAX_WORKER_THREADS: usize = 256;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_clients: 1000, max_message_size: ByteSize::mib(64), worker_threads: DEFAULT_WORKER_THREADS }
+        LimitsConfig {
+            max_clients: 1000,
+            max_message_size: ByteSize::mib(64),
+            worker_threads: DEFAULT_WORKER_THREADS,
+            session_buffer: ByteSize::mib(1),
+            analysis_memo: ByteSize::b(crate::sql::memo::DEFAULT_CAPACITY),
+        }
     }
 }
 

@@ -245,6 +245,8 @@ fn validation_errors_name_the_key() {
         ("limits: {worker_threads: 100000}\n", "limits.worker_threads"),
         ("limits: {max_message_size: 2GiB}\n", "limits.max_message_size"),
         ("limits: {max_message_size: 10}\n", "limits.max_message_size"),
+        ("limits: {session_buffer: 1KiB}\n", "limits.session_buffer"),
+        ("limits: {analysis_memo: 100KiB}\n", "limits.analysis_memo"),
         ("timeouts: {login: 0}\n", "timeouts.login"),
         ("log: {level: \"info,[\"}\n", "log.level"),
         ("admin: {http_listen: \"9187\"}\n", "admin.http_listen"),

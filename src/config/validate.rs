@@ -98,6 +98,14 @@ impl Config {
         if !(MIN_MESSAGE_CAP..=MAX_MESSAGE_CAP).contains(&m) {
             return Err(err("limits.max_message_size", format!("{m} bytes is outside 4KiB..=1GiB")));
         }
+        let b = self.limits.session_buffer.as_u64();
+        if !(64 * 1024..=1 << 30).contains(&b) {
+            return Err(err("limits.session_buffer", format!("{b} bytes is outside 64KiB..=1GiB")));
+        }
+        let a = self.limits.analysis_memo.as_u64();
+        if a < 1 << 20 {
+            return Err(err("limits.analysis_memo", format!("{a} bytes is under the minimum of 1MiB")));
+        }
 
         // timeouts
         if self.timeouts.login.is_zero() {

@@ -80,9 +80,6 @@ use params::ParamSet;
 use queue::Entry;
 use state::{Lifecycle, Pins, Private, Segment, Transaction};
 
-/// Stop reading from one side while this much is waiting to be written to the other.
-const HIGH_WATER: usize = 1 << 20;
-
 /// What every session shares: configuration, pools, cancel keys, the shutdown signal. One
 /// generation of it (see [`live`]): a reload clones it with a new configuration and what is
 /// built from it; everything else is behind an `Arc` (or a cache handle) and so shared.
@@ -328,7 +325,9 @@ impl Session {
                 return Ok(());
             }
             let deadline = self.next_deadline();
-            let frame_incomplete = self.client_rbuf.len() >= HIGH_WATER && self.client_frame_incomplete();
+            // Stop reading from one side while this much waits to be written to the other.
+            let high_water = self.high_water();
+            let frame_incomplete = self.client_rbuf.len() >= high_water && self.client_frame_incomplete();
             // Written whole by the client write branch, if it is the one that completes.
             let pending_out = self.to_client.len();
             let event = {
@@ -339,10 +338,10 @@ impl Session {
                     None => (None, None, None),
                 };
                 let read_client = self.lifecycle != Lifecycle::Terminating
-                    && self.to_server.len() < HIGH_WATER
+                    && self.to_server.len() < high_water
                     && !self.client_held
-                    && (self.client_rbuf.len() < HIGH_WATER || frame_incomplete);
-                let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
+                    && (self.client_rbuf.len() < high_water || frame_incomplete);
+                let read_server = server_rx.is_some() && self.to_client.len() < high_water;
                 if read_client {
                     keep_read_room(&mut self.client_rbuf);
                 }
@@ -501,7 +500,13 @@ impl Session {
     /// Too much is waiting for the client already: take no more of its messages until it
     /// reads (every answer the proxy writes itself — cache hits, refusals — counts).
     fn client_backlogged(&self) -> bool {
-        self.to_client.len() + self.queue.synth_bytes() >= HIGH_WATER
+        self.to_client.len() + self.queue.synth_bytes() >= self.high_water()
+    }
+
+    /// `limits.session_buffer`: what may wait for one side before reads from the other stop.
+    #[inline]
+    fn high_water(&self) -> usize {
+        self.shared.config.limits.session_buffer.as_u64() as usize
     }
 
     /// `client_rbuf` holds the start of a message that is not all there yet: keep reading
