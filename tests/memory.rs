@@ -1,18 +1,19 @@
 //! The memory budget, measured on the real `pgcached` process (its peak resident set, `VmHWM`):
 //! rows far larger than any buffer stream through in bounded chunks and are never recorded past
-//! `cache.max_entry_size`; 10,000 distinct statements under a 16 MiB cache keep the process
-//! within the cache, the analysis memo and its baseline.
+//! `cache.max_entry_size`; a client that stops reading holds bounded buffers and is cut at
+//! `timeouts.client_write`, its server connection closed; 10,000 distinct statements under a
+//! 16 MiB cache keep the process within the cache, the analysis memo and the working budget.
 //!
 //! Bounds are generous against the budget (README, "Memory") and far below what holding a row
 //! whole would cost: a debug build's resident baseline is ~20–30 MB.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::binary::Binary;
 use common::http::{get, sample};
-use common::raw::RawClient;
+use common::raw::{RawClient, RecvError};
 use common::{PgCluster, connect, free_port, simple_one};
 
 const MIB: u64 = 1024 * 1024;
@@ -119,4 +120,44 @@ async fn ten_thousand_distinct_statements_under_a_16_mib_cache_stay_bounded() {
     // What the cache and the memo hold over the baseline, plus allocator slack.
     let bound = baseline + (cache + memo) as u64 + 20 * MIB;
     assert!(peak < bound, "peak RSS {} MiB over a baseline of {} MiB", peak / MIB, baseline / MIB);
+}
+
+/// A client asks for 400 rows of 1 MiB and reads none of them: the proxy holds about
+/// `limits.session_buffer` for it while the server waits unread, and after
+/// `timeouts.client_write` closes the client and that server connection (mid-answer: it is not
+/// given back), and serves everyone else as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_cut_after_client_write_and_its_server_closed() {
+    let pg = PgCluster::start();
+    let (p, _admin) = start(&pg, "timeouts:\n  client_write: 2s\n").await;
+    let direct = connect(&pg.url("postgres", "postgres")).await;
+    let mut raw = RawClient::connect(p.port, "postgres", "postgres").await;
+    raw.query("SELECT repeat('z', 1048576) AS blob_for_the_stalled_client FROM generate_series(1, 400)");
+    raw.flush().await;
+    let running = "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE '%blob_for_the_stalled_client%' \
+                   AND pid <> pg_backend_pid()";
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(simple_one(&direct, running).await.as_deref(), Some("1"), "the server is held, not done");
+    assert!(!p.log().contains("timeouts.client_write"), "not cut yet: {}", p.log());
+    // Past the timeout, still reading nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let held = p.peak_rss();
+    let end = loop {
+        match raw.recv_within(Duration::from_secs(10)).await {
+            Ok(m) if m.tag == 'Z' => panic!("a client that did not read got the whole answer"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(end, RecvError::Closed, "the proxy closed the client");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while simple_one(&direct, running).await.as_deref() != Some("0") {
+        assert!(Instant::now() < deadline, "the server connection was closed: {}", p.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("non-reading client: peak RSS {} MiB", held / MIB);
+    assert!(held < 60 * MIB, "peak RSS {} MiB while 400 MiB waited upstream", held / MIB);
+    assert!(p.log().contains("timeouts.client_write"), "the cut is logged: {}", p.log());
+    let other = connect(&p.url()).await;
+    assert_eq!(simple_one(&other, "SELECT 7").await.as_deref(), Some("7"));
 }

@@ -271,6 +271,10 @@ pub struct TimeoutsConfig {
     pub idle_in_transaction: Option<Duration>,
     #[serde(with = "opt_duration")]
     pub client_idle: Option<Duration>,
+    /// A client that has answers waiting and takes none of them for this long is disconnected
+    /// (its server connection closed): it holds a server, not memory (see `session::timers`).
+    #[serde(with = "opt_duration")]
+    pub client_write: Option<Duration>,
     /// On SIGTERM/SIGINT: how long open transactions may take to finish.
     #[serde(with = "duration")]
     pub shutdown: Duration,
@@ -291,6 +295,7 @@ impl Default for TimeoutsConfig {
             query: None,
             idle_in_transaction: None,
             client_idle: None,
+            client_write: None,
             shutdown: Duration::from_secs(30),
         }
     }

@@ -152,7 +152,7 @@ fn flatten(prefix: &str, v: &serde_yaml::Value, out: &mut Vec<String>) {
 fn durations_and_sizes() {
     let c = parse(
         "pool: {acquire_timeout: 250ms, idle_timeout: 1h, max_lifetime: 90}\n\
-         timeouts: {query: 5s, idle_in_transaction: 0, client_idle: \"0\", login: 1m}\n\
+         timeouts: {query: 5s, idle_in_transaction: 0, client_idle: \"0\", login: 1m, client_write: 30s}\n\
          limits: {max_message_size: 64MB}\n\
          cache: {max_memory: 256MiB, max_entry_size: 1048576}\n",
     );
@@ -163,6 +163,8 @@ fn durations_and_sizes() {
     assert_eq!(c.timeouts.idle_in_transaction, None);
     assert_eq!(c.timeouts.client_idle, None);
     assert_eq!(c.timeouts.login, Duration::from_secs(60));
+    assert_eq!(c.timeouts.client_write, Some(Duration::from_secs(30)));
+    assert_eq!(Config::default().timeouts.client_write, None);
     assert_eq!(c.limits.max_message_size, ByteSize::mb(64));
     assert_eq!(c.cache.max_memory, ByteSize::mib(256));
     assert_eq!(c.cache.max_entry_size, ByteSize::mib(1));

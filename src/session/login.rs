@@ -191,6 +191,8 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         limited: Default::default(),
         tally: super::stats::Tally::new(shared_queries_on, shared_queries_repeats),
         passing: None,
+        client_stalled: None,
+        client_took: false,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

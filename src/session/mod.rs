@@ -263,6 +263,11 @@ pub struct Session {
     tally: stats::Tally,
     /// A server frame too large to hold whole, being passed on (see `passing`).
     passing: Option<passing::Passing>,
+    /// Since when answers have waited for the client without it taking a byte of them (kept
+    /// only with `timeouts.client_write`; see `timers`).
+    client_stalled: Option<Instant>,
+    /// The client took bytes since the loop last looked (see `client_stalled`).
+    client_took: bool,
 }
 
 impl Session {
@@ -276,7 +281,8 @@ impl Session {
         if !self.to_client.is_empty() {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
         }
-        let _ = self.client_tx.shutdown().await;
+        // Bounded: over TLS a shutdown writes (close_notify) to a client that may not read.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client_tx.shutdown()).await;
         self.release_server(true).await;
         if let Some((info, ..)) = self.cancel.slot.describe() {
             let connected_for = info.connected_at.elapsed().unwrap_or_default();
@@ -364,6 +370,8 @@ impl Session {
                     r = self.client_rx.read_buf(&mut self.client_rbuf), if read_client => Event::ClientRead(r),
                 }
             };
+            // The client write branch takes bytes out of `to_client` as the client takes them.
+            let took = self.to_client.len() < pending_out;
             let flow = match event {
                 Event::ClientRead(Ok(0)) => {
                     debug!("client closed the connection");
@@ -426,6 +434,9 @@ impl Session {
             if self.write_now()? == Flow::Close {
                 return Ok(());
             }
+            if self.shared.config.timeouts.client_write.is_some() {
+                self.watch_client_writes(took);
+            }
         }
     }
 
@@ -451,7 +462,9 @@ impl Session {
             let before = self.to_client.len();
             match write_without_waiting(&mut self.client_tx, &mut self.to_client) {
                 Ok(done) => {
-                    self.shared.traffic.sent_to_client(before - self.to_client.len());
+                    let took = before - self.to_client.len();
+                    self.shared.traffic.sent_to_client(took);
+                    self.client_took |= took > 0;
                     self.client_unflushed = !done;
                 }
                 Err(_) if self.lifecycle == Lifecycle::Terminating => {
