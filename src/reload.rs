@@ -7,10 +7,12 @@
 //! `cache.catalogs` (the cached answers are dropped, as they were chosen under the old rules),
 //! `pool.max_size` (pools resize), `pool.acquire_timeout`, the other `pool` keys (pools are
 //! replaced as sessions let go of them), `timeouts`, `auth` (users, passwords, auth_query, method),
-//! `admin.users` and `admin.database`, `limits.max_message_size`, `log.level`. New clients only:
+//! `admin.users` and `admin.database`, `limits.max_message_size`, `limits.session_buffer`,
+//! `log.level`. New clients only:
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
 //! `cache.max_entry_size`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
+//! `limits.analysis_memo`,
 //! `log.format`, `stats.enabled`, `stats.max_queries`, `stats.metrics_top` (`stats.slow_query`
 //! and the N+1 settings are live).
 
