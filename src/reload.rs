@@ -11,7 +11,7 @@
 //! `log.level`. New clients only:
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
-//! `cache.max_entry_size`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
+//! `cache.max_entry_size`, `cache.max_filling`, `cache.invalidation`, `limits.max_clients`, `limits.worker_threads`,
 //! `limits.analysis_memo`,
 //! `log.format`, `stats.enabled`, `stats.max_queries`, `stats.metrics_top` (`stats.slow_query`
 //! and the N+1 settings are live).
@@ -166,6 +166,7 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(cache.enabled);
     keep!(cache.max_memory);
     keep!(cache.max_entry_size);
+    keep!(cache.max_filling);
     keep!(cache.invalidation);
     keep!(limits.max_clients);
     keep!(limits.worker_threads);

@@ -382,6 +382,9 @@ pub struct CacheConfig {
     pub enabled: bool,
     pub max_memory: ByteSize,
     pub max_entry_size: ByteSize,
+    /// What all recordings in progress may hold together: a fill that would take more gives up
+    /// (its answer still streams), so concurrent fills cost this, not clients × max_entry_size.
+    pub max_filling: ByteSize,
     #[serde(with = "duration")]
     pub default_ttl: Duration,
     /// Cache reads of system catalogs too.
@@ -396,6 +399,7 @@ impl Default for CacheConfig {
             enabled: true,
             max_memory: ByteSize::mib(256),
             max_entry_size: ByteSize::mib(8),
+            max_filling: ByteSize::mib(64),
             default_ttl: Duration::from_secs(60),
             catalogs: false,
             invalidation: InvalidationMode::Proxy,

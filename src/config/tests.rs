@@ -253,6 +253,7 @@ fn validation_errors_name_the_key() {
         ("log: {level: \"info,[\"}\n", "log.level"),
         ("admin: {http_listen: \"9187\"}\n", "admin.http_listen"),
         ("cache: {max_memory: 1MiB, max_entry_size: 2MiB}\n", "cache.max_entry_size"),
+        ("cache: {max_memory: 1GiB, max_entry_size: 100MiB}\n", "cache.max_filling"),
         ("cache: {default_ttl: 0}\n", "cache.default_ttl"),
         ("cache: {rules: [{ttl: 1s}]}\n", "cache.rules[0]"),
         ("cache: {rules: [{table: t, regex: x, ttl: 1s}]}\n", "cache.rules[0]"),

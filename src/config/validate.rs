@@ -149,6 +149,12 @@ impl Config {
                 format!("{} is larger than cache.max_memory ({})", c.max_entry_size, c.max_memory),
             ));
         }
+        if c.max_filling < c.max_entry_size {
+            return Err(err(
+                "cache.max_filling",
+                format!("{} is smaller than cache.max_entry_size ({})", c.max_filling, c.max_entry_size),
+            ));
+        }
         if c.enabled && c.default_ttl.is_zero() {
             return Err(err("cache.default_ttl", "must be greater than 0 (set cache.enabled: false to disable)"));
         }
