@@ -219,7 +219,8 @@ impl Config {
         };
         format!(
             "listen={} upstream={} upstream_tls={} pool={}/max={}/min_idle={} auth={}({} users{}) \
-             client_tls={} max_clients={} max_message_size={} workers={} timeouts(login={} query={} idle_in_tx={} client_idle={}) \
+             client_tls={} max_clients={} max_message_size={} session_buffer={} analysis_memo={} workers={} \
+             timeouts(login={} query={} idle_in_tx={} client_idle={} client_write={}) \
              cache={} admin_http={} policies={} log={}/{}",
             self.listen,
             upstream,
@@ -245,15 +246,20 @@ impl Config {
             },
             self.limits.max_clients,
             self.limits.max_message_size,
+            self.limits.session_buffer,
+            self.limits.analysis_memo,
             self.limits.worker_threads,
             humantime::format_duration(self.timeouts.login),
             opt(self.timeouts.query),
             opt(self.timeouts.idle_in_transaction),
             opt(self.timeouts.client_idle),
+            opt(self.timeouts.client_write),
             if self.cache.enabled {
                 format!(
-                    "on(max_memory={} ttl={} rules={} invalidation={})",
+                    "on(max_memory={} max_entry_size={} max_filling={} ttl={} rules={} invalidation={})",
                     self.cache.max_memory,
+                    self.cache.max_entry_size,
+                    self.cache.max_filling,
                     humantime::format_duration(self.cache.default_ttl),
                     self.cache.rules.len(),
                     match self.cache.invalidation {
