@@ -1,7 +1,9 @@
 //! What an analysis holds in memory, for the memo's weigher (see `memo`): the heap behind
 //! every field, from lengths and capacities, plus the structures themselves. Parts shared
 //! with other analyses (a template's column uses, fingerprints statistics keep) are counted
-//! in full: an over-estimate, never an under-estimate of what one entry keeps alive.
+//! in full: an over-estimate, never an under-estimate of what one entry keeps alive
+//! (`tests/analysis_weight.rs` holds it between 1× and 2× of what a counting allocator sees an
+//! analysis keep; it measures within 2–17 % above).
 
 use std::mem::size_of;
 
