@@ -75,6 +75,9 @@ pub async fn serve_with(
         });
         (stop, stopped)
     };
+    if !crate::sql::memo::configure(config.limits.analysis_memo.as_u64()) {
+        tracing::debug!("the analysis memo was in use already: it keeps its size");
+    }
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
     let tls = ClientTls::from_config(&config.tls).context("tls")?;
     let lookup = reload::password_lookup(&config, &pools)?;

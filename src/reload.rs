@@ -7,10 +7,12 @@
 //! `cache.catalogs` (the cached answers are dropped, as they were chosen under the old rules),
 //! `pool.max_size` (pools resize), `pool.acquire_timeout`, the other `pool` keys (pools are
 //! replaced as sessions let go of them), `timeouts`, `auth` (users, passwords, auth_query, method),
-//! `admin.users` and `admin.database`, `limits.max_message_size`, `log.level`. New clients only:
+//! `admin.users` and `admin.database`, `limits.max_message_size`, `limits.session_buffer`,
+//! `log.level`. New clients only:
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
-//! `cache.max_entry_size`, `cache.invalidation`, `cache.replication`, `limits.max_clients`, `limits.worker_threads`,
+//! `cache.max_entry_size`, `cache.max_filling`, `cache.invalidation`, `cache.replication`, `limits.max_clients`,
+//! `limits.worker_threads`, `limits.analysis_memo`,
 //! `log.format`, `stats.enabled`, `stats.max_queries`, `stats.metrics_top` (`stats.slow_query`
 //! and the N+1 settings are live).
 
@@ -164,10 +166,12 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
     keep!(cache.enabled);
     keep!(cache.max_memory);
     keep!(cache.max_entry_size);
+    keep!(cache.max_filling);
     keep!(cache.invalidation);
     keep!(cache.replication);
     keep!(limits.max_clients);
     keep!(limits.worker_threads);
+    keep!(limits.analysis_memo);
     keep!(log.format);
     keep!(stats.enabled);
     keep!(stats.max_queries);

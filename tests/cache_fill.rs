@@ -120,3 +120,89 @@ async fn a_client_holding_a_server_never_waits_for_a_leader_that_needs_one() {
     let answered = answer(&leader.until_ready().await);
     assert!(answered.iter().any(|l| l.contains("one")), "the leader got the connection: {answered:?}");
 }
+
+/// Rows larger than a server read (300 KB, 1 MB: passed on in pieces, `session::passing`) are
+/// recorded in pieces: the hit that follows is the first answer byte for byte. A write made
+/// around the proxy proves it is a hit (the proxy does not see it, so it answers from memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_larger_than_a_read_are_recorded_in_pieces_and_replayed_whole() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "CREATE TABLE big (k int PRIMARY KEY, body text);
+         INSERT INTO big SELECT k, (SELECT string_agg(md5(g::text || k::text), '') FROM generate_series(1, n) g)
+           FROM (VALUES (1, 10000), (2, 3), (3, 32768), (4, 1)) AS v(k, n);",
+    );
+    let proxy = Proxy::start(&pg).await;
+    let query = "SELECT k, body FROM big ORDER BY k";
+    let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
+    direct.query(query).flush().await;
+    let expected = answer(&direct.until_ready().await);
+    batch(&mut direct, query);
+    direct.flush().await;
+    let expected_extended = answer(&direct.until_ready().await);
+    assert!(expected.iter().any(|row| row.len() > 1 << 20), "a row of over 1 MiB");
+
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    raw.query(query).flush().await;
+    assert_eq!(answer(&raw.until_ready().await), expected, "the miss");
+    batch(&mut raw, query);
+    raw.flush().await;
+    assert_eq!(answer(&raw.until_ready().await), expected_extended, "the extended miss");
+
+    let around = connect(&pg.url("postgres", "app")).await;
+    around.batch_execute("UPDATE big SET body = 'changed'").await.unwrap();
+    raw.query(query).flush().await;
+    assert_eq!(answer(&raw.until_ready().await), expected, "a hit, whole");
+    batch(&mut raw, query);
+    raw.flush().await;
+    assert_eq!(answer(&raw.until_ready().await), expected_extended, "an extended hit, whole");
+}
+
+/// Recordings in progress share `cache.max_filling`: while one fill holds 700 KB of a 1 MiB
+/// budget (its statement sleeps after its first row), a second one that needs 700 KB
+/// more gives up — its answer still reaches its client whole — and the first is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fills_share_the_fill_budget() {
+    use common::http::{get, sample};
+    let pg = PgCluster::start();
+    // Declared immutable (so the read is cacheable), but it sleeps: called per row, not folded.
+    pg.psql_db(
+        "app",
+        "CREATE FUNCTION slow(n int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(n); RETURN n; END $$",
+    );
+    let admin = common::free_port();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.cache.max_entry_size = bytesize::ByteSize::mib(1);
+        c.cache.max_filling = bytesize::ByteSize::mib(1);
+        c.admin.http_listen = Some(format!("127.0.0.1:{admin}"));
+    })
+    .await;
+    let mut first = RawClient::connect(proxy.port, "postgres", "app").await;
+    first
+        .query("SELECT 'first' || repeat('a', 700000) AS v UNION ALL SELECT slow(g)::text FROM generate_series(3, 3) g")
+        .flush()
+        .await;
+    // Its row is out (Postgres holds the last bytes until the statement ends); then it sleeps.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = get(admin, "/metrics").await;
+        if sample(&metrics, "pgcached_cache_filling_bytes").is_some_and(|b| b >= 700_000.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first row is being recorded: {metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut second = RawClient::connect(proxy.port, "postgres", "app").await;
+    second.query("SELECT 'second' || repeat('a', 700000) AS v").flush().await;
+    let rows = second.until_ready().await.into_iter().filter(|m| m.tag == 'D').count();
+    assert_eq!(rows, 1, "the second client got its whole answer");
+    let rows = first.until_ready().await.into_iter().filter(|m| m.tag == 'D').count();
+    assert_eq!(rows, 2, "the first client too");
+
+    let (_, metrics) = get(admin, "/metrics").await;
+    let rejected = sample(&metrics, "pgcached_cache_fills_rejected_total{reason=\"fill_budget\"}");
+    assert_eq!(rejected, Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "pgcached_cache_fills_total"), Some(1.0), "the first was stored");
+    assert_eq!(sample(&metrics, "pgcached_cache_filling_bytes"), Some(0.0), "all given back");
+}

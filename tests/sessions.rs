@@ -83,6 +83,23 @@ async fn copy_in_and_copy_out_pass_through() {
     assert_eq!(c.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get::<_, i64>(0), 2000);
 }
 
+/// COPY TO STDOUT lines larger than a server read (CopyData passed on in pieces:
+/// `session::passing`) arrive whole and in order, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_out_lines_larger_than_a_read_arrive_whole() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start(&pg).await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let copy = "COPY (SELECT g, (SELECT string_agg(md5(x::text || g::text), '') FROM generate_series(1, g * 9000) x) \
+                FROM generate_series(1, 4) g) TO STDOUT";
+    let direct = connect(&pg.url("postgres", "app")).await;
+    let want: Vec<u8> = direct.copy_out(copy).await.unwrap().try_collect::<Vec<_>>().await.unwrap().concat();
+    let got: Vec<u8> = c.copy_out(copy).await.unwrap().try_collect::<Vec<_>>().await.unwrap().concat();
+    assert!(want.len() > 1 << 20, "lines of 288 KB to 1.1 MB: {}", want.len());
+    assert!(got == want, "{} bytes through the proxy, {} direct", got.len(), want.len());
+    assert_eq!(c.query_one("SELECT 5", &[]).await.unwrap().get::<_, i32>(0), 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_notify_is_delivered_in_session_mode() {
     let pg = PgCluster::start();

@@ -4,95 +4,21 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PgCluster, connect, free_port, simple_one};
+use common::binary::Binary;
+use common::{PgCluster, connect, simple_one};
 
-struct Running {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    /// The binary in front of `pg`, with `timeouts.shutdown` = `shutdown`; returns once it listens.
-    async fn start(pg: &PgCluster, shutdown: &str) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("pgcached.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: 127.0.0.1:{port}\nupstream:\n  url: {}\n  tls: disable\ntimeouts:\n  shutdown: {shutdown}\n",
-                pg.url("postgres", "postgres")
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("pgcached.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pgcached"))
-            .arg("--config")
-            .arg(&config)
-            .env_remove("PGCACHED_CONFIG")
-            .env_remove("PGCACHED_LISTEN")
-            .env_remove("PGCACHED_UPSTREAM")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn pgcached");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "pgcached did not listen");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Running { child, port, log, config, _dir: dir }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{name}");
-    }
-
-    /// The exit status, if the process ends within `wait`.
-    async fn exit_within(&mut self, wait: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The binary in front of `pg` with `timeouts.shutdown` = `shutdown`.
+async fn start(pg: &PgCluster, shutdown: &str) -> Binary {
+    Binary::start(pg, &format!("timeouts:\n  shutdown: {shutdown}\n")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_configuration_and_sigterm_stops() {
     let pg = PgCluster::start();
     pg.psql("CREATE TABLE kv (k int); INSERT INTO kv VALUES (1)");
-    let mut p = Running::start(&pg, "5s").await;
+    let mut p = start(&pg, "5s").await;
     let c = connect(&p.url()).await;
     assert_eq!(simple_one(&c, "SELECT k FROM kv").await.as_deref(), Some("1"));
 
@@ -133,7 +59,7 @@ async fn sighup_reloads_the_configuration_and_sigterm_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_stop_signal_stops_at_once() {
     let pg = PgCluster::start();
-    let mut p = Running::start(&pg, "60s").await;
+    let mut p = start(&pg, "60s").await;
     let c = connect(&p.url()).await;
     c.batch_execute("BEGIN").await.unwrap();
 

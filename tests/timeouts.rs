@@ -150,3 +150,32 @@ async fn a_cancel_during_the_pool_wait_answers_at_once_and_runs_nothing() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pg.psql_db("app", "SELECT count(*) FROM t").trim(), "0", "the cancelled INSERT never ran");
 }
+
+/// `timeouts.client_write` counts a client's stall, not the length of its answer: a client that
+/// takes 8 MiB in pauses of 400 ms (3.2 s in all) under a 1 s limit gets all of it. (One that
+/// takes nothing is cut: tests/memory.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_slowly_is_not_cut_by_client_write() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.timeouts.client_write = Some(Duration::from_secs(1));
+        c.limits.session_buffer = bytesize::ByteSize::kib(64);
+    })
+    .await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    c.query("SELECT repeat('s', 1048576) FROM generate_series(1, 8)").flush().await;
+    let mut rows = 0;
+    loop {
+        let m = c.recv().await;
+        match m.tag {
+            'D' => {
+                rows += 1;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            'Z' => break,
+            'E' => panic!("{:?}", m.message()),
+            _ => {}
+        }
+    }
+    assert_eq!(rows, 8);
+}

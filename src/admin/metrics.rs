@@ -79,6 +79,8 @@ pub struct ProxyCollector {
     pool_available: IntGaugeVec,
     pool_waiting: IntGaugeVec,
     clients: IntGauge,
+    analysis_memo: IntGauge,
+    filling: IntGauge,
 }
 
 const POOL_LABELS: &[&str] = &["database", "user"];
@@ -140,10 +142,18 @@ impl ProxyCollector {
             pool_available: pool_gauge("pgcached_pool_available", "Idle server connections of a pool.")?,
             pool_waiting: pool_gauge("pgcached_pool_waiting", "Sessions waiting for a server connection.")?,
             clients: gauge("pgcached_clients_connected", "Client connections past startup (with a cancel key).")?,
+            filling: gauge(
+                "pgcached_cache_filling_bytes",
+                "Bytes held by the answers being recorded now (cache.max_filling).",
+            )?,
+            analysis_memo: gauge(
+                "pgcached_analysis_memo_bytes",
+                "Bytes held by the memo of analysed statements and their templates (limits.analysis_memo).",
+            )?,
         })
     }
 
-    fn parts(&self) -> [&dyn Collector; 20] {
+    fn parts(&self) -> [&dyn Collector; 22] {
         [
             &self.build_info,
             &self.hits,
@@ -165,6 +175,8 @@ impl ProxyCollector {
             &self.pool_available,
             &self.pool_waiting,
             &self.clients,
+            &self.analysis_memo,
+            &self.filling,
         ]
     }
 
@@ -195,6 +207,7 @@ impl ProxyCollector {
         }
         self.bytes.set(gauge_value(s.bytes));
         self.entries.set(gauge_value(s.entries));
+        self.filling.set(gauge_value(self.sources.cache.filling_bytes()));
 
         for vec in [&self.pool_max_size, &self.pool_size, &self.pool_available, &self.pool_waiting] {
             vec.reset();
@@ -207,6 +220,7 @@ impl ProxyCollector {
             self.pool_waiting.with_label_values(&labels).set(gauge_value(st.waiting));
         }
         self.clients.set(gauge_value(self.sources.cancels.len()));
+        self.analysis_memo.set(gauge_value(crate::sql::memo::weighted_size()));
     }
 }
 

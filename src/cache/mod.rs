@@ -9,6 +9,7 @@
 //! - [`names`]: how table names are normalized so writes and reads meet.
 //! - [`store`]: [`ResultCache`], moka weighed in bytes with per-entry TTL; the session's API.
 //! - [`recorder`]: records one answer and decides whether it may be stored.
+//! - [`fill_budget`]: what all recordings in progress may hold together (`cache.max_filling`).
 //! - [`rules`]: `cache.rules` and `/* pgcached:… */` hints → [`Decision`].
 //! - [`flight`]: stampede protection (one fill per key at a time).
 //! - [`stats`]: counters for metrics.
@@ -36,6 +37,7 @@ pub mod catalog;
 mod catalog_sql;
 pub mod catalogs;
 pub mod churn;
+pub mod fill_budget;
 pub mod flight;
 pub mod key;
 pub mod names;

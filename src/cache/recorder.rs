@@ -5,7 +5,8 @@
 //! only copies the frames of the answer — RowDescription (`T`) or NoData (`n`), DataRows (`D`),
 //! CommandComplete (`C`) — and gives up (recording, not streaming) when:
 //! - the answer passes `cache.max_entry_size` ([`Rejected::TooLarge`]; the buffer is freed
-//!   at once),
+//!   at once), or the recordings in progress would hold more than `cache.max_filling`
+//!   together ([`Rejected::FillBudget`]: the buffer grows only with bytes taken from it),
 //! - the server sent ErrorResponse, PortalSuspended, anything of COPY, a ParameterStatus or a
 //!   NoticeResponse (the answer is not the plain, deterministic result the key describes),
 //! - the command tag is not `SELECT` (a safety net: the caller decides what is a read),
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use super::fill_budget::FillBudget;
 use super::flight::Flight;
 use super::key::CacheKey;
 pub use super::stats::Rejected;
@@ -82,7 +84,6 @@ pub struct Recorder {
     description_len: usize,
     last_tag: u8,
     state: State,
-    max_entry_size: usize,
     versions: Versions,
     source: Arc<TableVersions>,
     tables: Arc<[String]>,
@@ -92,6 +93,9 @@ pub struct Recorder {
     /// The statement's identity in statistics, for the entry (boxed: [`super::Lookup`] carries
     /// recorders by value).
     pub(crate) query: Option<Box<QueryId>>,
+    /// Where the buffer's bytes come from, and how many it holds (its capacity).
+    budget: Arc<FillBudget>,
+    held: usize,
     /// Held so that followers are released when this recording ends, however it ends.
     pub(crate) flight: Option<Flight>,
 }
@@ -105,7 +109,7 @@ impl Recorder {
         source: Arc<TableVersions>,
         tables: Arc<[String]>,
         ttl: Duration,
-        max_entry_size: usize,
+        budget: Arc<FillBudget>,
     ) -> Recorder {
         Recorder {
             key,
@@ -113,13 +117,14 @@ impl Recorder {
             description_len: 0,
             last_tag: 0,
             state: State::Recording,
-            max_entry_size,
             versions,
             source,
             tables,
             ttl,
             rows: 0,
             query: None,
+            budget,
+            held: 0,
             flight: None,
         }
     }
@@ -166,6 +171,41 @@ impl Recorder {
         }
     }
 
+    /// Feed the start of a frame too large to be held whole, `total` bytes long (tag and
+    /// length included): `piece` holds its first bytes, header included; the rest comes by
+    /// [`Recorder::record_more`]. A DataRow that would take the recording past
+    /// `cache.max_entry_size` ends it here, before a byte of it is copied.
+    pub fn record_start(&mut self, total: usize, piece: &[u8]) {
+        if self.state != State::Recording {
+            return;
+        }
+        match piece.first() {
+            Some(b'D') if self.buf.len() + total > self.budget.max_entry() => self.fail(Rejected::TooLarge),
+            Some(b'D') => {
+                if !self.grow_for(total) {
+                    return self.fail(Rejected::FillBudget);
+                }
+                self.rows += 1;
+                self.buf.extend_from_slice(piece);
+                // Not a whole frame yet: the answer cannot end here.
+                self.last_tag = 0;
+            }
+            Some(b'd') => self.fail(Rejected::Copy),
+            _ => self.fail(Rejected::Unexpected),
+        }
+    }
+
+    /// The next piece of the frame begun by [`Recorder::record_start`]; `last` when it ends it.
+    pub fn record_more(&mut self, piece: &[u8], last: bool) {
+        if self.state != State::Recording {
+            return;
+        }
+        self.buf.extend_from_slice(piece);
+        if last {
+            self.last_tag = b'D';
+        }
+    }
+
     /// End the recording: the entry to store, or why not. Checks the versions one last time.
     pub fn finish(mut self) -> Result<CachedResult, Rejected> {
         if let State::Failed(why) = self.state {
@@ -177,6 +217,8 @@ impl Recorder {
         if !self.source.is_current(&self.versions) {
             return Err(Rejected::Stale);
         }
+        // From here the bytes are the entry's, weighed by the cache (`cache.max_memory`).
+        self.budget.give(std::mem::take(&mut self.held));
         Ok(CachedResult {
             frames: std::mem::take(&mut self.buf).freeze(),
             description_len: self.description_len,
@@ -190,16 +232,58 @@ impl Recorder {
     }
 
     fn push(&mut self, tag: u8, frame: &[u8]) {
-        if self.buf.len() + frame.len() > self.max_entry_size {
+        if self.buf.len() + frame.len() > self.budget.max_entry() {
             return self.fail(Rejected::TooLarge);
+        }
+        if !self.grow_for(frame.len()) {
+            return self.fail(Rejected::FillBudget);
         }
         self.buf.extend_from_slice(frame);
         self.last_tag = tag;
     }
 
+    /// Room in the buffer for `more` bytes (within `cache.max_entry_size`, checked by the
+    /// caller), growing it only with bytes taken from the budget; false if they are not there.
+    fn grow_for(&mut self, more: usize) -> bool {
+        let needed = self.buf.len() + more;
+        if needed <= self.buf.capacity() {
+            return true;
+        }
+        // Doubling, as the buffer would grow by itself, but never past the entry limit.
+        let want = needed.max((self.buf.capacity() * 2).min(self.budget.max_entry()));
+        if !self.take_up_to(want) {
+            return false;
+        }
+        // Exactly `want`: `reserve` would let the vector double past what was taken.
+        let mut grown = BytesMut::with_capacity(want);
+        grown.extend_from_slice(&self.buf);
+        self.buf = grown;
+        debug_assert_eq!(self.buf.capacity(), want);
+        true
+    }
+
+    /// Hold `total` bytes of the budget in all.
+    fn take_up_to(&mut self, total: usize) -> bool {
+        if total <= self.held {
+            return true;
+        }
+        if !self.budget.take(total - self.held) {
+            return false;
+        }
+        self.held = total;
+        true
+    }
+
     fn fail(&mut self, why: Rejected) {
         self.state = State::Failed(why);
         self.buf = BytesMut::new();
+        self.budget.give(std::mem::take(&mut self.held));
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.budget.give(self.held);
     }
 }
 
@@ -215,8 +299,13 @@ mod tests {
     }
 
     fn recorder(v: &Arc<TableVersions>, max: usize) -> Recorder {
+        recorder_in(v, Arc::new(FillBudget::new(usize::MAX, max)))
+    }
+
+    fn recorder_in(v: &Arc<TableVersions>, budget: Arc<FillBudget>) -> Recorder {
         let snap = v.snapshot("app", ["t"], None);
-        Recorder::new(CacheKey(1), snap, v.clone(), Arc::from(vec!["t".to_string()]), Duration::from_secs(60), max)
+        let tables = Arc::from(vec!["t".to_string()]);
+        Recorder::new(CacheKey(1), snap, v.clone(), tables, Duration::from_secs(60), budget)
     }
 
     fn answer() -> Vec<Vec<u8>> {
@@ -281,6 +370,88 @@ mod tests {
         }
         assert!(!r.is_recording());
         assert_eq!(r.finish().unwrap_err(), Rejected::TooLarge);
+    }
+
+    #[test]
+    fn recordings_hold_no_more_than_the_fill_budget_together_and_give_it_back() {
+        let v = Arc::new(TableVersions::new());
+        let budget = Arc::new(FillBudget::new(4096, 1 << 20));
+        let frames = answer();
+        let mut first = recorder_in(&v, budget.clone());
+        for f in &frames[..2] {
+            first.record(f);
+        }
+        assert!(budget.used() >= frames[0].len() + frames[1].len(), "held while recording: {}", budget.used());
+        let mut second = recorder_in(&v, budget.clone());
+        second.record(&frames[0]);
+        second.record(&frame(b'D', &[0; 5000]));
+        assert!(!second.is_recording());
+        assert_eq!(second.finish().unwrap_err(), Rejected::FillBudget);
+        for f in &frames[2..] {
+            first.record(f);
+        }
+        assert!(first.finish().is_ok(), "the first fits and is stored");
+        assert_eq!(budget.used(), 0, "given back when stored and when rejected");
+
+        let mut third = recorder_in(&v, budget.clone());
+        third.record(&frames[0]);
+        third.record_start(3000, b"D\0\0\x0b\xb7");
+        assert!(budget.used() >= 3000);
+        drop(third);
+        assert_eq!(budget.used(), 0, "given back when dropped mid-answer");
+        let mut fourth = recorder_in(&v, budget.clone());
+        fourth.record_start(5000, b"D\0\0\x13\x83");
+        assert_eq!(fourth.finish().unwrap_err(), Rejected::FillBudget, "a row in pieces over the budget");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_row_fed_in_pieces_is_recorded_byte_for_byte() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        let big = frame(b'D', &[7u8; 1000]);
+        let frames = answer();
+        r.record(&frames[0]);
+        r.record_start(big.len(), &big[..3]);
+        r.record_more(&big[3..600], false);
+        r.record_more(&big[600..], true);
+        r.record(&frames[3]);
+        let res = r.finish().unwrap();
+        assert_eq!(&res.frames[..], [frames[0].clone(), big, frames[3].clone()].concat().as_slice());
+        assert_eq!(res.rows, 1);
+    }
+
+    #[test]
+    fn a_row_in_pieces_past_the_size_cap_ends_the_recording_at_its_header() {
+        let v = Arc::new(TableVersions::new());
+        let frames = answer();
+        let mut r = recorder(&v, 1000);
+        r.record(&frames[0]);
+        r.record_start(2000, b"D\0\0\x07\xcc");
+        assert!(!r.is_recording());
+        assert_eq!(r.buf.capacity(), 0, "nothing of it was copied");
+        r.record_more(&[0; 500], false);
+        r.record_more(&[0; 1495], true);
+        r.record(&frames[3]);
+        assert_eq!(r.finish().unwrap_err(), Rejected::TooLarge);
+    }
+
+    #[test]
+    fn a_row_cut_off_in_pieces_is_incomplete() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        r.record(&answer()[0]);
+        r.record_start(1000, b"D\0\0\x03\xe7");
+        r.record_more(&[1; 100], false);
+        assert_eq!(r.finish().unwrap_err(), Rejected::Incomplete);
+    }
+
+    #[test]
+    fn copy_data_in_pieces_is_rejected() {
+        let v = Arc::new(TableVersions::new());
+        let mut r = recorder(&v, 1 << 20);
+        r.record_start(1000, b"d\0\0\x03\xe7");
+        assert_eq!(r.finish().unwrap_err(), Rejected::Copy);
     }
 
     #[test]

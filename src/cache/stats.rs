@@ -23,10 +23,12 @@ pub enum Rejected {
     Unexpected,
     #[error("the command tag is not SELECT")]
     NotSelect,
+    #[error("the recordings in progress hold cache.max_filling")]
+    FillBudget,
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 8] = [
+    pub const ALL: [Rejected; 9] = [
         Rejected::TooLarge,
         Rejected::Error,
         Rejected::Suspended,
@@ -35,6 +37,7 @@ impl Rejected {
         Rejected::Incomplete,
         Rejected::Unexpected,
         Rejected::NotSelect,
+        Rejected::FillBudget,
     ];
 
     /// A short label for metrics.
@@ -48,6 +51,7 @@ impl Rejected {
             Rejected::Incomplete => "incomplete",
             Rejected::Unexpected => "unexpected",
             Rejected::NotSelect => "not_select",
+            Rejected::FillBudget => "fill_budget",
         }
     }
 }

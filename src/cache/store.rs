@@ -45,6 +45,9 @@ pub struct FillSpec<'a> {
 }
 
 /// The answer of [`ResultCache::lookup`].
+// A Lookup lives for one statement, returned and matched at once: boxing the recorder would
+// allocate on every miss to save a move.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Lookup {
     /// Fresh entry: replay it, forward nothing.
@@ -67,7 +70,8 @@ pub struct ResultCache {
     churn: Churn,
     seed: KeySeed,
     enabled: bool,
-    max_entry_size: usize,
+    /// What the recordings in progress hold together (`cache.max_filling`).
+    fill_budget: Arc<super::fill_budget::FillBudget>,
     default_ttl: Duration,
     follower_wait: Duration,
 }
@@ -111,7 +115,10 @@ impl ResultCache {
             churn: Churn::default(),
             seed: KeySeed::new(),
             enabled: cfg.enabled,
-            max_entry_size: usize::try_from(cfg.max_entry_size.as_u64()).unwrap_or(usize::MAX),
+            fill_budget: Arc::new(super::fill_budget::FillBudget::new(
+                usize::try_from(cfg.max_filling.as_u64()).unwrap_or(usize::MAX),
+                usize::try_from(cfg.max_entry_size.as_u64()).unwrap_or(usize::MAX),
+            )),
             default_ttl: cfg.default_ttl,
             follower_wait: DEFAULT_FOLLOWER_WAIT,
         }
@@ -121,6 +128,11 @@ impl ResultCache {
     pub fn with_follower_wait(mut self, wait: Duration) -> ResultCache {
         self.follower_wait = wait;
         self
+    }
+
+    /// The bytes the recordings in progress hold (within `cache.max_filling`).
+    pub fn filling_bytes(&self) -> usize {
+        self.fill_budget.used()
     }
 
     /// `cache.enabled`.
@@ -241,7 +253,8 @@ impl ResultCache {
         let others = spec.tables.iter().copied().filter(|t| pinned.as_deref() != Some(version_key(t).as_str()));
         let versions = self.versions.snapshot(spec.database, others, spec.rows);
         let tables: Arc<[String]> = spec.tables.iter().map(|t| t.to_string()).collect();
-        let mut recorder = Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.max_entry_size);
+        let mut recorder =
+            Recorder::new(key, versions, self.versions.clone(), tables, spec.ttl, self.fill_budget.clone());
         recorder.query = spec.query.map(|q| Box::new(q.clone()));
         recorder
     }

@@ -221,6 +221,11 @@ pub struct LimitsConfig {
     pub max_message_size: ByteSize,
     /// Threads that run client sessions; `0` = automatic (see [`LimitsConfig::session_threads`]).
     pub worker_threads: usize,
+    /// What a session buffers towards either side before it stops reading from the other
+    /// (backpressure): a client that reads slowly slows its server's reads.
+    pub session_buffer: ByteSize,
+    /// The memo of analysed statements, weighed by what it holds (see `sql::memo`).
+    pub analysis_memo: ByteSize,
 }
 
 impl LimitsConfig {
@@ -241,7 +246,13 @@ pub const MAX_WORKER_THREADS: usize = 256;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_clients: 1000, max_message_size: ByteSize::mib(64), worker_threads: DEFAULT_WORKER_THREADS }
+        LimitsConfig {
+            max_clients: 1000,
+            max_message_size: ByteSize::mib(64),
+            worker_threads: DEFAULT_WORKER_THREADS,
+            session_buffer: ByteSize::mib(1),
+            analysis_memo: ByteSize::b(crate::sql::memo::DEFAULT_CAPACITY),
+        }
     }
 }
 
@@ -260,6 +271,10 @@ pub struct TimeoutsConfig {
     pub idle_in_transaction: Option<Duration>,
     #[serde(with = "opt_duration")]
     pub client_idle: Option<Duration>,
+    /// A client that has answers waiting and takes none of them for this long is disconnected
+    /// (its server connection closed): it holds a server, not memory (see `session::timers`).
+    #[serde(with = "opt_duration")]
+    pub client_write: Option<Duration>,
     /// On SIGTERM/SIGINT: how long open transactions may take to finish.
     #[serde(with = "duration")]
     pub shutdown: Duration,
@@ -280,6 +295,7 @@ impl Default for TimeoutsConfig {
             query: None,
             idle_in_transaction: None,
             client_idle: None,
+            client_write: None,
             shutdown: Duration::from_secs(30),
         }
     }
@@ -366,6 +382,9 @@ pub struct CacheConfig {
     pub enabled: bool,
     pub max_memory: ByteSize,
     pub max_entry_size: ByteSize,
+    /// What all recordings in progress may hold together: a fill that would take more gives up
+    /// (its answer still streams), so concurrent fills cost this, not clients × max_entry_size.
+    pub max_filling: ByteSize,
     #[serde(with = "duration")]
     pub default_ttl: Duration,
     /// Cache reads of system catalogs too.
@@ -382,6 +401,7 @@ impl Default for CacheConfig {
             enabled: true,
             max_memory: ByteSize::mib(256),
             max_entry_size: ByteSize::mib(8),
+            max_filling: ByteSize::mib(64),
             default_ttl: Duration::from_secs(60),
             catalogs: false,
             invalidation: InvalidationMode::Proxy,

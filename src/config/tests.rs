@@ -152,7 +152,7 @@ fn flatten(prefix: &str, v: &serde_yaml::Value, out: &mut Vec<String>) {
 fn durations_and_sizes() {
     let c = parse(
         "pool: {acquire_timeout: 250ms, idle_timeout: 1h, max_lifetime: 90}\n\
-         timeouts: {query: 5s, idle_in_transaction: 0, client_idle: \"0\", login: 1m}\n\
+         timeouts: {query: 5s, idle_in_transaction: 0, client_idle: \"0\", login: 1m, client_write: 30s}\n\
          limits: {max_message_size: 64MB}\n\
          cache: {max_memory: 256MiB, max_entry_size: 1048576}\n",
     );
@@ -163,6 +163,8 @@ fn durations_and_sizes() {
     assert_eq!(c.timeouts.idle_in_transaction, None);
     assert_eq!(c.timeouts.client_idle, None);
     assert_eq!(c.timeouts.login, Duration::from_secs(60));
+    assert_eq!(c.timeouts.client_write, Some(Duration::from_secs(30)));
+    assert_eq!(Config::default().timeouts.client_write, None);
     assert_eq!(c.limits.max_message_size, ByteSize::mb(64));
     assert_eq!(c.cache.max_memory, ByteSize::mib(256));
     assert_eq!(c.cache.max_entry_size, ByteSize::mib(1));
@@ -245,10 +247,13 @@ fn validation_errors_name_the_key() {
         ("limits: {worker_threads: 100000}\n", "limits.worker_threads"),
         ("limits: {max_message_size: 2GiB}\n", "limits.max_message_size"),
         ("limits: {max_message_size: 10}\n", "limits.max_message_size"),
+        ("limits: {session_buffer: 1KiB}\n", "limits.session_buffer"),
+        ("limits: {analysis_memo: 100KiB}\n", "limits.analysis_memo"),
         ("timeouts: {login: 0}\n", "timeouts.login"),
         ("log: {level: \"info,[\"}\n", "log.level"),
         ("admin: {http_listen: \"9187\"}\n", "admin.http_listen"),
         ("cache: {max_memory: 1MiB, max_entry_size: 2MiB}\n", "cache.max_entry_size"),
+        ("cache: {max_memory: 1GiB, max_entry_size: 100MiB}\n", "cache.max_filling"),
         ("cache: {default_ttl: 0}\n", "cache.default_ttl"),
         ("cache: {rules: [{ttl: 1s}]}\n", "cache.rules[0]"),
         ("cache: {rules: [{table: t, regex: x, ttl: 1s}]}\n", "cache.rules[0]"),

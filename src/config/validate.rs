@@ -98,6 +98,14 @@ impl Config {
         if !(MIN_MESSAGE_CAP..=MAX_MESSAGE_CAP).contains(&m) {
             return Err(err("limits.max_message_size", format!("{m} bytes is outside 4KiB..=1GiB")));
         }
+        let b = self.limits.session_buffer.as_u64();
+        if !(64 * 1024..=1 << 30).contains(&b) {
+            return Err(err("limits.session_buffer", format!("{b} bytes is outside 64KiB..=1GiB")));
+        }
+        let a = self.limits.analysis_memo.as_u64();
+        if a < 1 << 20 {
+            return Err(err("limits.analysis_memo", format!("{a} bytes is under the minimum of 1MiB")));
+        }
 
         // timeouts
         if self.timeouts.login.is_zero() {
@@ -139,6 +147,12 @@ impl Config {
             return Err(err(
                 "cache.max_entry_size",
                 format!("{} is larger than cache.max_memory ({})", c.max_entry_size, c.max_memory),
+            ));
+        }
+        if c.max_filling < c.max_entry_size {
+            return Err(err(
+                "cache.max_filling",
+                format!("{} is smaller than cache.max_entry_size ({})", c.max_filling, c.max_entry_size),
             ));
         }
         if c.enabled && c.default_ttl.is_zero() {
@@ -216,7 +230,8 @@ impl Config {
         };
         format!(
             "listen={} upstream={} upstream_tls={} pool={}/max={}/min_idle={} auth={}({} users{}) \
-             client_tls={} max_clients={} max_message_size={} workers={} timeouts(login={} query={} idle_in_tx={} client_idle={}) \
+             client_tls={} max_clients={} max_message_size={} session_buffer={} analysis_memo={} workers={} \
+             timeouts(login={} query={} idle_in_tx={} client_idle={} client_write={}) \
              cache={} admin_http={} policies={} log={}/{}",
             self.listen,
             upstream,
@@ -242,15 +257,20 @@ impl Config {
             },
             self.limits.max_clients,
             self.limits.max_message_size,
+            self.limits.session_buffer,
+            self.limits.analysis_memo,
             self.limits.worker_threads,
             humantime::format_duration(self.timeouts.login),
             opt(self.timeouts.query),
             opt(self.timeouts.idle_in_transaction),
             opt(self.timeouts.client_idle),
+            opt(self.timeouts.client_write),
             if self.cache.enabled {
                 format!(
-                    "on(max_memory={} ttl={} rules={} invalidation={})",
+                    "on(max_memory={} max_entry_size={} max_filling={} ttl={} rules={} invalidation={})",
                     self.cache.max_memory,
+                    self.cache.max_entry_size,
+                    self.cache.max_filling,
                     humantime::format_duration(self.cache.default_ttl),
                     self.cache.rules.len(),
                     match self.cache.invalidation {

@@ -14,7 +14,7 @@ use super::state::{Pins, Private, Settled};
 use super::{Flow, Session, SessionError};
 use crate::wire::backend::{self, tag};
 use crate::wire::build::{self, Severity};
-use crate::wire::frame::{FrameRef, peek_frame, reserve_for_next};
+use crate::wire::frame::{FrameRef, peek_frame, peek_header, reserve_for_next};
 
 /// Postgres's own limit for a message (1 GiB); a server frame beyond it is corrupt.
 const MAX_SERVER_FRAME: usize = 1 << 30;
@@ -26,13 +26,25 @@ impl Session {
         // Frames are handled where they lie in the read buffer, which is taken out of the lease
         // meanwhile (the handlers need `&mut self`) and put back with what is left.
         let mut rbuf = std::mem::take(&mut self.server_mut().io.rbuf);
-        let mut done = 0;
+        // The rest of a frame too large to hold whole comes first (see `passing`).
+        let mut done = if self.passing.is_some() { self.pass_piece(&rbuf) } else { 0 };
         // Consecutive rows forwarded untouched are copied to the client in one piece.
-        let mut rows = 0..0;
+        let mut rows = done..done;
         let result = loop {
             let frame = match peek_frame(&rbuf[done..], MAX_SERVER_FRAME) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => break Ok(()),
+                Ok(None) => {
+                    if let Ok(Some((frame_tag, total))) = peek_header(&rbuf[done..], MAX_SERVER_FRAME) {
+                        // In order: the rows before it first.
+                        self.to_client.extend_from_slice(&rbuf[rows.clone()]);
+                        rows = done..done;
+                        if self.start_passing(&rbuf[done..], frame_tag, total) {
+                            done = rbuf.len();
+                            rows = done..done;
+                        }
+                    }
+                    break Ok(());
+                }
                 Err(e) => break Err(e),
             };
             let at = done;
@@ -61,7 +73,9 @@ impl Session {
         };
         self.to_client.extend_from_slice(&rbuf[rows]);
         rbuf.advance(done);
-        reserve_for_next(&mut rbuf);
+        if self.passing.is_none() {
+            reserve_for_next(&mut rbuf);
+        }
         let lease = self.server_mut();
         lease.io.rbuf = rbuf;
         if let Err(e) = result {

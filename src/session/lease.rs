@@ -107,7 +107,9 @@ impl Session {
         if !self.cancel.slot.try_set(None) {
             self.cancel.slot.set(None).await;
         }
-        let in_flight = !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.queue.is_empty();
+        // A frame half passed on (see `passing`) leaves the connection mid-message.
+        let mid_frame = self.passing.take().is_some();
+        let in_flight = mid_frame || !io.rbuf.is_empty() || !self.to_server.is_empty() || !self.queue.is_empty();
         if in_flight {
             // Requests were sent whose outcome nobody will see: they may have committed.
             self.abandon();

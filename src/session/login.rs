@@ -191,6 +191,9 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         held_begin: None,
         limited: Default::default(),
         tally: super::stats::Tally::new(reporter, repeats),
+        passing: None,
+        client_stalled: None,
+        client_took: false,
     };
     if let Some(lease) = &session.server {
         let k = crate::client::cancel::ServerKey {

@@ -47,6 +47,7 @@ mod limited;
 pub mod live;
 pub mod login;
 pub mod params;
+mod passing;
 mod queue;
 pub mod shapes;
 pub mod shutdown;
@@ -78,9 +79,6 @@ use crate::wire::frame::keep_read_room;
 use params::ParamSet;
 use queue::Entry;
 use state::{Lifecycle, Pins, Private, Segment, Transaction};
-
-/// Stop reading from one side while this much is waiting to be written to the other.
-const HIGH_WATER: usize = 1 << 20;
 
 /// What every session shares: configuration, pools, cancel keys, the shutdown signal. One
 /// generation of it (see [`live`]): a reload clones it with a new configuration and what is
@@ -265,6 +263,13 @@ pub struct Session {
     limited: limited::Limited,
     /// What is reported about its statements (see [`stats`]).
     tally: stats::Tally,
+    /// A server frame too large to hold whole, being passed on (see `passing`).
+    passing: Option<passing::Passing>,
+    /// Since when answers have waited for the client without it taking a byte of them (kept
+    /// only with `timeouts.client_write`; see `timers`).
+    client_stalled: Option<Instant>,
+    /// The client took bytes since the loop last looked (see `client_stalled`).
+    client_took: bool,
 }
 
 impl Session {
@@ -278,7 +283,8 @@ impl Session {
         if !self.to_client.is_empty() {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
         }
-        let _ = self.client_tx.shutdown().await;
+        // Bounded: over TLS a shutdown writes (close_notify) to a client that may not read.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client_tx.shutdown()).await;
         self.release_server(true).await;
         if let Some((info, ..)) = self.cancel.slot.describe() {
             let connected_for = info.connected_at.elapsed().unwrap_or_default();
@@ -327,7 +333,9 @@ impl Session {
                 return Ok(());
             }
             let deadline = self.next_deadline();
-            let frame_incomplete = self.client_rbuf.len() >= HIGH_WATER && self.client_frame_incomplete();
+            // Stop reading from one side while this much waits to be written to the other.
+            let high_water = self.high_water();
+            let frame_incomplete = self.client_rbuf.len() >= high_water && self.client_frame_incomplete();
             // Written whole by the client write branch, if it is the one that completes.
             let pending_out = self.to_client.len();
             let event = {
@@ -338,15 +346,15 @@ impl Session {
                     None => (None, None, None),
                 };
                 let read_client = self.lifecycle != Lifecycle::Terminating
-                    && self.to_server.len() < HIGH_WATER
+                    && self.to_server.len() < high_water
                     && !self.client_held
-                    && (self.client_rbuf.len() < HIGH_WATER || frame_incomplete);
-                let read_server = server_rx.is_some() && self.to_client.len() < HIGH_WATER;
+                    && (self.client_rbuf.len() < high_water || frame_incomplete);
+                let read_server = server_rx.is_some() && self.to_client.len() < high_water;
                 if read_client {
                     keep_read_room(&mut self.client_rbuf);
                 }
                 if let Some(rbuf) = server_rbuf.as_deref_mut().filter(|_| read_server) {
-                    keep_read_room(rbuf);
+                    Session::server_read_room(self.passing.is_some(), rbuf);
                 }
                 let write_server = server_tx.is_some() && (!self.to_server.is_empty() || self.server_unflushed);
                 let write_client = !self.to_client.is_empty() || self.client_unflushed;
@@ -364,6 +372,8 @@ impl Session {
                     r = self.client_rx.read_buf(&mut self.client_rbuf), if read_client => Event::ClientRead(r),
                 }
             };
+            // The client write branch takes bytes out of `to_client` as the client takes them.
+            let took = self.to_client.len() < pending_out;
             let flow = match event {
                 Event::ClientRead(Ok(0)) => {
                     debug!("client closed the connection");
@@ -426,6 +436,9 @@ impl Session {
             if self.write_now()? == Flow::Close {
                 return Ok(());
             }
+            if self.shared.config.timeouts.client_write.is_some() {
+                self.watch_client_writes(took);
+            }
         }
     }
 
@@ -451,7 +464,9 @@ impl Session {
             let before = self.to_client.len();
             match write_without_waiting(&mut self.client_tx, &mut self.to_client) {
                 Ok(done) => {
-                    self.shared.traffic.sent_to_client(before - self.to_client.len());
+                    let took = before - self.to_client.len();
+                    self.shared.traffic.sent_to_client(took);
+                    self.client_took |= took > 0;
                     self.client_unflushed = !done;
                 }
                 Err(_) if self.lifecycle == Lifecycle::Terminating => {
@@ -500,7 +515,13 @@ impl Session {
     /// Too much is waiting for the client already: take no more of its messages until it
     /// reads (every answer the proxy writes itself — cache hits, refusals — counts).
     fn client_backlogged(&self) -> bool {
-        self.to_client.len() + self.queue.synth_bytes() >= HIGH_WATER
+        self.to_client.len() + self.queue.synth_bytes() >= self.high_water()
+    }
+
+    /// `limits.session_buffer`: what may wait for one side before reads from the other stop.
+    #[inline]
+    fn high_water(&self) -> usize {
+        self.shared.config.limits.session_buffer.as_u64() as usize
     }
 
     /// `client_rbuf` holds the start of a message that is not all there yet: keep reading

@@ -1,7 +1,8 @@
 //! The session's timers: `timeouts.query` (cancel, then close a server that does not answer),
 //! `timeouts.idle_in_transaction` and `timeouts.client_idle` (counted from the later of the
-//! client's last message and the server's last ReadyForQuery, as Postgres counts its own), and
-//! the shutdown deadline.
+//! client's last message and the server's last ReadyForQuery, as Postgres counts its own),
+//! `timeouts.client_write` (a client with answers waiting that takes none of them: closed with
+//! its server connection, which is mid-answer), and the shutdown deadline.
 
 use std::time::{Duration, Instant};
 
@@ -17,10 +18,24 @@ pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(2);
 impl Session {
     /// The next instant a timer of this session runs out, if any.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        match (self.drain_deadline, self.timeout_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.drain_deadline, self.timeout_deadline(), self.client_write_deadline()].into_iter().flatten().min()
+    }
+
+    /// When a client that takes none of its answers is cut (`timeouts.client_write`).
+    fn client_write_deadline(&self) -> Option<Instant> {
+        Some(self.client_stalled? + self.shared.config.timeouts.client_write?)
+    }
+
+    /// After each turn of the loop, with `timeouts.client_write`: whether answers wait for the
+    /// client, and since when it has taken none (`took`: it took some during this turn).
+    pub(super) fn watch_client_writes(&mut self, took: bool) {
+        let waiting = !self.to_client.is_empty() || self.client_unflushed;
+        let took = std::mem::take(&mut self.client_took) || took;
+        self.client_stalled = match self.client_stalled {
+            _ if !waiting => None,
+            Some(since) if !took => Some(since),
+            _ => Some(Instant::now()),
+        };
     }
 
     /// When the statement or idle timeout in force (see `timeouts`) runs out.
@@ -56,6 +71,19 @@ impl Session {
                 "57P01",
                 "terminating connection because pgcached is shutting down (timeouts.shutdown reached)",
             );
+        }
+        if self.client_write_deadline().is_some_and(|d| d <= now) {
+            // Its server stopped being read when the buffer filled (the loop's high-water mark):
+            // it is mid-answer, so it is closed, not given back. The client reads nothing, so a
+            // FATAL would not reach it, and waiting to deliver what is buffered would only hold
+            // the server longer.
+            warn!(pool = %self.key, waiting = self.to_client.len(), "a client took none of its answers for timeouts.client_write: disconnecting it");
+            if let Some(lease) = &mut self.server {
+                lease.obj.broken = true;
+            }
+            self.to_client.clear();
+            self.client_unflushed = false;
+            return Flow::Close;
         }
         if self.timeout_deadline().is_none_or(|d| d > now) {
             return Flow::Continue;

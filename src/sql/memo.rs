@@ -2,9 +2,11 @@
 //! A write whose text is new but whose shape is not (other literal values) is analysed from a
 //! [`Template`] instead of parsed (see `template`).
 //!
-//! Bounded by weight (roughly the bytes of text held), so a client sending many distinct large
-//! strings cannot grow it without limit. `get_with` computes a missing entry once even when
-//! several sessions ask for it at the same moment.
+//! Bounded by weight — the bytes each entry really holds: its text, its analysis (see `weight`)
+//! and the map's own bookkeeping — to `limits.analysis_memo`, of which a quarter goes to the
+//! templates, so neither many distinct statements nor many distinct shapes grow it past the
+//! setting (`pgcached_analysis_memo_bytes` reports it). `get_with` computes a missing entry
+//! once even when several sessions ask for it at the same moment.
 
 use super::analyze::{Analysis, analyze_uncached};
 use super::lex::split_statements;
@@ -15,12 +17,13 @@ use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
-/// Default memo budget: about 64 MiB of query text (plus a fixed charge per entry).
-pub const DEFAULT_CAPACITY: u64 = 64 * 1024 * 1024;
+/// Default memo budget (`limits.analysis_memo`).
+pub const DEFAULT_CAPACITY: u64 = 32 * 1024 * 1024;
 /// Longest text a thread keeps as its last (see `LAST`).
 const LAST_MAX: usize = 4096;
-/// Templates kept (one per statement shape: few in any application).
-const TEMPLATES: u64 = 10_000;
+/// What one entry costs the map beyond its key and value (moka's node, its place in the
+/// hash table and the access-order list; measured order of magnitude, rounded up).
+const ENTRY_OVERHEAD: usize = 256;
 
 /// A bounded memo of analyses.
 #[derive(Clone)]
@@ -32,13 +35,19 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// A memo holding at most about `capacity` bytes of query text.
+    /// A memo holding at most about `capacity` bytes: three quarters for analyses by text, one
+    /// for templates by shape.
     pub fn new(capacity: u64) -> Analyzer {
         let cache = Cache::builder()
-            .max_capacity(capacity)
-            .weigher(|k: &String, _v: &Arc<Analysis>| u32::try_from(k.len() * 2 + 512).unwrap_or(u32::MAX))
+            .max_capacity(capacity - capacity / 4)
+            .weigher(|k: &String, v: &Arc<Analysis>| {
+                weight_u32(k.capacity() + super::weight::analysis(v) + ENTRY_OVERHEAD)
+            })
             .build_with_hasher(RandomState::default());
-        let templates = Cache::builder().max_capacity(TEMPLATES).build_with_hasher(RandomState::default());
+        let templates = Cache::builder()
+            .max_capacity(capacity / 4)
+            .weigher(|_k: &u64, t: &Arc<Template>| weight_u32(t.weight() + ENTRY_OVERHEAD))
+            .build_with_hasher(RandomState::default());
         Analyzer { cache, templates, shape_hasher: RandomState::default() }
     }
 
@@ -93,6 +102,18 @@ impl Analyzer {
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
     }
+
+    /// The bytes held (analyses and templates, as weighed), after the map's pending evictions
+    /// are done: for metrics, not the data path.
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.templates.run_pending_tasks();
+        self.cache.weighted_size() + self.templates.weighted_size()
+    }
+}
+
+fn weight_u32(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// Whether `text` starts with INSERT, UPDATE or DELETE (leading whitespace skipped).
@@ -109,9 +130,24 @@ thread_local! {
     static LAST: RefCell<(String, Option<Arc<Analysis>>)> = const { RefCell::new((String::new(), None)) };
 }
 
+/// Size the process-wide memo (`limits.analysis_memo`), before its first use. Returns false if
+/// it was in use already (another proxy in the same process, as in tests): it keeps its size.
+pub fn configure(capacity: u64) -> bool {
+    GLOBAL.set(Analyzer::new(capacity)).is_ok()
+}
+
+fn global() -> &'static Analyzer {
+    GLOBAL.get_or_init(|| Analyzer::new(DEFAULT_CAPACITY))
+}
+
 /// The analysis of `text`, memoized process-wide (see [`Analyzer`]).
 pub fn analyze(text: &str) -> Arc<Analysis> {
-    GLOBAL.get_or_init(|| Analyzer::new(DEFAULT_CAPACITY)).analyze(text)
+    global().analyze(text)
+}
+
+/// The bytes the process-wide memo holds (see [`Analyzer::weighted_size`]).
+pub fn weighted_size() -> u64 {
+    global().weighted_size()
 }
 
 #[cfg(test)]
@@ -124,5 +160,25 @@ mod tests {
         let a = m.analyze("SELECT * FROM t");
         let b = m.analyze("SELECT * FROM t");
         assert!(Arc::ptr_eq(&a, &b), "a repeated statement must not be parsed twice");
+    }
+
+    #[test]
+    fn many_distinct_statements_and_shapes_stay_within_the_budget() {
+        let budget = 256 * 1024;
+        let m = Analyzer::new(budget);
+        let mut weighed = 0;
+        for i in 0..3000 {
+            // Half new literals of one shape, half new shapes.
+            let text = if i % 2 == 0 {
+                format!("SELECT a, b FROM t WHERE id = {i}")
+            } else {
+                format!("SELECT a AS a{i}, upper(b) FROM t JOIN u ON u.id = t.id WHERE t.id IN ({i}, 2)")
+            };
+            weighed += text.len() + super::super::weight::analysis(&m.analyze(&text));
+        }
+        let held = m.weighted_size();
+        assert!(weighed as u64 > 4 * budget, "the statements outweigh the budget: {weighed}");
+        assert!(held <= budget, "{held} bytes held over a budget of {budget}");
+        assert!(held > budget / 2, "the memo is used, not emptied: {held}");
     }
 }

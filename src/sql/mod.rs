@@ -41,6 +41,7 @@ pub mod tables;
 pub mod template;
 pub mod utility;
 pub mod walk;
+pub mod weight;
 
 pub use analyze::{Analysis, StatementAnalysis, Wrapper, analyze_uncached};
 pub use cost::{CostError, CostEstimator, check_cost};

@@ -87,6 +87,16 @@ fn plain_string(text: &str) -> Option<String> {
 }
 
 impl Template {
+    /// The bytes it holds, the analysis it copies from included (for the memo's weigher).
+    pub fn weight(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Template>()
+            + self.shape.len()
+            + self.slots.capacity() * size_of::<Vec<Slot>>()
+            + self.slots.iter().map(|s| s.capacity() * size_of::<Slot>()).sum::<usize>()
+            + super::weight::analysis(&self.analysis)
+    }
+
     /// The template `analysis` (of `src`, statement `st`) makes, if it may be reused.
     pub fn of(src: &str, st: &StatementSpan, shape: Vec<u8>, analysis: &Arc<Analysis>) -> Option<Template> {
         let [s] = analysis.statements.as_slice() else { return None };

@@ -4,6 +4,7 @@
 //! items in one binary are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod binary;
 pub mod console;
 pub mod faulty;
 pub mod fuzz;

@@ -251,6 +251,47 @@ impl RawClient {
         }
     }
 
+    /// The messages up to and including the next ReadyForQuery as `(tag, whole length)`, their
+    /// bodies read and dropped as they arrive: a row of hundreds of megabytes costs this
+    /// process a read buffer, not the row. Panics after `patience` without a byte.
+    pub async fn skim_until_ready(&mut self, patience: std::time::Duration) -> Vec<(char, usize)> {
+        use bytes::Buf;
+        let mut seen = Vec::new();
+        // Bytes of the current message's body still to drop.
+        let mut skipping = 0usize;
+        loop {
+            loop {
+                if skipping > 0 {
+                    let n = skipping.min(self.rbuf.len());
+                    self.rbuf.advance(n);
+                    skipping -= n;
+                    if skipping > 0 {
+                        break;
+                    }
+                    if seen.last().is_some_and(|(tag, _)| *tag == 'Z') {
+                        return seen;
+                    }
+                }
+                if self.rbuf.len() < 5 {
+                    break;
+                }
+                let len = u32::from_be_bytes(self.rbuf[1..5].try_into().unwrap()) as usize;
+                seen.push((self.rbuf[0] as char, len + 1));
+                self.rbuf.advance(5);
+                skipping = len - 4;
+                if skipping == 0 && seen.last().is_some_and(|(tag, _)| *tag == 'Z') {
+                    return seen;
+                }
+            }
+            self.rbuf.reserve(64 * 1024);
+            let n = tokio::time::timeout(patience, self.stream.read_buf(&mut self.rbuf))
+                .await
+                .unwrap_or_else(|_| panic!("nothing for {patience:?}; so far {} messages", seen.len()))
+                .expect("read");
+            assert!(n > 0, "connection closed after {} messages", seen.len());
+        }
+    }
+
     /// Exactly `n` messages.
     pub async fn take(&mut self, n: usize) -> Vec<Msg> {
         let mut msgs = Vec::with_capacity(n);
