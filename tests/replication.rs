@@ -487,6 +487,14 @@ async fn a_named_slot_outlives_the_proxy_until_dropped_as_documented() {
         drop(proxied);
         proxy.shutdown().await;
         assert_eq!(simple_one(&direct, slot).await.as_deref(), Some("1"), "round {round}: the slot stays");
+        // The walsender exits a moment after the proxy (under load, long enough for the next
+        // round's stream or the drop below to find the slot still active).
+        let idle = "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'keep_app' AND NOT active";
+        let start = Instant::now();
+        while simple_one(&direct, idle).await.as_deref() != Some("1") {
+            assert!(start.elapsed() < Duration::from_secs(10), "round {round}: the slot stays active");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     // The cleanup command README gives.
     direct.batch_execute("SELECT pg_drop_replication_slot('keep_app')").await.unwrap();
