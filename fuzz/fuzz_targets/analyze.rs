@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         let a = analyze_uncached(text);
         let _ = a.is_read_only();
         let _ = a.tables_written();
-        if let Some(r) = rewrite(text, &a, &LimitRule { inject: Some(10), max: Some(100) }) {
+        if let Some(r) = rewrite(text, &a, &LimitRule { inject: Some(10), max: Some(100), ..LimitRule::default() }) {
             let _ = r.text;
         }
     }
