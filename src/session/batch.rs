@@ -243,7 +243,7 @@ impl Session {
         let hit_first = if self.policy.is_none() { self.cached_answer(text, Some(exec)) } else { None };
         // The statement's identity in statistics: a hit's entry holds it (filled under it).
         if self.tally.on && hit_first.as_ref().is_none_or(|e| e.query.is_none()) {
-            self.tally.id = std::str::from_utf8(text).ok().map(QueryId::of_text);
+            self.tally.id = QueryId::of_bytes(text);
         }
         if let Some(entry) = hit_first {
             return hit(entry);

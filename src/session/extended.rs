@@ -33,7 +33,7 @@ impl Session {
             return self.protocol_violation("invalid Parse message");
         };
         if self.tally.on {
-            self.tally.id = std::str::from_utf8(p.query).ok().map(crate::sql::query_id::QueryId::of_text);
+            self.tally.id = crate::sql::query_id::QueryId::of_bytes(p.query);
         }
         self.segment.open();
         if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(frame, p.query)
@@ -230,7 +230,7 @@ impl Session {
             None => (None, &[][..]),
         };
         if let Some(text) = text.as_deref().filter(|_| self.tally.on) {
-            self.tally.id = std::str::from_utf8(text).ok().map(crate::sql::query_id::QueryId::of_text);
+            self.tally.id = crate::sql::query_id::QueryId::of_bytes(text);
         }
         self.limited.bind(b.portal, text.as_ref());
         let effects = match text.as_deref().map(std::str::from_utf8) {

@@ -111,7 +111,7 @@ impl Session {
         let started = self.tally.started.take().unwrap_or_else(Instant::now);
         let id = match query {
             _ if self.tally.id.is_some() => self.tally.id.take(),
-            Some(text) => std::str::from_utf8(text).ok().map(QueryId::of_text),
+            Some(text) => QueryId::of_bytes(text),
             None => None,
         };
         Box::new(Mark { id, outcome, started })
@@ -137,13 +137,10 @@ impl Session {
         let of_text;
         let id = match (known, &analysed) {
             (Some(id), _) | (None, Some(id)) => Some(id),
-            (None, None) => match text.and_then(|t| std::str::from_utf8(t).ok()) {
-                Some(text) => {
-                    of_text = QueryId::of_text(text);
-                    Some(&of_text)
-                }
-                None => None,
-            },
+            (None, None) => {
+                of_text = text.and_then(QueryId::of_bytes);
+                of_text.as_ref()
+            }
         };
         let idle = self.tx.status() == b'I';
         self.report(id, outcome, rows, bytes as u64, elapsed, now, idle);

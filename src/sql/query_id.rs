@@ -56,16 +56,23 @@ impl QueryId {
     /// The identity of a text nobody analysed, the same its analysis would give (see the
     /// module doc).
     pub fn of_text(text: &str) -> QueryId {
+        QueryId::of_bytes(text.as_bytes()).expect("UTF-8 text")
+    }
+
+    /// [`QueryId::of_text`] of the bytes of a Query or Parse; `None` when they are not UTF-8
+    /// (checked only for a shape not seen before: a known shape's bytes are those of a text).
+    pub fn of_bytes(bytes: &[u8]) -> Option<QueryId> {
         use std::hash::BuildHasher;
         MEMO_OF.with_borrow_mut(|memo| {
-            let exact = memo.seed.hash_one(text);
+            let exact = memo.seed.hash_one(bytes);
             if let Some(id) = memo.by_text.get(&exact) {
-                return id.clone();
+                return Some(id.clone());
             }
-            let shape = literal_free_hash(text.as_bytes());
+            let (shape, masked) = shape_hash(bytes);
             let id = match memo.by_shape.get(&shape) {
                 Some(id) => id.clone(),
                 None => {
+                    let text = std::str::from_utf8(bytes).ok()?;
                     // As `analyze` builds it: each statement's, joined with `; `.
                     let fp = super::lex::split_statements(text)
                         .iter()
@@ -77,8 +84,12 @@ impl QueryId {
                     id
                 }
             };
-            remember(&mut memo.by_text, exact, &id);
-            id
+            // A text with literals rarely comes again as it is (a new value each time): not
+            // worth a place among the exact texts.
+            if !masked {
+                remember(&mut memo.by_text, exact, &id);
+            }
+            Some(id)
         })
     }
 }
@@ -118,6 +129,12 @@ fn mix(h: u64, b: u8) -> u64 {
 /// letters lower-cased. One pass, no allocation; literals and comments end where the lexer
 /// (`lex`) ends them.
 pub fn literal_free_hash(text: &[u8]) -> u64 {
+    shape_hash(text).0
+}
+
+/// [`literal_free_hash`], and whether a literal was masked.
+fn shape_hash(text: &[u8]) -> (u64, bool) {
+    let mut masked = false;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     // The byte before is part of a word (so a digit there is not a number).
@@ -125,6 +142,13 @@ pub fn literal_free_hash(text: &[u8]) -> u64 {
     let mut space = false;
     while i < text.len() {
         let b = text[i];
+        if b == b' ' {
+            // The usual blank, before the general case below.
+            space = true;
+            in_word = false;
+            i += 1;
+            continue;
+        }
         let special = CLASS[b as usize] == SPECIAL;
         if special && let Some(end) = blank_end(text, i) {
             space = true;
@@ -140,6 +164,7 @@ pub fn literal_free_hash(text: &[u8]) -> u64 {
             h = mix(h, b'?');
             i = end;
             in_word = false;
+            masked = true;
         } else if CLASS[b as usize] == WORD {
             // A word and the digits in it, in one tight loop: what the byte-by-byte branch below
             // would hash (each byte lower-cased), without its checks for literals.
@@ -162,7 +187,7 @@ pub fn literal_free_hash(text: &[u8]) -> u64 {
             i += 1;
         }
     }
-    h
+    (h, masked)
 }
 
 /// Where whitespace or a comment starting at `i` ends; `None`: none starts there.
@@ -185,7 +210,15 @@ fn literal_end(text: &[u8], i: usize, in_word: bool) -> Option<usize> {
             Some(skip_quoted(text, i + 1, b'\'', escapes))
         }
         b'$' => dollar_quote(text, i),
-        b'0'..=b'9' if !in_word => Some(skip_number(text, i)),
+        b'0'..=b'9' if !in_word => {
+            // Plain digits ended by a byte that cannot continue a number (the usual `= 42;`)
+            // need none of the lexer's cases (fractions, exponents, radix prefixes, `_`).
+            let end = i + text[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            match text.get(end) {
+                Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_') => Some(skip_number(text, i)),
+                _ => Some(end),
+            }
+        }
         b'.' if !in_word && next.is_some_and(|c| c.is_ascii_digit()) => Some(skip_number(text, i)),
         _ => None,
     }
@@ -197,9 +230,17 @@ mod tests {
 
     #[test]
     fn a_text_nobody_analysed_gets_the_identity_its_analysis_would_give() {
-        for text in ["SELECT a FROM t WHERE id = 5;", "select 1; UPDATE t SET a = 'x'", "  BEGIN  "] {
+        for text in [
+            "SELECT a FROM t WHERE id = 5;",
+            "select 1; UPDATE t SET a = 'x'",
+            "  BEGIN  ",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+            "select 1_000 + 0x1f + 1.5e3 + 12 from t where a = 12 and b='x'",
+            "UPDATE t SET a = a + 1 WHERE id IN (1, 2, 3)",
+        ] {
             assert_eq!(QueryId::of_text(text), QueryId::of(&crate::sql::analyze(text)), "{text}");
         }
+        assert_eq!(QueryId::of_bytes(b"SELECT '\xff'"), None, "not UTF-8, a shape never seen");
         let (a, b) = (QueryId::of_text("SELECT * FROM t WHERE k = 1"), QueryId::of_text("SELECT * FROM t WHERE k = 2"));
         assert_eq!(a, b, "literals are masked");
         assert_eq!(&*a.text, "select * from t where k = ?");
@@ -213,6 +254,8 @@ mod tests {
             ("SELECT v FROM t WHERE s = E'it\\'s'", "SELECT v FROM t WHERE s = E'x'"),
             ("SELECT $$a$b$$, $q$x$q$", "SELECT $$other$$, $q$$q$"),
             ("SELECT 1.5e-3, .5, 0x1F", "SELECT 2, 3, 4"),
+            ("SELECT v FROM t WHERE k = 12345;", "SELECT v FROM t WHERE k = 7;"),
+            ("SELECT 1_000, 12)", "SELECT 3, 4)"),
             ("SELECT a /* c /* nested */ */ FROM t -- end", "SELECT a FROM t"),
             ("SELECT a\n\t FROM   t", "SELECT a FROM t"),
         ];
