@@ -100,7 +100,8 @@ impl QueryId {
 const WORD: u8 = 0;
 const OTHER: u8 = 1;
 const SPECIAL: u8 = 2;
-const CLASS: [u8; 256] = {
+static CLASS: [u8; 256] = CLASS_OF;
+const CLASS_OF: [u8; 256] = {
     let mut class = [OTHER; 256];
     let mut b = 0;
     while b < 256 {
@@ -116,6 +117,17 @@ const CLASS: [u8; 256] = {
         b += 1;
     }
     class
+};
+
+/// Bytes that continue a word: its letters (and `_`, non-ASCII) and digits.
+static IN_WORD: [bool; 256] = {
+    let mut in_word = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        in_word[b] = CLASS_OF[b] == WORD || (b as u8).is_ascii_digit();
+        b += 1;
+    }
+    in_word
 };
 
 /// FNV-1a step.
@@ -168,8 +180,11 @@ fn shape_hash(text: &[u8]) -> (u64, bool) {
         } else if CLASS[b as usize] == WORD {
             // A word and the digits in it, in one tight loop: what the byte-by-byte branch below
             // would hash (each byte lower-cased), without its checks for literals.
-            while i < text.len() && (CLASS[text[i] as usize] == WORD || text[i].is_ascii_digit()) {
-                h = mix(h, text[i].to_ascii_lowercase());
+            for &c in &text[i..] {
+                if !IN_WORD[c as usize] {
+                    break;
+                }
+                h = mix(h, c.to_ascii_lowercase());
                 i += 1;
             }
             in_word = true;
