@@ -43,7 +43,6 @@ use foldhash::fast::RandomState;
 use super::repeats::RepeatDetector;
 use super::traffic::Traffic;
 use crate::cache::Bypass;
-use crate::sql::query_id::QueryId;
 
 pub use super::outcome::Outcome;
 
@@ -388,14 +387,17 @@ impl QueryStats {
         }
     }
 
-    /// A session's statement of `id`: logged if slow.
+    /// A statement (of `fingerprint`) logged if slow.
     #[inline]
-    fn note_if_slow(&self, id: &QueryId, database: &str, user: &str, outcome: Outcome, rows: u64, nanos: u64) {
-        self.log_if_slow(&id.text, database, user, outcome, rows, nanos);
-    }
-
-    #[inline]
-    fn log_if_slow(&self, fingerprint: &str, database: &str, user: &str, outcome: Outcome, rows: u64, nanos: u64) {
+    pub(super) fn log_if_slow(
+        &self,
+        fingerprint: &str,
+        database: &str,
+        user: &str,
+        outcome: Outcome,
+        rows: u64,
+        nanos: u64,
+    ) {
         let slow = self.slow_nanos.load(Relaxed);
         if slow > 0 && nanos >= slow {
             self.slow_queries.fetch_add(1, Relaxed);

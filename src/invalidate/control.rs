@@ -46,7 +46,17 @@ pub fn default_database(target: &UpstreamTarget) -> String {
 
 /// Connect to `database` (the connection is driven by a spawned task).
 pub async fn connect(target: &UpstreamTarget, database: &str) -> Result<Client, InvalidateError> {
-    let pg = pg_config(target, database, "pgcached install-triggers");
+    Ok(connect_as(target, database, "pgcached install-triggers").await?)
+}
+
+/// Connect to `database` as `application_name`, as the control plane logs in (the connection
+/// is driven by a spawned task).
+pub async fn connect_as(
+    target: &UpstreamTarget,
+    database: &str,
+    application_name: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let pg = pg_config(target, database, application_name);
     let client = match tls(target) {
         Some(tls) => {
             let (client, conn) = pg.connect(tls).await?;

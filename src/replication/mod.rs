@@ -308,20 +308,7 @@ async fn connect(
 
 /// A tokio-postgres connection to `db` as the control plane logs in (driven by a task).
 async fn control_client(target: &UpstreamTarget, db: &str) -> Result<tokio_postgres::Client, ReplicationError> {
-    let pg = control::pg_config(target, db, "pgcached-replication-control");
-    let client = match control::tls(target) {
-        Some(tls) => {
-            let (client, conn) = pg.connect(tls).await?;
-            tokio::spawn(conn);
-            client
-        }
-        None => {
-            let (client, conn) = pg.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            client
-        }
-    };
-    Ok(client)
+    Ok(control::connect_as(target, db, "pgcached-replication-control").await?)
 }
 
 /// Check, before serving, that the upstream can stream to us: `wal_level = logical`, slots

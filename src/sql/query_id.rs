@@ -24,7 +24,7 @@ pub struct QueryId {
     pub text: Arc<str>,
 }
 
-/// Shapes a thread fingerprinted lately (see [`QueryId::of_text`]); cleared when full.
+/// Shapes a thread fingerprinted lately (see [`QueryId::of_bytes`]); cleared when full.
 const MEMO: usize = 4096;
 
 /// A thread's identities: by exact text hash, and by [`literal_free_hash`].
@@ -53,14 +53,9 @@ impl QueryId {
         QueryId { hash: analysis.fingerprint_hash, text: analysis.fingerprint.clone() }
     }
 
-    /// The identity of a text nobody analysed, the same its analysis would give (see the
-    /// module doc).
-    pub fn of_text(text: &str) -> QueryId {
-        QueryId::of_bytes(text.as_bytes()).expect("UTF-8 text")
-    }
-
-    /// [`QueryId::of_text`] of the bytes of a Query or Parse; `None` when they are not UTF-8
-    /// (checked only for a shape not seen before: a known shape's bytes are those of a text).
+    /// The identity of the text of a Query or Parse nobody analysed, the same its analysis
+    /// would give (see the module doc); `None` when it is not UTF-8 (checked only for a shape
+    /// not seen before: a known shape's bytes are those of a text).
     pub fn of_bytes(bytes: &[u8]) -> Option<QueryId> {
         use std::hash::BuildHasher;
         MEMO_OF.with_borrow_mut(|memo| {
@@ -253,10 +248,13 @@ mod tests {
             "select 1_000 + 0x1f + 1.5e3 + 12 from t where a = 12 and b='x'",
             "UPDATE t SET a = a + 1 WHERE id IN (1, 2, 3)",
         ] {
-            assert_eq!(QueryId::of_text(text), QueryId::of(&crate::sql::analyze(text)), "{text}");
+            assert_eq!(QueryId::of_bytes(text.as_bytes()).unwrap(), QueryId::of(&crate::sql::analyze(text)), "{text}");
         }
         assert_eq!(QueryId::of_bytes(b"SELECT '\xff'"), None, "not UTF-8, a shape never seen");
-        let (a, b) = (QueryId::of_text("SELECT * FROM t WHERE k = 1"), QueryId::of_text("SELECT * FROM t WHERE k = 2"));
+        let (a, b) = (
+            QueryId::of_bytes(b"SELECT * FROM t WHERE k = 1").unwrap(),
+            QueryId::of_bytes(b"SELECT * FROM t WHERE k = 2").unwrap(),
+        );
         assert_eq!(a, b, "literals are masked");
         assert_eq!(&*a.text, "select * from t where k = ?");
     }

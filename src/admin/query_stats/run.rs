@@ -173,7 +173,7 @@ impl SessionStats {
             }
         }
         if let Some(id) = id {
-            self.table.note_if_slow(id, &self.database, &self.user, outcome, rows, nanos);
+            self.table.log_if_slow(&id.text, &self.database, &self.user, outcome, rows, nanos);
         }
     }
 
