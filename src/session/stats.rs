@@ -132,7 +132,8 @@ impl Session {
             return;
         }
         let now = Instant::now();
-        let elapsed = self.tally.started.take().map(|s| now.saturating_duration_since(s)).unwrap_or_default();
+        let started = self.tally.started.take();
+        let elapsed = started.map(|s| now.saturating_duration_since(s)).unwrap_or_default();
         let analysed = self.tally.id.take();
         let of_text;
         let id = match (known, &analysed) {
@@ -143,7 +144,7 @@ impl Session {
             }
         };
         let idle = self.tx.status() == b'I';
-        self.report(id, outcome, rows, bytes as u64, elapsed, now, idle);
+        self.report(id, outcome, rows, bytes as u64, (started, elapsed), now, idle);
     }
 
     /// A ReadyForQuery from the server saying `status`; `mark`: the exchange it ends, if one
@@ -156,7 +157,8 @@ impl Session {
             Some(mark) => {
                 let now = Instant::now();
                 let elapsed = now.saturating_duration_since(mark.started);
-                self.report(mark.id.as_ref(), mark.outcome, rows, bytes, elapsed, now, status == b'I');
+                let timing = (Some(mark.started), elapsed);
+                self.report(mark.id.as_ref(), mark.outcome, rows, bytes, timing, now, status == b'I');
             }
             // An exchange that ran no query (a Parse and Sync): no transaction of its own.
             None if status == b'I' => t.xact_started = None,
@@ -164,9 +166,9 @@ impl Session {
         }
     }
 
-    /// A statement to the histograms and, under `id` if known, the per-query table; `idle`:
-    /// no transaction is open after it (it ended one: an autocommit statement, or the block's
-    /// COMMIT or ROLLBACK).
+    /// A statement to the histograms and, under `id` if known, the per-query table; `timing`:
+    /// when it started (if known) and how long it took; `idle`: no transaction is open after it
+    /// (it ended one: an autocommit statement, or the block's COMMIT or ROLLBACK).
     #[allow(clippy::too_many_arguments)]
     fn report(
         &mut self,
@@ -174,12 +176,17 @@ impl Session {
         outcome: Outcome,
         rows: u64,
         bytes: u64,
-        elapsed: Duration,
+        (started, elapsed): (Option<Instant>, Duration),
         now: Instant,
         idle: bool,
     ) {
         let Some(reporter) = &self.tally.reporter else { return };
-        let xact = if idle { self.tally.xact_started.take().map(|s| now.saturating_duration_since(s)) } else { None };
+        let xact = match self.tally.xact_started.take_if(|_| idle) {
+            // An autocommit statement is its own transaction: no second subtraction.
+            Some(began) if Some(began) == started => Some(elapsed),
+            Some(began) => Some(now.saturating_duration_since(began)),
+            None => None,
+        };
         reporter.record(id, outcome, rows, bytes, elapsed, now, xact);
         if let Some(id) = id
             && let Some(repeats) = &mut self.tally.repeats
