@@ -418,18 +418,25 @@ impl Session {
         }
     }
 
+    /// The client's Parse of `client` did not happen: the name is free again — or, if it
+    /// replaced a statement a `DISCARD ALL` earlier in its segment was to drop and that failed
+    /// too, it still stands for the old one.
+    fn unreplace(&mut self, client: Bytes, replaced: Option<Box<super::statements::Statement>>) {
+        self.statements.remove(&client);
+        if let Some(old) = replaced.filter(|old| !self.statements.dropped_since(old)) {
+            self.statements.restore(client, *old);
+        }
+    }
+
     fn undo(&mut self, undo: OnFail) {
         match undo {
             OnFail::Nothing => {}
             OnFail::ForgetServerStatement(server) => self.server_mut().obj.prepared.forget(&server),
             OnFail::ForgetStatement { client, server, replaced } => {
-                self.statements.remove(&client);
                 self.server_mut().obj.prepared.forget(&server);
-                // Skipped after a DISCARD ALL that failed: the name still stands for the old one.
-                if let Some(old) = replaced.filter(|old| !self.statements.dropped_since(old)) {
-                    self.statements.restore(client, *old);
-                }
+                self.unreplace(client, replaced);
             }
+            OnFail::Unreplace { client, replaced } => self.unreplace(client, Some(replaced)),
             OnFail::KeepStatement { client, stmt } => self.statements.restore(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),

@@ -98,11 +98,16 @@ impl Session {
         let replaced = if replaced { self.statements.remove(p.name).map(Box::new) } else { None };
         let taken_by_renamed = self.statements.get(p.name).is_some_and(|s| s.is_renamed(p.name));
         if p.name.is_empty() || !(self.renaming() || taken_by_renamed) {
+            let mut entry = Entry::forward(Kind::Parse);
             if p.name.is_empty() {
                 self.unnamed_query = Some(query.clone());
                 self.unnamed_types = p.param_types.clone();
             } else {
                 // Session mode (or pinned): the client's name is the server's.
+                if let Some(replaced) = replaced {
+                    let undo = OnFail::Unreplace { client: name.clone(), replaced };
+                    entry = Entry::Server(Request::forward(Kind::Parse).on_fail(undo));
+                }
                 self.statements.insert(name, Statement::under_own_name(p.name, &query, &p.param_types));
             }
             let sent = if rewritten {
@@ -115,7 +120,7 @@ impl Session {
             if p.name.is_empty() {
                 self.parse_unnamed(&sent, false);
             }
-            self.forward(&sent, Entry::forward(Kind::Parse));
+            self.forward(&sent, entry);
             return Flow::Continue;
         }
         if self.statements.contains(p.name) {

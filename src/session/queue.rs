@@ -41,6 +41,13 @@ pub enum OnFail {
         server: Bytes,
         replaced: Option<Box<super::statements::Statement>>,
     },
+    /// The client's Parse under its own name (session mode, or pinned) of a name a `DISCARD
+    /// ALL` / `DEALLOCATE ALL` earlier in its segment was to drop failed: if the drop did not
+    /// happen either, the name stands for `replaced` again.
+    Unreplace {
+        client: Bytes,
+        replaced: Box<super::statements::Statement>,
+    },
     /// The client's Close of its statement was skipped: the name still stands for `stmt`.
     KeepStatement {
         client: Bytes,
