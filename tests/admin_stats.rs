@@ -107,11 +107,16 @@ async fn show_queries_counts_each_path_and_masks_literals() {
     assert_eq!(sample(&metrics, &calls), Some(4.0), "{metrics}");
 
     // A block is one transaction, however many statements it holds (a hit among them).
-    for statement in ["BEGIN", "SELECT v FROM kv WHERE k = 1", "UPDATE kv SET v = 'uno' WHERE k = 1", "COMMIT"] {
+    let block = ["BEGIN", "SELECT v FROM kv WHERE k = 1", "UPDATE kv SET v = 'uno' WHERE k = 1", "COMMIT"];
+    for statement in block {
         simple_one(&app, statement).await;
     }
     let after = stats_row(&admin, "app", 13).await;
     assert_eq!(number(&after, "total_xact_count"), 10, "{after:?}");
+    // Bytes received: the block's four Query messages ('Q', length, text, NUL), exactly.
+    let query_bytes: u64 = block.iter().map(|s| 1 + 4 + s.len() as u64 + 1).sum();
+    assert!(number(&app_stats, "total_received") > 0, "{app_stats:?}");
+    assert_eq!(number(&after, "total_received") - number(&app_stats, "total_received"), query_bytes, "{after:?}");
     assert!(field(&after, "avg_xact_time_ms").unwrap().parse::<f64>().unwrap() > 0.0, "{after:?}");
 }
 

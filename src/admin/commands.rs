@@ -34,7 +34,7 @@ const HELP: &[(&str, &str)] = &[
         "SHOW QUERIES",
         "per query (literals masked): calls, cache hits and misses, bypasses, refusals, rows, time, p50/p99",
     ),
-    ("SHOW STATS", "per database: queries, cache hits, rows, bytes sent, time"),
+    ("SHOW STATS", "per database: transactions, queries, cache hits, rows, bytes received and sent, time"),
     ("SHOW SERVERS", "server connections: active (which client) or idle"),
     ("SHOW POLICIES", "each policy, whom it applies to, and its refusals by rule"),
     ("SHOW REPLICATION", "per database followed: stream connected, answers served, lag, slot, transactions applied"),

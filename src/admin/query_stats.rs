@@ -267,9 +267,9 @@ pub struct QueryStats {
     repeats: AtomicU64,
     /// Live sessions' statements not yet added ([`SessionStats`]).
     runs: Runs,
-    /// Per database: transactions ended (autocommit statements included) and their total time
-    /// in nanoseconds.
-    transactions: Mutex<HashMap<Box<str>, (u64, u64), RandomState>>,
+    /// Per database: transactions ended (autocommit statements included), their total time in
+    /// nanoseconds, and the bytes clients sent.
+    transactions: Mutex<HashMap<Box<str>, (u64, u64, u64), RandomState>>,
 }
 
 /// `d` in nanoseconds, 0 for `None` (and at least 1 for `Some`).
@@ -359,15 +359,16 @@ impl QueryStats {
     /// Adds a session's run to its queries' rows and empties it.
     fn add_run(&self, run: &mut Run) {
         run.statements.flush();
-        if run.transactions > 0 {
+        if run.transactions > 0 || run.received > 0 {
             let mut xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
-            let (count, ns) = match xacts.get_mut(&*run.database) {
+            let (count, ns, received) = match xacts.get_mut(&*run.database) {
                 Some(t) => t,
                 None => xacts.entry(run.database.clone()).or_default(),
             };
             *count += run.transactions;
             *ns = ns.saturating_add(run.transaction_ns);
-            (run.transactions, run.transaction_ns) = (0, 0);
+            *received += run.received;
+            (run.transactions, run.transaction_ns, run.received) = (0, 0, 0);
         }
         if run.queries.is_empty() {
             return;
@@ -449,12 +450,15 @@ impl QueryStats {
         self.repeats.load(Relaxed)
     }
 
-    /// Per database: transactions ended and their total time (live sessions' included).
-    pub fn transactions(&self) -> Vec<(String, u64, Duration)> {
+    /// Per database: transactions ended, their total time, and the bytes clients sent
+    /// (live sessions' included).
+    pub fn transactions(&self) -> Vec<(String, u64, Duration, u64)> {
         self.drain();
         let xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<_> =
-            xacts.iter().map(|(db, &(n, ns))| (db.to_string(), n, Duration::from_nanos(ns))).collect();
+        let mut out: Vec<_> = xacts
+            .iter()
+            .map(|(db, &(n, ns, received))| (db.to_string(), n, Duration::from_nanos(ns), received))
+            .collect();
         out.sort();
         out
     }

@@ -87,11 +87,12 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
         time: Duration,
         xacts: u64,
         xact_time: Duration,
+        received: u64,
     }
     let mut by_database: BTreeMap<String, Sums> = BTreeMap::new();
-    for (database, xacts, xact_time) in stats.transactions() {
+    for (database, xacts, xact_time, received) in stats.transactions() {
         let s = by_database.entry(database).or_default();
-        (s.xacts, s.xact_time) = (xacts, xact_time);
+        (s.xacts, s.xact_time, s.received) = (xacts, xact_time, received);
     }
     for q in stats.snapshot() {
         let s = by_database.entry(q.database).or_default();
@@ -111,6 +112,7 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
         ("total_cache_misses", INT8),
         ("total_refused", INT8),
         ("total_rows", INT8),
+        ("total_received", INT8),
         ("total_sent", INT8),
         ("total_xact_time_ms", FLOAT8),
         ("total_query_time_ms", FLOAT8),
@@ -131,6 +133,7 @@ pub fn stats(shared: &Shared) -> Result<ResultSet, String> {
             text(s.misses),
             text(s.refused),
             text(s.rows),
+            text(s.received),
             text(s.bytes),
             ms(s.xact_time),
             ms(s.time),

@@ -381,6 +381,7 @@ impl Session {
                 }
                 Event::ClientRead(Ok(n)) => {
                     self.shared.traffic.received_from_client(n);
+                    self.tally.client_sent(n);
                     if self.live.generation() != self.generation && self.is_idle() && self.held_begin.is_none() {
                         self.adopt_generation();
                     }

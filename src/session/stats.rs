@@ -50,6 +50,9 @@ pub struct Tally {
     bytes: u64,
     rows_at_ready: u64,
     bytes_at_ready: u64,
+    /// Bytes the client sent this session, and their value at the last report.
+    received: u64,
+    received_at_report: u64,
     repeats: Option<RepeatDetector>,
     /// The session's reporter to the per-query table (`None`: statistics off).
     reporter: Option<SessionStats>,
@@ -84,6 +87,12 @@ impl Tally {
         self.id = None;
         self.bypass.set(None);
         self.executes = false;
+    }
+
+    /// The client sent `bytes`.
+    #[inline]
+    pub fn client_sent(&mut self, bytes: usize) {
+        self.received += bytes as u64;
     }
 
     /// The server sent a frame of `bytes`, a DataRow or not.
@@ -187,7 +196,9 @@ impl Session {
             Some(began) => Some(now.saturating_duration_since(began)),
             None => None,
         };
-        reporter.record(id, outcome, rows, bytes, elapsed, now, xact);
+        let received = self.tally.received - self.tally.received_at_report;
+        self.tally.received_at_report = self.tally.received;
+        reporter.record(id, outcome, rows, bytes, elapsed, now, xact, received);
         if let Some(id) = id
             && let Some(repeats) = &mut self.tally.repeats
             && let Some(count) = repeats.observe(id.hash, now)

@@ -52,6 +52,8 @@ pub(super) struct Run {
     /// Transactions ended (autocommit statements included) and their total time.
     pub transactions: u64,
     pub transaction_ns: u64,
+    /// Bytes the client sent (its messages) since the last flush.
+    pub received: u64,
 }
 
 impl Run {
@@ -114,6 +116,7 @@ impl SessionStats {
             statements,
             transactions: 0,
             transaction_ns: 0,
+            received: 0,
         };
         let run = Arc::new(Mutex::new(run));
         table.runs.register(&run);
@@ -122,7 +125,7 @@ impl SessionStats {
 
     /// A statement answered along `outcome`, `elapsed` long, ending at `now`: in the latency
     /// histograms, and in the table under `id` (`None`: its identity is unknown); `xact`: the
-    /// transaction it ended, so long.
+    /// transaction it ended, so long; `received`: the bytes the client sent since the last one.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub fn record(
@@ -134,11 +137,13 @@ impl SessionStats {
         elapsed: Duration,
         now: Instant,
         xact: Option<Duration>,
+        received: u64,
     ) {
         let nanos = nanos_of(elapsed);
         {
             let mut run = lock(&self.run);
             run.statements.observe(outcome, elapsed);
+            run.received += received;
             if let Some(xact) = xact {
                 run.transactions += 1;
                 run.transaction_ns = run.transaction_ns.saturating_add(nanos_of(xact));

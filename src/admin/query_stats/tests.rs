@@ -306,7 +306,7 @@ fn a_session_run_is_in_every_snapshot_and_equals_the_statements_one_by_one() {
     plan.extend((0..3 * RUN_SAMPLES).map(|i| &queries[i % 2 + 2]));
     for (n, q) in (1u32..).zip(plan) {
         let (elapsed, outcome) = (MS * (n % 13 + 1), if n % 3 == 0 { Outcome::Miss } else { Outcome::Hit });
-        session.record(Some(q), outcome, 2, 20, elapsed, start + MS * n, None);
+        session.record(Some(q), outcome, 2, 20, elapsed, start + MS * n, None, 0);
         direct.record(&Statement {
             fingerprint_hash: q.hash,
             fingerprint: &q.text,
@@ -341,7 +341,7 @@ fn a_session_that_ends_leaves_its_run_in_the_table() {
     let table = Arc::new(stats(100));
     {
         let session = table.session(&Traffic::new().unwrap(), "app", "bob");
-        session.record(Some(&id(5, "select ?")), Outcome::Forwarded, 1, 9, MS, std::time::Instant::now(), None);
+        session.record(Some(&id(5, "select ?")), Outcome::Forwarded, 1, 9, MS, std::time::Instant::now(), None, 0);
     }
     let mut live = 0;
     table.runs.each(|_| live += 1);
@@ -355,7 +355,7 @@ fn a_session_repeat_is_counted_on_its_buffered_query() {
     let table = Arc::new(stats(100));
     let session = table.session(&Traffic::new().unwrap(), "app", "alice");
     let q = id(9, "select ?");
-    session.record(Some(&q), Outcome::Hit, 1, 1, MS, std::time::Instant::now(), None);
+    session.record(Some(&q), Outcome::Hit, 1, 1, MS, std::time::Instant::now(), None, 0);
     session.report_repeat(&q, 3);
     assert_eq!(row(&table.snapshot(), 9).repeats, 1, "the run was added before the burst was counted");
 }
