@@ -75,6 +75,16 @@ pub struct Statement<'a> {
     pub elapsed: Duration,
 }
 
+/// One database's totals beside its queries' rows.
+#[derive(Debug, Default, Clone, Copy)]
+struct DatabaseTotals {
+    /// Transactions ended (autocommit statements included) and their time.
+    transactions: u64,
+    transaction_ns: u64,
+    /// Bytes of the clients' messages.
+    received: u64,
+}
+
 /// What [`QueryStats`] keeps and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryStatsSettings {
@@ -269,7 +279,7 @@ pub struct QueryStats {
     runs: Runs,
     /// Per database: transactions ended (autocommit statements included), their total time in
     /// nanoseconds, and the bytes clients sent.
-    transactions: Mutex<HashMap<Box<str>, (u64, u64, u64), RandomState>>,
+    transactions: Mutex<HashMap<Box<str>, DatabaseTotals, RandomState>>,
 }
 
 /// `d` in nanoseconds, 0 for `None` (and at least 1 for `Some`).
@@ -361,13 +371,13 @@ impl QueryStats {
         run.statements.flush();
         if run.transactions > 0 || run.received > 0 {
             let mut xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
-            let (count, ns, received) = match xacts.get_mut(&*run.database) {
+            let t = match xacts.get_mut(&*run.database) {
                 Some(t) => t,
                 None => xacts.entry(run.database.clone()).or_default(),
             };
-            *count += run.transactions;
-            *ns = ns.saturating_add(run.transaction_ns);
-            *received += run.received;
+            t.transactions += run.transactions;
+            t.transaction_ns = t.transaction_ns.saturating_add(run.transaction_ns);
+            t.received += run.received;
             (run.transactions, run.transaction_ns, run.received) = (0, 0, 0);
         }
         if run.queries.is_empty() {
@@ -457,7 +467,7 @@ impl QueryStats {
         let xacts = self.transactions.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<_> = xacts
             .iter()
-            .map(|(db, &(n, ns, received))| (db.to_string(), n, Duration::from_nanos(ns), received))
+            .map(|(db, t)| (db.to_string(), t.transactions, Duration::from_nanos(t.transaction_ns), t.received))
             .collect();
         out.sort();
         out
