@@ -408,6 +408,24 @@ regression!(
 );
 
 regression!(
+    /// `DISCARD ALL` and then `CREATE TEMP TABLE` in one pipeline: the temporary table pins the
+    /// client to its server connection, but the DISCARD's completion (which arrives after the
+    /// CREATE was sent) cleared every pin, so the connection went back to the pool with the
+    /// table on it and the next client to get it saw "relation already exists" (42P07) — one
+    /// client's state in another's session. Found by the fuzzer (transaction pooling, seed
+    /// 7177).
+    seed_7177_a_temp_table_created_after_a_discard_all_in_the_pipeline_keeps_its_pin,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("", "DISCARD ALL"), bind("", "", &[]), execute("", 0), bind("", "", &[]), parse("", "CREATE TEMP TABLE tmp (x int)"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![parse("", "CREATE TEMP TABLE tmp (x int)"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
     /// A named BEGIN executed in a pipeline, a Parse that takes its name (42P05: the block
     /// fails and the server skips to the Sync), a LISTEN bound (the session is pinned: names
     /// are the client's own from here), then DISCARD ALL and a Parse under that name in the same

@@ -344,13 +344,20 @@ impl Session {
                 obj.dirty.clear();
                 obj.settings_unknown = false;
                 self.statements.dropped(self.syncs_done);
-                self.pins = Pins::default();
+                // What statements sent after it in the same pipeline leave behind stays.
+                let later = self.queue.pins_pending();
+                self.pins = later;
                 if self.statements.any_under_own_name() {
                     self.pins.add(Pins::OWN_NAMES);
                 }
-                self.private.remove(Private::TEMP_OBJECTS);
+                if !later.contains(Pins::TEMP_OBJECTS) {
+                    self.private.remove(Private::TEMP_OBJECTS);
+                }
                 self.private.remove(Private::UNTRACKED_SETTINGS);
                 self.apply_sets(vec![SetEffect::ResetAll]);
+                if later.contains(Pins::UNTRACKED_SETTINGS) {
+                    self.settings_untracked();
+                }
             }
             b"DEALLOCATE ALL" => {
                 // Every statement on this server is gone, the client's included (but those

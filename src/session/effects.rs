@@ -63,13 +63,22 @@ pub fn plan(
             private_reads: !s.settings.is_empty()
                 || s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
                 || s.kind == StatementKind::SessionSet,
+            pins: Pins::default(),
         };
-        note_session_state(s, &mut plan);
+        let untracked_before = plan.untracked_settings;
+        effects.pins = note_session_state(s, &mut plan);
+        plan.pins.add(effects.pins);
+        if plan.untracked_settings && !untracked_before {
+            effects.pins.add(Pins::UNTRACKED_SETTINGS);
+        }
         for change in &s.settings {
             match setting(change, params) {
                 Setting::Session(effect) => effects.sets.push(effect),
                 Setting::Local => {}
-                Setting::Untracked => plan.untracked_settings = true,
+                Setting::Untracked => {
+                    plan.untracked_settings = true;
+                    effects.pins.add(Pins::UNTRACKED_SETTINGS);
+                }
             }
             let name = change.name.clone().or_else(|| change.name_param.and_then(|n| param(params, n)));
             match name {
@@ -94,22 +103,24 @@ pub fn plan(
     plan
 }
 
-/// Connection state a statement leaves behind, and what makes its session's answers private.
-fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
+/// Connection state a statement leaves behind (its pins, returned), and what makes its
+/// session's answers private (into `plan`).
+fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
+    let mut pins = Pins::default();
     if !s.temp_tables_created.is_empty() {
-        plan.pins.add(Pins::TEMP_OBJECTS);
+        pins.add(Pins::TEMP_OBJECTS);
         plan.private.add(Private::TEMP_OBJECTS);
     }
     match s.keyword.as_str() {
-        "listen" => plan.pins.add(Pins::LISTEN),
-        "prepare" if s.kind != StatementKind::Transaction(TxKind::Prepare) => plan.pins.add(Pins::SQL_PREPARED),
+        "listen" => pins.add(Pins::LISTEN),
+        "prepare" if s.kind != StatementKind::Transaction(TxKind::Prepare) => pins.add(Pins::SQL_PREPARED),
         _ => {}
     }
     if s.hold_cursor {
-        plan.pins.add(Pins::HOLD_CURSOR);
+        pins.add(Pins::HOLD_CURSOR);
     }
     if s.functions.iter().any(|f| crate::sql::functions::takes_session_lock(&f.name)) {
-        plan.pins.add(Pins::ADVISORY_LOCK);
+        pins.add(Pins::ADVISORY_LOCK);
     }
     if s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
         && s.settings.is_empty()
@@ -123,6 +134,7 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) {
         // RESET ALL does not undo it, and the key holds the role, not this.
         plan.untracked_settings = true;
     }
+    pins
 }
 
 /// `DISCARD ALL`, `DEALLOCATE ALL`, `DEALLOCATE PREPARE ALL`.

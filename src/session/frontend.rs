@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use super::effects;
 use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
-use super::state::{Effects, Lifecycle};
+use super::state::{Effects, Lifecycle, Pins};
 use super::{Flow, Session, SessionError};
 use crate::admin::query_stats::Outcome;
 use crate::cache::rowkey::BindValues;
@@ -400,6 +400,12 @@ impl Session {
             // it must not leak to the next client of this server, and this session's results
             // can no longer be keyed safely.
             self.settings_untracked();
+            if let Some(statements) = plan.statements.as_mut() {
+                // Also after a DISCARD ALL that completes before them (see `observe_command`).
+                for effects in statements.iter_mut() {
+                    Arc::make_mut(effects).pins.add(Pins::UNTRACKED_SETTINGS);
+                }
+            }
         }
         // Placeholders: the server connection may hold them from now on; the client, once
         // the statement that defines them has run (an error before it skips it).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::state::Effects;
+use super::state::{Effects, Pins};
 use crate::cache::Recorder;
 use crate::wire::backend::tag;
 
@@ -411,6 +411,20 @@ impl ReplyQueue {
         }
         undo.reverse();
         undo
+    }
+
+    /// What the statements not yet complete will leave on the connection: the rest of the
+    /// head request's and every later one's (see `Effects::pins`).
+    pub fn pins_pending(&self) -> Pins {
+        let mut pins = Pins::default();
+        for entry in &self.entries {
+            if let Entry::Server(request) = entry {
+                for effects in request.pending_effects() {
+                    pins.add(effects.pins);
+                }
+            }
+        }
+        pins
     }
 
     /// Server statements whose Parse is still unanswered (each is followed by its probe).

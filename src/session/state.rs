@@ -74,6 +74,9 @@ pub struct Effects {
     /// `set_config`, `SET TRANSACTION`): in a block, later reads may see what no cache key
     /// holds (the proxy follows session settings only from the commit on).
     pub private_reads: bool,
+    /// Connection state it leaves behind (see [`Pins`]): what a `DISCARD ALL` before it in
+    /// the same pipeline does not undo.
+    pub pins: Pins,
 }
 
 impl Effects {
@@ -85,6 +88,7 @@ impl Effects {
             && !self.drops_statements
             && self.defines.is_empty()
             && !self.private_reads
+            && self.pins.is_empty()
     }
 }
 
