@@ -426,6 +426,21 @@ regression!(
 );
 
 regression!(
+    /// A Parse under a name taken earlier in the same pipeline, after a `set_config` whose
+    /// parameters pin nothing yet: Postgres refuses it (42P05) and keeps the first statement;
+    /// pgcached must too. Found by the fuzzer (transaction pooling, seed 7181).
+    seed_7181_a_name_taken_in_the_same_pipeline_stays_taken,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("", "SELECT set_config($1, $2, $3::bool)"), bind("", "", &[Some("app.tenant"), Some("2"), Some("false")]), parse("s1", "RESET search_path"), parse("", "SHOW search_path"), parse("s1", "LISTEN ch"), sync()])),
+            step(1, send(vec![parse("s1", "BEGIN"), bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
     /// A named BEGIN executed in a pipeline, a Parse that takes its name (42P05: the block
     /// fails and the server skips to the Sync), a LISTEN bound (the session is pinned: names
     /// are the client's own from here), then DISCARD ALL and a Parse under that name in the same
