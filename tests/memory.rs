@@ -161,3 +161,34 @@ async fn a_client_that_does_not_read_is_cut_after_client_write_and_its_server_cl
     let other = connect(&p.url()).await;
     assert_eq!(simple_one(&other, "SELECT 7").await.as_deref(), Some("7"));
 }
+
+/// A spike gives its memory back: 80 answers of 1 MiB fill the cache (the process grows by
+/// about that much), then expire (a 2 s TTL); once the cache has let them go, the resident set
+/// is back near where it started — the allocator returns freed pages to the system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_to_the_baseline_after_a_spike() {
+    let pg = PgCluster::start();
+    let (p, admin) = start(&pg, "cache:\n  max_memory: 256MiB\n  max_entry_size: 4MiB\n  default_ttl: 2s\n").await;
+    let c = connect(&p.url()).await;
+    simple_one(&c, "SELECT 1").await;
+    let baseline = p.rss();
+    for i in 0..80 {
+        simple_one(&c, &format!("SELECT repeat('x', 1024 * 1024) || '{i}' AS big")).await;
+    }
+    let grown = p.rss();
+    let cached = metric(admin, "pgcached_cache_bytes").await;
+    eprintln!("spike: baseline {} MiB, with 80 MiB cached {} MiB", baseline / MIB, grown / MIB);
+    assert!(cached >= (80 * MIB) as f64, "the answers were cached: {cached}");
+    assert!(grown > baseline + 60 * MIB, "the spike is there: {} -> {} MiB", baseline / MIB, grown / MIB);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Expired entries go with the cache's maintenance, which statements drive.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut now = p.rss();
+    while now > baseline + 16 * MIB && Instant::now() < deadline {
+        simple_one(&c, "SELECT 2").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = p.rss();
+    }
+    eprintln!("after expiry: {} MiB (cache {} bytes)", now / MIB, metric(admin, "pgcached_cache_bytes").await);
+    assert!(now <= baseline + 16 * MIB, "RSS {} MiB, baseline {} MiB", now / MIB, baseline / MIB);
+}
