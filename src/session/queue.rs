@@ -93,6 +93,9 @@ pub struct Tracked {
     /// `sql::LimitNotice`), and the statements completed so far (CommandCompletes seen).
     pub notices: Vec<crate::sql::LimitNotice>,
     pub completed: usize,
+    /// The client's Query, kept while it may be sent again on another server connection
+    /// (see `session::retry`): dropped at the first frame of its answer.
+    pub resend: Option<super::retry::Resend>,
 }
 
 impl Request {
@@ -136,6 +139,25 @@ impl Request {
             self.tracked.get_or_insert_default().notices = notices;
         }
         self
+    }
+
+    /// May be sent again as `resend` if its server connection dies before answering.
+    #[inline]
+    pub fn resend(mut self, resend: Option<super::retry::Resend>) -> Request {
+        if resend.is_some() {
+            self.tracked.get_or_insert_default().resend = resend;
+        }
+        self
+    }
+
+    /// Whether this request may still be sent again (see `session::retry`).
+    pub fn resendable(&self) -> bool {
+        self.tracked.as_ref().is_some_and(|t| t.resend.is_some())
+    }
+
+    /// The copy kept for sending this request again, taken out (no longer resendable).
+    pub fn take_resend(&mut self) -> Option<super::retry::Resend> {
+        self.tracked.as_mut()?.resend.take()
     }
 
     /// A statement of this request completed with command tag `tag`: the notice due for it, if
