@@ -453,7 +453,7 @@ impl Session {
         {
             match write_without_waiting(&mut lease.io.writer, &mut self.to_server) {
                 Ok(done) => self.server_unflushed = !done,
-                Err(e) => return Ok(self.on_server_lost(Some(e))),
+                Err(e) => return Ok(self.server_write_failed(e)),
             }
         }
         self.write_client_now()?;

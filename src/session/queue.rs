@@ -155,9 +155,15 @@ impl Request {
         self.tracked.as_ref().is_some_and(|t| t.resend.is_some())
     }
 
-    /// The copy kept for sending this request again, taken out (no longer resendable).
+    /// The copy kept for sending this request again, taken out (no longer resendable). When it
+    /// was all the request tracked, the request is plain again: its rows pass straight.
     pub fn take_resend(&mut self) -> Option<super::retry::Resend> {
-        self.tracked.as_mut()?.resend.take()
+        let tracked = self.tracked.as_mut()?;
+        let resend = tracked.resend.take();
+        if tracked.effects.is_none() && tracked.fill.is_none() && tracked.notices.is_empty() {
+            self.tracked = None;
+        }
+        resend
     }
 
     /// A statement of this request completed with command tag `tag`: the notice due for it, if

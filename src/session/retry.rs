@@ -113,6 +113,16 @@ impl Session {
         self.on_server_lost(err)
     }
 
+    /// Writing to the server failed (`write_now`, which cannot wait): when the head request may
+    /// be sent again, the loop's own server branches meet the failure next and do it
+    /// ([`Self::server_lost`]); else the session ends as before.
+    pub(super) fn server_write_failed(&mut self, err: std::io::Error) -> Flow {
+        if self.head_resendable() && self.queue.iter().count() == 1 {
+            return Flow::Continue;
+        }
+        self.on_server_lost(Some(err))
+    }
+
     /// Drop the dead server connection and send the head request again on another.
     async fn resend(&mut self) -> Flow {
         let Some(Entry::Server(mut request)) = self.queue.pop() else { return Flow::Continue };
