@@ -81,6 +81,11 @@ pub struct ProxyCollector {
     clients: IntGauge,
     analysis_memo: IntGauge,
     filling: IntGauge,
+    stale_served: IntCounter,
+    upstream_down: IntGauge,
+    breaker_opened: IntCounter,
+    fast_failures: IntCounter,
+    connect_retries: IntCounterVec,
 }
 
 const POOL_LABELS: &[&str] = &["database", "user"];
@@ -150,10 +155,30 @@ impl ProxyCollector {
                 "pgcached_analysis_memo_bytes",
                 "Bytes held by the memo of analysed statements and their templates (limits.analysis_memo).",
             )?,
+            stale_served: counter(
+                "pgcached_cache_stale_served_total",
+                "Expired (never invalidated) answers served while Postgres could not be reached.",
+            )?,
+            upstream_down: gauge(
+                "pgcached_upstream_down",
+                "1 while the circuit breaker holds the upstream down (new connections fail fast), else 0.",
+            )?,
+            breaker_opened: counter("pgcached_upstream_breaker_opened_total", "Times the circuit breaker opened.")?,
+            fast_failures: counter(
+                "pgcached_upstream_fast_failures_total",
+                "Checkouts refused at once (08006) because the circuit breaker was open.",
+            )?,
+            connect_retries: IntCounterVec::new(
+                Opts::new(
+                    "pgcached_pool_connect_retries_total",
+                    "Server connection attempts repeated after a transient failure (pool.retries).",
+                ),
+                POOL_LABELS,
+            )?,
         })
     }
 
-    fn parts(&self) -> [&dyn Collector; 22] {
+    fn parts(&self) -> [&dyn Collector; 27] {
         [
             &self.build_info,
             &self.hits,
@@ -177,6 +202,11 @@ impl ProxyCollector {
             &self.clients,
             &self.analysis_memo,
             &self.filling,
+            &self.stale_served,
+            &self.upstream_down,
+            &self.breaker_opened,
+            &self.fast_failures,
+            &self.connect_retries,
         ]
     }
 
@@ -205,6 +235,7 @@ impl ProxyCollector {
         for (why, n) in &s.bypassed {
             set(&self.bypassed.with_label_values(&[why.label()]), *n);
         }
+        set(&self.stale_served, s.stale_served);
         self.bytes.set(gauge_value(s.bytes));
         self.entries.set(gauge_value(s.entries));
         self.filling.set(gauge_value(self.sources.cache.filling_bytes()));
@@ -212,13 +243,19 @@ impl ProxyCollector {
         for vec in [&self.pool_max_size, &self.pool_size, &self.pool_available, &self.pool_waiting] {
             vec.reset();
         }
+        self.connect_retries.reset();
         for (key, st) in self.sources.pools.status() {
             let labels = [key.database.as_str(), key.user.as_str()];
             self.pool_max_size.with_label_values(&labels).set(gauge_value(st.max_size));
             self.pool_size.with_label_values(&labels).set(gauge_value(st.size));
             self.pool_available.with_label_values(&labels).set(gauge_value(st.available));
             self.pool_waiting.with_label_values(&labels).set(gauge_value(st.waiting));
+            self.connect_retries.with_label_values(&labels).inc_by(st.connect_retries);
         }
+        let breaker = self.sources.pools.breaker();
+        self.upstream_down.set(i64::from(breaker.is_open()));
+        set(&self.breaker_opened, breaker.times_opened());
+        set(&self.fast_failures, breaker.fast_failures());
         self.clients.set(gauge_value(self.sources.cancels.len()));
         self.analysis_memo.set(gauge_value(crate::sql::memo::weighted_size()));
     }
@@ -274,6 +311,8 @@ mod tests {
             "pgcached_cache_fills_rejected_total{reason=\"stale\"} 0",
             "pgcached_cache_invalidations_total{cause=\"notify\"} 1",
             "pgcached_clients_connected 1",
+            "pgcached_upstream_down 0",
+            "pgcached_cache_stale_served_total 0",
             "# TYPE pgcached_cache_hits_total counter",
             "# TYPE pgcached_cache_bytes gauge",
         ] {

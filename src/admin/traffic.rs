@@ -67,6 +67,8 @@ pub struct Traffic {
     bytes_sent: IntCounter,
     upstream_errors: IntCounterVec,
     refusals: IntCounterVec,
+    /// Statements sent again on another server connection (see `session::retry`).
+    statement_retries: IntCounter,
 }
 
 impl Traffic {
@@ -106,6 +108,10 @@ impl Traffic {
                 Opts::new("pgcached_refusals_total", "Statements refused by a policy, by policy and rule."),
                 &["policy", "rule"],
             )?,
+            statement_retries: IntCounter::with_opts(Opts::new(
+                "pgcached_statement_retries_total",
+                "Autocommit reads sent again on another server connection because theirs died before answering (pool.retries).",
+            ))?,
         })
     }
 
@@ -123,6 +129,7 @@ impl Traffic {
         registry.register(Box::new(self.bytes_sent.clone()))?;
         registry.register(Box::new(self.upstream_errors.clone()))?;
         registry.register(Box::new(self.refusals.clone()))?;
+        registry.register(Box::new(self.statement_retries.clone()))?;
         Ok(())
     }
 
@@ -151,6 +158,11 @@ impl Traffic {
         let class = code.get(..2).filter(|c| c.iter().all(u8::is_ascii_alphanumeric)).unwrap_or(b"??");
         let class = std::str::from_utf8(class).unwrap_or("??");
         self.upstream_errors.with_label_values(&[class]).inc();
+    }
+
+    /// A statement sent again on another server connection.
+    pub fn statement_retried(&self) {
+        self.statement_retries.inc();
     }
 
     /// A statement refused by `policy`'s `rule`.

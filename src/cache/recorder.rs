@@ -45,6 +45,9 @@ pub struct CachedResult {
     pub tables: Arc<[String]>,
     /// Time to live of this entry.
     pub ttl: Duration,
+    /// When the answer was recorded: with `cache.serve_stale_on_error` on, entries outlive
+    /// their TTL in the cache and freshness is `stored_at + ttl` (see `ResultCache::fresh`).
+    pub stored_at: std::time::Instant,
     /// Whether it has been hit (see `churn`).
     pub hit: std::sync::atomic::AtomicBool,
     /// DataRows in `frames` (for statistics).
@@ -225,6 +228,7 @@ impl Recorder {
             versions: self.versions.clone(),
             tables: self.tables.clone(),
             ttl: self.ttl,
+            stored_at: std::time::Instant::now(),
             hit: std::sync::atomic::AtomicBool::new(false),
             rows: self.rows,
             query: self.query.take().map(|q| *q),

@@ -188,6 +188,8 @@ pub struct CacheStats {
     churn_suspensions: AtomicU64,
     churn_bypasses: AtomicU64,
     bypassed: [AtomicU64; Bypass::ALL.len()],
+    /// Expired answers served while Postgres could not be reached (`cache.serve_stale_on_error`).
+    stale_served: AtomicU64,
     bytes: AtomicI64,
     entries: AtomicI64,
 }
@@ -212,6 +214,8 @@ pub struct StatsSnapshot {
     pub churn_bypasses: u64,
     /// Reads that went to Postgres without the cache, by reason.
     pub bypassed: Vec<(Bypass, u64)>,
+    /// Expired answers served while Postgres could not be reached.
+    pub stale_served: u64,
     /// Weighed bytes of the live entries (frames plus a fixed per-entry overhead).
     pub bytes: u64,
     pub entries: u64,
@@ -268,6 +272,9 @@ impl CacheStats {
     pub fn bypassed(&self, why: Bypass) {
         self.bypassed[why as usize].fetch_add(1, Relaxed);
     }
+    pub fn stale_served(&self) {
+        self.stale_served.fetch_add(1, Relaxed);
+    }
     /// An entry of `weight` bytes was stored (+) or removed (-).
     pub fn entry_delta(&self, weight: u32, added: bool) {
         let (w, n) = if added { (i64::from(weight), 1) } else { (-i64::from(weight), -1) };
@@ -292,6 +299,7 @@ impl CacheStats {
             churn_suspensions: self.churn_suspensions.load(Relaxed),
             churn_bypasses: self.churn_bypasses.load(Relaxed),
             bypassed: Bypass::ALL.iter().map(|r| (*r, self.bypassed[*r as usize].load(Relaxed))).collect(),
+            stale_served: self.stale_served.load(Relaxed),
             bytes: self.bytes.load(Relaxed).max(0) as u64,
             entries: self.entries.load(Relaxed).max(0) as u64,
         }

@@ -74,6 +74,9 @@ pub struct ResultCache {
     fill_budget: Arc<super::fill_budget::FillBudget>,
     default_ttl: Duration,
     follower_wait: Duration,
+    /// `cache.serve_stale_on_error.max_age` when on: entries stay this long past their TTL,
+    /// and a hit checks the TTL itself (`None`: moka expires them at their TTL, no clock read).
+    stale_grace: Option<Duration>,
 }
 
 impl std::fmt::Debug for ResultCache {
@@ -92,7 +95,7 @@ impl ResultCache {
         let entries = moka::sync::Cache::builder()
             .max_capacity(cfg.max_memory.as_u64())
             .weigher(|_k, v: &Arc<CachedResult>| weight(v))
-            .expire_after(PerEntryTtl)
+            .expire_after(PerEntryTtl { grace: cfg.serve_stale_on_error.grace().unwrap_or_default() })
             .eviction_listener(move |_k, v: Arc<CachedResult>, cause| {
                 listener_stats.entry_delta(weight(&v), false);
                 match cause {
@@ -121,6 +124,7 @@ impl ResultCache {
             )),
             default_ttl: cfg.default_ttl,
             follower_wait: DEFAULT_FOLLOWER_WAIT,
+            stale_grace: cfg.serve_stale_on_error.grace(),
         }
     }
 
@@ -345,8 +349,29 @@ impl ResultCache {
         self.entries.run_pending_tasks();
     }
 
+    /// An answer for `key` past its TTL by at most `cache.serve_stale_on_error.max_age` and
+    /// never invalidated (its versions still current), with how long ago it expired — to serve
+    /// when Postgres cannot be reached. `None` when the feature is off. Counted as served.
+    pub fn stale(&self, key: &CacheKey) -> Option<(Arc<CachedResult>, Duration)> {
+        let grace = self.stale_grace?;
+        let entry = self.entries.get(key)?;
+        if !self.versions.is_current(&entry.versions) {
+            return None;
+        }
+        let expired_for = entry.stored_at.elapsed().saturating_sub(entry.ttl);
+        if expired_for > grace {
+            return None;
+        }
+        self.stats.stale_served();
+        Some((entry, expired_for))
+    }
+
     fn fresh(&self, key: &CacheKey) -> Option<Arc<CachedResult>> {
         let entry = self.entries.get(key)?;
+        if self.stale_grace.is_some() && entry.stored_at.elapsed() >= entry.ttl {
+            // Kept past its TTL for `stale` only.
+            return None;
+        }
         if self.versions.is_current(&entry.versions) {
             // A load first: every later hit only reads the flag (no write to a shared line).
             if !entry.hit.load(std::sync::atomic::Ordering::Relaxed)
@@ -371,8 +396,11 @@ fn weight(entry: &CachedResult) -> u32 {
     u32::try_from(entry.frames.len() + ENTRY_OVERHEAD + tables).unwrap_or(u32::MAX)
 }
 
-/// Each entry lives for its own TTL from its (re)insertion.
-struct PerEntryTtl;
+/// Each entry lives for its own TTL from its (re)insertion, plus `grace` (see
+/// [`ResultCache::stale`]; zero when serving stale answers is off).
+struct PerEntryTtl {
+    grace: Duration,
+}
 
 impl Expiry<CacheKey, Arc<CachedResult>> for PerEntryTtl {
     fn expire_after_create(
@@ -381,7 +409,7 @@ impl Expiry<CacheKey, Arc<CachedResult>> for PerEntryTtl {
         value: &Arc<CachedResult>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl.saturating_add(self.grace))
     }
 
     fn expire_after_update(
@@ -391,7 +419,7 @@ impl Expiry<CacheKey, Arc<CachedResult>> for PerEntryTtl {
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl.saturating_add(self.grace))
     }
 }
 

@@ -91,6 +91,49 @@ fn entries_expire_after_their_own_ttl() {
     assert!(cache.get(&CacheKey(2)).is_some());
 }
 
+fn serving_stale(max_age: Duration) -> ResultCache {
+    let serve_stale_on_error = crate::config::ServeStaleConfig { enabled: true, max_age };
+    ResultCache::new(&CacheConfig { serve_stale_on_error, ..config() })
+}
+
+#[test]
+fn with_serve_stale_an_expired_entry_is_no_hit_but_is_kept_for_max_age() {
+    let cache = serving_stale(Duration::from_secs(60));
+    let short = FillSpec { ttl: Duration::from_millis(50), ..SPEC };
+    fill(&cache, CacheKey(1), &short).unwrap();
+    assert!(cache.stale(&CacheKey(1)).is_some_and(|(_, ago)| ago.is_zero()));
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(cache.get(&CacheKey(1)).is_none(), "expired: not a hit");
+    let (entry, ago) = cache.stale(&CacheKey(1)).expect("kept for serve-stale");
+    assert_eq!(&entry.frames[..], answer(10).concat().as_slice());
+    assert!(ago >= Duration::from_millis(50), "{ago:?}");
+    assert_eq!(cache.stats().snapshot().stale_served, 2);
+}
+
+#[test]
+fn an_invalidated_entry_is_never_served_stale() {
+    let cache = serving_stale(Duration::from_secs(60));
+    let short = FillSpec { ttl: Duration::from_millis(50), ..SPEC };
+    fill(&cache, CacheKey(1), &short).unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    cache.invalidate_tables("app", ["t"], InvalidationCause::Write);
+    assert!(cache.stale(&CacheKey(1)).is_none());
+    assert_eq!(cache.stats().snapshot().stale_served, 0);
+}
+
+#[test]
+fn past_max_age_nothing_is_served_stale_and_without_the_feature_nothing_ever() {
+    let cache = serving_stale(Duration::from_millis(30));
+    let short = FillSpec { ttl: Duration::from_millis(30), ..SPEC };
+    fill(&cache, CacheKey(1), &short).unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(cache.stale(&CacheKey(1)).is_none());
+
+    let off = ResultCache::new(&config());
+    fill(&off, CacheKey(1), &SPEC).unwrap();
+    assert!(off.stale(&CacheKey(1)).is_none());
+}
+
 #[test]
 fn the_byte_bound_is_respected() {
     let cache = ResultCache::new(&config());

@@ -131,6 +131,16 @@ pub struct PoolConfig {
     pub health_check_after: Duration,
     /// Per server connection: how many server-side prepared statements to keep (LRU).
     pub max_prepared_statements: usize,
+    /// How many more times opening a server connection is tried after a transient failure
+    /// (network error, or Postgres starting up / shutting down) before the checkout fails.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles for each next one (see `pool::retry`).
+    #[serde(with = "duration")]
+    pub retry_backoff: Duration,
+    /// While the upstream is marked down (circuit breaker open), how often one checkout may
+    /// probe it with a real connection attempt; every other one fails at once with 08006.
+    #[serde(with = "duration")]
+    pub breaker_probe_interval: Duration,
 }
 
 impl Default for PoolConfig {
@@ -144,6 +154,9 @@ impl Default for PoolConfig {
             max_lifetime: Duration::from_secs(3600),
             health_check_after: Duration::from_secs(30),
             max_prepared_statements: 200,
+            retries: 2,
+            retry_backoff: Duration::from_millis(100),
+            breaker_probe_interval: Duration::from_millis(500),
         }
     }
 }
@@ -393,6 +406,35 @@ pub struct CacheConfig {
     /// `cache.invalidation: replication`: the publication, the slot and the lag bound.
     pub replication: ReplicationConfig,
     pub rules: Vec<CacheRule>,
+    /// Answers past their TTL (not invalidated) that may be served while Postgres cannot be
+    /// reached.
+    pub serve_stale_on_error: ServeStaleConfig,
+}
+
+/// `cache.serve_stale_on_error`: when no server connection can be opened (network error, or
+/// the circuit breaker open), a cacheable read in autocommit whose answer expired at most
+/// `max_age` ago — and was never invalidated — is answered from it, after a NOTICE.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeStaleConfig {
+    pub enabled: bool,
+    /// How long past its TTL an answer may still be served this way (entries are kept that
+    /// much longer in memory while this is on).
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+}
+
+impl Default for ServeStaleConfig {
+    fn default() -> Self {
+        ServeStaleConfig { enabled: false, max_age: Duration::from_secs(60) }
+    }
+}
+
+impl ServeStaleConfig {
+    /// How long past its TTL an entry is kept: `max_age` when on, else nothing.
+    pub fn grace(&self) -> Option<Duration> {
+        self.enabled.then_some(self.max_age)
+    }
 }
 
 impl Default for CacheConfig {
@@ -407,6 +449,7 @@ impl Default for CacheConfig {
             invalidation: InvalidationMode::Proxy,
             replication: ReplicationConfig::default(),
             rules: Vec::new(),
+            serve_stale_on_error: ServeStaleConfig::default(),
         }
     }
 }

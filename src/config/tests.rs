@@ -238,6 +238,11 @@ fn validation_errors_name_the_key() {
         ("pool: {max_size: 2, min_idle: 3}\n", "pool.min_idle"),
         ("pool: {acquire_timeout: 0}\n", "pool.acquire_timeout"),
         ("pool: {max_prepared_statements: 0}\n", "pool.max_prepared_statements"),
+        ("pool: {retries: 11}\n", "pool.retries"),
+        ("pool: {retries: 1, retry_backoff: 0}\n", "pool.retry_backoff"),
+        ("pool: {retry_backoff: 1m}\n", "pool.retry_backoff"),
+        ("pool: {breaker_probe_interval: 1ms}\n", "pool.breaker_probe_interval"),
+        ("pool: {breaker_probe_interval: 2m}\n", "pool.breaker_probe_interval"),
         ("auth: {method: md5}\n", "auth.method"),
         ("auth: {method: scram-sha-256}\n", "auth.method"),
         ("auth: {users: [{name: a, password: x}, {name: a, password: y}]}\n", "auth.users[1].name"),
@@ -255,6 +260,9 @@ fn validation_errors_name_the_key() {
         ("cache: {max_memory: 1MiB, max_entry_size: 2MiB}\n", "cache.max_entry_size"),
         ("cache: {max_memory: 1GiB, max_entry_size: 100MiB}\n", "cache.max_filling"),
         ("cache: {default_ttl: 0}\n", "cache.default_ttl"),
+        ("cache: {serve_stale_on_error: {enabled: true, max_age: 0}}\n", "cache.serve_stale_on_error.max_age"),
+        ("cache: {serve_stale_on_error: {max_age: 25h}}\n", "cache.serve_stale_on_error.max_age"),
+        ("cache: {enabled: false, serve_stale_on_error: {enabled: true}}\n", "cache.serve_stale_on_error.enabled"),
         ("cache: {rules: [{ttl: 1s}]}\n", "cache.rules[0]"),
         ("cache: {rules: [{table: t, regex: x, ttl: 1s}]}\n", "cache.rules[0]"),
         ("cache: {rules: [{regex: \"(\", ttl: 1s}]}\n", "cache.rules[0].regex"),
@@ -276,6 +284,8 @@ fn valid_variants() {
     parse("listen: \"[::]:6432\"\nadmin: {http_listen: \"0.0.0.0:9187\"}\n").validate().unwrap();
     parse("upstream: {tls: verify-full}\n").validate().unwrap(); // system roots
     parse("cache: {enabled: false, default_ttl: 0}\n").validate().unwrap();
+    parse("cache: {serve_stale_on_error: {enabled: true, max_age: 5m}}\n").validate().unwrap();
+    parse("pool: {retries: 0, retry_backoff: 0, breaker_probe_interval: 1s}\n").validate().unwrap();
     parse(
         "cache: {rules: [{table: t, ttl: 5m}, {fingerprint: abc, cache: false}, {regex: \"^SELECT\", cache: true}]}\n",
     )

@@ -11,6 +11,13 @@ use super::{
 const MAX_MESSAGE_CAP: u64 = 1 << 30;
 /// Below this a client could not even send an ordinary query.
 const MIN_MESSAGE_CAP: u64 = 4096;
+/// `pool.retries`: past this, a client waits longer for a failing upstream than any retry helps.
+const MAX_RETRIES: u32 = 10;
+const MAX_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+const MIN_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+const MAX_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// `cache.serve_stale_on_error.max_age`: entries are kept this much past their TTL.
+const MAX_STALE_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::invalid(key, message)
@@ -59,6 +66,18 @@ impl Config {
         }
         if p.max_prepared_statements < 1 {
             return Err(err("pool.max_prepared_statements", "must be at least 1"));
+        }
+        if p.retries > MAX_RETRIES {
+            return Err(err("pool.retries", format!("{} is more than {MAX_RETRIES}", p.retries)));
+        }
+        if p.retries > 0 && p.retry_backoff.is_zero() {
+            return Err(err("pool.retry_backoff", "must be greater than 0 when pool.retries is set"));
+        }
+        if p.retry_backoff > MAX_RETRY_BACKOFF {
+            return Err(err("pool.retry_backoff", "must be at most 10s"));
+        }
+        if !(MIN_PROBE_INTERVAL..=MAX_PROBE_INTERVAL).contains(&p.breaker_probe_interval) {
+            return Err(err("pool.breaker_probe_interval", "must be within 10ms..=60s"));
         }
 
         // auth
@@ -154,6 +173,16 @@ impl Config {
                 "cache.max_filling",
                 format!("{} is smaller than cache.max_entry_size ({})", c.max_filling, c.max_entry_size),
             ));
+        }
+        let stale = &c.serve_stale_on_error;
+        if stale.enabled && stale.max_age.is_zero() {
+            return Err(err("cache.serve_stale_on_error.max_age", "must be greater than 0 when enabled"));
+        }
+        if stale.enabled && !c.enabled {
+            return Err(err("cache.serve_stale_on_error.enabled", "needs cache.enabled: true"));
+        }
+        if stale.max_age > MAX_STALE_AGE {
+            return Err(err("cache.serve_stale_on_error.max_age", "must be at most 24h"));
         }
         if c.enabled && c.default_ttl.is_zero() {
             return Err(err("cache.default_ttl", "must be greater than 0 (set cache.enabled: false to disable)"));

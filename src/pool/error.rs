@@ -38,6 +38,13 @@ pub enum PoolError {
     /// The upstream configuration is unusable (bad URL, bad CA file, …).
     #[error("pgcached: invalid pool configuration: {0}")]
     Config(String),
+    /// The connection handed out turned out dead while it was being prepared for the client
+    /// (a network error under the proxy's hidden statements): the session takes another.
+    #[error("pgcached: the server connection was lost while it was being prepared: {0}")]
+    Dead(#[source] ServerError),
+    /// The upstream is marked down (see `pool::breaker`): no connection was tried.
+    #[error(transparent)]
+    Down(#[from] super::breaker::BreakerOpen),
     /// The client cancelled its statement while it waited for a connection (Postgres's words:
     /// nothing was sent upstream).
     #[error("canceling statement due to user request")]
@@ -51,7 +58,7 @@ impl PoolError {
             PoolError::Timeout { .. } => "53300",
             PoolError::Connect(source) | PoolError::Settings(source) | PoolError::Begin(source) => source.sqlstate(),
             PoolError::Closed => "57P01",
-            PoolError::Config(_) => "08006",
+            PoolError::Config(_) | PoolError::Down(_) | PoolError::Dead(_) => "08006",
             PoolError::Cancelled => "57014",
         }
     }
@@ -75,6 +82,18 @@ impl PoolError {
             PoolError::Closed => "closed",
             PoolError::Config(_) => "config",
             PoolError::Cancelled => "cancelled",
+            PoolError::Down(_) => "upstream_down",
+            PoolError::Dead(_) => "dead",
+        }
+    }
+
+    /// Postgres could not be reached: a network-level failure to open a connection, or the
+    /// circuit breaker refusing to try (what `cache.serve_stale_on_error` answers for).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            PoolError::Connect(e) => e.is_transient(),
+            PoolError::Down(_) | PoolError::Dead(_) => true,
+            _ => false,
         }
     }
 }

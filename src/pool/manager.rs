@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::debug;
 
-use super::PoolKey;
+use super::{Breaker, PoolKey};
 use crate::config::PoolConfig;
 use crate::server::{PreparedSet, ServerConn, ServerError, UpstreamTarget};
 
@@ -15,7 +15,9 @@ pub struct Manager {
     target: Arc<UpstreamTarget>,
     /// See `pool::credentials`; never printed.
     password: Option<String>,
-    config: PoolConfig,
+    pub(super) config: PoolConfig,
+    /// The upstream target's (shared with the other pools).
+    pub(super) breaker: Arc<Breaker>,
 }
 
 impl Manager {
@@ -24,8 +26,9 @@ impl Manager {
         target: Arc<UpstreamTarget>,
         password: Option<String>,
         config: PoolConfig,
+        breaker: Arc<Breaker>,
     ) -> Manager {
-        Manager { key, target, password, config }
+        Manager { key, target, password, config, breaker }
     }
 }
 

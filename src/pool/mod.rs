@@ -4,6 +4,8 @@
 //! - `server_pool`: [`ServerPool`], one pool: slots, idle connections, checkout and return.
 //! - `manager`: how a connection is opened and when an idle one may be reused.
 //! - `reaper`: per-pool task closing idle/old connections and keeping `min_idle` warm.
+//! - `breaker`: [`Breaker`], the circuit breaker of the upstream target (shared by the pools).
+//! - `retry`: which connect failures are tried again, and the backoff between attempts.
 //! - `credentials`: which password logs in as which user (read its doc).
 //! - `control`: the control-plane client pool (tokio-postgres) for catalog look-ups & co.
 //! - `error`: [`PoolError`].
@@ -14,11 +16,13 @@
 //! or marks the connection `broken`. Dropping the object returns it to its pool; the next `get`
 //! checks it (see [`Manager`]) or opens a new one.
 
+pub mod breaker;
 pub mod control;
 pub mod credentials;
 mod error;
 mod manager;
 mod reaper;
+pub mod retry;
 mod server_pool;
 
 use std::collections::{HashMap, HashSet};
@@ -29,6 +33,7 @@ use std::time::Duration;
 
 use tracing::info;
 
+pub use breaker::Breaker;
 pub use error::PoolError;
 pub use manager::Manager;
 pub use server_pool::{PoolStatus, ServerObject, ServerPool};
@@ -55,6 +60,8 @@ pub struct Pools {
     /// The configuration in effect (replaced by [`Pools::reconfigure`]).
     config: RwLock<Arc<Config>>,
     target: Arc<UpstreamTarget>,
+    /// Whether `target` is reachable; one for every pool, since they share the target.
+    breaker: Arc<Breaker>,
     pools: Mutex<HashMap<PoolKey, ServerPool>>,
     /// Set by [`Pools::close`]: no new pool is created after it.
     closed: AtomicBool,
@@ -68,6 +75,7 @@ impl Pools {
         Ok(Pools {
             config: RwLock::new(config),
             target: Arc::new(target),
+            breaker: Arc::new(Breaker::new()),
             pools: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             paused: Mutex::new(HashSet::new()),
@@ -92,6 +100,11 @@ impl Pools {
     /// The upstream target, shared (e.g. for a cancel task that outlives the borrow).
     pub fn target_arc(&self) -> Arc<UpstreamTarget> {
         self.target.clone()
+    }
+
+    /// The circuit breaker of the upstream target (for metrics).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Size and use of every pool, for metrics and the admin console.
@@ -234,7 +247,7 @@ impl Pools {
         let config = self.config();
         let cfg = &config.pool;
         let password = credentials::upstream_password(&self.target, &config.auth, &key.user);
-        let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone());
+        let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone(), self.breaker.clone());
         let create_timeout = cfg.acquire_timeout.max(config.timeouts.login);
         let pool = ServerPool::new(manager, cfg.max_size, create_timeout);
         if self.is_paused(&key.database) {

@@ -13,7 +13,7 @@
 //! Awaits (waiting, logging in, a health check) are taken only off that path.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
 use tracing::debug;
 
 use super::PoolError;
+use super::breaker::Admission;
 use super::manager::{Manager, Verdict};
 use crate::server::{ServerConn, ServerError};
 
@@ -50,6 +51,8 @@ pub(super) struct Inner {
     paused: AtomicBool,
     /// Woken by `resume` (and `close`).
     resumed: Notify,
+    /// Connection attempts repeated after a transient failure (`pgcached_pool_connect_retries_total`).
+    retries: AtomicU64,
 }
 
 /// A pool's size and use, as metrics show them.
@@ -62,6 +65,8 @@ pub struct PoolStatus {
     pub available: usize,
     /// Checkouts waiting for a connection.
     pub waiting: usize,
+    /// Connection attempts repeated after a transient failure, since the pool was created.
+    pub connect_retries: u64,
 }
 
 /// A connection handed out; derefs to [`ServerConn`]. Dropping it gives it back to its pool
@@ -84,6 +89,7 @@ impl ServerPool {
                 waiting: AtomicUsize::new(0),
                 paused: AtomicBool::new(false),
                 resumed: Notify::new(),
+                retries: AtomicU64::new(0),
             }),
         }
     }
@@ -144,6 +150,7 @@ impl ServerPool {
             size: inner.open.load(Ordering::Relaxed),
             available: inner.lock_idle().len(),
             waiting: inner.waiting.load(Ordering::Relaxed),
+            connect_retries: inner.retries.load(Ordering::Relaxed),
         }
     }
 
@@ -345,16 +352,61 @@ impl Inner {
         }
     }
 
-    /// Log in a new connection, bounded by `create_timeout`.
+    /// Log in a new connection: asked of the breaker first (fail fast while the upstream is
+    /// down), then tried up to `pool.retries` more times on transient failures with backoff
+    /// (see `retry`). The outcome tells the breaker whether the upstream is reachable.
     async fn open(&self) -> Result<Box<ServerConn>, PoolError> {
+        let breaker = &*self.manager.breaker;
+        let config = &self.manager.config;
+        let mut retry = 0;
+        loop {
+            let probe = match breaker.admit(Instant::now()) {
+                Admission::Refuse(open) => return Err(PoolError::Down(open)),
+                Admission::Probe(guard) => Some(guard),
+                Admission::Connect => None,
+            };
+            let failure = match self.open_once().await {
+                Ok(conn) => {
+                    breaker.reachable();
+                    if let Some(probe) = probe {
+                        probe.finish();
+                    }
+                    return Ok(conn);
+                }
+                Err(e) => e,
+            };
+            if !failure.is_network() {
+                // Postgres answered (an auth error, a missing database, starting up): reachable.
+                breaker.reachable();
+            }
+            let last = probe.is_some() || retry >= config.retries || !failure.is_transient();
+            if last {
+                if failure.is_network() {
+                    breaker.unreachable(&failure.to_string(), Instant::now(), config.breaker_probe_interval);
+                }
+                if let Some(probe) = probe {
+                    probe.finish();
+                }
+                return Err(PoolError::Connect(failure));
+            }
+            let wait = super::retry::backoff(config.retry_backoff, retry);
+            debug!(pool = %self.manager.key, error = %failure, ?wait, "opening a server connection failed: retrying");
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+
+    /// One attempt at logging in a new connection, bounded by `create_timeout`.
+    async fn open_once(&self) -> Result<Box<ServerConn>, ServerError> {
         let conn = match tokio::time::timeout(self.create_timeout, self.manager.create()).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(PoolError::Connect(e)),
+            Ok(Err(e)) => return Err(e),
             Err(_elapsed) => {
-                return Err(PoolError::Connect(ServerError::Io(std::io::Error::new(
+                return Err(ServerError::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "timed out connecting to the upstream",
-                ))));
+                )));
             }
         };
         self.open.fetch_add(1, Ordering::Relaxed);

@@ -88,6 +88,19 @@ impl ServerError {
         }
     }
 
+    /// A network-level failure: the upstream could not be reached or the connection broke
+    /// (refused, reset, timed out, closed). Not an error Postgres answered: that proves it
+    /// reachable (see `pool::breaker`).
+    pub fn is_network(&self) -> bool {
+        matches!(self, ServerError::Io(_) | ServerError::Closed)
+    }
+
+    /// Worth trying again in a moment: a network failure, or Postgres refusing connections
+    /// while it starts up or shuts down (57P03 cannot_connect_now).
+    pub fn is_transient(&self) -> bool {
+        self.is_network() || self.sqlstate() == "57P03"
+    }
+
     /// True when the error came from the server and the connection is still in sync
     /// (an `ERROR`, not a `FATAL`/`PANIC`, and not a local failure).
     pub fn is_recoverable(&self) -> bool {

@@ -23,6 +23,10 @@ impl Session {
     /// Handle every whole frame the server has sent, then release the server if its work for
     /// this client is done.
     pub(super) async fn on_server_data(&mut self) -> Result<Flow, SessionError> {
+        // A statement that may be sent again, on a connection that died before answering it.
+        if let Some(flow) = self.resend_if_dead().await {
+            return Ok(flow);
+        }
         // Frames are handled where they lie in the read buffer, which is taken out of the lease
         // meanwhile (the handlers need `&mut self`) and put back with what is left.
         let mut rbuf = std::mem::take(&mut self.server_mut().io.rbuf);

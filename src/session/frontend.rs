@@ -222,6 +222,12 @@ impl Session {
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has
     /// been answered) or the session must end.
     async fn get_server(&mut self, t: u8) -> Option<Flow> {
+        self.get_server_or_stale(t, None).await
+    }
+
+    /// [`Self::get_server`] for a cacheable read whose answer `stale` may still be in the
+    /// cache past its TTL: served instead of the error when Postgres is unreachable (see `stale`).
+    async fn get_server_or_stale(&mut self, t: u8, stale: Option<&crate::cache::CacheKey>) -> Option<Flow> {
         // A block whose BEGIN the proxy answered is a transaction in progress: it may finish.
         if self.lifecycle == Lifecycle::Draining && self.held_begin.is_none() {
             build::error_response(
@@ -234,6 +240,7 @@ impl Session {
         }
         match self.ensure_server().await {
             Ok(()) => None,
+            Err(e) if stale.is_some_and(|key| self.serve_stale(&e, key)) => Some(Flow::Continue),
             Err(e) => {
                 self.refuse(t, &e);
                 Some(Flow::Continue)
@@ -364,9 +371,8 @@ impl Session {
         fill: Option<Recorder>,
         notices: Vec<crate::sql::LimitNotice>,
     ) -> Result<Flow, SessionError> {
-        if self.server.is_none()
-            && let Some(flow) = self.get_server(tag::QUERY).await
-        {
+        let checked_out = self.server.is_none();
+        if checked_out && let Some(flow) = self.get_server_or_stale(tag::QUERY, fill.as_ref().map(|f| &f.key)).await {
             // `fill` is dropped: its followers go upstream themselves.
             return Ok(flow);
         }
@@ -376,7 +382,12 @@ impl Session {
         };
         self.query_drops_unnamed();
         self.note_drops(effects.as_deref());
-        let request = Request::forward(Kind::Query).effects(effects).recording(fill.map(Box::new)).notices(notices);
+        let resend = analysis.and_then(|a| self.resend_for(frame, a, checked_out));
+        let request = Request::forward(Kind::Query)
+            .effects(effects)
+            .recording(fill.map(Box::new))
+            .notices(notices)
+            .resend(resend);
         self.forward(frame, Entry::Server(request));
         Ok(Flow::Continue)
     }
@@ -535,7 +546,7 @@ impl Session {
 
     /// The proxy could not get a server for this message: answer it the way Postgres would
     /// answer a failing statement, keeping the session usable.
-    fn refuse(&mut self, t: u8, err: &PoolError) {
+    pub(super) fn refuse(&mut self, t: u8, err: &PoolError) {
         if matches!(err, PoolError::Cancelled) {
             debug!(pool = %self.key, "statement cancelled while it waited for a server connection");
         } else {

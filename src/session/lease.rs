@@ -20,11 +20,28 @@ use crate::wire::build::{self, Severity};
 
 impl Session {
     /// Get a server connection for this client if it has none: wait for the pool, bring the
-    /// server's parameters in line with the client's, publish it for cancels.
+    /// server's parameters in line with the client's, publish it for cancels. A connection
+    /// found dead while it is being prepared (the network failed under the hidden statements
+    /// that sync settings or begin the held block: Postgres restarted) is dropped and another
+    /// taken, up to `pool.retries` times: nothing of the client's was sent on it.
     pub(super) async fn ensure_server(&mut self) -> Result<(), PoolError> {
         if self.server.is_some() {
             return Ok(());
         }
+        let mut left = self.shared.config.pool.retries;
+        loop {
+            match self.checkout().await {
+                Err(PoolError::Dead(e)) if left > 0 => {
+                    debug!(pool = %self.key, error = %e, "server connection dead at checkout: taking another");
+                    left -= 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt of [`Self::ensure_server`].
+    async fn checkout(&mut self) -> Result<(), PoolError> {
         let pool = match &self.pool {
             Some(pool) => pool,
             None => self.pool.insert(self.shared.pools.handle(&self.key)?),
@@ -51,7 +68,7 @@ impl Session {
             if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
                 // What the server holds is not known now: nobody gets this connection again.
                 obj.broken = true;
-                return Err(self.settings_not_restored(e));
+                return Err(if e.is_network() { PoolError::Dead(e) } else { self.settings_not_restored(e) });
             }
             // The custom settings just applied are defined there now.
             for name in self.placeholders.iter().filter(|p| self.wanted.get(p).is_some()) {
@@ -71,13 +88,15 @@ impl Session {
             let sql = undefined.iter().map(|p| format!("RESET {}", params::ident(p))).collect::<Vec<_>>().join("; ");
             if let Err(e) = Box::pin(obj.run_hidden(&sql)).await {
                 obj.broken = true;
-                return Err(self.settings_not_restored(e));
+                return Err(if e.is_network() { PoolError::Dead(e) } else { self.settings_not_restored(e) });
             }
             obj.placeholders.extend(undefined.into_iter().cloned());
         }
         if self.held_begin.is_some() {
             // Boxed: once per held transaction that needs a server.
-            Box::pin(self.begin_held_on(&mut obj)).await.map_err(PoolError::Begin)?;
+            Box::pin(self.begin_held_on(&mut obj))
+                .await
+                .map_err(|e| if e.is_network() { PoolError::Dead(e) } else { PoolError::Begin(e) })?;
         }
         let Some(io) = obj.io.take() else {
             obj.broken = true;
@@ -155,6 +174,11 @@ impl Session {
         }
         self.to_server.clear();
         self.server_unflushed = false;
+    }
+
+    /// Nothing is outstanding on the server and no transaction or segment is open.
+    pub(super) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.segment.is_synced() && self.tx.is_idle()
     }
 
     /// Release the server if the transaction (or, in session mode, the session) is over and

@@ -49,8 +49,10 @@ pub mod login;
 pub mod params;
 mod passing;
 mod queue;
+mod retry;
 pub mod shapes;
 pub mod shutdown;
+mod stale;
 pub mod state;
 pub mod statements;
 mod stats;
@@ -407,9 +409,9 @@ impl Session {
                     self.client_unflushed = false;
                     Flow::Continue
                 }
-                Event::ServerRead(Ok(0)) => self.on_server_lost(None),
+                Event::ServerRead(Ok(0)) => self.server_lost(None).await,
                 Event::ServerRead(Ok(_)) => self.on_server_data().await?,
-                Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.on_server_lost(Some(e)),
+                Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.server_lost(Some(e)).await,
                 Event::ServerWrote(Ok(())) => {
                     self.server_unflushed = false;
                     Flow::Continue
@@ -452,7 +454,7 @@ impl Session {
         {
             match write_without_waiting(&mut lease.io.writer, &mut self.to_server) {
                 Ok(done) => self.server_unflushed = !done,
-                Err(e) => return Ok(self.on_server_lost(Some(e))),
+                Err(e) => return Ok(self.server_write_failed(e)),
             }
         }
         self.write_client_now()?;
@@ -506,11 +508,6 @@ impl Session {
     fn client_gone(&mut self) -> Flow {
         self.client_rbuf.clear();
         self.terminate()
-    }
-
-    /// Nothing is outstanding on the server and no transaction or segment is open.
-    fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.segment.is_synced() && self.tx.is_idle()
     }
 
     /// Too much is waiting for the client already: take no more of its messages until it

@@ -100,6 +100,9 @@ pub struct Tracked {
     /// `sql::LimitNotice`), and the statements completed so far (CommandCompletes seen).
     pub notices: Vec<crate::sql::LimitNotice>,
     pub completed: usize,
+    /// The client's Query, kept while it may be sent again on another server connection
+    /// (see `session::retry`): dropped at the first frame of its answer.
+    pub resend: Option<super::retry::Resend>,
 }
 
 impl Request {
@@ -143,6 +146,31 @@ impl Request {
             self.tracked.get_or_insert_default().notices = notices;
         }
         self
+    }
+
+    /// May be sent again as `resend` if its server connection dies before answering.
+    #[inline]
+    pub fn resend(mut self, resend: Option<super::retry::Resend>) -> Request {
+        if resend.is_some() {
+            self.tracked.get_or_insert_default().resend = resend;
+        }
+        self
+    }
+
+    /// Whether this request may still be sent again (see `session::retry`).
+    pub fn resendable(&self) -> bool {
+        self.tracked.as_ref().is_some_and(|t| t.resend.is_some())
+    }
+
+    /// The copy kept for sending this request again, taken out (no longer resendable). When it
+    /// was all the request tracked, the request is plain again: its rows pass straight.
+    pub fn take_resend(&mut self) -> Option<super::retry::Resend> {
+        let tracked = self.tracked.as_mut()?;
+        let resend = tracked.resend.take();
+        if tracked.effects.is_none() && tracked.fill.is_none() && tracked.notices.is_empty() {
+            self.tracked = None;
+        }
+        resend
     }
 
     /// A statement of this request completed with command tag `tag`: the notice due for it, if

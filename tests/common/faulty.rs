@@ -1,10 +1,12 @@
 //! A TCP relay between pgcached and Postgres that a test can break: [`FaultyLink::cut`] closes
 //! every connection through it at once (mid-row if rows are flowing), [`FaultyLink::stall`]
-//! holds every byte in both directions until released (a frozen network or host). New
+//! holds every byte in both directions until released (a frozen network or host),
+//! [`FaultyLink::fail_next`] kills the next connection that sends anything (a backend that died
+//! while idle in the pool: the proxy learns it only when it sends its next statement). New
 //! connections are accepted all along.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +18,17 @@ pub struct FaultyLink {
     pub port: u16,
     stalled: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
+    /// The [`Death`] armed by [`FaultyLink::fail_next`] (0: none).
+    trip: Arc<AtomicU8>,
+}
+
+/// How the connection [`FaultyLink::fail_next`] picks dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Death {
+    /// Closed without a word.
+    Close = 1,
+    /// `FATAL 57P01` (as a backend terminated by a shutdown says), then closed.
+    Fatal = 2,
 }
 
 impl FaultyLink {
@@ -24,30 +37,40 @@ impl FaultyLink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the relay");
         let port = listener.local_addr().unwrap().port();
         let stalled = Arc::new(AtomicBool::new(false));
+        let trip = Arc::new(AtomicU8::new(0));
         let (cuts, _) = watch::channel(0u64);
-        let (stall, cut) = (stalled.clone(), cuts.clone());
+        let (stall, cut, tripping) = (stalled.clone(), cuts.clone(), trip.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
-                let (stall, mut cut) = (stall.clone(), cut.subscribe());
+                let (stall, mut cut, trip) = (stall.clone(), cut.subscribe(), tripping.clone());
                 tokio::spawn(async move {
-                    let (cr, cw) = client.into_split();
+                    let (cr, mut cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    tokio::select! {
-                        _ = pump(cr, sw, stall.clone()) => {}
-                        _ = pump(sr, cw, stall) => {}
-                        _ = cut.changed() => {}
+                    let died = tokio::select! {
+                        d = pump(cr, sw, stall.clone(), Some(&trip)) => d,
+                        _ = pump(sr, &mut cw, stall, None) => 0,
+                        _ = cut.changed() => 0,
+                    };
+                    if died == Death::Fatal as u8 {
+                        let _ = cw.write_all(&fatal_57p01()).await;
                     }
                     // Both halves of both sockets drop here: the connection is cut.
                 });
             }
         });
-        FaultyLink { port, stalled, cuts }
+        FaultyLink { port, stalled, cuts, trip }
     }
 
     /// Closes every connection through the relay now.
     pub fn cut(&self) {
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// The next connection that sends anything towards Postgres dies as `death` says; what it
+    /// sent is not passed on.
+    pub fn fail_next(&self, death: Death) {
+        self.trip.store(death as u8, Ordering::SeqCst);
     }
 
     /// Holds (`true`) or releases (`false`) every byte through the relay.
@@ -56,25 +79,51 @@ impl FaultyLink {
     }
 }
 
-/// Copies `from` to `to` until either end closes, holding bytes while `stalled`.
+/// The ErrorResponse of a backend terminated by a shutdown.
+fn fatal_57p01() -> Vec<u8> {
+    let mut body = Vec::new();
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "57P01"),
+        (b'M', "terminating connection due to administrator command"),
+    ] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut frame = vec![b'E'];
+    frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Copies `from` to `to` until either end closes, holding bytes while `stalled`. With `trip`
+/// armed (see [`FaultyLink::fail_next`]), the first bytes read are dropped and the [`Death`]
+/// is returned (0: the connection ended by itself).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
     stalled: Arc<AtomicBool>,
-) {
+    trip: Option<&AtomicU8>,
+) -> u8 {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         while stalled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return 0,
             Ok(n) => {
+                if let Some(death) = trip.map(|t| t.swap(0, Ordering::SeqCst)).filter(|d| *d != 0) {
+                    return death;
+                }
                 while stalled.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 if to.write_all(&buf[..n]).await.is_err() {
-                    return;
+                    return 0;
                 }
             }
         }
