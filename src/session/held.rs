@@ -105,7 +105,7 @@ impl Session {
     }
 
     /// `Parse? Bind Describe(portal)? Execute` of one parameterless statement through the
-    /// unnamed portal, at the head of `frames`, under no policy: parsed there (unnamed), or bound from a
+    /// unnamed portal, at the head of `frames`, under no policy: parsed there, or bound from a
     /// statement the client prepared earlier (pgjdbc names its `BEGIN` and `COMMIT` once it
     /// has used them a few times). The Execute's row limit is not looked at: the callers take
     /// only transaction statements, which return no rows.
@@ -123,9 +123,9 @@ impl Session {
         let b = frontend::bind(bind.body())?;
         let text = if parsed {
             let p = frontend::parse(frames[0].body())?;
-            // A named Parse goes the usual way: its name must be checked (42P05 when taken)
-            // and kept for the client's later Binds.
-            if !p.name.is_empty() || b.statement != p.name || !p.param_types.is_empty() {
+            // A Parse under a name the client holds goes the usual way: Postgres refuses it
+            // (42P05), and the block with it.
+            if self.statements.contains(p.name) || b.statement != p.name || !p.param_types.is_empty() {
                 return None;
             }
             frames[0].as_bytes().slice_ref(p.query)
