@@ -200,13 +200,25 @@ def plot(rows):
     fig.savefig(os.path.join(OUT, "soak.png"), dpi=80)
 
 
+def unexplained_errors():
+    """Errors more than RESTART_WINDOW seconds after every restart's beginning."""
+    return [e for e in errors if not any(b <= e[0] <= b + RESTART_WINDOW for b, _ in restarts)]
+
+
+def rss_thirds(rows):
+    """The largest RSS (MiB) in the first and in the last third of the run after the warm-up."""
+    third = (SECONDS - SETTLE) / 3
+    first = max((r["rss_mib"] for r in rows if SETTLE < r["seconds"] <= SETTLE + third), default=0)
+    last = max((r["rss_mib"] for r in rows if r["seconds"] > SECONDS - third), default=0)
+    return first, last
+
+
 def summary(rows):
     total = sum(ops.values())
     by_state = Counter(e[1] for e in errors)
-    outside = [e for e in errors if not any(b <= e[0] <= b + RESTART_WINDOW for b, _ in restarts)]
+    outside = unexplained_errors()
     settled = [r["rss_mib"] for r in rows if r["seconds"] > SETTLE]
-    first = [r["rss_mib"] for r in rows if SETTLE < r["seconds"] <= SETTLE + (SECONDS - SETTLE) / 3]
-    last = [r["rss_mib"] for r in rows if r["seconds"] > SECONDS - (SECONDS - SETTLE) / 3]
+    first, last = rss_thirds(rows)
     lines = [
         f"- duration {SECONDS / 60:.0f} min, {WORKERS} clients at {RATE:.0f} ops/s offered, "
         f"{len(restarts)} Postgres restarts (every {RESTART_EVERY:.0f} s, `pg_ctl restart -m fast`)",
@@ -218,7 +230,7 @@ def summary(rows):
         + (f"; max {max(recoveries):.2f} s" if recoveries else ""),
         "- restart durations (pg_ctl): " + ", ".join(f"{(e or b) - b:.1f} s" for b, e in restarts),
         f"- pgcached RSS: max {max(settled, default=0):.1f} MiB after the first {SETTLE:.0f} s; "
-        f"first third max {max(first, default=0):.1f} MiB, last third max {max(last, default=0):.1f} MiB",
+        f"first third max {first:.1f} MiB, last third max {last:.1f} MiB",
     ]
     if rows:
         hits, misses = rows[-1]["cache_hits"], rows[-1]["cache_misses"]
@@ -252,9 +264,8 @@ def main():
         f.write(text + "\n")
     print(text)
     # The verdict: errors only where a restart explains them, back within 2 s, RSS flat.
-    first = max((r["rss_mib"] for r in rows if SETTLE < r["seconds"] <= SETTLE + (SECONDS - SETTLE) / 3), default=0)
-    last = max((r["rss_mib"] for r in rows if r["seconds"] > SECONDS - (SECONDS - SETTLE) / 3), default=0)
-    unexplained = [e for e in errors if not any(b <= e[0] <= b + RESTART_WINDOW for b, _ in restarts)]
+    first, last = rss_thirds(rows)
+    unexplained = unexplained_errors()
     failed = []
     if unexplained:
         failed.append(f"{len(unexplained)} errors not explained by a restart")

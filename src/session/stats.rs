@@ -50,9 +50,8 @@ pub struct Tally {
     bytes: u64,
     rows_at_ready: u64,
     bytes_at_ready: u64,
-    /// Bytes the client sent this session, and their value at the last report.
+    /// Bytes the client sent since the last report.
     received: u64,
-    received_at_report: u64,
     repeats: Option<RepeatDetector>,
     /// The session's reporter to the per-query table (`None`: statistics off).
     reporter: Option<SessionStats>,
@@ -196,8 +195,7 @@ impl Session {
             Some(began) => Some(now.saturating_duration_since(began)),
             None => None,
         };
-        let received = self.tally.received - self.tally.received_at_report;
-        self.tally.received_at_report = self.tally.received;
+        let received = std::mem::take(&mut self.tally.received);
         reporter.record(id, outcome, rows, bytes, elapsed, now, xact, received);
         if let Some(id) = id
             && let Some(repeats) = &mut self.tally.repeats
