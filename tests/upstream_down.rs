@@ -280,3 +280,159 @@ async fn a_read_in_a_transaction_whose_connection_died_is_not_sent_again() {
     assert_eq!(got.code().as_deref(), Some("57P01"), "the server's own FATAL, as directly");
     assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
 }
+
+/// An extended-protocol read as drivers send it (psycopg, pgjdbc, node pg): unnamed Parse, Bind
+/// with the id as a parameter, Describe of the portal, Execute, Sync.
+async fn ask_extended(c: &mut RawClient, id: &str) -> Vec<Msg> {
+    c.parse("", "SELECT name FROM items WHERE id = $1")
+        .bind("", "", &[Some(id)], 0)
+        .describe(b'P', "")
+        .execute("", 0)
+        .sync()
+        .flush()
+        .await;
+    tokio::time::timeout(Duration::from_secs(15), c.until_ready()).await.expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_answer_is_served_to_an_extended_batch_while_postgres_is_down() {
+    let pg = PgCluster::start();
+    items(&pg);
+    let (proxy, admin) = proxy_with_metrics(&pg, |c| short_ttl(c, true)).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    assert_eq!(tags(&ask_extended(&mut c, "1").await), "12TDCZ");
+    // A named statement too: defined by the batch the stale answer stands in for.
+    c.parse("named", "SELECT name FROM items WHERE id = $1")
+        .bind("", "named", &[Some("2")], 0)
+        .execute("", 0)
+        .sync()
+        .flush()
+        .await;
+    assert_eq!(tags(&c.until_ready().await), "12DCZ");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pg.stop();
+
+    let answer = ask_extended(&mut c, "1").await;
+    assert_eq!(tags(&answer), "N12TDCZ", "the stale answer after its notice: {:?}", common::raw::summaries(&answer));
+    assert_eq!(value(&answer), "one");
+    assert_eq!(answer[0].code().as_deref(), Some("01000"));
+    // Never one it has not got: id 3 was not cached.
+    let error = ask_extended(&mut c, "3").await;
+    assert_eq!(tags(&error), "EZ", "{:?}", common::raw::summaries(&error));
+    assert!(error[0].code().unwrap().starts_with("08"), "{}", error[0].summary());
+    c.parse("again", "SELECT name FROM items WHERE id = $1")
+        .bind("", "again", &[Some("2")], 0)
+        .execute("", 0)
+        .sync()
+        .flush()
+        .await;
+    let named = c.until_ready().await;
+    assert_eq!(tags(&named), "N12DCZ", "{:?}", common::raw::summaries(&named));
+    assert_eq!(metric(admin, "pgcached_cache_stale_served_total").await, 2.0);
+
+    // Back: the statement the stale answer defined is the client's, and runs on Postgres.
+    pg.start_again();
+    let back = Instant::now();
+    loop {
+        c.bind("", "again", &[Some("3")], 0).execute("", 0).sync().flush().await;
+        let answer = c.until_ready().await;
+        if error_of(&answer).is_none() {
+            assert_eq!(tags(&answer), "2DCZ", "{:?}", common::raw::summaries(&answer));
+            assert_eq!(value(&answer), "three");
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(2), "{:?}", common::raw::summaries(&answer));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_read_whose_pooled_connection_died_is_sent_again_on_another_without_an_error() {
+    let pg = PgCluster::start();
+    items(&pg);
+    let link = FaultyLink::start(pg.port()).await;
+    let (proxy, admin) = proxy_through(&pg, &link).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    assert_eq!(value(&ask_extended(&mut c, "1").await), "one");
+    for (death, id, name) in [(Death::Fatal, "2", "two"), (Death::Close, "3", "three")] {
+        link.fail_next(death);
+        let answer = ask_extended(&mut c, id).await;
+        assert!(error_of(&answer).is_none(), "{death:?}: {:?}", common::raw::summaries(&answer));
+        assert_eq!(tags(&answer), "12TDCZ");
+        assert_eq!(value(&answer), name);
+    }
+    // A statement the client named earlier: prepared again on the connection it is sent to.
+    c.parse("s", "SELECT name FROM items WHERE id = $1").sync().flush().await;
+    assert_eq!(tags(&c.until_ready().await), "1Z");
+    c.bind("", "s", &[Some("4")], 0).execute("", 0).sync().flush().await;
+    assert_eq!(tags(&c.until_ready().await), "2CZ", "no row 4 yet");
+    pg.psql_db("app", "INSERT INTO items VALUES (5, 'five')");
+    link.fail_next(Death::Fatal);
+    c.bind("", "s", &[Some("5")], 0).execute("", 0).sync().flush().await;
+    let answer = c.until_ready().await;
+    assert_eq!(tags(&answer), "2DCZ", "{:?}", common::raw::summaries(&answer));
+    assert_eq!(value(&answer), "five");
+    assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 3.0);
+    // And the session goes on as before: the answers were cached.
+    assert_eq!(tags(&ask_extended(&mut c, "2").await), "12TDCZ");
+    assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_write_or_a_batch_behind_another_is_not_sent_again() {
+    let pg = PgCluster::start();
+    items(&pg);
+    let link = FaultyLink::start(pg.port()).await;
+    let (proxy, admin) = proxy_through(&pg, &link).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    // The same write once, for the catalog's look-ups (they go through the link too).
+    c.parse("", "INSERT INTO items VALUES ($1, 'ten')")
+        .bind("", "", &[Some("9")], 0)
+        .execute("", 0)
+        .sync()
+        .flush()
+        .await;
+    let warm = c.until_ready().await;
+    assert!(error_of(&warm).is_none(), "{:?}", common::raw::summaries(&warm));
+    link.fail_next(Death::Fatal);
+    c.parse("", "INSERT INTO items VALUES ($1, 'ten')")
+        .bind("", "", &[Some("10")], 0)
+        .execute("", 0)
+        .sync()
+        .flush()
+        .await;
+    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
+    assert_eq!(got.tag, 'E', "{}", got.summary());
+    assert_eq!(pg.psql_db("app", "SELECT count(*) FROM items WHERE id = 10").trim(), "0", "never sent again");
+
+    // Two reads pipelined: the first may not be sent again alone (the second went to the dead
+    // connection too), so the client hears of the death.
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    let warm = ask_extended(&mut c, "1").await;
+    assert!(error_of(&warm).is_none(), "{:?}", common::raw::summaries(&warm));
+    link.fail_next(Death::Fatal);
+    for id in ["2", "3"] {
+        c.parse("", "SELECT name FROM items WHERE id = $1").bind("", "", &[Some(id)], 0).execute("", 0).sync();
+    }
+    c.flush().await;
+    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
+    assert_eq!(got.tag, 'E', "{}", got.summary());
+    assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_with_another_pipelined_behind_it_is_not_sent_again_alone() {
+    let pg = PgCluster::start();
+    items(&pg);
+    let link = FaultyLink::start(pg.port()).await;
+    let (proxy, admin) = proxy_through(&pg, &link).await;
+    let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+    assert_eq!(value(&ask(&mut c, READ).await), "one");
+    link.fail_next(Death::Fatal);
+    // Both reach the dead connection: sending the first again alone would give the second's
+    // place in the queue to its answer.
+    c.query("SELECT name FROM items WHERE id = 2").query("SELECT name FROM items WHERE id = 3").flush().await;
+    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error, not a wait");
+    assert_eq!(got.tag, 'E', "{}", got.summary());
+    assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
+}

@@ -349,13 +349,23 @@ impl ResultCache {
         self.entries.run_pending_tasks();
     }
 
+    /// Whether `cache.serve_stale_on_error` is on.
+    pub fn serves_stale(&self) -> bool {
+        self.stale_grace.is_some()
+    }
+
     /// An answer for `key` past its TTL by at most `cache.serve_stale_on_error.max_age` and
     /// never invalidated (its versions still current), with how long ago it expired — to serve
-    /// when Postgres cannot be reached. `None` when the feature is off. Counted as served.
-    pub fn stale(&self, key: &CacheKey) -> Option<(Arc<CachedResult>, Duration)> {
+    /// when Postgres cannot be reached, if `usable` says it can answer what was asked. `None`
+    /// when the feature is off. Counted as served.
+    pub fn stale(
+        &self,
+        key: &CacheKey,
+        usable: impl FnOnce(&CachedResult) -> bool,
+    ) -> Option<(Arc<CachedResult>, Duration)> {
         let grace = self.stale_grace?;
         let entry = self.entries.get(key)?;
-        if !self.versions.is_current(&entry.versions) {
+        if !self.versions.is_current(&entry.versions) || !usable(&entry) {
             return None;
         }
         let expired_for = entry.stored_at.elapsed().saturating_sub(entry.ttl);

@@ -101,10 +101,10 @@ fn with_serve_stale_an_expired_entry_is_no_hit_but_is_kept_for_max_age() {
     let cache = serving_stale(Duration::from_secs(60));
     let short = FillSpec { ttl: Duration::from_millis(50), ..SPEC };
     fill(&cache, CacheKey(1), &short).unwrap();
-    assert!(cache.stale(&CacheKey(1)).is_some_and(|(_, ago)| ago.is_zero()));
+    assert!(cache.stale(&CacheKey(1), |_| true).is_some_and(|(_, ago)| ago.is_zero()));
     std::thread::sleep(Duration::from_millis(120));
     assert!(cache.get(&CacheKey(1)).is_none(), "expired: not a hit");
-    let (entry, ago) = cache.stale(&CacheKey(1)).expect("kept for serve-stale");
+    let (entry, ago) = cache.stale(&CacheKey(1), |_| true).expect("kept for serve-stale");
     assert_eq!(&entry.frames[..], answer(10).concat().as_slice());
     assert!(ago >= Duration::from_millis(50), "{ago:?}");
     assert_eq!(cache.stats().snapshot().stale_served, 2);
@@ -117,7 +117,7 @@ fn an_invalidated_entry_is_never_served_stale() {
     fill(&cache, CacheKey(1), &short).unwrap();
     std::thread::sleep(Duration::from_millis(80));
     cache.invalidate_tables("app", ["t"], InvalidationCause::Write);
-    assert!(cache.stale(&CacheKey(1)).is_none());
+    assert!(cache.stale(&CacheKey(1), |_| true).is_none());
     assert_eq!(cache.stats().snapshot().stale_served, 0);
 }
 
@@ -127,11 +127,11 @@ fn past_max_age_nothing_is_served_stale_and_without_the_feature_nothing_ever() {
     let short = FillSpec { ttl: Duration::from_millis(30), ..SPEC };
     fill(&cache, CacheKey(1), &short).unwrap();
     std::thread::sleep(Duration::from_millis(120));
-    assert!(cache.stale(&CacheKey(1)).is_none());
+    assert!(cache.stale(&CacheKey(1), |_| true).is_none());
 
     let off = ResultCache::new(&config());
     fill(&off, CacheKey(1), &SPEC).unwrap();
-    assert!(off.stale(&CacheKey(1)).is_none());
+    assert!(off.stale(&CacheKey(1), |_| true).is_none());
 }
 
 #[test]

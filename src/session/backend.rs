@@ -24,7 +24,7 @@ impl Session {
     /// this client is done.
     pub(super) async fn on_server_data(&mut self) -> Result<Flow, SessionError> {
         // A statement that may be sent again, on a connection that died before answering it.
-        if let Some(flow) = self.resend_if_dead().await {
+        if let Some(flow) = self.resend_if_dead().await? {
             return Ok(flow);
         }
         // Frames are handled where they lie in the read buffer, which is taken out of the lease

@@ -12,7 +12,7 @@ use super::caching::Execution;
 use super::isolation::begin_form;
 use super::queue::{Entry, Kind, Request};
 use super::statements::Statement;
-use super::{Flow, Session, SessionError};
+use super::{Flow, Lifecycle, Session, SessionError};
 use crate::admin::query_stats::Outcome;
 use crate::cache::{CachedResult, Lookup, Recorder};
 use crate::sql::query_id::QueryId;
@@ -30,8 +30,9 @@ enum Plan {
     /// Everything answered from the cache: `parses` ParseCompletes, the entry, `describe`
     /// whether its RowDescription was asked for (see [`write_hit`]).
     Hit { entry: Arc<CachedResult>, parses: usize, describe: bool },
-    /// Forward, recording the answer.
-    Fill(Recorder),
+    /// Forward, recording the answer; `parses` and `describe` as for `Hit` (for an expired
+    /// answer served in its place, see `stale`).
+    Fill { recorder: Box<Recorder>, parses: usize, describe: bool },
     /// Forward, uncached.
     Forward,
 }
@@ -90,7 +91,7 @@ impl Session {
                         return Ok(Flow::Continue);
                     }
                 }
-                Plan::Fill(recorder) if begin_form(head.text()).is_some_and(|f| f.holdable) => {
+                Plan::Fill { recorder, .. } if begin_form(head.text()).is_some_and(|f| f.holdable) => {
                     return self.begin_then_fill(frames, n, recorder).await;
                 }
                 _ => {}
@@ -108,10 +109,31 @@ impl Session {
                 let status = self.tx.status();
                 self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe, status));
             }
-            Plan::Fill(recorder) => {
+            Plan::Fill { recorder, parses, describe } => {
+                let resend = self.batch_resend_for(&frames);
+                if self.server.is_none() && self.shared.cache.serves_stale() && self.lifecycle != Lifecycle::Draining {
+                    // Its server now, so that if none can be had an expired answer may stand in
+                    // for the whole batch (see `stale`).
+                    if let Err(e) = self.ensure_server().await {
+                        if self.serve_stale_batch(&e, &recorder.key, parses, describe) {
+                            self.register_parses(&frames);
+                            self.keep_batch_buffer(frames);
+                            return Ok(Flow::Continue);
+                        }
+                        // As when its first message finds no server: the rest skips to Sync.
+                        self.refuse(frames[0].tag(), &e);
+                        return self.process_batch(frames).await;
+                    }
+                }
                 // The segment this batch opens records its answer (see `state::Segment`).
                 self.segment.open_recording(recorder);
-                return self.process_batch(frames).await;
+                let flow = self.process_batch(frames).await?;
+                if let Some(resend) = resend
+                    && flow == Flow::Continue
+                {
+                    self.keep_batch_resend(resend);
+                }
+                return Ok(flow);
             }
             Plan::Forward => return self.process_batch(frames).await,
         }
@@ -127,7 +149,7 @@ impl Session {
         &mut self,
         mut frames: Vec<Frame>,
         n: usize,
-        recorder: Recorder,
+        recorder: Box<Recorder>,
     ) -> Result<Flow, SessionError> {
         let rest = frames.split_off(n);
         for frame in frames {
@@ -149,7 +171,7 @@ impl Session {
     }
 
     /// Process the frames of a batch one by one, as they would have been without gathering.
-    async fn process_batch(&mut self, mut frames: Vec<Frame>) -> Result<Flow, SessionError> {
+    pub(super) async fn process_batch(&mut self, mut frames: Vec<Frame>) -> Result<Flow, SessionError> {
         for frame in frames.drain(..) {
             if self.process(frame).await? == Flow::Close {
                 return Ok(Flow::Close);
@@ -260,7 +282,7 @@ impl Session {
         };
         match self.cache_lookup(text, s, Some(exec)).await {
             Lookup::Hit(entry) => hit(entry),
-            Lookup::Fill(recorder) => Plan::Fill(recorder),
+            Lookup::Fill(recorder) => Plan::Fill { recorder: Box::new(recorder), parses: parses.len(), describe },
             Lookup::Wait(_) | Lookup::Bypass => Plan::Forward,
         }
     }
@@ -375,7 +397,7 @@ impl Session {
 /// The whole answer to a cacheable batch from a hit: a ParseComplete per Parse, BindComplete,
 /// the RowDescription if the portal was described (the caller checked the entry has it), the
 /// rows, ReadyForQuery.
-fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: bool, status: u8) {
+pub(super) fn write_hit(out: &mut BytesMut, entry: &CachedResult, parses: usize, describe: bool, status: u8) {
     for _ in 0..parses {
         build::parse_complete(out);
     }

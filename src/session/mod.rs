@@ -409,9 +409,9 @@ impl Session {
                     self.client_unflushed = false;
                     Flow::Continue
                 }
-                Event::ServerRead(Ok(0)) => self.server_lost(None).await,
+                Event::ServerRead(Ok(0)) => self.server_lost(None).await?,
                 Event::ServerRead(Ok(_)) => self.on_server_data().await?,
-                Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.server_lost(Some(e)).await,
+                Event::ServerRead(Err(e)) | Event::ServerWrote(Err(e)) => self.server_lost(Some(e)).await?,
                 Event::ServerWrote(Ok(())) => {
                     self.server_unflushed = false;
                     Flow::Continue

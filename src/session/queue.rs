@@ -348,12 +348,38 @@ impl ReplyQueue {
 
     pub fn pop(&mut self) -> Option<Entry> {
         let entry = self.entries.pop_front()?;
-        match &entry {
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    /// The entry pushed last (the end of the latest exchange sent).
+    pub fn last(&self) -> Option<&Entry> {
+        self.entries.back()
+    }
+
+    /// The entry pushed last, to change what it tracks (not whether it records).
+    pub fn last_mut(&mut self) -> Option<&mut Entry> {
+        self.entries.back_mut()
+    }
+
+    /// Take out the entry pushed last.
+    pub fn pop_last(&mut self) -> Option<Entry> {
+        let entry = self.entries.pop_back()?;
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `entry` left the queue: it no longer counts.
+    fn forget(&mut self, entry: &Entry) {
+        match entry {
             Entry::Server(Request { tracked: None, .. }) => {}
             Entry::Synth(bytes) => self.synth_bytes -= bytes.len(),
             other => self.fills -= usize::from(other.records()),
         }
-        Some(entry)
     }
 
     /// Drop the head, a forwarded request with nothing to undo, follow or record (the caller

@@ -1,7 +1,9 @@
 //! Serving an expired answer while Postgres cannot be reached (`cache.serve_stale_on_error`).
 //!
-//! The decision is taken where a cacheable simple Query armed a fill (its lookup missed) and
-//! then could not get a server connection: if the failure says the upstream is unreachable (a
+//! The decision is taken where a cacheable simple Query, or an extended batch of one cacheable
+//! read, armed a fill (its lookup missed) and then could not get a server connection (a batch
+//! takes its server before its first message is processed when the feature is on, so that the
+//! whole batch can be answered): if the failure says the upstream is unreachable (a
 //! network-level connect error after the retries, or the circuit breaker open; see
 //! `PoolError::is_unreachable`), the session is in autocommit, and the cache still holds the
 //! key's answer past its TTL by at most `max_age` with every version it was read under still
@@ -13,9 +15,12 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use std::sync::Arc;
+
 use super::Session;
+use super::batch::write_hit;
 use crate::admin::query_stats::Outcome;
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, CachedResult};
 use crate::pool::PoolError;
 use crate::wire::build;
 
@@ -26,18 +31,42 @@ impl Session {
     /// Answer a simple Query whose server checkout failed with `err` from the expired entry of
     /// `key`, if the rules above allow; true when the client was answered.
     pub(super) fn serve_stale(&mut self, err: &PoolError, key: &CacheKey) -> bool {
+        let Some(entry) = self.stale_answer(err, key, |_| true) else { return false };
+        self.replay_simple(&entry.frames);
+        self.exchange_answered(entry.query.as_ref(), None, Outcome::Hit, entry.rows, entry.frames.len());
+        true
+    }
+
+    /// Answer a whole extended batch of one cacheable read (`parses` Parses, its portal
+    /// described or not) whose server checkout failed with `err` from the expired entry of
+    /// `key`, as a hit would be answered; true when the client was answered.
+    pub(super) fn serve_stale_batch(&mut self, err: &PoolError, key: &CacheKey, parses: usize, describe: bool) -> bool {
+        let usable = |e: &CachedResult| !describe || e.description().is_some();
+        let Some(entry) = self.stale_answer(err, key, usable) else { return false };
+        let status = self.tx.status();
+        self.answer_with(entry.frames.len() + 32, |out| write_hit(out, &entry, parses, describe, status));
+        self.exchange_answered(entry.query.as_ref(), None, Outcome::Hit, entry.rows, entry.frames.len());
+        true
+    }
+
+    /// The expired entry of `key` that may stand in for the connection error `err`, with the
+    /// NOTICE saying so already sent.
+    fn stale_answer(
+        &mut self,
+        err: &PoolError,
+        key: &CacheKey,
+        usable: impl FnOnce(&CachedResult) -> bool,
+    ) -> Option<Arc<CachedResult>> {
         if !err.is_unreachable() || !self.tx.is_idle() || self.held_begin.is_some() {
-            return false;
+            return None;
         }
-        let Some((entry, expired_for)) = self.shared.cache.stale(key) else { return false };
+        let (entry, expired_for) = self.shared.cache.stale(key, usable)?;
         warn!(pool = %self.key, error = %err, expired_for = ?expired_for, "upstream unreachable: serving an expired cached answer");
         let message = stale_notice(err, expired_for, entry.ttl);
         let mut notice = bytes::BytesMut::new();
         build::notice_response(&mut notice, STALE_NOTICE_CODE, &message);
         self.answer(notice.freeze());
-        self.replay_simple(&entry.frames);
-        self.exchange_answered(entry.query.as_ref(), None, Outcome::Hit, entry.rows, entry.frames.len());
-        true
+        Some(entry)
     }
 }
 

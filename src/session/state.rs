@@ -381,8 +381,8 @@ impl Segment {
     }
 
     /// Open a segment that records its answer with `fill` (at a clean point only).
-    pub fn open_recording(&mut self, fill: Recorder) {
-        *self = Segment::Open { fill: Some(Box::new(fill)) };
+    pub fn open_recording(&mut self, fill: Box<Recorder>) {
+        *self = Segment::Open { fill: Some(fill) };
     }
 
     /// The segment failed: skip to Sync (its fill, if any, is dropped).
