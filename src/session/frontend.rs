@@ -18,7 +18,7 @@ use crate::cache::rowkey::BindValues;
 use crate::cache::{Lookup, Recorder, SettingsSetter};
 use crate::config::PoolMode;
 use crate::pool::PoolError;
-use crate::sql::{Analysis, StatementKind, starts_with_write};
+use crate::sql::{Analysis, StatementKind, surely_uncached};
 use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::take_frame;
@@ -270,7 +270,7 @@ impl Session {
         let Some(text) = frontend::query_text(frame.body()) else {
             return Ok(self.protocol_violation("invalid Query message"));
         };
-        if self.policy.is_none() && self.cache_usable() && !starts_with_write(text) {
+        if self.policy.is_none() && self.cache_usable() && !surely_uncached(text) {
             // Before decoding: an entry exists only for a text that was analyzed (UTF-8).
             if let Some(entry) = self.cached_answer(text, None) {
                 self.replay_simple(&entry.frames);

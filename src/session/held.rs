@@ -19,7 +19,7 @@ use super::isolation::{Isolation, begin_form};
 use crate::admin::query_stats::Outcome;
 use crate::config::PoolMode;
 use crate::server::{ServerConn, ServerError};
-use crate::sql::{Analysis, StatementKind, TxKind};
+use crate::sql::{Analysis, StatementKind, TxKind, first_word};
 use crate::wire::Frame;
 use crate::wire::build;
 use crate::wire::frontend::{self, tag};
@@ -54,6 +54,17 @@ impl PlainHead {
         }
         build::command_complete(out, tag);
     }
+}
+
+/// Whether `text` may be a `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` or
+/// `ABORT` by its first word (a text that starts with a comment may be anything).
+fn may_be_transaction_statement(text: &[u8]) -> bool {
+    let word = first_word(text);
+    let leading = text.iter().find(|b| !b.is_ascii_whitespace());
+    if word.is_empty() && leading.is_some_and(|b| matches!(b, b'/' | b'-')) {
+        return true;
+    }
+    [&b"begin"[..], b"start", b"commit", b"end", b"rollback", b"abort"].iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 impl Session {
@@ -120,24 +131,37 @@ impl Session {
         if (bind.tag(), execute.tag()) != (tag::BIND, tag::EXECUTE) {
             return None;
         }
-        let b = frontend::bind(bind.body())?;
-        let text = if parsed {
+        // The callers take only transaction statements: every other batch (each read of an
+        // ORM's block) is turned away by its first word before its Bind is decoded.
+        let parse = if parsed {
             let p = frontend::parse(frames[0].body())?;
-            // A Parse under a name the client holds goes the usual way: Postgres refuses it
-            // (42P05), and the block with it.
-            if self.statements.contains(p.name) || b.statement != p.name || !p.param_types.is_empty() {
+            if !may_be_transaction_statement(p.query) {
                 return None;
             }
-            frames[0].as_bytes().slice_ref(p.query)
+            Some(p)
         } else {
-            if b.statement.is_empty() || self.statements.dropped_in_segment(b.statement, self.syncs_sent) {
-                return None;
+            None
+        };
+        let b = frontend::bind(bind.body())?;
+        let text = match parse {
+            Some(p) => {
+                // A Parse under a name the client holds goes the usual way: Postgres refuses
+                // it (42P05), and the block with it.
+                if self.statements.contains(p.name) || b.statement != p.name || !p.param_types.is_empty() {
+                    return None;
+                }
+                frames[0].as_bytes().slice_ref(p.query)
             }
-            let known = self.statements.get(b.statement)?;
-            if !known.param_types.is_empty() {
-                return None;
+            None => {
+                if b.statement.is_empty() || self.statements.dropped_in_segment(b.statement, self.syncs_sent) {
+                    return None;
+                }
+                let known = self.statements.get(b.statement)?;
+                if !known.param_types.is_empty() || !may_be_transaction_statement(&known.query) {
+                    return None;
+                }
+                known.query.clone()
             }
-            known.query.clone()
         };
         let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty());
         let portal_described =
@@ -238,6 +262,31 @@ impl Session {
     pub(super) fn fail_held(&mut self) {
         if self.held_begin.is_some() && self.server.is_none() {
             self.tx.fail_held();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_transaction_statement;
+
+    #[test]
+    fn only_transaction_words_or_a_leading_comment_may_be_a_transaction_statement() {
+        for text in [
+            "BEGIN",
+            "begin isolation level read committed",
+            " START TRANSACTION",
+            "COMMIT",
+            "end;",
+            "ROLLBACK",
+            "abort",
+            "/* app */ BEGIN",
+            "-- x\nCOMMIT",
+        ] {
+            assert!(may_be_transaction_statement(text.as_bytes()), "{text}");
+        }
+        for text in ["SELECT 1", "SET x = 1", "beginning", "", "(SELECT 1)", "SAVEPOINT a"] {
+            assert!(!may_be_transaction_statement(text.as_bytes()), "{text}");
         }
     }
 }

@@ -123,6 +123,40 @@ pub fn starts_with_write(text: &[u8]) -> bool {
     [&b"insert "[..], b"update ", b"delete "].iter().any(|w| word.len() == 7 && word.eq_ignore_ascii_case(w))
 }
 
+/// Whether `text` surely has no cached answer: its first word (after whitespace) is one no
+/// cacheable statement starts with — a write, transaction control, a setting. A shortcut only
+/// (the cache is not even looked at for such a text; the analysis decides everything else):
+/// an ORM's `BEGIN` and `COMMIT` around each read cost a key and a lookup each without it.
+pub fn surely_uncached(text: &[u8]) -> bool {
+    const WORDS: [&[u8]; 15] = [
+        b"insert",
+        b"update",
+        b"delete",
+        b"begin",
+        b"start",
+        b"commit",
+        b"end",
+        b"rollback",
+        b"abort",
+        b"savepoint",
+        b"release",
+        b"set",
+        b"reset",
+        b"discard",
+        b"deallocate",
+    ];
+    let word = first_word(text);
+    WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// The letters `text` starts with after whitespace (empty when it starts otherwise, e.g. with
+/// a comment): for shortcuts that need only a statement's first keyword.
+pub fn first_word(text: &[u8]) -> &[u8] {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+    let rest = &text[start..];
+    &rest[..rest.iter().position(|b| !b.is_ascii_alphabetic()).unwrap_or(rest.len())]
+}
+
 static GLOBAL: OnceLock<Analyzer> = OnceLock::new();
 
 thread_local! {
@@ -153,6 +187,48 @@ pub fn weighted_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_texts_led_by_a_write_transaction_control_or_setting_word_are_surely_uncached() {
+        for text in [
+            "BEGIN",
+            " begin;",
+            "COMMIT",
+            "end",
+            "ROLLBACK TO SAVEPOINT a",
+            "START TRANSACTION READ ONLY",
+            "SET search_path = app",
+            "reset all",
+            "UPDATE t SET a = 1",
+            "\ninsert into t values (1)",
+            "DISCARD ALL",
+            "SAVEPOINT s",
+            "RELEASE s",
+            "ABORT",
+            "DEALLOCATE p",
+            "delete from t",
+        ] {
+            assert!(surely_uncached(text.as_bytes()), "{text}");
+        }
+        // Reads, and anything the words do not settle (a leading comment, a word that only
+        // starts like one), take the usual way.
+        for text in [
+            "SELECT 1",
+            "with x as (select 1) select * from x",
+            "VALUES (1)",
+            "TABLE t",
+            "(SELECT 1)",
+            "/* begin */ SELECT 1",
+            "SHOW search_path",
+            "beginning",
+            "settle",
+            "endless",
+            "",
+            "  ",
+        ] {
+            assert!(!surely_uncached(text.as_bytes()), "{text}");
+        }
+    }
 
     #[test]
     fn repeated_text_returns_the_same_analysis() {

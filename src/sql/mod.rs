@@ -49,7 +49,7 @@ pub use functions::Volatility;
 pub use guard::{LimitNotice, Verdict, guard, guard_with};
 pub use kind::{StatementKind, TxKind};
 pub use limit::{LimitChange, LimitRewrite, LimitRule, LimitSite};
-pub use memo::{Analyzer, analyze, starts_with_write};
+pub use memo::{Analyzer, analyze, first_word, surely_uncached};
 pub use param_cap::{ParamCap, cap_bind_params, param_caps};
 pub use policy::{Policies, Policy, PolicyError};
 pub use refusal::Refusal;
