@@ -13,6 +13,7 @@
 //! - [`frontend`]: handling of client frames (forward, or answer locally).
 //! - [`backend`]: handling of server frames (track state, forward).
 //! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
+//! - `io`: the cancel-safe reads and writes the loop selects over.
 //! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
 //! - `isolation` and `held`: reads inside transaction blocks, and blocks answered without a
 //!   server until they need one.
@@ -40,6 +41,7 @@ mod extended;
 mod frontend;
 mod guard;
 mod held;
+mod io;
 pub mod isolation;
 mod keywords;
 mod lease;
@@ -64,7 +66,7 @@ pub use caching::cacheability;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
@@ -80,6 +82,7 @@ use crate::wire::build::{self, Severity};
 use crate::wire::frame::keep_read_room;
 use params::ParamSet;
 use queue::Entry;
+use io::{read_opt, sleep_until, write_all_buf, write_opt, write_without_waiting};
 use state::{Lifecycle, Pins, Private, Segment, Transaction};
 
 /// What every session shares: configuration, pools, cancel keys, the shutdown signal. One
@@ -569,69 +572,5 @@ impl Session {
 
     async fn flush_client(&mut self) -> std::io::Result<()> {
         write_all_buf(&mut self.client_tx, &mut self.to_client).await
-    }
-}
-
-async fn read_opt(
-    reader: Option<&mut crate::server::ServerReader>,
-    buf: Option<&mut BytesMut>,
-) -> std::io::Result<usize> {
-    match (reader, buf) {
-        (Some(r), Some(b)) => r.read_buf(b).await,
-        _ => std::future::pending().await,
-    }
-}
-
-async fn write_opt(
-    writer: Option<&mut Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
-    buf: &mut BytesMut,
-) -> std::io::Result<()> {
-    match writer {
-        Some(w) => write_all_buf(w, buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Write as much of `buf` as the peer takes now, then flush once it is all written.
-/// Cancel-safe: bytes leave `buf` only when written.
-async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
-    while buf.has_remaining() {
-        let n = w.write_buf(buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-    }
-    w.flush().await
-}
-
-/// Write as much of `buf` as `w` takes without waiting, then flush if all was written. Returns
-/// whether everything was written and flushed. Polls with a no-op waker: the caller must poll
-/// the write again (with a real waker) before it sleeps if this returns `false`.
-fn write_without_waiting<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
-    w: &mut W,
-    buf: &mut BytesMut,
-) -> std::io::Result<bool> {
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
-    let mut cx = Context::from_waker(Waker::noop());
-    while buf.has_remaining() {
-        match Pin::new(&mut *w).poll_write(&mut cx, buf.chunk()) {
-            Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Poll::Ready(Ok(n)) => buf.advance(n),
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => return Ok(false),
-        }
-    }
-    match Pin::new(w).poll_flush(&mut cx) {
-        Poll::Ready(Ok(())) => Ok(true),
-        Poll::Ready(Err(e)) => Err(e),
-        Poll::Pending => Ok(false),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
