@@ -27,7 +27,10 @@ pub(super) async fn write_opt(
 
 /// Write as much of `buf` as the peer takes now, then flush once it is all written.
 /// Cancel-safe: bytes leave `buf` only when written.
-pub(super) async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
+pub(super) async fn write_all_buf<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
     while buf.has_remaining() {
         let n = w.write_buf(buf).await?;
         if n == 0 {

@@ -80,9 +80,9 @@ use crate::server::ServerIo;
 use crate::wire::FrameError;
 use crate::wire::build::{self, Severity};
 use crate::wire::frame::keep_read_room;
+use io::{read_opt, sleep_until, write_all_buf, write_opt, write_without_waiting};
 use params::ParamSet;
 use queue::Entry;
-use io::{read_opt, sleep_until, write_all_buf, write_opt, write_without_waiting};
 use state::{Lifecycle, Pins, Private, Segment, Transaction};
 
 /// What every session shares: configuration, pools, cancel keys, the shutdown signal. One
