@@ -253,8 +253,7 @@ async fn a_write_whose_pooled_connection_died_is_not_sent_again() {
         assert!(error_of(&first).is_none(), "{:?}", common::raw::summaries(&first));
         link.fail_next(death);
         c.query("INSERT INTO items VALUES (10, 'ten')").flush().await;
-        let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
-        assert_eq!(got.tag, 'E', "{death:?}: {}", got.summary());
+        let got = next_error(&mut c).await;
         let code = got.code().unwrap();
         assert!(code == "57P01" || code.starts_with("08"), "{death:?}: {}", got.summary());
     }
@@ -275,10 +274,16 @@ async fn a_read_in_a_transaction_whose_connection_died_is_not_sent_again() {
     assert_eq!(value(&ask(&mut c, "SELECT name FROM items WHERE id = 1 FOR SHARE").await), "one");
     link.fail_next(Death::Fatal);
     c.query("SELECT name FROM items WHERE id = 2").flush().await;
-    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
-    assert_eq!(got.tag, 'E', "{}", got.summary());
+    let got = next_error(&mut c).await;
     assert_eq!(got.code().as_deref(), Some("57P01"), "the server's own FATAL, as directly");
     assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
+}
+
+/// The client's next message: an ErrorResponse, within 5 s (not a wait).
+async fn next_error(c: &mut RawClient) -> Msg {
+    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error, not a wait");
+    assert_eq!(got.tag, 'E', "{}", got.summary());
+    got
 }
 
 /// An extended-protocol read as drivers send it (psycopg, pgjdbc, node pg): unnamed Parse, Bind
@@ -401,8 +406,7 @@ async fn an_extended_write_or_a_batch_behind_another_is_not_sent_again() {
         .sync()
         .flush()
         .await;
-    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
-    assert_eq!(got.tag, 'E', "{}", got.summary());
+    next_error(&mut c).await;
     assert_eq!(pg.psql_db("app", "SELECT count(*) FROM items WHERE id = 10").trim(), "0", "never sent again");
 
     // Two reads pipelined: the first may not be sent again alone (the second went to the dead
@@ -415,8 +419,7 @@ async fn an_extended_write_or_a_batch_behind_another_is_not_sent_again() {
         c.parse("", "SELECT name FROM items WHERE id = $1").bind("", "", &[Some(id)], 0).execute("", 0).sync();
     }
     c.flush().await;
-    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error");
-    assert_eq!(got.tag, 'E', "{}", got.summary());
+    next_error(&mut c).await;
     assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
 }
 
@@ -432,7 +435,6 @@ async fn a_read_with_another_pipelined_behind_it_is_not_sent_again_alone() {
     // Both reach the dead connection: sending the first again alone would give the second's
     // place in the queue to its answer.
     c.query("SELECT name FROM items WHERE id = 2").query("SELECT name FROM items WHERE id = 3").flush().await;
-    let got = c.recv_within(Duration::from_secs(5)).await.expect("an error, not a wait");
-    assert_eq!(got.tag, 'E', "{}", got.summary());
+    next_error(&mut c).await;
     assert_eq!(metric(admin, "pgcached_statement_retries_total").await, 0.0);
 }

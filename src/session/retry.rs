@@ -181,7 +181,7 @@ impl Session {
     /// Drop the dead server connection and send the latest request again on another.
     async fn resend(&mut self) -> Result<Flow, SessionError> {
         let Some(Entry::Server(mut request)) = self.queue.pop_last() else { return Ok(Flow::Continue) };
-        let Some(mut resend) = request.take_resend() else { return Ok(Flow::Continue) };
+        let Some(Resend { what, left }) = request.take_resend() else { return Ok(Flow::Continue) };
         if let Some(mut lease) = self.server.take() {
             // Dropped here: the pool closes it and frees its slot.
             lease.obj.broken = true;
@@ -193,22 +193,22 @@ impl Session {
         self.server_unflushed = false;
         self.passing = None;
         self.shared.traffic.statement_retried();
-        resend.left -= 1;
-        match std::mem::replace(&mut resend.what, Again::Batch(Vec::new())) {
+        let left = left - 1;
+        match what {
             Again::Query(frame) => {
                 if let Err(e) = self.ensure_server().await {
                     // Nothing to send it on: the client gets the checkout's error, as for any statement.
-                    self.refuse(crate::wire::frontend::tag::QUERY, &e);
+                    self.refuse(frontend::tag::QUERY, &e);
                     self.emit_ready_synth();
                     return Ok(Flow::Continue);
                 }
                 self.query_drops_unnamed();
                 self.to_server.extend_from_slice(frame.as_bytes());
-                let again = (resend.left > 0).then_some(Resend { what: Again::Query(frame), left: resend.left });
+                let again = (left > 0).then_some(Resend { what: Again::Query(frame), left });
                 self.queue.push(Entry::Server(request.resend(again)));
                 Ok(Flow::Continue)
             }
-            Again::Batch(frames) => self.resend_batch(request, frames, resend.left).await,
+            Again::Batch(frames) => self.resend_batch(request, frames, left).await,
         }
     }
 

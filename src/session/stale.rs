@@ -11,11 +11,10 @@
 //! by a NOTICE naming what it is and how old — instead of the connection error. Anything else
 //! gets the error as before.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::warn;
-
-use std::sync::Arc;
 
 use super::Session;
 use super::batch::write_hit;

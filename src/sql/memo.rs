@@ -117,10 +117,9 @@ fn weight_u32(bytes: usize) -> u32 {
 }
 
 /// Whether `text` starts with INSERT, UPDATE or DELETE (leading whitespace skipped).
-pub fn starts_with_write(text: &[u8]) -> bool {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
-    let word = &text[start..text.len().min(start + 7)];
-    [&b"insert "[..], b"update ", b"delete "].iter().any(|w| word.len() == 7 && word.eq_ignore_ascii_case(w))
+fn starts_with_write(text: &[u8]) -> bool {
+    let word = first_word(text);
+    [&b"insert"[..], b"update", b"delete"].iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Whether `text` surely has no cached answer: its first word (after whitespace) is one no
