@@ -9,8 +9,11 @@
 # Knobs (environment):
 #   BENCH_SECONDS=10          duration of each measured run (-T)
 #   BENCH_ROUNDS=1            measured runs per (target, protocol, workload), interleaved across targets
-#                             (round 1 of every target, then round 2, …); the table shows the median
-#                             and the range, so a burst of load on a shared machine hits every target
+#                             (round 1 of every target, then round 2, …, each round's order rotated by
+#                             one); the table shows the median and the range, so a burst of load on a
+#                             shared machine hits every target
+#   BENCH_SETTLE=1            VACUUM pgbench_accounts and CHECKPOINT before every measured run, so
+#                             each target starts from the same table state (0: off)
 #   BENCH_WARMUP=2            seconds of unmeasured warm-up per (target, protocol, workload) — for
 #                             cache-on targets a workload's <name>.warm.sql pass replaces it
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
@@ -392,11 +395,28 @@ median() { # numbers... -> the median (lower middle for an even count), or "erro
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR + 1) / 2)]}'
 }
 
+# rotated N WORDS... -> the words, starting at the Nth (mod their count): round r runs the targets
+# in an order rotated by r - 1, so no target is always the one measured after the others' writes.
+rotated() {
+    local n=$1
+    shift
+    local words=("$@") i
+    for ((i = 0; i < ${#words[@]}; i++)); do echo "${words[(i + n) % ${#words[@]}]}"; done
+}
+
+# settle: the same table state before every measured run — the dead rows of earlier runs' writes
+# vacuumed away and flushed by a checkpoint — so a run does not pay for the runs before it
+# (BENCH_SETTLE=0: off).
+settle() {
+    [[ "${BENCH_SETTLE:-1}" == 1 ]] || return 0
+    psql -X -q -p "$PGPORT_DIRECT" -d app -c "VACUUM pgbench_accounts" -c "CHECKPOINT" >/dev/null
+}
+
 for w in $WORKLOADS; do
     mapfile -t WARGS < <(workload_args "$w")
     for mode in $(modes_for "$w"); do
         for ((round = 1; round <= ROUNDS; round++)); do
-            for t in $TARGETS; do
+            for t in $(rotated $((round - 1)) $TARGETS); do
                 if [[ $t == pgcached-cold ]]; then
                     has "$COLD_WORKLOADS" "$w" || continue
                     start_pgc "$t" true
@@ -411,6 +431,7 @@ for w in $WORKLOADS; do
                         pgb warmup "$t" "$mode" "$w" -T "$WARMUP" "${WARGS[@]}" >/dev/null
                     fi
                 fi
+                settle
                 c0=$(counters "$t")
                 tps=$(pgb "run$round" "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
                 c1=$(counters "$t")
