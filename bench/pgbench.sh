@@ -52,6 +52,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -89,23 +91,6 @@ modes_for() { # workload -> pgbench -M values
     pk) echo "simple extended prepared" ;;
     *) echo "simple extended" ;;
     esac
-}
-
-workload_args() { # workload -> pgbench -f arguments, one per line
-    local w=$1 f wt
-    if [[ $w == pk ]]; then
-        printf '%s\n' -f "$BENCH/pk_lookup.sql"
-    elif [[ -f "$BENCH/$w.mix" ]]; then
-        while read -r f wt; do
-            [[ -z "$f" || "$f" == \#* ]] && continue
-            printf '%s\n' -f "$BENCH/$f@${wt:-1}"
-        done <"$BENCH/$w.mix"
-    elif [[ -f "$BENCH/$w.sql" ]]; then
-        printf '%s\n' -f "$BENCH/$w.sql"
-    else
-        log "unknown workload $w (no bench/$w.sql or bench/$w.mix)"
-        exit 2
-    fi
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
