@@ -14,7 +14,8 @@
 # Knobs: SPLIT_WORKLOADS (default "pk mixed write"; any bench/ workload), SPLIT_MODES (pgbench -M,
 # default simple), SPLIT_TARGETS (default "direct pgcached-nocache pgcached-cache"), SPLIT_SCALE
 # (default 10), SPLIT_SECONDS (default 10, at least 6), SPLIT_ROUNDS (default 1), SPLIT_CLIENTS
-# (default 8, pool the same). Cache-on targets get the workload's warm pass first. A process that
+# (default 8, pool the same). Cache-on targets get the workload's warm pass first; the table is
+# vacuumed and checkpointed before every run, as in pgbench.sh (BENCH_SETTLE=0: not). A process that
 # exits inside the window (an autovacuum worker) loses its time from the sum: a negative or low
 # figure in one row says so.
 set -euo pipefail
@@ -33,6 +34,7 @@ SCALE=${SPLIT_SCALE:-10}
 SECS=${SPLIT_SECONDS:-10}
 ROUNDS=${SPLIT_ROUNDS:-1}
 CLIENTS=${SPLIT_CLIENTS:-8}
+THREADS=$((CLIENTS < 4 ? CLIENTS : 4))
 ((SECS >= 6)) || { echo "SPLIT_SECONDS must be at least 6" >&2; exit 2; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-cpusplit.XXXXXX")
@@ -93,19 +95,22 @@ echo "| workload | protocol | target | tps | postgres | pgcached | pgbench | sof
 echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for w in $WORKLOADS; do
     mapfile -t ARGS < <(workload_args "$w")
+    mapfile -t WARM < <(warm_args "$w" "$SCALE" "$CLIENTS")
     for mode in $MODES; do
-        [[ " $TARGETS " == *" pgcached-cache "* ]] && warm_pass "${PORT[pgcached-cache]}" "$mode" "$w" "$SCALE" "$CLIENTS" >/dev/null
+        if [[ " $TARGETS " == *" pgcached-cache "* ]] && ((${#WARM[@]})); then
+            pgbench -n -M "$mode" -c "$CLIENTS" -j "$THREADS" "${WARM[@]}" -p "${PORT[pgcached-cache]}" app >/dev/null
+        fi
         for ((round = 1; round <= ROUNDS; round++)); do
             for t in $TARGETS; do
-                psql -X -q -p "$PGPORT_PRIV" -d app -c "VACUUM pgbench_accounts" -c "CHECKPOINT" >/dev/null
-                pgbench -n -M "$mode" -c "$CLIENTS" -j $((CLIENTS < 4 ? CLIENTS : 4)) -T "$SECS" \
+                settle "$PGPORT_PRIV"
+                pgbench -n -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" \
                     -D scale="$SCALE" "${ARGS[@]}" -p "${PORT[$t]}" app >"$WORK/out" 2>&1 &
                 run=$!
                 sleep 2
                 snapshot "$WORK/a.json"
                 sleep $((SECS - 4))
                 snapshot "$WORK/b.json"
-                wait "$run"
+                wait "$run" || { echo "pgbench failed for $t ($w, $mode):" >&2; tail -5 "$WORK/out" >&2; exit 1; }
                 tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/out")
                 python3 - "$WORK/a.json" "$WORK/b.json" "$tps" "$((SECS - 4))" "$w" "$mode" "$t" <<'EOF'
 import json, os, sys

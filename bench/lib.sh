@@ -19,13 +19,20 @@ workload_args() {
     fi
 }
 
-# warm_pass PORT MODE WORKLOAD SCALE CLIENTS: the workload's <name>.warm.sql (every key once, in
-# the protocol measured), when it has one; prints its tps.
-warm_pass() {
-    local port=$1 mode=$2 w=$3 scale=$4 clients=$5 per
+# warm_args WORKLOAD SCALE CLIENTS -> the pgbench arguments of the workload's warm pass (its
+# <name>.warm.sql: every key once, ceil(100000 × scale / clients) transactions per client), one
+# per line; nothing when it has none. The transaction count is the second line.
+warm_args() {
+    local w=$1 scale=$2 clients=$3
     [[ -f "$BENCH/$w.warm.sql" ]] || return 0
-    per=$(((100000 * scale + clients - 1) / clients))
-    pgbench -n -M "$mode" -c "$clients" -j $((clients < 4 ? clients : 4)) -t "$per" -D n=0 \
-        -D nclients="$clients" -f "$BENCH/$w.warm.sql" -p "$port" app 2>&1 |
-        sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+    printf '%s\n' -t $(((100000 * scale + clients - 1) / clients)) -D n=0 -D nclients="$clients" \
+        -f "$BENCH/$w.warm.sql"
+}
+
+# settle PORT: the same table state before every measured run — the dead rows of earlier runs'
+# writes vacuumed away and flushed by a checkpoint — so a run does not pay for the runs before it
+# (BENCH_SETTLE=0: off).
+settle() {
+    [[ "${BENCH_SETTLE:-1}" == 1 ]] || return 0
+    psql -X -q -p "$1" -d app -c "VACUUM pgbench_accounts" -c "CHECKPOINT" >/dev/null
 }

@@ -389,16 +389,10 @@ rotated() {
     for ((i = 0; i < ${#words[@]}; i++)); do echo "${words[(i + n) % ${#words[@]}]}"; done
 }
 
-# settle: the same table state before every measured run — the dead rows of earlier runs' writes
-# vacuumed away and flushed by a checkpoint — so a run does not pay for the runs before it
-# (BENCH_SETTLE=0: off).
-settle() {
-    [[ "${BENCH_SETTLE:-1}" == 1 ]] || return 0
-    psql -X -q -p "$PGPORT_DIRECT" -d app -c "VACUUM pgbench_accounts" -c "CHECKPOINT" >/dev/null
-}
 
 for w in $WORKLOADS; do
     mapfile -t WARGS < <(workload_args "$w")
+    mapfile -t WARM < <(warm_args "$w" "$SCALE" "$CLIENTS")
     for mode in $(modes_for "$w"); do
         for ((round = 1; round <= ROUNDS; round++)); do
             for t in $(rotated $((round - 1)) $TARGETS); do
@@ -408,15 +402,14 @@ for w in $WORKLOADS; do
                 fi
                 [[ -n "${PORT[$t]:-}" ]] || continue
                 if [[ $t != pgcached-cold && $round == 1 ]]; then
-                    if has "$CACHE_ON" "$t" && [[ -f "$BENCH/$w.warm.sql" ]]; then
-                        per=$(((100000 * SCALE + CLIENTS - 1) / CLIENTS))
-                        wt=$(pgb warm "$t" "$mode" "$w" -t "$per" -D n=0 -D nclients="$CLIENTS" -f "$BENCH/$w.warm.sql")
-                        log "$w -M $mode $t: warm pass ($per transactions/client) at $wt tps"
+                    if has "$CACHE_ON" "$t" && ((${#WARM[@]})); then
+                        wt=$(pgb warm "$t" "$mode" "$w" "${WARM[@]}")
+                        log "$w -M $mode $t: warm pass (${WARM[1]} transactions/client) at $wt tps"
                     elif [[ "$WARMUP" -gt 0 ]]; then
                         pgb warmup "$t" "$mode" "$w" -T "$WARMUP" "${WARGS[@]}" >/dev/null
                     fi
                 fi
-                settle
+                settle "$PGPORT_DIRECT"
                 c0=$(counters "$t")
                 tps=$(pgb "run$round" "$t" "$mode" "$w" -T "$SECONDS_RUN" "${WARGS[@]}")
                 c1=$(counters "$t")
