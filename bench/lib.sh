@@ -29,7 +29,7 @@ warm_args() {
         -f "$BENCH/$w.warm.sql"
 }
 
-# settle PORT: the same table state before every measured run — the dead rows of earlier runs'
+# settle PORT: before every measured run, the dead rows of earlier runs'
 # writes vacuumed away and flushed by a checkpoint — so a run does not pay for the runs before it
 # (BENCH_SETTLE=0: off).
 settle() {

@@ -13,7 +13,7 @@
 #                             one); the table shows the median and the range, so a burst of load on a
 #                             shared machine hits every target
 #   BENCH_SETTLE=1            VACUUM pgbench_accounts and CHECKPOINT before every measured run, so
-#                             each target starts from the same table state (0: off)
+#                             each target starts from a vacuumed table (0: off)
 #   BENCH_WARMUP=2            seconds of unmeasured warm-up per (target, protocol, workload) — for
 #                             cache-on targets a workload's <name>.warm.sql pass replaces it
 #   BENCH_CLIENTS=8           pgbench clients (-c); threads (-j) = min(clients, 4)
