@@ -48,7 +48,7 @@ impl Churn {
             map.clear();
         }
         for t in tables {
-            map.entry(version_key(t)).or_default().unhit += 1;
+            map.entry(version_key(t).into_owned()).or_default().unhit += 1;
         }
     }
 
@@ -56,7 +56,7 @@ impl Churn {
     pub fn first_hit<'a>(&self, tables: impl IntoIterator<Item = &'a str>) {
         let mut map = self.lock();
         for t in tables {
-            if let Some(c) = map.get_mut(&version_key(t)) {
+            if let Some(c) = map.get_mut(&*version_key(t)) {
                 c.unhit = c.unhit.saturating_sub(1);
                 c.used += 1;
             }
@@ -69,7 +69,7 @@ impl Churn {
         let mut map = self.lock();
         let mut suspended = 0;
         for t in tables {
-            let Some(c) = map.get_mut(&version_key(t)) else { continue };
+            let Some(c) = map.get_mut(&*version_key(t)) else { continue };
             c.wasted += std::mem::take(&mut c.unhit);
             if c.wasted >= MIN_WASTED && c.wasted > WASTE_RATIO * c.used {
                 c.suspended_until = Some(now + SUSPENSION);
@@ -90,7 +90,7 @@ impl Churn {
         let mut map = self.lock();
         let mut any = false;
         for t in tables {
-            if let Some(c) = map.get_mut(&version_key(t))
+            if let Some(c) = map.get_mut(&*version_key(t))
                 && let Some(until) = c.suspended_until
             {
                 if until > now {

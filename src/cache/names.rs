@@ -8,6 +8,8 @@
 //! a `search_path` the proxy cannot see is always covered. Correctness first; the cost is a few
 //! extra misses for schemas that reuse table names.
 
+use std::borrow::Cow;
+
 /// A parsed relation name: optional schema and the relation, each unquoted. Unquoted parts
 /// are lower-cased (as PostgreSQL folds them); quoted parts keep their case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,13 +35,14 @@ impl RelName {
 
 /// The key of a table's version counter: the unquoted relation name without its schema,
 /// lower-cased. See the module doc for why this is safe.
-pub fn version_key(table: &str) -> String {
+/// Borrowed for the common bare lower-case name: looked up on every write and fill.
+pub fn version_key(table: &str) -> Cow<'_, str> {
     if is_plain(table) {
-        return table.to_owned();
+        return Cow::Borrowed(table);
     }
     match RelName::parse(table) {
-        Some(rel) => rel.name.to_lowercase(),
-        None => String::new(),
+        Some(rel) => Cow::Owned(rel.name.to_lowercase()),
+        None => Cow::Borrowed(""),
     }
 }
 

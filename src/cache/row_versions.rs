@@ -54,7 +54,7 @@ pub struct ColumnVersions {
     clock: AtomicU64,
     /// The last write that pinned no value of this column.
     wide: AtomicU64,
-    shards: Box<[Mutex<HashMap<u64, u64>>]>,
+    shards: Box<[Mutex<HashMap<u64, u64, foldhash::fast::RandomState>>]>,
     floors: OnceLock<Box<[AtomicU64]>>,
     budget: Arc<RowBudget>,
 }
@@ -105,7 +105,7 @@ impl ColumnVersions {
         self.clock.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    fn shard(&self, v: u64) -> &Mutex<HashMap<u64, u64>> {
+    fn shard(&self, v: u64) -> &Mutex<HashMap<u64, u64, foldhash::fast::RandomState>> {
         &self.shards[(v >> 58) as usize % SHARDS]
     }
 
@@ -137,7 +137,7 @@ impl ColumnVersions {
     }
 
     /// Forget the older half of a shard's records into the floors (called with its lock held).
-    fn forget_older_half(&self, shard: &mut HashMap<u64, u64>) {
+    fn forget_older_half(&self, shard: &mut HashMap<u64, u64, foldhash::fast::RandomState>) {
         if shard.is_empty() {
             return;
         }

@@ -10,8 +10,9 @@
 //! and the caller falls back to the whole table. A key is a 64-bit hash of the canonical form,
 //! tagged by kind, so `'01'` and `1` meet on an integer column and never on a text one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::sql::{ColumnPin, Operand, TableRef};
 use crate::wire::frontend::{BindValue, bind_values};
@@ -108,9 +109,14 @@ pub fn read_keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> Opt
     (!all.is_empty()).then(|| all.swap_remove(best))
 }
 
+/// How values are hashed into keys: one fixed seed, so that a read's and a write's key of the
+/// same value meet (two values sharing a key only over-invalidate); foldhash, as the analysis
+/// memo's maps: a write computes a key per pinned value.
+const KEYS: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7067_6361_6368_6564);
+
 /// The key of `value` in a column of `kind`, when it compares there exactly as its canonical form.
 pub fn key(kind: ColumnKind, value: &PinValue) -> Option<u64> {
-    let mut h = DefaultHasher::new();
+    let mut h = KEYS.build_hasher();
     (kind as u8).hash(&mut h);
     match (kind, value) {
         (ColumnKind::Int, PinValue::Number(n) | PinValue::Str(n)) => int(n.as_bytes())?.hash(&mut h),
@@ -166,16 +172,16 @@ fn uuid(text: &[u8]) -> Option<String> {
 
 /// `t` as a relation name the catalog reads back exactly (each part quoted: `TableRef` holds
 /// names already folded).
-pub fn relation(t: &TableRef) -> String {
+pub fn relation(t: &TableRef) -> Cow<'_, str> {
     let plain = |s: &str| s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if t.schema.is_none() && !t.name.is_empty() && plain(&t.name) {
-        return t.name.clone();
+        return Cow::Borrowed(&t.name);
     }
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    match &t.schema {
+    Cow::Owned(match &t.schema {
         Some(s) => format!("{}.{}", quote(s), quote(&t.name)),
         None => quote(&t.name),
-    }
+    })
 }
 
 #[cfg(test)]

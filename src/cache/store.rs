@@ -254,7 +254,7 @@ impl ResultCache {
     /// A recorder for `key` without stampede protection; snapshots the versions now.
     pub fn begin(&self, key: CacheKey, spec: &FillSpec<'_>) -> Recorder {
         let pinned = spec.rows.map(|r| version_key(r.table));
-        let others = spec.tables.iter().copied().filter(|t| pinned.as_deref() != Some(version_key(t).as_str()));
+        let others = spec.tables.iter().copied().filter(|t| pinned.as_deref() != Some(&*version_key(t)));
         let versions = self.versions.snapshot(spec.database, others, spec.rows);
         let tables: Arc<[String]> = spec.tables.iter().map(|t| t.to_string()).collect();
         let mut recorder =

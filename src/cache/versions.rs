@@ -38,7 +38,7 @@ pub const ROW_VALUES: usize = 1 << 19;
 pub struct TableVersions {
     /// Bumped by `flush_all`.
     global: AtomicU64,
-    dbs: RwLock<HashMap<Box<str>, Arc<DbVersions>>>,
+    dbs: RwLock<HashMap<Box<str>, Arc<DbVersions>, foldhash::fast::RandomState>>,
     rows: Arc<RowBudget>,
     /// Databases start held (`cache.invalidation: replication`: until their stream vouches).
     held_at_start: bool,
@@ -63,7 +63,7 @@ struct DbVersions {
     /// behind `cache.replication.max_lag`): every snapshot counts as not current, nothing is
     /// bumped, so entries are served again once it is cleared.
     held: AtomicBool,
-    tables: RwLock<HashMap<String, Arc<TableVersion>>>,
+    tables: RwLock<HashMap<String, Arc<TableVersion>, foldhash::fast::RandomState>>,
 }
 
 /// One table's counter, and the columns reads pin it by.

@@ -192,7 +192,7 @@ impl Session {
                 match Box::pin(catalog.dependencies(&rel)).await {
                     Ok(deps) => {
                         // Tracked by their version keys from here on (cheap to compare).
-                        let keys = deps.iter().map(|d| crate::cache::version_key(d));
+                        let keys = deps.iter().map(|d| crate::cache::version_key(d).into_owned());
                         if pinned == Some(t) {
                             pinned_plain = deps.len() == 1;
                             tables.extend(keys);
@@ -222,7 +222,7 @@ impl Session {
                         return Lookup::Bypass;
                     }
                 }
-                tables.push(crate::cache::version_key(&t.name));
+                tables.push(crate::cache::version_key(&t.name).into_owned());
             }
             tables.sort();
             tables.dedup();
@@ -234,7 +234,9 @@ impl Session {
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
         let rows = match &s.rows {
-            Some(pins) if pinned_plain && !others_deps.contains(&crate::cache::version_key(&pins.table.name)) => {
+            Some(pins)
+                if pinned_plain && !others_deps.iter().any(|d| *d == crate::cache::version_key(&pins.table.name)) =>
+            {
                 let catalog = self.shared.catalogs.for_database(&self.key.database);
                 read_keys(catalog, pins, exec).await.map(|keys| (&pins.table.name, keys))
             }
@@ -426,7 +428,7 @@ fn rows_written(
 ) -> Vec<(String, rowkey::ColumnKeys)> {
     let mut out = Vec::new();
     for w in &writes.rows {
-        let table = crate::cache::version_key(&w.table.name);
+        let table = crate::cache::version_key(&w.table.name).into_owned();
         let mut own = None;
         let mut reached_otherwise = false;
         for (name, closure) in writes.tables.iter().zip(closures) {
@@ -445,7 +447,7 @@ fn rows_written(
             Some(Some(columns)) => columns,
             Some(None) => continue,
             None => {
-                let catalog = catalog.clone();
+                let (catalog, relation) = (catalog.clone(), relation.into_owned());
                 tokio::spawn(async move {
                     if let Err(e) = catalog.row_columns(&relation).await {
                         debug!(error = %e, %relation, "catalog look-up failed");

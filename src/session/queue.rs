@@ -188,9 +188,13 @@ impl Request {
     /// The effects of the next statement to complete (and count it as completed).
     pub fn next_effects(&mut self) -> Option<Arc<Effects>> {
         let tracked = self.tracked.as_mut()?;
-        let e = tracked.effects.as_ref()?.get(tracked.done)?.clone();
+        let slot = tracked.effects.as_mut()?.get_mut(tracked.done)?;
         tracked.done += 1;
-        Some(e)
+        // Taken out: only the statements still pending are read here from now on
+        // (`pending_effects`), and the transaction's log, holding the only reference, moves
+        // its writes when it settles instead of copying them.
+        static COMPLETED: std::sync::LazyLock<Arc<Effects>> = std::sync::LazyLock::new(Arc::default);
+        Some(std::mem::replace(slot, COMPLETED.clone()))
     }
 
     /// Effects of statements not reported complete yet.

@@ -337,8 +337,17 @@ impl Transaction {
     fn settle(&mut self) -> Settled {
         let mut settled = Settled::default();
         for e in self.log.drain(..) {
-            settled.writes.merge(&e.writes);
-            settled.sets.extend(e.sets.iter().cloned());
+            // Moved when the log held the last reference (the request is gone by now).
+            match Arc::try_unwrap(e) {
+                Ok(e) => {
+                    settled.writes.absorb(e.writes);
+                    settled.sets.extend(e.sets);
+                }
+                Err(e) => {
+                    settled.writes.merge(&e.writes);
+                    settled.sets.extend(e.sets.iter().cloned());
+                }
+            }
         }
         self.savepoints.clear();
         self.failed = false;

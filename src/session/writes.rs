@@ -37,10 +37,7 @@ impl Writes {
     /// pin (with the values of both); written as a whole by either, it is so.
     pub fn merge(&mut self, other: &Writes) {
         if *self == Writes::default() {
-            // The first statement of a transaction (every autocommit one): what it wrote.
-            self.clone_from(other);
-            self.tables.sort_unstable();
-            self.tables.dedup();
+            self.absorb(other.clone());
             return;
         }
         let before = self.tables.clone();
@@ -75,5 +72,16 @@ impl Writes {
         self.rows = rows;
         self.database |= other.database;
         self.all |= other.all;
+    }
+
+    /// [`Self::merge`] of a statement's writes the caller no longer needs: the first (every
+    /// autocommit statement's) is moved in rather than copied.
+    pub fn absorb(&mut self, other: Writes) {
+        if *self != Writes::default() {
+            return self.merge(&other);
+        }
+        *self = other;
+        self.tables.sort_unstable();
+        self.tables.dedup();
     }
 }
