@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use deadpool_postgres::Pool;
 
 use super::catalog_sql::*;
+use super::name_memo::NameMemo;
 use super::names::RelName;
 use super::rowkey::{ColumnKind, RowColumns};
 
@@ -55,27 +56,26 @@ pub enum CatalogError {
 
 /// Answers memoized by relation or function name (a fast seeded hash: looked up for every
 /// write, see `session::caching`).
-type Memo<V> = Mutex<HashMap<RelName, V, foldhash::fast::RandomState>>;
 
 /// Catalog look-ups for one database (the pool's).
 pub struct Catalog {
     pool: Pool,
-    relations: Memo<Arc<[String]>>,
-    functions: Memo<Option<Volatility>>,
+    relations: NameMemo<Arc<[String]>>,
+    functions: NameMemo<Option<Volatility>>,
     /// [`Catalog::user_volatility`] answers.
-    shadows: Memo<Option<Volatility>>,
+    shadows: NameMemo<Option<Volatility>>,
     /// [`Catalog::privacy`] answers: `None` when reads may be shared.
-    privacy: Memo<Option<Arc<str>>>,
+    privacy: NameMemo<Option<Arc<str>>>,
     /// [`Catalog::read_may_write`] answers.
-    read_writes: Memo<bool>,
+    read_writes: NameMemo<bool>,
     /// [`Catalog::any_read_may_write`]'s answer.
     any_read_writes: Mutex<Option<bool>>,
     /// [`Catalog::may_set_settings`] answers.
-    setters: Memo<SettingsSetter>,
+    setters: NameMemo<SettingsSetter>,
     /// [`Catalog::write_closure`] answers.
-    writes: Memo<WriteClosure>,
+    writes: NameMemo<WriteClosure>,
     /// [`Catalog::row_columns`] answers.
-    rows: Memo<Option<Arc<RowColumns>>>,
+    rows: NameMemo<Option<Arc<RowColumns>>>,
     /// [`Catalog::default_isolation`] answers, by role.
     isolation: Mutex<HashMap<String, Option<Arc<str>>>>,
     /// Bumped by every [`Catalog::refresh`]: what others memoized from this catalog (a
@@ -125,15 +125,15 @@ impl Catalog {
     pub fn new(pool: Pool) -> Catalog {
         Catalog {
             pool,
-            relations: Mutex::default(),
-            functions: Mutex::default(),
-            shadows: Mutex::default(),
-            privacy: Mutex::default(),
-            read_writes: Mutex::default(),
+            relations: NameMemo::new(MAX_MEMO),
+            functions: NameMemo::new(MAX_MEMO),
+            shadows: NameMemo::new(MAX_MEMO),
+            privacy: NameMemo::new(MAX_MEMO),
+            read_writes: NameMemo::new(MAX_MEMO),
             any_read_writes: Mutex::default(),
-            setters: Mutex::default(),
-            writes: Mutex::default(),
-            rows: Mutex::default(),
+            setters: NameMemo::new(MAX_MEMO),
+            writes: NameMemo::new(MAX_MEMO),
+            rows: NameMemo::new(MAX_MEMO),
             isolation: Mutex::default(),
             epoch: Default::default(),
         }
@@ -145,8 +145,8 @@ impl Catalog {
     /// just its own name (tracking it is harmless; the statement will likely fail anyway).
     pub async fn dependencies(&self, relation: &str) -> Result<Arc<[String]>, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.relations.lock().expect("catalog lock").get(&rel) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.relations.get(&rel) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let rows = client.query(DEPENDENCIES_SQL, &[&rel.name, &rel.schema]).await?;
@@ -156,7 +156,7 @@ impl Catalog {
         }
         names.sort();
         let names: Arc<[String]> = names.into();
-        memo_insert(&self.relations, rel, names.clone());
+        self.relations.insert(&rel, names.clone());
         Ok(names)
     }
 
@@ -164,38 +164,38 @@ impl Catalog {
     /// such function (the caller should then treat it as volatile).
     pub async fn function_volatility(&self, name: &str) -> Result<Option<Volatility>, CatalogError> {
         let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.functions.lock().expect("catalog lock").get(&func) {
-            return Ok(*hit);
+        if let Some(hit) = self.functions.get(&func) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let row = client.query_one(VOLATILITY_SQL, &[&func.name, &func.schema]).await?;
         let v = volatility_of(row.get::<_, Option<String>>(0).as_deref());
-        memo_insert(&self.functions, func, v);
+        self.functions.insert(&func, v);
         Ok(v)
     }
 
     /// [`Catalog::function_volatility`] if it is already known, without waiting.
     pub fn function_volatility_known(&self, name: &str) -> Option<Option<Volatility>> {
-        self.functions.lock().expect("catalog lock").get(&RelName::parse(name)?).copied()
+        self.functions.get_spelled(name)
     }
 
     /// The most volatile user function named `name` (no schema; outside `pg_catalog`), `None`
     /// when there is none (see `USER_VOLATILITY_SQL`).
     pub async fn user_volatility(&self, name: &str) -> Result<Option<Volatility>, CatalogError> {
         let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.shadows.lock().expect("catalog lock").get(&func) {
-            return Ok(*hit);
+        if let Some(hit) = self.shadows.get(&func) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let row = client.query_one(USER_VOLATILITY_SQL, &[&func.name]).await?;
         let v = volatility_of(row.get::<_, Option<String>>(0).as_deref());
-        memo_insert(&self.shadows, func, v);
+        self.shadows.insert(&func, v);
         Ok(v)
     }
 
     /// [`Catalog::user_volatility`] if it is already known, without waiting.
     pub fn user_volatility_known(&self, name: &str) -> Option<Option<Volatility>> {
-        self.shadows.lock().expect("catalog lock").get(&RelName::parse(name)?).copied()
+        self.shadows.get_spelled(name)
     }
 
     /// Why answers read through `relation` must not be shared between sessions that have the
@@ -203,13 +203,13 @@ impl Catalog {
     /// and inheritance relatives count as for [`Catalog::dependencies`].
     pub async fn privacy(&self, relation: &str) -> Result<Option<Arc<str>>, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.privacy.lock().expect("catalog lock").get(&rel) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.privacy.get(&rel) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let rows = client.query(PRIVACY_SQL, &[&rel.name, &rel.schema]).await?;
         let why: Option<Arc<str>> = rows.first().map(|r| r.get::<_, String>(1).into());
-        memo_insert(&self.privacy, rel, why.clone());
+        self.privacy.insert(&rel, why.clone());
         Ok(why)
     }
 
@@ -218,13 +218,13 @@ impl Catalog {
     /// on or in a row-level security policy, or a built-in that writes or runs SQL.
     pub async fn read_may_write(&self, relation: &str) -> Result<bool, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.read_writes.lock().expect("catalog lock").get(&rel) {
-            return Ok(*hit);
+        if let Some(hit) = self.read_writes.get(&rel) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let rows = client.query(READ_VOLATILE_CALLS_SQL, &[&rel.name, &rel.schema]).await?;
         let writes = rows.iter().any(|r| may_write(&r.get::<_, String>(0)));
-        memo_insert(&self.read_writes, rel, writes);
+        self.read_writes.insert(&rel, writes);
         Ok(writes)
     }
 
@@ -249,14 +249,14 @@ impl Catalog {
 
     /// [`Catalog::read_may_write`] if it is already known, without waiting.
     pub fn read_may_write_known(&self, relation: &str) -> Option<bool> {
-        self.read_writes.lock().expect("catalog lock").get(&RelName::parse(relation)?).copied()
+        self.read_writes.get_spelled(relation)
     }
 
     /// What calling function `name` may do to session settings the proxy cannot see (see
     /// `SETS_SETTINGS_SQL`); anything, for a function that does not exist.
     pub async fn may_set_settings(&self, name: &str) -> Result<SettingsSetter, CatalogError> {
         let func = RelName::parse(name).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.known_setter(&func) {
+        if let Some(hit) = self.setters.get(&func) {
             return Ok(hit);
         }
         let client = self.pool.get().await?;
@@ -267,17 +267,13 @@ impl Catalog {
             }
             _ => SettingsSetter::opaque(),
         };
-        memo_insert(&self.setters, func, setter.clone());
+        self.setters.insert(&func, setter.clone());
         Ok(setter)
     }
 
     /// [`Catalog::may_set_settings`] if it is already known, without waiting.
     pub fn may_set_settings_known(&self, name: &str) -> Option<SettingsSetter> {
-        self.known_setter(&RelName::parse(name)?)
-    }
-
-    fn known_setter(&self, func: &RelName) -> Option<SettingsSetter> {
-        self.setters.lock().expect("catalog lock").get(func).cloned()
+        self.setters.get_spelled(name)
     }
 
     /// Everything a write to `relation` may change, Postgres' own writes on its behalf
@@ -287,8 +283,8 @@ impl Catalog {
     /// function, a language other than SQL or PL/pgSQL) makes it the whole database.
     pub async fn write_closure(&self, relation: &str) -> Result<WriteClosure, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.writes.lock().expect("catalog lock").get(&rel) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.writes.get(&rel) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let mut tables: Vec<String> = vec![rel.name.to_lowercase()];
@@ -321,7 +317,7 @@ impl Catalog {
         tables.sort();
         tables.dedup();
         let closure = WriteClosure { tables: tables.into(), database, rewrites_self };
-        memo_insert(&self.writes, rel, closure.clone());
+        self.writes.insert(&rel, closure.clone());
         Ok(closure)
     }
 
@@ -329,8 +325,8 @@ impl Catalog {
     /// `ROW_COLUMNS_SQL`); `None`: only as a whole.
     pub async fn row_columns(&self, relation: &str) -> Result<Option<Arc<RowColumns>>, CatalogError> {
         let rel = RelName::parse(relation).ok_or(CatalogError::EmptyName)?;
-        if let Some(hit) = self.rows.lock().expect("catalog lock").get(&rel) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.rows.get(&rel) {
+            return Ok(hit);
         }
         let client = self.pool.get().await?;
         let rows = client.query(ROW_COLUMNS_SQL, &[&rel.name, &rel.schema]).await?;
@@ -353,18 +349,18 @@ impl Catalog {
             }
             _ => None,
         };
-        memo_insert(&self.rows, rel, answer.clone());
+        self.rows.insert(&rel, answer.clone());
         Ok(answer)
     }
 
     /// [`Catalog::row_columns`] if it is already known, without waiting.
     pub fn row_columns_known(&self, relation: &str) -> Option<Option<Arc<RowColumns>>> {
-        self.rows.lock().expect("catalog lock").get(&RelName::parse(relation)?).cloned()
+        self.rows.get_spelled(relation)
     }
 
     /// [`Catalog::write_closure`] if it is already known, without waiting.
     pub fn write_closure_known(&self, relation: &str) -> Option<WriteClosure> {
-        self.writes.lock().expect("catalog lock").get(&RelName::parse(relation)?).cloned()
+        self.writes.get_spelled(relation)
     }
 
     /// The schema an unqualified relation name resolves to under the schemas `path`, in order
@@ -401,15 +397,15 @@ impl Catalog {
 
     /// Forget everything memoized (after DDL: CREATE/ALTER/DROP VIEW, FUNCTION, TABLE, …).
     pub fn refresh(&self) {
-        self.relations.lock().expect("catalog lock").clear();
-        self.functions.lock().expect("catalog lock").clear();
-        self.shadows.lock().expect("catalog lock").clear();
-        self.privacy.lock().expect("catalog lock").clear();
-        self.read_writes.lock().expect("catalog lock").clear();
+        self.relations.clear();
+        self.functions.clear();
+        self.shadows.clear();
+        self.privacy.clear();
+        self.read_writes.clear();
         *self.any_read_writes.lock().expect("catalog lock") = None;
-        self.setters.lock().expect("catalog lock").clear();
-        self.writes.lock().expect("catalog lock").clear();
-        self.rows.lock().expect("catalog lock").clear();
+        self.setters.clear();
+        self.writes.clear();
+        self.rows.clear();
         self.isolation.lock().expect("catalog lock").clear();
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -460,14 +456,6 @@ pub fn search_path_schemas(search_path: &str, role: &str) -> Vec<String> {
         schemas.insert(0, "pg_catalog".to_string());
     }
     schemas
-}
-
-fn memo_insert<V>(memo: &Memo<V>, k: RelName, v: V) {
-    let mut m = memo.lock().expect("catalog lock");
-    if m.len() >= MAX_MEMO {
-        m.clear();
-    }
-    m.insert(k, v);
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub mod churn;
 pub mod fill_budget;
 pub mod flight;
 pub mod key;
+pub mod name_memo;
 pub mod names;
 pub mod recorder;
 pub mod row_versions;

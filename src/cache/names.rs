@@ -47,7 +47,7 @@ pub fn version_key(table: &str) -> Cow<'_, str> {
 }
 
 /// A bare lower-case name: what folding, unquoting and splitting leave as it is.
-fn is_plain(text: &str) -> bool {
+pub(crate) fn is_plain(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
