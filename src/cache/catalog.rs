@@ -54,10 +54,8 @@ pub enum CatalogError {
     EmptyName,
 }
 
-/// Answers memoized by relation or function name (a fast seeded hash: looked up for every
-/// write, see `session::caching`).
-
-/// Catalog look-ups for one database (the pool's).
+/// Catalog look-ups for one database (the pool's), each answer memoized by relation or
+/// function name (`NameMemo`: looked up for every write, see `session::caching`).
 pub struct Catalog {
     pool: Pool,
     relations: NameMemo<Arc<[String]>>,
