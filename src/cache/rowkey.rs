@@ -173,8 +173,7 @@ fn uuid(text: &[u8]) -> Option<String> {
 /// `t` as a relation name the catalog reads back exactly (each part quoted: `TableRef` holds
 /// names already folded).
 pub fn relation(t: &TableRef) -> Cow<'_, str> {
-    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if t.schema.is_none() && !t.name.is_empty() && plain(&t.name) {
+    if t.schema.is_none() && super::names::is_plain(&t.name) {
         return Cow::Borrowed(&t.name);
     }
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));

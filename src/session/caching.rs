@@ -233,10 +233,13 @@ impl Session {
             return Lookup::Bypass;
         }
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+        // The pinned table, unless another table read depends on it too (then by table).
+        let pinned_alone = |pins: &crate::sql::RowPins| {
+            let key = crate::cache::version_key(&pins.table.name);
+            pinned_plain && !others_deps.iter().any(|d| *d == key)
+        };
         let rows = match &s.rows {
-            Some(pins)
-                if pinned_plain && !others_deps.iter().any(|d| *d == crate::cache::version_key(&pins.table.name)) =>
-            {
+            Some(pins) if pinned_alone(pins) => {
                 let catalog = self.shared.catalogs.for_database(&self.key.database);
                 read_keys(catalog, pins, exec).await.map(|keys| (&pins.table.name, keys))
             }

@@ -337,17 +337,10 @@ impl Transaction {
     fn settle(&mut self) -> Settled {
         let mut settled = Settled::default();
         for e in self.log.drain(..) {
-            // Moved when the log held the last reference (the request is gone by now).
-            match Arc::try_unwrap(e) {
-                Ok(e) => {
-                    settled.writes.absorb(e.writes);
-                    settled.sets.extend(e.sets);
-                }
-                Err(e) => {
-                    settled.writes.merge(&e.writes);
-                    settled.sets.extend(e.sets.iter().cloned());
-                }
-            }
+            // Moved, not copied: the log holds the last reference (see `Request::next_effects`).
+            let e = Arc::unwrap_or_clone(e);
+            settled.writes.absorb(e.writes);
+            settled.sets.extend(e.sets);
         }
         self.savepoints.clear();
         self.failed = false;
