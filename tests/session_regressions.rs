@@ -460,3 +460,32 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// START TRANSACTION READ ONLY and BEGIN in one extended-protocol pipeline: Postgres warns
+    /// (25001) on the BEGIN. Found by the fuzzer (transaction pooling, seed 52080).
+    seed_52080_start_transaction_then_begin_in_one_pipeline,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("", "START TRANSACTION READ ONLY"), bind("", "", &[]), execute("", 0), parse("", "BEGIN"), bind("", "", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// A named statement bound without Sync, then DISCARD ALL and a skipped Parse under its name
+    /// in one segment, then a Parse under that name again. Found by the fuzzer (transaction
+    /// pooling, seed 52052).
+    seed_52052_discard_all_then_a_parse_under_a_bound_name,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(2, send(vec![parse("s2", "SELECT set_tenant(2)"), bind("p1", "s2", &[])])),
+            step(2, send(vec![parse("", "DISCARD ALL"), bind("", "", &[]), execute("", 0), parse("s2", "ROLLBACK TO b"), bind("", "s2", &[]), execute("", 0), close(b'S', "s2"), sync()])),
+            step(2, terminate(vec![parse("s2", "RELEASE SAVEPOINT a"), sync()])),
+        ],
+    }
+);

@@ -435,8 +435,18 @@ impl Session {
     fn unreplace(&mut self, client: Bytes, replaced: Option<Box<super::statements::Statement>>) {
         self.statements.remove(&client);
         if let Some(old) = replaced.filter(|old| !self.statements.dropped_since(old)) {
-            self.statements.restore(client, *old);
+            self.keep_statement(client, *old);
         }
+    }
+
+    /// `client` still stands for `stmt` (a change of it was skipped). One the server holds
+    /// under the client's own name keeps the connection, even if a `DISCARD ALL` that completed
+    /// meanwhile unpinned it (it found the name gone).
+    fn keep_statement(&mut self, client: Bytes, stmt: super::statements::Statement) {
+        if !stmt.is_renamed(&client) {
+            self.pins.add(Pins::OWN_NAMES);
+        }
+        self.statements.restore(client, stmt);
     }
 
     fn undo(&mut self, undo: OnFail) {
@@ -448,7 +458,7 @@ impl Session {
                 self.unreplace(client, replaced);
             }
             OnFail::Unreplace { client, replaced } => self.unreplace(client, Some(replaced)),
-            OnFail::KeepStatement { client, stmt } => self.statements.restore(client, *stmt),
+            OnFail::KeepStatement { client, stmt } => self.keep_statement(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),
             OnFail::Unanswered => self.syncs_done += 1,

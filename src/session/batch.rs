@@ -71,8 +71,10 @@ impl Session {
         if let Some(head) = self.leading_begin(&frames) {
             let n = head.frames;
             // A block's BEGIN with its first statement (pgjdbc): if that is a hit, the block is
-            // held and the whole batch needs no server.
-            match self.plan(&frames[n..]).await {
+            // held and the whole batch needs no server. Only the cache is asked about the rest:
+            // the answers `plan` gives without a server (a held BEGIN, dropped statements) take
+            // effect when given, and the batch is not answered so.
+            match self.plan_read(&frames[n..]).await {
                 Plan::Hit { entry, parses, describe } => {
                     if let Some(tag) = self.hold_begin(head.text()).await {
                         self.exchange_answered(
@@ -190,8 +192,9 @@ impl Session {
         }
     }
 
-    /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
-    /// statement, and is its answer in the cache?
+    /// How to answer the batch: by the proxy alone (it only drops or re-prepares statements,
+    /// or begins or ends a block that may be held — such an answer takes effect here), from
+    /// the cache, recording, or the usual way.
     async fn plan(&mut self, frames: &[Frame]) -> Plan {
         if frames.last().map(Frame::tag) != Some(tag::SYNC) {
             return Plan::Forward;
@@ -204,6 +207,16 @@ impl Session {
         }
         if let Some(reply) = self.held_batch(frames).await {
             return Plan::Local(reply);
+        }
+        self.plan_read(frames).await
+    }
+
+    /// Is the batch `Parse* Bind Describe(portal)? Execute(all rows) Sync` of one cacheable
+    /// read, and is its answer in the cache? Changes nothing in the session but its statistics'
+    /// query id (a fill's recorder takes effect only when its segment opens).
+    async fn plan_read(&mut self, frames: &[Frame]) -> Plan {
+        if frames.last().map(Frame::tag) != Some(tag::SYNC) {
+            return Plan::Forward;
         }
         if !self.cache_usable() {
             return Plan::Forward;

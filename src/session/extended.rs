@@ -375,6 +375,13 @@ impl Session {
                 self.queue.push(Entry::Server(Request::forward(Kind::Close).on_fail(on_fail)));
                 return Flow::Continue;
             }
+            if let Some(stmt) = gone {
+                // Under the client's own name: if an earlier error skips this Close, the server
+                // still holds the statement, and so must the proxy (it keeps the connection).
+                let on_fail = OnFail::KeepStatement { client: Bytes::copy_from_slice(c.name), stmt: Box::new(stmt) };
+                self.forward(frame, Entry::Server(Request::forward(Kind::Close).on_fail(on_fail)));
+                return Flow::Continue;
+            }
         }
         self.forward(frame, Entry::forward(Kind::Close));
         Flow::Continue
