@@ -489,3 +489,50 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A pinned session (a session-level advisory lock) prepares `s3` under its own name, then
+    /// prepares `s3` again with another text: Postgres refuses the second (42P05) and `s3` stays
+    /// the first. pgcached had taken the second text for `s3` anyway, so binding `s3` was answered
+    /// from the cache with the other text's rows, which another client had cached: a wrong
+    /// answer. Found reading the code behind seed 52052.
+    a_refused_parse_under_an_own_name_keeps_the_statement,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("", "SELECT owner FROM acct WHERE id = 1"), bind("", "", &[]), execute("", 0), sync()])),
+            step(1, send(vec![parse("", "SELECT owner FROM acct WHERE id = 1"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![q("SELECT pg_advisory_lock(7)")])),
+            step(0, send(vec![parse("s3", "SELECT id FROM acct WHERE id = 1"), sync()])),
+            step(0, send(vec![parse("s3", "SELECT owner FROM acct WHERE id = 1"), sync()])),
+            step(0, send(vec![bind("", "s3", &[]), execute("", 0), sync()])),
+            step(0, send(vec![bind("", "s3", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// The same name changed in consecutive segments of one pipeline, under the client's own
+    /// name: a Parse Postgres refuses (42P05), then Close and Parse again. Undoing the refused
+    /// Parse when its error came put back the statement it had replaced over the one the later
+    /// Parse made, so `s3` was answered from the cache with the first text's rows.
+    own_name_changes_in_consecutive_segments_follow_the_server,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("", "SELECT id FROM acct WHERE id = 2"), bind("", "", &[]), execute("", 0), sync()])),
+            step(1, send(vec![parse("", "SELECT id FROM acct WHERE id = 2"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![q("SELECT pg_advisory_lock(8)")])),
+            step(0, send(vec![parse("s3", "SELECT id FROM acct WHERE id = 2"), sync()])),
+            step(0, send(vec![
+                parse("s3", "SELECT owner FROM acct WHERE id = 2"), sync(),
+                close(b'S', "s3"), sync(),
+                parse("s3", "SELECT owner FROM acct WHERE id = 2"), sync(),
+            ])),
+            step(0, send(vec![bind("", "s3", &[]), execute("", 0), sync()])),
+            step(0, send(vec![bind("", "s3", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

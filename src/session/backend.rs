@@ -457,7 +457,7 @@ impl Session {
                 self.server_mut().obj.prepared.forget(&server);
                 self.unreplace(client, replaced);
             }
-            OnFail::Unreplace { client, replaced } => self.unreplace(client, Some(replaced)),
+            OnFail::Unreplace { client, replaced } => self.unreplace(client, replaced),
             OnFail::KeepStatement { client, stmt } => self.keep_statement(client, *stmt),
             OnFail::KeepStale(server) => self.server_mut().obj.prepared.keep_stale(server),
             OnFail::ProbeLost(server) => self.probe_lost(&server),

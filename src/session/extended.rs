@@ -103,11 +103,15 @@ impl Session {
                 self.unnamed_query = Some(query.clone());
                 self.unnamed_types = p.param_types.clone();
             } else {
-                // Session mode (or pinned): the client's name is the server's.
-                if let Some(replaced) = replaced {
-                    let undo = OnFail::Unreplace { client: name.clone(), replaced };
-                    entry = Entry::Server(Request::forward(Kind::Parse).on_fail(undo));
-                }
+                // Session mode (or pinned): the client's name is the server's. If the Parse
+                // fails there (the name is taken: 42P05) or is skipped, the name keeps what it
+                // stood for — the proxy keys cached answers by the text it says it runs.
+                let replaced = replaced.or_else(|| self.statements.get(p.name).cloned().map(Box::new));
+                // Until it is answered, later segments' uses of the name wait (`wait_for_name`):
+                // the undo restores what the name had when it was sent.
+                let undo = OnFail::Unreplace { client: name.clone(), replaced };
+                entry = Entry::Server(Request::forward(Kind::Parse).on_fail(undo));
+                self.statements.note_change(p.name, self.syncs_sent, self.syncs_done);
                 self.statements.insert(name, Statement::under_own_name(p.name, &query, &p.param_types));
             }
             let sent = if rewritten {
@@ -378,6 +382,7 @@ impl Session {
             if let Some(stmt) = gone {
                 // Under the client's own name: if an earlier error skips this Close, the server
                 // still holds the statement, and so must the proxy (it keeps the connection).
+                self.statements.note_change(c.name, self.syncs_sent, self.syncs_done);
                 let on_fail = OnFail::KeepStatement { client: Bytes::copy_from_slice(c.name), stmt: Box::new(stmt) };
                 self.forward(frame, Entry::Server(Request::forward(Kind::Close).on_fail(on_fail)));
                 return Flow::Continue;

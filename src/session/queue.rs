@@ -41,12 +41,12 @@ pub enum OnFail {
         server: Bytes,
         replaced: Option<Box<super::statements::Statement>>,
     },
-    /// The client's Parse under its own name (session mode, or pinned) of a name a `DISCARD
-    /// ALL` / `DEALLOCATE ALL` earlier in its segment was to drop failed: if the drop did not
-    /// happen either, the name stands for `replaced` again.
+    /// The client's Parse under its own name (session mode, or pinned) failed or was skipped:
+    /// the name stands for what it stood for before (`replaced`: nothing, when `None`) — unless
+    /// a `DISCARD ALL` / `DEALLOCATE ALL` dropped that meanwhile.
     Unreplace {
         client: Bytes,
-        replaced: Box<super::statements::Statement>,
+        replaced: Option<Box<super::statements::Statement>>,
     },
     /// The client's Close of its statement was skipped: the name still stands for `stmt`.
     KeepStatement {
