@@ -536,3 +536,20 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A named BEGIN the proxy held (answered without a server), a Parse under its name that
+    /// fails the block (42P05), then a Bind of it with a parameter too many: Postgres checks the
+    /// count before the failed transaction (08P01); pgcached, whose server connection did not
+    /// have the statement yet, sent a Parse of it first, which the failed block refused (25P02).
+    /// Found by the fuzzer (transaction pooling, seed 61051).
+    seed_61051_parameter_count_of_a_held_statement_in_a_failed_block,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("s2", "BEGIN"), bind("", "s2", &[]), execute("", 0), sync(), parse("s2", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), sync()])),
+            step(1, send(vec![bind("", "s2", &[Some("1")]), sync()])),
+        ],
+    }
+);

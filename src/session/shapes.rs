@@ -37,6 +37,7 @@ use super::queue::{Entry, Kind, OnFail, Request};
 use super::statements::Statement;
 use super::{Flow, Session, SessionError};
 use crate::server::prepared::{Held, Shape};
+use crate::sql::lex::max_param;
 use crate::wire::Frame;
 use crate::wire::backend::{self, tag};
 use crate::wire::build::{self, Severity};
@@ -189,7 +190,8 @@ impl Session {
     /// or answer as Postgres would.
     pub(super) fn gate(&mut self, frame: &Frame, stmt: &Statement, describe: bool) -> Gate {
         let server = &stmt.server_name;
-        if !describe && let Some(message) = wrong_parameter_count(frame, stmt) {
+        let failed = self.tx.status() == b'E';
+        if !describe && let Some(message) = wrong_parameter_count(frame, stmt, failed) {
             // Checked before anything else, failed transaction or not (which may be what the
             // pipeline leads to by the time this arrives): the answer is known here. Like the
             // server's, it fails the transaction (or the pipeline's implicit one).
@@ -203,7 +205,7 @@ impl Session {
             }
             return Gate::Done;
         }
-        if self.tx.status() == b'E' {
+        if failed {
             // Postgres refuses the message for the failed transaction before it looks at the
             // plan; so does a Parse sent for it — but only after the checks that come first.
             // A Parse of it still unanswered may be skipped (as the failed transaction skips
@@ -372,11 +374,21 @@ impl Session {
 }
 
 /// The error Postgres gives a Bind (`frame`) of `stmt` whose parameter formats or values do not
-/// match the statement's parameters (known from its shape); `None` when they match or the
-/// shape is not known.
-fn wrong_parameter_count(frame: &Frame, stmt: &Statement) -> Option<String> {
-    let shape = stmt.shape.as_ref()?;
-    let wanted = shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?;
+/// match the statement's parameters (known from its shape or, in a `failed` transaction, its
+/// text); `None` when they match or the count is not known.
+fn wrong_parameter_count(frame: &Frame, stmt: &Statement, failed: bool) -> Option<String> {
+    let wanted = match stmt.shape.as_ref() {
+        Some(shape) => shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?,
+        // Not described yet. In a failed transaction the statement cannot be prepared on this
+        // connection to find out (the Parse would fail first, with 25P02), so it is counted as
+        // Postgres counts it: the types the Parse declared, or the highest `$n` if higher.
+        None if failed => {
+            let text = std::str::from_utf8(&stmt.query).ok()?;
+            let n = max_param(text).max(u32::try_from(stmt.param_types.len()).ok()?);
+            i16::try_from(n).ok()?
+        }
+        None => return None,
+    };
     let bind = crate::wire::frontend::bind(frame.body())?;
     let formats = i16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
     let at = 2 + 2 * formats.max(0) as usize;

@@ -80,6 +80,17 @@ fn is_op_char(b: u8) -> bool {
     )
 }
 
+/// The highest `$n` in `sql` (0: no parameters): with the types a Parse declares, how many
+/// parameters Postgres gives the statement.
+pub fn max_param(sql: &str) -> u32 {
+    tokenize(sql)
+        .iter()
+        .filter(|t| t.kind == TokKind::Param)
+        .filter_map(|t| t.text(sql)[1..].parse::<u32>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Lexes `src` into tokens (comments and whitespace dropped).
 pub fn tokenize(src: &str) -> Vec<Token> {
     let b = src.as_bytes();
@@ -336,6 +347,13 @@ pub fn depth_estimate(src: &str, toks: &[Token]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_are_counted_from_the_text() {
+        assert_eq!(max_param("SELECT * FROM t WHERE a = $1 AND b = $3"), 3);
+        assert_eq!(max_param("SELECT '$1', \"$2\", $$ $5 $$ FROM t -- $4"), 0);
+        assert_eq!(max_param("SELECT 1"), 0);
+    }
 
     fn kinds(s: &str) -> Vec<(TokKind, &str)> {
         tokenize(s).into_iter().map(|t| (t.kind, &s[t.span])).collect()
