@@ -553,3 +553,20 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// `SET LOCAL app.tenant` outside a block (a warning, no value) still defines the custom
+    /// setting: for that client `current_setting('app.tenant', true)` is '' where another
+    /// client's is NULL. Both reads had the same cache key, so the second client got the
+    /// first one's cached ''. Found by the fuzzer (transaction pooling, seed 61228).
+    seed_61228_a_custom_setting_defined_without_a_value_is_in_the_cache_key,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("s2", "COMMIT"), parse("s1", "SET LOCAL app.tenant = '2'"), bind("", "s1", &[]), execute("", 0), sync()])),
+            step(1, send(vec![q("SELECT current_setting('app.tenant', true)")])),
+            step(2, send(vec![q("SELECT current_setting('app.tenant', true)")])),
+        ],
+    }
+);

@@ -250,13 +250,19 @@ impl KeyBuilder {
 /// [`KeyBuilder::statement`]), remembered for the last statement of a session: clients repeat
 /// statements, and hashing a long text is most of what a cache hit costs.
 ///
-/// It holds for the same text, protocol and settings generation (a generation identifies the
-/// session's setting values, the role included); the caller guarantees that nothing else its
-/// `build` reads can change under one generation.
+/// It holds for the same text, protocol and settings generation (a [`SettingsGeneration`]
+/// identifies the session's setting values, the role included, and the custom settings it
+/// defined); the caller guarantees that nothing else its `build` reads can change under one
+/// generation.
 #[derive(Default)]
 pub struct StatementKeyMemo {
-    last: Option<(u64, Protocol, Vec<u8>, KeyBuilder)>,
+    last: Option<(SettingsGeneration, Protocol, Vec<u8>, KeyBuilder)>,
 }
+
+/// What a session's settings are at, for memos of what is computed from them: the generation
+/// of its setting values, and how many custom settings it has defined (they are never
+/// undefined, so the count only grows).
+pub type SettingsGeneration = (u64, usize);
 
 /// Longest statement text a [`StatementKeyMemo`] keeps.
 const MEMO_MAX_TEXT: usize = 8 * 1024;
@@ -266,7 +272,7 @@ impl StatementKeyMemo {
     /// which is then remembered.
     pub fn get_or_build(
         &mut self,
-        generation: u64,
+        generation: SettingsGeneration,
         protocol: Protocol,
         text: &[u8],
         build: impl FnOnce() -> KeyBuilder,
@@ -458,7 +464,7 @@ mod tests {
         let mut memo = StatementKeyMemo::default();
         let mut built = 0;
         let mut get = |memo: &mut StatementKeyMemo, g: u64, p: Protocol, s: SettingsDigest, sql: &[u8]| {
-            memo.get_or_build(g, p, sql, || {
+            memo.get_or_build((g, 0), p, sql, || {
                 built += 1;
                 fresh(p, s, sql)
             })
@@ -481,8 +487,9 @@ mod tests {
         assert_eq!(built, 6, "a text over the cap is not kept");
         // The memo's state continues like a fresh one: execution fields after it agree.
         let mut memo = StatementKeyMemo::default();
-        let _ = memo.get_or_build(3, Protocol::Extended, b"SELECT $1", || fresh(Protocol::Extended, utc, b"SELECT $1"));
-        let again = memo.get_or_build(3, Protocol::Extended, b"SELECT $1", || unreachable!("remembered"));
+        let _ = memo
+            .get_or_build((3, 0), Protocol::Extended, b"SELECT $1", || fresh(Protocol::Extended, utc, b"SELECT $1"));
+        let again = memo.get_or_build((3, 0), Protocol::Extended, b"SELECT $1", || unreachable!("remembered"));
         assert_eq!(
             again.bind_tail(b"tail").finish(),
             fresh(Protocol::Extended, utc, b"SELECT $1").bind_tail(b"tail").finish()

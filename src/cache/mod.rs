@@ -52,7 +52,7 @@ pub mod versions;
 
 pub use catalog::{Catalog, CatalogError, SettingsSetter, Volatility, WriteClosure, search_path_schemas};
 pub use flight::{Flight, Flights, Join, Waiter};
-pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest, StatementKeyMemo};
+pub use key::{CacheKey, KeyBuilder, KeySeed, Protocol, SettingsDigest, SettingsGeneration, StatementKeyMemo};
 pub use names::{RelName, version_key};
 pub use recorder::{CachedResult, Recorder, Rejected};
 pub use rules::{Decision, DecisionSource, Hints, Rules, RulesError};

@@ -21,7 +21,9 @@ use super::isolation::TxReads;
 use super::state::{Effects, Private, Writes};
 use std::sync::Arc;
 
-use crate::cache::{CacheKey, CachedResult, FillSpec, KeyBuilder, Lookup, Protocol, SettingsDigest};
+use crate::cache::{
+    CacheKey, CachedResult, FillSpec, KeyBuilder, Lookup, Protocol, SettingsDigest, SettingsGeneration,
+};
 use crate::sql::{Analysis, RowPins, StatementAnalysis, StatementKind};
 use crate::wire::build;
 
@@ -264,13 +266,24 @@ impl Session {
         }
     }
 
+    /// What this session's settings are at (see [`SettingsGeneration`]).
+    fn settings_generation(&self) -> SettingsGeneration {
+        (self.wanted.generation(), self.placeholders.len())
+    }
+
     /// The digest of this session's settings (part of every key), memoized until they change.
+    /// A custom setting the client defined and holds no value for counts too: for it
+    /// `current_setting(name, true)` is '' where a session that never defined it gets NULL
+    /// (`SET LOCAL` outside a block, or a block that ended, leaves the name defined, empty).
     fn settings_digest(&self) -> SettingsDigest {
-        let generation = self.wanted.generation();
+        let generation = self.settings_generation();
         match self.digest_memo.get() {
             Some((g, digest)) if g == generation => digest,
             _ => {
-                let digest = SettingsDigest::new(self.shared.cache.seed(), self.wanted.iter());
+                // NUL is in no setting's value: a defined, empty name is told from any value.
+                let defined =
+                    self.placeholders.iter().filter(|p| self.wanted.get(p).is_none()).map(|p| (p.as_str(), "\0"));
+                let digest = SettingsDigest::new(self.shared.cache.seed(), self.wanted.iter().chain(defined));
                 self.digest_memo.set(Some((generation, digest)));
                 digest
             }
@@ -294,7 +307,7 @@ impl Session {
     /// statement (see [`crate::cache::StatementKeyMemo`]). The settings generation covers the
     /// role; the database and the seed never change in a session.
     fn statement_key(&self, text: &[u8], protocol: Protocol) -> KeyBuilder {
-        let generation = self.wanted.generation();
+        let generation = self.settings_generation();
         self.key_memo.borrow_mut().get_or_build(generation, protocol, text, || {
             let seed = self.shared.cache.seed();
             let digest = self.settings_digest();

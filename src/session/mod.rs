@@ -235,8 +235,9 @@ pub struct Session {
     /// The parameters the client started with: what `RESET` / `RESET ALL` / `DISCARD ALL`
     /// return it to.
     startup: ParamSet,
-    /// `wanted`'s cache-key digest, with the generation it was computed at.
-    digest_memo: std::cell::Cell<Option<(u64, crate::cache::SettingsDigest)>>,
+    /// The cache-key digest of `wanted` and of the custom settings defined without a value,
+    /// with the generation it was computed at.
+    digest_memo: std::cell::Cell<Option<(crate::cache::SettingsGeneration, crate::cache::SettingsDigest)>>,
     /// The default isolation of this session's blocks (see `isolation`), memoized until its
     /// settings (generation) or the catalog's answers (epoch) change.
     isolation_memo: std::cell::RefCell<Option<isolation::IsolationMemo>>,
