@@ -570,3 +570,18 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A Bind the proxy refuses itself (the wrong number of parameters) in a block that set
+    /// `application_name`: Postgres sends the error, then the ParameterStatus of the rolled-back
+    /// setting. pgcached failed the server's block first and sent its error after that
+    /// ParameterStatus. Found by the fuzzer (transaction pooling, seed 73014).
+    seed_73014_a_refused_bind_errs_before_the_rolled_back_setting_is_reported,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(2, send(vec![parse("s1", "BEGIN"), bind("", "s1", &[]), parse("", "START TRANSACTION READ ONLY"), execute("", 0), parse("", "SET application_name = 'fz_app'"), bind("", "", &[]), execute("", 0), sync(), bind("", "s1", &[Some("5")]), sync()])),
+        ],
+    }
+);

@@ -152,9 +152,12 @@ impl Session {
     /// queue order. In an open transaction the server's transaction is failed too, so the
     /// client sees exactly what Postgres would show after an error. `simple`: as for
     /// [`Session::refuse_statement`].
-    pub(super) fn fail_statement(&mut self, mut reply: BytesMut, simple: bool) {
+    pub(super) fn fail_statement(&mut self, reply: BytesMut, simple: bool) {
         self.fail_held();
         let in_transaction = !self.tx.is_idle() || !self.segment.is_synced();
+        // Postgres's order: the error, then what failing the transaction reports (a setting
+        // the block had changed, rolled back: ParameterStatus), then ReadyForQuery.
+        self.queue.push(Entry::Synth(reply.freeze()));
         if in_transaction && self.server.is_some() {
             let mut out = BytesMut::new();
             build::query(&mut out, ABORT_TRANSACTION);
@@ -165,12 +168,13 @@ impl Session {
         }
         if simple {
             let status = if self.tx.is_idle() { b'I' } else { b'E' };
-            build::ready_for_query(&mut reply, status);
+            let mut ready = BytesMut::with_capacity(6);
+            build::ready_for_query(&mut ready, status);
+            self.queue.push(Entry::Synth(ready.freeze()));
         } else {
             // Drops a cache fill armed for the batch: it has no answer to record.
             self.segment.skip();
         }
-        self.queue.push(Entry::Synth(reply.freeze()));
     }
 
     /// The notice due for a cached answer `frames` (one statement's, ending in its
