@@ -585,3 +585,20 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// `RESET app.tenant` defines the custom setting, empty, for its client: its next statement,
+    /// on whichever server connection, must see '' (here `''::int` fails 22P02 in the row-level
+    /// security policy), not NULL (which fails the policy, 42501). Found by the fuzzer
+    /// (transaction pooling, seed 73034).
+    seed_73034_a_reset_custom_setting_is_defined_on_the_next_connection,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("", "RESET app.tenant"), bind("", "", &[]), execute("", 0), sync()])),
+            step(1, send(vec![execute("", 0), parse("", "RESET app.tenant"), bind("p1", "", &[]), sync()])),
+            step(0, send(vec![parse("s1", "INSERT INTO doc VALUES (9, 2, 't2 new') ON CONFLICT (id) DO UPDATE SET body = 'upsert'"), bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

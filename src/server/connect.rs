@@ -122,6 +122,7 @@ impl ServerConn {
             // Resized by the pool to `pool.max_prepared_statements`.
             prepared: PreparedSet::new(1),
             placeholders: Vec::new(),
+            placeholders_defined: Vec::new(),
             settings_unknown: false,
             placeholders_unknown: false,
             unnamed_owner: 0,

@@ -72,6 +72,10 @@ pub struct ServerConn {
     /// client that did not define one itself must not get this connection: for it,
     /// `current_setting(name, true)` is NULL. Lower case.
     pub placeholders: Vec<String>,
+    /// Of `placeholders`, those surely defined here (a statement that defines one completed,
+    /// or the proxy defined it); the others were only about to be (a statement an error may
+    /// have skipped). A client that defined one not surely defined here gets it defined first.
+    pub placeholders_defined: Vec<String>,
     /// A client changed settings here that the proxy could not follow: reset them before
     /// another client gets the connection.
     pub settings_unknown: bool,
@@ -88,6 +92,16 @@ impl ServerConn {
     pub fn restore_io(&mut self, io: ServerIo) {
         self.io = Some(io);
         self.last_used = Instant::now();
+    }
+
+    /// The custom setting `name` (lower case) is surely defined here now.
+    pub fn define_placeholder(&mut self, name: &str) {
+        if !self.placeholders.iter().any(|p| p == name) {
+            self.placeholders.push(name.to_string());
+        }
+        if !self.placeholders_defined.iter().any(|p| p == name) {
+            self.placeholders_defined.push(name.to_string());
+        }
     }
 
     /// Whether the connection may be handed to another session (it has its streams and is not

@@ -324,6 +324,7 @@ impl Session {
                 {
                     if !effects.defines.is_empty() {
                         self.defined_by_client(&effects.defines);
+                        self.defined_on_server(&effects.defines);
                     }
                     if let Some(settled) = self.tx.completed(&effects, command) {
                         self.settle(settled);

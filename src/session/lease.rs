@@ -72,17 +72,17 @@ impl Session {
             }
             // The custom settings just applied are defined there now.
             for name in self.placeholders.iter().filter(|p| self.wanted.get(p).is_some()) {
-                if !obj.placeholders.contains(name) {
-                    obj.placeholders.push(name.clone());
-                }
+                obj.define_placeholder(name);
             }
         }
         // Custom settings the client defined and holds no value for (a RESET defines one, empty):
         // defined here the same way, so `current_setting(name, true)` is '' as directly, not NULL.
+        // Not surely defined there: another client's statement that would have defined it may
+        // have been skipped (`ServerConn::placeholders_defined`).
         let undefined: Vec<&String> = self
             .placeholders
             .iter()
-            .filter(|p| self.wanted.get(p).is_none() && !obj.placeholders.contains(p))
+            .filter(|p| self.wanted.get(p).is_none() && !obj.placeholders_defined.contains(p))
             .collect();
         if !undefined.is_empty() {
             let sql = undefined.iter().map(|p| format!("RESET {}", params::ident(p))).collect::<Vec<_>>().join("; ");
@@ -90,7 +90,9 @@ impl Session {
                 obj.broken = true;
                 return Err(if e.is_network() { PoolError::Dead(e) } else { self.settings_not_restored(e) });
             }
-            obj.placeholders.extend(undefined.into_iter().cloned());
+            for name in undefined {
+                obj.define_placeholder(name);
+            }
         }
         if self.held_begin.is_some() {
             // Boxed: once per held transaction that needs a server.
@@ -273,6 +275,14 @@ impl Session {
             if !self.placeholders.contains(name) {
                 self.placeholders.push(name.clone());
             }
+        }
+    }
+
+    /// A statement that defines `names` completed on the server connection held.
+    pub(super) fn defined_on_server(&mut self, names: &[String]) {
+        let Some(lease) = &mut self.server else { return };
+        for name in names {
+            lease.obj.define_placeholder(name);
         }
     }
 
