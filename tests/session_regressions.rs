@@ -602,3 +602,18 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// During COPY FROM STDIN the client sends a Bind and more, then Terminate: Postgres answers
+    /// the Bind with 08P01 and a FATAL before it reads the Terminate. pgcached closed at the
+    /// Terminate (a copy waits for data that never comes) and the client got neither. Found by
+    /// the fuzzer (transaction pooling, seed 73059).
+    seed_73059_messages_during_copy_in_then_terminate_get_their_errors,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(2, terminate(vec![parse("s1", "COPY item (acct_id, note) FROM STDIN"), describe(b'P', ""), copy_data("x\ty\n"), copy_done(), flush(), bind("p1", "s1", &[]), execute("p1", 0), sync(), bind("p1", "s1", &[]), execute("p1", 0), parse("", "SELECT id, owner, balance FROM acct ORDER BY id"), bind("", "", &[]), describe(b'P', ""), execute("", 0), sync()])),
+        ],
+    }
+);

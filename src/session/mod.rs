@@ -329,8 +329,9 @@ impl Session {
                         // Every reply the server owed is in: the session ends as Postgres's would.
                         return Ok(());
                     }
-                    if self.copy_in {
-                        // A COPY FROM STDIN started after the client left: no data will come.
+                    if self.copy_in && !self.queue.server_messages_behind_head() {
+                        // A COPY FROM STDIN started after the client left: no data will come
+                        // (but messages sent after it get their 08P01 and FATAL first).
                         return Ok(());
                     }
                 }
@@ -498,8 +499,11 @@ impl Session {
     /// before it: so does the proxy, then ends the session.
     fn terminate(&mut self) -> Flow {
         // In COPY FROM STDIN the server waits for the client's data, which will never come:
-        // Postgres ends the COPY (and the session) at the client's EOF or Terminate.
-        if self.queue.is_empty() && self.to_server.is_empty() || self.copy_in {
+        // Postgres ends the COPY (and the session) at the client's EOF or Terminate — unless
+        // the client sent other messages meanwhile, which the server answers first (08P01,
+        // then FATAL): those answers are the client's.
+        let copy_waits = self.copy_in && !self.queue.server_messages_behind_head();
+        if self.queue.is_empty() && self.to_server.is_empty() || copy_waits {
             return Flow::Close;
         }
         self.lifecycle = Lifecycle::Terminating;

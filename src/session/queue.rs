@@ -423,6 +423,12 @@ impl ReplyQueue {
         out
     }
 
+    /// Whether a message went to the server behind the head request (in COPY FROM STDIN: one
+    /// Postgres answers with 08P01 and a FATAL, since only copy data may come then).
+    pub fn server_messages_behind_head(&self) -> bool {
+        self.entries.iter().skip(1).any(|e| matches!(e, Entry::Server(_)))
+    }
+
     /// The head request started a COPY FROM STDIN. Postgres ignores Sync (and Flush) while in
     /// copy-in mode, so Syncs the client sent after the request and before its CopyDone /
     /// CopyFail get no reply: drop their entries. Returns whether the client already ended the
