@@ -211,12 +211,14 @@ fn execute(portal: &str, max: i32) -> Fm {
 
 /// Whether sending `fms` may pin the client's server connection (conservatively: anything that
 /// touches session-scoped objects, or sets a setting where pgcached cannot see its value: a
-/// function's `set_config`).
+/// function's `set_config`, or a `set_config($1, …)` bound without its parameters — pgcached
+/// pins when the Bind is sent, even if an earlier error then skips it; seed 85072).
 pub fn may_pin(fms: &[Fm]) -> bool {
     let pins = |sql: &str| {
         STATEMENTS.iter().filter(|s| matches!(s.kind, Kind::Pin | Kind::Session)).any(|s| sql.contains(s.sql))
             || sql.contains("advisory")
             || sql.contains("set_tenant(")
+            || sql.contains("set_config($")
     };
     fms.iter().any(|fm| match fm {
         Fm::Query(sql) | Fm::Parse(_, sql) => pins(sql),
