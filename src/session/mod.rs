@@ -329,9 +329,8 @@ impl Session {
                         // Every reply the server owed is in: the session ends as Postgres's would.
                         return Ok(());
                     }
-                    if self.copy_in && !self.queue.server_messages_behind_head() {
-                        // A COPY FROM STDIN started after the client left: no data will come
-                        // (but messages sent after it get their 08P01 and FATAL first).
+                    if self.copy_waits_for_nothing() {
+                        // A COPY FROM STDIN started after the client left.
                         return Ok(());
                     }
                 }
@@ -498,17 +497,20 @@ impl Session {
     /// The client sent Terminate (`gone`: or closed its socket). Postgres runs what was sent
     /// before it: so does the proxy, then ends the session.
     fn terminate(&mut self) -> Flow {
-        // In COPY FROM STDIN the server waits for the client's data, which will never come:
-        // Postgres ends the COPY (and the session) at the client's EOF or Terminate — unless
-        // the client sent other messages meanwhile, which the server answers first (08P01,
-        // then FATAL): those answers are the client's.
-        let copy_waits = self.copy_in && !self.queue.server_messages_behind_head();
-        if self.queue.is_empty() && self.to_server.is_empty() || copy_waits {
+        if self.queue.is_empty() && self.to_server.is_empty() || self.copy_waits_for_nothing() {
             return Flow::Close;
         }
         self.lifecycle = Lifecycle::Terminating;
         self.batch.clear();
         Flow::Continue
+    }
+
+    /// The server is in COPY FROM STDIN and the client has left: it waits for data that will
+    /// never come, and Postgres ends the COPY (and the session) at the client's EOF or
+    /// Terminate — unless the client sent other messages meanwhile, which the server answers
+    /// first (08P01, then FATAL): those answers are the client's, so the session waits for them.
+    fn copy_waits_for_nothing(&self) -> bool {
+        self.copy_in && !self.queue.server_messages_behind_head()
     }
 
     /// The client closed its socket: as a Terminate, minus a partial message it was sending
