@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# node-postgres's own integration tests (packages/pg/test/integration, 79 files) directly against
+# PostgreSQL and through pgcached (transaction and session pooling, cache on), with the files
+# that fail only through pgcached. Not part of CI (about 3 minutes a pass).
+#
+#   NODE_PG_SRC=/path/to/node-postgres bash integration/node_pg_suite.sh
+#
+# NODE_PG_SRC   a checkout of https://github.com/brianc/node-postgres (packages/pg is used)
+# PGCACHED_BIN  the binary to run (default target/release/pgcached, built if missing)
+# PASSES        which of "direct transaction session" to run (default all three)
+# NODE_ARGS     extra arguments for every test file (e.g. "binary": results in binary format)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+SRC=${NODE_PG_SRC:?set NODE_PG_SRC to a node-postgres checkout}
+PASSES=${PASSES:-direct transaction session}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-node-pg.XXXXXX")
+chmod 755 "$WORK"
+trap 'run_cleanup; echo "logs: $WORK"' EXIT
+
+BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
+[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+
+# packages/pg alone, with only the dev dependencies its integration tests load (the monorepo's
+# workspace would pull in TypeScript, vitest and wrangler).
+cp -r "$SRC/packages/pg" "$WORK/pg"
+python3 - "$WORK/pg/package.json" <<'EOF'
+import json, sys
+path = sys.argv[1]
+p = json.load(open(path))
+p["devDependencies"] = {k: v for k, v in p["devDependencies"].items()
+                        if k in ("async", "bluebird", "co", "pg-copy-streams")}
+for k in ("optionalDependencies", "peerDependencies", "peerDependenciesMeta"):
+    p.pop(k, None)
+json.dump(p, open(path, "w"), indent=1)
+EOF
+(cd "$WORK/pg" && npm install -q --no-audit --no-fund >"$WORK/npm.log" 2>&1)
+
+start_private_pg "$WORK/postgres"
+UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres"
+declare -A PORT=([direct]=$PGPORT_PRIV)
+for mode in transaction session; do
+    [[ " $PASSES " == *" $mode "* ]] || continue
+    PORT[$mode]=$(free_port)
+    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20 "cache:
+  enabled: true"
+    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
+done
+
+for pass in $PASSES; do
+    mkdir -p "$WORK/$pass"
+    : >"$WORK/$pass.rc"
+    while read -r file; do
+        rc=0
+        (cd "$WORK/pg" && PGHOST=127.0.0.1 PGPORT=${PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
+            timeout 120 node "$file" ${NODE_ARGS:-} >"$WORK/$pass/${file//\//_}.log" 2>&1 </dev/null) || rc=$?
+        echo "$file $rc" >>"$WORK/$pass.rc"
+    done < <(cd "$WORK/pg" && find test/integration -name '*-tests.js' | sort)
+    echo "$pass: $(grep -vc ' 0$' "$WORK/$pass.rc") of $(wc -l <"$WORK/$pass.rc") files fail"
+done
+for pass in transaction session; do
+    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
+    echo "--- failing only through pgcached ($pass pooling):"
+    join "$WORK/direct.rc" "$WORK/$pass.rc" | awk '$2 == 0 && $3 != 0 { print $1 }'
+done
