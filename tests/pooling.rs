@@ -84,3 +84,69 @@ async fn queries_succeed_again_after_the_upstream_restarts() {
     let fresh = connect(&proxy.url("postgres", "app")).await;
     assert_eq!(fresh.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0), 3);
 }
+
+/// Use database `scratch` through the proxy as an app does (a write, cached reads: pooled server
+/// connections and the catalog's control-plane ones), then leave.
+async fn use_and_leave(proxy: &Proxy, db: &str) {
+    let c = connect(&proxy.url("postgres", db)).await;
+    c.batch_execute("CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a') ON CONFLICT DO NOTHING")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let row = c.query_one("SELECT v FROM t WHERE id = $1", &[&1i32]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "a");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_database_succeeds_once_its_clients_have_left_as_directly() {
+    // The pool's idle connections to a database are sessions no client opened: Postgres would
+    // refuse DROP DATABASE (55006, after waiting 5 s) while they stay open.
+    let pg = PgCluster::start();
+    for mode in [pgcached::config::PoolMode::Transaction, pgcached::config::PoolMode::Session] {
+        pg.psql("CREATE DATABASE scratch");
+        let proxy = Proxy::start_with(&pg, |c| c.pool.mode = mode).await;
+        use_and_leave(&proxy, "scratch").await;
+        let admin = connect(&proxy.url("postgres", "app")).await;
+        let started = std::time::Instant::now();
+        // A copy from it as template, a rename and a drop: each needs it free of other sessions.
+        admin
+            .batch_execute("CREATE DATABASE copied TEMPLATE scratch")
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e:?}"));
+        use_and_leave(&proxy, "scratch").await;
+        admin
+            .batch_execute("ALTER DATABASE scratch RENAME TO scratch2")
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e:?}"));
+        use_and_leave(&proxy, "scratch2").await;
+        admin.batch_execute("DROP DATABASE scratch2").await.unwrap_or_else(|e| panic!("{mode:?}: {e:?}"));
+        // The extended protocol's Parse too.
+        use_and_leave(&proxy, "copied").await;
+        admin.execute("DROP DATABASE copied", &[]).await.unwrap_or_else(|e| panic!("{mode:?}: {e:?}"));
+        assert!(started.elapsed() < Duration::from_secs(4), "{mode:?}: no waiting ({:?})", started.elapsed());
+        assert_eq!(
+            pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'scratch%' OR datname = 'copied'").trim(),
+            "0"
+        );
+        proxy.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_database_fails_as_directly_while_a_client_of_it_stays() {
+    let pg = PgCluster::start();
+    pg.psql("CREATE DATABASE scratch");
+    let proxy = Proxy::start(&pg).await;
+    use_and_leave(&proxy, "scratch").await;
+    // Connected, idle, holding no server connection (transaction pooling): directly it would
+    // be a session of the database.
+    let stays = connect(&proxy.url("postgres", "scratch")).await;
+    let admin = connect(&proxy.url("postgres", "app")).await;
+    let err = admin.batch_execute("DROP DATABASE scratch").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("55006"), "{err:?}");
+    let row = stays.query_one("SELECT v FROM t WHERE id = 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "a", "the client that stayed goes on");
+    drop(stays);
+    admin.batch_execute("DROP DATABASE scratch").await.unwrap();
+}

@@ -120,6 +120,11 @@ pub struct WriteClosure {
 const MAX_CLOSURE: usize = 64;
 
 impl Catalog {
+    /// Close this catalog's idle control-plane connections (the next look-up opens one).
+    pub fn close_idle(&self) -> usize {
+        crate::pool::control::close_idle(&self.pool)
+    }
+
     pub fn new(pool: Pool) -> Catalog {
         Catalog {
             pool,

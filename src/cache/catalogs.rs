@@ -35,6 +35,13 @@ impl Catalogs {
         Some(catalog)
     }
 
+    /// Close the idle control-plane connections of `database`'s catalog (see
+    /// `Pools::close_idle`). Returns how many.
+    pub fn close_idle(&self, database: &str) -> usize {
+        let catalog = self.by_database.lock().expect("catalogs poisoned").get(database).cloned();
+        catalog.map_or(0, |c| c.close_idle())
+    }
+
     /// The [`Catalog::epoch`] of `database` (0 before its catalog exists).
     pub fn epoch(&self, database: &str) -> u64 {
         self.by_database.lock().expect("catalogs poisoned").get(database).map_or(0, |c| c.epoch())

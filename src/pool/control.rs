@@ -20,6 +20,11 @@ use crate::server::UpstreamTarget;
 /// User the control plane logs in as when `upstream.url` names none.
 const DEFAULT_CONTROL_USER: &str = "postgres";
 
+/// Close `pool`'s idle connections (their sessions end as the clients are dropped). Returns how many.
+pub fn close_idle(pool: &Pool) -> usize {
+    pool.retain(|_, _| false).removed.len()
+}
+
 /// A control-plane pool of at most `max_size` connections to `database`; getting a connection
 /// waits at most `acquire_timeout`. Connections are opened lazily.
 pub fn control_pool(

@@ -127,6 +127,20 @@ impl Pools {
         }
     }
 
+    /// Close the idle connections of `database`'s pools (every user's): for a statement that
+    /// needs the database free of other sessions (`sql::database_ddl`). Returns how many.
+    pub fn close_idle(&self, database: &str) -> usize {
+        let pools: Vec<ServerPool> = self
+            .pools
+            .lock()
+            .expect("pools lock")
+            .iter()
+            .filter(|(k, _)| k.database == database)
+            .map(|(_, p)| p.clone())
+            .collect();
+        pools.iter().map(|p| p.retain_idle(|_| false)).sum()
+    }
+
     /// Every pool's idle connections: (pool, backend pid, age, time idle).
     pub fn idle_servers(&self) -> Vec<(PoolKey, i32, Duration, Duration)> {
         let pools: Vec<(PoolKey, ServerPool)> =

@@ -103,6 +103,12 @@ impl CostEstimates {
         SessionCosts { costs: self, database, role, search_path }
     }
 
+    /// Close the idle control-plane connections to `database` (see `Pools::close_idle`).
+    pub fn close_idle(&self, database: &str) -> usize {
+        let pool = self.pools.lock().expect("cost pools poisoned").get(database).cloned();
+        pool.map_or(0, |p| crate::pool::control::close_idle(&p))
+    }
+
     fn pool(&self, database: &str) -> Result<Pool, CostError> {
         let mut pools = self.pools.lock().expect("cost pools poisoned");
         if let Some(p) = pools.get(database) {

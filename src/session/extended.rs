@@ -36,6 +36,9 @@ impl Session {
             self.tally.id = crate::sql::query_id::QueryId::of_bytes(p.query);
         }
         self.segment.open();
+        if crate::sql::database_ddl::may_name_database(p.query) {
+            self.vacate_databases(p.query).await;
+        }
         if p.name.is_empty() && self.pure_pass_through() && !self.tx.following() && self.is_plain_parse(frame, p.query)
         {
             // Nothing to check, rewrite, follow or invalidate later: forward, remember no text

@@ -264,6 +264,10 @@ impl Session {
     }
 
     async fn on_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
+        let body = frame.body();
+        if crate::sql::database_ddl::may_name_database(body) {
+            self.vacate_databases(body.strip_suffix(b"\0").unwrap_or(body)).await;
+        }
         if self.plain_query(frame) {
             return self.forward_query(frame).await;
         }

@@ -26,6 +26,7 @@
 //! - [`queue`]: the replies expected from the server, in order (forward / drop / synthesize).
 //! - [`statements`]: a client's named prepared statements and their shared server names.
 //! - [`shapes`]: result shapes of shared statements; 0A000 when one changed under a client.
+//! - `vacate`: closing idle connections to a database a statement needs free (DROP DATABASE).
 //!
 //! In transaction mode the session holds a server connection from the client's first message
 //! until the server reports ReadyForQuery `I` with nothing else outstanding (or, once pinned,
@@ -59,6 +60,7 @@ pub mod state;
 pub mod statements;
 mod stats;
 mod timers;
+mod vacate;
 pub mod writes;
 
 pub use caching::cacheability;

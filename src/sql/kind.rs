@@ -129,12 +129,7 @@ pub fn savepoint_name(src: &str, toks: &[Token]) -> Option<String> {
     if is(i, "savepoint") && toks.len() > i + 1 {
         i += 1;
     }
-    let t = toks.get(i)?;
-    match t.kind {
-        super::lex::TokKind::Word => Some(t.text(src).to_ascii_lowercase()),
-        super::lex::TokKind::QuotedIdent => Some(t.text(src).trim_matches('"').replace("\"\"", "\"")),
-        _ => None,
-    }
+    toks.get(i)?.identifier(src)
 }
 
 #[cfg(test)]

@@ -49,6 +49,20 @@ impl Token {
     pub fn is_punct(&self, src: &str, c: char) -> bool {
         self.kind == TokKind::Punct && self.text(src).len() == 1 && self.text(src).starts_with(c)
     }
+    /// The identifier this token names, as Postgres folds it: an unquoted one with its ASCII
+    /// letters in lower case (other bytes as they are, as in a UTF-8 database), a `"quoted"` one
+    /// without its quotes and with `""` as `"`. `None` for other tokens, `U&"…"` identifiers
+    /// and a quote left open.
+    pub fn identifier(&self, src: &str) -> Option<String> {
+        let text = self.text(src);
+        match self.kind {
+            TokKind::Word => Some(text.to_ascii_lowercase()),
+            TokKind::QuotedIdent if text.len() >= 2 && text.starts_with('"') && text.ends_with('"') => {
+                Some(text[1..text.len() - 1].replace("\"\"", "\""))
+            }
+            _ => None,
+        }
+    }
 }
 
 fn is_ident_start(b: u8) -> bool {

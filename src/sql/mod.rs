@@ -22,6 +22,7 @@ pub mod analyze;
 pub mod body_writes;
 pub mod columns;
 pub mod cost;
+pub mod database_ddl;
 pub mod fingerprint;
 pub mod functions;
 pub mod guard;

@@ -5,7 +5,7 @@
 //! of these kinds whose tokens do not have the expected shape is left to the parser, which fails
 //! and the caller fails closed.
 
-use super::lex::{TokKind, Token};
+use super::lex::Token;
 use super::tables::TableRef;
 
 /// What the tokens of such a statement say.
@@ -51,15 +51,7 @@ fn relation_name<'t>(src: &str, toks: &'t [Token]) -> Option<(TableRef, &'t [Tok
     let mut parts = Vec::new();
     let mut i = 0;
     loop {
-        let t = toks.get(i)?;
-        parts.push(match t.kind {
-            TokKind::Word => t.text(src).to_lowercase(),
-            TokKind::QuotedIdent if t.text(src).starts_with('"') => {
-                let quoted = t.text(src);
-                quoted.get(1..quoted.len() - 1)?.replace("\"\"", "\"")
-            }
-            _ => return None,
-        });
+        parts.push(toks.get(i)?.identifier(src)?);
         i += 1;
         if !toks.get(i).is_some_and(|t| t.is_punct(src, '.')) {
             break;
