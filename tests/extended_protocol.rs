@@ -453,3 +453,38 @@ async fn a_copy_that_fails_before_the_client_ends_it_keeps_its_server_until_sync
     assert_eq!(tags(&transcripts[0]), "12GEZTDCZ", "{:?}", transcripts[0]);
     assert_eq!(transcripts[1], transcripts[0], "pgcached (left) vs direct (right)");
 }
+
+/// A bulk load pipelined without Sync (asyncpg's `executemany`): its frames reach the server as
+/// they come, so an error early on reaches the client while it is still writing — it stops
+/// there, as directly. (A batch is held back for the cache only while its frames are small.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_pipelines_error_reaches_the_client_before_its_sync() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE bulk (a text PRIMARY KEY, b int)");
+    for mode in [pgcached::config::PoolMode::Transaction, pgcached::config::PoolMode::Session] {
+        let proxy = Proxy::start_with(&pg, |c| c.pool.mode = mode).await;
+        let mut c = RawClient::connect(proxy.port, "postgres", "app").await;
+        let big = "x".repeat(32 * 1024);
+        c.parse("", "INSERT INTO bulk VALUES ($1, $2)");
+        for (a, b) in [("a", "1"), ("a", "2"), (big.as_str(), "3")] {
+            c.bind("", "", &[Some(a), Some(b)], 0).execute("", 0);
+        }
+        c.flush().await;
+        let mut seen = Vec::new();
+        loop {
+            match c.recv_within(Duration::from_secs(3)).await {
+                Ok(m) if m.tag == 'E' => {
+                    assert_eq!(m.code().as_deref(), Some("23505"), "{mode:?}: {m:?}");
+                    break;
+                }
+                Ok(m) => seen.push(m),
+                Err(e) => panic!("{mode:?}: no error before Sync ({e:?}); got {:?}", summaries(&seen)),
+            }
+        }
+        c.sync().flush().await;
+        let rest = c.until_ready().await;
+        assert_eq!(summaries(&rest), ["Z:I"], "{mode:?}: the rest was skipped");
+        assert_eq!(pg.psql_db("app", "SELECT count(*) FROM bulk").trim(), "0");
+        proxy.shutdown().await;
+    }
+}

@@ -22,6 +22,11 @@ use crate::wire::frontend::{self, tag};
 
 /// A batch larger than this is not worth holding back: process it as it comes.
 const MAX_GATHERED: usize = 64;
+/// Nor is one with a frame larger than this (a Bind of a big value): it goes at once, so a
+/// bulk load's frames reach the server as they come — its error reaches a client still
+/// writing (asyncpg's `executemany` stops early on it) — and a batch holds at most
+/// `MAX_GATHERED` small frames.
+const MAX_GATHERED_FRAME: usize = 16 * 1024;
 
 /// What to do with a gathered batch.
 enum Plan {
@@ -49,7 +54,11 @@ impl Session {
     /// copied a state machine of a few KiB each time).
     pub(super) fn gather_quietly(&mut self, frame: Frame) -> Option<Frame> {
         let t = frame.tag();
-        if t != tag::SYNC && self.batch.len() + 1 < MAX_GATHERED && self.gathering(t) {
+        if t != tag::SYNC
+            && self.batch.len() + 1 < MAX_GATHERED
+            && frame.len() <= MAX_GATHERED_FRAME
+            && self.gathering(t)
+        {
             self.batch.push(frame);
             return None;
         }
@@ -58,8 +67,9 @@ impl Session {
 
     pub(super) async fn gather(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         let t = frame.tag();
+        let big = frame.len() > MAX_GATHERED_FRAME;
         self.batch.push(frame);
-        if t == tag::SYNC || self.batch.len() >= MAX_GATHERED {
+        if t == tag::SYNC || big || self.batch.len() >= MAX_GATHERED {
             return self.dispatch_batch().await;
         }
         Ok(Flow::Continue)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# asyncpg's own test suite (its repository's tests/, run against the asyncpg release of the same
+# tag from PyPI) directly against PostgreSQL and through pgcached (transaction and session
+# pooling, cache on), with the tests that fail only through pgcached. Not part of CI (about a
+# minute a pass).
+#
+#   ASYNCPG_SRC=/path/to/asyncpg ASYNCPG_VERSION=0.31.0 bash integration/asyncpg_suite.sh
+#
+# ASYNCPG_SRC      a checkout of https://github.com/MagicStack/asyncpg at tag v$ASYNCPG_VERSION
+# ASYNCPG_VERSION  the asyncpg release to install (default 0.31.0)
+# PGCACHED_BIN     the binary to run (default target/release/pgcached, built if missing)
+# PASSES           which of "direct transaction session" to run (default all three)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+SRC=${ASYNCPG_SRC:?set ASYNCPG_SRC to an asyncpg checkout}
+VERSION=${ASYNCPG_VERSION:-0.31.0}
+PASSES=${PASSES:-direct transaction session}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-asyncpg.XXXXXX")
+chmod 755 "$WORK"
+trap 'run_cleanup; echo "logs: $WORK"' EXIT
+
+BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
+[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+
+# The tests outside the checkout, so that `import asyncpg` finds the compiled release rather
+# than the checkout's uncompiled sources; test__sourcecode.py lints the checkout (not ours).
+cp -r "$SRC/tests" "$WORK/tests"
+rm -f "$WORK/tests/test__sourcecode.py"
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install -q --disable-pip-version-check "asyncpg==$VERSION" pytest distro uvloop
+
+start_private_pg "$WORK/postgres"
+declare -A PORT=([direct]=$PGPORT_PRIV)
+UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres"
+for mode in transaction session; do
+    [[ " $PASSES " == *" $mode "* ]] || continue
+    PORT[$mode]=$(free_port)
+    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20 "cache:
+  enabled: true"
+    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
+done
+
+# With PGHOST set, asyncpg's test base uses the running server instead of starting its own.
+for pass in $PASSES; do
+    (cd "$WORK" && PGHOST=127.0.0.1 PGPORT=${PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
+        timeout 1800 venv/bin/python -m pytest -q -p no:cacheprovider tests >"$WORK/$pass.log" 2>&1 </dev/null) || true
+    { grep -E '^(FAILED|ERROR) ' "$WORK/$pass.log" || true; } | sed 's/ - .*//' | sort -u >"$WORK/$pass.failed"
+    echo "$pass: $(tail -1 "$WORK/$pass.log")"
+done
+for pass in transaction session; do
+    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
+    echo "--- failing only through pgcached ($pass pooling):"
+    comm -13 "$WORK/direct.failed" "$WORK/$pass.failed"
+done
