@@ -617,3 +617,24 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A failed block ended by `COMMIT; SET search_path = …` in one Query: the COMMIT is a
+    /// rollback, and the SET runs after it in a transaction of its own and stays. The proxy
+    /// kept the block's failure past its end and dropped the SET with it: on the next server
+    /// connection the COPY read `acct` through the default search_path (wrong rows). Found by
+    /// the fuzzer (transaction pooling, seed 110384).
+    seed_110384_a_set_after_a_failed_blocks_commit_in_one_query_stays,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![q("UPDATE acct SET balance = balance + 1 WHERE id = 1")])),
+            step(1, send(vec![parse("", "SELECT current_setting('app.tenant', true)"), bind("", "", &[]), parse("", "UPDATE acct SET balance = balance + $1 WHERE id = $2"), bind("", "", &[Some("100"), Some("1")]), execute("", 0), sync()])),
+            step(0, send(vec![parse("s2", "BEGIN"), bind("p1", "s2", &[]), execute("p1", 0), execute("p1", 0), sync()])),
+            step(0, send(vec![q("COMMIT; SET search_path = other, public")])),
+            step(0, send(vec![execute("", 0), parse("s1", "RELEASE SAVEPOINT a"), sync()])),
+            step(0, send(vec![parse("", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), bind("", "", &[]), describe(b'P', ""), execute("", 0), sync(), parse("s1", "ROLLBACK"), describe(b'S', "s1"), bind("", "s1", &[]), execute("", 0), parse("s1", "COMMIT"), bind("", "s1", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

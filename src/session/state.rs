@@ -328,9 +328,13 @@ impl Transaction {
         self.savepoints.iter().rposition(|s| s.name == name)
     }
 
+    /// The transaction ends and commits nothing. A failed one is over too: what completes
+    /// after it (`COMMIT; SET …` in one Query, a failed block's `COMMIT` being a rollback) runs
+    /// in a transaction of its own.
     fn discard(&mut self) {
         self.log.clear();
         self.savepoints.clear();
+        self.failed = false;
     }
 
     /// Everything logged becomes permanent: fold it, in order, into one [`Settled`].

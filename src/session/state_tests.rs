@@ -97,6 +97,25 @@ fn commit_of_a_failed_block_and_rollback_commit_nothing() {
     assert_eq!(tx.ready(b'I', true), None);
 }
 
+/// `COMMIT; SET …` in one Query on a failed block: the COMMIT is a rollback and ends the
+/// failed block; the SET (and a write) run in an implicit transaction of its own and stay
+/// (fuzzer seed 110384).
+#[test]
+fn what_follows_the_end_of_a_failed_block_in_one_query_settles() {
+    for end in [Control::Commit, Control::Rollback] {
+        let mut tx = Transaction::default();
+        tx.completed(&control(Control::Begin(None)), b"BEGIN");
+        tx.error();
+        tx.ready(b'E', true);
+        assert_eq!(tx.completed(&control(end.clone()), b"ROLLBACK"), None);
+        tx.completed(&set("search_path", "other"), b"SET");
+        tx.completed(&write("t"), b"UPDATE 1");
+        let settled = tx.ready(b'I', true).unwrap_or_else(|| panic!("{end:?}: the SET and UPDATE after it were lost"));
+        assert_eq!(settled.sets.len(), 1, "{end:?}");
+        assert_eq!(tables(&settled), ["t"], "{end:?}: the UPDATE's write is invalidated");
+    }
+}
+
 /// A multi-statement Query (or the Executes before a Sync) is one implicit transaction: an error
 /// anywhere in it undoes all of it, unless an explicit COMMIT ended a part of it before.
 #[test]
