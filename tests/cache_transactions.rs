@@ -383,3 +383,19 @@ async fn a_named_begin_pipelined_with_a_savepoint_runs_on_the_server() {
         .await;
     }
 }
+
+/// A failed block ended by `COMMIT; UPDATE …` in one Query: the COMMIT is a rollback, the UPDATE
+/// runs after it in a transaction of its own and commits — its answers must go from the cache
+/// (the proxy once kept the block's failure past its end and forgot the write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_a_failed_blocks_commit_in_one_query_is_invalidated() {
+    let (_pg, proxy, _) = setup().await;
+    let reader = connect(&proxy.url("postgres", "app")).await;
+    assert_eq!(value(&reader, "kv", 1).await, "one");
+    assert_eq!(value(&reader, "kv", 1).await, "one"); // cached
+    let writer = connect(&proxy.url("postgres", "app")).await;
+    writer.batch_execute("BEGIN").await.unwrap();
+    assert!(writer.batch_execute("SELECT 1/0").await.is_err());
+    writer.batch_execute("COMMIT; UPDATE kv SET v = 'new' WHERE k = 1").await.unwrap();
+    assert_eq!(value(&reader, "kv", 1).await, "new", "no stale answer after the acknowledged UPDATE");
+}
