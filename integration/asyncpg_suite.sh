@@ -15,6 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
+# shellcheck source=integration/suites.sh
+source "$ROOT/integration/suites.sh"
 SRC=${ASYNCPG_SRC:?set ASYNCPG_SRC to an asyncpg checkout}
 VERSION=${ASYNCPG_VERSION:-0.31.0}
 PASSES=${PASSES:-direct transaction session}
@@ -33,25 +35,14 @@ python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q --disable-pip-version-check "asyncpg==$VERSION" pytest distro uvloop
 
 start_private_pg "$WORK/postgres"
-declare -A PORT=([direct]=$PGPORT_PRIV)
-UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres"
-for mode in transaction session; do
-    [[ " $PASSES " == *" $mode "* ]] || continue
-    PORT[$mode]=$(free_port)
-    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20 "cache:
-  enabled: true"
-    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
-done
+declare -A SUITE_PORT=([direct]=$PGPORT_PRIV)
+suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES"
 
 # With PGHOST set, asyncpg's test base uses the running server instead of starting its own.
 for pass in $PASSES; do
-    (cd "$WORK" && PGHOST=127.0.0.1 PGPORT=${PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
+    (cd "$WORK" && PGHOST=127.0.0.1 PGPORT=${SUITE_PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
         timeout 1800 venv/bin/python -m pytest -q -p no:cacheprovider tests >"$WORK/$pass.log" 2>&1 </dev/null) || true
-    { grep -E '^(FAILED|ERROR) ' "$WORK/$pass.log" || true; } | sed 's/ - .*//' | sort -u >"$WORK/$pass.failed"
+    suite_pytest_failures "$WORK/$pass.log" "$WORK/$pass.failed"
     echo "$pass: $(tail -1 "$WORK/$pass.log")"
 done
-for pass in transaction session; do
-    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
-    echo "--- failing only through pgcached ($pass pooling):"
-    comm -13 "$WORK/direct.failed" "$WORK/$pass.failed"
-done
+suite_report "$WORK" "$PASSES"

@@ -14,6 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
+# shellcheck source=integration/suites.sh
+source "$ROOT/integration/suites.sh"
 SRC=${NODE_PG_SRC:?set NODE_PG_SRC to a node-postgres checkout}
 PASSES=${PASSES:-direct transaction session}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-node-pg.XXXXXX")
@@ -39,29 +41,19 @@ EOF
 (cd "$WORK/pg" && npm install -q --no-audit --no-fund >"$WORK/npm.log" 2>&1)
 
 start_private_pg "$WORK/postgres"
-UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres"
-declare -A PORT=([direct]=$PGPORT_PRIV)
-for mode in transaction session; do
-    [[ " $PASSES " == *" $mode "* ]] || continue
-    PORT[$mode]=$(free_port)
-    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20 "cache:
-  enabled: true"
-    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
-done
+declare -A SUITE_PORT=([direct]=$PGPORT_PRIV)
+suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES"
 
 for pass in $PASSES; do
     mkdir -p "$WORK/$pass"
     : >"$WORK/$pass.rc"
     while read -r file; do
         rc=0
-        (cd "$WORK/pg" && PGHOST=127.0.0.1 PGPORT=${PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
+        (cd "$WORK/pg" && PGHOST=127.0.0.1 PGPORT=${SUITE_PORT[$pass]} PGUSER=postgres PGDATABASE=postgres \
             timeout 120 node "$file" ${NODE_ARGS:-} >"$WORK/$pass/${file//\//_}.log" 2>&1 </dev/null) || rc=$?
         echo "$file $rc" >>"$WORK/$pass.rc"
     done < <(cd "$WORK/pg" && find test/integration -name '*-tests.js' | sort)
-    echo "$pass: $(grep -vc ' 0$' "$WORK/$pass.rc") of $(wc -l <"$WORK/$pass.rc") files fail"
+    awk '$2 != 0 { print $1 }' "$WORK/$pass.rc" | sort >"$WORK/$pass.failed"
+    echo "$pass: $(wc -l <"$WORK/$pass.failed") of $(wc -l <"$WORK/$pass.rc") files fail"
 done
-for pass in transaction session; do
-    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
-    echo "--- failing only through pgcached ($pass pooling):"
-    join "$WORK/direct.rc" "$WORK/$pass.rc" | awk '$2 == 0 && $3 != 0 { print $1 }'
-done
+suite_report "$WORK" "$PASSES"

@@ -15,6 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
+# shellcheck source=integration/suites.sh
+source "$ROOT/integration/suites.sh"
 SRC=${PSYCOPG_SRC:?set PSYCOPG_SRC to a psycopg checkout}
 PASSES=${PASSES:-direct session transaction}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-psycopg.XXXXXX")
@@ -37,24 +39,14 @@ python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check "$SRC/psycopg[test]" "$SRC/psycopg_pool"
 
 UPSTREAM="postgres://postgres@127.0.0.1:$UPSTREAM_PORT/$DB"
-declare -A PORT=([session]=6611 [transaction]=6612)
-for mode in session transaction; do
-    [[ " $PASSES " == *" $mode "* ]] || continue
-    write_pgcached_config "$WORK/$mode.yaml" "${PORT[$mode]}" "$UPSTREAM" "$mode" 20
-    start_pgcached "$BIN" "$WORK/$mode.yaml" "${PORT[$mode]}" "$WORK/pgcached-$mode.log"
-done
+declare -A SUITE_PORT=([direct]=$UPSTREAM_PORT)
+suite_proxies "$WORK" "$UPSTREAM" "$BIN" "$PASSES"
 
 for pass in $PASSES; do
-    port=$UPSTREAM_PORT
-    [[ $pass == direct ]] || port=${PORT[$pass]}
-    dsn="host=127.0.0.1 port=$port user=postgres dbname=$DB"
+    dsn="host=127.0.0.1 port=${SUITE_PORT[$pass]} user=postgres dbname=$DB"
     (cd "$SRC" && timeout 3600 "$VENV/bin/python" -m pytest -q -o cache_dir="$WORK/pytest_cache" \
         --test-dsn "$dsn" tests -o addopts="" >"$WORK/$pass.log" 2>&1 </dev/null) || true
-    { grep -E '^(FAILED|ERROR) ' "$WORK/$pass.log" || true; } | sed 's/ - .*//' | sort -u >"$WORK/$pass.failed"
+    suite_pytest_failures "$WORK/$pass.log" "$WORK/$pass.failed"
     echo "$pass: $(tail -1 "$WORK/$pass.log")"
 done
-for pass in session transaction; do
-    [[ " $PASSES " == *" $pass "* && " $PASSES " == *" direct "* ]] || continue
-    echo "--- failing only through pgcached ($pass pooling):"
-    comm -13 "$WORK/direct.failed" "$WORK/$pass.failed"
-done
+suite_report "$WORK" "$PASSES"

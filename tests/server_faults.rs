@@ -188,3 +188,40 @@ async fn after_a_postgres_restart_service_is_back_within_two_seconds() {
     let back = time_to_serve(proxy.port, Duration::from_secs(5)).await;
     assert!(back <= Duration::from_secs(2), "served again {back:?} after Postgres was back");
 }
+
+/// A client's cancel is for what runs when it arrives. Postgres ignores one that reaches a
+/// backend waiting for a command; the proxy's way to the server is longer than the client's
+/// own (here every new connection to it waits 300 ms), so a cancel sent while nothing ran must
+/// not reach the server later and cancel the statement sent after it (asyncpg's COPY tests
+/// met it: a cancel sent with a CopyFail cancelled the next `DROP TABLE`). One sent while a
+/// statement runs still cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_is_for_what_runs_when_it_arrives() {
+    use pgcached::config::PoolMode;
+    let pg = PgCluster::start();
+    let link = FaultyLink::start(pg.port()).await;
+    for mode in [PoolMode::Session, PoolMode::Transaction] {
+        let proxy = proxy_through(&pg, &link, |c| c.pool.mode = mode).await;
+        let c = common::connect(&proxy.url("postgres", "app")).await;
+        // In a block: the client holds its server connection in both modes.
+        c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        link.delay_new(Duration::from_millis(300));
+        let token = c.cancel_token();
+        let cancel = tokio::spawn(async move { token.cancel_query(tokio_postgres::NoTls).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let slept = c.simple_query("SELECT pg_sleep(0.6)").await;
+        assert!(slept.is_ok(), "{mode:?}: a cancel sent while nothing ran cancelled the next statement: {slept:?}");
+        cancel.await.unwrap().unwrap();
+
+        let token = c.cancel_token();
+        let started = Instant::now();
+        let running = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(5)").await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let err = running.await.unwrap().expect_err("cancelled");
+        assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{mode:?}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{mode:?}: {:?}", started.elapsed());
+        link.delay_new(Duration::ZERO);
+        proxy.shutdown().await;
+    }
+}

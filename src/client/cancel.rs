@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
@@ -70,6 +70,9 @@ pub struct CancelSlot {
     waiting: AtomicBool,
     /// A cancel arrived during that wait.
     cancelled: AtomicBool,
+    /// Odd while the session has something running on a server (a request not answered
+    /// yet), even while it has nothing; bumped at each change (see [`CancelSlot::running`]).
+    activity: AtomicU64,
 }
 
 #[derive(Default)]
@@ -131,6 +134,23 @@ impl CancelSlot {
             }
             done.await;
         }
+    }
+
+    /// The session has something running on a server (`true`: a request sent is not answered
+    /// yet) or nothing (`false`). Call on each change only.
+    pub fn set_running(&self, running: bool) {
+        let was = self.activity.fetch_add(1, Ordering::SeqCst);
+        debug_assert_eq!(was % 2 == 1, !running, "set_running is called on changes only");
+    }
+
+    /// What runs now, as a mark that changes once it is over (`None`: nothing runs). Postgres
+    /// ignores a cancel that reaches a backend waiting for a command: a client's cancel is for
+    /// what runs when it arrives, and must not reach the server once that is over (the proxy's
+    /// way to the server is longer than the client's own would be, and the client may have sent
+    /// its next statement meanwhile).
+    pub fn running(&self) -> Option<u64> {
+        let mark = self.activity.load(Ordering::SeqCst);
+        (mark % 2 == 1).then_some(mark)
     }
 
     /// The session starts waiting for a server for its statement: a cancel from now until
@@ -297,6 +317,18 @@ impl CancelRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_marks_change_when_what_runs_is_over() {
+        let slot = CancelSlot::default();
+        assert_eq!(slot.running(), None, "nothing runs at first");
+        slot.set_running(true);
+        let first = slot.running().expect("runs");
+        slot.set_running(false);
+        assert_eq!(slot.running(), None);
+        slot.set_running(true);
+        assert!(slot.running().is_some_and(|m| m != first), "the next statement is not the first");
+    }
 
     #[tokio::test]
     async fn a_key_finds_only_its_own_slot_and_goes_away_on_drop() {

@@ -130,9 +130,18 @@ impl Listener {
             debug!("cancel request with an unknown key ignored");
             return;
         };
+        // For what runs now (see `CancelSlot::running`); a session waiting for a server runs
+        // nothing yet, and its wait is cancelled instead.
+        let running = slot.running();
         let target = shared.pools.target_arc();
+        let still = slot.clone();
         slot.with_current(|k| async move {
-            if let Err(e) = crate::server::send_cancel(&target, k.addr, k.pid, k.secret).await {
+            let Some(mark) = running else {
+                debug!("cancel request while the client runs nothing: ignored, as Postgres ignores it");
+                return;
+            };
+            let still_running = || still.running() == Some(mark);
+            if let Err(e) = crate::server::send_cancel_if(&target, k.addr, k.pid, k.secret, still_running).await {
                 warn!(error = %e, "could not forward a cancel request");
             }
         })

@@ -20,9 +20,24 @@ const CANCEL_LINGER: Duration = Duration::from_secs(5);
 
 /// Ask the server at `addr` to cancel what backend `pid` is running.
 pub async fn send_cancel(target: &UpstreamTarget, addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
+    send_cancel_if(target, addr, pid, secret, || true).await
+}
+
+/// [`send_cancel`], unless `still_wanted` says no once the connection to the server is made
+/// (what was to be cancelled may be over by then).
+pub async fn send_cancel_if(
+    target: &UpstreamTarget,
+    addr: SocketAddr,
+    pid: i32,
+    secret: i32,
+    still_wanted: impl FnOnce() -> bool,
+) -> std::io::Result<()> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let mut stream = negotiate_tls(tcp, target).await.map_err(std::io::Error::other)?;
+    if !still_wanted() {
+        return Ok(());
+    }
     let mut packet = BytesMut::new();
     build::cancel_request(&mut packet, pid, secret);
     stream.write_all_flush(&packet).await?;

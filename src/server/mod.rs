@@ -8,7 +8,7 @@
 //! - `hidden`: statements the proxy runs for itself ([`ServerConn::run_hidden`]) and the idle
 //!   check the pool does before reusing a connection.
 //! - `prepared`: [`PreparedSet`], the server-side prepared statements of a connection.
-//! - `cancel`: [`send_cancel`].
+//! - `cancel`: [`send_cancel`], [`send_cancel_if`].
 //! - `error`: [`ServerError`].
 //!
 //! A [`ServerConn`] does not know about sessions or pools: a session takes [`ServerConn::io`]
@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub use cancel::send_cancel;
+pub use cancel::{send_cancel, send_cancel_if};
 pub use error::ServerError;
 pub use io::{MAX_LOGIN_FRAME, MAX_SERVER_FRAME, ServerIo, ServerReader};
 pub use prepared::PreparedSet;

@@ -187,6 +187,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         client_unflushed: false,
         server_unflushed: false,
         client_held: false,
+        running: false,
         timeout_cancel: None,
         held_begin: None,
         limited: Default::default(),

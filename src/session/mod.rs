@@ -260,6 +260,9 @@ pub struct Session {
     /// Whole client messages wait in `client_rbuf` while the client reads too slowly (see
     /// [`Session::client_backlogged`]).
     client_held: bool,
+    /// Something runs on a server (a request not answered yet, or gathered and not sent), as
+    /// last told to the cancel slot (see `CancelSlot::running`).
+    running: bool,
     /// When the proxy cancelled the running statement for `timeouts.query` (cleared by the
     /// client's next message): its error then names the timeout, and a server that has not
     /// answered `timers::CANCEL_GRACE` later is dropped.
@@ -301,6 +304,17 @@ impl Session {
         result
     }
 
+    /// Tell the cancel slot when the session starts or stops running something on a server: a
+    /// client's cancel is for what runs when it arrives.
+    #[inline]
+    fn publish_running(&mut self) {
+        let running = !self.queue.is_empty() || !self.batch.is_empty();
+        if running != self.running {
+            self.running = running;
+            self.cancel.slot.set_running(running);
+        }
+    }
+
     async fn run_loop(&mut self) -> Result<(), SessionError> {
         let probe = self.shared.shutdown.clone();
         let registered = self.shared.shutdown_wakers.register(self.id).await;
@@ -337,6 +351,7 @@ impl Session {
                     }
                 }
             }
+            self.publish_running();
             if self.client_held && !self.client_backlogged() && self.on_client_data().await? == Flow::Close {
                 return Ok(());
             }

@@ -2,11 +2,12 @@
 //! every connection through it at once (mid-row if rows are flowing), [`FaultyLink::stall`]
 //! holds every byte in both directions until released (a frozen network or host),
 //! [`FaultyLink::fail_next`] kills the next connection that sends anything (a backend that died
-//! while idle in the pool: the proxy learns it only when it sends its next statement). New
-//! connections are accepted all along.
+//! while idle in the pool: the proxy learns it only when it sends its next statement),
+//! [`FaultyLink::delay_new`] holds a new connection's bytes for a while (a slow way to the
+//! server). New connections are accepted all along.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,8 @@ pub struct FaultyLink {
     cuts: watch::Sender<u64>,
     /// The [`Death`] armed by [`FaultyLink::fail_next`] (0: none).
     trip: Arc<AtomicU8>,
+    /// Milliseconds a new connection's bytes wait (see [`FaultyLink::delay_new`]).
+    delay_ms: Arc<AtomicU64>,
 }
 
 /// How the connection [`FaultyLink::fail_next`] picks dies.
@@ -39,12 +42,15 @@ impl FaultyLink {
         let stalled = Arc::new(AtomicBool::new(false));
         let trip = Arc::new(AtomicU8::new(0));
         let (cuts, _) = watch::channel(0u64);
-        let (stall, cut, tripping) = (stalled.clone(), cuts.clone(), trip.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (stall, cut, tripping, delaying) = (stalled.clone(), cuts.clone(), trip.clone(), delay_ms.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
                 let (stall, mut cut, trip) = (stall.clone(), cut.subscribe(), tripping.clone());
+                let delay = Duration::from_millis(delaying.load(Ordering::SeqCst));
                 tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
                     let (cr, mut cw) = client.into_split();
                     let (sr, sw) = server.into_split();
                     let died = tokio::select! {
@@ -59,7 +65,7 @@ impl FaultyLink {
                 });
             }
         });
-        FaultyLink { port, stalled, cuts, trip }
+        FaultyLink { port, stalled, cuts, trip, delay_ms }
     }
 
     /// Closes every connection through the relay now.
@@ -71,6 +77,11 @@ impl FaultyLink {
     /// sent is not passed on.
     pub fn fail_next(&self, death: Death) {
         self.trip.store(death as u8, Ordering::SeqCst);
+    }
+
+    /// Connections made from now on pass nothing for `delay` (those open go on as they are).
+    pub fn delay_new(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Holds (`true`) or releases (`false`) every byte through the relay.

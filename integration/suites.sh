@@ -1,0 +1,34 @@
+# Shared by the driver-suite scripts (integration/*_suite.sh): a driver's own test suite runs
+# directly against PostgreSQL and through pgcached, and what fails only through pgcached is
+# listed. Source after integration/lib.sh.
+# Provides: suite_proxies, suite_pytest_failures, suite_report.
+
+# suite_proxies WORK UPSTREAM_URL BIN PASSES [EXTRA_YAML] — start a pgcached per pooling mode in
+# PASSES ("transaction", "session"; cache on unless EXTRA_YAML says otherwise), pool of 20, on
+# free ports: sets SUITE_PORT[mode] (declare -A SUITE_PORT first; set SUITE_PORT[direct] too).
+suite_proxies() {
+    local work=$1 up=$2 bin=$3 passes=$4 extra=${5:-"cache:
+  enabled: true"} mode
+    for mode in transaction session; do
+        [[ " $passes " == *" $mode "* ]] || continue
+        SUITE_PORT[$mode]=$(free_port)
+        write_pgcached_config "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$up" "$mode" 20 "$extra"
+        start_pgcached "$bin" "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$work/pgcached-$mode.log"
+    done
+}
+
+# suite_pytest_failures LOG OUT — the FAILED/ERROR test ids of a pytest -q log, sorted, into OUT.
+suite_pytest_failures() {
+    { grep -E '^(FAILED|ERROR) ' "$1" || true; } | sed 's/ - .*//' | sort -u >"$2"
+}
+
+# suite_report WORK PASSES — for each pooling mode run with "direct", the entries of
+# WORK/<mode>.failed missing from WORK/direct.failed (both sorted).
+suite_report() {
+    local work=$1 passes=$2 mode
+    for mode in transaction session; do
+        [[ " $passes " == *" $mode "* && " $passes " == *" direct "* ]] || continue
+        echo "--- failing only through pgcached ($mode pooling):"
+        comm -13 "$work/direct.failed" "$work/$mode.failed"
+    done
+}
