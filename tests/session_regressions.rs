@@ -638,3 +638,21 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// `FETCH 2 FROM cur` prepared before the cursor existed, bound once it does: Postgres never
+    /// checks a FETCH's result type again (its plan depends on no relation) and binds it; pgcached
+    /// answered 0A000 (result type changed) from the shapes of its copy. Found by the fuzzer
+    /// (transaction pooling, seed 120554).
+    seed_120554_a_fetch_prepared_before_its_cursor_binds_once_it_exists,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(2, send(vec![parse("s1", "FETCH 2 FROM cur"), execute("p1", 0)])),
+            step(2, send(vec![close(b'S', "s1"), parse("s1", "EXECUTE pq"), sync()])),
+            step(2, send(vec![q("DECLARE cur CURSOR WITH HOLD FOR SELECT id FROM acct ORDER BY id; COMMIT; SELECT what FROM audit ORDER BY n")])),
+            step(2, send(vec![bind("", "s1", &[]), parse("", "SELECT set_config('app.tenant', '1', false)"), bind("", "", &[]), execute("", 0), flush(), sync(), bind("", "s2", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

@@ -223,7 +223,15 @@ impl Session {
             return Gate::Go;
         }
         let want = stmt.shape.as_ref().map(|s| s.rows);
-        match (self.held(server), want) {
+        let held = self.held(server);
+        if want.is_some() && !stmt.result_type_fixed() {
+            // No shape to hold it to (see `Statement::result_type_fixed`).
+            if matches!(held, Held::Absent | Held::Stale) {
+                self.prepare_copy(stmt, None);
+            }
+            return Gate::Go;
+        }
+        match (held, want) {
             (Held::Described { .. }, None) => {
                 // First use of a statement parsed without a server (see `batch`): its shape is
                 // that of a fresh Parse — the copy here may predate a change nobody noticed.

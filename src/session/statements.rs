@@ -62,6 +62,16 @@ impl Statement {
         Statement { server_name: Bytes::copy_from_slice(name), ..Statement::new(query, param_types) }
     }
 
+    /// Whether Postgres holds this statement to the result type it was prepared with. Not a
+    /// `FETCH` or SQL `EXECUTE`: utility statements that depend on no relation, whose plans are
+    /// never invalidated and so never checked again — prepared before its cursor or statement
+    /// existed, one returns rows at Bind all the same (fuzzer seed 120554).
+    pub fn result_type_fixed(&self) -> bool {
+        let text = self.query.trim_ascii_start();
+        let word = &text[..text.iter().position(|b| !b.is_ascii_alphabetic()).unwrap_or(text.len())];
+        !(word.eq_ignore_ascii_case(b"fetch") || word.eq_ignore_ascii_case(b"execute"))
+    }
+
     /// Whether the server holds it under another name than the client's `name` (transaction
     /// pooling): then the proxy translates every use of it, pinned or not since.
     pub fn is_renamed(&self, name: &[u8]) -> bool {
