@@ -50,7 +50,9 @@ impl FaultyLink {
                 let (stall, mut cut, trip) = (stall.clone(), cut.subscribe(), tripping.clone());
                 let delay = Duration::from_millis(delaying.load(Ordering::SeqCst));
                 tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     let (cr, mut cw) = client.into_split();
                     let (sr, sw) = server.into_split();
                     let died = tokio::select! {
