@@ -10,6 +10,8 @@
 # UPSTREAM_PORT a PostgreSQL with trust auth on 127.0.0.1 (default: a private one, started here)
 # PASSES        which of "direct session transaction" to run (default all three)
 # TEST_DB       the database the suite uses (default psycopg_test; dropped and created)
+# TESTS         what pytest runs, relative to the checkout (default tests; e.g. a slice:
+#               "tests/test_pipeline.py tests/test_copy.py tests/test_concurrency.py")
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +47,7 @@ suite_proxies "$WORK" "$UPSTREAM" "$BIN" "$PASSES"
 for pass in $PASSES; do
     dsn="host=127.0.0.1 port=${SUITE_PORT[$pass]} user=postgres dbname=$DB"
     (cd "$SRC" && timeout 3600 "$VENV/bin/python" -m pytest -q -o cache_dir="$WORK/pytest_cache" \
-        --test-dsn "$dsn" tests -o addopts="" >"$WORK/$pass.log" 2>&1 </dev/null) || true
+        --test-dsn "$dsn" ${TESTS:-tests} -o addopts="" >"$WORK/$pass.log" 2>&1 </dev/null) || true
     suite_pytest_failures "$WORK/$pass.log" "$WORK/$pass.failed"
     echo "$pass: $(tail -1 "$WORK/$pass.log")"
 done
