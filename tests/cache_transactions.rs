@@ -399,3 +399,32 @@ async fn a_write_after_a_failed_blocks_commit_in_one_query_is_invalidated() {
     writer.batch_execute("COMMIT; UPDATE kv SET v = 'new' WHERE k = 1").await.unwrap();
     assert_eq!(value(&reader, "kv", 1).await, "new", "no stale answer after the acknowledged UPDATE");
 }
+
+/// A block's own characteristics (`DEFERRABLE`, `ISOLATION LEVEL READ UNCOMMITTED`…) show in
+/// `current_setting('transaction_…')`, which no cache key holds: its reads are not shared with
+/// other blocks' (psycopg's `set_deferrable` & co. test this; the cache answered one block with
+/// another's value). `READ ONLY` blocks still share (DECISIONS 53).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocks_own_characteristics_are_not_answered_from_another_blocks_reads() {
+    let (_pg, proxy, _) = setup().await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let in_block = |begin: &'static str, setting: &'static str| {
+        let c = &c;
+        async move {
+            c.batch_execute(begin).await.unwrap();
+            let v: String = c.query_one("SELECT current_setting($1)", &[&setting]).await.unwrap().get(0);
+            c.batch_execute("COMMIT").await.unwrap();
+            v
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(in_block("BEGIN ISOLATION LEVEL READ COMMITTED", "transaction_isolation").await, "read committed");
+        assert_eq!(
+            in_block("BEGIN ISOLATION LEVEL READ UNCOMMITTED", "transaction_isolation").await,
+            "read uncommitted"
+        );
+        assert_eq!(in_block("BEGIN", "transaction_deferrable").await, "off");
+        assert_eq!(in_block("BEGIN ISOLATION LEVEL SERIALIZABLE, DEFERRABLE", "transaction_deferrable").await, "on");
+        assert_eq!(in_block("BEGIN READ WRITE", "transaction_read_only").await, "off");
+    }
+}

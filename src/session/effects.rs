@@ -62,7 +62,9 @@ pub fn plan(
             // of what later reads there see.
             private_reads: !s.settings.is_empty()
                 || s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
-                || s.kind == StatementKind::SessionSet,
+                || s.kind == StatementKind::SessionSet
+                || (s.kind == StatementKind::Transaction(TxKind::Begin)
+                    && super::isolation::begin_form(&s.fingerprint).is_some_and(|f| f.characteristics)),
             pins: Pins::default(),
         };
         let untracked_before = plan.untracked_settings;

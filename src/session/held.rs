@@ -204,7 +204,8 @@ impl Session {
         if !may {
             return None;
         }
-        let form = begin_form(text).filter(|f| f.holdable)?;
+        // A block with characteristics of its own goes to the server: its reads are private.
+        let form = begin_form(text).filter(|f| f.holdable && !f.characteristics)?;
         let read_committed = match form.isolation {
             Some(level) => level == Isolation::ReadCommitted,
             None => self.default_isolation_now().await == Some(Isolation::ReadCommitted),

@@ -71,6 +71,13 @@ pub struct BeginForm {
     /// that needs a server (see `held`): nothing in it can fail there — no level other than
     /// READ COMMITTED, no `READ WRITE` (refused on a standby), no `DEFERRABLE` to wait on.
     pub holdable: bool,
+    /// It names a characteristic other than `ISOLATION LEVEL READ COMMITTED` and `READ ONLY`
+    /// (`READ UNCOMMITTED`, `READ WRITE`, `[NOT] DEFERRABLE`): its reads may see
+    /// `transaction_isolation` or `transaction_deferrable` values that no cache key holds
+    /// (psycopg's `set_deferrable` and co. send these). `READ ONLY` is left out on purpose:
+    /// Spring's read-only blocks are what the cache pays on (DECISIONS 53); what it leaves
+    /// wrong is a cached `current_setting('transaction_read_only')` shared with other blocks.
+    pub characteristics: bool,
     /// Its command tag (`BEGIN` or `START TRANSACTION`).
     pub tag: &'static str,
 }
@@ -90,7 +97,7 @@ pub fn begin_form(text: &str) -> Option<BeginForm> {
     if tag == "BEGIN" && matches!(rest.first().map(String::as_str), Some("work" | "transaction")) {
         rest = &rest[1..];
     }
-    let mut form = BeginForm { isolation: None, holdable: true, tag };
+    let mut form = BeginForm { isolation: None, holdable: true, characteristics: false, tag };
     let mut i = 0;
     let word = |i: usize| rest.get(i).map(String::as_str);
     while i < rest.len() {
@@ -103,16 +110,22 @@ pub fn begin_form(text: &str) -> Option<BeginForm> {
                 };
                 form.isolation = Some(level?);
                 form.holdable &= level == Some(Isolation::ReadCommitted);
+                form.characteristics |= used == 4 && b == Some("uncommitted");
                 i += used;
             }
             (Some("read"), Some("only"), ..) => i += 2,
             (Some("read"), Some("write"), ..) => {
                 form.holdable = false;
+                form.characteristics = true;
                 i += 2;
             }
-            (Some("not"), Some("deferrable"), ..) => i += 2,
+            (Some("not"), Some("deferrable"), ..) => {
+                form.characteristics = true;
+                i += 2;
+            }
             (Some("deferrable"), ..) => {
                 form.holdable = false;
+                form.characteristics = true;
                 i += 1;
             }
             _ => return None,
