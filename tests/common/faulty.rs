@@ -76,7 +76,9 @@ impl FaultyLink {
     }
 
     /// The next connection that sends anything towards Postgres dies as `death` says; what it
-    /// sent is not passed on.
+    /// sent is not passed on. The proxy's control-plane connections (`application_name`
+    /// "pgcached control": catalog look-ups that may run in the background at any time) are
+    /// not picked: the tests break the data path.
     pub fn fail_next(&self, death: Death) {
         self.trip.store(death as u8, Ordering::SeqCst);
     }
@@ -122,6 +124,8 @@ async fn pump(
     trip: Option<&AtomicU8>,
 ) -> u8 {
     let mut buf = vec![0u8; 64 * 1024];
+    // Known from the startup message, the connection's first bytes.
+    let mut control = None;
     loop {
         while stalled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -129,6 +133,8 @@ async fn pump(
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return 0,
             Ok(n) => {
+                let control = *control.get_or_insert_with(|| buf[..n].windows(16).any(|w| w == b"pgcached control"));
+                let trip = trip.filter(|_| !control);
                 if let Some(death) = trip.map(|t| t.swap(0, Ordering::SeqCst)).filter(|d| *d != 0) {
                     return death;
                 }
