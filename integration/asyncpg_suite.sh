@@ -19,13 +19,7 @@ source "$ROOT/integration/lib.sh"
 source "$ROOT/integration/suites.sh"
 SRC=${ASYNCPG_SRC:?set ASYNCPG_SRC to an asyncpg checkout}
 VERSION=${ASYNCPG_VERSION:-0.31.0}
-PASSES=${PASSES:-direct transaction session}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-asyncpg.XXXXXX")
-chmod 755 "$WORK"
-trap 'run_cleanup; echo "logs: $WORK"' EXIT
-
-BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
-[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+suite_setup asyncpg
 
 # The tests outside the checkout, so that `import asyncpg` finds the compiled release rather
 # than the checkout's uncompiled sources; test__sourcecode.py lints the checkout (not ours).

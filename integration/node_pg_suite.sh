@@ -17,13 +17,7 @@ source "$ROOT/integration/lib.sh"
 # shellcheck source=integration/suites.sh
 source "$ROOT/integration/suites.sh"
 SRC=${NODE_PG_SRC:?set NODE_PG_SRC to a node-postgres checkout}
-PASSES=${PASSES:-direct transaction session}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-node-pg.XXXXXX")
-chmod 755 "$WORK"
-trap 'run_cleanup; echo "logs: $WORK"' EXIT
-
-BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
-[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+suite_setup node-pg
 
 # packages/pg alone, with only the dev dependencies its integration tests load (the monorepo's
 # workspace would pull in TypeScript, vitest and wrangler).

@@ -19,13 +19,7 @@ source "$ROOT/integration/lib.sh"
 source "$ROOT/integration/suites.sh"
 SRC=${PSYCOPG2_SRC:?set PSYCOPG2_SRC to a psycopg2 checkout}
 VERSION=${PSYCOPG2_VERSION:-2.9.12}
-PASSES=${PASSES:-direct transaction session}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-psycopg2.XXXXXX")
-chmod 755 "$WORK"
-trap 'run_cleanup; echo "logs: $WORK"' EXIT
-
-BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
-[[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+suite_setup psycopg2
 
 cp -r "$SRC/tests" "$WORK/tests"
 python3 -m venv "$WORK/venv"

@@ -1,7 +1,19 @@
 # Shared by the driver-suite scripts (integration/*_suite.sh): a driver's own test suite runs
 # directly against PostgreSQL and through pgcached, and what fails only through pgcached is
 # listed. Source after integration/lib.sh.
-# Provides: suite_proxies, suite_pytest_failures, suite_report.
+# Provides: suite_setup, suite_proxies, suite_pytest_failures, suite_report.
+
+# suite_setup NAME — the common start of a suite script: PASSES (default all three), a work
+# directory WORK (logs kept, named on exit; private servers stopped), and BIN (PGCACHED_BIN,
+# default the release build, built if missing).
+suite_setup() {
+    PASSES=${PASSES:-direct transaction session}
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-$1.XXXXXX")
+    chmod 755 "$WORK"
+    trap 'run_cleanup; echo "logs: $WORK"' EXIT
+    BIN=${PGCACHED_BIN:-$ROOT/target/release/pgcached}
+    [[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q --release)
+}
 
 # suite_proxies WORK UPSTREAM_URL BIN PASSES [EXTRA_YAML] — start a pgcached per pooling mode in
 # PASSES ("transaction", "session"; cache on unless EXTRA_YAML says otherwise), pool of 20, on
