@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::binary::Binary;
-use common::http::{get, sample};
+use common::http::metric;
 use common::raw::{RawClient, RecvError};
 use common::{PgCluster, connect, free_port, simple_one};
 
@@ -23,11 +23,6 @@ async fn start(pg: &PgCluster, extra: &str) -> (Binary, u16) {
     let admin = free_port();
     let p = Binary::start(pg, &format!("admin:\n  http_listen: 127.0.0.1:{admin}\n{extra}")).await;
     (p, admin)
-}
-
-async fn metric(admin: u16, series: &str) -> f64 {
-    let (_, body) = get(admin, "/metrics").await;
-    sample(&body, series).unwrap_or(0.0)
 }
 
 /// One row of `mib` MiB through a raw client that reads and drops it as it comes: the lengths

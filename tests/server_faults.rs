@@ -12,6 +12,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use common::faulty::FaultyLink;
+use common::http::metric;
 use common::raw::{Msg, RawClient, RecvError};
 use common::{PgCluster, Proxy};
 
@@ -194,33 +195,51 @@ async fn after_a_postgres_restart_service_is_back_within_two_seconds() {
 /// own (here every new connection to it waits 300 ms), so a cancel sent while nothing ran must
 /// not reach the server later and cancel the statement sent after it (asyncpg's COPY tests
 /// met it: a cancel sent with a CopyFail cancelled the next `DROP TABLE`). One sent while a
-/// statement runs still cancels it.
+/// statement runs still cancels it. Each step waits for what it needs to have happened (the
+/// proxy's count of cancels it ignored; the statement running in `pg_stat_activity`), not for
+/// a fixed time: a loaded machine only makes it slower.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_is_for_what_runs_when_it_arrives() {
     use pgcached::config::PoolMode;
     let pg = PgCluster::start();
     let link = FaultyLink::start(pg.port()).await;
+    let direct = common::connect(&pg.url("postgres", "app")).await;
     for mode in [PoolMode::Session, PoolMode::Transaction] {
-        let proxy = proxy_through(&pg, &link, |c| c.pool.mode = mode).await;
+        let admin = common::free_port();
+        let proxy = proxy_through(&pg, &link, |c| {
+            c.pool.mode = mode;
+            c.admin.http_listen = Some(format!("127.0.0.1:{admin}"));
+        })
+        .await;
+        let ignored = r#"pgcached_cancel_requests_total{outcome="not_running"}"#;
         let c = common::connect(&proxy.url("postgres", "app")).await;
         // In a block: the client holds its server connection in both modes.
         c.batch_execute("BEGIN; SELECT 1").await.unwrap();
         link.delay_new(Duration::from_millis(300));
-        let token = c.cancel_token();
-        let cancel = tokio::spawn(async move { token.cancel_query(tokio_postgres::NoTls).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.cancel_token().cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metric(admin, ignored).await < 1.0 {
+            assert!(Instant::now() < deadline, "{mode:?}: the cancel sent while nothing ran was not ignored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let slept = c.simple_query("SELECT pg_sleep(0.6)").await;
         assert!(slept.is_ok(), "{mode:?}: a cancel sent while nothing ran cancelled the next statement: {slept:?}");
-        cancel.await.unwrap().unwrap();
 
         let token = c.cancel_token();
         let started = Instant::now();
-        let running = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(5)").await.map(|_| ()) });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let running = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(5) AS running").await.map(|_| ()) });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let active = "SELECT count(*)::int FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%AS running'";
+        while direct.query_one(active, &[]).await.unwrap().get::<_, i32>(0) == 0 {
+            assert!(Instant::now() < deadline, "{mode:?}: the statement never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         token.cancel_query(tokio_postgres::NoTls).await.unwrap();
         let err = running.await.unwrap().expect_err("cancelled");
         assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{mode:?}: {err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "{mode:?}: {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(4), "{mode:?}: {:?}", started.elapsed());
+        assert_eq!(metric(admin, ignored).await, 1.0, "{mode:?}: the running statement's cancel was sent");
+        assert_eq!(metric(admin, r#"pgcached_cancel_requests_total{outcome="sent"}"#).await, 1.0, "{mode:?}");
         link.delay_new(Duration::ZERO);
         proxy.shutdown().await;
     }

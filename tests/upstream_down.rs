@@ -9,8 +9,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::faulty::{Death, FaultyLink};
+use common::http::metric;
 use common::raw::{Msg, RawClient};
-use common::{PgCluster, Proxy, free_port, http};
+use common::{PgCluster, Proxy, free_port};
 
 /// A proxy for `pg` with the admin HTTP endpoint on a free port (returned), tweaked by `tweak`.
 async fn proxy_with_metrics(pg: &PgCluster, tweak: impl FnOnce(&mut pgcached::config::Config)) -> (Proxy, u16) {
@@ -21,12 +22,6 @@ async fn proxy_with_metrics(pg: &PgCluster, tweak: impl FnOnce(&mut pgcached::co
     })
     .await;
     (proxy, admin)
-}
-
-/// One sample of the proxy's metrics (0 when the series is absent).
-async fn metric(admin: u16, series: &str) -> f64 {
-    let (_, body) = http::get(admin, "/metrics").await;
-    http::sample(&body, series).unwrap_or(0.0)
 }
 
 /// Cached answers live 300 ms; with `stale`, they may be served up to 60 s past that.

@@ -1,6 +1,7 @@
 //! Metrics the data path updates as it goes (unlike [`super::metrics::ProxyCollector`], which
 //! reads counters kept elsewhere at scrape time): statement latency by path, pool waits, bytes
-//! in and out, upstream errors by SQLSTATE class, refusals by policy and rule.
+//! in and out, upstream errors by SQLSTATE class, refusals by policy and rule, cancel requests
+//! by outcome.
 //!
 //! Each update is an atomic add (a histogram observation a few): the label sets are resolved
 //! once — paths are a fixed list, SQLSTATE classes two characters, policies and rules come from
@@ -69,6 +70,7 @@ pub struct Traffic {
     refusals: IntCounterVec,
     /// Statements sent again on another server connection (see `session::retry`).
     statement_retries: IntCounter,
+    cancel_requests: IntCounterVec,
 }
 
 impl Traffic {
@@ -112,6 +114,13 @@ impl Traffic {
                 "pgcached_statement_retries_total",
                 "Autocommit reads sent again on another server connection because theirs died before answering (pool.retries).",
             ))?,
+            cancel_requests: IntCounterVec::new(
+                Opts::new(
+                    "pgcached_cancel_requests_total",
+                    "Clients' CancelRequests, by outcome: sent, not_running (ignored as Postgres ignores it, or a wait for a server cancelled), unknown_key, failed.",
+                ),
+                &["outcome"],
+            )?,
         })
     }
 
@@ -130,6 +139,7 @@ impl Traffic {
         registry.register(Box::new(self.upstream_errors.clone()))?;
         registry.register(Box::new(self.refusals.clone()))?;
         registry.register(Box::new(self.statement_retries.clone()))?;
+        registry.register(Box::new(self.cancel_requests.clone()))?;
         Ok(())
     }
 
@@ -163,6 +173,11 @@ impl Traffic {
     /// A statement sent again on another server connection.
     pub fn statement_retried(&self) {
         self.statement_retries.inc();
+    }
+
+    /// A client's CancelRequest, and what became of it (a fixed set of outcomes).
+    pub fn cancel_request(&self, outcome: &'static str) {
+        self.cancel_requests.with_label_values(&[outcome]).inc();
     }
 
     /// A statement refused by `policy`'s `rule`.

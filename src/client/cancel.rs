@@ -181,13 +181,13 @@ impl CancelSlot {
 
     /// Run `send` with the current server key, holding the slot so it can't change meanwhile.
     /// With no server, a session waiting for one has its wait cancelled instead.
-    pub async fn with_current<F, Fut>(self: &Arc<Self>, send: F)
+    pub async fn with_current<F, Fut, R>(self: &Arc<Self>, send: F) -> Option<R>
     where
         F: FnOnce(ServerKey) -> Fut,
-        Fut: std::future::Future<Output = ()>,
+        Fut: std::future::Future<Output = R>,
     {
-        let Some((key, _sending)) = self.begin_sending() else { return };
-        send(key).await;
+        let (key, _sending) = self.begin_sending()?;
+        Some(send(key).await)
     }
 
     /// As [`CancelSlot::with_current`], but `send` runs as a task of its own, so the caller

@@ -11,8 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::cancel::CancelSlot;
 use super::startup::{Handshake, handshake};
 use super::tls::ClientTls;
+use crate::server::UpstreamTarget;
 use crate::session::live::Live;
 use crate::session::login;
 use crate::wire::build::{self, Severity};
@@ -124,28 +126,18 @@ impl Listener {
         }
     }
 
+    /// Forward a client's CancelRequest to what it runs now, and count what became of it
+    /// (`pgcached_cancel_requests_total`).
     async fn forward_cancel(&self, pid: i32, secret: i32) {
         let shared = self.live.shared();
-        let Some(slot) = shared.cancels.find(pid, secret) else {
-            debug!("cancel request with an unknown key ignored");
-            return;
-        };
-        // For what runs now (see `CancelSlot::running`); a session waiting for a server runs
-        // nothing yet, and its wait is cancelled instead.
-        let running = slot.running();
-        let target = shared.pools.target_arc();
-        let still = slot.clone();
-        slot.with_current(|k| async move {
-            let Some(mark) = running else {
-                debug!("cancel request while the client runs nothing: ignored, as Postgres ignores it");
-                return;
-            };
-            let still_running = || still.running() == Some(mark);
-            if let Err(e) = crate::server::send_cancel_if(&target, k.addr, k.pid, k.secret, still_running).await {
-                warn!(error = %e, "could not forward a cancel request");
+        let outcome = match shared.cancels.find(pid, secret) {
+            Some(slot) => cancel_what_runs(&slot, shared.pools.target_arc()).await,
+            None => {
+                debug!("cancel request with an unknown key ignored");
+                CancelOutcome::UnknownKey
             }
-        })
-        .await;
+        };
+        shared.traffic.cancel_request(outcome.label());
     }
 
     /// Over `limits.max_clients`: take the client through SSL negotiation and its startup
@@ -164,6 +156,56 @@ impl Listener {
             Err(_) => debug!(%peer, "refused connection did not send its startup in time"),
         }
     }
+}
+
+/// What became of a client's CancelRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelOutcome {
+    /// Sent to the server running the client's statement.
+    Sent,
+    /// The client ran nothing when it arrived, or its statement was over before the server
+    /// could be reached (Postgres ignores those), or it was waiting for a server connection
+    /// (its wait is cancelled instead).
+    NotRunning,
+    /// No client holds that key.
+    UnknownKey,
+    /// The server could not be reached.
+    Failed,
+}
+
+impl CancelOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            CancelOutcome::Sent => "sent",
+            CancelOutcome::NotRunning => "not_running",
+            CancelOutcome::UnknownKey => "unknown_key",
+            CancelOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Cancel what `slot`'s client runs now (see `CancelSlot::running`): a client's cancel is for
+/// what runs when it arrives. A session waiting for a server runs nothing yet, and its wait is
+/// cancelled instead.
+async fn cancel_what_runs(slot: &Arc<CancelSlot>, target: Arc<UpstreamTarget>) -> CancelOutcome {
+    let running = slot.running();
+    let still = slot.clone();
+    let sent = slot.with_current(|k| async move {
+        let Some(mark) = running else {
+            debug!("cancel request while the client runs nothing: ignored, as Postgres ignores it");
+            return CancelOutcome::NotRunning;
+        };
+        let still_running = || still.running() == Some(mark);
+        match crate::server::send_cancel_if(&target, k.addr, k.pid, k.secret, still_running).await {
+            Ok(true) => CancelOutcome::Sent,
+            Ok(false) => CancelOutcome::NotRunning,
+            Err(e) => {
+                warn!(error = %e, "could not forward a cancel request");
+                CancelOutcome::Failed
+            }
+        }
+    });
+    sent.await.unwrap_or(CancelOutcome::NotRunning)
 }
 
 /// Refusals over `limits.max_clients` negotiated at once (each holds a socket for up to

@@ -20,23 +20,23 @@ const CANCEL_LINGER: Duration = Duration::from_secs(5);
 
 /// Ask the server at `addr` to cancel what backend `pid` is running.
 pub async fn send_cancel(target: &UpstreamTarget, addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
-    send_cancel_if(target, addr, pid, secret, || true).await
+    send_cancel_if(target, addr, pid, secret, || true).await.map(drop)
 }
 
 /// [`send_cancel`], unless `still_wanted` says no once the connection to the server is made
-/// (what was to be cancelled may be over by then).
+/// (what was to be cancelled may be over by then). `Ok(false)`: not sent for that reason.
 pub async fn send_cancel_if(
     target: &UpstreamTarget,
     addr: SocketAddr,
     pid: i32,
     secret: i32,
     still_wanted: impl FnOnce() -> bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let mut stream = negotiate_tls(tcp, target).await.map_err(std::io::Error::other)?;
     if !still_wanted() {
-        return Ok(());
+        return Ok(false);
     }
     let mut packet = BytesMut::new();
     build::cancel_request(&mut packet, pid, secret);
@@ -51,5 +51,5 @@ pub async fn send_cancel_if(
     };
     // The server closes without a word; a reset or a timeout changes nothing for the caller.
     let _ = tokio::time::timeout(CANCEL_LINGER, wait_for_close).await;
-    Ok(())
+    Ok(true)
 }

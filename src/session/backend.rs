@@ -227,6 +227,10 @@ impl Session {
                 }
             }
             Step::Fail => {
+                if self.copy_in && backend::error_fields(frame.body()).code == "08P01" {
+                    // Raised while Postgres read the message (see `fatal_due`).
+                    self.fatal_due = true;
+                }
                 self.copy_in = false;
                 if let OnFail::Revalidates(server) = &on_fail {
                     self.revalidation_failed(server, frame);

@@ -157,6 +157,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         tx: Default::default(),
         segment: Default::default(),
         copy_in: false,
+        fatal_due: false,
         pins: Default::default(),
         private: Default::default(),
         placeholders: startup_placeholders(&wanted),

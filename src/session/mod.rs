@@ -192,6 +192,10 @@ pub struct Session {
     segment: Segment,
     /// The server is in COPY FROM STDIN mode and the client has not ended it yet.
     copy_in: bool,
+    /// The server failed in COPY FROM STDIN on a message that was no copy data (08P01):
+    /// Postgres was reading that message, so a FATAL follows and the connection ends. A
+    /// client that has left still waits for it, as it would directly.
+    fatal_due: bool,
     /// Why this client keeps its server connection under transaction pooling.
     pins: Pins,
     /// Why this session's answers may not be cached (none: they may).
@@ -341,7 +345,8 @@ impl Session {
                     }
                 }
                 Lifecycle::Terminating => {
-                    if self.queue.is_empty() && self.to_server.is_empty() && !self.server_unflushed {
+                    let done = self.queue.is_empty() && self.to_server.is_empty() && !self.server_unflushed;
+                    if done && !self.fatal_due {
                         // Every reply the server owed is in: the session ends as Postgres's would.
                         return Ok(());
                     }

@@ -33,3 +33,9 @@ pub async fn get(port: u16, path: &str) -> (u16, String) {
 pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// One sample of the metrics served on admin port `admin` (0 when the series is absent).
+pub async fn metric(admin: u16, series: &str) -> f64 {
+    let (_, body) = get(admin, "/metrics").await;
+    sample(&body, series).unwrap_or(0.0)
+}
