@@ -174,6 +174,10 @@ async fn a_block_answered_from_the_cache_takes_no_server_and_ends_as_in_postgres
     let mut direct = RawClient::connect(pg.port(), "postgres", "app").await;
     let read = "SELECT v FROM kv WHERE k = 1";
     same(&mut via, &mut direct, read).await;
+    // READ ONLY blocks' answers are keyed apart (they see `transaction_read_only` on).
+    for step in ["BEGIN READ ONLY", read, "COMMIT"] {
+        same(&mut via, &mut direct, step).await;
+    }
     for (begin, end) in [
         ("BEGIN", "COMMIT"),
         ("START TRANSACTION", "ROLLBACK"),
@@ -426,5 +430,68 @@ async fn a_blocks_own_characteristics_are_not_answered_from_another_blocks_reads
         assert_eq!(in_block("BEGIN", "transaction_deferrable").await, "off");
         assert_eq!(in_block("BEGIN ISOLATION LEVEL SERIALIZABLE, DEFERRABLE", "transaction_deferrable").await, "on");
         assert_eq!(in_block("BEGIN READ WRITE", "transaction_read_only").await, "off");
+    }
+}
+
+/// The first column of the first DataRow in `msgs`, as text.
+fn first_value(msgs: &[common::raw::Msg]) -> String {
+    let row = msgs.iter().find(|m| m.tag == 'D').unwrap_or_else(|| panic!("a row: {:?}", summaries(msgs)));
+    // DataRow: column count (2 bytes), length (4), then the value.
+    String::from_utf8(row.body[6..].to_vec()).unwrap()
+}
+
+/// A `READ ONLY` block's reads see `transaction_read_only` on. Their answers are keyed apart:
+/// shared among READ ONLY blocks (Spring's read-only transactions hit), never with other
+/// blocks, autocommit reads, or a session whose `default_transaction_read_only` differs —
+/// whichever way the block begins (a simple `BEGIN` the proxy holds, or pgjdbc's pipeline of
+/// `BEGIN READ ONLY` and the block's first read). psycopg's own
+/// `test_set_transaction_param_implicit[read_only-True]` got another block's 'off'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_blocks_reads_are_keyed_apart_and_shared_among_themselves() {
+    let (pg, proxy, _) = setup().await;
+    let c = connect(&proxy.url("postgres", "app")).await;
+    let mut raw = RawClient::connect(proxy.port, "postgres", "app").await;
+    let setting = "SELECT current_setting('transaction_read_only')";
+    for round in 0..2 {
+        let at = |what: &str| format!("round {round}: {what}");
+        assert_eq!(simple_one(&c, setting).await.as_deref(), Some("off"), "{}", at("autocommit, simple"));
+        let v: String = c.query_one(setting, &[]).await.unwrap().get(0);
+        assert_eq!(v, "off", "{}", at("autocommit, extended"));
+        raw.parse("", setting).bind("", "", &[], 0).describe(b'P', "").execute("", 0).sync().flush().await;
+        assert_eq!(first_value(&raw.until_ready().await), "off", "{}", at("autocommit, text format"));
+        for (begin, expected) in [("BEGIN", "off"), ("BEGIN READ ONLY", "on"), ("START TRANSACTION READ ONLY", "on")] {
+            c.batch_execute(begin).await.unwrap();
+            let simple = simple_one(&c, setting).await;
+            let v: String = c.query_one(setting, &[]).await.unwrap().get(0);
+            c.batch_execute("COMMIT").await.unwrap();
+            assert_eq!(simple.as_deref(), Some(expected), "{}", at(&format!("{begin}, simple")));
+            assert_eq!(v, expected, "{}", at(&format!("{begin}, extended")));
+        }
+        // pgjdbc: the block's BEGIN pipelined with its first read (a fill, then a hit).
+        raw.parse("", "BEGIN READ ONLY").bind("", "", &[], 0).execute("", 0);
+        raw.parse("", setting).bind("", "", &[], 0).describe(b'P', "").execute("", 0).sync().flush().await;
+        assert_eq!(first_value(&raw.until_ready().await), "on", "{}", at("pgjdbc's BEGIN READ ONLY pipeline"));
+        raw.query("COMMIT").flush().await;
+        raw.until_ready().await;
+    }
+    // READ ONLY blocks share among themselves: a change made around the proxy is not seen in
+    // the second one (a hit), while an autocommit read, keyed apart, reads it.
+    async fn ro_value(c: &Client) -> String {
+        c.batch_execute("BEGIN READ ONLY").await.unwrap();
+        let v = value(c, "kv", 1).await;
+        c.batch_execute("COMMIT").await.unwrap();
+        v
+    }
+    assert_eq!(ro_value(&c).await, "one");
+    sneak(&pg, "kv", 1, "behind");
+    assert_eq!(ro_value(&c).await, "one", "a READ ONLY block's answer is another READ ONLY block's hit");
+    assert_eq!(value(&c, "kv", 1).await, "behind", "autocommit reads are keyed apart from READ ONLY blocks'");
+    // A session whose default is read-only: its autocommit reads are keyed apart too.
+    let d = connect(&proxy.url("postgres", "app")).await;
+    d.batch_execute("SET default_transaction_read_only = on").await.unwrap();
+    for (client, expected) in [(&c, "off"), (&d, "on"), (&c, "off")] {
+        assert_eq!(simple_one(client, setting).await.as_deref(), Some(expected));
+        let default = "SELECT current_setting('default_transaction_read_only')";
+        assert_eq!(simple_one(client, default).await.as_deref(), Some(expected));
     }
 }

@@ -73,7 +73,6 @@ pub enum Protocol {
 /// through `current_setting()`. Over-keying costs a miss; under-keying leaks rows.
 pub const IGNORED_SETTINGS: &[&str] = &[
     "application_name",
-    "default_transaction_read_only",
     "in_hot_standby",
     "integer_datetimes",
     "scram_iterations",
@@ -260,9 +259,10 @@ pub struct StatementKeyMemo {
 }
 
 /// What a session's settings are at, for memos of what is computed from them: the generation
-/// of its setting values, and how many custom settings it has defined (they are never
-/// undefined, so the count only grows).
-pub type SettingsGeneration = (u64, usize);
+/// of its setting values, how many custom settings it has defined (they are never undefined,
+/// so the count only grows), and whether it is in a `READ ONLY` block (its reads see
+/// `transaction_read_only` on).
+pub type SettingsGeneration = (u64, usize, bool);
 
 /// Longest statement text a [`StatementKeyMemo`] keeps.
 const MEMO_MAX_TEXT: usize = 8 * 1024;
@@ -464,7 +464,7 @@ mod tests {
         let mut memo = StatementKeyMemo::default();
         let mut built = 0;
         let mut get = |memo: &mut StatementKeyMemo, g: u64, p: Protocol, s: SettingsDigest, sql: &[u8]| {
-            memo.get_or_build((g, 0), p, sql, || {
+            memo.get_or_build((g, 0, false), p, sql, || {
                 built += 1;
                 fresh(p, s, sql)
             })
@@ -487,9 +487,10 @@ mod tests {
         assert_eq!(built, 6, "a text over the cap is not kept");
         // The memo's state continues like a fresh one: execution fields after it agree.
         let mut memo = StatementKeyMemo::default();
-        let _ = memo
-            .get_or_build((3, 0), Protocol::Extended, b"SELECT $1", || fresh(Protocol::Extended, utc, b"SELECT $1"));
-        let again = memo.get_or_build((3, 0), Protocol::Extended, b"SELECT $1", || unreachable!("remembered"));
+        let _ = memo.get_or_build((3, 0, false), Protocol::Extended, b"SELECT $1", || {
+            fresh(Protocol::Extended, utc, b"SELECT $1")
+        });
+        let again = memo.get_or_build((3, 0, false), Protocol::Extended, b"SELECT $1", || unreachable!("remembered"));
         assert_eq!(
             again.bind_tail(b"tail").finish(),
             fresh(Protocol::Extended, utc, b"SELECT $1").bind_tail(b"tail").finish()

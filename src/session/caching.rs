@@ -268,13 +268,16 @@ impl Session {
 
     /// What this session's settings are at (see [`SettingsGeneration`]).
     fn settings_generation(&self) -> SettingsGeneration {
-        (self.wanted.generation(), self.placeholders.len())
+        let read_only = self.read_only_ahead || self.tx.block().is_some_and(|b| b.read_only);
+        (self.wanted.generation(), self.placeholders.len(), read_only)
     }
 
     /// The digest of this session's settings (part of every key), memoized until they change.
     /// A custom setting the client defined and holds no value for counts too: for it
     /// `current_setting(name, true)` is '' where a session that never defined it gets NULL
     /// (`SET LOCAL` outside a block, or a block that ended, leaves the name defined, empty).
+    /// A `READ ONLY` block's reads see `transaction_read_only` on: it counts as a setting, so
+    /// those blocks share answers among themselves and with no one else (DECISIONS 53).
     fn settings_digest(&self) -> SettingsDigest {
         let generation = self.settings_generation();
         match self.digest_memo.get() {
@@ -283,7 +286,9 @@ impl Session {
                 // NUL is in no setting's value: a defined, empty name is told from any value.
                 let defined =
                     self.placeholders.iter().filter(|p| self.wanted.get(p).is_none()).map(|p| (p.as_str(), "\0"));
-                let digest = SettingsDigest::new(self.shared.cache.seed(), self.wanted.iter().chain(defined));
+                let read_only = generation.2.then_some(("transaction_read_only", "on"));
+                let settings = self.wanted.iter().chain(defined).chain(read_only);
+                let digest = SettingsDigest::new(self.shared.cache.seed(), settings);
                 self.digest_memo.set(Some((generation, digest)));
                 digest
             }

@@ -156,7 +156,10 @@ fn control(s: &StatementAnalysis) -> Option<Control> {
     let StatementKind::Transaction(kind) = s.kind else { return None };
     let name = || s.savepoint.clone();
     Some(match kind {
-        TxKind::Begin => Control::Begin(super::isolation::begin_form(&s.fingerprint).and_then(|f| f.isolation)),
+        TxKind::Begin => {
+            let form = super::isolation::begin_form(&s.fingerprint);
+            Control::Begin { isolation: form.and_then(|f| f.isolation), read_only: form.is_some_and(|f| f.read_only) }
+        }
         TxKind::Commit => Control::Commit,
         TxKind::Rollback => Control::Rollback,
         TxKind::Savepoint => Control::Savepoint(name()?),
@@ -341,7 +344,7 @@ mod tests {
         use crate::session::isolation::Isolation;
         let p = one("BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '1MB'", &[]);
         let e = effects(&p);
-        assert_eq!(e[0].control, Some(Control::Begin(Some(Isolation::RepeatableRead))));
+        assert_eq!(e[0].control, Some(Control::Begin { isolation: Some(Isolation::RepeatableRead), read_only: false }));
         assert!(e[1].private_reads && e[1].sets.is_empty(), "local: not followed, but private");
         let p = one("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]);
         assert!(effects(&p)[0].private_reads);
@@ -361,7 +364,7 @@ mod tests {
         let p = one("BEGIN; UPDATE t SET a = 1; SAVEPOINT \"S\"; SET search_path TO x; ROLLBACK TO s; COMMIT", &[]);
         let e = effects(&p);
         assert_eq!(e.len(), 6);
-        assert_eq!(e[0].control, Some(Control::Begin(None)));
+        assert_eq!(e[0].control, Some(Control::Begin { isolation: None, read_only: false }));
         assert_eq!(e[1].writes.tables, ["t"]);
         assert!(e[3].private_reads && !e[1].private_reads);
         assert_eq!(e[2].control, Some(Control::Savepoint("S".into())));

@@ -213,7 +213,7 @@ impl Session {
         if !read_committed {
             return None;
         }
-        self.tx.begin_held(form.isolation);
+        self.tx.begin_held(form.isolation, form.read_only);
         self.held_begin = Some(text.to_string());
         Some(form.tag)
     }

@@ -74,10 +74,12 @@ pub struct BeginForm {
     /// It names a characteristic other than `ISOLATION LEVEL READ COMMITTED` and `READ ONLY`
     /// (`READ UNCOMMITTED`, `READ WRITE`, `[NOT] DEFERRABLE`): its reads may see
     /// `transaction_isolation` or `transaction_deferrable` values that no cache key holds
-    /// (psycopg's `set_deferrable` and co. send these). `READ ONLY` is left out on purpose:
-    /// Spring's read-only blocks are what the cache pays on (DECISIONS 53); what it leaves
-    /// wrong is a cached `current_setting('transaction_read_only')` shared with other blocks.
+    /// (psycopg's `set_deferrable` and co. send these). `READ ONLY` is not one: Spring's
+    /// read-only blocks are what the cache pays on, so their reads are keyed apart instead
+    /// ([`BeginForm::read_only`], DECISIONS 53).
     pub characteristics: bool,
+    /// It names `READ ONLY` (and no `READ WRITE` after it).
+    pub read_only: bool,
     /// Its command tag (`BEGIN` or `START TRANSACTION`).
     pub tag: &'static str,
 }
@@ -97,7 +99,7 @@ pub fn begin_form(text: &str) -> Option<BeginForm> {
     if tag == "BEGIN" && matches!(rest.first().map(String::as_str), Some("work" | "transaction")) {
         rest = &rest[1..];
     }
-    let mut form = BeginForm { isolation: None, holdable: true, characteristics: false, tag };
+    let mut form = BeginForm { isolation: None, holdable: true, characteristics: false, read_only: false, tag };
     let mut i = 0;
     let word = |i: usize| rest.get(i).map(String::as_str);
     while i < rest.len() {
@@ -113,8 +115,12 @@ pub fn begin_form(text: &str) -> Option<BeginForm> {
                 form.characteristics |= used == 4 && b == Some("uncommitted");
                 i += used;
             }
-            (Some("read"), Some("only"), ..) => i += 2,
+            (Some("read"), Some("only"), ..) => {
+                form.read_only = true;
+                i += 2;
+            }
             (Some("read"), Some("write"), ..) => {
+                form.read_only = false;
                 form.holdable = false;
                 form.characteristics = true;
                 i += 2;
@@ -279,5 +285,17 @@ mod tests {
         assert_eq!(f("BEGIN ISOLATION LEVEL bogus"), None, "Postgres refuses it: not held");
         assert_eq!(f("BEGIN; SELECT 1"), None);
         assert_eq!(f("COMMIT"), None);
+    }
+
+    #[test]
+    fn what_a_begin_says_that_its_reads_can_see() {
+        let f = |t| begin_form(t).map(|f| (f.read_only, f.characteristics));
+        assert_eq!(f("BEGIN"), Some((false, false)));
+        assert_eq!(f("BEGIN READ ONLY"), Some((true, false)));
+        assert_eq!(f("start transaction isolation level read committed, read only"), Some((true, false)));
+        assert_eq!(f("BEGIN READ ONLY, READ WRITE"), Some((false, true)), "the last one counts");
+        assert_eq!(f("BEGIN READ WRITE, READ ONLY"), Some((true, true)));
+        assert_eq!(f("BEGIN READ ONLY NOT DEFERRABLE"), Some((true, true)));
+        assert_eq!(f("BEGIN ISOLATION LEVEL READ UNCOMMITTED"), Some((false, true)));
     }
 }

@@ -244,6 +244,9 @@ pub struct Session {
     /// The cache-key digest of `wanted` and of the custom settings defined without a value,
     /// with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(crate::cache::SettingsGeneration, crate::cache::SettingsDigest)>>,
+    /// A batch's leading `BEGIN READ ONLY` is planned with the read behind it (see
+    /// `dispatch_batch`): that read is the block's, and keyed as a READ ONLY block's.
+    read_only_ahead: bool,
     /// The default isolation of this session's blocks (see `isolation`), memoized until its
     /// settings (generation) or the catalog's answers (epoch) change.
     isolation_memo: std::cell::RefCell<Option<isolation::IsolationMemo>>,

@@ -44,8 +44,12 @@ use crate::cache::Recorder;
 /// Transaction control a statement performs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    /// `BEGIN` / `START TRANSACTION`, with the isolation level it names (`None`: the default).
-    Begin(Option<Isolation>),
+    /// `BEGIN` / `START TRANSACTION`, with the isolation level it names (`None`: the default)
+    /// and whether it names `READ ONLY`.
+    Begin {
+        isolation: Option<Isolation>,
+        read_only: bool,
+    },
     Commit,
     Rollback,
     Savepoint(String),
@@ -118,6 +122,9 @@ struct Savepoint {
 pub struct Block {
     /// The level its `BEGIN` named (`None`: the session's default).
     pub isolation: Option<Isolation>,
+    /// Its `BEGIN` named `READ ONLY`: its reads see `transaction_read_only` on, so they are
+    /// keyed apart from other blocks' and autocommit reads (see `caching::settings_digest`).
+    pub read_only: bool,
     /// A statement in it changed settings or its characteristics (see `Effects::private_reads`).
     pub private_reads: bool,
 }
@@ -186,10 +193,10 @@ impl Transaction {
 
     /// The proxy answered a `BEGIN` itself (see `held`): the client is in a block that has
     /// not reached Postgres yet.
-    pub fn begin_held(&mut self, isolation: Option<Isolation>) {
+    pub fn begin_held(&mut self, isolation: Option<Isolation>, read_only: bool) {
         *self = Transaction {
             status: b'T',
-            block: Some(Block { isolation, private_reads: false }),
+            block: Some(Block { isolation, read_only, private_reads: false }),
             following: true,
             ..Transaction::default()
         };
@@ -249,10 +256,10 @@ impl Transaction {
                 }
             }
             // A BEGIN inside a block changes nothing (Postgres warns).
-            Some(Control::Begin(isolation)) if self.status == b'I' && self.block.is_none() => {
-                self.block = Some(Block { isolation: *isolation, private_reads: false });
+            Some(Control::Begin { isolation, read_only }) if self.status == b'I' && self.block.is_none() => {
+                self.block = Some(Block { isolation: *isolation, read_only: *read_only, private_reads: false });
             }
-            Some(Control::Begin(_)) | None => {}
+            Some(Control::Begin { .. }) | None => {}
         }
         if effects.private_reads
             && let Some(block) = &mut self.block

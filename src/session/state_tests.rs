@@ -23,7 +23,7 @@ fn tables(s: &Settled) -> Vec<&str> {
 #[test]
 fn rollback_to_a_savepoint_keeps_what_came_before_it() {
     let mut tx = Transaction::default();
-    assert_eq!(tx.completed(&control(Control::Begin(None)), b"BEGIN"), None);
+    assert_eq!(tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN"), None);
     tx.completed(&write("t"), b"UPDATE 1");
     tx.completed(&control(Control::Savepoint("s".into())), b"SAVEPOINT");
     tx.completed(&write("u"), b"UPDATE 1");
@@ -41,7 +41,7 @@ fn rollback_to_a_savepoint_keeps_what_came_before_it() {
 #[test]
 fn release_keeps_the_savepoints_work_for_the_enclosing_level() {
     let mut tx = Transaction::default();
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&control(Control::Savepoint("a".into())), b"SAVEPOINT");
     tx.completed(&set("timezone", "UTC"), b"SET");
     tx.completed(&control(Control::Savepoint("b".into())), b"SAVEPOINT");
@@ -84,14 +84,14 @@ fn an_unknown_savepoint_predates_the_whole_log() {
 #[test]
 fn commit_of_a_failed_block_and_rollback_commit_nothing() {
     let mut tx = Transaction::default();
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&write("t"), b"UPDATE 1");
     tx.error();
     tx.ready(b'E', true);
     assert_eq!(tx.completed(&control(Control::Commit), b"ROLLBACK"), None);
     assert_eq!(tx.ready(b'I', true), None);
 
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&write("t"), b"UPDATE 1");
     tx.completed(&control(Control::Rollback), b"ROLLBACK");
     assert_eq!(tx.ready(b'I', true), None);
@@ -104,7 +104,7 @@ fn commit_of_a_failed_block_and_rollback_commit_nothing() {
 fn what_follows_the_end_of_a_failed_block_in_one_query_settles() {
     for end in [Control::Commit, Control::Rollback] {
         let mut tx = Transaction::default();
-        tx.completed(&control(Control::Begin(None)), b"BEGIN");
+        tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
         tx.error();
         tx.ready(b'E', true);
         assert_eq!(tx.completed(&control(end.clone()), b"ROLLBACK"), None);
@@ -126,7 +126,7 @@ fn an_error_undoes_the_implicit_transaction_up_to_its_last_commit() {
     tx.error();
     assert_eq!(tx.ready(b'I', true), None);
 
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&write("t"), b"UPDATE 1");
     let settled = tx.completed(&control(Control::Commit), b"COMMIT").unwrap();
     assert_eq!(tables(&settled), ["t"]);
@@ -153,7 +153,7 @@ fn autocommit_statements_settle_at_ready_for_query() {
 #[test]
 fn prepare_transaction_settles_like_a_commit() {
     let mut tx = Transaction::default();
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&write("t"), b"UPDATE 1");
     let settled = tx.completed(&control(Control::PrepareTransaction), b"PREPARE TRANSACTION").unwrap();
     assert_eq!(tables(&settled), ["t"]);
@@ -162,7 +162,7 @@ fn prepare_transaction_settles_like_a_commit() {
 #[test]
 fn an_abandoned_transaction_owes_its_log_and_whatever_was_in_flight() {
     let mut tx = Transaction::default();
-    tx.completed(&control(Control::Begin(None)), b"BEGIN");
+    tx.completed(&control(Control::Begin { isolation: None, read_only: false }), b"BEGIN");
     tx.completed(&write("t"), b"UPDATE 1");
     tx.completed(&control(Control::Savepoint("s".into())), b"SAVEPOINT");
     let in_flight = [Effects { writes: Writes { database: true, ..Writes::default() }, ..Effects::default() }];
