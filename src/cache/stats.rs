@@ -25,10 +25,12 @@ pub enum Rejected {
     NotSelect,
     #[error("the recordings in progress hold cache.max_filling")]
     FillBudget,
+    #[error("recorded on a server connection logged in before the login defaults changed")]
+    OldDefaults,
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 9] = [
+    pub const ALL: [Rejected; 10] = [
         Rejected::TooLarge,
         Rejected::Error,
         Rejected::Suspended,
@@ -38,6 +40,7 @@ impl Rejected {
         Rejected::Unexpected,
         Rejected::NotSelect,
         Rejected::FillBudget,
+        Rejected::OldDefaults,
     ];
 
     /// A short label for metrics.
@@ -52,6 +55,7 @@ impl Rejected {
             Rejected::Unexpected => "unexpected",
             Rejected::NotSelect => "not_select",
             Rejected::FillBudget => "fill_budget",
+            Rejected::OldDefaults => "old_defaults",
         }
     }
 }

@@ -277,6 +277,12 @@ impl ResultCache {
         outcome
     }
 
+    /// Drop a recording without storing it, counted under `why` (its followers go upstream).
+    pub fn discard(&self, rec: Recorder, why: Rejected) {
+        self.stats.rejected(why);
+        drop(rec);
+    }
+
     /// Store an answer (normally through [`Self::complete`]). Refused if it is already stale.
     pub fn insert(&self, key: CacheKey, entry: CachedResult) -> Result<(), Rejected> {
         if !self.versions.is_current(&entry.versions) {

@@ -2,6 +2,7 @@
 //! whether an idle one may be handed out again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::debug;
 
@@ -18,6 +19,8 @@ pub struct Manager {
     pub(super) config: PoolConfig,
     /// The upstream target's (shared with the other pools).
     pub(super) breaker: Arc<Breaker>,
+    /// The login-defaults epoch of every pool (see `Pools::new_login_defaults`).
+    defaults_epoch: Arc<AtomicU64>,
 }
 
 impl Manager {
@@ -27,8 +30,9 @@ impl Manager {
         password: Option<String>,
         config: PoolConfig,
         breaker: Arc<Breaker>,
+        defaults_epoch: Arc<AtomicU64>,
     ) -> Manager {
-        Manager { key, target, password, config, breaker }
+        Manager { key, target, password, config, breaker, defaults_epoch }
     }
 }
 
@@ -56,19 +60,23 @@ impl Manager {
     /// Log in a new connection.
     pub(super) async fn create(&self) -> Result<Box<ServerConn>, ServerError> {
         let key = &self.key;
+        // Taken before the login: defaults changed during it may or may not be in it.
+        let epoch = self.defaults_epoch.load(Ordering::SeqCst);
         // Boxed: logging in (TLS, SCRAM) is a large state machine, and it would size the
         // future of every checkout, which sessions hold across every await on their hot path.
         let connect = ServerConn::connect(&self.target, &key.user, &key.database, self.password.as_deref());
         let mut conn = Box::pin(connect).await?;
         conn.prepared = PreparedSet::new(self.config.max_prepared_statements);
+        conn.defaults_epoch = epoch;
         Ok(Box::new(conn))
     }
 
     /// Whether an idle connection may be handed out again, without waiting: not broken, not
-    /// past `max_lifetime`, not talked to by the server while idle (typically its FATAL before
-    /// closing). One clock read: this runs for every transaction.
+    /// logged in under older login defaults, not past `max_lifetime`, not talked to by the
+    /// server while idle (typically its FATAL before closing). One clock read: this runs for
+    /// every transaction.
     pub(super) fn check(&self, conn: &mut ServerConn) -> Verdict {
-        if !conn.is_usable() {
+        if !conn.is_usable() || conn.defaults_epoch != self.defaults_epoch.load(Ordering::Relaxed) {
             return Verdict::Discard;
         }
         let now = std::time::Instant::now();

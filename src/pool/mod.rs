@@ -27,7 +27,7 @@ mod server_pool;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -67,6 +67,9 @@ pub struct Pools {
     closed: AtomicBool,
     /// Databases `PAUSE`d (`None` in the set: all): their pools, new ones too, hold checkouts.
     paused: Mutex<HashSet<Option<String>>>,
+    /// Bumped each time the login defaults change (see [`Pools::new_login_defaults`]); each
+    /// connection keeps the value its login began under.
+    defaults_epoch: Arc<AtomicU64>,
 }
 
 impl Pools {
@@ -79,7 +82,26 @@ impl Pools {
             pools: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             paused: Mutex::new(HashSet::new()),
+            defaults_epoch: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The login defaults changed (`ALTER DATABASE/ROLE … SET` committed: `sql::login_defaults`).
+    /// Connections logged in before are not handed out again — the idle ones are closed now,
+    /// leased ones when they come back — so a new client gets a connection with the new
+    /// defaults, as a new session directly would. A client holding one keeps it (sessions open
+    /// directly keep their old defaults too). Every pool: a role's defaults reach every
+    /// database, and this is rare.
+    pub fn new_login_defaults(&self) {
+        let now = self.defaults_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let pools: Vec<ServerPool> = self.pools.lock().expect("pools lock").values().cloned().collect();
+        let closed: usize = pools.iter().map(|p| p.retain_idle(|c| c.defaults_epoch == now)).sum();
+        info!(closed, "login defaults changed: pooled server connections logged in before are retired");
+    }
+
+    /// The current login-defaults epoch (see [`Pools::new_login_defaults`]).
+    pub fn defaults_epoch(&self) -> u64 {
+        self.defaults_epoch.load(Ordering::SeqCst)
     }
 
     /// A server connection for `key`, waiting up to `pool.acquire_timeout` for a free slot.
@@ -261,7 +283,14 @@ impl Pools {
         let config = self.config();
         let cfg = &config.pool;
         let password = credentials::upstream_password(&self.target, &config.auth, &key.user);
-        let manager = Manager::new(key.clone(), self.target.clone(), password, cfg.clone(), self.breaker.clone());
+        let manager = Manager::new(
+            key.clone(),
+            self.target.clone(),
+            password,
+            cfg.clone(),
+            self.breaker.clone(),
+            self.defaults_epoch.clone(),
+        );
         let create_timeout = cfg.acquire_timeout.max(config.timeouts.login);
         let pool = ServerPool::new(manager, cfg.max_size, create_timeout);
         if self.is_paused(&key.database) {

@@ -112,6 +112,7 @@ impl ServerConn {
             backend_key,
             addr,
             created: now,
+            defaults_epoch: 0,
             broken: false,
             said_fatal: false,
             id: super::next_id(),

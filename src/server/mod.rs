@@ -50,6 +50,9 @@ pub struct ServerConn {
     pub addr: SocketAddr,
     /// When the connection was opened (for `pool.max_lifetime`).
     pub created: Instant,
+    /// The pools' login-defaults epoch when its login began (see `pool::Pools::defaults_epoch`):
+    /// an older one logged in with defaults that have changed since.
+    pub defaults_epoch: u64,
     /// Set when the connection is out of sync and must not be reused.
     pub broken: bool,
     /// The server sent a FATAL error (the client has it): its connection ends next.

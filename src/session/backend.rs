@@ -426,6 +426,13 @@ impl Session {
     /// The exchange a fill was recording is over: store it if it is a complete, fresh answer
     /// (armed only where reads may be shared: see `isolation`).
     fn finish_fill(&mut self, recorder: crate::cache::Recorder) {
+        let epoch = self.server.as_ref().map(|l| l.obj.defaults_epoch);
+        if epoch.is_some_and(|e| e != self.shared.pools.defaults_epoch()) {
+            // Answered under login defaults that have changed since (`sql::login_defaults`):
+            // a new client's own connection would not answer so.
+            self.shared.cache.discard(recorder, crate::cache::Rejected::OldDefaults);
+            return;
+        }
         // A block that failed meanwhile recorded no answer worth keeping.
         if self.tx.status() != b'E'
             && let Err(why) = self.shared.cache.complete(recorder)

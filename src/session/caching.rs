@@ -382,6 +382,12 @@ impl Session {
     pub(super) fn invalidate(&self, writes: &Writes) {
         use crate::cache::InvalidationCause;
         let cache = &self.shared.cache;
+        if writes.login_defaults {
+            // Before the flush: from now on no answer recorded on a connection logged in with
+            // the old defaults is stored (`finish_fill`), and no client is greeted with them.
+            self.shared.pools.new_login_defaults();
+            self.shared.welcomes.invalidate_all();
+        }
         if writes.all {
             cache.flush_all(InvalidationCause::Ddl);
             self.shared.catalogs.refresh_all();

@@ -191,6 +191,7 @@ fn writes(s: &StatementAnalysis, bind: &BindValues<'_>, anything: bool) -> Write
         }
         // Schema, grants, roles, policies: rare, and their reach is wide.
         w.all = true;
+        w.login_defaults = crate::sql::login_defaults::changes_login_defaults(&s.fingerprint);
         return w;
     }
     // A user function may write anything (volatile PL/pgSQL); the analysis may not see the

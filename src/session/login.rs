@@ -293,7 +293,10 @@ async fn greet(
     let mut reported: Vec<(String, String)> = obj.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     reported.sort();
     let welcome = Arc::new(Welcome { reported, wanted });
-    shared.welcomes.insert(cache_key, welcome.clone());
+    if obj.defaults_epoch == shared.pools.defaults_epoch() {
+        // (Not one logged in under login defaults that changed since: see `Pools::new_login_defaults`.)
+        shared.welcomes.insert(cache_key, welcome.clone());
+    }
     // Transaction mode: the server goes back to the pool right away.
     Ok((welcome, (mode == PoolMode::Session).then_some(obj)))
 }

@@ -17,6 +17,9 @@ pub struct Writes {
     pub database: bool,
     /// DDL, privileges, roles: every database.
     pub all: bool,
+    /// What new sessions start with changed (`ALTER DATABASE/ROLE … SET`, with `all`): pooled
+    /// server connections logged in before it are retired (`sql::login_defaults`).
+    pub login_defaults: bool,
 }
 
 /// The rows a transaction wrote in one table, by the values of the columns its statements
@@ -72,6 +75,7 @@ impl Writes {
         self.rows = rows;
         self.database |= other.database;
         self.all |= other.all;
+        self.login_defaults |= other.login_defaults;
     }
 
     /// [`Self::merge`] of a statement's writes the caller no longer needs: the first (every

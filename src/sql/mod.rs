@@ -30,6 +30,7 @@ pub mod kind;
 pub mod lex;
 pub mod lexing_guard;
 pub mod limit;
+pub mod login_defaults;
 pub mod memo;
 pub mod param_cap;
 pub mod policy;

@@ -64,6 +64,8 @@ pub struct RawClient {
     pub out: BytesMut,
     /// BackendKeyData of the login: (process id, secret), for [`cancel`].
     pub key: Option<(i32, i32)>,
+    /// The ParameterStatus messages of the login, as (name, value).
+    pub reported: Vec<(String, String)>,
 }
 
 /// Why [`RawClient::recv_within`] returned no message.
@@ -98,7 +100,7 @@ impl RawClient {
     pub async fn connect_with(port: u16, params: &[(&str, &str)]) -> RawClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None };
+        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None, reported: Vec::new() };
         frontend::startup_message(params.iter().copied(), &mut c.out).unwrap();
         c.flush().await;
         let greeting = c.until_ready().await;
@@ -107,6 +109,14 @@ impl RawClient {
             let int = |at: usize| i32::from_be_bytes(m.body[at..at + 4].try_into().unwrap());
             (int(0), int(4))
         });
+        c.reported = greeting
+            .iter()
+            .filter(|m| m.tag == 'S')
+            .filter_map(|m| {
+                let mut parts = m.body.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
+                Some((parts.next()?, parts.next()?))
+            })
+            .collect();
         c
     }
 
