@@ -83,3 +83,24 @@ async fn transaction_pooling_answers_as_postgres() {
 async fn session_pooling_answers_as_postgres() {
     fuzz(Setup::session(), 4).await;
 }
+
+/// The fuzzer accepts the one documented difference in where an error comes (a planner error
+/// at the Bind on one side, right after its BindComplete on the other) and nothing more.
+#[test]
+fn the_comparison_accepts_only_the_planner_error_one_message_apart() {
+    use common::fuzz::run::same_but_for_planning;
+    let t = |msgs: &[&str]| msgs.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+    let error = "E:22P02:invalid input syntax for type integer: \"\"";
+    let at_execute = t(&["ParseComplete", "BindComplete", error, "ReadyForQuery E"]);
+    let at_bind = t(&["ParseComplete", error, "ReadyForQuery E"]);
+    assert!(same_but_for_planning(&at_execute, &at_bind));
+    assert!(same_but_for_planning(&at_bind, &at_execute));
+    assert!(same_but_for_planning(&at_bind, &at_bind));
+    let other = t(&["ParseComplete", "E:42P01:relation \"x\" does not exist", "ReadyForQuery E"]);
+    let other_late = t(&["ParseComplete", "BindComplete", "E:42P01:relation \"x\" does not exist", "ReadyForQuery E"]);
+    assert!(!same_but_for_planning(&other_late, &other), "another error is no planning difference");
+    assert!(!same_but_for_planning(&at_execute, &t(&["ParseComplete", "BindComplete", "ReadyForQuery E"])));
+    assert!(!same_but_for_planning(&at_execute, &t(&["ParseComplete", error, "ReadyForQuery I"])));
+    let twice = t(&["ParseComplete", "BindComplete", error, error, "ReadyForQuery E"]);
+    assert!(!same_but_for_planning(&twice, &at_bind), "one error is not two");
+}
