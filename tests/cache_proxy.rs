@@ -328,3 +328,25 @@ async fn parameter_types_of_a_parse_are_part_of_the_key() {
         assert_eq!(&row.body[6..], value.as_bytes(), "round {round}, types {types:?}");
     }
 }
+
+/// A session's login defaults (`ALTER ROLE … SET`) follow its login user, not the role it takes
+/// with `SET ROLE`: two login users acting as one role do not share answers that may show them
+/// (`current_setting('work_mem')`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_defaults_follow_the_login_user_under_set_role() {
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol;
+         GRANT carol TO alice, bob; ALTER ROLE alice SET work_mem = '7MB';",
+    );
+    let proxy = Proxy::start(&pg).await;
+    for (user, expected) in [("alice", "7MB"), ("bob", "4MB"), ("alice", "7MB")] {
+        let c = connect(&proxy.url(user, "app")).await;
+        c.batch_execute("SET ROLE carol").await.unwrap();
+        for _ in 0..2 {
+            let got = simple_value(&c, "SELECT current_setting('work_mem')").await;
+            assert_eq!(got, expected, "{user} as carol");
+        }
+    }
+}

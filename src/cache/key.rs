@@ -1,6 +1,7 @@
 //! Cache keys: a 128-bit keyed hash of everything that can change the bytes of an answer.
 //!
-//! **What goes in (contract, DESIGN.md "The hot path")**: database, effective role, the
+//! **What goes in (contract, DESIGN.md "The hot path")**: database, effective role (and the
+//! login user when `SET ROLE` made them differ: login defaults follow it), the
 //! output-affecting settings (order-independent), the protocol (simple vs extended: the
 //! framing of the recorded answer differs), the statement text bytes, and for the extended
 //! protocol the Bind parameter formats, values and result formats — and, for a named prepared
@@ -185,6 +186,13 @@ impl KeyBuilder {
         context[1..].copy_from_slice(&settings.0.to_le_bytes());
         h.0.write(&context);
         KeyBuilder { h }
+    }
+
+    /// The login user, when the effective role is another (after `SET ROLE`): the settings a
+    /// session starts with follow the login user (`ALTER ROLE … SET`), not the role it took.
+    pub fn login_user(mut self, user: &str) -> KeyBuilder {
+        self.h.field(b'u', user.as_bytes());
+        self
     }
 
     /// The statement text, exactly as sent (after any rewrite the proxy applied).

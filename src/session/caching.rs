@@ -317,7 +317,9 @@ impl Session {
             let seed = self.shared.cache.seed();
             let digest = self.settings_digest();
             let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
-            KeyBuilder::new(seed, &self.key.database, role, protocol, digest).statement(text)
+            let builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest);
+            let builder = if *role == self.key.user { builder } else { builder.login_user(&self.key.user) };
+            builder.statement(text)
         })
     }
 
