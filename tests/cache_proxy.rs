@@ -350,3 +350,25 @@ async fn login_defaults_follow_the_login_user_under_set_role() {
         }
     }
 }
+
+/// Settings the key leaves out so that applications share answers (`application_name`) are
+/// still each client's own where a statement may read them: `current_setting()` (by name or by
+/// parameter) and `pg_settings` answer every client with its own value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ignored_setting_read_by_name_is_each_clients_own() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start(&pg).await;
+    let url = |app: &str| format!("{}?application_name={app}", proxy.url("postgres", "app"));
+    for app in ["first", "second", "first"] {
+        let c = connect(&url(app)).await;
+        for _ in 0..2 {
+            let by_name = simple_value(&c, "SELECT current_setting('application_name')").await;
+            let by_param: String =
+                c.query_one("SELECT current_setting($1)", &[&"application_name"]).await.unwrap().get(0);
+            let view = simple_value(&c, "SELECT setting FROM pg_settings WHERE name = 'application_name'").await;
+            assert_eq!([by_name, by_param, view], [app, app, app]);
+        }
+        // Answers that cannot show it are still shared (a hit after another application's fill).
+        assert_eq!(simple_value(&c, "SELECT 'same'").await, "same");
+    }
+}

@@ -68,8 +68,9 @@ pub enum Protocol {
     Extended,
 }
 
-/// Settings that never change a result's bytes and are left out of the key, so that e.g. two
-/// applications with different `application_name`s share entries. Everything else the caller
+/// Settings that change no result's bytes unless read by name, left out of the key so that e.g.
+/// two applications with different `application_name`s share entries. A statement that may read
+/// settings by name is keyed with them too ([`may_read_settings`]). Everything else the caller
 /// passes is keyed — including custom `app.*` settings, which row-level-security policies read
 /// through `current_setting()`. Over-keying costs a miss; under-keying leaks rows.
 pub const IGNORED_SETTINGS: &[&str] = &[
@@ -81,6 +82,17 @@ pub const IGNORED_SETTINGS: &[&str] = &[
     "server_version",
     "server_version_num",
 ];
+
+/// Whether `text` may read settings by name — `current_setting()`, `pg_settings`,
+/// `pg_show_all_settings()`: each has the word `setting`, in any case — so that its answers
+/// are keyed with the [`IGNORED_SETTINGS`] too ([`KeyBuilder::ignored_settings`]):
+/// `current_setting('application_name')` is each client's own. From the text alone, as every
+/// part of a key (a hit is looked up before the statement is analysed).
+pub fn may_read_settings(text: &[u8]) -> bool {
+    const WORD: &[u8] = b"setting";
+    memchr::memchr2_iter(b's', b'S', text)
+        .any(|at| text.get(at..at + WORD.len()).is_some_and(|w| w.eq_ignore_ascii_case(WORD)))
+}
 
 /// The settings the key must see, at least (DESIGN.md). The session must track `search_path`
 /// itself: servers before PostgreSQL 18 do not report it in ParameterStatus.
@@ -137,9 +149,18 @@ impl SettingsDigest {
     /// Digest `(name, value)` pairs; names are case-insensitive, [`IGNORED_SETTINGS`] are
     /// skipped, the order does not matter. Give each setting once.
     pub fn new<'a>(seed: &KeySeed, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::of(seed, settings, false)
+    }
+
+    /// The digest of the [`IGNORED_SETTINGS`] among `settings` only (see [`may_read_settings`]).
+    pub fn ignored<'a>(seed: &KeySeed, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::of(seed, settings, true)
+    }
+
+    fn of<'a>(seed: &KeySeed, settings: impl IntoIterator<Item = (&'a str, &'a str)>, ignored: bool) -> Self {
         let mut sum = 0u128;
         for (name, value) in settings {
-            if IGNORED_SETTINGS.iter().any(|i| i.eq_ignore_ascii_case(name)) {
+            if IGNORED_SETTINGS.iter().any(|i| i.eq_ignore_ascii_case(name)) != ignored {
                 continue;
             }
             let mut h = seed.hasher();
@@ -192,6 +213,13 @@ impl KeyBuilder {
     /// session starts with follow the login user (`ALTER ROLE … SET`), not the role it took.
     pub fn login_user(mut self, user: &str) -> KeyBuilder {
         self.h.field(b'u', user.as_bytes());
+        self
+    }
+
+    /// The digest of the settings left out of every key ([`SettingsDigest::ignored`]), for a
+    /// statement that may read them by name ([`may_read_settings`]).
+    pub fn ignored_settings(mut self, digest: SettingsDigest) -> KeyBuilder {
+        self.h.field(b'i', &digest.0.to_le_bytes());
         self
     }
 
@@ -439,6 +467,28 @@ mod tests {
         let t1 = SettingsDigest::new(&seed, [("app.tenant", "1")]);
         let t2 = SettingsDigest::new(&seed, [("app.tenant", "2")]);
         assert_ne!(t1, t2);
+        // Read by name, they are keyed (and only they: the others are in `new`'s digest).
+        let x = SettingsDigest::ignored(&seed, [("TimeZone", "UTC"), ("application_name", "x")]);
+        let y = SettingsDigest::ignored(&seed, [("TimeZone", "UTC"), ("application_name", "y")]);
+        assert_ne!(x, y);
+        assert_eq!(x, SettingsDigest::ignored(&seed, [("TimeZone", "PST8PDT"), ("application_name", "x")]));
+        let k = |d| KeyBuilder::new(&seed, "d", "r", Protocol::Simple, a).ignored_settings(d).statement(b"s").finish();
+        assert_ne!(k(x), k(y));
+    }
+
+    #[test]
+    fn what_may_read_settings_by_name() {
+        for text in [
+            "SELECT current_setting('application_name')",
+            "select CURRENT_SETTING($1)",
+            "SELECT setting FROM pg_settings WHERE name = $1",
+            "SELECT * FROM pg_catalog.Pg_Show_All_Settings()",
+        ] {
+            assert!(may_read_settings(text.as_bytes()), "{text}");
+        }
+        for text in ["SELECT v FROM kv WHERE k = $1", "SELECT set_config('a.b', 'c', false)", "SETTIN", ""] {
+            assert!(!may_read_settings(text.as_bytes()), "{text}");
+        }
     }
 
     #[test]

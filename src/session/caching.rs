@@ -319,6 +319,11 @@ impl Session {
             let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
             let builder = KeyBuilder::new(seed, &self.key.database, role, protocol, digest);
             let builder = if *role == self.key.user { builder } else { builder.login_user(&self.key.user) };
+            let builder = if crate::cache::key::may_read_settings(text) {
+                builder.ignored_settings(SettingsDigest::ignored(seed, self.wanted.iter()))
+            } else {
+                builder
+            };
             builder.statement(text)
         })
     }
