@@ -16,7 +16,8 @@
 //                Postgres itself) that such blocks are
 //                answered from the cache: a change made directly in Postgres is not seen (a hit,
 //                default TTL 60 s) until a write through pgcached invalidates it, while REPEATABLE
-//                READ / SERIALIZABLE blocks read from Postgres.
+//                READ / SERIALIZABLE blocks read from Postgres (READ ONLY blocks share answers
+//                among themselves, read-write ones with autocommit reads).
 
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -528,6 +529,10 @@ public class PgJdbcMetaCheck {
             for (int i = 0; i < 3; i++) {
                 expect("read-only block #" + i, springTx(p, true, rc, x -> lookup(sel, 1)), "1=v1");
             }
+            // READ ONLY blocks' answers are keyed apart (their transaction_read_only is on): a
+            // read-write READ COMMITTED block shares autocommit reads' answers instead.
+            expect("read-write READ COMMITTED block", springTx(p, false, rc, x -> lookup(sel, 1)), "1=v1");
+            expect("autocommit read", lookup(sel, 1), "1=v1");
             // Behind pgcached's back: Postgres has v2, pgcached still answers v1 (a hit).
             ds.execute("UPDATE jdbc_ro_cache SET v = 'v2' WHERE id = 1");
             for (int i = 0; i < 3; i++) {
