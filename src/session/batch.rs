@@ -84,7 +84,8 @@ impl Session {
             // held and the whole batch needs no server. Only the cache is asked about the rest:
             // the answers `plan` gives without a server (a held BEGIN, dropped statements) take
             // effect when given, and the batch is not answered so.
-            self.read_only_ahead = begin_form(head.text()).is_some_and(|f| f.read_only);
+            let form = begin_form(head.text());
+            self.read_only_ahead = form.is_some_and(|f| f.read_only);
             let plan = self.plan_read(&frames[n..]).await;
             self.read_only_ahead = false;
             match plan {
@@ -106,9 +107,7 @@ impl Session {
                         return Ok(Flow::Continue);
                     }
                 }
-                Plan::Fill { recorder, .. }
-                    if begin_form(head.text()).is_some_and(|f| f.holdable && !f.characteristics) =>
-                {
+                Plan::Fill { recorder, .. } if form.is_some_and(|f| f.holdable && !f.characteristics) => {
                     return self.begin_then_fill(frames, n, recorder).await;
                 }
                 _ => {}

@@ -52,8 +52,12 @@ pub fn plan(
     }
     let mut statements = Vec::with_capacity(analysis.statements.len());
     for s in &analysis.statements {
+        // What a `BEGIN` says, read once.
+        let begin = (s.kind == StatementKind::Transaction(TxKind::Begin))
+            .then(|| super::isolation::begin_form(&s.fingerprint))
+            .flatten();
         let mut effects = Effects {
-            control: control(s),
+            control: control(s, begin),
             writes: writes(s, bind, lexing_unreliable || unknown_writer(s)),
             sets: Vec::new(),
             drops_statements: drops_statements(s),
@@ -63,8 +67,7 @@ pub fn plan(
             private_reads: !s.settings.is_empty()
                 || s.kind == StatementKind::Transaction(TxKind::SetCharacteristics)
                 || s.kind == StatementKind::SessionSet
-                || (s.kind == StatementKind::Transaction(TxKind::Begin)
-                    && super::isolation::begin_form(&s.fingerprint).is_some_and(|f| f.characteristics)),
+                || begin.is_some_and(|f| f.characteristics),
             pins: Pins::default(),
         };
         let untracked_before = plan.untracked_settings;
@@ -152,13 +155,13 @@ fn drops_statements(s: &StatementAnalysis) -> bool {
     word.is_some_and(|w| w.trim_end_matches(';').eq_ignore_ascii_case("all"))
 }
 
-fn control(s: &StatementAnalysis) -> Option<Control> {
+/// The transaction control `s` performs (`begin`: its form, when it is a `BEGIN`).
+fn control(s: &StatementAnalysis, begin: Option<super::isolation::BeginForm>) -> Option<Control> {
     let StatementKind::Transaction(kind) = s.kind else { return None };
     let name = || s.savepoint.clone();
     Some(match kind {
         TxKind::Begin => {
-            let form = super::isolation::begin_form(&s.fingerprint);
-            Control::Begin { isolation: form.and_then(|f| f.isolation), read_only: form.is_some_and(|f| f.read_only) }
+            Control::Begin { isolation: begin.and_then(|f| f.isolation), read_only: begin.is_some_and(|f| f.read_only) }
         }
         TxKind::Commit => Control::Commit,
         TxKind::Rollback => Control::Rollback,
