@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::raw::RawClient;
+use common::raw::{RawClient, summaries};
 use common::{PgCluster, Proxy, connect, simple_one};
 use pgcached::config::PoolMode;
 use tokio_postgres::Client;
@@ -485,5 +485,57 @@ async fn a_client_that_leaves_during_copy_in_releases_everything() {
                 .expect("the lock was released")
                 .unwrap();
         assert_eq!(count.get::<_, i64>(0), 2, "terminate: {terminate}");
+    }
+}
+
+/// Statements a client pipelines right behind `RESET ALL` / `DISCARD ALL` (Npgsql sends its
+/// pooled connection's `DISCARD ALL` in the same write as the next command) run with the
+/// client's startup values, as directly — not with the server connection's defaults, which the
+/// hidden restore used to follow only once the reset was answered. And that restore ran after
+/// whatever the client had sent meanwhile: inside a block the client then rolled back, which
+/// undid it while the proxy took the connection for restored. Each pipeline runs directly
+/// and through pgcached; the answers are compared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_pipelined_behind_a_reset_run_with_the_startup_values() {
+    let pg = PgCluster::start();
+    let params = [("user", "postgres"), ("database", "app"), ("options", "-c search_path=pg_catalog")];
+    let run = |port: u16| async move {
+        let mut c = RawClient::connect_with(port, &params).await;
+        let mut seen = Vec::new();
+        // Simple protocol: the reset, then a read in the same write.
+        c.query("SET search_path TO public");
+        c.query("RESET ALL").query("SHOW search_path").flush().await;
+        for _ in 0..3 {
+            seen.extend(summaries(&c.until_ready().await));
+        }
+        // Extended protocol, Npgsql's way: DISCARD ALL, Sync, the command, Sync.
+        c.query("SET search_path TO public");
+        c.parse("", "DISCARD ALL").bind("", "", &[], 0).execute("", 0).sync();
+        c.parse("", "SHOW search_path").bind("", "", &[], 0).execute("", 0).sync().flush().await;
+        for _ in 0..3 {
+            seen.extend(summaries(&c.until_ready().await));
+        }
+        // A block opened right behind the reset and rolled back: the startup values stay.
+        c.query("SET search_path TO public");
+        c.query("DISCARD ALL").query("BEGIN").flush().await;
+        for _ in 0..3 {
+            seen.extend(summaries(&c.until_ready().await));
+        }
+        c.query("SELECT 1").query("ROLLBACK").query("SHOW search_path").flush().await;
+        for _ in 0..3 {
+            seen.extend(summaries(&c.until_ready().await));
+        }
+        seen
+    };
+    let direct = run(pg.port()).await;
+    assert_eq!(direct.iter().filter(|m| m.contains("pg_catalog")).count(), 3, "{direct:#?}");
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.mode = mode;
+            c.pool.max_size = 1;
+        })
+        .await;
+        assert_eq!(run(proxy.port).await, direct, "{mode:?}");
+        proxy.shutdown().await;
     }
 }

@@ -61,6 +61,7 @@ pub fn plan(
             writes: writes(s, bind, lexing_unreliable || unknown_writer(s)),
             sets: Vec::new(),
             drops_statements: drops_statements(s),
+            resets_settings: s.keyword == "discard" && drops_statements(s),
             defines: Vec::new(),
             // In a block, a setting changed (or the block's characteristics) is not in the key
             // of what later reads there see.
@@ -97,6 +98,7 @@ pub fn plan(
                 None => {} // RESET ALL
             }
         }
+        effects.resets_settings |= effects.sets.contains(&SetEffect::ResetAll);
         statements.push(Arc::new(effects));
     }
     if plan.untracked_settings {

@@ -249,18 +249,32 @@ impl Session {
     }
 
     /// Send `frame` to the server and expect `entry`'s answer.
+    ///
+    /// After a `RESET ALL` / `DISCARD ALL`, the server connection holds its own defaults where
+    /// the client wants its startup values: the proxy puts them back once the reset is answered
+    /// (see `Session::apply_sets`). Until then, from the Query or Sync that ends the reset's
+    /// exchange, the client's next messages wait (one round trip, only for a pipeline behind
+    /// a reset), so that they run after the restore, as directly after the reset.
     pub(super) fn forward(&mut self, frame: &Frame, mut entry: Entry) {
-        if let Entry::Server(request) = &mut entry
-            && let Kind::Sync | Kind::Query = request.kind
-        {
-            self.syncs_sent += 1;
-            if request.forward && self.tally.on && (request.kind == Kind::Query || self.tally.executes) {
-                let query = (request.kind == Kind::Query).then(|| frontend::query_text(frame.body())).flatten();
-                request.stat = Some(self.exchange_mark(query, request.fills()));
+        let mut hold = false;
+        if let Entry::Server(request) = &mut entry {
+            let resets = request.pending_effects().iter().any(|e| e.resets_settings);
+            if let Kind::Sync | Kind::Query = request.kind {
+                self.syncs_sent += 1;
+                if request.forward && self.tally.on && (request.kind == Kind::Query || self.tally.executes) {
+                    let query = (request.kind == Kind::Query).then(|| frontend::query_text(frame.body())).flatten();
+                    request.stat = Some(self.exchange_mark(query, request.fills()));
+                }
+                hold = resets || std::mem::take(&mut self.reset_unsynced);
+            } else if resets {
+                self.reset_unsynced = true;
             }
         }
         self.to_server.extend_from_slice(frame.as_bytes());
         self.queue.push(entry);
+        if hold {
+            self.hold_client_until(self.syncs_sent);
+        }
     }
 
     async fn on_query(&mut self, frame: &Frame) -> Result<Flow, SessionError> {

@@ -177,6 +177,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         syncs_sent: 0,
         syncs_done: 0,
         parked: None,
+        reset_unsynced: false,
         startup: wanted.clone(),
         wanted,
         digest_memo: std::cell::Cell::new(None),

@@ -236,6 +236,9 @@ pub struct Session {
     /// Client messages held until the proxy's Describe of a statement, or an earlier segment, is
     /// answered (see `shapes`); `None` when not parked.
     parked: Option<shapes::Parked>,
+    /// An Execute of a `RESET ALL` / `DISCARD ALL` was sent and the Sync after it not yet:
+    /// that Sync holds the client's next messages (see `Session::forward`).
+    reset_unsynced: bool,
     /// Parameters this client has set (startup, SET, reported changes).
     wanted: ParamSet,
     /// The parameters the client started with: what `RESET` / `RESET ALL` / `DISCARD ALL`

@@ -308,6 +308,15 @@ impl Session {
         self.parked = Some(Parked { frames: VecDeque::from([frame.clone()]), until: syncs });
     }
 
+    /// Take no more client messages until `syncs` Syncs (or Queries) in all have been answered
+    /// (those already held stay held; see `Session::forward`).
+    pub(super) fn hold_client_until(&mut self, syncs: u64) {
+        match &mut self.parked {
+            Some(parked) => parked.until = parked.until.max(syncs),
+            None => self.parked = Some(Parked { frames: VecDeque::new(), until: syncs }),
+        }
+    }
+
     /// Is the session waiting for a probe (or an earlier segment's answer) before it takes
     /// more client messages?
     pub(super) fn is_parked(&self) -> bool {

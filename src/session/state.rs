@@ -72,6 +72,9 @@ pub struct Effects {
     /// `DISCARD ALL` / `DEALLOCATE ALL`: every prepared statement goes (see
     /// `ClientStatements::note_drop_all`).
     pub drops_statements: bool,
+    /// `RESET ALL` / `DISCARD ALL`: every setting goes back to the server connection's own
+    /// defaults, where the client wants its startup values (see `Session::forward`).
+    pub resets_settings: bool,
     /// Custom settings it defines (see `Session::placeholders`): the client's once it ran.
     pub defines: Vec<String>,
     /// It changes settings or the transaction's characteristics (`SET LOCAL`, `SET`,
@@ -90,6 +93,7 @@ impl Effects {
             && self.writes.is_empty()
             && self.sets.is_empty()
             && !self.drops_statements
+            && !self.resets_settings
             && self.defines.is_empty()
             && !self.private_reads
             && self.pins.is_empty()
