@@ -106,7 +106,8 @@ async fn settings_follow_savepoints_as_postgres_does() {
 }
 
 /// A pinned client leaves its temporary table, SQL prepared statement, LISTEN, advisory lock
-/// and WITH HOLD cursor on its server connection; none of it may reach the next client.
+/// and WITH HOLD cursor on its server connection (also when a DO block or a function made
+/// them); none of it may reach the next client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_pinned_client_leaves_never_reaches_the_next_client() {
     pinned_state_stays_with_its_client(true).await;
@@ -122,6 +123,11 @@ async fn what_a_pinned_client_leaves_never_reaches_the_next_client_in_pure_pass_
 async fn pinned_state_stays_with_its_client(cache: bool) {
     let pg = PgCluster::start();
     pg.psql_db("app", SETUP);
+    pg.psql_db(
+        "app",
+        "CREATE FUNCTION make_scratch() RETURNS int LANGUAGE plpgsql AS
+           $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS scratch (x int); RETURN 1; END $$",
+    );
     let proxy = Proxy::start_with(&pg, |c| {
         c.pool.max_size = 1;
         c.cache.enabled = cache;
@@ -129,10 +135,25 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     .await;
     let count = |sql: &str| format!("SELECT count(*) FROM {sql}");
     // (what the first client runs, one Query each; what the next client must not see)
-    let cases: [(&[&str], String); 5] = [
+    let temp_relations = count("pg_class WHERE relnamespace = pg_my_temp_schema()");
+    let search_path_set = count("pg_settings WHERE name = 'search_path' AND setting = 'pg_catalog'");
+    let cases: [(&[&str], String); 12] = [
+        // Left by code the proxy does not see into: a DO block, a function.
+        (&["DO $$ BEGIN CREATE TEMP TABLE dt (x int); END $$"], temp_relations.clone()),
+        (&["DO $$ BEGIN PERFORM set_config('search_path', 'pg_catalog', false); END $$"], search_path_set),
+        (&["SELECT make_scratch()"], temp_relations.clone()),
         (
             &["CREATE TEMP TABLE kv (k int, v text)", "INSERT INTO kv VALUES (1, 'temporary')"],
             count("kv WHERE v = 'temporary'"),
+        ),
+        // Temporary without TEMP (tokio-postgres's own tests make `pg_temp.foo`), and the
+        // other temporary kinds: they were not seen as the session's own.
+        (&["CREATE TABLE pg_temp.kv (k int, v text)"], temp_relations.clone()),
+        (&["CREATE TEMP VIEW tv AS SELECT 1 AS x"], temp_relations.clone()),
+        (&["CREATE TEMPORARY SEQUENCE ts"], temp_relations),
+        (
+            &["CREATE DOMAIN pg_temp.td AS text"],
+            count("pg_type WHERE typnamespace = pg_my_temp_schema() AND typtype = 'd'"),
         ),
         (&["PREPARE p AS SELECT 42"], count("pg_prepared_statements WHERE name = 'p'")),
         (&["LISTEN channel_a"], count("pg_listening_channels()")),
@@ -154,6 +175,34 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     }
     let locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'";
     assert_eq!(pg.psql_db("app", locks).trim(), "0", "the advisory lock was released");
+}
+
+/// A read of `pg_temp.x` names the session's own object: one client's rows there were cached
+/// and served to another client, which has no such table (directly: 42P01).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_the_temporary_schema_is_never_another_clients_answer() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 2).await;
+    let url = proxy.url("postgres", "app");
+    let a = connect(&url).await;
+    // Made where the proxy does not see it (a DO block's body): the read is what tells.
+    a.batch_execute("DO $$ BEGIN CREATE TABLE pg_temp.c (v int); INSERT INTO pg_temp.c VALUES (7); END $$")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(simple_one(&a, "SELECT v FROM pg_temp.c").await.as_deref(), Some("7"));
+        let row = a.query_one("SELECT v FROM pg_temp.c", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7);
+    }
+    let b = connect(&url).await;
+    for _ in 0..2 {
+        let err = b.simple_query("SELECT v FROM pg_temp.c").await.expect_err("b has no pg_temp.c");
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE), "{err:?}");
+        let err = b.query("SELECT v FROM pg_temp.c", &[]).await.expect_err("b has no pg_temp.c");
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE), "{err:?}");
+    }
+    // a keeps its table on its own connection meanwhile.
+    assert_eq!(simple_one(&a, "SELECT v FROM pg_temp.c").await.as_deref(), Some("7"));
 }
 
 /// `SET app.tenant_id = '5'` by one client: directly, another session has never heard of the
@@ -188,24 +237,34 @@ async fn a_custom_setting_a_function_defines_is_undefined_for_the_next() {
          CREATE FUNCTION set_any(n text, v text) RETURNS text LANGUAGE sql AS
            $$ SELECT set_config(n, v, false) $$;",
     );
-    // One server connection: whoever comes next gets the one the last client used.
-    let proxy = Proxy::start_with(&pg, |c| c.pool.max_size = 1).await;
-    let url = proxy.url("postgres", "app");
-    let tenant = "SELECT current_setting('app.tenant_id', true)";
-    let other = "SELECT current_setting('app.other', true)";
-    for round in 0..2 {
-        let a = connect(&url).await;
-        a.batch_execute("SELECT set_tenant(5)").await.unwrap();
-        assert_eq!(simple_one(&a, tenant).await.as_deref(), Some("5"), "round {round}: its own setting");
-        drop(a);
-        let b = connect(&url).await;
-        assert_eq!(simple_one(&b, tenant).await, None, "round {round}: NULL, as on a connection of its own");
-        b.batch_execute("SELECT set_any('app.other', 'x')").await.unwrap();
-        assert_eq!(simple_one(&b, other).await.as_deref(), Some("x"), "round {round}: its own setting");
-        drop(b);
-        let c = connect(&url).await;
-        assert_eq!(simple_one(&c, other).await, None, "round {round}: a computed name");
-        assert_eq!(simple_one(&c, tenant).await, None, "round {round}");
+    // Also in pure pass-through (no cache, no policy: the proxy looks at a statement only
+    // when it names something that may change the session — such as these functions).
+    for cache in [true, false] {
+        // One server connection: whoever comes next gets the one the last client used.
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.max_size = 1;
+            c.cache.enabled = cache;
+        })
+        .await;
+        let url = proxy.url("postgres", "app");
+        let tenant = "SELECT current_setting('app.tenant_id', true)";
+        let other = "SELECT current_setting('app.other', true)";
+        for round in 0..2 {
+            let at = format!("cache {cache}, round {round}");
+            let a = connect(&url).await;
+            a.batch_execute("SELECT set_tenant(5)").await.unwrap();
+            assert_eq!(simple_one(&a, tenant).await.as_deref(), Some("5"), "{at}: its own setting");
+            drop(a);
+            let b = connect(&url).await;
+            assert_eq!(simple_one(&b, tenant).await, None, "{at}: NULL, as on a connection of its own");
+            b.query("SELECT set_any('app.other', 'x')", &[]).await.unwrap();
+            assert_eq!(simple_one(&b, other).await.as_deref(), Some("x"), "{at}: its own setting");
+            drop(b);
+            let c = connect(&url).await;
+            assert_eq!(simple_one(&c, other).await, None, "{at}: a computed name");
+            assert_eq!(simple_one(&c, tenant).await, None, "{at}");
+        }
+        proxy.shutdown().await;
     }
 }
 

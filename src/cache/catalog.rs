@@ -32,6 +32,7 @@ use super::catalog_sql::*;
 use super::name_memo::NameMemo;
 use super::names::RelName;
 use super::rowkey::{ColumnKind, RowColumns};
+use super::state_setters::StateSetters;
 
 /// Memoized names kept before the memo is cleared (bounds memory under odd workloads).
 const MAX_MEMO: usize = 10_000;
@@ -70,6 +71,8 @@ pub struct Catalog {
     any_read_writes: Mutex<Option<bool>>,
     /// [`Catalog::may_set_settings`] answers.
     setters: NameMemo<SettingsSetter>,
+    /// [`Catalog::state_setters`]' answer.
+    state_setters: super::state_setters::StateSettersMemo,
     /// [`Catalog::write_closure`] answers.
     writes: NameMemo<WriteClosure>,
     /// [`Catalog::row_columns`] answers.
@@ -90,7 +93,8 @@ impl std::fmt::Debug for Catalog {
 /// What calling a function may do to the session's settings (see `SETS_SETTINGS_SQL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingsSetter {
-    /// It may change settings the proxy cannot see.
+    /// It may change settings the proxy cannot see, or leave other session state on the
+    /// connection (temporary objects, `LISTEN`, session advisory locks): the caller is pinned.
     pub sets: bool,
     /// The custom (dotted) settings it may define, lower case; `None` when it may define
     /// others the proxy cannot name.
@@ -135,6 +139,7 @@ impl Catalog {
             read_writes: NameMemo::new(MAX_MEMO),
             any_read_writes: Mutex::default(),
             setters: NameMemo::new(MAX_MEMO),
+            state_setters: Default::default(),
             writes: NameMemo::new(MAX_MEMO),
             rows: NameMemo::new(MAX_MEMO),
             isolation: Mutex::default(),
@@ -274,6 +279,29 @@ impl Catalog {
         Ok(setter)
     }
 
+    /// The user functions that may leave session state when called, if known (see
+    /// `cache::state_setters`), and whether the caller is to read the list now (it is unknown
+    /// or due, and nobody else is reading it): then it calls [`Catalog::read_state_setters`].
+    pub fn state_setters(&self) -> (Option<Arc<StateSetters>>, bool) {
+        let known = self.state_setters.get();
+        let read = known.as_ref().is_none_or(|(_, due)| *due) && self.state_setters.start_reading();
+        (known.map(|(setters, _)| setters), read)
+    }
+
+    /// Read [`Catalog::state_setters`]' list from the catalog (the caller was told to).
+    pub async fn read_state_setters(&self) -> Result<(), CatalogError> {
+        let read = async {
+            let client = self.pool.get().await?;
+            let rows = client.query(STATE_SETTERS_SQL, &[]).await?;
+            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            self.state_setters.set(StateSetters::new(&names));
+            Ok(())
+        };
+        let result = read.await;
+        self.state_setters.done_reading();
+        result
+    }
+
     /// [`Catalog::may_set_settings`] if it is already known, without waiting.
     pub fn may_set_settings_known(&self, name: &str) -> Option<SettingsSetter> {
         self.setters.get_spelled(name)
@@ -407,6 +435,7 @@ impl Catalog {
         self.read_writes.clear();
         *self.any_read_writes.lock().expect("catalog lock") = None;
         self.setters.clear();
+        self.state_setters.clear();
         self.writes.clear();
         self.rows.clear();
         self.isolation.lock().expect("catalog lock").clear();

@@ -121,26 +121,47 @@ pub(super) const ANY_VOLATILE_CALLS_SQL: &str = concat!(
 /// `Catalog::read_may_write`).
 pub(super) const READ_VOLATILE_CALLS_SQL: &str = concat!(deps_cte!(), guards_cte!(), volatile_calls!());
 
-/// Whether any function named `$1` (in schema `$2`, or any) may change session settings when
-/// called: a built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions
-/// `set_config`, has a statement starting with `SET` or `RESET` (not `UPDATE … SET`), or runs
-/// dynamic SQL (`EXECUTE`); any other language (C, Python…) is opaque. No such function: NULL
-/// (the caller assumes it may). A function's own `SET` clause is restored when it returns and
-/// is not its body.
+/// Whether a function of `f` (columns `builtin`, `proname`, `readable`, `body`) may change
+/// session settings — or leave other session state the proxy cannot follow — when called: a
+/// built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions `set_config`,
+/// has a statement starting with `SET` or `RESET` (not `UPDATE … SET`), runs dynamic SQL
+/// (`EXECUTE`), or makes a temporary object (`TEMP`, `TEMPORARY`, `pg_temp`), `LISTEN`s, takes
+/// a session advisory lock or `PREPARE`s; any other language (C, Python…) is opaque. A
+/// function's own `SET` clause is restored when it returns and is not its body.
+macro_rules! leaves_state {
+    () => {
+        "CASE
+         WHEN builtin THEN proname = 'set_config'
+         WHEN readable THEN body ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
+              OR body ~* '(\\mtemp(orary)?\\M|pg_temp|\\mlisten\\M|pg_(try_)?advisory_lock|\\mprepare\\M)'
+         ELSE true END"
+    };
+}
+
+/// The functions `f` ranges over: whether built in, name, whether readable, and body.
+macro_rules! functions_cte {
+    () => {
+        "
+WITH f AS (
+  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname IN ('sql', 'plpgsql') AS readable,
+         coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '') AS body
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
+    };
+}
+
+/// Whether any function named `$1` (in schema `$2`, or any) may leave session state when called
+/// (see `leaves_state!`); no such function: NULL (the caller assumes it may).
 ///
 /// Then the custom (dotted) settings it may define: the literal names of its `set_config`
 /// calls, and whether that list is all of them (not when a `set_config` name is computed, a
 /// `SET` statement or dynamic SQL is in the body, or the body cannot be read).
-pub(super) const SETS_SETTINGS_SQL: &str = "
-WITH f AS (
-  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname IN ('sql', 'plpgsql') AS readable,
-         coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '') AS body
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+pub(super) const SETS_SETTINGS_SQL: &str = concat!(
+    functions_cte!(),
+    "
    WHERE p.proname = $1 AND ($2::text IS NULL OR n.nspname = $2))
-SELECT bool_or(CASE
-         WHEN builtin THEN proname = 'set_config'
-         WHEN readable THEN body ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
-         ELSE true END),
+SELECT bool_or(",
+    leaves_state!(),
+    "),
        bool_or(CASE
          WHEN builtin THEN proname = 'set_config'
          WHEN readable THEN body ~* '((^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
@@ -150,7 +171,19 @@ SELECT bool_or(CASE
        array(SELECT DISTINCT lower(m[1])
                FROM f f2, regexp_matches(f2.body, 'set_config\\s*\\(\\s*''([^'']*)''', 'gi') m
               WHERE f2.readable AND strpos(m[1], '.') > 0 ORDER BY 1)
-  FROM f";
+  FROM f"
+);
+
+/// The names (lower case, without schema) of the user functions that may leave session state
+/// when called (see `leaves_state!`): a statement that names one is looked at, also where
+/// nothing else is (pure pass-through).
+pub(super) const STATE_SETTERS_SQL: &str = concat!(
+    functions_cte!(),
+    "
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+SELECT DISTINCT lower(proname) FROM f WHERE ",
+    leaves_state!()
+);
 
 /// Every relation a write to `$1` (in schema `$2`, or any) may change, itself included: through
 /// a view or a rule (the relations its rewrite rules reference — a view's base tables, a `DO

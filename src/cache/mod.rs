@@ -46,6 +46,7 @@ pub mod recorder;
 pub mod row_versions;
 pub mod rowkey;
 pub mod rules;
+pub mod state_setters;
 pub mod stats;
 pub mod store;
 pub mod versions;

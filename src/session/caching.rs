@@ -51,6 +51,7 @@ pub(super) fn cacheable_statement(analysis: &Analysis, catalogs_ok: bool) -> Opt
         && !s.select_into
         && !s.data_modifying_cte
         && s.temp_tables_created.is_empty()
+        && !s.names_temp_schema()
         && (catalogs_ok || !s.reads_system_catalog());
     ok.then_some(s)
 }

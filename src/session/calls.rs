@@ -16,7 +16,10 @@
 //! - reading a view or a table with row-level security makes Postgres call the functions in the
 //!   view's body or the policies: when one of those may write (a volatile user function; see
 //!   `Catalog::read_may_write`), so does the read (with the cache on: without it there is
-//!   nothing to invalidate).
+//!   nothing to invalidate);
+//! - a statement that names a user function which may leave session state (settings, temporary
+//!   objects, `LISTEN`, advisory locks) is looked at even in pure pass-through, where the proxy
+//!   otherwise looks only for words (see `cache::state_setters`).
 
 use std::sync::Arc;
 
@@ -47,6 +50,21 @@ enum Ask {
 }
 
 impl Session {
+    /// Whether `text` may call a user function that leaves session state (see
+    /// `cache::state_setters`): then it is looked at also in pure pass-through. True while
+    /// the list is not known (its read is started).
+    pub(super) fn may_call_state_setter(&self, text: &[u8]) -> bool {
+        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return true };
+        let (known, read) = catalog.state_setters();
+        if read {
+            tokio::spawn(async move {
+                if let Err(e) = catalog.read_state_setters().await {
+                    debug!(error = %e, "catalog look-up of state-setting functions failed");
+                }
+            });
+        }
+        known.is_none_or(|setters| setters.may_be_called(text))
+    }
     /// Judge the calls of `s` from the built-in list and what the catalog already said; a name
     /// not looked up yet counts as volatile and writing (it is looked up meanwhile). Without a
     /// catalog, the built-in list alone decides (nothing is cached then, and writes flush the

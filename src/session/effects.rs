@@ -137,6 +137,13 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
         // that are are followed as the `default_transaction_*` settings they are).
         plan.untracked_settings = true;
     }
+    if s.opaque_session_state {
+        // A DO block that may set settings, define custom ones, or leave temporary objects,
+        // listeners or locks: the client keeps its connection, its answers are its own, and
+        // the connection is closed when given back.
+        plan.untracked_settings = true;
+        plan.unknown_placeholders = true;
+    }
     if s.settings.iter().any(|c| c.name.as_deref() == Some("session_authorization")) {
         // RESET ALL does not undo it, and the key holds the role, not this.
         plan.untracked_settings = true;

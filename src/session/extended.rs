@@ -189,7 +189,7 @@ impl Session {
                 }
             }
             _ => {
-                if may_change_session(text) {
+                if may_change_session(text) || self.may_call_state_setter(text) {
                     return false;
                 }
                 self.remember_unnamed(frame, true);
@@ -248,7 +248,10 @@ impl Session {
         let effects = match text.as_deref().map(std::str::from_utf8) {
             // Nothing to follow: see `keywords::may_change_session`.
             Some(Ok(text))
-                if self.pure_pass_through() && !self.tx.following() && !may_change_session(text.as_bytes()) =>
+                if self.pure_pass_through()
+                    && !self.tx.following()
+                    && !may_change_session(text.as_bytes())
+                    && !self.may_call_state_setter(text.as_bytes()) =>
             {
                 None
             }

@@ -213,10 +213,9 @@ impl Session {
     /// finds none of the words, or (when the session's SQL lexes as the server reads it) none
     /// is where it could act.
     pub(super) fn changes_no_session_state(&self, text: &[u8]) -> bool {
-        if !may_change_session(text) {
-            return true;
-        }
-        !self.lexing_unreliable() && std::str::from_utf8(text).is_ok_and(|t| !words_may_change_session(t))
+        let quiet = !may_change_session(text)
+            || !self.lexing_unreliable() && std::str::from_utf8(text).is_ok_and(|t| !words_may_change_session(t));
+        quiet && !self.may_call_state_setter(text)
     }
 
     /// Take a server for a client message; `Some(flow)` when none could be had (the client has

@@ -75,9 +75,13 @@ pub struct StatementAnalysis {
     pub select_into: bool,
     /// Runs SQL the analysis cannot see: `DO`, `CALL`, `query_to_xml('…')`, dblink…
     pub dynamic_sql: bool,
+    /// A `DO` block whose body may leave session state the proxy cannot follow (settings,
+    /// temporary objects, `LISTEN`, advisory locks: see `body_writes::may_leave_session_state`).
+    pub opaque_session_state: bool,
     /// UPDATE / DELETE without WHERE (for `require_where`).
     pub missing_where: bool,
-    /// Temporary tables this statement creates (the session must never cache reads of them).
+    /// Temporary objects this statement creates (`CREATE TEMP TABLE / VIEW / SEQUENCE`, or any
+    /// object in `pg_temp`): they live on its server connection and are the session's own.
     pub temp_tables_created: Vec<TableRef>,
     /// `COPY … TO/FROM 'file'` or `PROGRAM '…'`: reads or writes the server's files.
     pub copy_server_side: bool,
@@ -139,6 +143,13 @@ impl StatementAnalysis {
     /// Functions the built-in list does not know: look them up in pg_proc.
     pub fn unknown_functions(&self) -> impl Iterator<Item = &str> {
         self.functions.iter().filter(|f| f.volatility == Volatility::Unknown).map(|f| f.name.as_str())
+    }
+
+    /// Whether it names an object in the session's temporary schema (`pg_temp.x`): each
+    /// session has its own, so what it reads there is never another session's answer.
+    pub fn names_temp_schema(&self) -> bool {
+        self.tables_read.iter().any(TableRef::is_temp_schema)
+            || self.functions.iter().any(|f| TableRef::parse(&f.name).is_temp_schema())
     }
 
     /// Whether it reads a system catalog (`pg_catalog.*`, `information_schema.*`, or an
@@ -224,6 +235,37 @@ fn declares_hold_cursor(src: &str, toks: &[Token]) -> bool {
     options.windows(2).any(|w| w[0].is_word(src, "with") && w[1].is_word(src, "hold"))
 }
 
+/// `DO [LANGUAGE l] body` (either order): whether the body may leave session state (see
+/// [`super::body_writes::may_leave_session_state`]); true for a body in a form not read here
+/// (`E'…'`, more than one string).
+fn do_block_may_leave_state(src: &str, toks: &[Token]) -> bool {
+    let mut language = "plpgsql".to_string();
+    let mut bodies = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        match t.kind {
+            TokKind::String => bodies.push(t.text(src)),
+            TokKind::Word if t.is_word(src, "language") => {
+                if let Some(l) = toks.get(i + 1).and_then(|l| l.identifier(src)) {
+                    language = l;
+                }
+            }
+            _ => {}
+        }
+    }
+    let [quoted] = bodies.as_slice() else { return true };
+    let body = if let Some(inner) = quoted.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')) {
+        inner.replace("''", "'")
+    } else if let Some(rest) = quoted.strip_prefix('$')
+        && let Some(end) = rest.find('$')
+        && let Some(inner) = rest[end + 1..].strip_suffix(&quoted[..end + 2])
+    {
+        inner.to_string()
+    } else {
+        return true;
+    };
+    super::body_writes::may_leave_session_state(&language, &body)
+}
+
 fn word(src: &str, t: Option<&Token>) -> String {
     t.filter(|t| t.kind == TokKind::Word).map(|t| t.text(src).to_ascii_lowercase()).unwrap_or_default()
 }
@@ -304,6 +346,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         data_modifying_cte: false,
         select_into: false,
         dynamic_sql: false,
+        opaque_session_state: false,
         missing_where: false,
         copy_server_side: false,
         temp_tables_created: vec![],
@@ -359,6 +402,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         "do" | "call" => {
             a.dynamic_sql = true;
             if word(src, toks.first()) == "do" {
+                a.opaque_session_state = do_block_may_leave_state(src, toks);
                 return a;
             }
         }

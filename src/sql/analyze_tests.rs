@@ -181,10 +181,54 @@ fn weaker_row_locks_parse() {
 }
 
 #[test]
+fn a_do_block_that_may_leave_session_state_is_reported() {
+    for sql in [
+        "DO $$ BEGIN CREATE TEMP TABLE t (x int); END $$",
+        "DO $body$ BEGIN PERFORM set_config('search_path', 'x', false); END $body$",
+        "DO 'BEGIN SET work_mem = ''1GB''; END'",
+        "DO LANGUAGE plpython3u $$ pass $$",
+        "DO E'BEGIN NULL; END'",
+    ] {
+        let s = one(sql);
+        assert!(s.dynamic_sql && s.opaque_session_state, "{sql}");
+    }
+    for sql in [
+        "DO $$ BEGIN UPDATE t SET x = 1; END $$",
+        "DO 'BEGIN NULL; END' LANGUAGE plpgsql",
+        "DO $x$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'm') THEN CREATE TYPE m AS ENUM ('a'); END IF; END $x$",
+    ] {
+        let s = one(sql);
+        assert!(s.dynamic_sql && !s.opaque_session_state, "{sql}");
+    }
+}
+
+#[test]
 fn temp_tables_and_catalog_reads_are_reported() {
     assert_eq!(names(&one("CREATE TEMP TABLE tmp (a int)").temp_tables_created), ["tmp"]);
     assert_eq!(names(&one("SELECT * INTO TEMP x FROM t").temp_tables_created), ["x"]);
     assert!(one("CREATE TABLE p (a int)").temp_tables_created.is_empty());
+    // Any object made in the session's temporary schema, and the other TEMP forms.
+    for sql in [
+        "CREATE TABLE pg_temp.foo (a int)",
+        "CREATE TABLE \"pg_temp\".foo (a int)",
+        "CREATE TABLE pg_temp_3.foo (a int)",
+        "CREATE TEMP VIEW foo AS SELECT 1",
+        "CREATE VIEW pg_temp.foo AS SELECT 1",
+        "CREATE TEMPORARY SEQUENCE foo",
+        "CREATE SEQUENCE pg_temp.foo",
+        "CREATE DOMAIN pg_temp.foo AS text",
+        "CREATE TYPE pg_temp.foo AS (a int)",
+        "CREATE FUNCTION pg_temp.foo() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ] {
+        let created = one(sql).temp_tables_created;
+        assert_eq!(created.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["foo"], "{sql}");
+    }
+    for sql in ["CREATE VIEW v AS SELECT 1", "CREATE SEQUENCE s", "CREATE DOMAIN public.d AS text"] {
+        assert!(one(sql).temp_tables_created.is_empty(), "{sql}");
+    }
+    assert!(one("SELECT v FROM pg_temp.c").names_temp_schema());
+    assert!(one("SELECT pg_temp.f(1)").names_temp_schema());
+    assert!(!one("SELECT v FROM public.c").names_temp_schema());
     assert!(one("SELECT * FROM pg_class").reads_system_catalog());
     assert!(one("SELECT * FROM information_schema.tables").reads_system_catalog());
     assert!(!one("SELECT * FROM t").reads_system_catalog());

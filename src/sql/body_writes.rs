@@ -1,5 +1,6 @@
-//! Which tables a function body writes, read from its source text: for trigger functions, whose
-//! writes Postgres makes on behalf of the statement that fired them (an audit row, a counter).
+//! What a body of code does, read from its source text: which tables a function body writes
+//! (for trigger functions, whose writes Postgres makes on behalf of the statement that fired
+//! them: an audit row, a counter), and whether a `DO` block may leave session state behind.
 //!
 //! Conservative by construction: the answer is `None` ("may write anything") unless the body is
 //! SQL or PL/pgSQL, runs no dynamic SQL (`EXECUTE`) and calls no function the proxy does not
@@ -76,6 +77,7 @@ const NOT_CALLS: &[&str] = &[
     "raise",
     "conflict",
     "do",
+    "enum",
     "grouping",
     "rollup",
     "cube",
@@ -127,6 +129,41 @@ pub fn body_writes(language: &str, body: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// Whether running `body` (in `language`) may leave session state on its connection that the
+/// proxy cannot follow from the outside: a setting (`SET`, `RESET`, `set_config`), a temporary
+/// object (any word with `temp`: `CREATE TEMP TABLE`, `pg_temp.x`), `LISTEN`, an advisory lock,
+/// a `PREPARE`d statement — or anything, through dynamic SQL or a call of a function that is
+/// not a built-in (a `CALL` too). True for what cannot be read (another language, a nested
+/// dollar quote).
+pub fn may_leave_session_state(language: &str, body: &str) -> bool {
+    if !matches!(language, "sql" | "plpgsql") {
+        return true;
+    }
+    let Some(tokens) = tokenize(body) else { return true };
+    let mut statement_start = true;
+    for (i, word) in tokens.iter().enumerate() {
+        let word = word.as_str();
+        if statement_start && matches!(word, "set" | "reset") {
+            return true;
+        }
+        let state_word = matches!(word, "set_config" | "execute" | "listen" | "prepare");
+        if state_word || word.contains("temp") || word.contains("advisory") {
+            return true;
+        }
+        let names_object = name_start(&tokens, i)
+            .checked_sub(1)
+            .is_some_and(|before| matches!(tokens[before].as_str(), "into" | "table" | "type" | "exists" | "on"));
+        if tokens.get(i + 1).is_some_and(|t| t == "(") && is_word(word) && !NOT_CALLS.contains(&word) && !names_object {
+            let name = qualified_tail(&tokens, i);
+            if functions::volatility(&name) == Volatility::Unknown {
+                return true;
+            }
+        }
+        statement_start = matches!(word, ";" | "begin" | "then" | "else" | "loop");
+    }
+    false
+}
+
 fn is_word(t: &str) -> bool {
     t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
 }
@@ -150,6 +187,11 @@ fn qualified_tail(tokens: &[String], at: usize) -> String {
     } else {
         tokens[at].clone()
     }
+}
+
+/// Where the name ending at token `at` starts (`s . t`: at `s`).
+fn name_start(tokens: &[String], at: usize) -> usize {
+    if at >= 2 && tokens[at - 1] == "." && is_word(&tokens[at - 2]) { at - 2 } else { at }
 }
 
 /// Words (lower-cased; quoted identifiers keep their case) and single punctuation characters,
@@ -232,6 +274,37 @@ mod tests {
             body_writes("plpgsql", "BEGIN PERFORM pg_notify('c', format('%I', TG_TABLE_NAME)); RETURN NULL; END"),
             Some(vec![])
         );
+    }
+
+    #[test]
+    fn a_body_that_may_leave_session_state_is_told() {
+        for body in [
+            "BEGIN SET search_path = app; END",
+            "BEGIN IF true THEN RESET ALL; END IF; END",
+            "BEGIN PERFORM set_config('app.tenant', '5', false); END",
+            "BEGIN CREATE TEMP TABLE scratch (x int); END",
+            "BEGIN CREATE TABLE pg_temp.scratch (x int); END",
+            "BEGIN LISTEN jobs; END",
+            "BEGIN PERFORM pg_advisory_lock(7); END",
+            "BEGIN EXECUTE format('SET work_mem = %L', '1GB'); END",
+            "BEGIN PERFORM app.set_tenant(5); END",
+            "BEGIN CALL app.setup(); END",
+            "BEGIN x := $q$ SET $q$; END",
+        ] {
+            assert!(may_leave_session_state("plpgsql", body), "{body}");
+        }
+        assert!(may_leave_session_state("plpython3u", "pass"));
+        for body in [
+            "BEGIN UPDATE accounts SET balance = 0 WHERE id = 1; END",
+            "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN
+               CREATE TYPE mood AS ENUM ('ok', 'sad'); END IF; END",
+            "DECLARE n int; BEGIN SELECT count(*) INTO n FROM t; RAISE NOTICE '% set', n; END",
+            "INSERT INTO log VALUES (now())",
+            "BEGIN CREATE TABLE IF NOT EXISTS app.t (id int); INSERT INTO app.t (id) VALUES (1); END",
+            "BEGIN CREATE TYPE pair AS (a int, b int); CREATE INDEX ON t (id); END",
+        ] {
+            assert!(!may_leave_session_state("plpgsql", body), "{body}");
+        }
     }
 
     #[test]

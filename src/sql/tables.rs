@@ -36,6 +36,14 @@ impl TableRef {
 
     /// Builds a reference from a parsed object name (the last two parts: a database prefix is
     /// dropped). Returns `None` for names that are not plain identifiers.
+    /// In the session's own temporary schema: `pg_temp.x` (or `pg_temp_3.x`). Every session
+    /// has its own, so the same name stands for different objects (or none) in each.
+    pub fn is_temp_schema(&self) -> bool {
+        self.schema.as_deref().is_some_and(|s| {
+            s.strip_prefix("pg_temp").is_some_and(|n| n.is_empty() || n.strip_prefix('_').is_some_and(is_number))
+        })
+    }
+
     pub fn from_object_name(name: &ObjectName) -> Option<TableRef> {
         let parts: Vec<String> = name.0.iter().map(|p| p.as_ident().map(fold)).collect::<Option<_>>()?;
         match parts.as_slice() {
@@ -76,9 +84,28 @@ pub fn fold_name(name: &ObjectName) -> String {
     name.0.iter().map(|p| p.as_ident().map(fold).unwrap_or_else(|| p.to_string())).collect::<Vec<_>>().join(".")
 }
 
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_temporary_schema_is_pg_temp_or_pg_temp_n() {
+        for (name, temp) in [
+            ("pg_temp.x", true),
+            ("pg_temp_3.x", true),
+            ("public.x", false),
+            ("x", false),
+            ("pg_temporary.x", false),
+            ("pg_temp_.x", false),
+            ("pg_toast_temp_3.x", false),
+        ] {
+            assert_eq!(TableRef::parse(name).is_temp_schema(), temp, "{name}");
+        }
+    }
 
     #[test]
     fn unqualified_rules_match_any_schema() {

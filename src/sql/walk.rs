@@ -107,6 +107,16 @@ impl Walker {
         if self.is_cte(name) { None } else { TableRef::from_object_name(name) }
     }
 
+    /// An object `CREATE` makes: the session's own when `temporary` (`CREATE TEMP …`) or
+    /// made in its temporary schema (`pg_temp.x`, any kind of object).
+    fn created(&mut self, name: &ObjectName, temporary: bool) {
+        if let Some(t) = self.table(name)
+            && (temporary || t.is_temp_schema())
+        {
+            self.out.temp_created.push(t);
+        }
+    }
+
     fn write(&mut self, name: &ObjectName) {
         if let Some(t) = self.table(name) {
             self.out.written.push(t);
@@ -244,14 +254,17 @@ impl Walker {
             }
             Statement::CreateTable(c) => {
                 self.write(&c.name);
-                if c.temporary
-                    && let Some(t) = self.table(&c.name)
-                {
-                    self.out.temp_created.push(t);
-                }
+                self.created(&c.name, c.temporary);
             }
             Statement::AlterTable(a) => self.write(&a.name),
-            Statement::CreateView(v) => self.write(&v.name),
+            Statement::CreateView(v) => {
+                self.write(&v.name);
+                self.created(&v.name, v.temporary);
+            }
+            Statement::CreateSequence { temporary, name, .. } => self.created(name, *temporary),
+            Statement::CreateType { name, .. } => self.created(name, false),
+            Statement::CreateDomain(d) => self.created(&d.name, false),
+            Statement::CreateFunction(f) => self.created(&f.name, false),
             Statement::CreateIndex(c) => self.write(&c.table_name),
             Statement::Drop {
                 object_type: ObjectType::Table | ObjectType::View | ObjectType::MaterializedView,
