@@ -1,8 +1,9 @@
 //! New login defaults (`ALTER DATABASE … SET`, `ALTER ROLE … SET`) made through pgcached reach
 //! the clients that connect after them, as they reach new sessions directly: pooled server
 //! connections logged in before are retired, answers recorded on them are not stored, and new
-//! clients are not greeted with the old parameters (`Pools::new_login_defaults`). Each scenario
-//! runs directly against Postgres first; pgcached must show the same.
+//! clients are not greeted with the old parameters (`Pools::new_login_defaults`). And what else
+//! a login says: the notices applying the startup parameters raises. Each scenario runs
+//! directly against Postgres first; pgcached must show the same.
 
 mod common;
 
@@ -77,6 +78,29 @@ async fn new_login_defaults_reach_the_clients_that_connect_after_them() {
         .await;
         let through = around_new_defaults(proxy.port).await;
         assert_eq!(through, direct, "{mode:?}");
+        proxy.shutdown().await;
+    }
+}
+
+/// A startup parameter Postgres warns about at login (an `application_name` longer than 63
+/// bytes: 42622 "identifier … will be truncated"): the client gets the notice, as directly
+/// (tokio-postgres's own `notices` test counts it). pgcached applies startup parameters with a
+/// hidden statement and dropped what it raised — also for later clients greeted from the
+/// welcome cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_raised_at_login_reaches_the_client() {
+    let pg = PgCluster::start();
+    let long_name = "x".repeat(70);
+    let params = [("user", "postgres"), ("database", "app"), ("application_name", long_name.as_str())];
+    let direct = RawClient::connect_with(pg.port(), &params).await.login_notices;
+    assert_eq!(direct.len(), 1, "{direct:?}");
+    assert!(direct[0].starts_with("N:42622:"), "{direct:?}");
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        let proxy = Proxy::start_with(&pg, |c| c.pool.mode = mode).await;
+        for nth in 0..2 {
+            let through = RawClient::connect_with(proxy.port, &params).await.login_notices;
+            assert_eq!(through, direct, "{mode:?}, client {nth}");
+        }
         proxy.shutdown().await;
     }
 }

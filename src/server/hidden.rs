@@ -21,7 +21,18 @@ impl ServerConn {
     /// [`ServerError::Postgres`] once ReadyForQuery has been read, so the connection stays usable.
     /// Requires `io` to be present.
     pub async fn run_hidden(&mut self, sql: &str) -> Result<(), ServerError> {
-        let result = self.run_hidden_inner(sql).await;
+        self.run_hidden_noting(sql, None).await
+    }
+
+    /// [`ServerConn::run_hidden`], keeping the NoticeResponses it sends (whole frames) in
+    /// `notices` (e.g. the truncation notice of a long `application_name` that Postgres sends a
+    /// client at login: the proxy applies startup parameters with a hidden statement).
+    pub async fn run_hidden_noting(
+        &mut self,
+        sql: &str,
+        notices: Option<&mut Vec<bytes::Bytes>>,
+    ) -> Result<(), ServerError> {
+        let result = self.run_hidden_inner(sql, notices).await;
         if let Err(e) = &result
             && !e.is_recoverable()
             && !matches!(e, ServerError::Leased)
@@ -31,7 +42,11 @@ impl ServerConn {
         result
     }
 
-    async fn run_hidden_inner(&mut self, sql: &str) -> Result<(), ServerError> {
+    async fn run_hidden_inner(
+        &mut self,
+        sql: &str,
+        mut notices: Option<&mut Vec<bytes::Bytes>>,
+    ) -> Result<(), ServerError> {
         let io = self.io.as_mut().ok_or(ServerError::Leased)?;
         let mut out = BytesMut::new();
         build::query(&mut out, sql);
@@ -67,6 +82,11 @@ impl ServerConn {
                 }
                 tag::COPY_BOTH => {
                     return Err(ServerError::Protocol("COPY BOTH from a hidden statement".into()));
+                }
+                tag::NOTICE_RESPONSE => {
+                    if let Some(notices) = notices.as_deref_mut() {
+                        notices.push(frame.as_bytes().clone());
+                    }
                 }
                 _ => {}
             }

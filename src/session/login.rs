@@ -96,6 +96,9 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
     shared.replication.ensure(&database); // its replication stream (no-op unless replication mode)
     let mut out = BytesMut::with_capacity(512);
     build::authentication_ok(&mut out);
+    for notice in &welcome.notices {
+        out.extend_from_slice(notice);
+    }
     for (name, value) in &welcome.reported {
         build::parameter_status(&mut out, name, value);
     }
@@ -262,6 +265,9 @@ async fn admin_login(
 pub struct Welcome {
     pub reported: Vec<(String, String)>,
     pub wanted: ParamSet,
+    /// NoticeResponses (whole frames) applying the startup parameters raised, sent before the
+    /// ParameterStatus list as Postgres sends them at login (a long `application_name`).
+    pub notices: Vec<bytes::Bytes>,
 }
 
 /// Welcomes by (pool, startup parameters): a client whose startup parameters were already
@@ -290,10 +296,11 @@ async fn greet(
         }
     }
     let mut wanted = startup;
-    let obj = first_server(shared, key, &mut wanted).await?;
+    let mut notices = Vec::new();
+    let obj = first_server(shared, key, &mut wanted, &mut notices).await?;
     let mut reported: Vec<(String, String)> = obj.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     reported.sort();
-    let welcome = Arc::new(Welcome { reported, wanted });
+    let welcome = Arc::new(Welcome { reported, wanted, notices });
     if obj.defaults_epoch == shared.pools.defaults_epoch() {
         // (Not one logged in under login defaults that changed since: see `Pools::new_login_defaults`.)
         shared.welcomes.insert(cache_key, welcome.clone());
@@ -303,15 +310,21 @@ async fn greet(
 }
 
 /// A server connection with the client's startup parameters applied; `wanted` is updated to
-/// the values as the server normalized them (e.g. `utc` → `UTC`).
-async fn first_server(shared: &Shared, key: &PoolKey, wanted: &mut ParamSet) -> Result<ServerObject, PoolError> {
+/// the values as the server normalized them (e.g. `utc` → `UTC`), and the notices applying
+/// them raised are added to `notices`.
+async fn first_server(
+    shared: &Shared,
+    key: &PoolKey,
+    wanted: &mut ParamSet,
+    notices: &mut Vec<bytes::Bytes>,
+) -> Result<ServerObject, PoolError> {
     // Not one where another client defined a custom setting this one did not (session mode
     // keeps this connection for the client's whole session).
     let attempts = shared.config.pool.max_size + 1;
     let defined = startup_placeholders(wanted);
     let mut obj = shared.pools.handle(key)?.get_without_foreign_placeholders(&defined, attempts).await?;
     if let Some(sql) = params::sync_statement(wanted, &mut obj.dirty) {
-        if let Err(e) = obj.run_hidden(&sql).await {
+        if let Err(e) = obj.run_hidden_noting(&sql, Some(notices)).await {
             if !matches!(e, ServerError::Postgres { .. }) {
                 obj.broken = true;
             }

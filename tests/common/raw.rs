@@ -66,6 +66,8 @@ pub struct RawClient {
     pub key: Option<(i32, i32)>,
     /// The ParameterStatus messages of the login, as (name, value).
     pub reported: Vec<(String, String)>,
+    /// The NoticeResponses of the login, as [`Msg::summary`] strings.
+    pub login_notices: Vec<String>,
 }
 
 /// Why [`RawClient::recv_within`] returned no message.
@@ -100,7 +102,7 @@ impl RawClient {
     pub async fn connect_with(port: u16, params: &[(&str, &str)]) -> RawClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None, reported: Vec::new() };
+        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None, reported: Vec::new(), login_notices: Vec::new() };
         frontend::startup_message(params.iter().copied(), &mut c.out).unwrap();
         c.flush().await;
         let greeting = c.until_ready().await;
@@ -109,6 +111,7 @@ impl RawClient {
             let int = |at: usize| i32::from_be_bytes(m.body[at..at + 4].try_into().unwrap());
             (int(0), int(4))
         });
+        c.login_notices = greeting.iter().filter(|m| m.tag == 'N').map(Msg::summary).collect();
         c.reported = greeting
             .iter()
             .filter(|m| m.tag == 'S')
