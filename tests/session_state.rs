@@ -126,7 +126,8 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     pg.psql_db(
         "app",
         "CREATE FUNCTION make_scratch() RETURNS int LANGUAGE plpgsql AS
-           $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS scratch (x int); RETURN 1; END $$",
+           $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS scratch (x int); RETURN 1; END $$;
+         CREATE EXTENSION pg_trgm;",
     );
     let proxy = Proxy::start_with(&pg, |c| {
         c.pool.max_size = 1;
@@ -137,11 +138,16 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     // (what the first client runs, one Query each; what the next client must not see)
     let temp_relations = count("pg_class WHERE relnamespace = pg_my_temp_schema()");
     let search_path_set = count("pg_settings WHERE name = 'search_path' AND setting = 'pg_catalog'");
-    let cases: [(&[&str], String); 12] = [
+    let cases: [(&[&str], String); 13] = [
         // Left by code the proxy does not see into: a DO block, a function.
         (&["DO $$ BEGIN CREATE TEMP TABLE dt (x int); END $$"], temp_relations.clone()),
         (&["DO $$ BEGIN PERFORM set_config('search_path', 'pg_catalog', false); END $$"], search_path_set),
         (&["SELECT make_scratch()"], temp_relations.clone()),
+        // An extension's C function known to keep a setting (pg_trgm's set_limit).
+        (
+            &["SELECT set_limit(0.5)"],
+            count("pg_settings WHERE name = 'pg_trgm.similarity_threshold' AND setting = '0.5'"),
+        ),
         (
             &["CREATE TEMP TABLE kv (k int, v text)", "INSERT INTO kv VALUES (1, 'temporary')"],
             count("kv WHERE v = 'temporary'"),
@@ -175,6 +181,33 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     }
     let locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'";
     assert_eq!(pg.psql_db("app", locks).trim(), "0", "the advisory lock was released");
+}
+
+/// An extension's C functions (pgcrypto's `digest`, PostGIS's `st_*`) keep no session state:
+/// calling one pinned the client to its connection (the catalog took every C function for one
+/// that may set settings), so a pool of one had nothing for the next client (53300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_function_does_not_pin_its_caller() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE EXTENSION pgcrypto");
+    for cache in [true, false] {
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.max_size = 1;
+            c.pool.acquire_timeout = std::time::Duration::from_secs(1);
+            c.cache.enabled = cache;
+        })
+        .await;
+        let url = proxy.url("postgres", "app");
+        let a = connect(&url).await;
+        let sql = "SELECT encode(digest('abc', 'sha256'), 'hex')";
+        assert_eq!(simple_one(&a, sql).await.as_deref().map(|h| &h[..8]), Some("ba7816bf"));
+        a.query_one(sql, &[]).await.unwrap();
+        // a is still connected; with one server connection, b gets it only if a was not pinned.
+        let b = connect(&url).await;
+        assert_eq!(simple_one(&b, "SELECT 1").await.as_deref(), Some("1"), "cache {cache}: a kept its connection");
+        drop((a, b));
+        proxy.shutdown().await;
+    }
 }
 
 /// A read of `pg_temp.x` names the session's own object: one client's rows there were cached

@@ -126,7 +126,10 @@ pub(super) const READ_VOLATILE_CALLS_SQL: &str = concat!(deps_cte!(), guards_cte
 /// built-in only if it is `set_config`; SQL and PL/pgSQL when their body mentions `set_config`,
 /// has a statement starting with `SET` or `RESET` (not `UPDATE … SET`), runs dynamic SQL
 /// (`EXECUTE`), or makes a temporary object (`TEMP`, `TEMPORARY`, `pg_temp`), `LISTEN`s, takes
-/// a session advisory lock or `PREPARE`s; any other language (C, Python…) is opaque. A
+/// a session advisory lock or `PREPARE`s; an extension's C function (pgcrypto's `digest`,
+/// PostGIS's `st_distance`: calling one pinned every client, which exhausted the pool) only if
+/// it is one of the few known to keep state (`set_limit` sets `pg_trgm.similarity_threshold`,
+/// dblink's named connections and cursors); any other language (C, Python…) is opaque. A
 /// function's own `SET` clause is restored when it returns and is not its body.
 macro_rules! leaves_state {
     () => {
@@ -134,16 +137,21 @@ macro_rules! leaves_state {
          WHEN builtin THEN proname = 'set_config'
          WHEN readable THEN body ~* '(set_config|(^|;|\\mbegin|\\mthen|\\melse|\\mloop)\\s*(set|reset)\\M|\\mexecute\\M)'
               OR body ~* '(\\mtemp(orary)?\\M|pg_temp|\\mlisten\\M|pg_(try_)?advisory_lock|\\mprepare\\M)'
+         WHEN extension AND language = 'c' THEN proname IN ('set_limit', 'dblink_connect', 'dblink_connect_u', 'dblink_open')
          ELSE true END"
     };
 }
 
-/// The functions `f` ranges over: whether built in, name, whether readable, and body.
+/// The functions `f` ranges over: whether built in, name, language, whether readable, whether
+/// an extension's, and body.
 macro_rules! functions_cte {
     () => {
         "
 WITH f AS (
-  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname IN ('sql', 'plpgsql') AS readable,
+  SELECT n.nspname = 'pg_catalog' AS builtin, p.proname, l.lanname AS language,
+         l.lanname IN ('sql', 'plpgsql') AS readable,
+         EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') AS extension,
          coalesce(nullif(p.prosrc, ''), pg_get_function_sqlbody(p.oid), '') AS body
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
     };

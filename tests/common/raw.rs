@@ -102,7 +102,14 @@ impl RawClient {
     pub async fn connect_with(port: u16, params: &[(&str, &str)]) -> RawClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut c = RawClient { stream, rbuf: BytesMut::new(), out: BytesMut::new(), key: None, reported: Vec::new(), login_notices: Vec::new() };
+        let mut c = RawClient {
+            stream,
+            rbuf: BytesMut::new(),
+            out: BytesMut::new(),
+            key: None,
+            reported: Vec::new(),
+            login_notices: Vec::new(),
+        };
         frontend::startup_message(params.iter().copied(), &mut c.out).unwrap();
         c.flush().await;
         let greeting = c.until_ready().await;
