@@ -65,6 +65,7 @@ impl Session {
         }
         known.is_none_or(|setters| setters.may_be_called(text))
     }
+
     /// Judge the calls of `s` from the built-in list and what the catalog already said; a name
     /// not looked up yet counts as volatile and writing (it is looked up meanwhile). Without a
     /// catalog, the built-in list alone decides (nothing is cached then, and writes flush the
