@@ -125,6 +125,24 @@ pub async fn serve_with(
         traffic: Arc::new(Traffic::new().context("metrics")?),
         lookup,
     });
+    // Login defaults changed around the proxy: handled as those made through it (see
+    // `Session::invalidate`).
+    let watched = shared.clone();
+    let (pools, catalogs) = (shared.pools.clone(), shared.catalogs.clone());
+    let changed = move || {
+        watched.pools.new_login_defaults();
+        watched.welcomes.invalidate_all();
+        watched.cache.flush_all(crate::cache::InvalidationCause::Ddl);
+    };
+    let traffic = shared.traffic.clone();
+    let checked = move |outcome| traffic.login_defaults_check(outcome);
+    tokio::spawn(crate::invalidate::defaults::watch_login_defaults(
+        pools,
+        catalogs,
+        shutdown.clone(),
+        changed,
+        checked,
+    ));
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
     let _admin = AdminServer::start_configured(&shared).await?;
     info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");

@@ -82,6 +82,60 @@ async fn new_login_defaults_reach_the_clients_that_connect_after_them() {
     }
 }
 
+/// The same defaults changed around pgcached (directly: event triggers do not fire for them,
+/// so NOTIFY invalidation cannot carry them): new clients get them within a few seconds — the
+/// proxy polls a fingerprint of `pg_db_role_setting` — where they kept the old ones on pooled
+/// connections for as long as those lived, and the cached `current_setting` for its TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_login_defaults_made_around_pgcached_reach_new_clients_soon() {
+    let pg = PgCluster::start();
+    let work_mem = "SELECT current_setting('work_mem')";
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        reset_defaults(&pg);
+        let admin = common::free_port();
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.mode = mode;
+            c.admin.http_listen = Some(format!("127.0.0.1:{admin}"));
+        })
+        .await;
+        let url = proxy.url("postgres", "app");
+        let old = ["4MB".to_string(), "4MB".to_string()];
+        for _ in 0..2 {
+            // The second time from the cache (and the pool's idle connection).
+            let c = connect(&url).await;
+            assert_eq!(both_protocols(&c, work_mem).await, old, "{mode:?}");
+        }
+        let greeted_before = greeted_time_zone(proxy.port).await;
+        // pgcached has read what the defaults were (right after its first pool appeared): a
+        // change from now on is one it can tell.
+        let first = r#"pgcached_login_defaults_checks_total{outcome="first"}"#;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while common::http::metric(admin, first).await < 1.0 {
+            assert!(std::time::Instant::now() < deadline, "{mode:?}: the login defaults were never read");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        pg.psql_db("app", "ALTER ROLE postgres IN DATABASE app SET work_mem = '7MB'");
+        pg.psql_db("app", "ALTER DATABASE app SET TimeZone = 'Asia/Tokyo'");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let c = connect(&url).await;
+            let seen = both_protocols(&c, work_mem).await;
+            let greeted = greeted_time_zone(proxy.port).await;
+            if seen == ["7MB", "7MB"] && greeted.contains("Asia/Tokyo") {
+                let changed = r#"pgcached_login_defaults_checks_total{outcome="changed"}"#;
+                assert!(common::http::metric(admin, changed).await >= 1.0, "{mode:?}: counted");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{mode:?}: still {seen:?}, {greeted} (before: {greeted_before}) 15 s after the change"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        proxy.shutdown().await;
+    }
+}
+
 /// A startup parameter Postgres warns about at login (an `application_name` longer than 63
 /// bytes: 42622 "identifier … will be truncated"): the client gets the notice, as directly
 /// (tokio-postgres's own `notices` test counts it). pgcached applies startup parameters with a

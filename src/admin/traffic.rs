@@ -71,6 +71,7 @@ pub struct Traffic {
     /// Statements sent again on another server connection (see `session::retry`).
     statement_retries: IntCounter,
     cancel_requests: IntCounterVec,
+    login_defaults_checks: IntCounterVec,
 }
 
 impl Traffic {
@@ -121,6 +122,13 @@ impl Traffic {
                 ),
                 &["outcome"],
             )?,
+            login_defaults_checks: IntCounterVec::new(
+                Opts::new(
+                    "pgcached_login_defaults_checks_total",
+                    "Reads of the login defaults' fingerprint (changes made around pgcached), by outcome: first, same, changed, failed.",
+                ),
+                &["outcome"],
+            )?,
         })
     }
 
@@ -140,6 +148,7 @@ impl Traffic {
         registry.register(Box::new(self.refusals.clone()))?;
         registry.register(Box::new(self.statement_retries.clone()))?;
         registry.register(Box::new(self.cancel_requests.clone()))?;
+        registry.register(Box::new(self.login_defaults_checks.clone()))?;
         Ok(())
     }
 
@@ -178,6 +187,12 @@ impl Traffic {
     /// A client's CancelRequest, and what became of it (a fixed set of outcomes).
     pub fn cancel_request(&self, outcome: &'static str) {
         self.cancel_requests.with_label_values(&[outcome]).inc();
+    }
+
+    /// A read of the login defaults' fingerprint, and what it found (a fixed set of outcomes:
+    /// see `invalidate::defaults`).
+    pub fn login_defaults_check(&self, outcome: &'static str) {
+        self.login_defaults_checks.with_label_values(&[outcome]).inc();
     }
 
     /// A statement refused by `policy`'s `rule`.

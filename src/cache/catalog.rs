@@ -302,6 +302,12 @@ impl Catalog {
         result
     }
 
+    /// The one text value `sql` answers (not memoized: e.g. a fingerprint polled for changes).
+    pub async fn fingerprint(&self, sql: &str) -> Result<String, CatalogError> {
+        let client = self.pool.get().await?;
+        Ok(client.query_one(sql, &[]).await?.get(0))
+    }
+
     /// [`Catalog::may_set_settings`] if it is already known, without waiting.
     pub fn may_set_settings_known(&self, name: &str) -> Option<SettingsSetter> {
         self.setters.get_spelled(name)

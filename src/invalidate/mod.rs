@@ -1,4 +1,5 @@
-//! Invalidation from outside the proxy (`cache.invalidation: notify`), over the control plane.
+//! Invalidation from outside the proxy (`cache.invalidation: notify`, and login defaults in every
+//! mode), over the control plane.
 //!
 //! - [`triggers`]: installs statement-level triggers that `pg_notify` the [`CHANNEL`] with the
 //!   written table's `"schema"."name"` (used by `pgcached install-triggers`).
@@ -9,6 +10,8 @@
 //!   first login to that database (`cache.invalidation: notify`).
 //! - [`control`]: how those control-plane connections reach the upstream (user, TLS).
 //! - [`command`]: `pgcached install-triggers` / `uninstall-triggers`.
+//! - [`defaults`]: login defaults changed around the proxy (`ALTER ROLE … SET` directly),
+//!   noticed by polling, in every invalidation mode.
 //!
 //! This is also what keeps several pgcached instances in front of one database consistent:
 //! each one's writes fire the triggers, and every instance listens. Without it, only writes
@@ -16,6 +19,7 @@
 
 pub mod command;
 pub mod control;
+pub mod defaults;
 pub mod listener;
 pub mod registry;
 pub mod triggers;
