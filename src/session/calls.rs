@@ -54,9 +54,11 @@ impl Session {
     /// `cache::state_setters`): then it is looked at also in pure pass-through. True while
     /// the list is not known (its read is started).
     pub(super) fn may_call_state_setter(&self, text: &[u8]) -> bool {
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return true };
+        let catalog = self.catalog.get_or_init(|| self.shared.catalogs.for_database(&self.key.database));
+        let Some(catalog) = catalog else { return true };
         let (known, read) = catalog.state_setters();
         if read {
+            let catalog = catalog.clone();
             tokio::spawn(async move {
                 if let Err(e) = catalog.read_state_setters().await {
                     debug!(error = %e, "catalog look-up of state-setting functions failed");

@@ -184,6 +184,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         startup: wanted.clone(),
         wanted,
         digest_memo: std::cell::Cell::new(None),
+        catalog: std::cell::OnceCell::new(),
         read_only_ahead: false,
         isolation_memo: std::cell::RefCell::default(),
         lexing_memo: std::cell::Cell::new(None),
