@@ -54,6 +54,32 @@ same_as_direct!(
     }
 );
 
+// A statement with more than 32,767 parameters (postgres.js's own "big query body" test sends
+// 50,000): the counts of Parse and Bind are unsigned 16-bit, and pgcached read them as signed —
+// it refused the Parse as malformed (08P01 FATAL) where Postgres runs it. Named (re-prepared by
+// pgcached with the types) and unnamed.
+same_as_direct!(
+    a_statement_with_more_than_32767_parameters_runs,
+    |c| {
+        const N: usize = 40_000;
+        let types = vec![23u32; N];
+        let values = vec![Some("1"); N];
+        let sql = format!("SELECT $1 + ${N}");
+        let mut msgs = Vec::new();
+        for name in ["big", ""] {
+            c.parse_typed(name, &sql, &types).bind("", name, &values, 0).execute("", 0).sync().flush().await;
+            msgs.extend(c.until_ready().await);
+        }
+        c.bind("", "big", &values, 0).execute("", 0).sync().flush().await;
+        msgs.extend(c.until_ready().await);
+        msgs
+    },
+    |out| {
+        assert_eq!(tags(&out), "12DCZ12DCZ2DCZ");
+        assert_eq!(out[2], "D:\0\u{1}\0\0\0\u{1}2");
+    }
+);
+
 same_as_direct!(
     flush_delivers_results_before_sync,
     |c| {

@@ -395,21 +395,22 @@ impl Session {
 /// text); `None` when they match or the count is not known.
 fn wrong_parameter_count(frame: &Frame, stmt: &Statement, failed: bool) -> Option<String> {
     let wanted = match stmt.shape.as_ref() {
-        Some(shape) => shape.params.get(5..7).map(|n| i16::from_be_bytes([n[0], n[1]]))?,
+        Some(shape) => shape.params.get(5..7).map(|n| u16::from_be_bytes([n[0], n[1]]))?,
         // Not described yet. In a failed transaction the statement cannot be prepared on this
         // connection to find out (the Parse would fail first, with 25P02), so it is counted as
         // Postgres counts it: the types the Parse declared, or the highest `$n` if higher.
         None if failed => {
             let text = std::str::from_utf8(&stmt.query).ok()?;
             let n = max_param(text).max(u32::try_from(stmt.param_types.len()).ok()?);
-            i16::try_from(n).ok()?
+            u16::try_from(n).ok()?
         }
         None => return None,
     };
     let bind = crate::wire::frontend::bind(frame.body())?;
-    let formats = i16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
-    let at = 2 + 2 * formats.max(0) as usize;
-    let supplied = i16::from_be_bytes(bind.params_and_formats.get(at..at + 2)?.try_into().ok()?);
+    // Counts are unsigned 16-bit on the wire, as Postgres reads them.
+    let formats = u16::from_be_bytes(bind.params_and_formats.get(..2)?.try_into().ok()?);
+    let at = 2 + 2 * usize::from(formats);
+    let supplied = u16::from_be_bytes(bind.params_and_formats.get(at..at + 2)?.try_into().ok()?);
     if formats > 1 && formats != supplied {
         Some(format!("bind message has {formats} parameter formats but {supplied} parameters"))
     } else if supplied != wanted {

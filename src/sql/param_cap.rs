@@ -68,9 +68,11 @@ fn take_i16(buf: &mut &[u8]) -> Option<i16> {
 }
 
 fn parse_tail(mut buf: &[u8]) -> Option<Tail<'_>> {
-    let nfmt = usize::try_from(take_i16(&mut buf)?).ok()?;
+    // Counts are unsigned 16-bit, as Postgres reads them (up to 65535).
+    let count = |buf: &mut &[u8]| take(buf, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let nfmt = count(&mut buf)?;
     let formats = (0..nfmt).map(|_| take_i16(&mut buf)).collect::<Option<Vec<_>>>()?;
-    let nparams = usize::try_from(take_i16(&mut buf)?).ok()?;
+    let nparams = count(&mut buf)?;
     let mut params = Vec::with_capacity(nparams);
     for _ in 0..nparams {
         let len = i32::from_be_bytes(take(&mut buf, 4)?.try_into().ok()?);
@@ -143,11 +145,11 @@ pub fn cap_bind_params(params_and_formats: &[u8], caps: &[ParamCap]) -> Result<O
         return Ok(None);
     }
     let mut out = Vec::with_capacity(params_and_formats.len() + 16);
-    out.extend_from_slice(&(tail.formats.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(tail.formats.len() as u16).to_be_bytes());
     for f in &tail.formats {
         out.extend_from_slice(&f.to_be_bytes());
     }
-    out.extend_from_slice(&(tail.params.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(tail.params.len() as u16).to_be_bytes());
     for (old, new) in tail.params.iter().zip(&values) {
         match new.as_deref().or(*old) {
             Some(v) => {
@@ -167,9 +169,9 @@ mod tests {
 
     fn tail(formats: &[i16], params: &[Option<&[u8]>], results: &[i16]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&(formats.len() as i16).to_be_bytes());
+        out.extend_from_slice(&(formats.len() as u16).to_be_bytes());
         formats.iter().for_each(|f| out.extend_from_slice(&f.to_be_bytes()));
-        out.extend_from_slice(&(params.len() as i16).to_be_bytes());
+        out.extend_from_slice(&(params.len() as u16).to_be_bytes());
         for p in params {
             match p {
                 Some(v) => {
@@ -179,7 +181,7 @@ mod tests {
                 None => out.extend_from_slice(&(-1i32).to_be_bytes()),
             }
         }
-        out.extend_from_slice(&(results.len() as i16).to_be_bytes());
+        out.extend_from_slice(&(results.len() as u16).to_be_bytes());
         results.iter().for_each(|f| out.extend_from_slice(&f.to_be_bytes()));
         out
     }

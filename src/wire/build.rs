@@ -153,7 +153,8 @@ pub fn parse(out: &mut BytesMut, name: &[u8], query: &[u8], param_types: &[u32])
     put_frame(out, b'P', |b| {
         put_cstr(b, name);
         put_cstr(b, query);
-        b.put_i16(param_types.len() as i16);
+        // Unsigned on the wire, as Postgres reads it (up to 65535).
+        b.put_u16(param_types.len() as u16);
         for oid in param_types {
             b.put_u32(*oid);
         }

@@ -40,8 +40,8 @@ pub struct Parse<'a> {
 pub fn parse(body: &[u8]) -> Option<Parse<'_>> {
     let (name, rest) = split_cstr(body)?;
     let (query, rest) = split_cstr(rest)?;
-    let n = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
-    let n = usize::try_from(n).ok()?;
+    // Counts are unsigned 16-bit on the wire, as Postgres reads them (up to 65535 parameters).
+    let n = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
     let oids = rest.get(2..2 + 4 * n)?;
     let param_types = oids.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect();
     Some(Parse { name, query, param_types })
@@ -64,19 +64,19 @@ pub fn bind(body: &[u8]) -> Option<Bind<'_>> {
     let (statement, rest) = split_cstr(rest)?;
     let params_and_formats = rest;
     let mut r = Reader(rest);
-    let nfmt = r.i16()?;
+    let nfmt = r.count()?;
     for _ in 0..nfmt {
         r.i16()?;
     }
-    let nparams = r.i16()?;
+    let nparams = r.count()?;
     for _ in 0..nparams {
         let len = r.i32()?;
         if len > 0 {
             r.take(len as usize)?;
         }
     }
-    let nres = r.i16()?;
-    let mut result_formats = Vec::with_capacity(nres.max(0) as usize);
+    let nres = r.count()?;
+    let mut result_formats = Vec::with_capacity(nres);
     for _ in 0..nres {
         result_formats.push(r.i16()?);
     }
@@ -110,9 +110,9 @@ pub struct BindValue<'a> {
 /// ([`Bind::params_and_formats`]); `None` when malformed.
 pub fn bind_values(params_and_formats: &[u8]) -> Option<Vec<BindValue<'_>>> {
     let mut r = Reader(params_and_formats);
-    let nfmt = r.i16()?.max(0) as usize;
+    let nfmt = r.count()?;
     let formats: Vec<i16> = (0..nfmt).map(|_| r.i16()).collect::<Option<_>>()?;
-    let n = r.i16()?.max(0) as usize;
+    let n = r.count()?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let len = r.i32()?;
@@ -171,6 +171,10 @@ impl<'a> Reader<'a> {
     fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
+    /// A count of formats or parameters: unsigned 16-bit, as Postgres reads it (up to 65535).
+    fn count(&mut self) -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)))
+    }
     fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
@@ -188,6 +192,11 @@ mod tests {
         assert_eq!(p.query, b"select $1");
         assert_eq!(p.param_types, vec![23]);
         assert_eq!(parse(b"s1\0select\0\0\x02\0\0\0\x17"), None, "truncated OID list");
+        // Counts are unsigned, as Postgres reads them: 40,000 types.
+        let mut big = b"\0select\0".to_vec();
+        big.extend_from_slice(&40_000u16.to_be_bytes());
+        big.extend(std::iter::repeat_n([0, 0, 0, 23], 40_000).flatten());
+        assert_eq!(parse(&big).unwrap().param_types.len(), 40_000);
     }
 
     #[test]
