@@ -51,16 +51,9 @@ CREATE USER postgres_js_test_scram PASSWORD 'postgres_js_test_scram';
 SELECT pg_reload_conf();
 EOF
 
-# pgcached trusts every client and logs in upstream as the password users with their plaintext
-# passwords (so the tests of wrong or missing passwords cannot fail through it).
 declare -A SUITE_PORT=([direct]=$PGPORT_PRIV)
-suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES" "cache:
-  enabled: true
-auth:
-  method: trust
-  users:
-    - {name: postgres_js_test_md5, password: postgres_js_test_md5}
-    - {name: postgres_js_test_scram, password: postgres_js_test_scram}"
+suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES" \
+    "$(suite_trust_yaml postgres_js_test_md5:postgres_js_test_md5 postgres_js_test_scram:postgres_js_test_scram)"
 
 # A copy whose tests we may edit: tests/bootstrap.js's setup (done above, and by fresh_db) is
 # dropped; the runner runs every test and prints a line per test registered, passed and failed.

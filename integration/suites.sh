@@ -1,7 +1,7 @@
 # Shared by the driver-suite scripts (integration/*_suite.sh): a driver's own test suite runs
 # directly against PostgreSQL and through pgcached, and what fails only through pgcached is
 # listed. Source after integration/lib.sh.
-# Provides: suite_setup, suite_proxies, suite_pytest_failures, suite_report.
+# Provides: suite_setup, suite_proxies, suite_trust_yaml, suite_pytest_failures, suite_report.
 
 # suite_setup NAME — the common start of a suite script: PASSES (default all three), a work
 # directory WORK (logs kept, named on exit; private servers stopped), and BIN (PGCACHED_BIN,
@@ -26,6 +26,18 @@ suite_proxies() {
         SUITE_PORT[$mode]=$(free_port)
         write_pgcached_config "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$up" "$mode" 20 "$extra"
         start_pgcached "$bin" "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$work/pgcached-$mode.log"
+    done
+}
+
+# suite_trust_yaml NAME:PASSWORD... — suite_proxies' EXTRA_YAML for a suite whose users log in
+# upstream with passwords while its tests connect without one: cache on, pgcached trusts every
+# client and logs in upstream as each NAME with its plaintext PASSWORD (so a suite's tests of
+# wrong or missing passwords cannot fail through it).
+suite_trust_yaml() {
+    local pair
+    printf 'cache:\n  enabled: true\nauth:\n  method: trust\n  users:\n'
+    for pair in "$@"; do
+        printf '    - {name: %s, password: %s}\n' "${pair%%:*}" "${pair#*:}"
     done
 }
 

@@ -50,17 +50,10 @@ CREATE EXTENSION ltree;
 SELECT pg_reload_conf();
 EOF
 
-# pgcached trusts every client (tests connect as postgres without a password) and logs in
-# upstream as the password users with their plaintext passwords.
+# Tests connect as postgres without a password (see suite_trust_yaml).
 declare -A SUITE_PORT=([direct]=$PGPORT_PRIV)
-suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES" "cache:
-  enabled: true
-auth:
-  method: trust
-  users:
-    - {name: pass_user, password: password}
-    - {name: md5_user, password: password}
-    - {name: scram_user, password: password}"
+suite_proxies "$WORK" "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" "$BIN" "$PASSES" \
+    "$(suite_trust_yaml pass_user:password md5_user:password scram_user:password)"
 
 for pass in $PASSES; do
     rm -rf "$WORK/rust-postgres/tokio-postgres/tests"
