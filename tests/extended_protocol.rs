@@ -514,3 +514,56 @@ async fn a_bulk_pipelines_error_reaches_the_client_before_its_sync() {
         proxy.shutdown().await;
     }
 }
+
+/// A libpq pipeline of small statements without Sync or Flush that waits for what Postgres sends
+/// unasked (psycopg's `test_pipeline_communicate_uniqviol`: a block, a prepared INSERT executed
+/// five times, the third a duplicate): Postgres flushes the error at once, with the rows before
+/// it. The proxy held such a batch for the cache until a Sync that never came — the client hung.
+/// In autocommit and inside a block, both pooling modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_without_sync_gets_its_error_unasked() {
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE uniq (id int PRIMARY KEY)");
+    let proxy_tx = Proxy::start(&pg).await;
+    let proxy_session = Proxy::start_with(&pg, |c| c.pool.mode = pgcached::config::PoolMode::Session).await;
+    for in_block in [false, true] {
+        let mut transcripts = Vec::new();
+        for port in [pg.port(), proxy_tx.port, proxy_session.port] {
+            pg.psql_db("app", "TRUNCATE uniq");
+            let mut c = RawClient::connect(port, "postgres", "app").await;
+            if in_block {
+                c.query("BEGIN").flush().await;
+                c.until_ready().await;
+            }
+            c.parse("insertion", "INSERT INTO uniq VALUES ($1) RETURNING id").sync().flush().await;
+            c.until_ready().await;
+            for id in ["1", "2", "1", "3"] {
+                c.bind("", "insertion", &[Some(id)], 0).execute("", 0);
+            }
+            c.flush().await;
+            let mut seen = Vec::new();
+            loop {
+                match c.recv_within(Duration::from_secs(3)).await {
+                    Ok(m) if m.tag == 'E' => {
+                        seen.push(m);
+                        break;
+                    }
+                    Ok(m) => seen.push(m),
+                    Err(e) => panic!(
+                        "port {port}, block {in_block}: no error before Sync ({e:?}); got {:?}",
+                        summaries(&seen)
+                    ),
+                }
+            }
+            c.sync().flush().await;
+            seen.extend(c.until_ready().await);
+            transcripts.push(summaries(&seen));
+        }
+        let direct = &transcripts[0];
+        assert!(direct.iter().any(|m| m.starts_with("E:23505")), "{direct:?}");
+        assert_eq!(&transcripts[1], direct, "transaction pooling (left) vs direct (right), block {in_block}");
+        assert_eq!(&transcripts[2], direct, "session pooling (left) vs direct (right), block {in_block}");
+    }
+    proxy_tx.shutdown().await;
+    proxy_session.shutdown().await;
+}

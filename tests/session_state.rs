@@ -138,7 +138,7 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     // (what the first client runs, one Query each; what the next client must not see)
     let temp_relations = count("pg_class WHERE relnamespace = pg_my_temp_schema()");
     let search_path_set = count("pg_settings WHERE name = 'search_path' AND setting = 'pg_catalog'");
-    let cases: [(&[&str], String); 13] = [
+    let cases: [(&[&str], String); 14] = [
         // Left by code the proxy does not see into: a DO block, a function.
         (&["DO $$ BEGIN CREATE TEMP TABLE dt (x int); END $$"], temp_relations.clone()),
         (&["DO $$ BEGIN PERFORM set_config('search_path', 'pg_catalog', false); END $$"], search_path_set),
@@ -156,6 +156,8 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
         // other temporary kinds: they were not seen as the session's own.
         (&["CREATE TABLE pg_temp.kv (k int, v text)"], temp_relations.clone()),
         (&["CREATE TEMP VIEW tv AS SELECT 1 AS x"], temp_relations.clone()),
+        // Made in the temporary schema because the path put it first.
+        (&["SET search_path = pg_temp, public", "CREATE TABLE sp (x int)"], temp_relations.clone()),
         (&["CREATE TEMPORARY SEQUENCE ts"], temp_relations),
         (
             &["CREATE DOMAIN pg_temp.td AS text"],

@@ -3,8 +3,14 @@
 //! or processed message by message as usual (arming a cache fill when the batch is one
 //! cacheable statement). Drivers send `Parse?/Bind/Describe?/Execute/Sync` per statement, so
 //! gathering adds no round trip: the client waits for Sync's answer anyway.
+//!
+//! Not every client does: a libpq pipeline may send statements without Sync or Flush and wait
+//! for what Postgres sends unasked — an error (flushed at once), a full output buffer. A batch
+//! the client stops sending before its Sync therefore goes to the server as it is after
+//! [`BATCH_PAUSE`] (it can no longer be answered from the cache: that needs its Sync).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
@@ -27,6 +33,11 @@ const MAX_GATHERED: usize = 64;
 /// writing (asyncpg's `executemany` stops early on it) — and a batch holds at most
 /// `MAX_GATHERED` small frames.
 const MAX_GATHERED_FRAME: usize = 16 * 1024;
+
+/// How long a batch waits for the rest of its messages once the client has stopped sending
+/// (a statement's messages split across reads arrive within microseconds; a pipeline that
+/// waits for an error sends nothing more).
+pub(super) const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 /// What to do with a gathered batch.
 enum Plan {
@@ -75,8 +86,18 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// [`BATCH_PAUSE`] ran out with the batch still open: it goes to the server as it is.
+    pub(super) async fn batch_paused(&mut self) -> Result<Flow, SessionError> {
+        self.batch_deadline = None;
+        if self.batch.is_empty() || self.is_parked() {
+            return Ok(Flow::Continue);
+        }
+        self.dispatch_batch().await
+    }
+
     /// Answer or process the gathered batch.
     pub(super) async fn dispatch_batch(&mut self) -> Result<Flow, SessionError> {
+        self.batch_deadline = None;
         let frames = std::mem::take(&mut self.batch);
         if let Some(head) = self.leading_begin(&frames) {
             let n = head.frames;

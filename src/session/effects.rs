@@ -114,7 +114,7 @@ pub fn plan(
 /// session's answers private (into `plan`).
 fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
     let mut pins = Pins::default();
-    if !s.temp_tables_created.is_empty() {
+    if !s.temp_tables_created.is_empty() || s.settings.iter().any(puts_temp_schema_on_path) {
         pins.add(Pins::TEMP_OBJECTS);
         plan.private.add(Private::TEMP_OBJECTS);
     }
@@ -149,6 +149,15 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
         plan.untracked_settings = true;
     }
     pins
+}
+
+/// A `search_path` naming the temporary schema (`SET search_path = pg_temp, public`): a
+/// `CREATE TABLE t` after it may make a temporary table that no statement names as one (when
+/// `pg_temp` is the first schema on the path that exists). Its client is treated as one that
+/// made a temporary object. A value given as a Bind parameter is not seen.
+fn puts_temp_schema_on_path(c: &crate::sql::SettingChange) -> bool {
+    c.name.as_deref() == Some("search_path")
+        && c.value.as_deref().is_some_and(|v| v.to_ascii_lowercase().contains("pg_temp"))
 }
 
 /// `DISCARD ALL`, `DEALLOCATE ALL`, `DEALLOCATE PREPARE ALL`.
@@ -424,6 +433,9 @@ mod tests {
     fn session_state_pins_and_privacy() {
         let pins = |sql: &str| one(sql, &[]).pins;
         assert!(pins("CREATE TEMP TABLE x (a int)").contains(Pins::TEMP_OBJECTS));
+        assert!(pins("SET search_path = pg_temp, public").contains(Pins::TEMP_OBJECTS));
+        assert!(pins("SELECT set_config('search_path', 'x, PG_TEMP', false)").contains(Pins::TEMP_OBJECTS));
+        assert!(!pins("SET search_path = public").contains(Pins::TEMP_OBJECTS));
         assert!(one("CREATE TEMP TABLE x (a int)", &[]).private.contains(Private::TEMP_OBJECTS));
         assert!(pins("LISTEN ch").contains(Pins::LISTEN));
         assert!(pins("PREPARE p AS SELECT 1").contains(Pins::SQL_PREPARED));

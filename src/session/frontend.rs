@@ -4,6 +4,7 @@
 //! expected replies noted in the queue, or answered locally when no server can be had.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tracing::{debug, warn};
@@ -65,6 +66,11 @@ impl Session {
             if flow == Flow::Close {
                 return Ok(Flow::Close);
             }
+        }
+        if !self.batch.is_empty() && self.batch_deadline.is_none() {
+            // The client stopped before the batch's Sync (a pipeline waiting for an error, or
+            // a frame split across reads): it waits a moment for the rest, no longer.
+            self.batch_deadline = Some(Instant::now() + super::batch::BATCH_PAUSE);
         }
         self.emit_ready_synth();
         Ok(Flow::Continue)

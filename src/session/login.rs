@@ -191,6 +191,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         key_memo: std::cell::RefCell::default(),
         last_activity: Instant::now(),
         drain_deadline: None,
+        batch_deadline: None,
         client_unflushed: false,
         server_unflushed: false,
         client_held: false,

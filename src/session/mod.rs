@@ -214,6 +214,9 @@ pub struct Session {
     table_schemas: guard::TableSchemas,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
+    /// When a batch the client stopped sending before its Sync goes to the server as it is
+    /// (see `batch::BATCH_PAUSE`); `None` while no batch waits for more.
+    batch_deadline: Option<Instant>,
     /// The text of the last unnamed statement (for invalidation at Bind).
     unnamed_query: Option<bytes::Bytes>,
     /// The parameter types of the last unnamed statement (for the rows its Bind pins).
@@ -466,6 +469,7 @@ impl Session {
                     );
                     return Ok(());
                 }
+                Event::Timer if self.batch_deadline.is_some_and(|d| d <= Instant::now()) => self.batch_paused().await?,
                 Event::Timer => self.on_timer().await,
             };
             if flow == Flow::Close {

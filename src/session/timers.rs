@@ -18,7 +18,10 @@ pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(2);
 impl Session {
     /// The next instant a timer of this session runs out, if any.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [self.drain_deadline, self.timeout_deadline(), self.client_write_deadline()].into_iter().flatten().min()
+        [self.drain_deadline, self.timeout_deadline(), self.client_write_deadline(), self.batch_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// When a client that takes none of its answers is cut (`timeouts.client_write`).
