@@ -39,6 +39,9 @@ const MAX_GATHERED_FRAME: usize = 16 * 1024;
 /// waits for an error sends nothing more).
 pub(super) const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
+/// (name, text, parameter types) of a Parse in a batch.
+type BatchParse<'a> = (&'a [u8], &'a [u8], Vec<u32>);
+
 /// What to do with a gathered batch.
 enum Plan {
     /// Everything answered by the proxy itself (statements defined or dropped locally).
@@ -256,8 +259,7 @@ impl Session {
         if !self.cache_usable() {
             return Plan::Forward;
         }
-        // (name, text, parameter types) of each Parse in the batch.
-        let mut parses: Vec<(&[u8], &[u8], Vec<u32>)> = Vec::new();
+        let mut parses: smallvec::SmallVec<[BatchParse<'_>; 2]> = smallvec::SmallVec::new();
         let mut bind = None;
         let mut describe = false;
         let mut executed = false;
@@ -379,7 +381,8 @@ impl Session {
             return None;
         }
         let body = &frames[..frames.len() - 1];
-        if body.is_empty() {
+        if body.is_empty() || body.iter().any(|f| f.tag() != tag::PARSE) {
+            // Most batches: a statement executed. Turned away before anything is allocated.
             return None;
         }
         let mut names = Vec::with_capacity(body.len());

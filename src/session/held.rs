@@ -56,6 +56,17 @@ impl PlainHead {
     }
 }
 
+/// How many frames a [`PlainHead`] at the head of `frames` would take, by their tags alone
+/// (`Parse? Bind Describe? Execute`); `None` when they are not of that form.
+fn head_frames(frames: &[Frame]) -> Option<usize> {
+    let parsed = frames.first()?.tag() == tag::PARSE;
+    let [bind, rest @ ..] = &frames[usize::from(parsed)..] else { return None };
+    let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
+    let execute = rest.get(usize::from(described))?;
+    ((bind.tag(), execute.tag()) == (tag::BIND, tag::EXECUTE))
+        .then_some(usize::from(parsed) + 2 + usize::from(described))
+}
+
 /// Whether `text` may be a `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` or
 /// `ABORT` by its first word (a text that starts with a comment may be anything).
 fn may_be_transaction_statement(text: &[u8]) -> bool {
@@ -86,8 +97,11 @@ impl Session {
     /// statement in the extended protocol send): the whole answer. Not under a policy (its
     /// checks of a Parse are the usual way's).
     pub(super) async fn held_batch(&mut self, frames: &[Frame]) -> Option<Bytes> {
+        if head_frames(frames).is_none_or(|n| frames.len() != n + 1) {
+            return None;
+        }
         let head = self.plain_head(frames)?;
-        if frames.len() != head.frames + 1 || frames[head.frames].tag() != tag::SYNC {
+        if frames[head.frames].tag() != tag::SYNC {
             return None;
         }
         if !head.parsed && begin_form(head.text()).is_some() {
@@ -110,6 +124,10 @@ impl Session {
     /// A `BEGIN` at the head of a longer batch, as pgjdbc sends a block's first statement (not
     /// under a policy). Whether it may be held is decided with the rest.
     pub(super) fn leading_begin(&self, frames: &[Frame]) -> Option<PlainHead> {
+        // Most batches are one statement and its Sync: told apart before anything is decoded.
+        if head_frames(frames).is_none_or(|n| frames.len() <= n + 1) {
+            return None;
+        }
         let head = self.plain_head(frames)?;
         // Only the BEGIN and its Sync: see `held_batch`.
         (frames.len() > head.frames + 1 && begin_form(head.text()).is_some()).then_some(head)
