@@ -185,6 +185,32 @@ async fn pinned_state_stays_with_its_client(cache: bool) {
     assert_eq!(pg.psql_db("app", locks).trim(), "0", "the advisory lock was released");
 }
 
+/// A `search_path` that names `pg_temp`, set through Bind parameters (`set_config($1, $2,
+/// false)`, as a driver or ORM sends it): the next `CREATE TABLE` makes a temporary table that
+/// no statement names as one. It must not reach the next client on that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_naming_pg_temp_set_by_bind_parameters_pins_its_client() {
+    let pg = PgCluster::start();
+    let temp_relations = "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()";
+    for cache in [true, false] {
+        let proxy = Proxy::start_with(&pg, |c| {
+            c.pool.max_size = 1;
+            c.cache.enabled = cache;
+        })
+        .await;
+        {
+            let a = connect(&proxy.url("postgres", "app")).await;
+            a.query("SELECT set_config($1, $2, false)", &[&"search_path", &"pg_temp, public"]).await.unwrap();
+            a.batch_execute("CREATE TABLE made_by_path (x int)").await.unwrap();
+            assert_eq!(simple_one(&a, temp_relations).await.as_deref(), Some("1"), "a temporary table");
+        }
+        let b = connect(&proxy.url("postgres", "app")).await;
+        assert_eq!(simple_one(&b, temp_relations).await.as_deref(), Some("0"), "cache {cache}: it leaked");
+        drop(b);
+        proxy.shutdown().await;
+    }
+}
+
 /// An extension's C functions (pgcrypto's `digest`, PostGIS's `st_*`) keep no session state:
 /// calling one pinned the client to its connection (the catalog took every C function for one
 /// that may set settings), so a pool of one had nothing for the next client (53300).

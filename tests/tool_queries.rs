@@ -132,11 +132,27 @@ async fn tool_reads_return_the_same_rows_through_a_guarded_policy() {
           user: bi
           read_only: true
           limit: {inject: 5, max: 5, notice: true}";
-    let proxy = Proxy::start_with(&pg, |c| c.policies = serde_yaml::from_str(policies).expect("policies")).await;
+    let admin = common::free_port();
+    let proxy = Proxy::start_with(&pg, |c| {
+        c.policies = serde_yaml::from_str(policies).expect("policies");
+        c.admin.http_listen = Some(format!("127.0.0.1:{admin}"));
+    })
+    .await;
     let direct = connect(&pg.url("bi", "app")).await;
     // What a `read_only` policy sets upstream (psql's `\dconfig` shows it).
     direct.batch_execute("SET default_transaction_read_only = on").await.unwrap();
     let through = connect(&proxy.url("bi", "app")).await;
+    // pgcached's first look at the login defaults opens a connection to `postgres`, whose
+    // backend writes that database's relation-cache file (~150 kB, after `CREATE ROLE`):
+    // psql's `\l+` sizes would differ between a direct read before it and one through pgcached
+    // after. Compared from when it has happened.
+    through.simple_query("SELECT 1").await.unwrap();
+    let first = r#"pgcached_login_defaults_checks_total{outcome="first"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while common::http::metric(admin, first).await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the login defaults were never read");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut compared = 0;
     let mut failures = Vec::new();
     for q in corpus() {

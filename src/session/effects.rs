@@ -87,6 +87,15 @@ pub fn plan(
                 }
             }
             let name = change.name.clone().or_else(|| change.name_param.and_then(|n| param(params, n)));
+            let value = || change.value.clone().or_else(|| change.value_param.and_then(|n| param(params, n)));
+            if name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("search_path"))
+                && value().is_some_and(|v| names_temp_schema(&v))
+            {
+                // The client is treated as one that made a temporary object.
+                effects.pins.add(Pins::TEMP_OBJECTS);
+                plan.pins.add(Pins::TEMP_OBJECTS);
+                plan.private.add(Private::TEMP_OBJECTS);
+            }
             match name {
                 Some(name) if name.contains('.') => {
                     let name = name.to_ascii_lowercase();
@@ -114,7 +123,7 @@ pub fn plan(
 /// session's answers private (into `plan`).
 fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
     let mut pins = Pins::default();
-    if !s.temp_tables_created.is_empty() || s.settings.iter().any(puts_temp_schema_on_path) {
+    if !s.temp_tables_created.is_empty() {
         pins.add(Pins::TEMP_OBJECTS);
         plan.private.add(Private::TEMP_OBJECTS);
     }
@@ -151,13 +160,11 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
     pins
 }
 
-/// A `search_path` naming the temporary schema (`SET search_path = pg_temp, public`): a
-/// `CREATE TABLE t` after it may make a temporary table that no statement names as one (when
-/// `pg_temp` is the first schema on the path that exists). Its client is treated as one that
-/// made a temporary object. A value given as a Bind parameter is not seen.
-fn puts_temp_schema_on_path(c: &crate::sql::SettingChange) -> bool {
-    c.name.as_deref() == Some("search_path")
-        && c.value.as_deref().is_some_and(|v| v.to_ascii_lowercase().contains("pg_temp"))
+/// Whether a `search_path` value names the temporary schema (`pg_temp, public`): a `CREATE
+/// TABLE t` after it may make a temporary table that no statement names as one (when `pg_temp`
+/// is the first schema on the path that exists).
+fn names_temp_schema(path: &str) -> bool {
+    path.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"pg_temp"))
 }
 
 /// `DISCARD ALL`, `DEALLOCATE ALL`, `DEALLOCATE PREPARE ALL`.
@@ -436,6 +443,9 @@ mod tests {
         assert!(pins("SET search_path = pg_temp, public").contains(Pins::TEMP_OBJECTS));
         assert!(pins("SELECT set_config('search_path', 'x, PG_TEMP', false)").contains(Pins::TEMP_OBJECTS));
         assert!(!pins("SET search_path = public").contains(Pins::TEMP_OBJECTS));
+        let by_param = one("SELECT set_config($1, $2, false)", &[Some("search_path"), Some("pg_temp")]);
+        assert!(by_param.pins.contains(Pins::TEMP_OBJECTS), "name and value as Bind parameters");
+        assert!(by_param.private.contains(Private::TEMP_OBJECTS));
         assert!(one("CREATE TEMP TABLE x (a int)", &[]).private.contains(Private::TEMP_OBJECTS));
         assert!(pins("LISTEN ch").contains(Pins::LISTEN));
         assert!(pins("PREPARE p AS SELECT 1").contains(Pins::SQL_PREPARED));
