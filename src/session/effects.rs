@@ -164,7 +164,7 @@ fn note_session_state(s: &StatementAnalysis, plan: &mut Plan) -> Pins {
 /// TABLE t` after it may make a temporary table that no statement names as one (when `pg_temp`
 /// is the first schema on the path that exists).
 fn names_temp_schema(path: &str) -> bool {
-    path.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"pg_temp"))
+    crate::sql::lex::contains_ignore_ascii_case(path.as_bytes(), b"pg_temp")
 }
 
 /// `DISCARD ALL`, `DEALLOCATE ALL`, `DEALLOCATE PREPARE ALL`.

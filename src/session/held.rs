@@ -56,15 +56,26 @@ impl PlainHead {
     }
 }
 
-/// How many frames a [`PlainHead`] at the head of `frames` would take, by their tags alone
-/// (`Parse? Bind Describe? Execute`); `None` when they are not of that form.
-fn head_frames(frames: &[Frame]) -> Option<usize> {
-    let parsed = frames.first()?.tag() == tag::PARSE;
-    let [bind, rest @ ..] = &frames[usize::from(parsed)..] else { return None };
-    let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
-    let execute = rest.get(usize::from(described))?;
-    ((bind.tag(), execute.tag()) == (tag::BIND, tag::EXECUTE))
-        .then_some(usize::from(parsed) + 2 + usize::from(described))
+/// The frames a [`PlainHead`] at the head of a batch would take, told by their tags alone
+/// (`Parse? Bind Describe? Execute`), before anything is decoded.
+#[derive(Clone, Copy)]
+struct HeadShape {
+    parsed: bool,
+    described: bool,
+}
+
+impl HeadShape {
+    fn of(frames: &[Frame]) -> Option<HeadShape> {
+        let parsed = frames.first()?.tag() == tag::PARSE;
+        let [bind, rest @ ..] = &frames[usize::from(parsed)..] else { return None };
+        let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
+        let execute = rest.get(usize::from(described))?;
+        ((bind.tag(), execute.tag()) == (tag::BIND, tag::EXECUTE)).then_some(HeadShape { parsed, described })
+    }
+
+    fn frames(self) -> usize {
+        usize::from(self.parsed) + 2 + usize::from(self.described)
+    }
 }
 
 /// Whether `text` may be a `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` or
@@ -97,13 +108,11 @@ impl Session {
     /// statement in the extended protocol send): the whole answer. Not under a policy (its
     /// checks of a Parse are the usual way's).
     pub(super) async fn held_batch(&mut self, frames: &[Frame]) -> Option<Bytes> {
-        if head_frames(frames).is_none_or(|n| frames.len() != n + 1) {
+        let shape = HeadShape::of(frames).filter(|s| frames.len() == s.frames() + 1)?;
+        if frames[shape.frames()].tag() != tag::SYNC {
             return None;
         }
-        let head = self.plain_head(frames)?;
-        if frames[head.frames].tag() != tag::SYNC {
-            return None;
-        }
+        let head = self.plain_head(frames, shape)?;
         if !head.parsed && begin_form(head.text()).is_some() {
             // A named BEGIN on its own (pgbench -M prepared) is not held: such a client may
             // next prepare a statement synchronously (libpq's PQprepare), and that Parse would
@@ -124,13 +133,11 @@ impl Session {
     /// A `BEGIN` at the head of a longer batch, as pgjdbc sends a block's first statement (not
     /// under a policy). Whether it may be held is decided with the rest.
     pub(super) fn leading_begin(&self, frames: &[Frame]) -> Option<PlainHead> {
-        // Most batches are one statement and its Sync: told apart before anything is decoded.
-        if head_frames(frames).is_none_or(|n| frames.len() <= n + 1) {
-            return None;
-        }
-        let head = self.plain_head(frames)?;
-        // Only the BEGIN and its Sync: see `held_batch`.
-        (frames.len() > head.frames + 1 && begin_form(head.text()).is_some()).then_some(head)
+        // Most batches are one statement and its Sync (only a BEGIN and its Sync: see
+        // `held_batch`): told apart before anything is decoded.
+        let shape = HeadShape::of(frames).filter(|s| frames.len() > s.frames() + 1)?;
+        let head = self.plain_head(frames, shape)?;
+        begin_form(head.text()).is_some().then_some(head)
     }
 
     /// `Parse? Bind Describe(portal)? Execute` of one parameterless statement through the
@@ -138,17 +145,13 @@ impl Session {
     /// statement the client prepared earlier (pgjdbc names its `BEGIN` and `COMMIT` once it
     /// has used them a few times). The Execute's row limit is not looked at: the callers take
     /// only transaction statements, which return no rows.
-    fn plain_head(&self, frames: &[Frame]) -> Option<PlainHead> {
+    fn plain_head(&self, frames: &[Frame], shape: HeadShape) -> Option<PlainHead> {
         if self.policy.is_some() {
             return None;
         }
-        let parsed = frames.first()?.tag() == tag::PARSE;
-        let [bind, rest @ ..] = &frames[usize::from(parsed)..] else { return None };
-        let described = rest.first().is_some_and(|f| f.tag() == tag::DESCRIBE);
-        let execute = rest.get(usize::from(described))?;
-        if (bind.tag(), execute.tag()) != (tag::BIND, tag::EXECUTE) {
-            return None;
-        }
+        let HeadShape { parsed, described } = shape;
+        let bind = &frames[usize::from(parsed)];
+        let execute = &frames[shape.frames() - 1];
         // The callers take only transaction statements: every other batch (each read of an
         // ORM's block) is turned away by its first word before its Bind is decoded.
         let parse = if parsed {
@@ -182,8 +185,9 @@ impl Session {
             }
         };
         let whole_portal = frontend::execute(execute.body()).is_some_and(|e| e.portal.is_empty());
-        let portal_described =
-            !described || frontend::target(rest[0].body()).is_some_and(|t| t.kind == b'P' && t.name.is_empty());
+        let portal_described = !described
+            || frontend::target(frames[usize::from(parsed) + 1].body())
+                .is_some_and(|t| t.kind == b'P' && t.name.is_empty());
         if !(b.portal.is_empty()
             && whole_portal
             && portal_described
@@ -192,7 +196,7 @@ impl Session {
             return None;
         }
         std::str::from_utf8(&text).ok()?;
-        Some(PlainHead { frames: usize::from(parsed) + 2 + usize::from(described), parsed, described, text })
+        Some(PlainHead { frames: shape.frames(), parsed, described, text })
     }
 
     /// Hold a `BEGIN`, or end a held block, if `analysis` is one such statement and the session

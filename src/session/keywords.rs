@@ -50,11 +50,10 @@ pub(super) fn words_may_change_session(text: &str) -> bool {
     const STARTS: [&str; 9] =
         ["set", "reset", "do", "listen", "unlisten", "prepare", "deallocate", "discard", "declare"];
     // Without lowering a copy of every word: this runs for each `UPDATE … SET` forwarded.
-    let has = |word: &[u8], part: &[u8]| word.windows(part.len()).any(|w| w.eq_ignore_ascii_case(part));
     let anywhere = |t: &Token| {
         matches!(t.kind, TokKind::Word | TokKind::QuotedIdent) && {
             let word = t.text(text).as_bytes();
-            has(word, b"temp") || has(word, b"set_config") || has(word, b"advisory")
+            [&b"temp"[..], b"set_config", b"advisory"].iter().any(|part| contains_ignore_ascii_case(word, part))
         }
     };
     split_statements(text).iter().any(|s| {
@@ -175,7 +174,7 @@ const DISCARD: (u64, u64) = word(b"discard");
 const DECLARE: (u64, u64) = word(b"declare");
 const ADVISORY: (u64, u64) = word(b"advisory");
 
-use crate::sql::lex::{TokKind, Token, split_statements};
+use crate::sql::lex::{TokKind, Token, contains_ignore_ascii_case, split_statements};
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@
 //! Read from the tokens (sqlparser does not know every option of these statements); a text
 //! whose tokens do not have the shape names nothing, and the statement goes as it is.
 
-use super::lex::{TokKind, Token, split_statements};
+use super::lex::{TokKind, Token, contains_ignore_ascii_case, split_statements};
 
 /// The word every such statement has; a text without it (checked on bytes, in any case) is
 /// none of them.
@@ -25,7 +25,7 @@ pub fn may_name_database(text: &[u8]) -> bool {
     if !matches!(first.map(u8::to_ascii_lowercase), Some(b'd' | b'a' | b'c' | b'-' | b'/')) {
         return false;
     }
-    text.windows(DATABASE.len()).any(|w| w.eq_ignore_ascii_case(DATABASE))
+    contains_ignore_ascii_case(text, DATABASE)
 }
 
 /// The databases the statements of `text` need free of other sessions, folded as Postgres folds

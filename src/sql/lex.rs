@@ -293,6 +293,11 @@ pub struct StatementSpan {
     pub tokens: Vec<Token>,
 }
 
+/// Whether `part` (ASCII) occurs in `text` in any letter case, without lowering a copy of it.
+pub fn contains_ignore_ascii_case(text: &[u8], part: &[u8]) -> bool {
+    text.windows(part.len()).any(|w| w.eq_ignore_ascii_case(part))
+}
+
 /// Splits `src` at `;` tokens into non-empty statements, as the Postgres server does.
 pub fn split_statements(src: &str) -> Vec<StatementSpan> {
     let mut tokens = tokenize(src);
