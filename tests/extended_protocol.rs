@@ -303,21 +303,33 @@ async fn a_named_statement_follows_the_client_to_another_server_connection() {
 
     let b = connect(&proxy.url("postgres", "app")).await;
     let c = connect(&proxy.url("postgres", "app")).await;
+    let pid = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.into_iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+    };
     let mut backends = std::collections::HashSet::new();
-    for releaser in [&b, &c, &b, &c] {
-        // Both server connections are taken by b and c; a waits for the one `releaser` frees.
-        b.batch_execute(common::BEGIN_ON_SERVER).await.unwrap();
-        c.batch_execute(common::BEGIN_ON_SERVER).await.unwrap();
+    let mut last = None;
+    for _ in 0..4 {
+        // Both server connections are taken by b and c; a waits for the one the releaser frees.
+        // Which connection each takes is the pool's choice: the releaser is the one holding the
+        // connection `a` did not run on last, so `a` moves every round.
+        let on_b = pid(b.simple_query(common::BEGIN_ON_SERVER).await.unwrap());
+        let on_c = pid(c.simple_query(common::BEGIN_ON_SERVER).await.unwrap());
+        assert_ne!(on_b, on_c);
+        let (releaser, other, freed) = if last == on_b { (&c, &b, on_c) } else { (&b, &c, on_b) };
         a.bind("", "s", &[Some("2")], 0).execute("", 0).query("SELECT pg_backend_pid()").flush().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         releaser.batch_execute("COMMIT").await.unwrap();
         let msgs = a.until_ready().await;
         let out = summaries(&msgs);
         assert_eq!(out[1], "D:\0\u{1}\0\0\0\u{2}42", "{out:?}");
+        assert!(out[4].ends_with(freed.as_deref().unwrap()), "a ran where the releaser was: {out:?} {freed:?}");
         backends.insert(out[4].clone());
+        last = freed;
         a.sync().flush().await;
         a.until_ready().await;
-        let other = if std::ptr::eq(releaser, &b) { &c } else { &b };
         other.batch_execute("COMMIT").await.unwrap();
     }
     assert_eq!(backends.len(), 2, "the client ran on both server connections: {backends:?}");

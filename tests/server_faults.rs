@@ -217,9 +217,15 @@ async fn a_cancel_is_for_what_runs_when_it_arrives() {
         c.batch_execute("BEGIN; SELECT 1").await.unwrap();
         link.delay_new(Duration::from_millis(300));
         c.cancel_token().cancel_query(tokio_postgres::NoTls).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while metric(admin, ignored).await < 1.0 {
-            assert!(Instant::now() < deadline, "{mode:?}: the cancel sent while nothing ran was not ignored");
+            if Instant::now() > deadline {
+                // What became of it instead (seen once in a loaded CI run, never alone).
+                let (_, body) = common::http::get(admin, "/metrics").await;
+                let outcomes: Vec<&str> =
+                    body.lines().filter(|l| l.starts_with("pgcached_cancel_requests_total")).collect();
+                panic!("{mode:?}: the cancel sent while nothing ran was not ignored: {outcomes:?}");
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let slept = c.simple_query("SELECT pg_sleep(0.6)").await;
