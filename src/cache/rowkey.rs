@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use smol_str::SmolStr;
+
 use crate::sql::{ColumnPin, Operand, TableRef};
 use crate::wire::frontend::{BindValue, bind_values};
 
@@ -36,8 +38,8 @@ pub struct RowColumns {
 /// A pin's value with its parameters bound: what a key is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinValue {
-    Number(Box<str>),
-    Str(Box<str>),
+    Number(SmolStr),
+    Str(SmolStr),
     /// A Bind parameter: its bytes (`None`: NULL), format and declared type (0: unspecified).
     Param {
         value: Option<Box<[u8]>>,
@@ -47,7 +49,7 @@ pub enum PinValue {
 }
 
 /// The keys of the values of each pinned column.
-pub type ColumnKeys = Vec<(String, Vec<u64>)>;
+pub type ColumnKeys = Vec<(SmolStr, Vec<u64>)>;
 
 /// A Bind message's parameters, as read from its body after the names.
 #[derive(Debug, Default)]
@@ -72,15 +74,15 @@ impl<'a> BindValues<'a> {
 
 /// The values of each pinned column, parameters bound (a column with a missing parameter is
 /// dropped: its rows are not known).
-pub fn bind(pins: &[ColumnPin], params: &BindValues<'_>) -> Vec<(String, Vec<PinValue>)> {
+pub fn bind(pins: &[ColumnPin], params: &BindValues<'_>) -> Vec<(SmolStr, Vec<PinValue>)> {
     pins.iter()
         .filter_map(|p| {
             let values: Option<Vec<PinValue>> = p
                 .values
                 .iter()
                 .map(|v| match v {
-                    Operand::Number(n) => Some(PinValue::Number(n.as_str().into())),
-                    Operand::Str(s) => Some(PinValue::Str(s.as_str().into())),
+                    Operand::Number(n) => Some(PinValue::Number(n.clone())),
+                    Operand::Str(s) => Some(PinValue::Str(s.clone())),
                     Operand::Param(n) => params.get(*n),
                 })
                 .collect();
@@ -91,11 +93,11 @@ pub fn bind(pins: &[ColumnPin], params: &BindValues<'_>) -> Vec<(String, Vec<Pin
 
 /// The keys of each column whose every value has one (others dropped: a write whose rows'
 /// values there are unknown).
-pub fn keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> ColumnKeys {
+pub fn keys(columns: &[(SmolStr, Vec<PinValue>)], table: &RowColumns) -> ColumnKeys {
     columns
         .iter()
         .filter_map(|(column, values)| {
-            let kind = *table.columns.get(column)?;
+            let kind = *table.columns.get(column.as_str())?;
             let keys: Option<Vec<u64>> = values.iter().map(|v| key(kind, v)).collect();
             Some((column.clone(), keys?))
         })
@@ -103,9 +105,9 @@ pub fn keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> ColumnKe
 }
 
 /// The column a read is best tracked by (the primary key's first, when pinned) and its keys.
-pub fn read_keys(columns: &[(String, Vec<PinValue>)], table: &RowColumns) -> Option<(String, Vec<u64>)> {
+pub fn read_keys(columns: &[(SmolStr, Vec<PinValue>)], table: &RowColumns) -> Option<(SmolStr, Vec<u64>)> {
     let mut all = keys(columns, table);
-    let best = all.iter().position(|(c, _)| table.primary.contains(c)).unwrap_or(0);
+    let best = all.iter().position(|(c, _)| table.primary.iter().any(|p| p == c)).unwrap_or(0);
     (!all.is_empty()).then(|| all.swap_remove(best))
 }
 

@@ -241,7 +241,7 @@ fn a_write_to_a_pinned_row_during_its_fill_discards_the_fill_and_other_rows_stay
         rec.record(&f);
     }
     // The write commits while the fill of row 1 is in flight.
-    let id1 = [("id".to_string(), vec![11u64])];
+    let id1 = [("id".into(), vec![11u64])];
     cache.invalidate_rows("app", &[RowWrite { table: "t", columns: &id1 }]);
     assert_eq!(cache.complete(rec), Err(Rejected::Stale), "the fill may predate the write");
     assert!(matches!(cache.lookup(CacheKey(2), &pinned(&row2)), Lookup::Hit(_)), "row 2 was not written");

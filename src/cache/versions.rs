@@ -89,7 +89,7 @@ pub struct RowDeps<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct RowWrite<'a> {
     pub table: &'a str,
-    pub columns: &'a [(String, Vec<u64>)],
+    pub columns: &'a [(smol_str::SmolStr, Vec<u64>)],
 }
 
 /// The versions a fill started under. Cheap to check; holds the counters it read.
@@ -343,12 +343,12 @@ mod tests {
         let row1 = v.snapshot("app", [], pinned("id", &[1]));
         let whole = v.snapshot("app", ["t"], None);
         let by_name = v.snapshot("app", [], pinned("name", &[9]));
-        let id2 = [("id".to_string(), vec![2])];
+        let id2 = [("id".into(), vec![2])];
         v.bump_rows("app", RowWrite { table: "t", columns: &id2 });
         assert!(v.is_current(&row1), "row 2 is not row 1");
         assert!(!v.is_current(&whole), "an unpinned read depends on every row");
         assert!(!v.is_current(&by_name), "the write's rows may hold any name");
-        let id1 = [("id".to_string(), vec![1, 3])];
+        let id1 = [("id".into(), vec![1, 3])];
         v.bump_rows("APP".to_lowercase().as_str(), RowWrite { table: "public.T", columns: &id1 });
         assert!(!v.is_current(&row1));
         let row1 = v.snapshot("app", [], pinned("id", &[1]));
@@ -374,7 +374,7 @@ mod tests {
             v.snapshot("app", [], pinned(&format!("c{i}"), &[1]));
         }
         let extra = v.snapshot("app", [], pinned("another", &[1]));
-        let c0 = [("c0".to_string(), vec![2])];
+        let c0 = [("c0".into(), vec![2])];
         v.bump_rows("app", RowWrite { table: "t", columns: &c0 });
         assert!(!v.is_current(&extra));
     }

@@ -188,7 +188,7 @@ impl Footprint {
             .rows
             .iter()
             .map(|(table, cols)| {
-                let exact = cols.iter().filter_map(|(c, v)| Some((c.clone(), v.clone()?))).collect();
+                let exact = cols.iter().filter_map(|(c, v)| Some((c.as_str().into(), v.clone()?))).collect();
                 (table, exact)
             })
             .collect();

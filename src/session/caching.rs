@@ -13,6 +13,8 @@
 use bytes::Bytes;
 use tracing::debug;
 
+use smol_str::SmolStr;
+
 use crate::cache::rowkey::{self, BindValues};
 use crate::cache::{Bypass, Catalog, RowDeps, RowWrite, WriteClosure};
 
@@ -90,7 +92,7 @@ async fn read_keys(
     catalog: Option<Arc<Catalog>>,
     pins: &RowPins,
     exec: Option<Execution<'_>>,
-) -> Option<(String, Vec<u64>)> {
+) -> Option<(SmolStr, Vec<u64>)> {
     let catalog = catalog?;
     let relation = rowkey::relation(&pins.table);
     let columns = match Box::pin(catalog.row_columns(&relation)).await {
@@ -188,7 +190,7 @@ impl Session {
             for t in &s.tables_read {
                 let rel = match &t.schema {
                     Some(schema) => format!("{schema}.{}", t.name),
-                    None => t.name.clone(),
+                    None => t.name.to_string(),
                 };
                 // Boxed (as the stampede wait below): a catalog query is a large state
                 // machine, and this future is part of every cacheable statement's.
@@ -427,7 +429,7 @@ impl Session {
     /// (`Catalog::write_closure`, looked up before the statement was sent), in their order;
     /// `None` — flush the database — when a trigger may write anything, or the catalog has not
     /// answered (it is asked now, for the next time: failing safe, never guessing).
-    pub(super) fn write_closures(&self, tables: &[String]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
+    pub(super) fn write_closures(&self, tables: &[SmolStr]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
         let catalog = self.shared.catalogs.for_database(&self.key.database)?;
         let mut closures = Vec::with_capacity(tables.len());
         for table in tables {

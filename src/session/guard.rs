@@ -61,7 +61,7 @@ impl Session {
             .statements
             .iter()
             .flat_map(|s| s.tables())
-            .filter(|t| t.schema.is_none() && !self.table_schemas.map.contains_key(&t.name))
+            .filter(|t| t.schema.is_none() && !self.table_schemas.map.contains_key(t.name.as_str()))
             .map(|t| t.name.as_str())
             .collect();
         names.dedup();

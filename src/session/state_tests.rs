@@ -15,7 +15,7 @@ fn control(c: Control) -> Arc<Effects> {
 }
 
 fn tables(s: &Settled) -> Vec<&str> {
-    s.writes.tables.iter().map(String::as_str).collect()
+    s.writes.tables.iter().map(smol_str::SmolStr::as_str).collect()
 }
 
 /// `BEGIN; UPDATE t; SAVEPOINT s; <error>; ROLLBACK TO SAVEPOINT s; COMMIT`: the write before the
@@ -223,7 +223,7 @@ fn rows(table: &str, columns: &[(&str, &[i64])]) -> Writes {
             table,
             columns: columns
                 .iter()
-                .map(|(c, vs)| (c.to_string(), vs.iter().map(|v| PinValue::Number(v.to_string().into())).collect()))
+                .map(|(c, vs)| ((*c).into(), vs.iter().map(|v| PinValue::Number(v.to_string().into())).collect()))
                 .collect(),
         }],
         ..Writes::default()

@@ -2,6 +2,8 @@
 //! where they pinned them, and whether something the proxy cannot name was written (see `state`
 //! for when it is owed, `caching` for how it is invalidated).
 
+use smol_str::SmolStr;
+
 use crate::cache::rowkey::PinValue;
 use crate::sql::TableRef;
 
@@ -9,7 +11,7 @@ use crate::sql::TableRef;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Writes {
     /// Tables written (unqualified names: see `cache::names`).
-    pub tables: Vec<String>,
+    pub tables: Vec<SmolStr>,
     /// Of `tables`, those whose written rows the statements pin; the others are invalidated as
     /// a whole.
     pub rows: Vec<RowsWritten>,
@@ -28,7 +30,7 @@ pub struct Writes {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowsWritten {
     pub table: TableRef,
-    pub columns: Vec<(String, Vec<PinValue>)>,
+    pub columns: Vec<(SmolStr, Vec<PinValue>)>,
 }
 
 impl Writes {

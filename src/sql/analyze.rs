@@ -42,7 +42,7 @@ pub struct StatementAnalysis {
     /// Byte range of the statement in the query string (without the `;`).
     pub span: Range<usize>,
     /// The first keyword, lowercased (`select`, `copy`, `do`…), for `deny_statements`.
-    pub keyword: String,
+    pub keyword: smol_str::SmolStr,
     /// What the statement does.
     pub kind: StatementKind,
     /// For a [`Wrapper`]: the kind of the statement inside (what a policy must judge).
@@ -329,7 +329,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     let kind = classify(src, toks);
     let mut a = StatementAnalysis {
         span: st.span.clone(),
-        keyword: word(src, toks.first()),
+        keyword: word(src, toks.first()).into(),
         kind,
         inner_kind: None,
         wrapper: None,

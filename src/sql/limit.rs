@@ -175,7 +175,7 @@ impl LimitRule {
             || !s.tables_read.is_empty()
                 && s.tables_read.iter().all(|t| {
                     (!self.catalogs && t.is_system_catalog())
-                        || t.schema.as_ref().is_some_and(|schema| self.exempt_schemas.contains(schema))
+                        || t.schema.as_ref().is_some_and(|schema| self.exempt_schemas.iter().any(|e| e == schema))
                 })
     }
 }

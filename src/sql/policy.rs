@@ -102,8 +102,8 @@ const STATEMENT_KEYWORDS: &[&str] = &[
 /// A table pattern from config: `name`, `schema.name`, `schema.*`, `*`.
 #[derive(Debug, Clone)]
 struct TablePattern {
-    schema: Option<String>,
-    name: Option<String>,
+    schema: Option<smol_str::SmolStr>,
+    name: Option<smol_str::SmolStr>,
 }
 
 impl TablePattern {
@@ -406,7 +406,7 @@ impl Policy {
         for written in s.tables() {
             // Messages name the table as the statement wrote it; the rules see where it is.
             let t = match written.schema.as_ref().map_or_else(|| schema_of(&written.name), |_| None) {
-                Some(schema) => &TableRef { schema: Some(schema), name: written.name.clone() },
+                Some(schema) => &TableRef { schema: Some(schema.into()), name: written.name.clone() },
                 None => written,
             };
             if self.deny_tables.iter().any(|p| p.matches(t)) {

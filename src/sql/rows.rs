@@ -12,6 +12,7 @@
 use std::ops::ControlFlow;
 
 use serde::Serialize;
+use smol_str::SmolStr;
 use sqlparser::ast::{
     AssignmentTarget, BinaryOperator, ConflictTarget, Expr, FromTable, ObjectName, OnConflictAction, OnInsert, Query,
     SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
@@ -23,9 +24,9 @@ use super::tables::{TableRef, fold};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Operand {
     /// A numeric literal, sign included (`-5`).
-    Number(String),
+    Number(SmolStr),
     /// A plain `'…'` literal, quotes removed (type decided by the column).
-    Str(String),
+    Str(SmolStr),
     /// Bind parameter `$n` (1-based).
     Param(usize),
 }
@@ -34,7 +35,7 @@ pub enum Operand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ColumnPin {
     /// The column, folded as Postgres folds identifiers.
-    pub column: String,
+    pub column: SmolStr,
     pub values: Vec<Operand>,
 }
 
@@ -136,7 +137,7 @@ fn insert_pins(i: &sqlparser::ast::Insert) -> Option<RowPins> {
         let values: Option<Vec<Operand>> =
             values.rows.iter().map(|row| row.get(n).filter(|_| row.len() == columns.len()).and_then(operand)).collect();
         if let Some(values) = values {
-            pins.push(ColumnPin { column: column.clone(), values });
+            pins.push(ColumnPin { column: column.into(), values });
         }
     }
     match &i.on {
@@ -156,7 +157,7 @@ fn insert_pins(i: &sqlparser::ast::Insert) -> Option<RowPins> {
                         }
                     }
                 }
-                pins.retain(|p| target.contains(&p.column) && !assigned.contains(&p.column));
+                pins.retain(|p| target.iter().any(|t| *t == p.column) && !assigned.iter().any(|a| *a == p.column));
             }
             _ => return None,
         },
@@ -218,7 +219,7 @@ impl Target {
             if let Some((column, values)) = pin
                 && !pins.iter().any(|p| p.column == column)
             {
-                pins.push(ColumnPin { column, values });
+                pins.push(ColumnPin { column: column.into(), values });
             }
         }
         pins
@@ -269,15 +270,17 @@ fn operand(e: &Expr) -> Option<Operand> {
     match e {
         Expr::Nested(inner) => operand(inner),
         Expr::Value(v) => match &v.value {
-            Value::Number(n, false) => Some(Operand::Number(n.clone())),
-            Value::SingleQuotedString(s) => Some(Operand::Str(s.clone())),
+            Value::Number(n, false) => Some(Operand::Number(n.into())),
+            Value::SingleQuotedString(s) => Some(Operand::Str(s.into())),
             Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok().filter(|n| *n > 0).map(Operand::Param),
             _ => None,
         },
         Expr::UnaryOp { op: op @ (UnaryOperator::Minus | UnaryOperator::Plus), expr } => match expr.as_ref() {
             Expr::Value(v) => match &v.value {
-                Value::Number(n, false) if *op == UnaryOperator::Minus => Some(Operand::Number(format!("-{n}"))),
-                Value::Number(n, false) => Some(Operand::Number(n.clone())),
+                Value::Number(n, false) if *op == UnaryOperator::Minus => {
+                    Some(Operand::Number(smol_str::format_smolstr!("-{n}")))
+                }
+                Value::Number(n, false) => Some(Operand::Number(n.into())),
                 _ => None,
             },
             _ => None,

@@ -17,7 +17,7 @@ fn shown(pins: Option<RowPins>) -> String {
                 .values
                 .iter()
                 .map(|v| match v {
-                    Operand::Number(n) => n.clone(),
+                    Operand::Number(n) => n.to_string(),
                     Operand::Str(s) => format!("'{s}'"),
                     Operand::Param(n) => format!("${n}"),
                 })

@@ -4,6 +4,7 @@
 //! is compared by that folded form, with its schema when the statement wrote one.
 
 use serde::Serialize;
+use smol_str::SmolStr;
 use sqlparser::ast::{Ident, ObjectName};
 use std::fmt;
 
@@ -11,9 +12,9 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct TableRef {
     /// The schema, when the statement qualified the name.
-    pub schema: Option<String>,
+    pub schema: Option<SmolStr>,
     /// The relation name.
-    pub name: String,
+    pub name: SmolStr,
 }
 
 impl TableRef {
@@ -29,8 +30,8 @@ impl TableRef {
     /// Builds a reference from a folded `schema.name` or `name` string (config lists use it).
     pub fn parse(s: &str) -> TableRef {
         match s.rsplit_once('.') {
-            Some((schema, name)) => TableRef { schema: Some(schema.to_string()), name: name.to_string() },
-            None => TableRef { schema: None, name: s.to_string() },
+            Some((schema, name)) => TableRef { schema: Some(schema.into()), name: name.into() },
+            None => TableRef { schema: None, name: s.into() },
         }
     }
 
@@ -48,8 +49,8 @@ impl TableRef {
         let parts: Vec<String> = name.0.iter().map(|p| p.as_ident().map(fold)).collect::<Option<_>>()?;
         match parts.as_slice() {
             [] => None,
-            [n] => Some(TableRef { schema: None, name: n.clone() }),
-            [.., s, n] => Some(TableRef { schema: Some(s.clone()), name: n.clone() }),
+            [n] => Some(TableRef { schema: None, name: n.into() }),
+            [.., s, n] => Some(TableRef { schema: Some(s.into()), name: n.into() }),
         }
     }
 

@@ -76,8 +76,9 @@ pub fn shape(src: &str, st: &StatementSpan) -> Vec<u8> {
     out
 }
 
-fn literals(st: &StatementSpan) -> Vec<&Token> {
-    st.tokens.iter().filter(|t| matches!(t.kind, TokKind::String | TokKind::Number)).collect()
+/// The literal tokens of `st`, in order.
+fn literals(st: &StatementSpan) -> impl Iterator<Item = &Token> {
+    st.tokens.iter().filter(|t| matches!(t.kind, TokKind::String | TokKind::Number))
 }
 
 /// A plain `'…'` literal's value, quotes removed and doubled quotes undone.
@@ -119,7 +120,7 @@ impl Template {
             // A literal's value, or bytes that are not one token.
             _ => return None,
         };
-        let lits = literals(st);
+        let lits: Vec<&Token> = literals(st).collect();
         let slot = |op: &Operand| -> Option<Slot> {
             let (negative, wanted) = match op {
                 Operand::Param(n) => return Some(Slot::Param(*n)),
@@ -169,17 +170,25 @@ impl Template {
             LimitSlot::Param(index, i) => LimitSite::Param { index, span: st.tokens.get(i)?.span.clone() },
         };
         if let Some(rows) = s.rows.as_mut() {
-            let lits = literals(st);
+            let mut lits = literals(st);
+            // Slots in the order of their literals, mostly: a backward one starts over.
+            let mut seen = 0;
             for (column, slots) in rows.columns.iter_mut().zip(&self.slots) {
                 for (value, slot) in column.values.iter_mut().zip(slots) {
                     *value = match *slot {
                         Slot::Param(n) => Operand::Param(n),
                         Slot::Literal { index, negative } => {
-                            let t = lits.get(index)?;
+                            if index < seen {
+                                (lits, seen) = (literals(st), 0);
+                            }
+                            let t = lits.nth(index - seen)?;
+                            seen = index + 1;
                             match t.kind {
-                                TokKind::Number if negative => Operand::Number(format!("-{}", t.text(src))),
-                                TokKind::Number => Operand::Number(t.text(src).to_string()),
-                                _ => Operand::Str(plain_string(t.text(src))?),
+                                TokKind::Number if negative => {
+                                    Operand::Number(smol_str::format_smolstr!("-{}", t.text(src)))
+                                }
+                                TokKind::Number => Operand::Number(t.text(src).into()),
+                                _ => Operand::Str(plain_string(t.text(src))?.into()),
                             }
                         }
                     };

@@ -62,7 +62,7 @@ fn relation_name<'t>(src: &str, toks: &'t [Token]) -> Option<(TableRef, &'t [Tok
     if parts.len() > 2 {
         return None;
     }
-    Some((TableRef { schema: parts.pop(), name }, &toks[i..]))
+    Some((TableRef { schema: parts.pop().map(Into::into), name: name.into() }, &toks[i..]))
 }
 
 #[cfg(test)]
@@ -75,7 +75,7 @@ mod tests {
     }
 
     fn refresh(schema: Option<&str>, name: &str) -> Option<Utility> {
-        Some(Utility::Refresh(TableRef { schema: schema.map(str::to_string), name: name.to_string() }))
+        Some(Utility::Refresh(TableRef { schema: schema.map(Into::into), name: name.into() }))
     }
 
     #[test]

@@ -478,7 +478,7 @@ impl Visitor for Walker {
         if let TableFactor::Table { name, alias, .. } = f
             && let Some(t) = w.table(name)
         {
-            w.out.columns.aliases.push((t.name.clone(), t.clone()));
+            w.out.columns.aliases.push((t.name.to_string(), t.clone()));
             if let Some(a) = alias {
                 if !a.columns.is_empty() {
                     // `users AS u(a, b, c)` renames columns by position: any of them may be a

@@ -22,7 +22,7 @@ pub fn analysis(a: &Analysis) -> usize {
 }
 
 fn statement(s: &StatementAnalysis) -> usize {
-    s.keyword.capacity()
+    smol(&s.keyword)
         + s.parse_error.as_ref().map_or(0, String::capacity)
         + tables(&s.tables_read)
         + tables(&s.tables_written)
@@ -50,9 +50,9 @@ fn rows(r: &RowPins) -> usize {
     size_of::<RowPins>()
         + table(&r.table)
         + vec(&r.columns, |pin| {
-            pin.column.capacity()
+            smol(&pin.column)
                 + vec(&pin.values, |v| match v {
-                    super::rows::Operand::Number(s) | super::rows::Operand::Str(s) => s.capacity(),
+                    super::rows::Operand::Number(s) | super::rows::Operand::Str(s) => smol(s),
                     super::rows::Operand::Param(_) => 0,
                 })
         })
@@ -67,7 +67,12 @@ fn tables(v: &Vec<TableRef>) -> usize {
 }
 
 fn table(t: &TableRef) -> usize {
-    t.schema.as_ref().map_or(0, String::capacity) + t.name.capacity()
+    t.schema.as_ref().map_or(0, smol) + smol(&t.name)
+}
+
+/// What a short-string name owns: nothing when it is held inline.
+fn smol(s: &smol_str::SmolStr) -> usize {
+    if s.is_heap_allocated() { s.len() } else { 0 }
 }
 
 /// A vector's buffer and what each element owns.
