@@ -24,6 +24,11 @@ const SCHEMA: &str = "
     CREATE FUNCTION move_it() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN NEW.id := NEW.id + 100; RETURN NEW; END $$;
     CREATE TRIGGER move_on_update BEFORE UPDATE ON moved FOR EACH ROW EXECUTE FUNCTION move_it();
+    CREATE TABLE later (id int PRIMARY KEY, v int);
+    INSERT INTO later VALUES (1, 0);
+    CREATE TABLE later_log (id int);
+    CREATE FUNCTION log_later() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO later_log VALUES (NEW.id); RETURN NEW; END $$;
     CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree ON DELETE CASCADE);
     INSERT INTO tree VALUES (1, NULL), (2, 1);
     CREATE TABLE parent (id int PRIMARY KEY);
@@ -174,6 +179,25 @@ async fn rows_postgres_changes_on_the_writes_behalf_fall_back_to_the_table() {
     f.cache(child).await;
     f.proxied.batch_execute("DELETE FROM parent WHERE id = 1").await.unwrap();
     f.assert_fresh(child, "the cascade deleted child 1").await;
+}
+
+/// A session keeps what the catalog said of the table it writes (`session::write_facts`); DDL
+/// made since — here by the same session — must reach its next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_made_after_a_sessions_writes_reaches_its_next_write() {
+    let f = Fixture::new().await;
+    f.proxied.batch_execute("UPDATE later SET v = 1 WHERE id = 1").await.unwrap();
+    f.proxied
+        .batch_execute("CREATE TRIGGER log_it AFTER UPDATE ON later FOR EACH ROW EXECUTE FUNCTION log_later()")
+        .await
+        .unwrap();
+    let logged = "SELECT count(*) FROM later_log";
+    let cached = f.cache(logged).await;
+    // Cached indeed: a row logged around the proxy does not show.
+    f.direct.batch_execute("INSERT INTO later_log VALUES (0)").await.unwrap();
+    f.assert_kept(logged, &cached, "later_log was not written through pgcached").await;
+    f.proxied.batch_execute("UPDATE later SET v = 9 WHERE id = 1").await.unwrap();
+    f.assert_fresh(logged, "the new trigger logged the update").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ use crate::cache::{Bypass, Catalog, RowDeps, RowWrite, WriteClosure};
 use super::Session;
 use super::isolation::TxReads;
 use super::state::{Effects, Private, Writes};
+use super::write_facts::WriteFacts;
 use std::sync::Arc;
 
 use crate::cache::{
@@ -413,7 +414,7 @@ impl Session {
             let mut tables: Vec<&str> = closures.iter().flat_map(|c| c.tables.iter().map(String::as_str)).collect();
             tables.sort_unstable();
             tables.dedup();
-            let rows = rows_written(&catalog, writes, &closures, &tables);
+            let rows = rows_written(&catalog, self.write_facts.as_ref(), writes, &closures, &tables);
             tables.retain(|t| !rows.iter().any(|(table, _)| table == t));
             if !tables.is_empty() {
                 cache.invalidate_tables(&self.key.database, tables.iter().copied(), InvalidationCause::Write);
@@ -433,7 +434,8 @@ impl Session {
         let catalog = self.shared.catalogs.for_database(&self.key.database)?;
         let mut closures = Vec::with_capacity(tables.len());
         for table in tables {
-            let Some(closure) = catalog.write_closure_known(table) else {
+            let facts = self.write_facts.as_ref().and_then(|f| f.closure(&catalog, table));
+            let Some(closure) = facts.or_else(|| catalog.write_closure_known(table)) else {
                 let (catalog, table) = (catalog.clone(), table.clone());
                 tokio::spawn(async move {
                     if let Err(e) = catalog.write_closure(&table).await {
@@ -459,6 +461,7 @@ impl Session {
 /// next time).
 fn rows_written(
     catalog: &Arc<Catalog>,
+    facts: Option<&WriteFacts>,
     writes: &Writes,
     closures: &[WriteClosure],
     all: &[&str],
@@ -479,11 +482,12 @@ fn rows_written(
         if reached_otherwise || rewrites_self || !all.contains(&table.as_str()) {
             continue;
         }
-        let relation = rowkey::relation(&w.table);
-        let columns = match catalog.row_columns_known(&relation) {
+        let known = facts.and_then(|f| f.columns(catalog, &w.table));
+        let columns = match known.or_else(|| catalog.row_columns_known(&rowkey::relation(&w.table))) {
             Some(Some(columns)) => columns,
             Some(None) => continue,
             None => {
+                let relation = rowkey::relation(&w.table);
                 let (catalog, relation) = (catalog.clone(), relation.into_owned());
                 tokio::spawn(async move {
                     if let Err(e) = catalog.row_columns(&relation).await {

@@ -13,6 +13,7 @@ use super::effects;
 use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
 use super::state::{Effects, Lifecycle, Pins};
+use super::write_facts::WriteFacts;
 use super::{Flow, Session, SessionError};
 use crate::admin::query_stats::Outcome;
 use crate::cache::rowkey::BindValues;
@@ -501,6 +502,19 @@ impl Session {
         if !self.shared.cache.enabled() {
             return;
         }
+        // One statement writing one table, as the last did: its answers are at hand.
+        let single = match analysis.statements.as_slice() {
+            [s] if s.sequences_written.is_empty() => match s.tables_written.as_slice() {
+                [t] => Some((t, s.kind == StatementKind::Write && s.rows.is_some())),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((t, with_columns)) = single
+            && self.write_facts.as_ref().is_some_and(|f| f.hold(&catalog, t, with_columns))
+        {
+            return;
+        }
         let written: Vec<&str> = analysis
             .statements
             .iter()
@@ -522,6 +536,9 @@ impl Session {
             {
                 debug!(error = %e, %relation, "catalog look-up failed");
             }
+        }
+        if let Some((t, with_columns)) = single {
+            self.write_facts = WriteFacts::read(&catalog, t, with_columns);
         }
     }
 

@@ -169,6 +169,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         statements: Default::default(),
         policy,
         table_schemas: Default::default(),
+        write_facts: None,
         batch: Vec::new(),
         unnamed_query: None,
         unnamed_types: Vec::new(),

@@ -61,6 +61,7 @@ pub mod statements;
 mod stats;
 mod timers;
 mod vacate;
+mod write_facts;
 pub mod writes;
 
 pub use caching::cacheability;
@@ -212,6 +213,8 @@ pub struct Session {
     policy: Option<Arc<crate::sql::Policy>>,
     /// Where its unqualified table names resolve, for the policy's table rules.
     table_schemas: guard::TableSchemas,
+    /// The catalog's answers for the table this session wrote last (see `write_facts`).
+    write_facts: Option<write_facts::WriteFacts>,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
     /// When a batch the client stopped sending before its Sync goes to the server as it is
