@@ -31,7 +31,8 @@ pub enum ColumnKind {
 /// its primary key (the preferred pin).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowColumns {
-    pub columns: HashMap<String, ColumnKind>,
+    /// By name; looked up per pinned column of every write (a fast hasher: names are the catalog's).
+    pub columns: HashMap<String, ColumnKind, foldhash::fast::RandomState>,
     pub primary: Vec<String>,
 }
 
@@ -75,33 +76,35 @@ impl<'a> BindValues<'a> {
 /// The values of each pinned column, parameters bound (a column with a missing parameter is
 /// dropped: its rows are not known).
 pub fn bind(pins: &[ColumnPin], params: &BindValues<'_>) -> Vec<(SmolStr, Vec<PinValue>)> {
-    pins.iter()
-        .filter_map(|p| {
-            let values: Option<Vec<PinValue>> = p
-                .values
-                .iter()
-                .map(|v| match v {
-                    Operand::Number(n) => Some(PinValue::Number(n.clone())),
-                    Operand::Str(s) => Some(PinValue::Str(s.clone())),
-                    Operand::Param(n) => params.get(*n),
-                })
-                .collect();
-            Some((p.column.clone(), values?))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(pins.len());
+    for p in pins {
+        let values: Option<Vec<PinValue>> = p
+            .values
+            .iter()
+            .map(|v| match v {
+                Operand::Number(n) => Some(PinValue::Number(n.clone())),
+                Operand::Str(s) => Some(PinValue::Str(s.clone())),
+                Operand::Param(n) => params.get(*n),
+            })
+            .collect();
+        if let Some(values) = values {
+            out.push((p.column.clone(), values));
+        }
+    }
+    out
 }
 
 /// The keys of each column whose every value has one (others dropped: a write whose rows'
 /// values there are unknown).
 pub fn keys(columns: &[(SmolStr, Vec<PinValue>)], table: &RowColumns) -> ColumnKeys {
-    columns
-        .iter()
-        .filter_map(|(column, values)| {
-            let kind = *table.columns.get(column.as_str())?;
-            let keys: Option<Vec<u64>> = values.iter().map(|v| key(kind, v)).collect();
-            Some((column.clone(), keys?))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(columns.len());
+    for (column, values) in columns {
+        let Some(kind) = table.columns.get(column.as_str()) else { continue };
+        if let Some(keys) = values.iter().map(|v| key(*kind, v)).collect::<Option<Vec<u64>>>() {
+            out.push((column.clone(), keys));
+        }
+    }
+    out
 }
 
 /// The column a read is best tracked by (the primary key's first, when pinned) and its keys.
@@ -249,7 +252,8 @@ mod tests {
         let types = [0, 23];
         let params = BindValues::parse(&body, &types);
         let pins = [ColumnPin { column: "id".into(), values: vec![Operand::Param(1), Operand::Param(2)] }];
-        let table = RowColumns { columns: [("id".to_string(), ColumnKind::Int)].into(), primary: vec![] };
+        let table =
+            RowColumns { columns: [("id".to_string(), ColumnKind::Int)].into_iter().collect(), primary: vec![] };
         let (column, keys) = read_keys(&bind(&pins, &params), &table).expect("pinned");
         assert_eq!(column, "id");
         assert_eq!(keys[0], keys[1]);

@@ -83,7 +83,7 @@ impl Analyzer {
         {
             let shape = shape(text, st);
             let key = self.shape_hasher.hash_one(&shape);
-            if let Some(a) = self.templates.get(&key).and_then(|t| t.instantiate(text, st, &shape)) {
+            if let Some(a) = self.template(key).and_then(|t| t.instantiate(text, st, &shape)) {
                 return Arc::new(a);
             }
             if write && let Some(a) = self.cache.get(text) {
@@ -96,6 +96,18 @@ impl Analyzer {
             return a;
         }
         self.cache.get_with(text.to_string(), || Arc::new(analyze_uncached(text)))
+    }
+
+    /// The template kept under shape hash `key`: the thread's last, or the memo's (a session
+    /// sends the same statement with other values again and again; the memo's look-up costs
+    /// more than the rest of finding it).
+    fn template(&self, key: u64) -> Option<Arc<Template>> {
+        if let Some(t) = LAST_TEMPLATE.with_borrow(|(k, t)| t.as_ref().filter(|_| *k == key).cloned()) {
+            return Some(t);
+        }
+        let t = self.templates.get(&key)?;
+        LAST_TEMPLATE.with_borrow_mut(|last| *last = (key, Some(t.clone())));
+        Some(t)
     }
 
     /// Number of entries held (approximate, for metrics).
@@ -161,6 +173,9 @@ static GLOBAL: OnceLock<Analyzer> = OnceLock::new();
 thread_local! {
     /// The last text this thread had analysed, and its analysis.
     static LAST: RefCell<(String, Option<Arc<Analysis>>)> = const { RefCell::new((String::new(), None)) };
+    /// The template this thread found last, by its shape hash (see `Analyzer::template`). A
+    /// hash from another analyzer's hasher can only miss: a template compares shapes in full.
+    static LAST_TEMPLATE: RefCell<(u64, Option<Arc<Template>>)> = const { RefCell::new((0, None)) };
 }
 
 /// Size the process-wide memo (`limits.analysis_memo`), before its first use. Returns false if
