@@ -65,33 +65,82 @@ impl Token {
     }
 }
 
+/// Byte classes, one table look-up per byte of the lexer's hot loops.
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+const OP: u8 = 8;
+/// A letter that may start a literal's prefix (`E'…'`, `B'…'`, `X'…'`, `N'…'`, `U&'…'`).
+const PREFIX: u8 = 16;
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_whitespace() || b == 0x0b {
+            class |= SPACE;
+        }
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            class |= IDENT_START | IDENT_CONT;
+        }
+        if b.is_ascii_digit() || b == b'$' {
+            class |= IDENT_CONT;
+        }
+        if matches!(
+            b,
+            b'+' | b'-'
+                | b'*'
+                | b'/'
+                | b'<'
+                | b'>'
+                | b'='
+                | b'~'
+                | b'!'
+                | b'@'
+                | b'#'
+                | b'%'
+                | b'^'
+                | b'&'
+                | b'|'
+                | b'`'
+                | b'?'
+                | b':'
+        ) {
+            class |= OP;
+        }
+        if matches!(b, b'u' | b'U' | b'e' | b'E' | b'b' | b'B' | b'x' | b'X' | b'n' | b'N') {
+            class |= PREFIX;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
+static CLASS: [u8; 256] = classes();
+
+fn is(class: u8, b: u8) -> bool {
+    CLASS[b as usize] & class != 0
+}
+
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    is(IDENT_START, b)
 }
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    is(IDENT_CONT, b)
 }
 fn is_op_char(b: u8) -> bool {
-    matches!(
-        b,
-        b'+' | b'-'
-            | b'*'
-            | b'/'
-            | b'<'
-            | b'>'
-            | b'='
-            | b'~'
-            | b'!'
-            | b'@'
-            | b'#'
-            | b'%'
-            | b'^'
-            | b'&'
-            | b'|'
-            | b'`'
-            | b'?'
-            | b':'
-    )
+    is(OP, b)
+}
+
+/// Whether the letter at `i` starts a literal's prefix: `U&'`, `U&"`, or `E'`, `B'`, `X'`, `N'`.
+fn literal_prefix(b: &[u8], i: usize) -> bool {
+    match b[i] {
+        b'u' | b'U' => b.get(i + 1) == Some(&b'&') && matches!(b.get(i + 2), Some(b'\'' | b'"')),
+        _ => is(PREFIX, b[i]) && b.get(i + 1) == Some(&b'\''),
+    }
 }
 
 /// The highest `$n` in `sql` (0: no parameters): with the types a Parse declares, how many
@@ -115,8 +164,18 @@ pub fn tokenize(src: &str) -> Vec<Token> {
     while i < b.len() {
         let c = b[i];
         let start = i;
-        if c.is_ascii_whitespace() || c == 0x0b {
+        let class = CLASS[c as usize];
+        if class & SPACE != 0 {
             i += 1;
+            continue;
+        }
+        if class & IDENT_START != 0 && (class & PREFIX == 0 || !literal_prefix(b, i)) {
+            // Most tokens: a keyword or a name.
+            i += 1;
+            while i < b.len() && is_ident_cont(b[i]) {
+                i += 1;
+            }
+            out.push(Token { kind: TokKind::Word, span: start..i });
             continue;
         }
         if c == b'-' && b.get(i + 1) == Some(&b'-') {
@@ -160,11 +219,6 @@ pub fn tokenize(src: &str) -> Vec<Token> {
         } else if matches!(c, b'b' | b'B' | b'x' | b'X' | b'n' | b'N') && b.get(i + 1) == Some(&b'\'') {
             i = skip_quoted(b, i + 2, b'\'', false);
             TokKind::String
-        } else if is_ident_start(c) {
-            while i < b.len() && is_ident_cont(b[i]) {
-                i += 1;
-            }
-            TokKind::Word
         } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
             i = skip_number(b, i);
             TokKind::Number
