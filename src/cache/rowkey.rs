@@ -149,12 +149,24 @@ pub fn key(kind: ColumnKind, value: &PinValue) -> Option<u64> {
 
 /// An integer as `int8in` reads it (surrounding whitespace allowed), or `None`.
 fn int(text: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(text).ok()?;
-    let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
-    if s.is_empty() || !s.trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit()) {
+    let text = text.trim_ascii();
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
         return None;
     }
-    s.parse().ok()
+    // Accumulated negative, so that i64::MIN is read too.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative { Some(n) } else { n.checked_neg() }
 }
 
 /// A binary integer parameter (`int2`, `int4` or `int8`, by its length).
@@ -206,6 +218,8 @@ mod tests {
         let bin = PinValue::Param { value: Some(5i32.to_be_bytes().as_slice().into()), binary: true, declared: 0 };
         assert_eq!(key(ColumnKind::Int, &bin), five);
         assert_ne!(key(ColumnKind::Int, &PinValue::Number("-5".into())), five);
+        assert_eq!(int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(int(b" 9223372036854775807\n"), Some(i64::MAX));
     }
 
     #[test]
@@ -215,6 +229,9 @@ mod tests {
         assert_eq!(key(ColumnKind::Int, &p("5", 701)), None, "float8 rounds big integers");
         assert_eq!(key(ColumnKind::Int, &p("5", 25)), None);
         assert_eq!(key(ColumnKind::Int, &PinValue::Number("99999999999999999999".into())), None);
+        for not_int in ["9223372036854775808", "+-5", "-", "", " ", "5 5", "0x10"] {
+            assert_eq!(int(not_int.as_bytes()), None, "{not_int:?}");
+        }
         assert_eq!(key(ColumnKind::Text, &PinValue::Number("5".into())), None);
         assert_eq!(key(ColumnKind::Text, &p("a", 1042)), None, "bpchar ignores trailing blanks");
         assert_eq!(key(ColumnKind::Int, &PinValue::Param { value: None, binary: false, declared: 0 }), None);

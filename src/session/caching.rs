@@ -184,7 +184,7 @@ impl Session {
         let mut pinned_plain = false;
         let mut others_deps: Vec<String> = Vec::new();
         if !s.tables_read.is_empty() {
-            let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+            let Some(catalog) = self.catalog() else {
                 self.note_bypass(Bypass::Other, &s.fingerprint);
                 return Lookup::Bypass;
             };
@@ -246,7 +246,7 @@ impl Session {
         };
         let rows = match &s.rows {
             Some(pins) if pinned_alone(pins) => {
-                let catalog = self.shared.catalogs.for_database(&self.key.database);
+                let catalog = self.catalog();
                 read_keys(catalog, pins, exec).await.map(|keys| (&pins.table.name, keys))
             }
             _ => None,
@@ -431,7 +431,7 @@ impl Session {
     /// `None` — flush the database — when a trigger may write anything, or the catalog has not
     /// answered (it is asked now, for the next time: failing safe, never guessing).
     pub(super) fn write_closures(&self, tables: &[SmolStr]) -> Option<(Arc<Catalog>, Vec<WriteClosure>)> {
-        let catalog = self.shared.catalogs.for_database(&self.key.database)?;
+        let catalog = self.catalog()?;
         let mut closures = Vec::with_capacity(tables.len());
         for table in tables {
             let facts = self.write_facts.as_ref().and_then(|f| f.closure(&catalog, table));

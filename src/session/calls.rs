@@ -50,12 +50,21 @@ enum Ask {
 }
 
 impl Session {
+    /// The catalog of this session's database (see the field): asked for once.
+    pub(super) fn catalog_ref(&self) -> Option<&Arc<Catalog>> {
+        self.catalog.get_or_init(|| self.shared.catalogs.for_database(&self.key.database)).as_ref()
+    }
+
+    /// [`Session::catalog_ref`], owned.
+    pub(super) fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog_ref().cloned()
+    }
+
     /// Whether `text` may call a user function that leaves session state (see
     /// `cache::state_setters`): then it is looked at also in pure pass-through. True while
     /// the list is not known (its read is started).
     pub(super) fn may_call_state_setter(&self, text: &[u8]) -> bool {
-        let catalog = self.catalog.get_or_init(|| self.shared.catalogs.for_database(&self.key.database));
-        let Some(catalog) = catalog else { return true };
+        let Some(catalog) = self.catalog_ref() else { return true };
         let (known, read) = catalog.state_setters();
         if read {
             let catalog = catalog.clone();
@@ -77,7 +86,7 @@ impl Session {
         if s.functions.is_empty() && !reads_relations {
             return Calls { cacheable: true, may_write: false };
         }
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+        let Some(catalog) = self.catalog() else {
             return Calls { cacheable: s.is_deterministic(), may_write: s.unknown_functions().next().is_some() };
         };
         let mut asks = Vec::new();

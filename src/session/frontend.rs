@@ -488,7 +488,7 @@ impl Session {
     /// that the decisions when it runs and commits are made on what the catalog says rather
     /// than on "not looked up yet". Memoized per database: one catalog query per name until DDL.
     pub(super) async fn look_up_catalog(&mut self, text: &str) {
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
+        let Some(catalog) = self.catalog() else { return };
         let analysis = crate::sql::analyze(text);
         super::calls::look_up_calls(&catalog, &analysis, self.shared.cache.enabled()).await;
         for name in analysis.statements.iter().flat_map(|s| s.unknown_functions()) {
@@ -550,7 +550,7 @@ impl Session {
     fn calls_setting_functions(&self, analysis: &Analysis) -> Option<SettingsSetter> {
         let mut names = analysis.statements.iter().flat_map(|s| s.unknown_functions()).peekable();
         names.peek()?;
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else {
+        let Some(catalog) = self.catalog() else {
             return Some(SettingsSetter { sets: true, defines: None });
         };
         let mut may = SettingsSetter { sets: false, defines: Some(Vec::new().into()) };

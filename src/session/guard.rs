@@ -68,7 +68,7 @@ impl Session {
         if names.is_empty() {
             return;
         }
-        let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return };
+        let Some(catalog) = self.catalog() else { return };
         let role = self.wanted.get("role").filter(|r| !r.eq_ignore_ascii_case("none")).unwrap_or(&self.key.user);
         let path =
             crate::cache::search_path_schemas(self.wanted.get("search_path").unwrap_or("\"$user\", public"), role);

@@ -227,7 +227,7 @@ impl Session {
         let (level, catalog) = if let Some(value) = self.wanted.get("default_transaction_isolation") {
             (Isolation::parse(value), None)
         } else {
-            let Some(catalog) = self.shared.catalogs.for_database(&self.key.database) else { return Ok(None) };
+            let Some(catalog) = self.catalog() else { return Ok(None) };
             match catalog.default_isolation_known(&self.key.user) {
                 Some(value) => (value.as_deref().and_then(Isolation::parse), Some(catalog)),
                 None => return Err(catalog),

@@ -253,8 +253,9 @@ pub struct Session {
     /// The cache-key digest of `wanted` and of the custom settings defined without a value,
     /// with the generation it was computed at.
     digest_memo: std::cell::Cell<Option<(crate::cache::SettingsGeneration, crate::cache::SettingsDigest)>>,
-    /// The catalog of this session's database, once asked for (see `may_call_state_setter`:
-    /// once per pure pass-through statement, where a map look-up under a lock showed).
+    /// The catalog of this session's database, once asked for (`Session::catalog`): it is
+    /// wanted several times per statement, and the map look-up under a lock showed. The
+    /// catalogs live as long as the process (a reload keeps them).
     catalog: std::cell::OnceCell<Option<Arc<crate::cache::Catalog>>>,
     /// A batch's leading `BEGIN READ ONLY` is planned with the read behind it (see
     /// `dispatch_batch`): that read is the block's, and keyed as a READ ONLY block's.

@@ -355,6 +355,10 @@ pub fn contains_ignore_ascii_case(text: &[u8], part: &[u8]) -> bool {
 /// Splits `src` at `;` tokens into non-empty statements, as the Postgres server does.
 pub fn split_statements(src: &str) -> Vec<StatementSpan> {
     let mut tokens = tokenize(src);
+    if !src.contains(';') {
+        // One statement (or none): nearly every text.
+        return if tokens.is_empty() { Vec::new() } else { vec![finish(tokens)] };
+    }
     // Cut from the end: each statement's tokens move once, and a text of one statement (the
     // common case) keeps the vector it was lexed into.
     let mut pieces = Vec::new();

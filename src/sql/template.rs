@@ -62,15 +62,17 @@ pub fn may_have_template(src: &str, st: &StatementSpan) -> bool {
 /// The shape of statement `st` of `src`: each token's kind and text, literals' text left out.
 pub fn shape(src: &str, st: &StatementSpan) -> Vec<u8> {
     let mut out = Vec::with_capacity(st.span.len() + st.tokens.len() * 2);
+    let bytes = src.as_bytes();
     for t in &st.tokens {
+        let text = &bytes[t.span.clone()];
         let piece = match t.kind {
             // The prefix before the quote (`E`, `B`, `$tag$`…) changes what a string means.
-            TokKind::String => t.text(src).split('\'').next().unwrap_or(""),
-            TokKind::Number => "",
-            _ => t.text(src),
+            TokKind::String => &text[..memchr::memchr(b'\'', text).unwrap_or(text.len())],
+            TokKind::Number => &[],
+            _ => text,
         };
         out.push(t.kind as u8);
-        out.extend_from_slice(piece.as_bytes());
+        out.extend_from_slice(piece);
         out.push(0xff); // not in UTF-8 text: pieces cannot run into each other
     }
     out
