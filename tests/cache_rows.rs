@@ -181,7 +181,7 @@ async fn rows_postgres_changes_on_the_writes_behalf_fall_back_to_the_table() {
     f.assert_fresh(child, "the cascade deleted child 1").await;
 }
 
-/// A session keeps what the catalog said of the table it writes (`session::write_facts`); DDL
+/// A session keeps what the catalog said of the table it writes (`session::catalog_memo`); DDL
 /// made since — here by the same session — must reach its next write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_made_after_a_sessions_writes_reaches_its_next_write() {

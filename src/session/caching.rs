@@ -19,9 +19,9 @@ use crate::cache::rowkey::{self, BindValues};
 use crate::cache::{Bypass, Catalog, RowDeps, RowWrite, WriteClosure};
 
 use super::Session;
+use super::catalog_memo::WriteFacts;
 use super::isolation::TxReads;
 use super::state::{Effects, Private, Writes};
-use super::write_facts::WriteFacts;
 use std::sync::Arc;
 
 use crate::cache::{

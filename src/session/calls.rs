@@ -50,16 +50,6 @@ enum Ask {
 }
 
 impl Session {
-    /// The catalog of this session's database (see the field): asked for once.
-    pub(super) fn catalog_ref(&self) -> Option<&Arc<Catalog>> {
-        self.catalog.get_or_init(|| self.shared.catalogs.for_database(&self.key.database)).as_ref()
-    }
-
-    /// [`Session::catalog_ref`], owned.
-    pub(super) fn catalog(&self) -> Option<Arc<Catalog>> {
-        self.catalog_ref().cloned()
-    }
-
     /// Whether `text` may call a user function that leaves session state (see
     /// `cache::state_setters`): then it is looked at also in pure pass-through. True while
     /// the list is not known (its read is started).

@@ -9,11 +9,11 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tracing::{debug, warn};
 
+use super::catalog_memo::WriteFacts;
 use super::effects;
 use super::keywords::{may_change_session, words_may_change_session};
 use super::queue::{Entry, Kind, Request};
 use super::state::{Effects, Lifecycle, Pins};
-use super::write_facts::WriteFacts;
 use super::{Flow, Session, SessionError};
 use crate::admin::query_stats::Outcome;
 use crate::cache::rowkey::BindValues;

@@ -36,6 +36,7 @@ mod backend;
 mod batch;
 mod caching;
 mod calls;
+mod catalog_memo;
 pub mod cost;
 mod effects;
 mod extended;
@@ -61,7 +62,6 @@ pub mod statements;
 mod stats;
 mod timers;
 mod vacate;
-mod write_facts;
 pub mod writes;
 
 pub use caching::cacheability;
@@ -213,8 +213,8 @@ pub struct Session {
     policy: Option<Arc<crate::sql::Policy>>,
     /// Where its unqualified table names resolve, for the policy's table rules.
     table_schemas: guard::TableSchemas,
-    /// The catalog's answers for the table this session wrote last (see `write_facts`).
-    write_facts: Option<write_facts::WriteFacts>,
+    /// The catalog's answers for the table this session wrote last (see `catalog_memo`).
+    write_facts: Option<catalog_memo::WriteFacts>,
     /// Extended messages gathered until Sync (see `batch`).
     batch: Vec<crate::wire::Frame>,
     /// When a batch the client stopped sending before its Sync goes to the server as it is

@@ -1,16 +1,33 @@
-//! What the catalog says about the table a session writes, kept by the session: its write
-//! closure and how its columns compare (see `caching::invalidate`). A session writes the same
-//! table statement after statement (an app's UPDATE by key, pgbench), and each write asks the
-//! catalog's memo twice — before it is sent (so the answers are known at commit) and at commit
-//! — each ask a lock, a hash and a copy. The session asks once per table and catalog epoch:
-//! the answers hold while the catalog's epoch is the one they were read under (DDL refreshes
-//! the catalog and moves its epoch; a reload makes a new catalog, compared by pointer).
+//! What a session keeps of its database's catalog. The catalog itself, asked for once: the
+//! catalogs' map is behind a lock and a statement wants its catalog several times (the catalogs
+//! live as long as the process; a reload keeps them). And what the catalog says about the table
+//! the session writes — its write closure and how its columns compare (see
+//! `caching::invalidate`): a session writes the same table statement after statement (an app's
+//! UPDATE by key, pgbench), and each write asked the catalog's memos for both twice, before it
+//! is sent (so the answers are known at commit) and at its commit, each time a lock, a hash and
+//! a copy. The session asks once per table and catalog epoch: the answers hold while the
+//! catalog's epoch is the one they were read under (DDL refreshes the catalog and moves its
+//! epoch) and the catalog is the same one (compared by pointer).
 
 use std::sync::Arc;
 
 use crate::cache::rowkey::RowColumns;
 use crate::cache::{Catalog, WriteClosure};
 use crate::sql::TableRef;
+
+use super::Session;
+
+impl Session {
+    /// The catalog of this session's database, asked for once.
+    pub(super) fn catalog_ref(&self) -> Option<&Arc<Catalog>> {
+        self.catalog.get_or_init(|| self.shared.catalogs.for_database(&self.key.database)).as_ref()
+    }
+
+    /// [`Session::catalog_ref`], owned.
+    pub(super) fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog_ref().cloned()
+    }
+}
 
 /// The catalog's answers for one written table, as of one catalog epoch.
 pub(super) struct WriteFacts {
