@@ -459,27 +459,27 @@ impl Session {
 /// written table's closure reaches it. `closures`: those of `writes.tables`, in order; `all`:
 /// their union. A catalog answer not known yet means the whole table (it is asked now, for the
 /// next time).
-fn rows_written(
+fn rows_written<'w>(
     catalog: &Arc<Catalog>,
     facts: Option<&WriteFacts>,
-    writes: &Writes,
+    writes: &'w Writes,
     closures: &[WriteClosure],
     all: &[&str],
-) -> Vec<(String, rowkey::ColumnKeys)> {
+) -> Vec<(std::borrow::Cow<'w, str>, rowkey::ColumnKeys)> {
     let mut out = Vec::new();
     for w in &writes.rows {
-        let table = crate::cache::version_key(&w.table.name).into_owned();
+        let table = crate::cache::version_key(&w.table.name);
         let mut own = None;
         let mut reached_otherwise = false;
         for (name, closure) in writes.tables.iter().zip(closures) {
             if *name == w.table.name {
                 own = Some(closure);
             } else {
-                reached_otherwise |= closure.tables.contains(&table);
+                reached_otherwise |= closure.tables.iter().any(|t| *t == *table);
             }
         }
         let rewrites_self = own.is_none_or(|c| c.rewrites_self);
-        if reached_otherwise || rewrites_self || !all.contains(&table.as_str()) {
+        if reached_otherwise || rewrites_self || !all.contains(&&*table) {
             continue;
         }
         let known = facts.and_then(|f| f.columns(catalog, &w.table));

@@ -37,6 +37,10 @@ pub enum Wrapper {
 }
 
 /// The analysis of one statement.
+/// Tables a statement reads or writes: nearly always one, held inline (an analysis is copied
+/// per write of a template's shape).
+pub type Tables = smallvec::SmallVec<[TableRef; 1]>;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementAnalysis {
     /// Byte range of the statement in the query string (without the `;`).
@@ -52,9 +56,9 @@ pub struct StatementAnalysis {
     /// sqlparser's error, when it could not parse the statement (tables etc. are then unknown).
     pub parse_error: Option<String>,
     /// Tables the statement reads (CTE names excluded), schema-qualified when written so.
-    pub tables_read: Vec<TableRef>,
+    pub tables_read: Tables,
     /// Tables the statement writes (DML targets, COPY FROM, SELECT INTO, DDL objects).
-    pub tables_written: Vec<TableRef>,
+    pub tables_written: Tables,
     /// Sequences `nextval` / `setval` write, where a literal names them (see `functions::writes_sequence`).
     pub sequences_written: Vec<TableRef>,
     /// Functions called, with their built-in volatility.
@@ -192,11 +196,11 @@ impl Analysis {
     }
     /// Union of the tables written, across statements, without duplicates.
     pub fn tables_written(&self) -> Vec<TableRef> {
-        dedup(self.statements.iter().flat_map(|s| s.tables_written.iter().cloned()).collect())
+        dedup(self.statements.iter().flat_map(|s| s.tables_written.iter().cloned()).collect()).into_vec()
     }
     /// Union of the tables read, across statements, without duplicates.
     pub fn tables_read(&self) -> Vec<TableRef> {
-        dedup(self.statements.iter().flat_map(|s| s.tables_read.iter().cloned()).collect())
+        dedup(self.statements.iter().flat_map(|s| s.tables_read.iter().cloned()).collect()).into_vec()
     }
     /// Some statement failed to parse.
     pub fn has_parse_error(&self) -> bool {
@@ -208,7 +212,7 @@ impl Analysis {
     }
 }
 
-fn dedup(mut v: Vec<TableRef>) -> Vec<TableRef> {
+fn dedup(mut v: Tables) -> Tables {
     let mut seen = std::collections::HashSet::new();
     v.retain(|t| seen.insert(t.clone()));
     v
@@ -334,8 +338,8 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
         inner_kind: None,
         wrapper: None,
         parse_error: None,
-        tables_read: vec![],
-        tables_written: vec![],
+        tables_read: Tables::new(),
+        tables_written: Tables::new(),
         sequences_written: vec![],
         functions: vec![],
         limit: LimitSite::None,
@@ -421,7 +425,7 @@ fn analyze_statement(src: &str, st: &StatementSpan, wrappers: usize) -> Statemen
     }
     match super::utility::recognize(src, toks) {
         Some(Utility::Refresh(view)) => {
-            a.tables_written = vec![view];
+            a.tables_written = Tables::from_elem(view, 1);
             return a;
         }
         Some(Utility::Vacuum | Utility::DefaultPrivileges) => return a,
@@ -476,8 +480,8 @@ fn analyze_tree(src: &str, toks: &[Token], mut a: StatementAnalysis) -> Statemen
         })
         .cloned()
         .collect();
-    a.tables_read = dedup(read);
-    a.tables_written = dedup(w.written);
+    a.tables_read = dedup(read.into());
+    a.tables_written = dedup(w.written.into());
     a.sequences_written = w.sequences;
     a.functions = w.functions;
     a.columns = Arc::new(w.columns);

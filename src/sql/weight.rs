@@ -24,8 +24,8 @@ pub fn analysis(a: &Analysis) -> usize {
 fn statement(s: &StatementAnalysis) -> usize {
     smol(&s.keyword)
         + s.parse_error.as_ref().map_or(0, String::capacity)
-        + tables(&s.tables_read)
-        + tables(&s.tables_written)
+        + inline_tables(&s.tables_read)
+        + inline_tables(&s.tables_written)
         + tables(&s.sequences_written)
         + tables(&s.temp_tables_created)
         + vec(&s.functions, |f| f.name.capacity())
@@ -64,6 +64,12 @@ fn setting(s: &SettingChange) -> usize {
 
 fn tables(v: &Vec<TableRef>) -> usize {
     vec(v, table)
+}
+
+/// A [`super::analyze::Tables`]: its buffer only when it spilled out of line.
+fn inline_tables(v: &super::analyze::Tables) -> usize {
+    let buffer = if v.spilled() { v.capacity() * size_of::<TableRef>() } else { 0 };
+    buffer + v.iter().map(table).sum::<usize>()
 }
 
 fn table(t: &TableRef) -> usize {
