@@ -36,11 +36,11 @@ pub enum Wrapper {
     Declare,
 }
 
-/// The analysis of one statement.
 /// Tables a statement reads or writes: nearly always one, held inline (an analysis is copied
 /// per write of a template's shape).
 pub type Tables = smallvec::SmallVec<[TableRef; 1]>;
 
+/// The analysis of one statement.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementAnalysis {
     /// Byte range of the statement in the query string (without the `;`).
