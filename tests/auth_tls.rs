@@ -79,7 +79,9 @@ async fn a_tls_client_connects_and_plaintext_is_refused_when_required() {
     assert_eq!(row.get::<_, String>(0), "over tls");
 
     let err = try_connect(&format!("postgres://postgres@127.0.0.1:{}/app?sslmode=disable", proxy.port)).await;
-    assert!(err.is_err(), "plaintext refused under tls.mode=require");
+    let err = err.expect_err("plaintext refused under tls.mode=require");
+    // Told as Postgres tells it (a FATAL with the SQLSTATE), not a bare close.
+    assert_eq!(err.code().map(|c| c.code()), Some("28000"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::wire::build::{self, Severity};
 use crate::wire::frame::{self, CANCEL_REQUEST_CODE, FrameError, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE};
 
 /// A client byte stream, plain or TLS, behind one type.
@@ -117,17 +118,30 @@ where
             code if code >> 16 == 3 => {
                 // 3.x minor versions are served as 3.0 (no NegotiateProtocolVersion needed for
                 // clients that send no _pq_ options).
-                if !is_tls {
-                    tls.check_plaintext_startup()?;
+                if !is_tls && let Err(e) = tls.check_plaintext_startup() {
+                    return Err(say_fatal(&mut stream, e.into()).await);
                 }
                 let params = frame::startup_params(&packet.body).ok_or(StartupError::Malformed)?;
                 return Ok(Handshake::Startup(Startup { stream, rbuf, params, tls: is_tls }));
             }
             code => {
-                return Err(StartupError::UnsupportedProtocol { major: (code >> 16) as u16, minor: code as u16 });
+                let e = StartupError::UnsupportedProtocol { major: (code >> 16) as u16, minor: code as u16 };
+                return Err(say_fatal(&mut stream, e).await);
             }
         }
     }
+}
+
+/// Tell the client why its startup is refused, as Postgres does (a FATAL ErrorResponse, then
+/// the close), and hand the error back. A client that cannot be written to learns it from the
+/// close.
+async fn say_fatal(stream: &mut BoxStream, e: StartupError) -> StartupError {
+    let mut out = BytesMut::new();
+    build::error_response(&mut out, Severity::Fatal, e.sqlstate(), &e.to_string());
+    if stream.write_all(&out).await.is_ok() {
+        let _ = stream.flush().await;
+    }
+    e
 }
 
 async fn read_startup_packet(
@@ -210,5 +224,14 @@ mod tests {
         client.write_all(&packet(2 << 16, b"user\0x\0\0")).await.unwrap();
         let err = handshake(server, &no_tls()).await.err().unwrap();
         assert_eq!(err.sqlstate(), "0A000");
+        // The client is told, as Postgres tells it: a FATAL ErrorResponse with the SQLSTATE.
+        let mut said = Vec::new();
+        client.read_to_end(&mut said).await.unwrap();
+        assert_eq!(said.first(), Some(&b'E'), "{said:?}");
+        let text = String::from_utf8_lossy(&said);
+        assert!(
+            text.contains("SFATAL") && text.contains("C0A000") && text.contains("unsupported frontend protocol 2.0"),
+            "{text}"
+        );
     }
 }
