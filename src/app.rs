@@ -16,6 +16,7 @@ use crate::cache::catalogs::Catalogs;
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener::Listener;
 use crate::client::tls::ClientTls;
+use crate::client::unix_socket::UnixSocket;
 use crate::config::{Config, ConfigSource, InvalidationMode, redact_url};
 use crate::invalidate::Listeners;
 use crate::pool::Pools;
@@ -24,8 +25,8 @@ use crate::session::Shared;
 use crate::session::cost::CostEstimates;
 use crate::session::live::Live;
 
-/// Bind `listen`, serve, and shut down gracefully on SIGTERM / SIGINT (a second one stops at
-/// once). SIGHUP reads the configuration again from `source` (see [`crate::reload`]).
+/// Bind `listen` (and the socket in `unix_socket_dir`, if set), serve, and shut down gracefully
+/// on SIGTERM / SIGINT (a second one stops at once). SIGHUP reads the configuration again from `source` (see [`crate::reload`]).
 pub async fn run(config: Arc<Config>, source: Option<ConfigSource>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let mut signals = Signals::install().context("install signal handlers")?;
@@ -78,6 +79,16 @@ pub async fn serve_with(
     if !crate::sql::memo::configure(config.limits.analysis_memo.as_u64()) {
         tracing::debug!("the analysis memo was in use already: it keeps its size");
     }
+    let unix = match &config.unix_socket_dir {
+        Some(dir) => {
+            let port = listener.local_addr()?.port();
+            let socket = UnixSocket::bind(dir, port).with_context(|| {
+                format!("listen on {}", crate::client::unix_socket::socket_path(dir, port).display())
+            })?;
+            Some(socket)
+        }
+        None => None,
+    };
     let pools = Arc::new(Pools::new(config.clone()).context("upstream configuration")?);
     let tls = ClientTls::from_config(&config.tls).context("tls")?;
     let lookup = reload::password_lookup(&config, &pools)?;
@@ -145,12 +156,12 @@ pub async fn serve_with(
     ));
     // Serves /metrics, /healthz, /readyz until dropped when `serve` returns (after the drain).
     let _admin = AdminServer::start_configured(&shared).await?;
-    info!(listen = %listener.local_addr()?, upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
+    info!(listen = %listener.local_addr()?, unix_socket = ?unix.as_ref().map(|u| u.path().display()), upstream = %redact_url(&config.upstream.url), mode = ?config.pool.mode, "pgcached serving");
     let live_shared = Live::new(shared, source, stop);
     if let Some(tx) = live {
         let _ = tx.send(live_shared.clone());
     }
-    Arc::new(Listener { live: live_shared, tls }).serve(listener, shutdown).await;
+    Arc::new(Listener { live: live_shared, tls }).serve(listener, unix, shutdown).await;
     listeners.shutdown().await;
     replication.shutdown().await;
     Ok(())

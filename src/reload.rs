@@ -10,6 +10,7 @@
 //! `admin.users` and `admin.database`, `limits.max_message_size`, `limits.session_buffer`,
 //! `log.level`. New clients only:
 //! `pool.mode`. Restart only, kept as they were and said in the log and the answer: `listen`,
+//! `unix_socket_dir`,
 //! `upstream`, `tls`, `admin.http_listen`, `cache.enabled`, `cache.max_memory`,
 //! `cache.max_entry_size`, `cache.max_filling`, `cache.invalidation`, `cache.replication`, `limits.max_clients`,
 //! `limits.worker_threads`, `limits.analysis_memo`,
@@ -160,6 +161,7 @@ fn keep_restart_only(running: &Config, mut read: Config) -> (Config, Vec<String>
         };
     }
     keep!(listen);
+    keep!(unix_socket_dir);
     keep!(upstream);
     keep!(tls);
     keep!(admin.http_listen);

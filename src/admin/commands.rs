@@ -224,7 +224,7 @@ fn clients(shared: &Shared) -> ResultSet {
             text(&info.user),
             text(&info.database),
             text(state.label()),
-            text(info.addr.ip()),
+            text(info.addr.addr_text()),
             text(info.addr.port()),
             text(&info.application_name),
             text(info.tls),

@@ -28,7 +28,7 @@ pub struct ClientInfo {
     pub id: u64,
     pub user: String,
     pub database: String,
-    pub addr: SocketAddr,
+    pub addr: crate::client::peer::Peer,
     pub application_name: String,
     pub tls: bool,
     pub connected_at: std::time::SystemTime,

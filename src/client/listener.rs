@@ -1,19 +1,21 @@
-//! Accept loop: one task per client connection, bounded by `limits.max_clients`; on shutdown,
-//! stop accepting and let sessions finish their transactions until `timeouts.shutdown`.
+//! Accept loop: one task per client connection, on TCP and the optional Unix-domain socket,
+//! bounded by `limits.max_clients`; on shutdown, stop accepting and let sessions finish their
+//! transactions until `timeouts.shutdown`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::cancel::CancelSlot;
+use super::peer::Peer;
 use super::startup::{Handshake, handshake};
 use super::tls::ClientTls;
+use super::unix_socket::UnixSocket;
 use crate::server::UpstreamTarget;
 use crate::session::live::Live;
 use crate::session::login;
@@ -26,46 +28,42 @@ pub struct Listener {
     pub tls: ClientTls,
 }
 
+/// The TLS answer on the Unix-domain socket: none, as Postgres answers there (`N` to an
+/// SSLRequest), and plaintext is accepted whatever `tls.mode` says — nothing leaves the machine.
+fn local_tls() -> ClientTls {
+    ClientTls::new(crate::config::ClientTlsMode::Disable, None).expect("a disabled ClientTls needs no certificate")
+}
+
 impl Listener {
     /// Serve until `shutdown` turns true, then drain.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let limit = Arc::new(Semaphore::new(self.live.shared().config.limits.max_clients));
-        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        unix: Option<UnixSocket>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let admission = Admission {
+            limit: Arc::new(Semaphore::new(self.live.shared().config.limits.max_clients)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+        };
+        let local_tls = local_tls();
         let mut tasks = JoinSet::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
-                    let (socket, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        self.admit(&admission, &mut tasks, socket, Peer::Tcp(peer), self.tls.clone());
+                    }
+                    Err(e) => accept_failed(e).await,
+                },
+                accepted = async { unix.as_ref().expect("guarded by is_some").accept().await }, if unix.is_some() => {
+                    match accepted {
+                        Ok(socket) => {
+                            let port = unix.as_ref().map_or(0, UnixSocket::port);
+                            self.admit(&admission, &mut tasks, socket, Peer::Unix { port }, local_tls.clone());
                         }
-                    };
-                    let _ = socket.set_nodelay(true);
-                    let this = self.clone();
-                    match limit.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            tasks.spawn(async move {
-                                this.connection(socket, peer).await;
-                                drop(permit);
-                            });
-                        }
-                        Err(_) => match refusals.clone().try_acquire_owned() {
-                            // Answered as Postgres answers: after the SSLRequest (so a client that
-                            // asked for TLS reads the SQLSTATE), and a cancel is still forwarded.
-                            Ok(permit) => {
-                                tasks.spawn(async move {
-                                    this.refuse(socket, peer).await;
-                                    drop(permit);
-                                });
-                            }
-                            // Past that many refusals in progress: said at once, unnegotiated.
-                            Err(_) => {
-                                tasks.spawn(too_many_clients(socket, peer));
-                            }
-                        },
+                        Err(e) => accept_failed(e).await,
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -73,6 +71,7 @@ impl Listener {
             }
         }
         drop(listener);
+        drop(unix);
         // Sessions waiting idle (in a transaction, say) see the shutdown when woken.
         let shared = self.live.shared();
         shared.shutdown_wakers.wake_all();
@@ -88,10 +87,45 @@ impl Listener {
         }
     }
 
-    async fn connection(&self, socket: TcpStream, peer: SocketAddr) {
+    /// Start a task for a new connection: a session within `limits.max_clients`, else a
+    /// refusal.
+    fn admit<S: ClientSocket>(
+        self: &Arc<Self>,
+        admission: &Admission,
+        tasks: &mut JoinSet<()>,
+        socket: S,
+        peer: Peer,
+        tls: ClientTls,
+    ) {
+        let this = self.clone();
+        match admission.limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tasks.spawn(async move {
+                    this.connection(socket, peer, &tls).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => match admission.refusals.clone().try_acquire_owned() {
+                // Answered as Postgres answers: after the SSLRequest (so a client that
+                // asked for TLS reads the SQLSTATE), and a cancel is still forwarded.
+                Ok(permit) => {
+                    tasks.spawn(async move {
+                        this.refuse(socket, peer, &tls).await;
+                        drop(permit);
+                    });
+                }
+                // Past that many refusals in progress: said at once, unnegotiated.
+                Err(_) => {
+                    tasks.spawn(too_many_clients(socket, peer));
+                }
+            },
+        }
+    }
+
+    async fn connection<S: ClientSocket>(&self, socket: S, peer: Peer, tls: &ClientTls) {
         let login_timeout = self.live.shared().config.timeouts.login;
         let started = tokio::time::timeout(login_timeout, async {
-            match handshake(socket, &self.tls).await {
+            match handshake(socket, tls).await {
                 Ok(Handshake::Cancel { pid, secret }) => {
                     self.forward_cancel(pid, secret).await;
                     Ok(None)
@@ -143,9 +177,9 @@ impl Listener {
     /// Over `limits.max_clients`: take the client through SSL negotiation and its startup
     /// message (within `timeouts.login`), then say so the way Postgres does and close; a
     /// CancelRequest is no client and is forwarded.
-    async fn refuse(&self, socket: TcpStream, peer: SocketAddr) {
+    async fn refuse<S: ClientSocket>(&self, socket: S, peer: Peer, tls: &ClientTls) {
         let login_timeout = self.live.shared().config.timeouts.login;
-        match tokio::time::timeout(login_timeout, handshake(socket, &self.tls)).await {
+        match tokio::time::timeout(login_timeout, handshake(socket, tls)).await {
             Ok(Ok(Handshake::Cancel { pid, secret })) => self.forward_cancel(pid, secret).await,
             Ok(Ok(Handshake::Startup(mut startup))) => {
                 warn!(%peer, "refusing a client: limits.max_clients reached");
@@ -208,12 +242,28 @@ async fn cancel_what_runs(slot: &Arc<CancelSlot>, target: Arc<UpstreamTarget>) -
     sent.await.unwrap_or(CancelOutcome::NotRunning)
 }
 
+/// A client's socket, TCP or Unix-domain.
+trait ClientSocket: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientSocket for T {}
+
+/// The permits new connections take: sessions up to `limits.max_clients`, then refusals.
+struct Admission {
+    limit: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
+/// An accept error (out of file descriptors, say): logged, and a pause before the next try.
+async fn accept_failed(e: std::io::Error) {
+    warn!(error = %e, "accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
 /// Refusals over `limits.max_clients` negotiated at once (each holds a socket for up to
 /// `timeouts.login`); more are refused without waiting for their startup.
 const MAX_REFUSALS: usize = 64;
 
 /// Over `limits.max_clients` with [`MAX_REFUSALS`] refusals in progress: say so at once and close.
-async fn too_many_clients(mut socket: TcpStream, peer: SocketAddr) {
+async fn too_many_clients<S: ClientSocket>(mut socket: S, peer: Peer) {
     warn!(%peer, "refusing a client: limits.max_clients reached");
     let _ = socket.write_all(&too_many_clients_error()).await;
 }

@@ -2,6 +2,8 @@
 //! requests), client authentication, and cancel keys.
 //!
 //! - [`listener`]: accept loop, client limit, one task per connection.
+//! - [`unix_socket`]: the optional Unix-domain socket beside TCP (`unix_socket_dir`).
+//! - [`peer`]: where a client connected from.
 //! - [`startup`]: SSLRequest / GSSENCRequest / CancelRequest / StartupMessage.
 //! - [`auth`]: trust, md5 and SCRAM-SHA-256 verification of the client.
 //! - [`tls`]: rustls configuration for client connections, `tls.mode` rules, direct TLS.
@@ -12,5 +14,7 @@ pub mod auth;
 pub mod cancel;
 pub mod listener;
 pub mod passwords;
+pub mod peer;
 pub mod startup;
 pub mod tls;
+pub mod unix_socket;

@@ -34,6 +34,10 @@ use serde_util::{duration, opt_duration};
 pub struct Config {
     /// Address the proxy listens on for PostgreSQL clients, `HOST:PORT`.
     pub listen: String,
+    /// Also listen on a Unix-domain socket in this directory, named as Postgres names its own:
+    /// `<dir>/.s.PGSQL.<port of listen>` (what psql and libpq use when the host is a path or is
+    /// left out). Unset: TCP only.
+    pub unix_socket_dir: Option<std::path::PathBuf>,
     pub upstream: UpstreamConfig,
     pub pool: PoolConfig,
     pub auth: AuthConfig,
@@ -53,6 +57,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:6432".into(),
+            unix_socket_dir: None,
             upstream: UpstreamConfig::default(),
             pool: PoolConfig::default(),
             auth: AuthConfig::default(),

@@ -85,6 +85,7 @@ fn example_commented_keys_are_real_keys() {
     assert!(c.auth.auth_query.is_some());
     assert!(c.tls.cert.is_some() && c.tls.key.is_some() && c.upstream.ca_file.is_some());
     assert!(c.admin.http_listen.is_some());
+    assert!(c.unix_socket_dir.is_some());
 }
 
 fn is_key_line(s: &str) -> bool {
@@ -105,7 +106,10 @@ fn docs_list_every_example_key() {
     let v: serde_yaml::Value = serde_yaml::from_str(EXAMPLE).unwrap();
     let mut keys = Vec::new();
     flatten("", &v, &mut keys);
-    keys.extend(["upstream.ca_file", "tls.cert", "tls.key", "auth.auth_query", "admin.http_listen"].map(String::from));
+    keys.extend(
+        ["upstream.ca_file", "tls.cert", "tls.key", "auth.auth_query", "admin.http_listen", "unix_socket_dir"]
+            .map(String::from),
+    );
     keys.extend(["auth.users[].name", "auth.users[].password"].map(String::from));
     keys.extend(["cache.rules[].table", "cache.rules[].fingerprint", "cache.rules[].regex"].map(String::from));
     keys.extend(["cache.rules[].ttl", "cache.rules[].cache"].map(String::from));
@@ -229,6 +233,7 @@ fn validation_errors_name_the_key() {
     let cases: &[(&str, &str)] = &[
         ("listen: nonsense\n", "listen"),
         ("listen: \"host:99999\"\n", "listen"),
+        ("unix_socket_dir: /nonexistent/sockets\n", "unix_socket_dir"),
         ("upstream: {url: \"mysql://x\"}\n", "upstream.url"),
         ("upstream: {url: \"postgres://a,b/db\"}\n", "upstream.url"),
         ("upstream: {ca_file: /nonexistent/ca.pem}\n", "upstream.ca_file"),

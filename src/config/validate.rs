@@ -34,7 +34,10 @@ fn check_file(key: &str, path: &Path) -> Result<(), ConfigError> {
 impl Config {
     /// Check every value; the first problem is returned, naming its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        parse_host_port(&self.listen).map_err(|m| err("listen", m))?;
+        let (_, port) = parse_host_port(&self.listen).map_err(|m| err("listen", m))?;
+        if let Some(dir) = &self.unix_socket_dir {
+            crate::client::unix_socket::check_dir(dir, port).map_err(|m| err("unix_socket_dir", m))?;
+        }
 
         // upstream
         self.upstream_target()?;

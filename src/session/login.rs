@@ -2,7 +2,6 @@
 //! check the user → authenticate → get a server → apply the client's parameters →
 //! report parameters, key and ReadyForQuery → hand over to the session loop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +14,7 @@ use super::params::{self, ParamSet};
 use super::{Lease, Session, Shared};
 use crate::client::auth;
 use crate::client::cancel::ClientInfo;
+use crate::client::peer::Peer;
 use crate::client::startup::{BoxStream, Startup};
 use crate::config::{AuthMethod, PoolMode};
 use crate::pool::{PoolError, PoolKey, ServerObject};
@@ -39,7 +39,7 @@ pub enum Login {
 }
 
 /// Authenticate the client, prepare its first server connection and greet it.
-pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Result<Login, LoginError> {
+pub async fn login(live: &Arc<Live>, startup: Startup, peer: Peer) -> Result<Login, LoginError> {
     let (generation, shared) = live.current();
     let Startup { mut stream, mut rbuf, params: startup_params, tls } = startup;
     let find = |n: &str| startup_params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -51,11 +51,11 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: SocketAddr) -> Resu
         return refuse(&mut stream, "0A000", "pgcached does not proxy replication connections").await;
     }
     let method = shared.config.auth.method;
-    if method == AuthMethod::Trust && !peer.ip().is_loopback() {
+    if method == AuthMethod::Trust && !peer.is_local() {
         return refuse(
             &mut stream,
             "28000",
-            "pgcached: trust authentication is accepted only from loopback; set auth.method",
+            "pgcached: trust authentication is accepted only from loopback or the Unix socket; set auth.method",
         )
         .await;
     }
@@ -223,7 +223,7 @@ async fn admin_login(
     mut stream: BoxStream,
     rbuf: BytesMut,
     user: String,
-    peer: SocketAddr,
+    peer: Peer,
     tls: bool,
     application_name: String,
 ) -> Result<Login, LoginError> {
