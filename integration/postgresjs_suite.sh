@@ -14,8 +14,8 @@
 # and prints a line per test. A failed test leaves its tables behind and fails the later tests that
 # create the same ones: each test failing in the full run is run again alone in a fresh database,
 # and counts as failing only if it fails again (the others are listed as failing only in the full
-# run). Its TLS tests fail in every pass (no TLS here), and so does its Unix-socket test through
-# pgcached (which listens on TCP only: PGSOCKET names an empty directory there).
+# run). Its TLS tests fail in every pass (no TLS here). Its Unix-socket test reaches each pgcached
+# on the socket `suite_proxies` gives it (`unix_socket_dir`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,7 +97,6 @@ edit("test.js", [
 ])
 EOF
 cp -r "$WORK/postgres.js/tests" "$WORK/tests.orig"
-mkdir -p "$WORK/nosocket"
 
 # fresh_db — an empty database postgres_js_test and the server configuration of the start (the TLS
 # tests run ALTER SYSTEM).
@@ -122,7 +121,7 @@ run_tests() {
     cp -r "$WORK/tests.orig" "$WORK/postgres.js/tests"
     sed -i -e "s/\b5432\b/${SUITE_PORT[$pass]}/g" -e "s/\b5433\b/$PG2_PORT/g" "$WORK/postgres.js/tests/index.js"
     [[ -z $line ]] || sed -i "${line}s/^t(/ot(/" "$WORK/postgres.js/tests/index.js"
-    [[ $pass == direct ]] || sock=$WORK/nosocket
+    [[ $pass == direct ]] || sock=$WORK/sock-$pass
     (cd "$WORK/postgres.js/tests" && PGHOST=127.0.0.1 PGPORT=${SUITE_PORT[$pass]} PGUSER=postgres \
         PGSOCKET=$sock timeout 900 node index.js >"$log" 2>&1 </dev/null) || true
 }

@@ -17,14 +17,17 @@ suite_setup() {
 
 # suite_proxies WORK UPSTREAM_URL BIN PASSES [EXTRA_YAML] — start a pgcached per pooling mode in
 # PASSES ("transaction", "session"; cache on unless EXTRA_YAML says otherwise), pool of 20, on
-# free ports: sets SUITE_PORT[mode] (declare -A SUITE_PORT first; set SUITE_PORT[direct] too).
+# free ports, each also on a Unix socket in WORK/sock-<mode> (`unix_socket_dir`): sets
+# SUITE_PORT[mode] (declare -A SUITE_PORT first; set SUITE_PORT[direct] too).
 suite_proxies() {
     local work=$1 up=$2 bin=$3 passes=$4 extra=${5:-"cache:
   enabled: true"} mode
     for mode in transaction session; do
         [[ " $passes " == *" $mode "* ]] || continue
         SUITE_PORT[$mode]=$(free_port)
-        write_pgcached_config "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$up" "$mode" 20 "$extra"
+        mkdir -p "$work/sock-$mode"
+        write_pgcached_config "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$up" "$mode" 20 "$extra
+unix_socket_dir: $work/sock-$mode"
         start_pgcached "$bin" "$work/$mode.yaml" "${SUITE_PORT[$mode]}" "$work/pgcached-$mode.log"
     done
 }
