@@ -224,6 +224,13 @@ impl Session {
         }
         let want = stmt.shape.as_ref().map(|s| s.rows);
         let held = self.held(server);
+        if held == Held::Pending && self.queue.pending_ready() > 0 {
+            // The copy's Parse may have gone in an earlier segment (a Sync is outstanding): an
+            // error there skips it but not this message, which would then name a statement the
+            // server never made (26000). Wait for the answer. (In this segment, an error before
+            // the Parse skips this message too.)
+            return self.park(frame);
+        }
         if want.is_some() && !stmt.result_type_fixed() {
             // No shape to hold it to (see `Statement::result_type_fixed`).
             if matches!(held, Held::Absent | Held::Stale) {

@@ -10,7 +10,8 @@
 //! * [`shrink`]: a divergence made small, for a regression test.
 //!
 //! tests/protocol_fuzz.rs runs it (a short seeded run in CI, longer on demand: fuzz/README.md);
-//! tests/session_regressions.rs holds every divergence it found, as a fixed scenario.
+//! tests/session_regressions.rs and tests/statement_regressions.rs hold every divergence it
+//! found, as a fixed scenario (`regression!`).
 
 pub mod generate;
 pub mod run;
@@ -20,6 +21,21 @@ pub mod vocab;
 
 pub use run::{Divergence, Setup, Totals, World};
 pub use scenario::{Scenario, build};
+
+/// A test that runs a fixed scenario directly and through pgcached (see
+/// [`assert_same_as_direct`]): `regression!(/// why, name, setup, scenario)`.
+#[allow(unused_macros)]
+macro_rules! regression {
+    ($(#[$meta:meta])* $name:ident, $setup:expr, $scenario:expr) => {
+        $(#[$meta])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            $crate::common::fuzz::assert_same_as_direct($setup, $scenario).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use regression;
 
 /// Run `scenario` directly and through pgcached; panic with both transcripts where they differ.
 pub async fn assert_same_as_direct(setup: Setup, scenario: Scenario) {

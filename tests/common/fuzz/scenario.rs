@@ -1,6 +1,6 @@
 //! What a fuzz scenario is: numbered clients, each step one client's pipeline (or cancel, or
 //! disconnect), in the order they run. Plain data, printable as the Rust that rebuilds it, so a
-//! divergence becomes a regression test by pasting (tests/session_regressions.rs).
+//! divergence becomes a regression test by pasting (tests/session_regressions.rs, tests/statement_regressions.rs).
 
 use std::fmt::Write as _;
 

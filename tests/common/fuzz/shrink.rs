@@ -1,6 +1,6 @@
 //! Making a diverging scenario small enough to read: drop whole steps, then single messages, as
 //! long as the run still diverges (greedy, within a budget of runs). The result is what goes into
-//! tests/session_regressions.rs.
+//! tests/session_regressions.rs or tests/statement_regressions.rs.
 
 use super::run::{Divergence, Setup, World};
 use super::scenario::{Action, Fm, Scenario};
