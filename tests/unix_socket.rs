@@ -90,6 +90,9 @@ async fn clients_on_the_socket_get_sessions_cancels_and_the_console_and_the_file
     let addrs: Vec<&str> = clients.iter().map(|r| value(r, "addr")).collect();
     assert!(addrs.contains(&"unix"), "{clients:?}");
     assert!(addrs.contains(&"127.0.0.1"), "{clients:?}");
+    let config = show(&admin, "SHOW CONFIG").await;
+    let dir_shown = config.iter().find(|r| value(r, "key") == "unix_socket_dir").map(|r| value(r, "value"));
+    assert_eq!(dir_shown, Some(dir.path().to_str().unwrap()), "{config:?}");
 
     drop((on_socket, admin));
     proxy.shutdown().await;

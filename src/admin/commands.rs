@@ -365,6 +365,7 @@ fn config(shared: &Shared) -> ResultSet {
     let mut rs = ResultSet::new(&[("key", TEXT), ("value", TEXT)]);
     let rows: Vec<(&str, String)> = vec![
         ("listen", c.listen.clone()),
+        ("unix_socket_dir", c.unix_socket_dir.as_ref().map_or_else(|| "none".to_string(), |d| d.display().to_string())),
         ("upstream.url", redact(&c.upstream.url)),
         ("upstream.tls", format!("{:?}", c.upstream.tls).to_lowercase()),
         ("pool.mode", format!("{:?}", c.pool.mode).to_lowercase()),
