@@ -255,3 +255,19 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A Terminate while the server is in COPY FROM STDIN and nothing else is behind it:
+    /// Postgres reads it as a stray copy message and answers 08P01 and a FATAL before it
+    /// closes; pgcached closed at once, and a client reading on got neither. Found by the fuzzer
+    /// (transaction pooling, seed 170355).
+    seed_170355_a_terminate_during_copy_in_gets_the_servers_answers,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("", "COPY (SELECT id, balance FROM acct ORDER BY id) TO STDOUT"), bind("", "", &[]), parse("s1", "COPY item (acct_id, note) FROM STDIN"), parse("s1", "BEGIN")])),
+            step(0, terminate(vec![sync(), parse("", "UPDATE acct SET balance = balance + $1 WHERE id = $2"), bind("", "", &[Some("-5"), Some("3")]), parse("", "SELECT pg_try_advisory_xact_lock(8)"), bind("", "s1", &[]), execute("", 0)])),
+        ],
+    }
+);

@@ -83,7 +83,7 @@ impl Session {
             if !self.batch.is_empty() && self.dispatch_batch().await? == Flow::Close {
                 return Ok(Flow::Close);
             }
-            return Ok(self.terminate());
+            return Ok(self.terminate(true));
         }
         if self.gathering(t) {
             return self.gather(frame).await;

@@ -161,6 +161,7 @@ pub async fn login(live: &Arc<Live>, startup: Startup, peer: Peer) -> Result<Log
         segment: Default::default(),
         copy_in: false,
         fatal_due: false,
+        said_terminate: false,
         pins: Default::default(),
         private: Default::default(),
         placeholders: startup_placeholders(&wanted),

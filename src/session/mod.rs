@@ -14,6 +14,7 @@
 //! - [`backend`]: handling of server frames (track state, forward).
 //! - `extended`: Parse/Bind/Describe/Close, named statements under transaction pooling.
 //! - `io`: the cancel-safe reads and writes the loop selects over.
+//! - `ending`: draining at shutdown, and the client's Terminate or EOF.
 //! - `batch`: extended batches gathered until Sync, answered whole from the cache if they can.
 //! - `isolation` and `held`: reads inside transaction blocks, and blocks answered without a
 //!   server until they need one.
@@ -39,6 +40,7 @@ mod calls;
 mod catalog_memo;
 pub mod cost;
 mod effects;
+mod ending;
 mod extended;
 mod frontend;
 mod guard;
@@ -197,6 +199,9 @@ pub struct Session {
     /// Postgres was reading that message, so a FATAL follows and the connection ends. A
     /// client that has left still waits for it, as it would directly.
     fatal_due: bool,
+    /// The client ended with a Terminate message (not by closing its socket): one the server
+    /// reads in COPY FROM STDIN is answered (see `terminate_copy`).
+    said_terminate: bool,
     /// Why this client keeps its server connection under transaction pooling.
     pins: Pins,
     /// Why this session's answers may not be cached (none: they may).
@@ -368,7 +373,10 @@ impl Session {
                     }
                     if self.copy_waits_for_nothing() {
                         // A COPY FROM STDIN started after the client left.
-                        return Ok(());
+                        if !self.said_terminate {
+                            return Ok(());
+                        }
+                        self.terminate_copy();
                     }
                 }
             }
@@ -523,40 +531,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// Stop taking new work; end the session once its server is given back.
-    fn begin_draining(&mut self) {
-        if self.lifecycle == Lifecycle::Running {
-            self.lifecycle = Lifecycle::Draining;
-            self.drain_deadline = Some(Instant::now() + self.shared.config.timeouts.shutdown);
-        }
-    }
-
-    /// The client sent Terminate (`gone`: or closed its socket). Postgres runs what was sent
-    /// before it: so does the proxy, then ends the session.
-    fn terminate(&mut self) -> Flow {
-        if self.queue.is_empty() && self.to_server.is_empty() || self.copy_waits_for_nothing() {
-            return Flow::Close;
-        }
-        self.lifecycle = Lifecycle::Terminating;
-        self.batch.clear();
-        Flow::Continue
-    }
-
-    /// The server is in COPY FROM STDIN and the client has left: it waits for data that will
-    /// never come, and Postgres ends the COPY (and the session) at the client's EOF or
-    /// Terminate — unless the client sent other messages meanwhile, which the server answers
-    /// first (08P01, then FATAL): those answers are the client's, so the session waits for them.
-    fn copy_waits_for_nothing(&self) -> bool {
-        self.copy_in && !self.queue.server_messages_behind_head()
-    }
-
-    /// The client closed its socket: as a Terminate, minus a partial message it was sending
-    /// (Postgres drops that one too).
-    fn client_gone(&mut self) -> Flow {
-        self.client_rbuf.clear();
-        self.terminate()
     }
 
     /// Too much is waiting for the client already: take no more of its messages until it
