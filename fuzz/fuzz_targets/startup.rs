@@ -7,8 +7,9 @@
 //! `client::auth::authenticate` runs md5 or SCRAM-SHA-256 (chosen by `selector`, against a
 //! stored SCRAM verifier, md5 hash, plain password or no user) on the rest: PasswordMessage,
 //! SASLInitialResponse, SASLResponse. Checked: nothing panics or hangs; the handshake writes
-//! nothing but `N` answers; every startup parameter has a name; no input ever authenticates
-//! (the exchanges use a random salt or nonce, so a client without the password cannot pass);
+//! nothing but `N` answers and, when it refuses the startup, one ErrorResponse; every startup
+//! parameter has a name; no input ever authenticates (the exchanges use a random salt or nonce,
+//! so a client without the password cannot pass);
 //! what `authenticate` writes is whole Authentication (`R`) frames.
 #![no_main]
 
@@ -40,7 +41,15 @@ async fn drive(selector: u8, stream: Client, written: Arc<Mutex<Vec<u8>>>) {
     let tls = ClientTls::new(ClientTlsMode::Disable, None).unwrap();
     let result = handshake(stream, &tls).await;
     let answers = std::mem::take(&mut *written.lock().unwrap());
-    assert!(answers.iter().all(|&b| b == b'N'), "the handshake wrote {answers:?}");
+    // `N` answers, then — only when the handshake refuses the startup — one whole FATAL.
+    let plain = answers.iter().take_while(|&&b| b == b'N').count();
+    let mut refusal = BytesMut::from(&answers[plain..]);
+    if !refusal.is_empty() {
+        assert!(result.is_err(), "the handshake wrote {answers:?} and went on");
+        let frame = take_frame(&mut refusal, 1 << 16).expect("a well-formed frame").expect("a whole frame");
+        assert_eq!(frame.tag(), b'E', "the handshake wrote {answers:?}");
+        assert!(refusal.is_empty(), "the handshake wrote more after its FATAL: {answers:?}");
+    }
     let Ok(Handshake::Startup(mut startup)) = result else { return };
     assert!(startup.params.iter().all(|(name, _)| !name.is_empty()));
     if let Some(options) = startup.param("options") {
