@@ -26,7 +26,8 @@ use crate::session::cost::CostEstimates;
 use crate::session::live::Live;
 
 /// Bind `listen` (and the socket in `unix_socket_dir`, if set), serve, and shut down gracefully
-/// on SIGTERM / SIGINT (a second one stops at once). SIGHUP reads the configuration again from `source` (see [`crate::reload`]).
+/// on SIGTERM / SIGINT (a second one stops at once). SIGHUP reads the configuration again from
+/// `source` (see [`crate::reload`]).
 pub async fn run(config: Arc<Config>, source: Option<ConfigSource>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let mut signals = Signals::install().context("install signal handlers")?;

@@ -47,6 +47,7 @@ impl Listener {
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
         };
         let local_tls = local_tls();
+        let unix_peer = Peer::Unix { port: unix.as_ref().map_or(0, UnixSocket::port) };
         let mut tasks = JoinSet::new();
         loop {
             tokio::select! {
@@ -57,15 +58,10 @@ impl Listener {
                     }
                     Err(e) => accept_failed(e).await,
                 },
-                accepted = async { unix.as_ref().expect("guarded by is_some").accept().await }, if unix.is_some() => {
-                    match accepted {
-                        Ok(socket) => {
-                            let port = unix.as_ref().map_or(0, UnixSocket::port);
-                            self.admit(&admission, &mut tasks, socket, Peer::Unix { port }, local_tls.clone());
-                        }
-                        Err(e) => accept_failed(e).await,
-                    }
-                }
+                accepted = accept_unix(unix.as_ref()) => match accepted {
+                    Ok(socket) => self.admit(&admission, &mut tasks, socket, unix_peer, local_tls.clone()),
+                    Err(e) => accept_failed(e).await,
+                },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.changed() => break,
             }
@@ -250,6 +246,14 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientSocket for T {}
 struct Admission {
     limit: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
+}
+
+/// The next client on the Unix-domain socket; without one, never.
+async fn accept_unix(unix: Option<&UnixSocket>) -> std::io::Result<tokio::net::UnixStream> {
+    match unix {
+        Some(socket) => socket.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// An accept error (out of file descriptors, say): logged, and a pause before the next try.

@@ -20,10 +20,8 @@ impl Session {
     /// sent before it: so does the proxy, then ends the session.
     pub(super) fn terminate(&mut self, said: bool) -> Flow {
         self.said_terminate = said;
-        if said && self.copy_waits_for_nothing() {
-            self.terminate_copy();
-        }
-        if self.queue.is_empty() && self.to_server.is_empty() || self.copy_waits_for_nothing() {
+        // A COPY FROM STDIN waiting for nothing: see the session loop's `Terminating` arm.
+        if self.queue.is_empty() && self.to_server.is_empty() || !said && self.copy_waits_for_nothing() {
             return Flow::Close;
         }
         self.lifecycle = Lifecycle::Terminating;
@@ -32,9 +30,9 @@ impl Session {
     }
 
     /// The server is in COPY FROM STDIN and the client has left: it waits for data that will
-    /// never come, and Postgres ends the COPY (and the session) at the client's EOF or
-    /// Terminate — unless the client sent other messages meanwhile, which the server answers
-    /// first (08P01, then FATAL): those answers are the client's, so the session waits for them.
+    /// never come. Postgres ends the COPY (and the session) at the client's EOF, and answers a
+    /// Terminate or any other message the client sent meanwhile with 08P01 and a FATAL: those
+    /// answers are the client's, so the session waits for them (see `terminate_copy`).
     pub(super) fn copy_waits_for_nothing(&self) -> bool {
         self.copy_in && !self.queue.server_messages_behind_head()
     }

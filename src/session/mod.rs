@@ -372,7 +372,8 @@ impl Session {
                         return Ok(());
                     }
                     if self.copy_waits_for_nothing() {
-                        // A COPY FROM STDIN started after the client left.
+                        // A COPY FROM STDIN with nothing behind it (started before or after
+                        // the client left): at EOF the session ends, a Terminate is answered.
                         if !self.said_terminate {
                             return Ok(());
                         }
