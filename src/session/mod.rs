@@ -381,10 +381,11 @@ impl Session {
                     }
                 }
             }
-            self.publish_running();
             if self.client_held && !self.client_backlogged() && self.on_client_data().await? == Flow::Close {
                 return Ok(());
             }
+            // Before the select's write branches send anything either way.
+            self.publish_running();
             let deadline = self.next_deadline();
             // Stop reading from one side while this much waits to be written to the other.
             let high_water = self.high_water();
@@ -501,6 +502,8 @@ impl Session {
     /// waiting: one turn of the loop per exchange instead of one more per direction. What is
     /// left (a full socket buffer, a TLS flush) goes out through the loop's write branches.
     fn write_now(&mut self) -> Result<Flow, SessionError> {
+        // Before the server can start a statement: a cancel from now on is for it.
+        self.publish_running();
         if let Some(lease) = &mut self.server
             && (!self.to_server.is_empty() || self.server_unflushed)
         {
@@ -515,6 +518,9 @@ impl Session {
 
     /// The client half of [`Session::write_now`].
     fn write_client_now(&mut self) -> Result<(), SessionError> {
+        // Before the client can see the end of what ran (its ReadyForQuery): a cancel it
+        // sends after that must find nothing running, not race this write (seen in CI).
+        self.publish_running();
         if !self.to_client.is_empty() || self.client_unflushed {
             let before = self.to_client.len();
             match write_without_waiting(&mut self.client_tx, &mut self.to_client) {
