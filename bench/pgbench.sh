@@ -39,6 +39,8 @@
 #   PGCACHED_BIN=path         use this binary instead of building one (e.g. the output of
 #                             bench/pgo-build.sh); pgcached-plain still gets the plain release build
 #   BENCH_WORKERS=N           limits.worker_threads for the pgcached targets (unset: pgcached's default)
+#   BENCH_UPSTREAM=tcp        how the pgcached targets reach Postgres: tcp (127.0.0.1) or socket (its
+#                             Unix-domain socket; pgbench still reaches every target by TCP)
 #   KEEP_WORK=1               keep logs in the temp dir
 # PgBouncer (apt-get install -y pgbouncer) and pgpool-II (apt-get install -y pgpool2) are optional:
 # when missing their rows are skipped with a note.
@@ -140,7 +142,11 @@ for w in $WORKLOADS; do
         psql -X -q -v ON_ERROR_STOP=1 -p "$PGPORT_DIRECT" -d app -f "$BENCH/$w.init.sql" >/dev/null
     fi
 done
-UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
+case ${BENCH_UPSTREAM:-tcp} in
+tcp) UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app" ;;
+socket) UPSTREAM="postgres://postgres@${PGSOCK_PRIV//\//%2F}:$PGPORT_DIRECT/app" ;;
+*) log "BENCH_UPSTREAM is tcp or socket, not ${BENCH_UPSTREAM}"; exit 2 ;;
+esac
 
 declare -A PORT NOTE ADMIN PID
 
@@ -443,7 +449,7 @@ cores=$(nproc 2>/dev/null || echo '?')
 echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run, $ROUNDS round(s) (tps: median, and range when several)," \
     "scale $SCALE, pool $POOL (transaction mode), $cores cores, 1-min load average before the run $LOAD_BEFORE," \
-    "$(date -u +%Y-%m-%dT%H:%MZ); pgcached targets: ${BUILT:-none}"
+    "$(date -u +%Y-%m-%dT%H:%MZ); pgcached targets: ${BUILT:-none}, upstream by ${BENCH_UPSTREAM:-tcp}"
 echo
 echo "| workload | protocol | target | tps | vs direct | pgcached / PgBouncer | pgcached / pgpool | cache hit ratio |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{Mutex, watch};
 
 use crate::pool::control::control_pool;
@@ -75,16 +75,17 @@ impl Readiness {
                 Ok(())
             }
             None => {
-                TcpStream::connect((self.target.host.as_str(), self.target.port))
-                    .await
-                    .map_err(|e| format!("upstream {addr}: {e}"))?;
-                Ok(())
+                let reached = match &self.target.socket {
+                    Some(path) => UnixStream::connect(path).await.map(drop),
+                    None => TcpStream::connect((self.target.host.as_str(), self.target.port)).await.map(drop),
+                };
+                reached.map_err(|e| format!("upstream {addr}: {e}"))
             }
         }
     }
 
     fn address(&self) -> String {
-        format!("{}:{}", self.target.host, self.target.port)
+        self.target.address()
     }
 }
 

@@ -7,7 +7,6 @@
 //! being sent the slot can't change, so a server can't change hands in the middle of a cancel.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +15,7 @@ use rand::Rng;
 /// The server a client's query is running on right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerKey {
-    pub addr: SocketAddr,
+    pub addr: crate::server::ServerAddr,
     pub pid: i32,
     pub secret: i32,
 }
@@ -354,7 +353,8 @@ mod tests {
         })
         .await;
         assert!(seen.lock().unwrap().is_empty(), "no server, nothing sent");
-        let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
+        let key =
+            ServerKey { addr: crate::server::ServerAddr::Tcp("127.0.0.1:5432".parse().unwrap()), pid: 7, secret: 9 };
         slot.set(Some(key)).await;
         slot.with_current(|k| {
             seen.lock().unwrap().push(k);
@@ -367,7 +367,8 @@ mod tests {
     #[tokio::test]
     async fn the_server_does_not_change_while_a_cancel_is_being_sent() {
         let slot = Arc::new(CancelSlot::default());
-        let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
+        let key =
+            ServerKey { addr: crate::server::ServerAddr::Tcp("127.0.0.1:5432".parse().unwrap()), pid: 7, secret: 9 };
         slot.set(Some(key)).await;
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
@@ -403,7 +404,8 @@ mod tests {
     #[tokio::test]
     async fn a_spawned_cancel_returns_at_once_and_holds_the_server_until_sent() {
         let slot = Arc::new(CancelSlot::default());
-        let key = ServerKey { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: 9 };
+        let key =
+            ServerKey { addr: crate::server::ServerAddr::Tcp("127.0.0.1:5432".parse().unwrap()), pid: 7, secret: 9 };
         slot.set(Some(key)).await;
         let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
         let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();

@@ -29,8 +29,11 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 /// The upstream PostgreSQL server, from `upstream.url`. The password is never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamAddr {
+    /// The host name or address, or the directory of a Unix-domain socket.
     pub host: String,
     pub port: u16,
+    /// `host` is a Unix-domain socket's directory (`<host>/.s.PGSQL.<port>`).
+    pub socket: bool,
     pub user: Option<String>,
     pub password: Option<String>,
     pub database: Option<String>,
@@ -38,14 +41,17 @@ pub struct UpstreamAddr {
 
 impl UpstreamAddr {
     /// Parse a libpq URL (`postgres://[user[:password]@]host[:port][/db]`) or key=value string
-    /// with tokio-postgres' parser. Exactly one TCP host; the port defaults to 5432.
+    /// with tokio-postgres' parser. Exactly one host: a TCP one, or a directory holding the
+    /// server's Unix-domain socket (a host starting with `/`, as libpq reads it); the port
+    /// defaults to 5432.
     pub fn parse(url: &str) -> Result<UpstreamAddr, String> {
         let cfg: tokio_postgres::Config =
             url.parse().map_err(|e| format!("{} is not a valid postgres URL: {e}", redact_url(url)))?;
-        let host = match cfg.get_hosts() {
+        let (host, socket) = match cfg.get_hosts() {
             [] => return Err(format!("{} names no host", redact_url(url))),
-            [tokio_postgres::config::Host::Tcp(h)] => h.clone(),
-            [_] => return Err(format!("{}: unix-socket hosts are not supported, use host:port", redact_url(url))),
+            [tokio_postgres::config::Host::Tcp(h)] => (h.clone(), false),
+            #[cfg(unix)]
+            [tokio_postgres::config::Host::Unix(dir)] => (dir.display().to_string(), true),
             _ => return Err(format!("{}: exactly one upstream host is supported", redact_url(url))),
         };
         let port = match cfg.get_ports() {
@@ -60,6 +66,7 @@ impl UpstreamAddr {
         Ok(UpstreamAddr {
             host,
             port,
+            socket,
             user: cfg.get_user().map(str::to_string),
             password,
             database: cfg.get_dbname().map(str::to_string),
@@ -76,7 +83,10 @@ impl UpstreamAddr {
             }
             s.push('@');
         }
-        if self.host.contains(':') {
+        if self.socket {
+            // Percent-encoded, as a libpq URL carries a socket directory.
+            s.push_str(&format!("{}:{}", self.host.replace('%', "%25").replace('/', "%2F"), self.port));
+        } else if self.host.contains(':') {
             s.push_str(&format!("[{}]:{}", self.host, self.port));
         } else {
             s.push_str(&format!("{}:{}", self.host, self.port));
@@ -94,6 +104,7 @@ impl fmt::Debug for UpstreamAddr {
         f.debug_struct("UpstreamAddr")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("socket", &self.socket)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("database", &self.database)
@@ -167,6 +178,22 @@ mod tests {
         assert!(UpstreamAddr::parse("mysql://x").is_err());
         let e = UpstreamAddr::parse("postgres://u:pw@h:notaport/db").unwrap_err();
         assert!(!e.contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_host_is_a_unix_socket() {
+        for url in [
+            "postgres://bob@%2Fvar%2Frun%2Fpostgresql:5433/app",
+            "postgresql:///app?host=/var/run/postgresql&port=5433&user=bob",
+            "host=/var/run/postgresql port=5433 user=bob dbname=app",
+        ] {
+            let a = UpstreamAddr::parse(url).unwrap();
+            assert_eq!((a.host.as_str(), a.port, a.socket), ("/var/run/postgresql", 5433, true), "{url}");
+            assert_eq!(a.redacted_url(), "postgres://bob@%2Fvar%2Frun%2Fpostgresql:5433/app", "{url}");
+            // What the log line shows reads back as the same place.
+            assert_eq!(UpstreamAddr::parse(&a.redacted_url()).unwrap(), a);
+        }
+        assert!(!UpstreamAddr::parse("postgres://db.example/app").unwrap().socket);
     }
 
     #[test]

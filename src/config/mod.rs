@@ -111,6 +111,18 @@ pub enum UpstreamTls {
     VerifyFull,
 }
 
+impl UpstreamTls {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamTls::Disable => "disable",
+            UpstreamTls::Prefer => "prefer",
+            UpstreamTls::Require => "require",
+            UpstreamTls::VerifyFull => "verify-full",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolMode {

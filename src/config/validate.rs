@@ -40,7 +40,17 @@ impl Config {
         }
 
         // upstream
-        self.upstream_target()?;
+        if self.upstream_target()?.socket && matches!(self.upstream.tls, UpstreamTls::Require | UpstreamTls::VerifyFull)
+        {
+            return Err(err(
+                "upstream.tls",
+                format!(
+                    "{} needs a TCP host: upstream.url names a Unix socket, which Postgres serves without TLS \
+                     (set upstream.tls to prefer or disable)",
+                    self.upstream.tls.as_str()
+                ),
+            ));
+        }
         if let Some(ca) = &self.upstream.ca_file {
             check_file("upstream.ca_file", ca)?;
         }
@@ -267,12 +277,7 @@ impl Config {
              cache={} admin_http={} policies={} log={}/{}",
             self.listen,
             upstream,
-            match self.upstream.tls {
-                UpstreamTls::Disable => "disable",
-                UpstreamTls::Prefer => "prefer",
-                UpstreamTls::Require => "require",
-                UpstreamTls::VerifyFull => "verify-full",
-            },
+            self.upstream.tls.as_str(),
             match self.pool.mode {
                 PoolMode::Transaction => "transaction",
                 PoolMode::Session => "session",

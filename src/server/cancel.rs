@@ -1,17 +1,14 @@
 //! CancelRequest: a fresh connection to the server that runs the query, one packet, close.
 //!
-//! It goes to `addr` (the address the target connection actually uses, not a new DNS answer)
-//! and through TLS whenever the target would use TLS.
+//! It goes to `addr` (the address the target connection actually uses, not a new DNS answer,
+//! or the Unix socket) and through TLS whenever the target would use TLS.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
-use super::UpstreamTarget;
-use super::connect::{Stream, negotiate_tls};
+use super::connect::open_to;
+use super::{ServerAddr, UpstreamTarget};
 use crate::wire::build;
 
 /// How long to wait for the server to close the cancel connection (it does once it has
@@ -19,7 +16,7 @@ use crate::wire::build;
 const CANCEL_LINGER: Duration = Duration::from_secs(5);
 
 /// Ask the server at `addr` to cancel what backend `pid` is running.
-pub async fn send_cancel(target: &UpstreamTarget, addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
+pub async fn send_cancel(target: &UpstreamTarget, addr: ServerAddr, pid: i32, secret: i32) -> std::io::Result<()> {
     send_cancel_if(target, addr, pid, secret, || true).await.map(drop)
 }
 
@@ -27,14 +24,12 @@ pub async fn send_cancel(target: &UpstreamTarget, addr: SocketAddr, pid: i32, se
 /// (what was to be cancelled may be over by then). `Ok(false)`: not sent for that reason.
 pub async fn send_cancel_if(
     target: &UpstreamTarget,
-    addr: SocketAddr,
+    addr: ServerAddr,
     pid: i32,
     secret: i32,
     still_wanted: impl FnOnce() -> bool,
 ) -> std::io::Result<bool> {
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut stream = negotiate_tls(tcp, target).await.map_err(std::io::Error::other)?;
+    let mut stream = open_to(target, addr).await.map_err(std::io::Error::other)?;
     if !still_wanted() {
         return Ok(false);
     }
@@ -43,10 +38,7 @@ pub async fn send_cancel_if(
     stream.write_all_flush(&packet).await?;
     let mut sink = [0u8; 64];
     let wait_for_close = async {
-        match &mut stream {
-            Stream::Plain(s) => while s.read(&mut sink).await? > 0 {},
-            Stream::Tls(s) => while s.read(&mut sink).await? > 0 {},
-        }
+        while stream.read(&mut sink).await? > 0 {}
         std::io::Result::Ok(())
     };
     // The server closes without a word; a reset or a timeout changes nothing for the caller.

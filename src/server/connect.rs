@@ -1,5 +1,6 @@
 //! Opening a server connection, one step per function, in the order they happen:
-//! TCP → TLS negotiation → StartupMessage → authentication → parameters and key → ready.
+//! TCP (or the Unix socket) → TLS negotiation → StartupMessage → authentication → parameters
+//! and key → ready.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -7,12 +8,12 @@ use std::time::Instant;
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
 use super::io::MAX_LOGIN_FRAME;
-use super::{PreparedSet, ServerConn, ServerError, ServerIo, ServerReader, UpstreamTarget, auth};
+use super::{PreparedSet, ServerAddr, ServerConn, ServerError, ServerIo, ServerReader, UpstreamTarget, auth};
 use crate::config::UpstreamTls;
 use crate::wire::backend::{self, tag};
 
@@ -20,6 +21,7 @@ use crate::wire::backend::{self, tag};
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
@@ -34,6 +36,10 @@ impl Stream {
                 let (r, w) = tokio::io::split(*tls);
                 ServerIo::boxed(Box::new(r), Box::new(w))
             }
+            Stream::Unix(unix) => {
+                let (r, w) = unix.into_split();
+                ServerIo::new(ServerReader::Unix(r), Box::new(w))
+            }
         }
     }
 
@@ -47,6 +53,18 @@ impl Stream {
                 s.write_all(bytes).await?;
                 s.flush().await
             }
+            Stream::Unix(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+            Stream::Unix(s) => s.read(buf).await,
         }
     }
 }
@@ -60,9 +78,7 @@ impl ServerConn {
         database: &str,
         password: Option<&str>,
     ) -> Result<ServerConn, ServerError> {
-        let tcp = connect_tcp(target).await?;
-        let addr = tcp.peer_addr()?;
-        let stream = negotiate_tls(tcp, target).await?;
+        let (stream, addr) = open(target).await?;
         let encrypted = matches!(stream, Stream::Tls(_));
         let mut io = stream.into_io();
         send_startup(&mut io, &[("user", user), ("database", database)]).await?;
@@ -83,8 +99,7 @@ impl ServerConn {
         password: Option<&str>,
         application_name: &str,
     ) -> Result<ServerIo, ServerError> {
-        let tcp = connect_tcp(target).await?;
-        let mut io = negotiate_tls(tcp, target).await?.into_io();
+        let mut io = open(target).await?.0.into_io();
         let params = [
             ("user", user),
             ("database", database),
@@ -101,7 +116,7 @@ impl ServerConn {
         io: ServerIo,
         params: HashMap<String, String>,
         backend_key: (i32, i32),
-        addr: std::net::SocketAddr,
+        addr: ServerAddr,
         user: &str,
         database: &str,
     ) -> ServerConn {
@@ -131,16 +146,36 @@ impl ServerConn {
     }
 }
 
-/// TCP connect to the first address that answers, Nagle off.
-pub(crate) async fn connect_tcp(target: &UpstreamTarget) -> Result<TcpStream, ServerError> {
+/// A stream to the target, TLS negotiated per `upstream.tls`, and where it went: its Unix
+/// socket, or the first TCP address that answers (Nagle off).
+async fn open(target: &UpstreamTarget) -> Result<(Stream, ServerAddr), ServerError> {
+    if let Some(path) = &target.socket {
+        // Never TLS: Postgres takes none on its socket (the target is `disable` for one).
+        return Ok((Stream::Unix(UnixStream::connect(path).await?), ServerAddr::Socket));
+    }
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
     tcp.set_nodelay(true)?;
-    Ok(tcp)
+    let addr = tcp.peer_addr()?;
+    Ok((negotiate_tls(tcp, target).await?, ServerAddr::Tcp(addr)))
+}
+
+/// A stream to the server at `addr` (where a connection of the target went), TLS negotiated
+/// as for that connection.
+pub(crate) async fn open_to(target: &UpstreamTarget, addr: ServerAddr) -> Result<Stream, ServerError> {
+    match (addr, &target.socket) {
+        (ServerAddr::Tcp(addr), _) => {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            negotiate_tls(tcp, target).await
+        }
+        (ServerAddr::Socket, Some(path)) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+        (ServerAddr::Socket, None) => Err(ServerError::Config("no Unix socket in upstream.url".into())),
+    }
 }
 
 /// SSLRequest per `upstream.tls`: `disable` sends none; `prefer` falls back to plain on `N`;
 /// `require` and `verify-full` fail on `N`.
-pub(crate) async fn negotiate_tls(mut tcp: TcpStream, target: &UpstreamTarget) -> Result<Stream, ServerError> {
+async fn negotiate_tls(mut tcp: TcpStream, target: &UpstreamTarget) -> Result<Stream, ServerError> {
     let Some(config) = target.tls_config.clone() else {
         return Ok(Stream::Plain(tcp));
     };

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{tcp, unix};
 
 use super::ServerError;
 use crate::wire::{Frame, frame::take_frame};
@@ -31,10 +31,11 @@ pub struct ServerIo {
     pub rbuf: BytesMut,
 }
 
-/// The read half of a server connection. Plain TCP is kept as its own type so that the check
-/// at every checkout ([`ServerIo::drain_available`]) is a readiness test, not a poll.
+/// The read half of a server connection. Plain sockets are kept as their own types so that the
+/// check at every checkout ([`ServerIo::drain_available`]) is a readiness test, not a poll.
 pub enum ServerReader {
-    Tcp(OwnedReadHalf),
+    Tcp(tcp::OwnedReadHalf),
+    Unix(unix::OwnedReadHalf),
     /// TLS, or an in-memory stream in tests.
     Other(Box<dyn AsyncRead + Send + Unpin>),
 }
@@ -43,6 +44,7 @@ impl AsyncRead for ServerReader {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ServerReader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ServerReader::Unix(r) => Pin::new(r).poll_read(cx, buf),
             ServerReader::Other(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
@@ -83,22 +85,11 @@ impl ServerIo {
     /// Append to `rbuf` whatever the server has already sent, without waiting. Returns the number
     /// of bytes read; EOF is [`ServerError::Closed`].
     pub fn drain_available(&mut self) -> Result<usize, ServerError> {
-        if let ServerReader::Tcp(tcp) = &self.reader {
-            // A readiness test first: no syscall, no poll machinery when nothing came.
-            let mut total = 0;
-            loop {
-                match tcp.try_read_buf(&mut self.rbuf) {
-                    Ok(0) => return Err(ServerError::Closed),
-                    Ok(n) => {
-                        total += n;
-                        if self.rbuf.len() > MAX_LOGIN_FRAME {
-                            return Err(ServerError::Protocol("server sent too much while idle".into()));
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
-                    Err(e) => return Err(ServerError::Io(e)),
-                }
-            }
+        // A readiness test first: no syscall, no poll machinery when nothing came.
+        match &self.reader {
+            ServerReader::Tcp(tcp) => return drain_ready(&mut self.rbuf, |b| tcp.try_read_buf(b)),
+            ServerReader::Unix(unix) => return drain_ready(&mut self.rbuf, |b| unix.try_read_buf(b)),
+            ServerReader::Other(_) => {}
         }
         let mut cx = Context::from_waker(Waker::noop());
         // Uninitialized: this runs at every checkout, and usually reads nothing.
@@ -126,6 +117,27 @@ impl ServerIo {
         let mut cx = Context::from_waker(Waker::noop());
         let _ = Pin::new(&mut self.writer).poll_write(&mut cx, bytes);
         let _ = Pin::new(&mut self.writer).poll_flush(&mut cx);
+    }
+}
+
+/// [`ServerIo::drain_available`] over a socket's `try_read_buf`.
+fn drain_ready(
+    rbuf: &mut BytesMut,
+    mut try_read_buf: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
+) -> Result<usize, ServerError> {
+    let mut total = 0;
+    loop {
+        match try_read_buf(rbuf) {
+            Ok(0) => return Err(ServerError::Closed),
+            Ok(n) => {
+                total += n;
+                if rbuf.len() > MAX_LOGIN_FRAME {
+                    return Err(ServerError::Protocol("server sent too much while idle".into()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
+            Err(e) => return Err(ServerError::Io(e)),
+        }
     }
 }
 

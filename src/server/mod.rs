@@ -2,7 +2,7 @@
 //!
 //! - `target`: [`UpstreamTarget`], where the upstream is (parsed `upstream.url`) and its TLS.
 //! - `tls`: rustls client configurations per `upstream.tls`.
-//! - `connect`: TCP → TLS → StartupMessage → authentication → parameters → ReadyForQuery.
+//! - `connect`: TCP (or a Unix socket) → TLS → StartupMessage → authentication → parameters → ReadyForQuery.
 //! - `auth`: trust, cleartext, md5, SCRAM-SHA-256.
 //! - `io`: [`ServerIo`], frame reads with a size cap, non-blocking drains.
 //! - `hidden`: statements the proxy runs for itself ([`ServerConn::run_hidden`]) and the idle
@@ -47,7 +47,7 @@ pub struct ServerConn {
     /// `(pid, secret)` for CancelRequest.
     pub backend_key: (i32, i32),
     /// The server address actually connected to (a cancel must go to the same one).
-    pub addr: SocketAddr,
+    pub addr: ServerAddr,
     /// When the connection was opened (for `pool.max_lifetime`).
     pub created: Instant,
     /// The pools' login-defaults epoch when its login began (see `pool::Pools::defaults_epoch`):
@@ -144,6 +144,24 @@ impl Drop for ServerConn {
     fn drop(&mut self) {
         if let Some(io) = self.io.as_mut().filter(|_| !self.broken) {
             io.try_write_now(b"X\0\0\0\x04");
+        }
+    }
+}
+
+/// Where a server connection was made: a cancel for it must reach the same server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerAddr {
+    /// The TCP address connected to (not a new DNS answer).
+    Tcp(SocketAddr),
+    /// The target's Unix-domain socket ([`UpstreamTarget::socket`]).
+    Socket,
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Tcp(addr) => addr.fmt(f),
+            ServerAddr::Socket => f.write_str("unix socket"),
         }
     }
 }

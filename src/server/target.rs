@@ -3,9 +3,13 @@
 //!
 //! The URL is parsed by `tokio_postgres::Config` (libpq URL or key=value syntax, percent
 //! decoding), so pgcached and the control plane read it the same way. Only the first host is
-//! used; Unix-socket hosts are refused for now.
+//! used. A host that is a directory (`host=/var/run/postgresql`, `postgres://%2Fvar%2Frun%2Fpostgresql/db`)
+//! is a Unix-domain socket, `<dir>/.s.PGSQL.<port>`, as libpq reads it: no TLS on it (Postgres
+//! takes none there), so `upstream.tls: prefer` connects plainly and `require`/`verify-full`
+//! are refused — they promise an encrypted, authenticated server a socket cannot give.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls_pki_types::ServerName;
@@ -17,8 +21,11 @@ use crate::config::{UpstreamConfig, UpstreamTls};
 
 /// How to reach the upstream PostgreSQL. Cheap to share behind an `Arc`.
 pub struct UpstreamTarget {
+    /// The host name or address, or the socket's directory.
     pub host: String,
     pub port: u16,
+    /// The Unix-domain socket to connect to instead of TCP (`<dir>/.s.PGSQL.<port>`).
+    pub socket: Option<PathBuf>,
     pub tls_mode: UpstreamTls,
     /// Set unless `tls_mode` is `disable`.
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
@@ -38,18 +45,32 @@ impl UpstreamTarget {
     pub fn from_config(cfg: &UpstreamConfig) -> Result<UpstreamTarget, ServerError> {
         let pg_config: tokio_postgres::Config =
             cfg.url.parse().map_err(|e| ServerError::Config(format!("upstream.url: {e}")))?;
-        let host = match pg_config.get_hosts().first() {
-            Some(Host::Tcp(h)) => h.clone(),
-            #[cfg(unix)]
-            Some(Host::Unix(_)) => {
-                return Err(ServerError::Config("upstream.url: Unix-socket hosts are not supported".into()));
-            }
-            None => "localhost".to_string(),
-        };
         let port = pg_config.get_ports().first().copied().unwrap_or(5432);
-        let server_name = ServerName::try_from(host.clone())
-            .map_err(|e| ServerError::Config(format!("upstream.url: host {host:?} is not a valid TLS name: {e}")))?;
-        let tls_config = match cfg.tls {
+        let (host, socket) = match pg_config.get_hosts().first() {
+            Some(Host::Tcp(h)) => (h.clone(), None),
+            #[cfg(unix)]
+            Some(Host::Unix(dir)) => (dir.display().to_string(), Some(dir.join(format!(".s.PGSQL.{port}")))),
+            None => ("localhost".to_string(), None),
+        };
+        let tls_mode = match (&socket, cfg.tls) {
+            (Some(_), UpstreamTls::Require | UpstreamTls::VerifyFull) => {
+                return Err(ServerError::Config(format!(
+                    "upstream.tls: {} needs a TCP host: upstream.url names the Unix socket in {host}, \
+                     which Postgres serves without TLS (set upstream.tls to prefer or disable)",
+                    cfg.tls.as_str()
+                )));
+            }
+            (Some(_), _) => UpstreamTls::Disable,
+            (None, mode) => mode,
+        };
+        // Not checked for a socket: no certificate is ever asked for there.
+        let server_name = match socket {
+            Some(_) => ServerName::try_from("localhost").expect("a valid name"),
+            None => ServerName::try_from(host.clone()).map_err(|e| {
+                ServerError::Config(format!("upstream.url: host {host:?} is not a valid TLS name: {e}"))
+            })?,
+        };
+        let tls_config = match tls_mode {
             UpstreamTls::Disable => None,
             UpstreamTls::Prefer | UpstreamTls::Require => Some(tls::unverified_config()?),
             UpstreamTls::VerifyFull => Some(tls::verifying_config(cfg.ca_file.as_deref())?),
@@ -62,7 +83,8 @@ impl UpstreamTarget {
         Ok(UpstreamTarget {
             host,
             port,
-            tls_mode: cfg.tls,
+            socket,
+            tls_mode,
             tls_config,
             server_name,
             // `postgres://:pw@host` names no user (libpq reads it the same way).
@@ -83,6 +105,15 @@ impl UpstreamTarget {
         &self.pg_config
     }
 
+    /// Where it listens, for messages: `host:port`, or the socket's path.
+    pub fn address(&self) -> String {
+        match &self.socket {
+            Some(path) => path.display().to_string(),
+            None if self.host.contains(':') => format!("[{}]:{}", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
     /// Whether every connection (cancel requests included) must be encrypted.
     pub fn tls_required(&self) -> bool {
         matches!(self.tls_mode, UpstreamTls::Require | UpstreamTls::VerifyFull)
@@ -95,6 +126,7 @@ impl fmt::Debug for UpstreamTarget {
         f.debug_struct("UpstreamTarget")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("socket", &self.socket)
             .field("tls_mode", &self.tls_mode)
             .field("url_user", &self.url_user)
             .field("url_database", &self.url_database)
@@ -137,6 +169,20 @@ mod tests {
         let shown = format!("{t:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn a_directory_host_is_the_socket_in_it_and_never_tls() {
+        let t = target("postgres://bob@%2Ftmp%2Fpg:5433/app", UpstreamTls::Prefer).unwrap();
+        assert_eq!(t.socket.as_deref(), Some(std::path::Path::new("/tmp/pg/.s.PGSQL.5433")));
+        assert_eq!((t.host.as_str(), t.port), ("/tmp/pg", 5433));
+        assert_eq!(t.tls_mode, UpstreamTls::Disable, "prefer: plainly, as libpq on a socket");
+        assert!(t.tls_config.is_none());
+        for mode in [UpstreamTls::Require, UpstreamTls::VerifyFull] {
+            let Err(ServerError::Config(e)) = target("host=/tmp/pg", mode) else { panic!("{mode:?} taken") };
+            assert!(e.contains("upstream.tls") && e.contains("TCP host"), "{e}");
+        }
+        assert!(target("postgres://127.0.0.1/app", UpstreamTls::Prefer).unwrap().socket.is_none());
     }
 
     #[test]
