@@ -28,7 +28,10 @@
 #                             pgcached-plain: cache off, the plain `cargo build --release` binary
 #                             (skipped when the other pgcached targets run that build too);
 #                             also pgcached-nocache-nostats, pgcached-cache-nostats: stats.enabled
-#                             false (the cost of per-query statistics and histograms)
+#                             false (the cost of per-query statistics and histograms);
+#                             pgcached-nocache-socket, pgcached-cache-socket: upstream.url on
+#                             Postgres's Unix-domain socket instead of 127.0.0.1 (pgbench still
+#                             reaches every target by TCP)
 #   BENCH_COLD_WORKLOADS="pk" workloads measured on pgcached-cold (a fresh pgcached, empty cache, no warm-up)
 #   BENCH_CACHE_MEMORY=2GiB   cache.max_memory of the pgcached targets (a warm pass of scale 10
 #                             holds a million answers per protocol)
@@ -39,8 +42,6 @@
 #   PGCACHED_BIN=path         use this binary instead of building one (e.g. the output of
 #                             bench/pgo-build.sh); pgcached-plain still gets the plain release build
 #   BENCH_WORKERS=N           limits.worker_threads for the pgcached targets (unset: pgcached's default)
-#   BENCH_UPSTREAM=tcp        how the pgcached targets reach Postgres: tcp (127.0.0.1) or socket (its
-#                             Unix-domain socket; pgbench still reaches every target by TCP)
 #   KEEP_WORK=1               keep logs in the temp dir
 # PgBouncer (apt-get install -y pgbouncer) and pgpool-II (apt-get install -y pgpool2) are optional:
 # when missing their rows are skipped with a note.
@@ -72,7 +73,7 @@ BUILD=${BENCH_BUILD:-pgo}
 WORKLOADS=${BENCH_WORKLOADS:-pk heavy mixed}
 COLD_WORKLOADS=${BENCH_COLD_WORKLOADS:-pk}
 THREADS=$((CLIENTS < 4 ? CLIENTS : 4))
-CACHE_ON="pgcached-cache pgcached-cache-nostats pgpool" # targets that get a workload's warm pass
+CACHE_ON="pgcached-cache pgcached-cache-nostats pgcached-cache-socket pgpool" # targets that get a workload's warm pass
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgcached-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -142,24 +143,22 @@ for w in $WORKLOADS; do
         psql -X -q -v ON_ERROR_STOP=1 -p "$PGPORT_DIRECT" -d app -f "$BENCH/$w.init.sql" >/dev/null
     fi
 done
-case ${BENCH_UPSTREAM:-tcp} in
-tcp) UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app" ;;
-socket) UPSTREAM="postgres://postgres@${PGSOCK_PRIV//\//%2F}:$PGPORT_DIRECT/app" ;;
-*) log "BENCH_UPSTREAM is tcp or socket, not ${BENCH_UPSTREAM}"; exit 2 ;;
-esac
+UPSTREAM="postgres://postgres@127.0.0.1:$PGPORT_DIRECT/app"
+# The same Postgres on its Unix-domain socket (the *-socket targets).
+UPSTREAM_SOCKET="postgres://postgres@${PGSOCK_PRIV//\//%2F}:$PGPORT_DIRECT/app"
 
 declare -A PORT NOTE ADMIN PID
 
 # start_pgc NAME CACHE(true|false) [BIN] [STATS(true|false)]: a pgcached on free ports (proxy +
 # /metrics); sets PORT, ADMIN, PID.
-start_pgc() {
-    local t=$1 cache=$2 bin=${3:-$BIN} stats=${4:-true} p a
+start_pgc() { # NAME CACHE [BIN] [STATS] [UPSTREAM_URL]
+    local t=$1 cache=$2 bin=${3:-$BIN} stats=${4:-true} upstream=${5:-$UPSTREAM} p a
     p=$(free_port)
     a=$(free_port)
     local limits=""
     [[ -n "${BENCH_WORKERS:-}" ]] && limits="limits:
   worker_threads: $BENCH_WORKERS"
-    write_pgcached_config "$WORK/$t.yaml" "$p" "$UPSTREAM" transaction "$POOL" "admin:
+    write_pgcached_config "$WORK/$t.yaml" "$p" "$upstream" transaction "$POOL" "admin:
   http_listen: \"127.0.0.1:$a\"
 cache:
   enabled: $cache
@@ -314,6 +313,14 @@ for t in $TARGETS; do
         start_pgc "$t" true "$BIN" false
         NOTE[$t]="cache on, stats.enabled: false (compare with pgcached-cache)"
         ;;
+    pgcached-nocache-socket)
+        start_pgc "$t" false "$BIN" true "$UPSTREAM_SOCKET"
+        NOTE[$t]="cache off, upstream on Postgres's Unix-domain socket (compare with pgcached-nocache)"
+        ;;
+    pgcached-cache-socket)
+        start_pgc "$t" true "$BIN" true "$UPSTREAM_SOCKET"
+        NOTE[$t]="cache on, upstream on Postgres's Unix-domain socket (compare with pgcached-cache)"
+        ;;
     pgcached-cold) ;; # started fresh for each measurement
     pgbouncer)
         if command -v pgbouncer >/dev/null; then start_pgbouncer; else
@@ -327,7 +334,7 @@ for t in $TARGETS; do
             log "pgpool-II not installed: skipped"
         fi
         ;;
-    *) log "unknown target $t (known: direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgcached-nocache-nostats pgcached-cache-nostats pgbouncer pgpool)"; exit 2 ;;
+    *) log "unknown target $t (known: direct pgcached-nocache pgcached-plain pgcached-cold pgcached-cache pgcached-nocache-nostats pgcached-cache-nostats pgcached-nocache-socket pgcached-cache-socket pgbouncer pgpool)"; exit 2 ;;
     esac
 done
 
@@ -449,7 +456,7 @@ cores=$(nproc 2>/dev/null || echo '?')
 echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), $CLIENTS clients, $THREADS threads, ${SECONDS_RUN}s per run, $ROUNDS round(s) (tps: median, and range when several)," \
     "scale $SCALE, pool $POOL (transaction mode), $cores cores, 1-min load average before the run $LOAD_BEFORE," \
-    "$(date -u +%Y-%m-%dT%H:%MZ); pgcached targets: ${BUILT:-none}, upstream by ${BENCH_UPSTREAM:-tcp}"
+    "$(date -u +%Y-%m-%dT%H:%MZ); pgcached targets: ${BUILT:-none}"
 echo
 echo "| workload | protocol | target | tps | vs direct | pgcached / PgBouncer | pgcached / pgpool | cache hit ratio |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
