@@ -420,3 +420,39 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// A read pipelined behind a segment that opened a block and failed it (a Parse under a
+    /// taken name) was planned after the server had answered all but that segment's
+    /// ReadyForQuery: the status was still the last one (`I`), and the read was answered from
+    /// the cache — where Postgres answers 25P02.
+    seed_190252_a_read_behind_a_block_failing_in_flight_is_not_answered_from_the_cache,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("s1", "COPY item (acct_id, note) FROM STDIN"), execute("", 0), sync()])),
+            step(0, send(vec![execute("", 0), parse("s2", "ROLLBACK"), sync()])),
+            step(1, send(vec![q("BEGIN; BEGIN")])),
+            step(1, send(vec![parse("s2", "RESET ALL"), parse("s2", "SELECT generate_series(1, 5) AS n"), bind("", "s1", &[]), sync()])),
+            step(1, send(vec![parse("", "ROLLBACK"), bind("", "", &[]), execute("", 0), sync()])),
+            step(0, send(vec![parse("s1", "SELECT owner FROM acct WHERE id = 1"), bind("", "s1", &[]), execute("", 0), sync()])),
+            step(1, send(vec![parse("", "BEGIN"), bind("", "", &[]), describe(b'P', ""), execute("", 0), parse("s2", "SELECT id, owner FROM rich ORDER BY id"), bind("", "s2", &[]), execute("", 0), parse("", "SET DateStyle = 'SQL, DMY'"), describe(b'S', ""), bind("", "", &[]), execute("", 0), sync(), parse("", "SELECT owner FROM acct WHERE id = 1"), bind("", "", &[]), execute("", 0), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// The same in a block held by the proxy: the Parse under a taken name is in flight (to
+    /// fail it as Postgres would), and a cached read pipelined behind it must wait its verdict.
+    a_read_behind_a_parse_in_flight_in_a_held_block_is_not_answered_from_the_cache,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(1, send(vec![parse("s2", "SELECT 2"), sync()])),
+            step(0, send(vec![parse("s1", "SELECT owner FROM acct WHERE id = 1"), bind("", "s1", &[]), execute("", 0), sync()])),
+            step(1, send(vec![q("BEGIN"), parse("s2", "SELECT 1"), sync(), parse("", "SELECT owner FROM acct WHERE id = 1"), bind("", "", &[]), execute("", 0), sync()])),
+        ],
+    }
+);

@@ -343,7 +343,7 @@ impl Session {
         self.renaming()
             && self.server.is_none()
             && self.tx.is_idle()
-            && self.queue.is_quiet()
+            && self.queue.is_quiet(false)
             && self.segment.is_synced()
     }
 

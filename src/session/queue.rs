@@ -516,10 +516,17 @@ impl ReplyQueue {
     }
 
     /// Nothing outstanding can change the transaction status or produce results: only Syncs,
-    /// Closes, Parses and Describes, and the proxy's own answers.
-    pub fn is_quiet(&self) -> bool {
+    /// Closes and the proxy's own answers — and, outside a transaction block (`in_block`
+    /// false), Parses and Describes. In a block their error (a name taken, a statement
+    /// unknown, bad SQL) fails the block, and every statement after it gets 25P02 (fuzzer,
+    /// seed 190252: a cached read pipelined behind such a Parse was answered).
+    pub fn is_quiet(&self, in_block: bool) -> bool {
         self.entries.iter().all(|e| match e {
-            Entry::Server(r) => matches!(r.kind, Kind::Sync | Kind::Close | Kind::Parse | Kind::Describe),
+            Entry::Server(r) => match r.kind {
+                Kind::Sync | Kind::Close => true,
+                Kind::Parse | Kind::Describe => !in_block,
+                _ => false,
+            },
             Entry::Synth(_) | Entry::CopyEnd | Entry::Probe { .. } => true,
         })
     }
@@ -564,6 +571,24 @@ mod tests {
         assert_eq!(undo, vec![OnFail::ForgetServerStatement(Bytes::from_static(b"s1"))]);
         assert_eq!(q.head().and_then(Entry::server_kind), Some(Kind::Sync));
         assert_eq!(q.pending_ready(), 1);
+    }
+
+    #[test]
+    fn a_parse_or_describe_in_flight_is_quiet_only_outside_a_block() {
+        for kind in [Kind::Parse, Kind::Describe] {
+            let mut q = ReplyQueue::default();
+            q.push(Entry::forward(kind));
+            q.push(Entry::forward(Kind::Sync));
+            assert!(q.is_quiet(false), "{kind:?} outside a block: its error ends with its Sync");
+            assert!(!q.is_quiet(true), "{kind:?} in a block: its error fails the block");
+        }
+        let mut q = ReplyQueue::default();
+        q.push(Entry::forward(Kind::Close));
+        q.push(Entry::Synth(Bytes::from_static(b"x")));
+        q.push(Entry::forward(Kind::Sync));
+        assert!(q.is_quiet(true), "a Close never fails");
+        q.push(Entry::forward(Kind::Execute));
+        assert!(!q.is_quiet(false));
     }
 
     #[test]
