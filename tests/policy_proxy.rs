@@ -314,6 +314,38 @@ async fn a_refusal_inside_a_transaction_aborts_it_as_postgres_would() {
     still_usable(&c).await;
 }
 
+/// A refused Query pipelined behind a `BEGIN` whose ReadyForQuery has not come back: the
+/// refusal fails the block the `BEGIN` opened (status `E`, and 25P02 next), as when it is sent
+/// after — not `I` with the server's block still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_pipelined_behind_a_begin_fails_the_block() {
+    let (_pg, proxy) = setup().await;
+    let mut raw = RawClient::connect(proxy.port, "bi", "app").await;
+    // Not a BEGIN the proxy answers itself: it goes to Postgres.
+    raw.query("BEGIN ISOLATION LEVEL SERIALIZABLE").query("SELECT * FROM secrets").flush().await;
+    assert_eq!(raw.until_ready().await.last().unwrap().body, b"T");
+    let refused = raw.until_ready().await;
+    assert_eq!(refused[0].code().as_deref(), Some("42501"), "{:?}", common::raw::summaries(&refused));
+    assert_eq!(refused.last().unwrap().body, b"E", "the block is failed");
+    raw.query("SELECT 1").flush().await;
+    let next = raw.until_ready().await;
+    assert_eq!(next[0].code().as_deref(), Some("25P02"), "{:?}", common::raw::summaries(&next));
+    raw.query("ROLLBACK").flush().await;
+    assert_eq!(raw.until_ready().await.last().unwrap().body, b"I");
+
+    // The same for a refusal by cost, and with more pipelined behind it.
+    raw.query("BEGIN ISOLATION LEVEL SERIALIZABLE").query(COSTLY).query("SELECT 1").flush().await;
+    assert_eq!(raw.until_ready().await.last().unwrap().body, b"T");
+    let refused = raw.until_ready().await;
+    assert_eq!(refused[0].code().as_deref(), Some("54000"), "{:?}", common::raw::summaries(&refused));
+    assert_eq!(refused.last().unwrap().body, b"E");
+    let next = raw.until_ready().await;
+    assert_eq!(next[0].code().as_deref(), Some("25P02"), "{:?}", common::raw::summaries(&next));
+    raw.query("ROLLBACK").flush().await;
+    assert_eq!(raw.until_ready().await.last().unwrap().body, b"I");
+    still_usable(&connect(&proxy.url("bi", "app")).await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_where_applies_to_update_and_delete() {
     let (pg, proxy) = setup().await;

@@ -319,12 +319,16 @@ impl Session {
             }
             Ok(v) => v,
             Err(refusal) => {
-                self.refuse_statement(&refusal, true);
+                if !self.hold_refusal_until_settled(frame) {
+                    self.refuse_statement(&refusal, true);
+                }
                 return Ok(Flow::Continue);
             }
         };
         if let Err(refusal) = self.check_cost(text, &verdict).await {
-            self.refuse_statement(&refusal, true);
+            if !self.hold_refusal_until_settled(frame) {
+                self.refuse_statement(&refusal, true);
+            }
             return Ok(Flow::Continue);
         }
         if self.answer_deallocate(text) || self.answer_held(&verdict.analysis, text).await {

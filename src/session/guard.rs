@@ -10,6 +10,7 @@ use tracing::{debug, info};
 use super::Session;
 use super::queue::{Entry, Kind, Request};
 use crate::sql::{self, Refusal, Verdict};
+use crate::wire::Frame;
 use crate::wire::build::{self, Severity};
 
 /// Run on the server to put an open transaction in the failed state, as a real error would.
@@ -146,6 +147,19 @@ impl Session {
         let mut out = BytesMut::new();
         build::error_response(&mut out, Severity::Error, refusal.sqlstate, &refusal.message);
         self.fail_statement(out, simple);
+    }
+
+    /// A simple Query about to be refused while an earlier answer's ReadyForQuery is still to
+    /// come: the status its own ReadyForQuery must carry, and whether the server's block must
+    /// be failed, are not known until then (a pipelined `BEGIN` may have opened one). Hold it,
+    /// and the client's messages after it, until they are; it is checked again then. True
+    /// when held.
+    pub(super) fn hold_refusal_until_settled(&mut self, frame: &Frame) -> bool {
+        if self.queue.pending_ready() == 0 {
+            return false;
+        }
+        self.park_until(frame, self.syncs_sent);
+        true
     }
 
     /// Answer a statement the proxy fails itself with `reply` (ending in its ErrorResponse), in
