@@ -456,3 +456,38 @@ regression!(
         ],
     }
 );
+
+regression!(
+    /// In a block a named portal outlives its Sync. A read through one was answered from the
+    /// cache, so the portal never existed on the server, and a second Bind of its name got
+    /// BindComplete where Postgres says 42P03 (cursor already exists).
+    seed_210238_a_named_portal_in_a_block_is_not_answered_from_the_cache,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![describe(b'S', ""), bind("", "", &[]), bind("", "", &[]), parse("s2", "SELECT current_setting('app.nope')"), sync()])),
+            step(2, send(vec![parse("", "SELECT current_setting('app.tenant', true)"), bind("", "", &[]), execute("", 0), sync()])),
+            step(1, send(vec![parse("", "SELEC 1"), bind("", "", &[]), execute("", 0), sync(), parse("s1", "SELECT pg_try_advisory_xact_lock(8)"), bind("", "s1", &[]), execute("", 0), parse("", "BEGIN"), describe(b'S', ""), bind("", "", &[]), execute("", 0), sync()])),
+            step(1, send(vec![q("SELECT count(*) FROM item WHERE acct_id = '1'")])),
+            step(1, send(vec![parse("", "SELECT current_setting('app.tenant', true)"), bind("p1", "", &[]), execute("p1", 0), sync(), parse("s2", "SET search_path = other, public"), bind("p1", "s2", &[]), execute("p1", 2), execute("p1", 0), parse("", "SELECT count(*) FROM item WHERE acct_id = $1"), bind("p1", "", &[Some("1")]), execute("p1", 0), parse("", "DELETE FROM acct WHERE id = 5"), bind("p1", "", &[]), execute("p1", 2), execute("p1", 0), sync(), parse("", "UPDATE other.acct SET balance = balance + 1 WHERE id = 1"), bind("", "", &[]), execute("", 0), parse("s1", "COMMIT"), bind("p1", "s1", &[]), execute("p1", 0), close(b'P', "p1"), flush(), sync()])),
+        ],
+    }
+);
+
+regression!(
+    /// The same, smaller: a read through a named portal in a held block, then its name bound
+    /// again.
+    a_named_portal_read_in_a_block_stays_open_for_the_next_bind,
+    Setup::transaction(),
+    Scenario {
+        clients: 3,
+        steps: vec![
+            step(0, send(vec![parse("", "SELECT owner FROM acct WHERE id = 1"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+            step(1, send(vec![q("BEGIN")])),
+            step(1, send(vec![parse("", "SELECT owner FROM acct WHERE id = 1"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+            step(1, send(vec![parse("", "SELECT 2"), bind("p1", "", &[]), execute("p1", 0), sync()])),
+            step(1, send(vec![q("ROLLBACK")])),
+        ],
+    }
+);

@@ -292,6 +292,13 @@ impl Session {
         }
         let (Some(bind), true) = (bind, executed) else { return Plan::Forward };
         let Some(b) = frontend::bind(bind.body()) else { return Plan::Forward };
+        if !b.portal.is_empty() && !self.tx.is_idle() {
+            // In a block a named portal outlives the Sync (until a Close or the block's end):
+            // answered from the cache, it would not be on the server for what the client does
+            // with it next (fuzzer, seed 210238: a second Bind of the name got BindComplete
+            // where Postgres says 42P03).
+            return Plan::Forward;
+        }
         // A statement parsed earlier: its text and types, held here (the session is borrowed
         // mutably below).
         let known: (Bytes, Vec<u32>, Option<u64>);
