@@ -121,6 +121,20 @@ impl UpstreamTls {
             UpstreamTls::VerifyFull => "verify-full",
         }
     }
+
+    /// The mode for an upstream on its Unix-domain socket, where Postgres takes no TLS (nor
+    /// does libpq ask for it): `disable`; `require` and `verify-full` cannot be kept there, and
+    /// are an error (the message, for `upstream.tls`).
+    pub fn on_a_socket(self) -> Result<UpstreamTls, String> {
+        match self {
+            UpstreamTls::Disable | UpstreamTls::Prefer => Ok(UpstreamTls::Disable),
+            UpstreamTls::Require | UpstreamTls::VerifyFull => Err(format!(
+                "{} needs a TCP host: upstream.url names a Unix socket, which Postgres serves without TLS \
+                 (set upstream.tls to prefer or disable)",
+                self.as_str()
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -40,16 +40,8 @@ impl Config {
         }
 
         // upstream
-        if self.upstream_target()?.socket && matches!(self.upstream.tls, UpstreamTls::Require | UpstreamTls::VerifyFull)
-        {
-            return Err(err(
-                "upstream.tls",
-                format!(
-                    "{} needs a TCP host: upstream.url names a Unix socket, which Postgres serves without TLS \
-                     (set upstream.tls to prefer or disable)",
-                    self.upstream.tls.as_str()
-                ),
-            ));
+        if self.upstream_target()?.socket {
+            self.upstream.tls.on_a_socket().map_err(|m| err("upstream.tls", m))?;
         }
         if let Some(ca) = &self.upstream.ca_file {
             check_file("upstream.ca_file", ca)?;

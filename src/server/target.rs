@@ -52,16 +52,9 @@ impl UpstreamTarget {
             Some(Host::Unix(dir)) => (dir.display().to_string(), Some(dir.join(format!(".s.PGSQL.{port}")))),
             None => ("localhost".to_string(), None),
         };
-        let tls_mode = match (&socket, cfg.tls) {
-            (Some(_), UpstreamTls::Require | UpstreamTls::VerifyFull) => {
-                return Err(ServerError::Config(format!(
-                    "upstream.tls: {} needs a TCP host: upstream.url names the Unix socket in {host}, \
-                     which Postgres serves without TLS (set upstream.tls to prefer or disable)",
-                    cfg.tls.as_str()
-                )));
-            }
-            (Some(_), _) => UpstreamTls::Disable,
-            (None, mode) => mode,
+        let tls_mode = match socket {
+            Some(_) => cfg.tls.on_a_socket().map_err(|m| ServerError::Config(format!("upstream.tls: {m}")))?,
+            None => cfg.tls,
         };
         // Not checked for a socket: no certificate is ever asked for there.
         let server_name = match socket {

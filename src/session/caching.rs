@@ -108,16 +108,15 @@ async fn read_keys(
 }
 
 impl Session {
-    /// Whether this session may use the cache at all right now. The transaction status it
-    /// goes by is the last ReadyForQuery's: with one still to come, what was answered since
-    /// (a `BEGIN`, an error in a block) may have changed it, so a read pipelined behind goes
-    /// to Postgres (fuzzer, seed 190252: answered from the cache with status `I` inside a
-    /// block a 42P05 had just failed).
+    /// Whether this session may use the cache at all right now. Only with the transaction
+    /// status settled: a read pipelined behind a ReadyForQuery still to come goes to Postgres
+    /// (fuzzer, seed 190252: answered from the cache with status `I` inside a block a 42P05
+    /// had just failed).
     pub(super) fn cache_usable(&self) -> bool {
         self.shared.cache.enabled()
             && self.private.is_empty()
             && self.tx_reads().usable()
-            && self.queue.pending_ready() == 0
+            && self.status_settled()
             && self.queue.is_quiet(!self.tx.is_idle())
             && self.segment.is_synced()
     }

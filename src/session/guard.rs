@@ -149,13 +149,12 @@ impl Session {
         self.fail_statement(out, simple);
     }
 
-    /// A simple Query about to be refused while an earlier answer's ReadyForQuery is still to
-    /// come: the status its own ReadyForQuery must carry, and whether the server's block must
-    /// be failed, are not known until then (a pipelined `BEGIN` may have opened one). Hold it,
-    /// and the client's messages after it, until they are; it is checked again then. True
-    /// when held.
+    /// A simple Query about to be refused while the transaction status is not settled: the
+    /// status its own ReadyForQuery must carry, and whether the server's block must be failed,
+    /// are not known yet (a pipelined `BEGIN` may have opened one). Hold it, and the client's
+    /// messages after it, until they are; it is checked again then. True when held.
     pub(super) fn hold_refusal_until_settled(&mut self, frame: &Frame) -> bool {
-        if self.queue.pending_ready() == 0 {
+        if self.status_settled() {
             return false;
         }
         self.park_until(frame, self.syncs_sent);

@@ -163,6 +163,12 @@ impl TxReads {
 }
 
 impl Session {
+    /// The transaction status is the last ReadyForQuery's; it is current only with none still
+    /// to come (what was answered since — a `BEGIN`, an error in a block — may have changed it).
+    pub(super) fn status_settled(&self) -> bool {
+        self.queue.pending_ready() == 0
+    }
+
     /// Where the transaction leaves reads (see the module doc).
     pub(super) fn tx_reads(&self) -> TxReads {
         match self.tx.status() {
